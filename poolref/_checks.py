@@ -1,0 +1,60 @@
+"""Checks of the arrays an op is given. Every message names the argument and its value."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy
+
+__all__ = ["check_pool_input", "accumulation_dtype", "check_positive_number", "batch_shape"]
+
+FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
+
+
+def _layout(n: int) -> str:
+    return ("L", "H, W", "D, H, W")[n - 1] if 1 <= n <= 3 else ", ".join(f"S{i}" for i in range(n))
+
+
+def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
+    """Return ``x`` as an array or Tensor of shape (N, C, *spatial) or (C, *spatial) with n spatial dims.
+
+    Anything with ``shape`` and ``dtype`` (numpy, cupy, Tensor) is passed through; other array-likes
+    become numpy arrays. Floating dtypes are accepted, integer dtypes only where ``integer_ok``.
+    """
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        x = numpy.asarray(x)
+    if x.ndim not in (n + 1, n + 2):
+        raise ValueError(
+            f"{op}: {name} must have shape (N, C, {_layout(n)}) or (C, {_layout(n)}), "
+            f"got {name} with shape {tuple(x.shape)}"
+        )
+    dtype = numpy.dtype(x.dtype)
+    is_float = dtype in [numpy.dtype(d) for d in FLOAT_DTYPES]
+    is_int = dtype.kind in "iu"
+    if not (is_float or (integer_ok and is_int)):
+        wanted = "a float16, float32, float64 or integer" if integer_ok else "a float16, float32 or float64"
+        raise TypeError(f"{op}: {name} must be {wanted} array, got {name} with dtype {dtype}")
+    spatial = tuple(x.shape[-n:])
+    if any(s < 1 for s in spatial):
+        raise ValueError(f"{op}: {name} must have non-empty spatial dimensions, got {name} with shape {tuple(x.shape)}")
+    return x
+
+
+def accumulation_dtype(dtype) -> numpy.dtype:
+    """Sums and means run in at least float32 (float16 inputs), and in float64 for float64 inputs."""
+    dtype = numpy.dtype(dtype)
+    return numpy.dtype(numpy.float32) if dtype == numpy.float16 else dtype
+
+
+def check_positive_number(value, name: str, op: str) -> float:
+    """A finite real number > 0 (norm_type, p, r, ...), as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{op}: {name} must be a finite number > 0, got {name}={value!r}")
+    return float(value)
+
+
+def batch_shape(x, n: int) -> tuple[int, ...]:
+    """The leading (non-spatial) dims of ``x``: (N, C), or (C,) for an unbatched input."""
+    return tuple(x.shape[:-n])
+

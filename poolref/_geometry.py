@@ -1,0 +1,418 @@
+r"""Window geometry: the one place that decides where every pooling window lies.
+
+Every windowed op (max, average and Lp pooling, unpooling, and the ops of later families) asks this
+module three questions and nothing else:
+
+1. how long is the output along each spatial axis (``O``), given the input length ``L``, kernel ``k``,
+   stride ``s``, dilation ``d``, padding and ceil mode;
+2. which input positions does output ``o`` read (its *taps* ``o*s - p_begin + m*d`` for
+   ``m = 0 .. k-1``), and which of them lie inside the input rather than in padding;
+3. what does an average divide by.
+
+Per axis (``k_eff = d*(k - 1) + 1`` is the span of a dilated window)::
+
+    O = floor((L + p_begin + p_end - k_eff) / s) + 1          (ceil instead of floor in ceil mode)
+    if ceil_mode and (O - 1)*s >= L + p_begin:  O -= 1        (no window may start in the end padding)
+
+The conventions differ only in details that are all decided here (SEMANTICS.md sections 1 and 3):
+
+============  =====================================  ===================================  ==========
+convention    padding checks                         padding counted in an average        ceil mode
+============  =====================================  ===================================  ==========
+torch         ``2*p <= k`` on each side               yes if ``count_include_pad``          yes
+onnx          none beyond "every window sees input"  yes if ``count_include_pad``          yes
+tensorflow    none beyond "every window sees input"  never                                no
+============  =====================================  ===================================  ==========
+
+Worked example (PyTorch, ``L = 4, k = 3, s = 2, p = 1``, ceil mode): ``(4 + 2 - 3) / 2 = 1.5`` so
+``O = ceil(1.5) + 1 = 3``; the last window starts at ``2*2 - 1 = 3 < L``, so it is kept:
+
+>>> axis = axis_windows(4, kernel=3, stride=2, padding=(1, 1), dilation=1, ceil_mode=True)
+>>> axis.out_length, axis.taps().tolist()
+(3, [[-1, 0, 1], [1, 2, 3], [3, 4, 5]])
+
+Tap 5 lies beyond the end padding (``L + p_end = 5``): PyTorch's average does not count it, so the last
+window divides by 2, not 3:
+
+>>> axis.counted_taps(count_padding=True).tolist()
+[3, 3, 2]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy
+
+__all__ = [
+    "CONVENTIONS",
+    "AxisWindows",
+    "WindowGeometry",
+    "TapTable",
+    "axis_windows",
+    "pool_geometry",
+    "adaptive_tap_table",
+    "adaptive_bins",
+    "as_int_tuple",
+    "check_convention",
+    "resolve_padding",
+    "unpool_output_shape",
+]
+
+CONVENTIONS = ("torch", "onnx", "tensorflow")
+SAME_PADDINGS = ("same", "same_upper", "same_lower")
+
+
+# --------------------------------------------------------------------------------------------------
+# Argument parsing shared by every windowed op
+# --------------------------------------------------------------------------------------------------
+def check_convention(convention, op: str, allowed=CONVENTIONS) -> str:
+    """Return ``convention`` if it is one of ``allowed``, else raise a ValueError naming it."""
+    if not isinstance(convention, str) or convention not in allowed:
+        raise ValueError(f"{op}: convention must be one of {allowed}, got convention={convention!r}")
+    return convention
+
+
+def _is_int(value) -> bool:
+    # bool is an int subclass in Python, but kernel_size=True is a bug, not a size
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def as_int_tuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
+    """Expand an int or a length-``n`` sequence of ints into an n-tuple (PyTorch's ``_ntuple``).
+
+    >>> as_int_tuple(2, 3, "kernel_size", "max_pool3d")
+    (2, 2, 2)
+    """
+    if _is_int(value):
+        return (int(value),) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+        return tuple(int(v) for v in value)
+    raise TypeError(f"{op}: {name} must be an int or a sequence of {n} ints, got {name}={value!r}")
+
+
+def resolve_padding(padding, lengths, kernel, stride, dilation, op: str):
+    """Turn any accepted ``padding`` into per-axis ``(begin, end)`` pairs.
+
+    Accepted forms: an int; one int per axis (symmetric); one ``(begin, end)`` pair per axis; or
+    ``"valid"`` (no padding), ``"same"`` = ``"same_upper"``, ``"same_lower"``. The "same" modes make
+    ``O = ceil(L / s)`` with a total padding of ``max((O - 1)*s + k_eff - L, 0)``, its odd cell at the
+    end (upper) or at the beginning (lower), as ONNX's ``auto_pad`` and TensorFlow's ``SAME`` do.
+
+    >>> resolve_padding("same_lower", (5,), (2,), (1,), (1,), "max_pool1d")
+    ((1, 0),)
+    >>> resolve_padding(((0, 1), (2, 2)), (4, 4), (3, 3), (1, 1), (1, 1), "max_pool2d")
+    ((0, 1), (2, 2))
+    """
+    n = len(lengths)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * n
+        if mode not in SAME_PADDINGS:
+            raise ValueError(
+                f"{op}: padding must be an int, a tuple, 'valid', 'same', 'same_upper' or "
+                f"'same_lower', got padding={padding!r}"
+            )
+        pairs = []
+        for L, k, s, d in zip(lengths, kernel, stride, dilation):
+            out = -(-L // s)  # ceil(L / s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - L, 0)
+            small, large = total // 2, total - total // 2
+            pairs.append((small, large) if mode in ("same", "same_upper") else (large, small))
+        return tuple(pairs)
+    if _is_int(padding):
+        pairs = ((int(padding), int(padding)),) * n
+    elif isinstance(padding, (tuple, list)) and len(padding) == n and all(_is_int(p) for p in padding):
+        pairs = tuple((int(p), int(p)) for p in padding)
+    elif (
+        isinstance(padding, (tuple, list))
+        and len(padding) == n
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p) for p in padding)
+    ):
+        pairs = tuple((int(p[0]), int(p[1])) for p in padding)
+    else:
+        raise TypeError(
+            f"{op}: padding must be an int, {n} ints, {n} (begin, end) pairs or a string, got padding={padding!r}"
+        )
+    if any(p < 0 for pair in pairs for p in pair):
+        raise ValueError(f"{op}: padding must be non-negative, got padding={padding!r}")
+    return pairs
+
+
+# --------------------------------------------------------------------------------------------------
+# Regular windows along one axis
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AxisWindows:
+    """Geometry of the regular windows along one spatial axis.
+
+    Output ``o`` reads the input positions ``o*stride - pad_begin + m*dilation`` for
+    ``m = 0 .. kernel-1``; positions outside ``[0, length)`` are padding (or ceil-mode overhang, past
+    ``length + pad_end``).
+    """
+
+    length: int
+    kernel: int
+    stride: int
+    dilation: int
+    pad_begin: int
+    pad_end: int
+    out_length: int
+
+    @property
+    def effective_kernel(self) -> int:
+        return self.dilation * (self.kernel - 1) + 1
+
+    @property
+    def end_overhang(self) -> int:
+        """Cells the last window reaches past the end padding (ceil mode only; 0 otherwise)."""
+        last_tap = (self.out_length - 1) * self.stride - self.pad_begin + self.effective_kernel - 1
+        return max(0, last_tap + 1 - (self.length + self.pad_end))
+
+    def starts(self) -> numpy.ndarray:
+        """(O,) input position of each window's first tap (negative inside the begin padding)."""
+        return numpy.arange(self.out_length) * self.stride - self.pad_begin
+
+    def taps(self) -> numpy.ndarray:
+        """(O, k) input position of every tap of every window."""
+        return self.starts()[:, None] + numpy.arange(self.kernel)[None, :] * self.dilation
+
+    def inside(self) -> numpy.ndarray:
+        """(O, k) True where the tap reads the input, False where it reads padding or overhang."""
+        taps = self.taps()
+        return (taps >= 0) & (taps < self.length)
+
+    def counted_taps(self, count_padding: bool) -> numpy.ndarray:
+        """(O,) how many taps an average divides by along this axis.
+
+        With ``count_padding`` the taps inside the input or its padding (``position < L + p_end``;
+        PyTorch's ``pool_size``, which leaves out the ceil-mode overhang); without, only the taps
+        inside the input.
+        """
+        taps = self.taps()
+        low, high = (-self.pad_begin, self.length + self.pad_end) if count_padding else (0, self.length)
+        return ((taps >= low) & (taps < high)).sum(axis=1)
+
+    def tap_slice(self, m: int) -> slice:
+        """Slice of the *padded* axis holding tap ``m`` of every window, in output order."""
+        first = m * self.dilation
+        return slice(first, first + (self.out_length - 1) * self.stride + 1, self.stride)
+
+    def tap_table(self) -> "TapTable":
+        return TapTable(self.taps(), self.inside())
+
+
+def output_length(length, kernel, stride, pad_begin, pad_end, dilation, ceil_mode) -> int:
+    """Output length along one axis (PyTorch's and ONNX's formula, with the ceil-mode rule)."""
+    span = length + pad_begin + pad_end - (dilation * (kernel - 1) + 1)
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= length + pad_begin:
+        out -= 1  # that window would start in the end padding: PyTorch (and ONNX >= 1.16) drop it
+    return out
+
+
+def axis_windows(length, kernel, stride, padding, dilation, ceil_mode) -> AxisWindows:
+    """Build the :class:`AxisWindows` of one axis from already-checked arguments."""
+    pad_begin, pad_end = padding
+    out = output_length(length, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
+    return AxisWindows(length, kernel, stride, dilation, pad_begin, pad_end, out)
+
+
+# --------------------------------------------------------------------------------------------------
+# All axes together
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class WindowGeometry:
+    """Regular windows over all spatial axes: one :class:`AxisWindows` per axis, outermost first."""
+
+    axes: tuple[AxisWindows, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(a.length for a in self.axes)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(a.out_length for a in self.axes)
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        return tuple(a.kernel for a in self.axes)
+
+    @property
+    def kernel_volume(self) -> int:
+        return math.prod(self.kernel)
+
+    @property
+    def pad_widths(self) -> tuple[tuple[int, int], ...]:
+        """Per axis ``(begin, end)`` cells to add so that every tap, overhang included, is addressable."""
+        return tuple((a.pad_begin, a.pad_end + a.end_overhang) for a in self.axes)
+
+    @property
+    def needs_padding(self) -> bool:
+        return any(b or e for b, e in self.pad_widths)
+
+    def tap_offsets(self):
+        """Every tap of the kernel as a tuple ``(m_0, .., m_{n-1})``, in row-major (scan) order."""
+        return itertools.product(*(range(a.kernel) for a in self.axes))
+
+    def tap_slices(self, offsets) -> tuple[slice, ...]:
+        """Slices of the padded input holding tap ``offsets`` of every window."""
+        return tuple(a.tap_slice(m) for a, m in zip(self.axes, offsets))
+
+    def tap_tables(self) -> tuple["TapTable", ...]:
+        return tuple(a.tap_table() for a in self.axes)
+
+    def divisor(self, count_padding: bool, divisor_override=None) -> numpy.ndarray:
+        """(O_0, .., O_{n-1}) what each window's average divides by (a product of per-axis counts)."""
+        if divisor_override is not None:
+            return numpy.full(self.out_shape, float(divisor_override))
+        return _outer_product([a.counted_taps(count_padding).astype(numpy.float64) for a in self.axes])
+
+
+def _outer_product(vectors) -> numpy.ndarray:
+    result = numpy.ones(())
+    for v in vectors:
+        result = numpy.multiply.outer(result, v)
+    return result
+
+
+def pool_geometry(
+    spatial_shape,
+    kernel_size,
+    stride,
+    padding,
+    dilation,
+    ceil_mode,
+    convention: str,
+    op: str,
+) -> WindowGeometry:
+    """Check a windowed op's arguments the way ``convention`` does and return its geometry.
+
+    Raises ValueError or TypeError naming the offending argument and its value: non-positive
+    kernel, stride or dilation; padding over half the kernel (PyTorch: ``2*p <= k`` on each side, the
+    kernel size, not the dilated span, as PyTorch 2.13 checks); a window that sees no input element
+    (padding too large); an output smaller than 1; ceil mode or ``same_lower`` under TensorFlow,
+    which has neither.
+
+    >>> pool_geometry((5, 5), 2, None, 0, 1, False, "torch", "max_pool2d").out_shape
+    (2, 2)
+    """
+    n = len(spatial_shape)
+    check_convention(convention, op)
+    kernel = as_int_tuple(kernel_size, n, "kernel_size", op)
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else (
+        as_int_tuple(stride, n, "stride", op)
+    )
+    dilation = as_int_tuple(dilation, n, "dilation", op)
+    for name, value in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation)):
+        if any(v <= 0 for v in value):
+            raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
+    if not isinstance(ceil_mode, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: ceil_mode must be a bool, got ceil_mode={ceil_mode!r}")
+    if convention == "tensorflow":
+        if ceil_mode:
+            raise ValueError(f"{op}: convention='tensorflow' has no ceil mode, got ceil_mode={ceil_mode!r}")
+        if isinstance(padding, str) and padding.lower() == "same_lower":
+            raise ValueError(f"{op}: convention='tensorflow' has no padding='same_lower'")
+    pads = resolve_padding(padding, spatial_shape, kernel, stride, dilation, op)
+    explicit = not isinstance(padding, str)
+    if convention == "torch" and explicit:
+        for (begin, end), k in zip(pads, kernel):
+            if 2 * max(begin, end) > k:
+                raise ValueError(
+                    f"{op}: padding must be at most half of kernel_size, got padding={padding!r} "
+                    f"with kernel_size={kernel_size!r}"
+                )
+    axes = tuple(
+        axis_windows(L, k, s, p, d, bool(ceil_mode)) for L, k, s, p, d in zip(spatial_shape, kernel, stride, pads, dilation)
+    )
+    for axis in axes:
+        if axis.out_length < 1:
+            raise ValueError(
+                f"{op}: output size is too small: input size {tuple(spatial_shape)} with "
+                f"kernel_size={kernel_size!r}, stride={stride}, padding={padding!r}, dilation={dilation} "
+                f"gives output length {axis.out_length}"
+            )
+        if not axis.inside().any(axis=1).all():
+            raise ValueError(
+                f"{op}: padding is too large: with padding={padding!r}, kernel_size={kernel_size!r} and "
+                f"dilation={dilation} a window covers only padding"
+            )
+    return WindowGeometry(axes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Irregular windows: adaptive bins and unpooling
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TapTable:
+    """For each output position ``o`` along one axis, the input positions its taps read.
+
+    ``positions`` (O, K) holds in-range positions (taps beyond a short window repeat its last
+    position, so gathers never go out of bounds); ``inside`` (O, K) marks the taps that belong to
+    the window.
+    """
+
+    positions: numpy.ndarray
+    inside: numpy.ndarray
+
+    @property
+    def taps_per_window(self) -> int:
+        return self.positions.shape[1]
+
+
+def adaptive_bins(length: int, out_length: int) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """Bin ``i`` of ``O`` over ``L`` is ``[floor(i*L/O), ceil((i+1)*L/O))`` (integer arithmetic).
+
+    >>> starts, ends = adaptive_bins(8, 6)
+    >>> list(zip(starts.tolist(), ends.tolist()))
+    [(0, 2), (1, 3), (2, 4), (4, 6), (5, 7), (6, 8)]
+    """
+    i = numpy.arange(out_length)
+    starts = (i * length) // out_length
+    ends = -((-(i + 1) * length) // out_length)
+    return starts, ends
+
+
+def adaptive_tap_table(length: int, out_length: int) -> TapTable:
+    """The adaptive bins of one axis as a :class:`TapTable` with K = the longest bin."""
+    starts, ends = adaptive_bins(length, out_length)
+    longest = int((ends - starts).max())
+    positions = starts[:, None] + numpy.arange(longest)[None, :]
+    inside = positions < ends[:, None]
+    return TapTable(numpy.minimum(positions, ends[:, None] - 1), inside)
+
+
+def unpool_output_shape(in_shape, kernel, stride, pads, output_size, op: str) -> tuple[int, ...]:
+    """Spatial output shape of max unpooling: ``(L_in - 1)*s - p_begin - p_end + k`` per axis by default.
+
+    A given ``output_size`` (spatial dims, optionally preceded by N and C) must lie strictly within
+    ``stride`` of the default, as PyTorch requires.
+    """
+    n = len(in_shape)
+    default = tuple(
+        (L - 1) * s - b - e + k for L, s, (b, e), k in zip(in_shape, stride, pads, kernel)
+    )
+    if output_size is None:
+        if any(v < 1 for v in default):
+            raise ValueError(f"{op}: the default output size {default} is not positive")
+        return default
+    if not isinstance(output_size, (tuple, list)) or len(output_size) not in (n, n + 1, n + 2):
+        raise TypeError(f"{op}: output_size must be a sequence of {n} ints, got output_size={output_size!r}")
+    size = as_int_tuple(tuple(output_size)[-n:], n, "output_size", op)
+    for d, (want, base, s) in enumerate(zip(size, default, stride)):
+        if not base - s < want < base + s:
+            raise ValueError(
+                f"{op}: output_size={tuple(output_size)!r} must be within the stride of the default "
+                f"size {default} (axis {d}: between {base - s} and {base + s}, exclusive)"
+            )
+    return size

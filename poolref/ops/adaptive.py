@@ -1,0 +1,374 @@
+r"""Adaptive and global pooling: the output size is given, the windows (bins) follow from it.
+
+Bin ``i`` of ``O`` over an axis of length ``L`` is ``[floor(i*L/O), ceil((i+1)*L/O))``
+(:func:`poolref._geometry.adaptive_bins`): bins may overlap and need not be equal, e.g. 8 -> 6 gives
+``[0,2) [1,3) [2,4) [4,6) [5,7) [6,8)``. Global pooling is the case ``O = 1`` on every axis.
+
+Adaptive average pooling is a separable linear map: along each axis, a 0/1 *bin matrix* ``B``
+(O, L) sums the bins, and the result is divided by the bin areas. Its backward is its transpose
+(``B.T`` along each axis). Adaptive max pooling scans the taps of each bin like max pooling, with
+the same tie and NaN rules, and its backward is the same scatter.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy
+
+from .._backend import array_module
+from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._geometry import adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
+from ..autograd.function import apply, define_function
+from .window import LP_POOL, _first_inside_tap, _flat_indices, _lowest, _take_larger, scatter_to_planes
+
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "global_avg_pool", "global_max_pool", "global_lp_pool",
+]
+
+
+def _bin_matrix(length: int, out_length: int, dtype, xp):
+    """(O, L) 0/1 matrix: row ``i`` marks the elements of bin ``i``."""
+    starts, ends = adaptive_bins(length, out_length)
+    positions = numpy.arange(length)
+    matrix = (positions[None, :] >= starts[:, None]) & (positions[None, :] < ends[:, None])
+    return xp.asarray(matrix, dtype=dtype)
+
+
+def _apply_along(x, matrix, dim: int):
+    """Contract ``matrix`` (A, B) with dimension ``dim`` (length B) of ``x``; that dimension becomes A."""
+    xp = array_module(x)
+    return xp.moveaxis(xp.tensordot(x, matrix, axes=([dim], [1])), -1, dim)
+
+
+def _bin_areas(in_shape, output_size, xp, dtype):
+    """(O..) number of elements in each bin box: the product of per-axis bin lengths."""
+    area = numpy.ones(())
+    for length, out_length in zip(in_shape, output_size):
+        starts, ends = adaptive_bins(length, out_length)
+        area = numpy.multiply.outer(area, (ends - starts).astype(numpy.float64))
+    return xp.asarray(area, dtype=dtype)
+
+
+# ==================================================================================================
+# Adaptive average pooling
+# ==================================================================================================
+class AdaptiveAvgSaved(NamedTuple):
+    matrices: tuple  # per axis (O_a, L_a) bin matrix
+    area: object  # (O..) bin areas
+    dtype: numpy.dtype
+
+
+def _adaptive_avg_forward(x, *, output_size: tuple):
+    xp = array_module(x)
+    n = len(output_size)
+    accumulate = accumulation_dtype(x.dtype)
+    in_shape = x.shape[x.ndim - n:]
+    matrices = tuple(_bin_matrix(L, O, accumulate, xp) for L, O in zip(in_shape, output_size))
+    summed = x.astype(accumulate, copy=False)
+    for a, matrix in enumerate(matrices):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
+        summed = _apply_along(summed, matrix, x.ndim - n + a)
+    area = _bin_areas(in_shape, output_size, xp, accumulate)
+    y = xp.ascontiguousarray(summed / area).astype(x.dtype, copy=False)
+    return y, AdaptiveAvgSaved(matrices, area, x.dtype)
+
+
+def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
+    # the transpose of the forward: divide by the areas, then B.T along each axis
+    xp = array_module(grad_y)
+    n = len(saved.matrices)
+    spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area
+    for a, matrix in enumerate(saved.matrices):
+        spread = _apply_along(spread, matrix.T, grad_y.ndim - n + a)
+    return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)
+
+
+ADAPTIVE_AVG_POOL = define_function("adaptive_avg_pool", _adaptive_avg_forward, _adaptive_avg_backward)
+
+
+def _output_size(output_size, x, n, op):
+    """PyTorch allows None for "keep this axis's input size"."""
+    if isinstance(output_size, (tuple, list)) and len(output_size) == n:
+        output_size = tuple(x.shape[x.ndim - n + a] if v is None else v for a, v in enumerate(output_size))
+    size = as_int_tuple(output_size, n, "output_size", op)
+    if any(v <= 0 for v in size):
+        raise ValueError(f"{op}: output_size must be positive, got output_size={output_size!r}")
+    return size
+
+
+def _adaptive_avg(x, n, op, output_size):
+    x = check_pool_input(x, n, op, integer_ok=False)
+    return apply(ADAPTIVE_AVG_POOL, x, output_size=_output_size(output_size, x, n, op))
+
+
+_ADAPTIVE_AVG_NOTES = r"""
+    Notes
+    -----
+    Along each axis bin :math:`i` is :math:`B_i = [\lfloor iL/O \rfloor, \lceil (i+1)L/O \rceil)`;
+    the window of output :math:`o` is the box of its per-axis bins, and
+
+    .. math:: y_o = \frac{1}{|W_o|} \sum_{i \in W_o} x_i, \qquad
+              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{|W_o|} \frac{\partial L}{\partial y_o}
+
+    computed as a separable linear map (a 0/1 bin matrix per axis) and its transpose.
+"""
+
+
+def adaptive_avg_pool1d(x, output_size):
+    r"""1-D adaptive average pooling of (N, C, L) or (C, L) to length ``output_size``.
+
+    Notes
+    -----
+    :math:`y_i = \operatorname{mean}_{j \in B_i} x_j` with
+    :math:`B_i = [\lfloor iL/O \rfloor, \lceil (i+1)L/O \rceil)`; backward spreads
+    :math:`\partial L/\partial y_i / |B_i|` over :math:`B_i`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_avg_pool1d(np.array([[0., 1., 2., 3., 4.]]), 2)
+    array([[1. , 3. ]])
+    """
+    return _adaptive_avg(x, 1, "adaptive_avg_pool1d", output_size)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    r"""2-D adaptive average pooling to a given output size.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating-point input.
+    output_size : int or (int or None, int or None)
+        ``(H_out, W_out)``; None keeps that axis's input size.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+""" + _ADAPTIVE_AVG_NOTES + r"""
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_avg_pool2d(np.arange(9.).reshape(1, 3, 3), 2)
+    array([[[2., 3.],
+            [5., 6.]]])
+    """
+    return _adaptive_avg(x, 2, "adaptive_avg_pool2d", output_size)
+
+
+def adaptive_avg_pool3d(x, output_size):
+    r"""3-D adaptive average pooling of (N, C, D, H, W) or (C, D, H, W); see :func:`adaptive_avg_pool2d`.
+
+    Notes
+    -----
+    :math:`y_o = \operatorname{mean}_{i \in W_o} x_i` over the box of per-axis bins; backward spreads
+    :math:`\partial L/\partial y_o / |W_o|` over :math:`W_o`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_avg_pool3d(np.arange(8.).reshape(1, 2, 2, 2), 1)
+    array([[[[3.5]]]])
+    """
+    return _adaptive_avg(x, 3, "adaptive_avg_pool3d", output_size)
+
+
+# ==================================================================================================
+# Adaptive max pooling
+# ==================================================================================================
+class AdaptiveMaxSaved(NamedTuple):
+    indices: object  # (.., O..) flat in-plane index of each bin's maximum
+    in_shape: tuple
+    ndim: int
+
+
+def _adaptive_max_forward(x, *, output_size: tuple):
+    xp = array_module(x)
+    n = len(output_size)
+    lead = x.shape[: x.ndim - n]
+    in_shape = x.shape[x.ndim - n:]
+    tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
+    taps_per_axis = tuple(t.taps_per_window for t in tables)
+    best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
+    winner = xp.empty(best.shape, dtype=numpy.int64)
+    winner[...] = _first_inside_tap(tables, taps_per_axis, xp)
+    check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
+    # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a
+    shapes = [[-1 if b == a else 1 for b in range(n)] for a in range(n)]
+    for tap_number, offsets in enumerate(numpy.ndindex(*taps_per_axis)):
+        gather = tuple(xp.asarray(t.positions[:, m]).reshape(s) for t, m, s in zip(tables, offsets, shapes))
+        inside = numpy.ones((1,) * n, dtype=bool)
+        for t, m, s in zip(tables, offsets, shapes):
+            inside = inside & t.inside[:, m].reshape(s)
+        value = x[(Ellipsis,) + gather]  # (.., O..): tap ``offsets`` of every bin
+        if not inside.all():
+            # a tap past a short bin's end is no part of that bin: make it lose every comparison
+            value = xp.where(xp.asarray(inside), value, _lowest(x.dtype))
+        _take_larger(best, winner, value, tap_number, check_nan, xp)
+    indices = _flat_indices(winner, tables, in_shape, taps_per_axis)
+    return (best, indices), AdaptiveMaxSaved(indices, x.shape, n)
+
+
+def _adaptive_max_backward(saved: AdaptiveMaxSaved, grad_values, _grad_indices):
+    return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
+
+
+ADAPTIVE_MAX_POOL = define_function("adaptive_max_pool", _adaptive_max_forward, _adaptive_max_backward)
+
+
+def _adaptive_max(x, n, op, output_size, return_indices):
+    x = check_pool_input(x, n, op, integer_ok=True)
+    values, indices = apply(ADAPTIVE_MAX_POOL, x, output_size=_output_size(output_size, x, n, op))
+    return (values, indices) if return_indices else values
+
+
+_ADAPTIVE_MAX_NOTES = r"""
+    Notes
+    -----
+    With the bins of :func:`adaptive_avg_pool2d`,
+
+    .. math:: y_o = \max_{i \in W_o} x_i, \qquad
+              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
+
+    Ties go to the first element in scan order; a NaN wins and the last NaN's index is kept (as
+    PyTorch). Indices are flat within each (n, c) plane.
+"""
+
+
+def adaptive_max_pool1d(x, output_size, return_indices=False):
+    r"""1-D adaptive max pooling of (N, C, L) or (C, L); see :func:`adaptive_max_pool2d`.
+
+    Notes
+    -----
+    :math:`y_i = \max_{j \in B_i} x_j`; backward scatters :math:`\partial L/\partial y_i` to the argmax.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_max_pool1d(np.array([[0., 4., 2., 3., 1.]]), 2, return_indices=True)
+    (array([[4., 3.]]), array([[1, 3]]))
+    """
+    return _adaptive_max(x, 1, "adaptive_max_pool1d", output_size, return_indices)
+
+
+def adaptive_max_pool2d(x, output_size, return_indices=False):
+    r"""2-D adaptive max pooling to a given output size.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating or integer input.
+    output_size : int or (int or None, int or None)
+        ``(H_out, W_out)``; None keeps that axis's input size.
+    return_indices : bool
+        Also return each maximum's flat index ``h*W + w`` within its plane.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+    indices : int64 array or Tensor (only with ``return_indices``)
+""" + _ADAPTIVE_MAX_NOTES + r"""
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_max_pool2d(np.arange(9.).reshape(1, 3, 3), 2)
+    array([[[4., 5.],
+            [7., 8.]]])
+    """
+    return _adaptive_max(x, 2, "adaptive_max_pool2d", output_size, return_indices)
+
+
+def adaptive_max_pool3d(x, output_size, return_indices=False):
+    r"""3-D adaptive max pooling of (N, C, D, H, W) or (C, D, H, W); see :func:`adaptive_max_pool2d`.
+
+    Notes
+    -----
+    :math:`y_o = \max_{i \in W_o} x_i`; backward scatters :math:`\partial L/\partial y_o` to the argmax.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.adaptive_max_pool3d(np.arange(8.).reshape(1, 2, 2, 2), 1, return_indices=True)
+    (array([[[[7.]]]]), array([[[[7]]]]))
+    """
+    return _adaptive_max(x, 3, "adaptive_max_pool3d", output_size, return_indices)
+
+
+# ==================================================================================================
+# Global pooling: one bin per (n, c) plane, dims kept
+# ==================================================================================================
+def _spatial_dims(x, op):
+    if not hasattr(x, "shape"):
+        x = numpy.asarray(x)
+    if x.ndim < 3:
+        raise ValueError(f"{op}: x must have shape (N, C, *spatial) with at least one spatial dim, got shape {tuple(x.shape)}")
+    return x, x.ndim - 2
+
+
+def global_avg_pool(x):
+    r"""Mean over all spatial dims of (N, C, *spatial), keeping them as size 1: (N, C, 1, ..., 1).
+
+    Notes
+    -----
+    :math:`y_{nc} = \frac{1}{|S|} \sum_{s \in S} x_{ncs}`; backward
+    :math:`\partial L/\partial x_{ncs} = \frac{1}{|S|} \partial L/\partial y_{nc}`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.global_avg_pool(np.arange(8.).reshape(1, 2, 4))
+    array([[[1.5],
+            [5.5]]])
+    """
+    x, n = _spatial_dims(x, "global_avg_pool")
+    x = check_pool_input(x, n, "global_avg_pool", integer_ok=False)
+    return apply(ADAPTIVE_AVG_POOL, x, output_size=(1,) * n)
+
+
+def global_max_pool(x):
+    r"""Max over all spatial dims of (N, C, *spatial), keeping them as size 1: (N, C, 1, ..., 1).
+
+    Notes
+    -----
+    :math:`y_{nc} = \max_{s} x_{ncs}` (first of ties, NaN wins); backward sends
+    :math:`\partial L/\partial y_{nc}` to the argmax.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.global_max_pool(np.array([[[1., 5., 2.]]]))
+    array([[[5.]]])
+    """
+    x, n = _spatial_dims(x, "global_max_pool")
+    x = check_pool_input(x, n, "global_max_pool", integer_ok=True)
+    values, _ = apply(ADAPTIVE_MAX_POOL, x, output_size=(1,) * n)
+    return values
+
+
+def global_lp_pool(x, norm_type, *, convention="torch"):
+    r"""Lp pooling with one window covering all spatial dims of (N, C, *spatial): (N, C, 1, ..., 1).
+
+    Notes
+    -----
+    The whole-plane case of :func:`lp_pool2d`: ``convention="torch"`` gives
+    :math:`y = (\sum_s x_s^p)^{1/p}` (no abs), ``"onnx"`` (ONNX ``GlobalLpPool``) the true norm
+    :math:`y = (\sum_s |x_s|^p)^{1/p}`; backward
+    :math:`\partial L/\partial x_s = \partial L/\partial y \; y^{1-p} x_s^{p-1}` (``sign(x)|x|^{p-1}``
+    under onnx), zero where the sum is zero.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.global_lp_pool(np.array([[[3., -4.]]]), 2)
+    array([[[5.]]])
+    """
+    op = "global_lp_pool"
+    x, n = _spatial_dims(x, op)
+    x = check_pool_input(x, n, op, integer_ok=False)
+    p = check_positive_number(norm_type, "norm_type", op)
+    check_convention(convention, op, allowed=("torch", "onnx"))
+    spatial = tuple(x.shape[2:])
+    geometry = pool_geometry(spatial, spatial, None, 0, 1, False, convention, op)
+    return apply(LP_POOL, x, p=p, geometry=geometry, convention=convention)

@@ -1,0 +1,767 @@
+r"""Windowed pooling: max, average and Lp pooling in 1, 2 and 3 dimensions, and max unpooling.
+
+Each op is a pair of pure functions, ``_<op>_forward`` and ``_<op>_backward``, registered with the
+tape by :func:`poolref.autograd.define_function`, and a public function that checks its arguments,
+asks :mod:`poolref._geometry` where the windows lie and applies the pair. The pairs are adjoint in the
+way Chainer makes explicit:
+
+* average pooling is linear, so its backward is its transpose: each window's gradient is spread back
+  over the window's taps (:func:`_window_sum_adjoint` is the transpose of :func:`_window_sum`);
+* max pooling selects, so its backward is a scatter of each gradient onto the selected element, whose
+  adjoint is a gather; max *unpooling* is that scatter, and its backward is the gather.
+
+The vectorised code never loops over output pixels, batch or channels: it loops over the few kernel
+taps and reads, for each tap, a strided view of the padded input that holds that tap for every window
+at once (``geometry.tap_slices``). The plain-loop references in :mod:`poolref.reference.window` are
+the executable specification these functions are tested against.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy
+
+from .._backend import array_module
+from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._geometry import (
+    TapTable,
+    WindowGeometry,
+    as_int_tuple,
+    check_convention,
+    pool_geometry,
+    resolve_padding,
+    unpool_output_shape,
+)
+from ..autograd.function import apply, define_function
+
+__all__ = [
+    "max_pool1d", "max_pool2d", "max_pool3d",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d",
+    "lp_pool1d", "lp_pool2d", "lp_pool3d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d",
+]
+
+
+# ==================================================================================================
+# Shared array helpers
+# ==================================================================================================
+def _pad(x, geometry: WindowGeometry, fill):
+    """Copy ``x`` into a buffer padded with ``fill`` so that every tap of every window is addressable.
+
+    (..., L_0, .., L_{n-1}) -> (..., L_0 + b_0 + e_0, ..): ``b`` is the begin padding, ``e`` the end
+    padding plus the ceil-mode overhang. Returns ``x`` itself (no copy) when no padding is needed.
+    """
+    if not geometry.needs_padding:
+        return x
+    xp = array_module(x)
+    n = geometry.ndim
+    lead = x.shape[: x.ndim - n]
+    padded_shape = lead + tuple(L + b + e for L, (b, e) in zip(geometry.in_shape, geometry.pad_widths))
+    padded = xp.full(padded_shape, fill, dtype=x.dtype)
+    interior = tuple(slice(b, b + L) for L, (b, _) in zip(geometry.in_shape, geometry.pad_widths))
+    padded[(Ellipsis,) + interior] = x
+    return padded
+
+
+def _axis_index(ndim: int, dim: int, index) -> tuple:
+    """An index tuple that applies ``index`` to dimension ``dim`` and takes everything elsewhere."""
+    key = [slice(None)] * ndim
+    key[dim] = index
+    return tuple(key)
+
+
+def _window_sum(x, geometry: WindowGeometry):
+    """Sum of every window's taps; padding and overhang read as zero. (.., L..) -> (.., O..).
+
+    A box sum is separable, so we sum along one axis at a time: k_0 + k_1 + .. strided adds instead
+    of k_0 * k_1 * .. of them.
+    """
+    xp = array_module(x)
+    n = geometry.ndim
+    total = _pad(x, geometry, 0)
+    for a, axis in enumerate(geometry.axes):
+        dim = total.ndim - n + a
+        along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
+        for m in range(1, axis.kernel):
+            xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
+        total = along
+    return total
+
+
+def _window_sum_adjoint(g, geometry: WindowGeometry):
+    """Transpose of :func:`_window_sum`: each window's value is added to every one of its taps.
+
+    (.., O..) -> (.., L..); what lands in padding is dropped.
+    """
+    xp = array_module(g)
+    n = geometry.ndim
+    spread = g
+    for a in reversed(range(n)):
+        axis = geometry.axes[a]
+        begin, end = geometry.pad_widths[a]
+        dim = spread.ndim - n + a
+        shape = list(spread.shape)
+        shape[dim] = axis.length + begin + end
+        wide = xp.zeros(shape, dtype=g.dtype)
+        for m in range(axis.kernel):
+            view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
+            xp.add(view, spread, out=view)
+        spread = wide[_axis_index(wide.ndim, dim, slice(begin, begin + axis.length))]
+    return xp.ascontiguousarray(spread)
+
+
+def _spatial_index(table_axis: int, n: int, out_length: int, xp):
+    """arange(O) shaped to broadcast along spatial axis ``table_axis`` of an (.., O_0, .., O_{n-1}) array."""
+    shape = [1] * n
+    shape[table_axis] = out_length
+    return xp.arange(out_length).reshape(shape)
+
+
+def _flat_indices(winner, tables: tuple[TapTable, ...], in_shape, kernel):
+    """Turn the number of each window's winning tap into a flat index within its (n, c) plane.
+
+    ``winner`` (.., O_0, .., O_{n-1}) counts taps in row-major order over ``kernel``; the tap tables
+    give each axis's input position. PyTorch's layout: ``h*W + w`` in 2-D, ``(d*H + h)*W + w`` in 3-D.
+    """
+    xp = array_module(winner)
+    n = len(tables)
+    flat = xp.zeros(winner.shape, dtype=numpy.int64)
+    remaining = winner.astype(numpy.int64)
+    for a in reversed(range(n)):  # peel the fastest axis off first
+        tap = remaining % kernel[a]
+        remaining //= kernel[a]
+        positions = xp.asarray(tables[a].positions)
+        position = positions[_spatial_index(a, n, positions.shape[0], xp), tap]
+        flat += position * math.prod(in_shape[a + 1:])
+    return flat
+
+
+def _first_inside_tap(tables: tuple[TapTable, ...], kernel, xp):
+    """(O_0, .., O_{n-1}) number of each window's first tap inside the input, in row-major order.
+
+    This is where PyTorch's running max starts (``maxindex`` before the scan), so a window whose
+    values are all -inf reports its first input element, as PyTorch does.
+    """
+    n = len(tables)
+    number = xp.zeros((1,) * n, dtype=numpy.int64)
+    for a, table in enumerate(tables):
+        first = xp.asarray(table.inside.argmax(axis=1))  # every window has an inside tap (checked)
+        number = number * kernel[a] + first.reshape([-1 if b == a else 1 for b in range(n)])
+    return number
+
+
+def _lowest(dtype):
+    """The value padding takes in a max: -inf for floats, the smallest integer for integer dtypes."""
+    dtype = numpy.dtype(dtype)
+    return -numpy.inf if dtype.kind == "f" else numpy.iinfo(dtype).min
+
+
+def _take_larger(best, winner, value, tap_number, check_nan: bool, xp):
+    """One step of PyTorch's running max: ``if value > best or isnan(value): take it``.
+
+    Strictly greater keeps the FIRST of equal values; a NaN always wins, so the LAST NaN's index is
+    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place.
+    """
+    better = xp.greater(value, best)
+    if check_nan:
+        better |= xp.isnan(value)
+    xp.copyto(best, value, where=better)
+    xp.copyto(winner, tap_number, where=better)
+
+
+def _planes(shape, n):
+    """Number of (n, c) planes and elements per plane of an (.., *spatial) shape with n spatial dims."""
+    return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
+
+
+def scatter_to_planes(values, indices, in_shape, n: int):
+    """Add each of ``values`` into a zero array of ``in_shape`` at its flat index within its plane.
+
+    (.., O..) values and indices -> (.., L..). Overlapping windows accumulate (this is max pooling's
+    backward). A single ``bincount`` over plane-offset indices does the scatter-add without a loop.
+    """
+    xp = array_module(values)
+    planes, plane_size = _planes(in_shape, n)
+    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
+    flat = (indices.reshape(planes, _planes(indices.shape, n)[1]) + offsets).ravel()
+    summed = xp.bincount(flat, weights=values.reshape(-1).astype(numpy.float64), minlength=planes * plane_size)
+    return summed.astype(values.dtype).reshape(in_shape)
+
+
+def gather_from_planes(source, indices, n: int):
+    """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..): the adjoint scatter."""
+    xp = array_module(source)
+    planes, plane_size = _planes(source.shape, n)
+    flat_source = source.reshape(planes, plane_size)
+    rows = xp.arange(planes).reshape(planes, 1)
+    return flat_source[rows, indices.reshape(planes, _planes(indices.shape, n)[1])].reshape(indices.shape)
+
+
+# ==================================================================================================
+# Max pooling
+# ==================================================================================================
+class MaxPoolSaved(NamedTuple):
+    indices: object  # (.., O..) int64 flat in-plane index of each window's maximum
+    in_shape: tuple  # shape of the input, for the scatter
+    ndim: int  # number of spatial dims
+
+
+def _max_pool_forward(x, *, geometry: WindowGeometry):
+    xp = array_module(x)
+    n = geometry.ndim
+    lead = x.shape[: x.ndim - n]
+    tables = geometry.tap_tables()
+    padded = _pad(x, geometry, _lowest(x.dtype))
+    best = xp.full(lead + geometry.out_shape, _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
+    winner_dtype = numpy.int16 if geometry.kernel_volume < 2**15 else numpy.int64
+    winner = xp.empty(best.shape, dtype=winner_dtype)
+    winner[...] = _first_inside_tap(tables, geometry.kernel, xp)
+    # one pass over the input decides whether the NaN rule can ever fire
+    check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
+    for tap_number, offsets in enumerate(geometry.tap_offsets()):
+        value = padded[(Ellipsis,) + geometry.tap_slices(offsets)]  # (.., O..) strided view, no copy
+        _take_larger(best, winner, value, tap_number, check_nan, xp)
+    indices = _flat_indices(winner, tables, geometry.in_shape, geometry.kernel)
+    return (best, indices), MaxPoolSaved(indices, x.shape, n)
+
+
+def _max_pool_backward(saved: MaxPoolSaved, grad_values, _grad_indices):
+    # each window's gradient goes to its maximum; overlapping windows accumulate
+    return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
+
+
+MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
+
+
+def _max_pool(x, n, op, kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention):
+    x = check_pool_input(x, n, op, integer_ok=True)
+    geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
+    values, indices = apply(MAX_POOL, x, geometry=geometry)
+    return (values, indices) if return_indices else values
+
+
+_MAX_POOL_NOTES = r"""
+    Notes
+    -----
+    Forward, for each window :math:`W_o` (its taps inside the input; padding reads as
+    :math:`-\infty`):
+
+    .. math:: y_o = \max_{i \in W_o} x_i, \qquad \mathrm{index}_o = \operatorname{argmax}_{i \in W_o} x_i
+
+    scanning the taps in row-major order and taking a tap when ``x_i > y or isnan(x_i)`` (PyTorch's
+    rule): ties go to the first, a NaN wins and the last NaN's index is kept.
+
+    Backward, a scatter-add (overlapping windows accumulate; the input gradient sums to the output
+    gradient):
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
+"""
+
+
+def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, convention="torch"):
+    r"""1-D max pooling over (N, C, L) or (C, L); see :func:`max_pool2d` for the arguments.
+
+    Notes
+    -----
+    :math:`y_o = \max_{m} x[o s - p + m d]` over the taps inside the input (first of ties, NaN wins);
+    backward: :math:`\partial L / \partial x_i = \sum_{o: \mathrm{index}_o = i} \partial L / \partial y_o`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.max_pool1d(np.array([[1., 3., 2., 5., 4.]]), 2, return_indices=True)
+    (array([[3., 5.]]), array([[1, 3]]))
+    """
+    return _max_pool(x, 1, "max_pool1d", kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, convention="torch"):
+    r"""2-D max pooling: the largest element of each window.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating or integer input.
+    kernel_size : int or (int, int)
+        Window size ``k``.
+    stride : int or (int, int), optional
+        Step between windows ``s``; defaults to ``kernel_size``.
+    padding : int, (int, int), ((int, int), (int, int)) or str
+        Symmetric, per-axis or per-axis ``(begin, end)`` padding, or ``"valid"``, ``"same"``
+        (= ``"same_upper"``), ``"same_lower"``. Padding reads as :math:`-\infty`.
+    dilation : int or (int, int)
+        Spacing ``d`` between the taps of a window.
+    ceil_mode : bool
+        Round the output size up; a window may then overhang the end, but none starts in the end
+        padding.
+    return_indices : bool
+        Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane.
+    convention : {"torch", "onnx", "tensorflow"}
+        Whose argument rules apply (:mod:`poolref._geometry`); the values are the same in all three.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+        ``H_out = floor((H + 2p - d(k - 1) - 1)/s) + 1`` (ceil in ceil mode).
+    indices : int64 array or Tensor, same shape as ``y``
+        Only with ``return_indices=True``.
+""" + _MAX_POOL_NOTES + r"""
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> x = np.arange(16.).reshape(1, 4, 4)
+    >>> poolref.max_pool2d(x, 2)
+    array([[[ 5.,  7.],
+            [13., 15.]]])
+    >>> poolref.max_pool2d(x, 3, stride=2, padding=1, return_indices=True)[1]
+    array([[[ 5,  7],
+            [13, 15]]])
+    """
+    return _max_pool(x, 2, "max_pool2d", kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention)
+
+
+def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, convention="torch"):
+    r"""3-D max pooling over (N, C, D, H, W) or (C, D, H, W); see :func:`max_pool2d` for the arguments.
+
+    Indices are flattened as ``(d*H + h)*W + w`` within each (n, c) volume.
+
+    Notes
+    -----
+    :math:`y_o = \max_{i \in W_o} x_i` (first of ties, NaN wins); backward scatters each
+    :math:`\partial L / \partial y_o` onto :math:`x_{\mathrm{index}_o}`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.max_pool3d(np.arange(8.).reshape(1, 2, 2, 2), 2, return_indices=True)
+    (array([[[[7.]]]]), array([[[[7]]]]))
+    """
+    return _max_pool(x, 3, "max_pool3d", kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention)
+
+
+# ==================================================================================================
+# Average pooling
+# ==================================================================================================
+class AvgPoolSaved(NamedTuple):
+    divisor: object  # (O..) what each window divides by, in the accumulation dtype
+    geometry: WindowGeometry
+    dtype: numpy.dtype  # the input's dtype, for the gradient
+
+
+def _avg_pool_forward(x, *, geometry: WindowGeometry, count_padding: bool, divisor_override):
+    xp = array_module(x)
+    accumulate = accumulation_dtype(x.dtype)
+    divisor = xp.asarray(geometry.divisor(count_padding, divisor_override), dtype=accumulate)
+    y = _window_sum(x.astype(accumulate, copy=False), geometry) / divisor
+    return y.astype(x.dtype, copy=False), AvgPoolSaved(divisor, geometry, x.dtype)
+
+
+def _avg_pool_backward(saved: AvgPoolSaved, grad_y):
+    # average pooling is linear: its backward is its transpose, the window sum's adjoint of g / divisor
+    g = grad_y.astype(saved.divisor.dtype, copy=False) / saved.divisor
+    return (_window_sum_adjoint(g, saved.geometry).astype(saved.dtype, copy=False),)
+
+
+AVG_POOL = define_function("avg_pool", _avg_pool_forward, _avg_pool_backward)
+
+
+def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention):
+    x = check_pool_input(x, n, op, integer_ok=False)
+    geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, numpy.integer)):
+            raise TypeError(f"{op}: divisor_override must be an int or None, got divisor_override={divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor_override must not be zero, got divisor_override={divisor_override!r}")
+    # TensorFlow never counts padding in an average (SAME padding is not data)
+    count_padding = bool(count_include_pad) and convention != "tensorflow"
+    return apply(AVG_POOL, x, geometry=geometry, count_padding=count_padding, divisor_override=divisor_override)
+
+
+_AVG_POOL_NOTES = r"""
+    Notes
+    -----
+    Forward, for each window :math:`W_o` with its taps inside the input (padding reads as zero):
+
+    .. math:: y_o = \frac{1}{D_o} \sum_{i \in W_o} x_i
+
+    The divisor :math:`D_o` is ``divisor_override`` if given; else, with ``count_include_pad``, the
+    number of taps inside the input or its padding (PyTorch's ``pool_size``: a ceil-mode overhang
+    past the end padding is not counted); else the number of taps inside the input. Under
+    ``convention="tensorflow"`` padding is never counted (``count_include_pad`` is ignored).
+
+    Backward, the transpose of the forward:
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{D_o} \frac{\partial L}{\partial y_o}
+
+    So the input gradient sums to :math:`\sum_o \frac{|W_o|}{D_o} \frac{\partial L}{\partial y_o}`,
+    the output gradient's sum exactly when no window counts padding or overhang.
+"""
+
+
+def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, dilation=1, convention="torch"):
+    r"""1-D average pooling over (N, C, L) or (C, L); see :func:`avg_pool2d` for the arguments.
+
+    Notes
+    -----
+    :math:`y_o = \frac{1}{D_o}\sum_{i \in W_o} x_i`; backward
+    :math:`\partial L/\partial x_i = \sum_{o: i \in W_o} \frac{1}{D_o} \partial L/\partial y_o`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.avg_pool1d(np.array([[1., 2., 3., 4., 5.]]), 2, 2, ceil_mode=True)
+    array([[1.5, 3.5, 5. ]])
+    """
+    return _avg_pool(x, 1, "avg_pool1d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, dilation=1, convention="torch"):
+    r"""2-D average pooling: the mean of each window.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating-point input (float16 is accumulated in float32).
+    kernel_size, stride, padding, ceil_mode
+        As for :func:`max_pool2d`; padding reads as zero.
+    count_include_pad : bool
+        Count padding cells in the divisor (never under ``convention="tensorflow"``).
+    divisor_override : int, optional
+        Divide every window by this instead.
+    dilation : int or (int, int)
+        Spacing between taps (ONNX has it; PyTorch does not).
+    convention : {"torch", "onnx", "tensorflow"}
+        Whose argument and divisor rules apply.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+""" + _AVG_POOL_NOTES + r"""
+    Examples
+    --------
+    The ceil-mode case from PyTorch's bug tracker (the last window divides by 2, not 3, per axis):
+
+    >>> import numpy as np, poolref
+    >>> x = np.arange(1., 17.).reshape(1, 1, 4, 4)
+    >>> poolref.avg_pool2d(x, 3, 2, 1, ceil_mode=True).round(4)
+    array([[[[ 1.5556,  3.3333,  2.    ],
+             [ 6.3333, 11.    ,  6.    ],
+             [ 4.5   ,  7.5   ,  4.    ]]]])
+    """
+    return _avg_pool(x, 2, "avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention)
+
+
+def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, dilation=1, convention="torch"):
+    r"""3-D average pooling over (N, C, D, H, W) or (C, D, H, W); see :func:`avg_pool2d`.
+
+    Notes
+    -----
+    :math:`y_o = \frac{1}{D_o}\sum_{i \in W_o} x_i`; backward
+    :math:`\partial L/\partial x_i = \sum_{o: i \in W_o} \frac{1}{D_o} \partial L/\partial y_o`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.avg_pool3d(np.arange(8.).reshape(1, 2, 2, 2), 2)
+    array([[[[3.5]]]])
+    """
+    return _avg_pool(x, 3, "avg_pool3d", kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention)
+
+
+# ==================================================================================================
+# Lp pooling
+# ==================================================================================================
+class LpPoolSaved(NamedTuple):
+    x: object  # the input, in the accumulation dtype
+    y: object  # the output, in the accumulation dtype
+    window_sum: object  # S of every window (rescaled under "torch")
+    scale: object  # (O..) prod(k) / D under "torch" (rescaling of partial windows), 1 under "onnx"
+    p: float
+    convention: str
+    geometry: WindowGeometry
+    dtype: numpy.dtype
+
+
+def _lp_pool_forward(x, *, p: float, geometry: WindowGeometry, convention: str):
+    xp = array_module(x)
+    accumulate = accumulation_dtype(x.dtype)
+    xa = x.astype(accumulate, copy=False)
+    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if convention == "torch":
+            # PyTorch: avg_pool(x**p) * prod(k), then ** (1/p). No abs: negative windows with odd or
+            # fractional p give NaN. A partial ceil-mode window is rescaled by prod(k)/count (a quirk).
+            scale = xp.asarray(geometry.kernel_volume / geometry.divisor(count_padding=True), dtype=accumulate)
+            powered = xa**p
+        else:
+            # ONNX LpPool: the true p-norm of the window; padding contributes zero, nothing is rescaled
+            scale = xp.ones(geometry.out_shape, dtype=accumulate)
+            powered = xp.abs(xa) ** p
+        window_sum = _window_sum(powered, geometry) * scale
+        y = window_sum ** (1.0 / p)
+    saved = LpPoolSaved(xa, y, window_sum, scale, p, convention, geometry, x.dtype)
+    return y.astype(x.dtype, copy=False), saved
+
+
+def _lp_pool_backward(saved: LpPoolSaved, grad_y):
+    xp = array_module(grad_y)
+    x, y, s, p = saved.x, saved.y, saved.window_sum, saved.p
+    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        # dy/dS = (1/p) S^(1/p - 1) = y / (p S); poolref's rule: zero where the window sum is zero
+        safe_s = xp.where(s == 0, 1, s)
+        dy_ds = xp.where(s == 0, 0, y / (p * safe_s))
+        spread = _window_sum_adjoint(grad_y.astype(x.dtype, copy=False) * dy_ds * saved.scale, saved.geometry)
+        # d(x^p)/dx = p x^(p-1) under "torch"; d|x|^p/dx = p sign(x) |x|^(p-1) under "onnx"
+        if saved.convention == "torch":
+            dpow = p * x ** (p - 1)
+        else:
+            dpow = p * xp.sign(x) * xp.abs(x) ** (p - 1)
+        dpow = xp.where(x == 0, 0, dpow) if p < 1 else dpow
+        grad_x = spread * dpow
+    return (grad_x.astype(saved.dtype, copy=False),)
+
+
+LP_POOL = define_function("lp_pool", _lp_pool_forward, _lp_pool_backward)
+
+
+def _lp_pool(x, n, op, norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention):
+    x = check_pool_input(x, n, op, integer_ok=False)
+    p = check_positive_number(norm_type, "norm_type", op)
+    check_convention(convention, op, allowed=("torch", "onnx"))
+    geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
+    return apply(LP_POOL, x, p=p, geometry=geometry, convention=convention)
+
+
+_LP_POOL_NOTES = r"""
+    Notes
+    -----
+    ``convention="torch"`` reproduces PyTorch's formula, quirks included:
+
+    .. math:: S_o = \frac{\prod k}{D_o} \sum_{i \in W_o} x_i^p, \qquad y_o = S_o^{1/p}
+
+    with :math:`D_o` average pooling's divisor counting padding, so a partial ceil-mode window is
+    rescaled as if it were full, and no absolute value: negative windows give NaN for fractional
+    :math:`1/p` and signed results for ``p = 1`` (a quirk). ``convention="onnx"`` is the true norm,
+    :math:`y_o = (\sum_{i \in W_o} |x_i|^p)^{1/p}` (ONNX Runtime; padding adds zero, nothing is rescaled).
+
+    Backward (chain rule; zero where :math:`S_o = 0`, poolref's choice where the derivative blows up):
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{\partial L}{\partial y_o}
+              \frac{y_o}{S_o} \frac{\prod k}{D_o} x_i^{p-1}
+              \quad\text{(onnx: } \frac{y_o}{S_o} \operatorname{sign}(x_i) |x_i|^{p-1}\text{)}
+"""
+
+
+def lp_pool1d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0, dilation=1, convention="torch"):
+    r"""1-D power-average (Lp) pooling over (N, C, L) or (C, L); see :func:`lp_pool2d`.
+
+    Notes
+    -----
+    torch: :math:`y_o = (\frac{\prod k}{D_o} \sum_{i \in W_o} x_i^p)^{1/p}`; onnx:
+    :math:`y_o = (\sum_{i \in W_o} |x_i|^p)^{1/p}`; backward
+    :math:`\partial L/\partial x_i = \sum_o \partial L/\partial y_o \, (y_o / S_o) \, c_o \, x_i^{p-1}`.
+
+    Examples
+    --------
+    PyTorch rescales the partial last window (3 + 7 + 5*2), ONNX Runtime does not:
+
+    >>> import numpy as np, poolref
+    >>> x = np.array([[1., 2., 3., 4., 5.]])
+    >>> poolref.lp_pool1d(x, 1, 2, 2, ceil_mode=True)
+    array([[ 3.,  7., 10.]])
+    >>> poolref.lp_pool1d(x, 1, 2, 2, ceil_mode=True, convention="onnx")
+    array([[3., 7., 5.]])
+    """
+    return _lp_pool(x, 1, "lp_pool1d", norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention)
+
+
+def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0, dilation=1, convention="torch"):
+    r"""2-D power-average (Lp) pooling: the p-norm of each window.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating-point input.
+    norm_type : float
+        The power ``p > 0``; ``p = 1`` is sum pooling, large ``p`` tends to max pooling.
+    kernel_size, stride, ceil_mode, padding, dilation
+        As for :func:`avg_pool2d` (PyTorch has no padding or dilation for Lp pooling; poolref
+        generalises its formula, ONNX has both).
+    convention : {"torch", "onnx"}
+        PyTorch's formula (with its quirks) or ONNX's true norm; TensorFlow has no Lp pooling.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+""" + _LP_POOL_NOTES + r"""
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.lp_pool2d(np.array([[[3., 4.], [0., 0.]]]), 2, 2)
+    array([[[5.]]])
+    """
+    return _lp_pool(x, 2, "lp_pool2d", norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention)
+
+
+def lp_pool3d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0, dilation=1, convention="torch"):
+    r"""3-D power-average (Lp) pooling over (N, C, D, H, W) or (C, D, H, W); see :func:`lp_pool2d`.
+
+    Notes
+    -----
+    torch: :math:`y_o = (\frac{\prod k}{D_o} \sum_{i \in W_o} x_i^p)^{1/p}`; onnx:
+    :math:`y_o = (\sum_{i \in W_o} |x_i|^p)^{1/p}`; backward
+    :math:`\partial L/\partial x_i = \sum_o \partial L/\partial y_o \, (y_o / S_o) \, c_o \, x_i^{p-1}`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.lp_pool3d(np.ones((1, 2, 2, 2)), 1, 2)
+    array([[[[8.]]]])
+    """
+    return _lp_pool(x, 3, "lp_pool3d", norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention)
+
+
+# ==================================================================================================
+# Max unpooling
+# ==================================================================================================
+class MaxUnpoolSaved(NamedTuple):
+    indices: object
+    ndim: int
+
+
+def _max_unpool_forward(x, indices, *, out_spatial: tuple):
+    xp = array_module(x)
+    n = len(out_spatial)
+    lead = x.shape[: x.ndim - n]
+    planes, plane_size = _planes(lead + tuple(out_spatial), n)
+    y = xp.zeros((planes, plane_size), dtype=x.dtype)
+    rows = xp.arange(planes).reshape(planes, 1)
+    # each value goes to its index in its plane; with repeated indices the last write wins
+    values_per_plane = _planes(x.shape, n)[1]
+    y[rows, indices.reshape(planes, values_per_plane)] = x.reshape(planes, values_per_plane)
+    return y.reshape(lead + tuple(out_spatial)), MaxUnpoolSaved(indices, n)
+
+
+def _max_unpool_backward(saved: MaxUnpoolSaved, grad_y):
+    # the adjoint of a scatter is a gather; the indices get no gradient
+    return gather_from_planes(grad_y, saved.indices, saved.ndim), None
+
+
+MAX_UNPOOL = define_function("max_unpool", _max_unpool_forward, _max_unpool_backward)
+
+
+def _max_unpool(x, indices, n, op, kernel_size, stride, padding, output_size):
+    x = check_pool_input(x, n, op, integer_ok=True)
+    if not (hasattr(indices, "shape") and hasattr(indices, "dtype")):
+        indices = numpy.asarray(indices)
+    if tuple(indices.shape) != tuple(x.shape):
+        raise ValueError(f"{op}: indices must have the shape of x {tuple(x.shape)}, got indices with shape {tuple(indices.shape)}")
+    if numpy.dtype(indices.dtype).kind not in "iu":
+        raise TypeError(f"{op}: indices must be an integer array, got indices with dtype {indices.dtype}")
+    kernel = as_int_tuple(kernel_size, n, "kernel_size", op)
+    strides = kernel if stride is None else as_int_tuple(stride, n, "stride", op)
+    pads = _unpool_padding(padding, n, op)
+    for name, value in (("kernel_size", kernel), ("stride", strides)):
+        if any(v <= 0 for v in value):
+            raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
+    out_spatial = unpool_output_shape(tuple(x.shape[-n:]), kernel, strides, pads, output_size, op)
+    raw = indices.data if hasattr(indices, "requires_grad") else indices
+    plane_size = math.prod(out_spatial)
+    if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= plane_size):
+        raise ValueError(
+            f"{op}: indices must lie in [0, {plane_size}) for output size {out_spatial}, got indices "
+            f"from {int(raw.min())} to {int(raw.max())}"
+        )
+    return apply(MAX_UNPOOL, x, indices, out_spatial=out_spatial)
+
+
+def _unpool_padding(padding, n, op):
+    """The pooling's padding as (begin, end) pairs; unpooling has no "same" or "valid" strings."""
+    if isinstance(padding, str):
+        raise TypeError(f"{op}: padding must be ints or (begin, end) pairs, got padding={padding!r}")
+    return resolve_padding(padding, (1,) * n, (1,) * n, (1,) * n, (1,) * n, op)
+
+
+_MAX_UNPOOL_NOTES = r"""
+    Notes
+    -----
+    The partial inverse of max pooling: each value is written at its index in its (n, c) plane and
+    every other output is zero,
+
+    .. math:: y_{\mathrm{index}_o} = x_o, \qquad y_j = 0 \text{ for every other } j
+
+    Backward, the adjoint gather:
+    :math:`\partial L / \partial x_o = \partial L / \partial y_{\mathrm{index}_o}`. The default output length
+    is :math:`(L_{in} - 1) s - 2p + k`.
+
+    Repeated indices (from overlapping pooling windows) follow PyTorch: the forward keeps the last
+    write, and the backward still gathers for every entry, so there it is not the derivative of the
+    forward. With unique indices (``stride >= kernel_size``) the pair is exactly adjoint.
+"""
+
+
+def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    r"""1-D max unpooling of (N, C, L) or (C, L); see :func:`max_unpool2d`.
+
+    Notes
+    -----
+    :math:`y_{\mathrm{index}_o} = x_o`, zeros elsewhere; backward
+    :math:`\partial L/\partial x_o = \partial L/\partial y_{\mathrm{index}_o}`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.max_unpool1d(np.array([[3., 5.]]), np.array([[1, 3]]), 2)
+    array([[0., 3., 0., 5.]])
+    """
+    return _max_unpool(x, indices, 1, "max_unpool1d", kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    r"""2-D max unpooling: put each value back where :func:`max_pool2d` found it.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Pooled values (floating or integer).
+    indices : integer array or Tensor, same shape as ``x``
+        Flat in-plane indices, as returned by ``max_pool2d(..., return_indices=True)``.
+    kernel_size, stride, padding
+        The pooling's arguments, used for the default output size.
+    output_size : sequence of ints, optional
+        The spatial output size (optionally preceded by N and C); must lie within ``stride`` of the
+        default.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+""" + _MAX_UNPOOL_NOTES + r"""
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> x = np.array([[[1., 4.], [3., 2.]]])
+    >>> y, i = poolref.max_pool2d(x, 2, return_indices=True)
+    >>> poolref.max_unpool2d(y, i, 2)
+    array([[[0., 4.],
+            [0., 0.]]])
+    """
+    return _max_unpool(x, indices, 2, "max_unpool2d", kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    r"""3-D max unpooling of (N, C, D, H, W) or (C, D, H, W); see :func:`max_unpool2d`.
+
+    Notes
+    -----
+    :math:`y_{\mathrm{index}_o} = x_o`, zeros elsewhere; backward
+    :math:`\partial L/\partial x_o = \partial L/\partial y_{\mathrm{index}_o}`.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.max_unpool3d(np.array([[[[2.]]]]), np.array([[[[7]]]]), 2).ravel()
+    array([0., 0., 0., 0., 0., 0., 0., 2.])
+    """
+    return _max_unpool(x, indices, 3, "max_unpool3d", kernel_size, stride, padding, output_size)

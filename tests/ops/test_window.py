@@ -1,0 +1,458 @@
+"""Windowed pooling: worked examples, loop reference vs vectorised, gradients, laws, PyTorch, bad input."""
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poolref
+from helpers import resolved, to_torch, torch_or_skip
+from poolref.autograd import adjoint_test, gradcheck, vjp
+from poolref.reference import window as ref
+from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
+from poolref.testing.strategies import distinct_values, pool_cases, smooth_values
+
+MAX = {1: poolref.max_pool1d, 2: poolref.max_pool2d, 3: poolref.max_pool3d}
+AVG = {1: poolref.avg_pool1d, 2: poolref.avg_pool2d, 3: poolref.avg_pool3d}
+LP = {1: poolref.lp_pool1d, 2: poolref.lp_pool2d, 3: poolref.lp_pool3d}
+UNPOOL = {1: poolref.max_unpool1d, 2: poolref.max_unpool2d, 3: poolref.max_unpool3d}
+dims = st.sampled_from([1, 2, 3])
+
+
+def small(n):
+    # keep 3-D cases small: a plain-loop reference and a finite-difference Jacobian run on them
+    return dict(max_extra=5 if n < 3 else 2, max_kernel=3 if n < 3 else 2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worked examples (SEMANTICS.md and public bug reports)
+# ---------------------------------------------------------------------------------------------------
+def test_avg_pool2d_ceil_mode_worked_example():
+    x = numpy.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    y = poolref.avg_pool2d(x, 3, 2, 1, ceil_mode=True)
+    want = [[1.5556, 3.3333, 2.0], [6.3333, 11.0, 6.0], [4.5, 7.5, 4.0]]
+    numpy.testing.assert_allclose(y[0, 0], want, atol=5e-5)
+
+
+def test_avg_pool1d_ceil_mode_worked_example_and_gradient():
+    x = numpy.array([[[1.0, 2, 3, 4, 5]]])
+    y, pullback = vjp(lambda t: poolref.avg_pool1d(t, 2, 2, ceil_mode=True), x)
+    numpy.testing.assert_array_equal(y, [[[1.5, 3.5, 5.0]]])
+    numpy.testing.assert_array_equal(pullback(numpy.ones_like(y))[0], [[[0.5, 0.5, 0.5, 0.5, 1.0]]])
+
+
+def test_lp_pool1d_ceil_mode_quirk_torch_vs_onnx():
+    x = numpy.array([[[1.0, 2, 3, 4, 5]]])
+    numpy.testing.assert_array_equal(poolref.lp_pool1d(x, 1, 2, 2, ceil_mode=True), [[[3.0, 7.0, 10.0]]])
+    numpy.testing.assert_array_equal(poolref.lp_pool1d(x, 1, 2, 2, ceil_mode=True, convention="onnx"), [[[3.0, 7.0, 5.0]]])
+
+
+def test_lp_pool_onnx_is_the_true_norm_of_negative_values():
+    x = numpy.array([[[-1.0, -2, -3, 1, 2, 3]]])
+    numpy.testing.assert_allclose(poolref.lp_pool1d(x, 3, 1, convention="onnx")[0, 0], [1, 2, 3, 1, 2, 3])
+    # PyTorch's formula has no abs: a negative cube sum to the power 1/3 is NaN
+    with numpy.errstate(invalid="ignore"):
+        assert numpy.isnan(poolref.lp_pool1d(x, 3, 2)[0, 0, 0])
+
+
+def test_max_pool_ties_go_to_the_first_element():
+    x = numpy.array([[[2.0, 2.0, 1.0, 2.0]]])
+    y, i = poolref.max_pool1d(x, 4, return_indices=True)
+    assert (y[0, 0, 0], i[0, 0, 0]) == (2.0, 0)
+
+
+def test_max_pool_nan_wins_and_last_nan_index_is_kept():
+    x = numpy.array([[[1.0, numpy.nan, 5.0, numpy.nan, 3.0]]])
+    y, i = poolref.max_pool1d(x, 5, return_indices=True)
+    assert numpy.isnan(y[0, 0, 0]) and i[0, 0, 0] == 3
+
+
+def test_max_pool_all_minus_infinity_reports_first_inside_element():
+    x = numpy.full((1, 1, 3, 3), -numpy.inf)
+    y, i = poolref.max_pool2d(x, 3, 2, 1, return_indices=True)
+    # windows start in padding: the first inside element is (0, 0), (0, 1), (1, 0), (1, 1)
+    assert numpy.all(numpy.isneginf(y)) and i[0, 0].tolist() == [[0, 1], [3, 4]]
+
+
+def test_same_padding_upper_and_lower():
+    x = numpy.array([[[1.0, 2, 3, 4, 5]]])
+    # L=5, k=2, s=1: O=5, one pad cell, at the end (upper) or the beginning (lower)
+    numpy.testing.assert_array_equal(poolref.max_pool1d(x, 2, 1, "same", convention="onnx"), [[[2, 3, 4, 5, 5]]])
+    numpy.testing.assert_array_equal(poolref.max_pool1d(x, 2, 1, "same_lower", convention="onnx"), [[[1, 2, 3, 4, 5]]])
+    # TensorFlow never counts SAME padding in an average; ONNX with count_include_pad does
+    numpy.testing.assert_array_equal(poolref.avg_pool1d(x, 2, 1, "same", convention="tensorflow"), [[[1.5, 2.5, 3.5, 4.5, 5.0]]])
+    numpy.testing.assert_array_equal(poolref.avg_pool1d(x, 2, 1, "same", convention="onnx"), [[[1.5, 2.5, 3.5, 4.5, 2.5]]])
+
+
+def test_integer_max_pool_and_unpool():
+    x = numpy.array([[[3, 1, 4, 1, 5, 9]]], dtype=numpy.int32)
+    y, i = poolref.max_pool1d(x, 2, return_indices=True)
+    assert y.dtype == numpy.int32 and y.tolist() == [[[3, 4, 9]]] and i.tolist() == [[[0, 2, 5]]]
+    back = poolref.max_unpool1d(y, i, 2)
+    assert back.dtype == numpy.int32 and back.tolist() == [[[3, 0, 4, 0, 0, 9]]]
+    # padding of an integer max reads as the smallest integer, never as a value
+    u = numpy.array([[[-5, -7]]], dtype=numpy.int8)
+    assert poolref.max_pool1d(u, 2, 1, 1).tolist() == [[[-5, -5, -7]]]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loop reference == vectorised (forward and backward)
+# ---------------------------------------------------------------------------------------------------
+@given(st.data())
+def test_max_pool_matches_loop_reference(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", convention=data.draw(st.sampled_from(["torch", "onnx"])),
+                                string_padding=True, asymmetric_padding=True, **small(n)))
+    y, i = MAX[n](case.x, **case.kwargs, return_indices=True)
+    y_ref, i_ref = ref.max_pool_reference(case.x, *resolved(case.x.shape[2:], case.kwargs))
+    assert_matches(y, y_ref, rtol=0)
+    assert_matches(i, i_ref, what="indices")
+    g = smooth_values(y.shape, 1)
+    _, pullback = vjp(lambda t: MAX[n](t, **case.kwargs), case.x)
+    assert_matches(pullback(g)[0], ref.max_pool_backward_reference(g, i_ref, case.x.shape), rtol=1e-12)
+
+
+@given(st.data())
+def test_max_pool_with_ties_and_nans_matches_loop_reference(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", **small(n)))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = numpy.random.default_rng(seed)
+    x = rng.integers(0, 3, size=case.x.shape).astype(numpy.float64)  # many ties
+    x[rng.random(x.shape) < 0.1] = numpy.nan
+    y, i = MAX[n](x, **case.kwargs, return_indices=True)
+    y_ref, i_ref = ref.max_pool_reference(x, *resolved(x.shape[2:], case.kwargs))
+    assert_matches(y, y_ref, rtol=0)
+    assert_matches(i, i_ref, what="indices")
+
+
+@given(st.data())
+def test_avg_pool_matches_loop_reference(data):
+    n = data.draw(dims)
+    convention = data.draw(st.sampled_from(["torch", "onnx", "tensorflow"]))
+    case = data.draw(pool_cases(n, op="avg", convention=convention, string_padding=True, asymmetric_padding=True, **small(n)))
+    kw = case.kwargs
+    y = AVG[n](case.x, **kw)
+    count_pad = kw["count_include_pad"] and convention != "tensorflow"
+    geom = resolved(case.x.shape[2:], kw)
+    assert_matches(y, ref.avg_pool_reference(case.x, *geom, count_pad, kw["divisor_override"]), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 2)
+    _, pullback = vjp(lambda t: AVG[n](t, **kw), case.x)
+    want = ref.avg_pool_backward_reference(g, case.x.shape, *geom, count_pad, kw["divisor_override"])
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14)
+
+
+@given(st.data())
+def test_lp_pool_matches_loop_reference(data):
+    n = data.draw(dims)
+    convention = data.draw(st.sampled_from(["torch", "onnx"]))
+    case = data.draw(pool_cases(n, op="lp", convention=convention, positive=convention == "torch", **small(n)))
+    p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 1.5]))
+    y = LP[n](case.x, p, **case.kwargs)
+    geom = resolved(case.x.shape[2:], case.kwargs)
+    assert_matches(y, ref.lp_pool_reference(case.x, p, *geom, convention), rtol=1e-11)
+    g = smooth_values(y.shape, 3)
+    _, pullback = vjp(lambda t: LP[n](t, p, **case.kwargs), case.x)
+    assert_matches(pullback(g)[0], ref.lp_pool_backward_reference(g, case.x, p, *geom, convention), rtol=1e-9, atol=1e-12)
+
+
+@given(st.data())
+def test_max_unpool_matches_loop_reference(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", convention="torch", dilation=False, **small(n)))
+    kw = {k: case.kwargs[k] for k in ("kernel_size", "stride", "padding")}
+    y, i = MAX[n](case.x, **kw, return_indices=True)
+    out = UNPOOL[n](y, i, **kw, output_size=case.x.shape[2:])
+    assert_matches(out, ref.max_unpool_reference(y, i, case.x.shape[2:]), rtol=0)
+    g = smooth_values(out.shape, 4)
+    _, pullback = vjp(lambda t: UNPOOL[n](t, i, **kw, output_size=case.x.shape[2:]), y)
+    assert_matches(pullback(g)[0], ref.max_unpool_backward_reference(g, i), rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gradients: gradcheck (float64, central differences) and the adjoint (dot-product) test
+# ---------------------------------------------------------------------------------------------------
+@settings(max_examples=15)
+@given(st.data())
+def test_gradcheck_max_pool(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", batch=(1, 1), channels=(1, 2), string_padding=True, **small(n)))
+    assert gradcheck(lambda t: MAX[n](t, **case.kwargs), case.x)
+
+
+@settings(max_examples=15)
+@given(st.data())
+def test_gradcheck_avg_pool(data):
+    n = data.draw(dims)
+    convention = data.draw(st.sampled_from(["torch", "onnx", "tensorflow"]))
+    case = data.draw(pool_cases(n, op="avg", convention=convention, batch=(1, 1), channels=(1, 2), string_padding=True, **small(n)))
+    assert gradcheck(lambda t: AVG[n](t, **case.kwargs), case.x)
+    assert adjoint_test(lambda t: AVG[n](t, **case.kwargs), case.x)
+
+
+@settings(max_examples=15)
+@given(st.data())
+def test_gradcheck_lp_pool(data):
+    n = data.draw(dims)
+    convention = data.draw(st.sampled_from(["torch", "onnx"]))
+    case = data.draw(pool_cases(n, op="lp", convention=convention, positive=True, batch=(1, 1), channels=(1, 2), **small(n)))
+    if convention == "onnx":  # signs of the input matter only for the true norm; keep away from 0
+        case.x[..., ::2] *= -1
+    p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 2.5]))
+    assert gradcheck(lambda t: LP[n](t, p, **case.kwargs), case.x)
+
+
+@settings(max_examples=10)
+@given(st.data())
+def test_gradcheck_and_adjoint_max_unpool(data):
+    n = data.draw(dims)
+    # non-overlapping windows: with repeated indices the forward keeps the last write while the
+    # backward gathers for every entry (PyTorch's semantics), which is not the forward's derivative
+    case = data.draw(pool_cases(n, op="max", convention="torch", dilation=False, overlapping=False,
+                                batch=(1, 1), channels=(1, 2), **small(n)))
+    kw = {k: case.kwargs[k] for k in ("kernel_size", "stride", "padding")}
+    y, i = MAX[n](case.x, **kw, return_indices=True)
+    size = case.x.shape[2:]  # the default size can be smaller than the input when padding was used
+    assert gradcheck(lambda t: UNPOOL[n](t, i, **kw, output_size=size), y)
+    assert adjoint_test(lambda t: UNPOOL[n](t, i, **kw, output_size=size), y)
+
+
+def test_lp_pool_gradient_is_zero_where_the_window_sum_is_zero():
+    x = numpy.zeros((1, 1, 4))
+    _, pullback = vjp(lambda t: poolref.lp_pool1d(t, 2, 2), x)
+    assert_matches(pullback(numpy.ones((1, 1, 2)))[0], numpy.zeros_like(x), rtol=0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Conservation laws and shapes
+# ---------------------------------------------------------------------------------------------------
+@given(st.data())
+def test_max_pool_conserves_gradient(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", string_padding=True, **small(n)))
+    assert_conserves_gradient(MAX[n], case.x, **case.kwargs)
+
+
+@given(st.data())
+def test_avg_pool_conserves_gradient_up_to_window_mass(data):
+    n = data.draw(dims)
+    convention = data.draw(st.sampled_from(["torch", "onnx", "tensorflow"]))
+    case = data.draw(pool_cases(n, op="avg", convention=convention, string_padding=True, **small(n)))
+    mass = avg_pool_window_mass(case.x.shape[2:], **case.kwargs)
+    assert_conserves_gradient(AVG[n], case.x, window_mass=mass, **case.kwargs)
+
+
+@given(st.data())
+def test_output_shape_follows_the_formula(data):
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", **small(n)))
+    kernel, stride, pb, pe, dil, ceil = resolved(case.x.shape[2:], case.kwargs)
+    want = tuple(ref.output_length(L, k, s, b, e, d, ceil) for L, k, s, b, e, d in zip(case.x.shape[2:], kernel, stride, pb, pe, dil))
+    assert MAX[n](case.x, **case.kwargs).shape == case.x.shape[:2] + want
+
+
+# ---------------------------------------------------------------------------------------------------
+# PyTorch cross-checks: forward and gradient over randomized configurations
+# ---------------------------------------------------------------------------------------------------
+def _torch_grad(torch_fn, x, g, *args, **kwargs):
+    xt = to_torch(x, requires_grad=True)
+    y = torch_fn(xt, *args, **kwargs)
+    values = y[0] if isinstance(y, tuple) else y
+    values.backward(to_torch(g))
+    return y, xt.grad.numpy()
+
+
+@given(st.data())
+def test_max_pool_matches_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", **small(n)))
+    x = case.x[0] if len(case.x) and data.draw(st.booleans()) else case.x  # unbatched too
+    kw = {k: v for k, v in case.kwargs.items() if k != "convention"}
+    y, i = MAX[n](x, **kw, return_indices=True)
+    g = smooth_values(y.shape, 5)
+    fn = getattr(torch.nn.functional, f"max_pool{n}d")
+    (yt, it), grad_t = _torch_grad(fn, x, g, **kw, return_indices=True)
+    assert_matches(y, yt.detach().numpy(), rtol=0)
+    assert_matches(i, it.numpy(), what="indices")
+    _, pullback = vjp(lambda t: MAX[n](t, **kw), x)
+    assert_matches(pullback(g)[0], grad_t, rtol=1e-12, what="gradient")
+
+
+@given(st.data())
+def test_max_pool_ties_and_nans_match_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(st.sampled_from([1, 2]))
+    case = data.draw(pool_cases(n, op="max", **small(n)))
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = rng.integers(0, 3, size=case.x.shape).astype(numpy.float32)
+    x[rng.random(x.shape) < 0.15] = numpy.nan
+    kw = {k: v for k, v in case.kwargs.items() if k != "convention"}
+    y, i = MAX[n](x, **kw, return_indices=True)
+    yt, it = getattr(torch.nn.functional, f"max_pool{n}d")(to_torch(x), **kw, return_indices=True)
+    assert_matches(y, yt.numpy(), rtol=0)
+    assert_matches(i, it.numpy(), what="indices")
+
+
+@given(st.data())
+def test_avg_pool_matches_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="avg", dtype=numpy.float64, **small(n)))
+    kw = {k: v for k, v in case.kwargs.items() if k not in ("convention", "dilation")}
+    if n == 1:
+        kw.pop("divisor_override")  # torch's avg_pool1d has none
+    x = case.x[0] if len(case.x) and data.draw(st.booleans()) else case.x  # unbatched too
+    y = AVG[n](x, **kw)
+    g = smooth_values(y.shape, 6)
+    yt, grad_t = _torch_grad(getattr(torch.nn.functional, f"avg_pool{n}d"), x, g, **kw)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    _, pullback = vjp(lambda t: AVG[n](t, **kw), x)
+    assert_matches(pullback(g)[0], grad_t, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@given(st.data())
+def test_lp_pool_matches_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="lp", positive=True, padding=False, **small(n)))
+    # torch's lp_pool1d multiplies by kernel_size, so it takes ints only
+    kw = {k: (case.kwargs[k][0] if n == 1 and k != "ceil_mode" else case.kwargs[k]) for k in ("kernel_size", "stride", "ceil_mode")}
+    p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 1.5]))
+    y = LP[n](case.x, p, **kw)
+    g = smooth_values(y.shape, 7)
+    yt, grad_t = _torch_grad(getattr(torch.nn.functional, f"lp_pool{n}d"), case.x, g, p, **kw)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-11)
+    _, pullback = vjp(lambda t: LP[n](t, p, **kw), case.x)
+    assert_matches(pullback(g)[0], grad_t, rtol=1e-9, atol=1e-12, what="gradient")
+
+
+@given(st.data())
+def test_max_unpool_matches_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(pool_cases(n, op="max", batch=(1, 2), dilation=False, **small(n)))
+    kw = {k: case.kwargs[k] for k in ("kernel_size", "stride", "padding")}
+    y, i = MAX[n](case.x, **kw, return_indices=True)
+    out = UNPOOL[n](y, i, **kw, output_size=case.x.shape[2:])
+    g = smooth_values(out.shape, 8)
+    fn = getattr(torch.nn.functional, f"max_unpool{n}d")
+    yt = to_torch(y, requires_grad=True)
+    ot = fn(yt, to_torch(i), **kw, output_size=case.x.shape[2:])
+    ot.backward(to_torch(g))
+    assert_matches(out, ot.detach().numpy(), rtol=0)
+    _, pullback = vjp(lambda t: UNPOOL[n](t, i, **kw, output_size=case.x.shape[2:]), y)
+    assert_matches(pullback(g)[0], yt.grad.numpy(), rtol=0, what="gradient")
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32])
+def test_low_precision_matches_torch(dtype):
+    torch = torch_or_skip()
+    x = smooth_values((2, 3, 9, 9), 9, dtype)
+    for ours, theirs, args in [
+        (poolref.max_pool2d, torch.nn.functional.max_pool2d, (3, 2, 1)),
+        (poolref.avg_pool2d, torch.nn.functional.avg_pool2d, (3, 2, 1, True)),
+    ]:
+        y = ours(x, *args)
+        assert y.dtype == dtype
+        tol = 1e-3 if dtype == numpy.float16 else 1e-6
+        assert_matches(y, theirs(to_torch(x), *args).numpy(), rtol=tol, atol=tol)
+
+
+def test_empty_batch_forward_and_gradient():
+    torch = torch_or_skip()
+    for n in (1, 2, 3):
+        x = numpy.zeros((0, 2) + (5,) * n)
+        for ours, theirs in [(MAX[n], f"max_pool{n}d"), (AVG[n], f"avg_pool{n}d")]:
+            y, pullback = vjp(lambda t: ours(t, 2), x)
+            assert y.shape == tuple(getattr(torch.nn.functional, theirs)(to_torch(x), 2).shape)
+            assert pullback(numpy.zeros(y.shape))[0].shape == x.shape
+    # zero channels: PyTorch refuses a 4-D input with C = 0; poolref returns the empty result
+    y, pullback = vjp(lambda t: poolref.max_pool2d(t, 2), numpy.zeros((2, 0, 4, 4)))
+    assert y.shape == (2, 0, 2, 2) and pullback(numpy.zeros(y.shape))[0].shape == (2, 0, 4, 4)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tensors, the tape, and inputs never modified
+# ---------------------------------------------------------------------------------------------------
+def test_tensor_in_tensor_out_and_recorded_on_tape():
+    x = poolref.Tensor(distinct_values((1, 2, 4, 4), 0), requires_grad=True)
+    with poolref.Tape() as tape:
+        y, i = poolref.max_pool2d(x, 2, return_indices=True)
+        z = poolref.avg_pool2d(y, 2)
+        loss = z.sum()
+    assert isinstance(y, poolref.Tensor) and isinstance(i, poolref.Tensor) and not i.requires_grad
+    assert "max_pool" in str(tape) and "avg_pool" in str(tape)
+    grad = tape.gradient(loss, x)
+    assert grad.shape == x.shape and grad.sum() == pytest.approx(2 * 1.0)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (poolref.max_pool2d, (3, 2, 1)), (poolref.avg_pool2d, (3, 2, 1)), (poolref.lp_pool2d, (2.0, 3, 2)),
+])
+def test_inputs_are_never_modified(fn, args):
+    x = numpy.abs(smooth_values((2, 3, 7, 7), 11)) + 0.1
+    copy = x.copy()
+    y, pullback = vjp(lambda t: fn(t, *args), x)
+    g = numpy.ones_like(y)
+    g_copy = g.copy()
+    pullback(g)
+    numpy.testing.assert_array_equal(x, copy)
+    numpy.testing.assert_array_equal(g, g_copy)
+
+
+def test_unpool_inputs_are_never_modified():
+    y, i = poolref.max_pool2d(distinct_values((1, 1, 4, 4), 3), 2, return_indices=True)
+    y0, i0 = y.copy(), i.copy()
+    poolref.max_unpool2d(y, i, 2)
+    numpy.testing.assert_array_equal(y, y0)
+    numpy.testing.assert_array_equal(i, i0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input: ValueError or TypeError naming the argument and its value
+# ---------------------------------------------------------------------------------------------------
+X = numpy.zeros((1, 1, 5, 5))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: poolref.max_pool2d(X, 0), ValueError, "kernel_size=(0, 0)"),
+    (lambda: poolref.max_pool2d(X, 2, stride=(1, 0)), ValueError, "stride=(1, 0)"),
+    (lambda: poolref.max_pool2d(X, 2, dilation=-1), ValueError, "dilation=(-1, -1)"),
+    (lambda: poolref.max_pool2d(X, 2, padding=2), ValueError, "padding=2"),
+    (lambda: poolref.max_pool2d(X, 2, padding=-1), ValueError, "padding=-1"),
+    (lambda: poolref.max_pool2d(X, 2, padding="middle"), ValueError, "padding='middle'"),
+    (lambda: poolref.max_pool2d(X, 6), ValueError, "output size is too small"),
+    (lambda: poolref.max_pool2d(X, 2.5), TypeError, "kernel_size=2.5"),
+    (lambda: poolref.max_pool2d(X, (2, 2, 2)), TypeError, "kernel_size=(2, 2, 2)"),
+    (lambda: poolref.max_pool2d(X, 2, convention="keras"), ValueError, "convention='keras'"),
+    (lambda: poolref.max_pool2d(X, 2, ceil_mode=True, convention="tensorflow"), ValueError, "ceil_mode=True"),
+    (lambda: poolref.max_pool2d(X[0, 0], 2), ValueError, "shape (5, 5)"),
+    (lambda: poolref.max_pool2d(numpy.zeros((1, 1, 0, 5)), 2), ValueError, "shape (1, 1, 0, 5)"),
+    (lambda: poolref.max_pool2d(X.astype(bool), 2), TypeError, "dtype bool"),
+    (lambda: poolref.avg_pool2d(X.astype(numpy.int64), 2), TypeError, "dtype int64"),
+    (lambda: poolref.avg_pool2d(X, 2, divisor_override=0), ValueError, "divisor_override=0"),
+    (lambda: poolref.avg_pool2d(X, 2, divisor_override=1.5), TypeError, "divisor_override=1.5"),
+    (lambda: poolref.lp_pool2d(X, 0, 2), ValueError, "norm_type=0"),
+    (lambda: poolref.lp_pool2d(X, float("nan"), 2), ValueError, "norm_type=nan"),
+    (lambda: poolref.lp_pool2d(X, 2, 2, convention="tensorflow"), ValueError, "convention='tensorflow'"),
+    (lambda: poolref.max_pool1d(numpy.zeros((1, 1, 1)), 2, 1, ((2, 2),), dilation=3, convention="onnx"), ValueError, "covers only padding"),
+    (lambda: poolref.max_unpool2d(X, numpy.zeros((1, 1, 5, 4), dtype=int), 2), ValueError, "indices with shape (1, 1, 5, 4)"),
+    (lambda: poolref.max_unpool2d(X, X, 2), TypeError, "dtype float64"),
+    (lambda: poolref.max_unpool2d(X, numpy.full(X.shape, 100), 2), ValueError, "from 100 to 100"),
+    (lambda: poolref.max_unpool2d(X, numpy.zeros(X.shape, dtype=int), 2, output_size=(3, 3)), ValueError, "output_size=(3, 3)"),
+])
+def test_bad_input_is_refused_with_a_clear_message(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_torch_rejects_what_poolref_rejects():
+    torch = torch_or_skip()
+    xt = to_torch(X)
+    for kwargs in (dict(kernel_size=2, padding=2), dict(kernel_size=3, padding=2, dilation=2), dict(kernel_size=6)):
+        with pytest.raises(RuntimeError):
+            torch.nn.functional.max_pool2d(xt, **kwargs)
+        with pytest.raises(ValueError):
+            poolref.max_pool2d(X, **kwargs)
