@@ -231,6 +231,16 @@ class WindowGeometry:
 
     axes: tuple[AxisWindows, ...]
 
+    def __str__(self) -> str:
+        # what a printed tape shows for a windowed op
+        parts = [f"kernel_size={self.kernel}", f"stride={tuple(a.stride for a in self.axes)}"]
+        pads = tuple((a.pad_begin, a.pad_end) for a in self.axes)
+        if any(b or e for b, e in pads):
+            parts.append(f"padding={pads}")
+        if any(a.dilation != 1 for a in self.axes):
+            parts.append(f"dilation={tuple(a.dilation for a in self.axes)}")
+        return ", ".join(parts)
+
     @property
     def ndim(self) -> int:
         return len(self.axes)

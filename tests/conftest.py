@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, settings
 # CI runs derandomized (reproducible); locally hypothesis explores new examples each run
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+settings.register_profile("thorough", deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("POOLREF_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 

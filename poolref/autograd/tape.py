@@ -77,7 +77,7 @@ def seed_gradient(tensor, grad=None):
                 f"{tensor.shape}, so pass grad= explicitly"
             )
         return xp.ones(tensor.shape, dtype=tensor.dtype)
-    grad = xp.asarray(getattr(grad, "data", grad))
+    grad = xp.asarray(grad)
     if grad.shape != tensor.shape:
         raise ValueError(f"grad has shape {grad.shape}, but the tensor has shape {tensor.shape}")
     return grad.astype(tensor.dtype, copy=True)
@@ -250,5 +250,9 @@ def _short(value) -> str:
         return "[" + ", ".join(_short(v) for v in value) + "]"
     if isinstance(value, numpy.generic):
         return repr(value.item())
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, (str, int, float, bool)):
+        return repr(value)
+    # Any other object prints with str(): a parameter record (a geometry, say) that defines a short
+    # __str__ shows up readably on the tape; one that does not falls back to its repr.
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -9,6 +9,7 @@ made). Operators (``+ - * / @ **``, ``sum``, ``reshape``, indexing, ...) each ap
 from __future__ import annotations
 
 import itertools
+import numbers
 
 import numpy
 
@@ -128,7 +129,7 @@ class Tensor:
         """
         if not self.requires_grad:
             raise RuntimeError("backward() called on a tensor that does not require a gradient")
-        seed = seed_gradient(self, grad)
+        seed = seed_gradient(self, grad.data if isinstance(grad, Tensor) else grad)
         if self._node is None:  # a leaf: d self / d self is the identity
             self._accumulate(seed)
             return
@@ -190,8 +191,8 @@ class Tensor:
         return _apply(_arithmetic.neg, self)
 
     def __pow__(self, exponent):
-        if not isinstance(exponent, (int, float)):
-            return NotImplemented  # only a Python number exponent is supported
+        if not isinstance(exponent, numbers.Real):
+            return NotImplemented  # only a number exponent is supported, not a Tensor
         return _apply(_arithmetic.power, self, exponent=exponent)
 
     def sum(self, axis=None, keepdims=False):

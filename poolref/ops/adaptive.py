@@ -129,7 +129,7 @@ def adaptive_avg_pool1d(x, output_size):
     --------
     >>> import numpy as np, poolref
     >>> poolref.adaptive_avg_pool1d(np.array([[0., 1., 2., 3., 4.]]), 2)
-    array([[1. , 3. ]])
+    array([[1., 3.]])
     """
     return _adaptive_avg(x, 1, "adaptive_avg_pool1d", output_size)
 

@@ -245,6 +245,11 @@ def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mod
     order, ``if val > maxval or isnan(val)`` takes the tap. Hence ties go to the FIRST tap, a window
     holding a NaN yields NaN, and the index kept is that of the LAST NaN.
 
+    A window may lie wholly in padding when dilation steps over the input (``L = 1, k = 2, d = 2,
+    p = 1``: taps -1 and 1), which PyTorch accepts. Like PyTorch, the reference then returns
+    :math:`-\infty` and the initial index, which lies outside the plane (PyTorch's backward then writes
+    out of bounds; :func:`max_pool_backward_reference` raises instead).
+
     Backward (:func:`max_pool_backward_reference`): :math:`\partial L / \partial x_t = \sum_{o:
     \text{index}(o) = t} \partial L / \partial y_o`.
 
@@ -314,6 +319,8 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
 
     Overlapping windows that pick the same input accumulate (``+=``), so the sum of ``grad_x`` equals
     the sum of ``grad_y``. This is the adjoint of a gather (:func:`max_unpool_backward_reference`).
+    An index outside the plane raises ``IndexError``: :func:`max_pool_reference` returns one only for a
+    window that lies wholly in padding (see its Notes).
 
     Examples
     --------
@@ -326,10 +333,19 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
     input_shape = tuple(input_shape)
     N, C = input_shape[:2]
     spatial = input_shape[2:]
+    plane_size = math.prod(spatial)
     grad_x = numpy.zeros(input_shape, dtype=numpy.float64)
     for b, c in itertools.product(range(N), range(C)):
         for out_pos in itertools.product(*[range(O) for O in grad_y.shape[2:]]):
-            position = _unflat_index(int(indices[(b, c) + out_pos]), spatial)
+            index = int(indices[(b, c) + out_pos])
+            if not 0 <= index < plane_size:
+                # only a window lying wholly in padding (possible with dilation) yields such an
+                # index; PyTorch's backward then writes out of bounds, the reference refuses
+                raise IndexError(
+                    f"max_pool backward reference: index {index} at {(b, c) + out_pos} is outside a plane "
+                    f"of {plane_size} elements (input spatial shape {tuple(spatial)})"
+                )
+            position = _unflat_index(index, spatial)
             grad_x[(b, c) + position] += float(grad_y[(b, c) + out_pos])  # fan-in accumulates
     return grad_x.astype(_result_dtype(grad_y.dtype))
 

@@ -37,7 +37,7 @@ def avg_pool_window_mass(
     >>> avg_pool_window_mass((5,), 2, 2, ceil_mode=True).tolist()
     [1.0, 1.0, 1.0]
     >>> avg_pool_window_mass((4,), 3, 2, padding=1).tolist()
-    [0.6666666666666666]
+    [0.6666666666666666, 1.0]
     """
     geometry = pool_geometry(
         tuple(spatial_shape), kernel_size, stride, padding, dilation, ceil_mode, convention, "avg_pool_window_mass"

@@ -92,6 +92,17 @@ def test_max_pool_all_minus_inf_index_is_first_inside_tap():
     assert idx.tolist() == [[[0, 1, 3]]]
 
 
+def test_max_pool_window_wholly_in_padding():
+    # L = 1, k = 2, d = 2, p = 1 passes torch's checks (p <= k // 2), but the only window's taps are
+    # -1 and 1: no input. Like torch, the output is -inf and the index is that of the first tap >= 0,
+    # position 1, outside the 1-element plane. Torch's backward then writes out of bounds; ours raises.
+    x = row([4.0])
+    y, idx = max_pool_reference(x, *geom1(2, 1, p=1, d=2), False)
+    assert y.tolist() == [[[-numpy.inf]]] and idx.tolist() == [[[1]]]
+    with pytest.raises(IndexError):
+        max_pool_backward_reference(numpy.ones_like(y), idx, x.shape)
+
+
 def test_max_pool_padding_never_selected_with_negative_values():
     y, idx = max_pool_reference(row([-5.0, -7.0, -1.0]), *geom1(3, 1, p=1), False)
     assert y.tolist() == [[[-5.0, -1.0, -1.0]]]
@@ -266,7 +277,16 @@ def _random_geometry(rng, n, *, dilation, pad_limit, length_at_least_kernel=Fals
             padding.append(int(rng.integers(0, pad_limit(k) + 1)))
             dil.append(d)
         lengths = [output_length(L, k, s, p, p, d, ceil_mode) for L, k, s, p, d in zip(spatial, kernel, stride, padding, dil)]
-        if min(lengths) >= 1 and not (length_at_least_kernel and any(L < k for L, k in zip(spatial, kernel))):
+        if min(lengths) < 1 or (length_at_least_kernel and any(L < k for L, k in zip(spatial, kernel))):
+            continue
+        # torch accepts a dilated window lying wholly in padding, returns an index outside the plane
+        # for it and then writes out of bounds in the backward (heap corruption): keep such cases out
+        # (test_max_pool_window_wholly_in_padding pins the reference's behaviour there)
+        if all(
+            any(inside for _, inside in window_taps(o, L, k_, s_, p_, d_))
+            for L, k_, s_, p_, d_, O in zip(spatial, kernel, stride, padding, dil, lengths)
+            for o in range(O)
+        ):
             return tuple(spatial), tuple(kernel), tuple(stride), tuple(padding), tuple(dil), ceil_mode
 
 
