@@ -16,6 +16,8 @@ Usage::
     python benchmarks/bench_window.py --write    # ... and writes benchmarks/results/cpu.md
     python benchmarks/bench_window.py --quick    # tiny smoke configuration (a few seconds)
 
+PyTorch keeps its default number of threads (printed) unless ``--torch-threads N`` is given.
+
 Exits 0 with a message when PyTorch is not installed.
 """
 
@@ -163,6 +165,8 @@ def main(argv=None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write the table as Markdown to {RESULTS}")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 15, 3 with --quick)")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="set torch.set_num_threads (default: leave PyTorch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
@@ -172,6 +176,8 @@ def main(argv=None) -> int:
         print("bench_window: PyTorch is not installed; nothing to compare against, skipping.")
         return 0
     poolref = _import_poolref()
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
 
     repeats = args.repeats or (3 if args.quick else 15)
     warmup, warmup_s = (2, 0.2) if args.quick else (3, 0.5)

@@ -203,7 +203,7 @@ class AxisWindows:
         return slice(first, first + (self.out_length - 1) * self.stride + 1, self.stride)
 
     def tap_table(self) -> "TapTable":
-        return TapTable(self.taps(), self.inside())
+        return TapTable(self.taps(), self.inside(), self.dilation)
 
 
 def output_length(length, kernel, stride, pad_begin, pad_end, dilation, ceil_mode) -> int:
@@ -367,13 +367,19 @@ def pool_geometry(
 class TapTable:
     """For each output position ``o`` along one axis, the input positions its taps read.
 
-    ``positions`` (O, K) holds in-range positions (taps beyond a short window repeat its last
-    position, so gathers never go out of bounds); ``inside`` (O, K) marks the taps that belong to
-    the window.
+    Tap ``m`` of window ``o`` reads position ``starts[o] + m*step`` when ``inside[o, m]``.
+    ``positions`` (O, K) lists them; outside taps are padding for regular windows (out of range),
+    and for adaptive bins taps past a short bin, which repeat its last position so that gathers
+    never go out of bounds.
     """
 
     positions: numpy.ndarray
     inside: numpy.ndarray
+    step: int = 1
+
+    @property
+    def starts(self) -> numpy.ndarray:
+        return self.positions[:, 0]
 
     @property
     def taps_per_window(self) -> int:

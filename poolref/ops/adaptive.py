@@ -192,7 +192,7 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
     taps_per_axis = tuple(t.taps_per_window for t in tables)
     best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner = xp.empty(best.shape, dtype=numpy.int64)
+    winner = xp.empty(best.shape, dtype=numpy.min_scalar_type(numpy.prod(taps_per_axis)))
     winner[...] = _first_inside_tap(tables, taps_per_axis, xp)
     check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
     # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a

@@ -112,30 +112,24 @@ def _window_sum_adjoint(g, geometry: WindowGeometry):
     return xp.ascontiguousarray(spread)
 
 
-def _spatial_index(table_axis: int, n: int, out_length: int, xp):
-    """arange(O) shaped to broadcast along spatial axis ``table_axis`` of an (.., O_0, .., O_{n-1}) array."""
-    shape = [1] * n
-    shape[table_axis] = out_length
-    return xp.arange(out_length).reshape(shape)
-
-
 def _flat_indices(winner, tables: tuple[TapTable, ...], in_shape, kernel):
     """Turn the number of each window's winning tap into a flat index within its (n, c) plane.
 
-    ``winner`` (.., O_0, .., O_{n-1}) counts taps in row-major order over ``kernel``; the tap tables
-    give each axis's input position. PyTorch's layout: ``h*W + w`` in 2-D, ``(d*H + h)*W + w`` in 3-D.
+    ``winner`` (.., O_0, .., O_{n-1}) counts taps in row-major order over ``kernel``. Tap ``m`` of
+    window ``o`` sits at ``starts[o] + m*step`` on each axis, so the flat index splits into a
+    per-window base and a per-tap offset: ``base[o] + offset[winner]`` (a lookup in a table of
+    ``prod(kernel)`` entries). PyTorch's layout: ``h*W + w`` in 2-D, ``(d*H + h)*W + w`` in 3-D.
     """
     xp = array_module(winner)
     n = len(tables)
-    flat = xp.zeros(winner.shape, dtype=numpy.int64)
-    remaining = winner.astype(numpy.int64)
-    for a in reversed(range(n)):  # peel the fastest axis off first
-        tap = remaining % kernel[a]
-        remaining //= kernel[a]
-        positions = xp.asarray(tables[a].positions)
-        position = positions[_spatial_index(a, n, positions.shape[0], xp), tap]
-        flat += position * math.prod(in_shape[a + 1:])
-    return flat
+    plane_strides = [math.prod(in_shape[a + 1:]) for a in range(n)]
+    base = numpy.zeros((1,) * n, dtype=numpy.int64)  # (O_0, .., O_{n-1}) flat index of tap 0
+    offset = numpy.zeros((1,) * n, dtype=numpy.int64)  # (k_0, .., k_{n-1}) flat offset of each tap
+    for a, (table, stride) in enumerate(zip(tables, plane_strides)):
+        along = [-1 if b == a else 1 for b in range(n)]
+        base = base + (table.starts.astype(numpy.int64) * stride).reshape(along)
+        offset = offset + (numpy.arange(kernel[a]) * table.step * stride).reshape(along)
+    return xp.asarray(base) + xp.take(xp.asarray(offset.ravel()), winner)
 
 
 def _first_inside_tap(tables: tuple[TapTable, ...], kernel, xp):
@@ -162,13 +156,16 @@ def _take_larger(best, winner, value, tap_number, check_nan: bool, xp):
     """One step of PyTorch's running max: ``if value > best or isnan(value): take it``.
 
     Strictly greater keeps the FIRST of equal values; a NaN always wins, so the LAST NaN's index is
-    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place.
+    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place, with
+    arithmetic rather than masked copies (several times faster): ``maximum`` gives the new best
+    value (NaN-propagating), and since a tap can only win if it is inside its window, its number
+    exceeds every earlier winner's, so ``winner = max(winner, better * tap_number)``.
     """
     better = xp.greater(value, best)
     if check_nan:
         better |= xp.isnan(value)
-    xp.copyto(best, value, where=better)
-    xp.copyto(winner, tap_number, where=better)
+    xp.maximum(best, value, out=best)
+    xp.maximum(winner, better.astype(winner.dtype) * winner.dtype.type(tap_number), out=winner)
 
 
 def _planes(shape, n):
@@ -215,7 +212,7 @@ def _max_pool_forward(x, *, geometry: WindowGeometry):
     tables = geometry.tap_tables()
     padded = _pad(x, geometry, _lowest(x.dtype))
     best = xp.full(lead + geometry.out_shape, _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner_dtype = numpy.int16 if geometry.kernel_volume < 2**15 else numpy.int64
+    winner_dtype = numpy.min_scalar_type(geometry.kernel_volume)  # tap numbers: uint8 for most kernels
     winner = xp.empty(best.shape, dtype=winner_dtype)
     winner[...] = _first_inside_tap(tables, geometry.kernel, xp)
     # one pass over the input decides whether the NaN rule can ever fire
