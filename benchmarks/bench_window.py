@@ -7,8 +7,8 @@ forward, then the input gradient for a fixed random upstream gradient ``g``.
 * PyTorch: ``y = F.op(x_t, k, s, p)`` with ``x_t.requires_grad``, then ``y.backward(g_t)``.
 
 Each side of each case is warmed up, then timed ``--repeats`` consecutive times (default 15); the
-median is reported. Before timing, poolref's output and gradient are checked
-against PyTorch's, so the two sides are known to compute the same thing.
+median is reported. Before timing, poolref's output and gradient are checked against PyTorch's, so
+the two sides are known to compute the same thing.
 
 Usage::
 
@@ -48,24 +48,29 @@ QUICK_CASES = [
 OPS = ("max_pool2d", "avg_pool2d")
 
 
-def _median_ms(fn, repeats: int, warmup: int, warmup_s: float) -> float:
-    """Median wall time of ``fn()`` in milliseconds over ``repeats`` consecutive calls (timeit style).
+def _interleaved_median_ms(fns, repeats: int, warmup: int, warmup_s: float) -> list[float]:
+    """Median wall time in milliseconds of each of ``fns``, called in turn ``repeats`` times.
 
-    ``fn`` is first called ``warmup`` times and for at least ``warmup_s`` seconds: PyTorch's first
-    backward calls, and the first calls after its worker threads have gone idle, are much slower
-    than its steady state, which is what we compare against.
+    Alternating the calls (poolref, torch, poolref, torch, ...) exposes both sides to the same
+    machine state: on a shared virtual machine the speed of memory-bound code drifts by up to 2x over
+    a few seconds, and timing one side after the other would charge that drift to one of them.
+    Each function is first called ``warmup`` times and for at least ``warmup_s`` seconds: PyTorch's
+    first backward calls, and the first calls after its worker threads have gone idle, are much
+    slower than its steady state, which is what we compare against.
     """
     start = time.perf_counter()
     calls = 0
     while calls < warmup or time.perf_counter() - start < warmup_s:
-        fn()
+        for fn in fns:
+            fn()
         calls += 1
-    times = []
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        for fn, record in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - start)
+    return [1e3 * statistics.median(record) for record in times]
 
 
 def _case(op_name, shape, k, s, p, repeats, warmup, warmup_s, rng, torch, poolref):
@@ -99,8 +104,7 @@ def _case(op_name, shape, k, s, p, repeats, warmup, warmup_s, rng, torch, poolre
     ):
         raise SystemExit(f"{op_name} {shape} k={k} s={s} p={p}: poolref and torch disagree; not timing")
 
-    poolref_ms = _median_ms(run_poolref, repeats, warmup, warmup_s)
-    torch_ms = _median_ms(run_torch, repeats, warmup, warmup_s)
+    poolref_ms, torch_ms = _interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
     return {
         "op": op_name,
         "shape": "x".join(map(str, shape)),
@@ -169,6 +173,8 @@ def main(argv=None) -> int:
                         help="set torch.set_num_threads (default: leave PyTorch's default)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
 
     try:
         import torch

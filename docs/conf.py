@@ -73,6 +73,8 @@ try:
 except ImportError:  # the docs extra installs it; alabaster ships with Sphinx
     html_theme = "alabaster"
 html_title = f"poolref {release}"
+# the flat pages have no section navigation to show in the left sidebar
+html_sidebars = {page: [] for page in ("index", "concepts", "conventions", "benchmarks")}
 html_static_path: list[str] = []
 html_show_sourcelink = False
 

@@ -204,12 +204,19 @@ class Tape:
             grads[t.uid] = grads[t.uid] + seed if t.uid in grads else seed
         backpropagate(reversed(self.entries), grads)
 
+        source_list = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+        returned = [grads[s.uid] for s in source_list if s.uid in grads]
+
         def gradient_of(source):
             xp = array_module(source.data)
             if source.uid not in grads:
                 return xp.zeros(source.shape, dtype=source.dtype)
-            # A copy: the walk may hand one array to several tensors (``a + b`` passes g to both).
-            return xp.array(grads[source.uid], copy=True)
+            grad = grads[source.uid]
+            # The walk may hand one array to several tensors (``a + b`` passes g to both): copy a
+            # gradient that shares memory with another one we return, so that the caller can change
+            # one without changing the other. (A large copy costs as much as a pooling backward.)
+            sharing = sum(1 for other in returned if xp.may_share_memory(grad, other))
+            return xp.array(grad, copy=True) if sharing > 1 else grad
 
         if isinstance(sources, (list, tuple)):
             return [gradient_of(s) for s in sources]

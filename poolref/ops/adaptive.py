@@ -103,17 +103,6 @@ def _adaptive_avg(x, n, op, output_size):
     return apply(ADAPTIVE_AVG_POOL, x, output_size=_output_size(output_size, x, n, op))
 
 
-_ADAPTIVE_AVG_NOTES = r"""
-    Notes
-    -----
-    Along each axis bin :math:`i` is :math:`B_i = [\lfloor iL/O \rfloor, \lceil (i+1)L/O \rceil)`;
-    the window of output :math:`o` is the box of its per-axis bins, and
-
-    .. math:: y_o = \frac{1}{|W_o|} \sum_{i \in W_o} x_i, \qquad
-              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{|W_o|} \frac{\partial L}{\partial y_o}
-
-    computed as a separable linear map (a 0/1 bin matrix per axis) and its transpose.
-"""
 
 
 def adaptive_avg_pool1d(x, output_size):
@@ -147,7 +136,17 @@ def adaptive_avg_pool2d(x, output_size):
     Returns
     -------
     y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
-""" + _ADAPTIVE_AVG_NOTES + r"""
+
+    Notes
+    -----
+    Along each axis bin :math:`i` is :math:`B_i = [\lfloor iL/O \rfloor, \lceil (i+1)L/O \rceil)`;
+    the window of output :math:`o` is the box of its per-axis bins, and
+
+    .. math:: y_o = \frac{1}{|W_o|} \sum_{i \in W_o} x_i, \qquad
+              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{|W_o|} \frac{\partial L}{\partial y_o}
+
+    computed as a separable linear map (a 0/1 bin matrix per axis) and its transpose.
+
     Examples
     --------
     >>> import numpy as np, poolref
@@ -194,6 +193,7 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
     winner = xp.empty(best.shape, dtype=numpy.min_scalar_type(numpy.prod(taps_per_axis)))
     winner[...] = _first_inside_tap(tables, taps_per_axis, xp)
+    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
     check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
     # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a
     shapes = [[-1 if b == a else 1 for b in range(n)] for a in range(n)]
@@ -206,7 +206,7 @@ def _adaptive_max_forward(x, *, output_size: tuple):
         if not inside.all():
             # a tap past a short bin's end is no part of that bin: make it lose every comparison
             value = xp.where(xp.asarray(inside), value, _lowest(x.dtype))
-        _take_larger(best, winner, value, tap_number, check_nan, xp)
+        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
     indices = _flat_indices(winner, tables, in_shape, taps_per_axis)
     return (best, indices), AdaptiveMaxSaved(indices, x.shape, n)
 
@@ -224,17 +224,6 @@ def _adaptive_max(x, n, op, output_size, return_indices):
     return (values, indices) if return_indices else values
 
 
-_ADAPTIVE_MAX_NOTES = r"""
-    Notes
-    -----
-    With the bins of :func:`adaptive_avg_pool2d`,
-
-    .. math:: y_o = \max_{i \in W_o} x_i, \qquad
-              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
-
-    Ties go to the first element in scan order; a NaN wins and the last NaN's index is kept (as
-    PyTorch). Indices are flat within each (n, c) plane.
-"""
 
 
 def adaptive_max_pool1d(x, output_size, return_indices=False):
@@ -269,7 +258,17 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     -------
     y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
     indices : int64 array or Tensor (only with ``return_indices``)
-""" + _ADAPTIVE_MAX_NOTES + r"""
+
+    Notes
+    -----
+    With the bins of :func:`adaptive_avg_pool2d`,
+
+    .. math:: y_o = \max_{i \in W_o} x_i, \qquad
+              \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
+
+    Ties go to the first element in scan order; a NaN wins and the last NaN's index is kept (as
+    PyTorch). Indices are flat within each (n, c) plane.
+
     Examples
     --------
     >>> import numpy as np, poolref
@@ -308,7 +307,7 @@ def _spatial_dims(x, op):
 
 
 def global_avg_pool(x):
-    r"""Mean over all spatial dims of (N, C, *spatial), keeping them as size 1: (N, C, 1, ..., 1).
+    r"""Mean over all spatial dims of ``(N, C, *spatial)``, keeping them as size 1: (N, C, 1, ..., 1).
 
     Notes
     -----
@@ -328,7 +327,7 @@ def global_avg_pool(x):
 
 
 def global_max_pool(x):
-    r"""Max over all spatial dims of (N, C, *spatial), keeping them as size 1: (N, C, 1, ..., 1).
+    r"""Max over all spatial dims of ``(N, C, *spatial)``, keeping them as size 1: (N, C, 1, ..., 1).
 
     Notes
     -----
@@ -348,7 +347,7 @@ def global_max_pool(x):
 
 
 def global_lp_pool(x, norm_type, *, convention="torch"):
-    r"""Lp pooling with one window covering all spatial dims of (N, C, *spatial): (N, C, 1, ..., 1).
+    r"""Lp pooling with one window covering all spatial dims of ``(N, C, *spatial)``: (N, C, 1, ..., 1).
 
     Notes
     -----

@@ -72,6 +72,15 @@ def _axis_index(ndim: int, dim: int, index) -> tuple:
     return tuple(key)
 
 
+def _crop(padded, geometry: WindowGeometry):
+    """The interior of a buffer laid out by :func:`_pad`, as a contiguous array."""
+    if not geometry.needs_padding:
+        return padded
+    xp = array_module(padded)
+    interior = tuple(slice(b, b + L) for L, (b, _) in zip(geometry.in_shape, geometry.pad_widths))
+    return xp.ascontiguousarray(padded[(Ellipsis,) + interior])
+
+
 def _window_sum(x, geometry: WindowGeometry):
     """Sum of every window's taps; padding and overhang read as zero. (.., L..) -> (.., O..).
 
@@ -152,20 +161,26 @@ def _lowest(dtype):
     return -numpy.inf if dtype.kind == "f" else numpy.iinfo(dtype).min
 
 
-def _take_larger(best, winner, value, tap_number, check_nan: bool, xp):
+def _take_larger(best, winner, value, tap_number, better, check_nan: bool, xp):
     """One step of PyTorch's running max: ``if value > best or isnan(value): take it``.
 
     Strictly greater keeps the FIRST of equal values; a NaN always wins, so the LAST NaN's index is
-    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place, with
-    arithmetic rather than masked copies (several times faster): ``maximum`` gives the new best
-    value (NaN-propagating), and since a tap can only win if it is inside its window, its number
-    exceeds every earlier winner's, so ``winner = max(winner, better * tap_number)``.
+    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place
+    (``better`` is a bool scratch buffer), with arithmetic rather than masked copies, which are
+    several times slower: ``maximum`` gives the new best value (NaN-propagating), and since a tap
+    can only win if it is inside its window, its number exceeds every earlier winner's, so
+    ``winner = max(winner, better * tap_number)``.
     """
-    better = xp.greater(value, best)
+    xp.greater(value, best, out=better)
     if check_nan:
         better |= xp.isnan(value)
     xp.maximum(best, value, out=best)
-    xp.maximum(winner, better.astype(winner.dtype) * winner.dtype.type(tap_number), out=winner)
+    if winner.dtype == numpy.uint8:
+        flag = better.view(numpy.uint8)  # reuse the scratch buffer: better is not needed any more
+        xp.multiply(flag, numpy.uint8(tap_number), out=flag)
+    else:
+        flag = better.astype(winner.dtype) * winner.dtype.type(tap_number)
+    xp.maximum(winner, flag, out=winner)
 
 
 def _planes(shape, n):
@@ -200,33 +215,55 @@ def gather_from_planes(source, indices, n: int):
 # Max pooling
 # ==================================================================================================
 class MaxPoolSaved(NamedTuple):
-    indices: object  # (.., O..) int64 flat in-plane index of each window's maximum
-    in_shape: tuple  # shape of the input, for the scatter
-    ndim: int  # number of spatial dims
+    winner: object  # (.., O..) number of each window's winning tap, row-major over the kernel
+    geometry: WindowGeometry
+    dtype: numpy.dtype  # the input's dtype, for the gradient
 
 
-def _max_pool_forward(x, *, geometry: WindowGeometry):
+def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool):
     xp = array_module(x)
-    n = geometry.ndim
-    lead = x.shape[: x.ndim - n]
+    lead = x.shape[: x.ndim - geometry.ndim]
     tables = geometry.tap_tables()
     padded = _pad(x, geometry, _lowest(x.dtype))
     best = xp.full(lead + geometry.out_shape, _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
     winner_dtype = numpy.min_scalar_type(geometry.kernel_volume)  # tap numbers: uint8 for most kernels
     winner = xp.empty(best.shape, dtype=winner_dtype)
     winner[...] = _first_inside_tap(tables, geometry.kernel, xp)
+    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
     # one pass over the input decides whether the NaN rule can ever fire
     check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
     for tap_number, offsets in enumerate(geometry.tap_offsets()):
         value = padded[(Ellipsis,) + geometry.tap_slices(offsets)]  # (.., O..) strided view, no copy
-        _take_larger(best, winner, value, tap_number, check_nan, xp)
-    indices = _flat_indices(winner, tables, geometry.in_shape, geometry.kernel)
-    return (best, indices), MaxPoolSaved(indices, x.shape, n)
+        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
+    saved = MaxPoolSaved(winner, geometry, x.dtype)
+    if with_indices:
+        return (best, _flat_indices(winner, tables, geometry.in_shape, geometry.kernel)), saved
+    return best, saved
 
 
-def _max_pool_backward(saved: MaxPoolSaved, grad_values, _grad_indices):
-    # each window's gradient goes to its maximum; overlapping windows accumulate
-    return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
+def _max_pool_backward(saved: MaxPoolSaved, grad_values, *_grad_indices):
+    # The adjoint of the forward's tap loop: tap t of every window whose winner is t receives the
+    # window's gradient. Overlapping windows accumulate, since each tap adds into the same buffer.
+    xp = array_module(grad_values)
+    geometry = saved.geometry
+    accumulate = accumulation_dtype(grad_values.dtype)
+    lead = grad_values.shape[: grad_values.ndim - geometry.ndim]
+    padded_shape = lead + tuple(L + b + e for L, (b, e) in zip(geometry.in_shape, geometry.pad_widths))
+    grad = xp.zeros(padded_shape, dtype=accumulate)
+    won = xp.empty(grad_values.shape, dtype=bool)
+    # Windows overlap unless every axis steps past a whole (dilated) window; without overlap no
+    # element is a tap of two windows, so each tap's share can be written instead of added.
+    overlapping = any(a.stride < a.effective_kernel for a in geometry.axes)
+    share = xp.empty(grad_values.shape, dtype=accumulate) if overlapping else None  # scratch
+    for tap_number, offsets in enumerate(geometry.tap_offsets()):
+        xp.equal(saved.winner, tap_number, out=won)
+        view = grad[(Ellipsis,) + geometry.tap_slices(offsets)]
+        if overlapping:
+            xp.multiply(grad_values, won, out=share)
+            xp.add(view, share, out=view)
+        else:
+            xp.multiply(grad_values, won, out=view)
+    return (_crop(grad, geometry).astype(saved.dtype, copy=False),)
 
 
 MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
@@ -235,26 +272,9 @@ MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
 def _max_pool(x, n, op, kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention):
     x = check_pool_input(x, n, op, integer_ok=True)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
-    values, indices = apply(MAX_POOL, x, geometry=geometry)
-    return (values, indices) if return_indices else values
+    return apply(MAX_POOL, x, geometry=geometry, with_indices=bool(return_indices))
 
 
-_MAX_POOL_NOTES = r"""
-    Notes
-    -----
-    Forward, for each window :math:`W_o` (its taps inside the input; padding reads as
-    :math:`-\infty`):
-
-    .. math:: y_o = \max_{i \in W_o} x_i, \qquad \mathrm{index}_o = \operatorname{argmax}_{i \in W_o} x_i
-
-    scanning the taps in row-major order and taking a tap when ``x_i > y or isnan(x_i)`` (PyTorch's
-    rule): ties go to the first, a NaN wins and the last NaN's index is kept.
-
-    Backward, a scatter-add (overlapping windows accumulate; the input gradient sums to the output
-    gradient):
-
-    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
-"""
 
 
 def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, convention="torch"):
@@ -304,7 +324,22 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         ``H_out = floor((H + 2p - d(k - 1) - 1)/s) + 1`` (ceil in ceil mode).
     indices : int64 array or Tensor, same shape as ``y``
         Only with ``return_indices=True``.
-""" + _MAX_POOL_NOTES + r"""
+
+    Notes
+    -----
+    Forward, for each window :math:`W_o` (its taps inside the input; padding reads as
+    :math:`-\infty`):
+
+    .. math:: y_o = \max_{i \in W_o} x_i, \qquad \mathrm{index}_o = \operatorname{argmax}_{i \in W_o} x_i
+
+    scanning the taps in row-major order and taking a tap when ``x_i > y or isnan(x_i)`` (PyTorch's
+    rule): ties go to the first, a NaN wins and the last NaN's index is kept.
+
+    Backward, a scatter-add (overlapping windows accumulate; the input gradient sums to the output
+    gradient):
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
+
     Examples
     --------
     >>> import numpy as np, poolref
@@ -377,25 +412,6 @@ def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_p
     return apply(AVG_POOL, x, geometry=geometry, count_padding=count_padding, divisor_override=divisor_override)
 
 
-_AVG_POOL_NOTES = r"""
-    Notes
-    -----
-    Forward, for each window :math:`W_o` with its taps inside the input (padding reads as zero):
-
-    .. math:: y_o = \frac{1}{D_o} \sum_{i \in W_o} x_i
-
-    The divisor :math:`D_o` is ``divisor_override`` if given; else, with ``count_include_pad``, the
-    number of taps inside the input or its padding (PyTorch's ``pool_size``: a ceil-mode overhang
-    past the end padding is not counted); else the number of taps inside the input. Under
-    ``convention="tensorflow"`` padding is never counted (``count_include_pad`` is ignored).
-
-    Backward, the transpose of the forward:
-
-    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{D_o} \frac{\partial L}{\partial y_o}
-
-    So the input gradient sums to :math:`\sum_o \frac{|W_o|}{D_o} \frac{\partial L}{\partial y_o}`,
-    the output gradient's sum exactly when no window counts padding or overhang.
-"""
 
 
 def avg_pool1d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, dilation=1, convention="torch"):
@@ -436,7 +452,25 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     Returns
     -------
     y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
-""" + _AVG_POOL_NOTES + r"""
+
+    Notes
+    -----
+    Forward, for each window :math:`W_o` with its taps inside the input (padding reads as zero):
+
+    .. math:: y_o = \frac{1}{D_o} \sum_{i \in W_o} x_i
+
+    The divisor :math:`D_o` is ``divisor_override`` if given; else, with ``count_include_pad``, the
+    number of taps inside the input or its padding (PyTorch's ``pool_size``: a ceil-mode overhang
+    past the end padding is not counted); else the number of taps inside the input. Under
+    ``convention="tensorflow"`` padding is never counted (``count_include_pad`` is ignored).
+
+    Backward, the transpose of the forward:
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{D_o} \frac{\partial L}{\partial y_o}
+
+    So the input gradient sums to :math:`\sum_o \frac{|W_o|}{D_o} \frac{\partial L}{\partial y_o}`,
+    the output gradient's sum exactly when no window counts padding or overhang.
+
     Examples
     --------
     The ceil-mode case from PyTorch's bug tracker (the last window divides by 2, not 3, per axis):
@@ -531,24 +565,6 @@ def _lp_pool(x, n, op, norm_type, kernel_size, stride, ceil_mode, padding, dilat
     return apply(LP_POOL, x, p=p, geometry=geometry, convention=convention)
 
 
-_LP_POOL_NOTES = r"""
-    Notes
-    -----
-    ``convention="torch"`` reproduces PyTorch's formula, quirks included:
-
-    .. math:: S_o = \frac{\prod k}{D_o} \sum_{i \in W_o} x_i^p, \qquad y_o = S_o^{1/p}
-
-    with :math:`D_o` average pooling's divisor counting padding, so a partial ceil-mode window is
-    rescaled as if it were full, and no absolute value: negative windows give NaN for fractional
-    :math:`1/p` and signed results for ``p = 1`` (a quirk). ``convention="onnx"`` is the true norm,
-    :math:`y_o = (\sum_{i \in W_o} |x_i|^p)^{1/p}` (ONNX Runtime; padding adds zero, nothing is rescaled).
-
-    Backward (chain rule; zero where :math:`S_o = 0`, poolref's choice where the derivative blows up):
-
-    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{\partial L}{\partial y_o}
-              \frac{y_o}{S_o} \frac{\prod k}{D_o} x_i^{p-1}
-              \quad\text{(onnx: } \frac{y_o}{S_o} \operatorname{sign}(x_i) |x_i|^{p-1}\text{)}
-"""
 
 
 def lp_pool1d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0, dilation=1, convention="torch"):
@@ -592,7 +608,24 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     Returns
     -------
     y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
-""" + _LP_POOL_NOTES + r"""
+
+    Notes
+    -----
+    ``convention="torch"`` reproduces PyTorch's formula, quirks included:
+
+    .. math:: S_o = \frac{\prod k}{D_o} \sum_{i \in W_o} x_i^p, \qquad y_o = S_o^{1/p}
+
+    with :math:`D_o` average pooling's divisor counting padding, so a partial ceil-mode window is
+    rescaled as if it were full, and no absolute value: negative windows give NaN for fractional
+    :math:`1/p` and signed results for ``p = 1`` (a quirk). ``convention="onnx"`` is the true norm,
+    :math:`y_o = (\sum_{i \in W_o} |x_i|^p)^{1/p}` (ONNX Runtime; padding adds zero, nothing is rescaled).
+
+    Backward (chain rule; zero where :math:`S_o = 0`, poolref's choice where the derivative blows up):
+
+    .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{\partial L}{\partial y_o}
+              \frac{y_o}{S_o} \frac{\prod k}{D_o} x_i^{p-1}
+              \quad\text{(onnx: } \frac{y_o}{S_o} \operatorname{sign}(x_i) |x_i|^{p-1}\text{)}
+
     Examples
     --------
     >>> import numpy as np, poolref
@@ -681,22 +714,6 @@ def _unpool_padding(padding, n, op):
     return resolve_padding(padding, (1,) * n, (1,) * n, (1,) * n, (1,) * n, op)
 
 
-_MAX_UNPOOL_NOTES = r"""
-    Notes
-    -----
-    The partial inverse of max pooling: each value is written at its index in its (n, c) plane and
-    every other output is zero,
-
-    .. math:: y_{\mathrm{index}_o} = x_o, \qquad y_j = 0 \text{ for every other } j
-
-    Backward, the adjoint gather:
-    :math:`\partial L / \partial x_o = \partial L / \partial y_{\mathrm{index}_o}`. The default output length
-    is :math:`(L_{in} - 1) s - 2p + k`.
-
-    Repeated indices (from overlapping pooling windows) follow PyTorch: the forward keeps the last
-    write, and the backward still gathers for every entry, so there it is not the derivative of the
-    forward. With unique indices (``stride >= kernel_size``) the pair is exactly adjoint.
-"""
 
 
 def max_unpool1d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
@@ -734,7 +751,22 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     Returns
     -------
     y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
-""" + _MAX_UNPOOL_NOTES + r"""
+
+    Notes
+    -----
+    The partial inverse of max pooling: each value is written at its index in its (n, c) plane and
+    every other output is zero,
+
+    .. math:: y_{\mathrm{index}_o} = x_o, \qquad y_j = 0 \text{ for every other } j
+
+    Backward, the adjoint gather:
+    :math:`\partial L / \partial x_o = \partial L / \partial y_{\mathrm{index}_o}`. The default output length
+    is :math:`(L_{in} - 1) s - 2p + k`.
+
+    Repeated indices (from overlapping pooling windows) follow PyTorch: the forward keeps the last
+    write, and the backward still gathers for every entry, so there it is not the derivative of the
+    forward. With unique indices (``stride >= kernel_size``) the pair is exactly adjoint.
+
     Examples
     --------
     >>> import numpy as np, poolref
