@@ -351,14 +351,18 @@ def test_max_unpool_matches_torch(data):
 def test_low_precision_matches_torch(dtype):
     torch = torch_or_skip()
     x = smooth_values((2, 3, 9, 9), 9, dtype)
+    tol = 2e-3 if dtype == numpy.float16 else 1e-6
     for ours, theirs, args in [
         (poolref.max_pool2d, torch.nn.functional.max_pool2d, (3, 2, 1)),
         (poolref.avg_pool2d, torch.nn.functional.avg_pool2d, (3, 2, 1, True)),
+        (poolref.adaptive_avg_pool2d, torch.nn.functional.adaptive_avg_pool2d, ((4, 5),)),
     ]:
-        y = ours(x, *args)
-        assert y.dtype == dtype
-        tol = 1e-3 if dtype == numpy.float16 else 1e-6
-        assert_matches(y, theirs(to_torch(x), *args).numpy(), rtol=tol, atol=tol)
+        y, pullback = vjp(lambda t: ours(t, *args), x)
+        g = smooth_values(y.shape, 10, dtype)
+        yt, grad_t = _torch_grad(theirs, x, g, *args)
+        assert y.dtype == dtype and pullback(g)[0].dtype == dtype
+        assert_matches(y, yt.detach().numpy(), rtol=tol, atol=tol)
+        assert_matches(pullback(g)[0], grad_t, rtol=tol, atol=tol, what="gradient")
 
 
 def test_empty_batch_forward_and_gradient():

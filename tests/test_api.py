@@ -1,0 +1,70 @@
+"""The public names and signatures of API.md (sections Autograd, Windowed pooling, Adaptive and
+global) are a contract: the oracle, the tests and users call exactly these."""
+
+import inspect
+
+import pytest
+
+import poolref
+import poolref.autograd
+
+E = inspect.Parameter.empty
+WINDOWED = {
+    "max_pool{n}d": "x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False, *, convention='torch'",
+    "avg_pool{n}d": "x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None, *, dilation=1, convention='torch'",
+    "lp_pool{n}d": "x, norm_type, kernel_size, stride=None, ceil_mode=False, *, padding=0, dilation=1, convention='torch'",
+    "max_unpool{n}d": "x, indices, kernel_size, stride=None, padding=0, output_size=None",
+    "adaptive_avg_pool{n}d": "x, output_size",
+    "adaptive_max_pool{n}d": "x, output_size, return_indices=False",
+}
+CONTRACT = {name.format(n=n): sig for name, sig in WINDOWED.items() for n in (1, 2, 3)}
+CONTRACT.update({
+    "global_avg_pool": "x",
+    "global_max_pool": "x",
+    "global_lp_pool": "x, norm_type",
+    "vjp": "fn, *primals, **kwargs",
+})
+
+
+def _parameters(text):
+    """Parse 'a, b=1, *, c=2' into (name, kind, default) triples, as API.md writes them."""
+    params, keyword_only = [], False
+    for part in (p.strip() for p in text.split(",")):
+        if part == "*":
+            keyword_only = True
+        elif part.startswith("**"):
+            params.append((part[2:], inspect.Parameter.VAR_KEYWORD, E))
+        elif part.startswith("*"):
+            params.append((part[1:], inspect.Parameter.VAR_POSITIONAL, E))
+            keyword_only = True
+        else:
+            name, _, default = part.partition("=")
+            kind = inspect.Parameter.KEYWORD_ONLY if keyword_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
+            params.append((name, kind, eval(default) if default else E))
+    return params
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACT))
+def test_public_function_has_the_contract_signature(name):
+    signature = inspect.signature(getattr(poolref, name))
+    actual = [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+    wanted = _parameters(CONTRACT[name])
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
+    # positional order and defaults match exactly; listed keyword-only arguments exist; extras may
+    # be added, but only as keyword-only arguments
+    assert [a for a in actual if a[1] != keyword_only] == [w for w in wanted if w[1] != keyword_only]
+    assert all(w in actual for w in wanted if w[1] == keyword_only)
+    assert all(a[1] == keyword_only for a in actual if a not in wanted)
+
+
+def test_autograd_names():
+    assert [p for p in inspect.signature(poolref.Tensor).parameters][:2] == ["data", "requires_grad"]
+    assert inspect.signature(poolref.Tensor).parameters["requires_grad"].default is False
+    for attribute in ("data", "grad", "shape", "dtype", "backward", "sum", "mean", "reshape"):
+        assert hasattr(poolref.Tensor([1.0]), attribute)
+    gradient = inspect.signature(poolref.Tape().gradient)
+    assert list(gradient.parameters)[:2] == ["target", "sources"]
+    gradcheck = inspect.signature(poolref.autograd.gradcheck)
+    assert [(p.name, p.default) for p in gradcheck.parameters.values()] == [
+        ("fn", E), ("primals", E), ("eps", 1e-6), ("atol", 1e-5), ("rtol", 1e-3), ("kwargs", E)
+    ]
