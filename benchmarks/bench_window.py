@@ -6,8 +6,8 @@ forward, then the input gradient for a fixed random upstream gradient ``g``.
 * poolref: ``y, pullback = poolref.vjp(lambda t: op(t, k, s, p), x)`` then ``pullback(g)``;
 * PyTorch: ``y = F.op(x_t, k, s, p)`` with ``x_t.requires_grad``, then ``y.backward(g_t)``.
 
-Each side of each case is warmed up, then timed ``--repeats`` consecutive times (default 15); the
-median is reported. Before timing, poolref's output and gradient are checked against PyTorch's, so
+Each case is warmed up, then the two sides are called in turn ``--repeats`` times (default 15) and
+the median of each is reported. Before timing, poolref's output and gradient are checked against PyTorch's, so
 the two sides are known to compute the same thing.
 
 Usage::
@@ -137,7 +137,7 @@ def _environment(torch, poolref, repeats: int) -> list[tuple[str, str]]:
         ("python", platform.python_version()),
         ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
         ("torch threads", str(torch.get_num_threads())),
-        ("timing", f"forward + backward, float32; median of {repeats} consecutive runs after warm-up"),
+        ("timing", f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"),
     ]
 
 
