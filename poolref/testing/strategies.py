@@ -73,10 +73,11 @@ def pool_configs(
     have no dilation, so under ``"torch"`` it stays 1 for them).
     """
     kernel = tuple(draw(st.integers(1, max_kernel)) for _ in range(n))
-    # overlapping=False: stride >= kernel, so no two windows share an element (unique argmax indices)
-    stride = tuple(draw(st.integers(1 if overlapping else k, max(max_stride, k))) for k in kernel)
     torch_without_dilation = convention == "torch" and op in ("avg", "lp")
     dil = tuple(draw(st.integers(1, 2)) for _ in range(n)) if dilation and not torch_without_dilation else (1,) * n
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dil)]
+    # overlapping=False: every stride spans a whole dilated window, so no two windows share an element
+    stride = tuple(draw(st.integers(1 if overlapping else span, max(max_stride, span))) for span in spans)
     if string_padding and padding and draw(st.booleans()):
         choices = ["valid", "same", "same_lower"] if convention != "tensorflow" else ["valid", "same"]
         padding = draw(st.sampled_from(choices))
@@ -87,7 +88,6 @@ def pool_configs(
     else:
         padding = tuple(draw(st.integers(0, k // 2 if padding else 0)) for k in kernel)
         pad_pairs = tuple((p, p) for p in padding)
-    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dil)]
     shape = tuple(
         draw(st.integers(max(1, span - b - e), max(1, span - b - e) + max_extra))
         for span, (b, e) in zip(spans, pad_pairs)

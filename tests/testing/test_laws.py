@@ -1,0 +1,44 @@
+"""poolref.testing: the helpers users import must themselves catch what they claim to catch."""
+
+import numpy
+import pytest
+
+import poolref
+from poolref.autograd import apply, define_function
+from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
+
+# a max pooling whose backward loses a tenth of the gradient: the conservation law must notice
+LEAKY = define_function(
+    "leaky_max_pool_for_test",
+    lambda x: (poolref.max_pool2d(x, 2), None),
+    lambda saved, g: (0.9 * poolref.max_unpool2d(g, numpy.zeros(g.shape, dtype=int), 2),),
+)
+
+
+def test_conservation_catches_a_leaky_backward():
+    x = numpy.random.default_rng(0).normal(size=(1, 2, 4, 4))
+    with pytest.raises(AssertionError, match="not conserved"):
+        assert_conserves_gradient(lambda t: apply(LEAKY, t), x)
+
+
+def test_avg_pool_needs_its_window_mass():
+    x = numpy.random.default_rng(1).normal(size=(2, 1, 5, 5))
+    kwargs = dict(kernel_size=3, stride=2, padding=1)
+    with pytest.raises(AssertionError):
+        assert_conserves_gradient(poolref.avg_pool2d, x, **kwargs)  # padding is counted: mass < 1
+    mass = avg_pool_window_mass((5, 5), **kwargs)
+    assert mass.shape == (3, 3) and mass[1, 1] == 1.0 and mass[0, 0] == pytest.approx(4 / 9)
+    assert_conserves_gradient(poolref.avg_pool2d, x, window_mass=mass, **kwargs)
+
+
+def test_assert_matches_reports_the_first_mismatch():
+    expected = numpy.arange(6.0).reshape(2, 3)
+    actual = expected.copy()
+    actual[1, 2] += 1e-3
+    with pytest.raises(AssertionError, match=r"1 of 6 elements differ.*index \(1, 2\)"):
+        assert_matches(actual, expected)
+    with pytest.raises(AssertionError, match="shape"):
+        assert_matches(actual[:1], expected)
+    with pytest.raises(AssertionError, match="indices"):
+        assert_matches(numpy.array([1, 2]), numpy.array([1, 3]), what="indices")
+    assert_matches(numpy.array([numpy.nan, 1.0]), numpy.array([numpy.nan, 1.0]))
