@@ -191,8 +191,10 @@ def _planes(shape, n):
 def scatter_to_planes(values, indices, in_shape, n: int):
     """Add each of ``values`` into a zero array of ``in_shape`` at its flat index within its plane.
 
-    (.., O..) values and indices -> (.., L..). Overlapping windows accumulate (this is max pooling's
-    backward). A single ``bincount`` over plane-offset indices does the scatter-add without a loop.
+    (.., O..) values and indices -> (.., L..). Overlapping windows accumulate. This is adaptive max
+    pooling's backward, whose bins are irregular; regular max pooling scatters tap by tap instead
+    (:func:`_max_pool_backward`). A single ``bincount`` over plane-offset indices does the scatter-add
+    without a loop.
     """
     xp = array_module(values)
     planes, plane_size = _planes(in_shape, n)
