@@ -1,0 +1,175 @@
+"""Forward + backward timing of poolref's grid_sample and interpolate against PyTorch on the CPU.
+
+Both libraries run the same computation on the same float32 data in one process:
+
+* grid_sample: the forward, then the gradients to the input AND to the grid for a fixed random
+  upstream gradient ``g`` (poolref: ``poolref.vjp(lambda a, b: poolref.grid_sample(a, b, ...), x,
+  grid)`` then ``pullback(g)``; PyTorch: ``F.grid_sample`` with both inputs requiring a gradient,
+  then ``y.backward(g)``);
+* interpolate (bilinear): 2x up and 2x down, the forward and the input gradient.
+
+Each case is first checked (poolref's output and gradients against PyTorch's), warmed up, then the
+two sides are called in turn ``--repeats`` times, interleaved so that both meet the same machine
+state, and the median of each is printed with the ratio poolref / torch.
+
+Usage::
+
+    python benchmarks/bench_sampling.py            # full sizes: x (16, 64, 64, 64), grid (16, 64, 64, 2)
+    python benchmarks/bench_sampling.py --quick    # small sizes, a few seconds
+
+Standalone: imports nothing from the other benchmark scripts; runs from a checkout without
+installing poolref. Exits 0 with a message when PyTorch is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy
+
+# (label, x shape, grid or output spatial shape, keyword arguments)
+FULL = {
+    "grid_sample": [
+        ((16, 64, 64, 64), (64, 64), dict(mode="bilinear", padding_mode="zeros", align_corners=False)),
+        ((16, 64, 64, 64), (64, 64), dict(mode="bilinear", padding_mode="reflection", align_corners=True)),
+        ((16, 64, 64, 64), (64, 64), dict(mode="nearest", padding_mode="zeros", align_corners=False)),
+    ],
+    "interpolate": [
+        ((16, 64, 64, 64), (128, 128), dict(mode="bilinear", align_corners=False)),
+        ((16, 64, 64, 64), (32, 32), dict(mode="bilinear", align_corners=False)),
+    ],
+}
+QUICK = {
+    "grid_sample": [
+        ((2, 8, 16, 16), (16, 16), dict(mode="bilinear", padding_mode="zeros", align_corners=False)),
+        ((2, 8, 16, 16), (16, 16), dict(mode="nearest", padding_mode="border", align_corners=True)),
+    ],
+    "interpolate": [
+        ((2, 8, 16, 16), (32, 32), dict(mode="bilinear", align_corners=False)),
+        ((2, 8, 16, 16), (8, 8), dict(mode="bilinear", align_corners=False)),
+    ],
+}
+
+
+def _interleaved_median_ms(functions, repeats: int, warmup: int, warmup_s: float) -> list[float]:
+    """Median milliseconds of each function when they are called in turn ``repeats`` times.
+
+    Calling the sides alternately exposes them to the same state of a (shared, noisy) machine; the
+    warm-up (``warmup`` rounds and at least ``warmup_s`` seconds) lets PyTorch reach its steady state.
+    """
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < warmup or time.perf_counter() - start < warmup_s:
+        for function in functions:
+            function()
+        rounds += 1
+    samples = [[] for _ in functions]
+    for _ in range(repeats):
+        for function, times in zip(functions, samples):
+            begin = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - begin)
+    return [1e3 * statistics.median(times) for times in samples]
+
+
+def _grid_sample_case(x_shape, out_hw, kwargs, rng, torch, poolref):
+    N = x_shape[0]
+    x = rng.standard_normal(x_shape, dtype=numpy.float32)
+    grid = rng.uniform(-1.1, 1.1, (N,) + out_hw + (2,)).astype(numpy.float32)  # a few points outside
+    g = rng.standard_normal((N, x_shape[1]) + out_hw, dtype=numpy.float32)
+    x_t = torch.from_numpy(x.copy()).requires_grad_(True)
+    grid_t = torch.from_numpy(grid.copy()).requires_grad_(True)
+    g_t = torch.from_numpy(g.copy())
+
+    def run_poolref():
+        y, pullback = poolref.vjp(lambda a, b: poolref.grid_sample(a, b, **kwargs), x, grid)
+        return (y,) + pullback(g)
+
+    def run_torch():
+        x_t.grad = grid_t.grad = None
+        y = torch.nn.functional.grid_sample(x_t, grid_t, **kwargs)
+        y.backward(g_t)
+        return y, x_t.grad, grid_t.grad
+
+    label = "grid_sample " + " ".join(f"{k}={v}" for k, v in kwargs.items())
+    return label, f"x {_dims(x_shape)}, grid {_dims((N,) + out_hw + (2,))}", run_poolref, run_torch
+
+
+def _interpolate_case(x_shape, size, kwargs, rng, torch, poolref):
+    x = rng.standard_normal(x_shape, dtype=numpy.float32)
+    g = rng.standard_normal(x_shape[:2] + size, dtype=numpy.float32)
+    x_t = torch.from_numpy(x.copy()).requires_grad_(True)
+    g_t = torch.from_numpy(g.copy())
+
+    def run_poolref():
+        y, pullback = poolref.vjp(lambda a: poolref.interpolate(a, size=size, **kwargs), x)
+        return (y,) + pullback(g)
+
+    def run_torch():
+        x_t.grad = None
+        y = torch.nn.functional.interpolate(x_t, size=size, **kwargs)
+        y.backward(g_t)
+        return y, x_t.grad
+
+    label = "interpolate " + " ".join(f"{k}={v}" for k, v in kwargs.items())
+    return label, f"x {_dims(x_shape)} -> {_dims(size)}", run_poolref, run_torch
+
+
+def _dims(shape) -> str:
+    return "x".join(map(str, shape))
+
+
+def _check(label, ours, theirs):
+    """The two sides must compute the same thing before their times mean anything."""
+    for what, a, b in zip(("output", "grad x", "grad grid"), ours, theirs):
+        b = b.detach().numpy()
+        scale = max(1.0, float(numpy.abs(b).max()) if b.size else 1.0)
+        if not numpy.allclose(a, b, rtol=1e-4, atol=1e-4 * scale):
+            raise SystemExit(f"{label}: poolref and torch disagree on the {what}; not timing")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small shapes and few repeats (a few seconds)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 11, 3 with --quick)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        import torch
+    except ImportError:
+        print("bench_sampling: PyTorch is not installed; nothing to compare against, skipping.")
+        return 0
+    try:
+        import poolref
+    except ImportError:  # run from a checkout
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import poolref
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
+
+    repeats = args.repeats or (3 if args.quick else 11)
+    warmup, warmup_s = (3, 0.3) if args.quick else (2, 0.5)
+    cases = QUICK if args.quick else FULL
+    rng = numpy.random.default_rng(args.seed)
+    print(f"torch {torch.__version__} with {torch.get_num_threads()} threads; numpy {numpy.__version__}; "
+          f"{os.cpu_count()} CPUs; float32, forward + backward; median of {repeats} interleaved runs")
+    print(f"{'case':<62} {'shapes':<42} {'poolref ms':>10} {'torch ms':>9} {'ratio':>6}")
+    builders = [(_grid_sample_case, c) for c in cases["grid_sample"]] + [(_interpolate_case, c) for c in cases["interpolate"]]
+    for build, (x_shape, out, kwargs) in builders:
+        label, shapes, run_poolref, run_torch = build(x_shape, out, kwargs, rng, torch, poolref)
+        _check(label, run_poolref(), run_torch())
+        poolref_ms, torch_ms = _interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
+        print(f"{label:<62} {shapes:<42} {poolref_ms:>10.1f} {torch_ms:>9.1f} {poolref_ms / torch_ms:>6.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
