@@ -1,8 +1,10 @@
 """The pooling ops, one module per family; each op is a forward/backward pair plus a public function."""
 
+from . import adaptive, deformable, region, sampling, window
 from .adaptive import *  # noqa: F401,F403
-from .adaptive import __all__ as _adaptive_all
+from .deformable import *  # noqa: F401,F403
+from .region import *  # noqa: F401,F403
+from .sampling import *  # noqa: F401,F403
 from .window import *  # noqa: F401,F403
-from .window import __all__ as _window_all
 
-__all__ = list(_window_all) + list(_adaptive_all)
+__all__ = [name for module in (window, adaptive, region, deformable, sampling) for name in module.__all__]

@@ -1,0 +1,601 @@
+"""Region pooling: worked examples, loop reference vs vectorised, gradients, laws, ONNX Runtime, bad input.
+
+torchvision is not a test dependency (benchmarks/gpu_torchvision_check.py compares with it where it
+is installed); the framework cross-checks here run ONNX Runtime's RoiAlign and MaxRoiPool.
+"""
+
+import math
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poolref
+from helpers import to_torch, torch_or_skip
+from poolref.autograd import adjoint_test, gradcheck, vjp
+from poolref.reference import region as ref
+from poolref.testing import assert_conserves_gradient, assert_matches
+from poolref.testing.strategies import distinct_values, smooth_values
+
+FLT_MAX = float(numpy.finfo(numpy.float32).max)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cases: a feature map, boxes (both forms), bins and the op's keyword arguments
+# ---------------------------------------------------------------------------------------------------
+def make_rois(rng, K, N, H, W, scale, *, inside=False, ordered=False, quarter=False):
+    """(K, 5) boxes: inside the map, or anywhere around it (degenerate and inverted ones included)."""
+    if inside:  # every corner in [0, W - 1] x [0, H - 1] of the feature map
+        xs = rng.uniform(0, W - 1, size=(K, 2)) / scale
+        ys = rng.uniform(0, H - 1, size=(K, 2)) / scale
+    else:
+        xs = rng.uniform(-3, W + 3, size=(K, 2)) / scale
+        ys = rng.uniform(-3, H + 3, size=(K, 2)) / scale
+    if quarter:  # multiples of 1/4: rounding meets exact halves, sampling meets pixel centres
+        xs, ys = numpy.round(xs * 4) / 4, numpy.round(ys * 4) / 4
+    if ordered:
+        xs.sort(axis=1)
+        ys.sort(axis=1)
+    if K and rng.random() < 0.3:  # a degenerate box
+        xs[0, 1], ys[0, 1] = xs[0, 0], ys[0, 0]
+    return numpy.column_stack([rng.integers(0, N, K), xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]]).astype(numpy.float64)
+
+
+def as_list(rois, N):
+    """The same boxes as a list of (K_i, 4) arrays, one per image (the rows must be sorted by image)."""
+    return [rois[rois[:, 0] == n, 1:] for n in range(N)]
+
+
+@st.composite
+def region_cases(draw, *, ps=False, max_size=6, inside=False, ordered=False, distinct=False, positive=False, quarter=None):
+    N = draw(st.integers(1, 2))
+    H, W = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
+    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    C = ph * pw * draw(st.integers(1, 2)) if ps else draw(st.integers(1, 3))
+    K = draw(st.integers(0, 4))
+    scale = draw(st.sampled_from([1.0, 0.5, 0.75, 2.0]))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    quarter = draw(st.booleans()) if quarter is None else quarter
+    rois = make_rois(rng, K, N, H, W, scale, inside=inside, ordered=ordered, quarter=quarter)
+    rois = rois[numpy.argsort(rois[:, 0], kind="stable")]
+    seed = draw(st.integers(0, 2**32 - 1))
+    x = distinct_values((N, C, H, W), seed) if distinct else smooth_values((N, C, H, W), seed)
+    if positive:  # distinct values stay distinct
+        x = x - x.min() + 0.5
+    boxes = as_list(rois, N) if draw(st.booleans()) else rois
+    return x, boxes, rois, (ph, pw), scale, draw(st.integers(-1, 3))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Worked examples (SEMANTICS.md section 8 and the kernels' rules)
+# ---------------------------------------------------------------------------------------------------
+RAMP = numpy.arange(100.0).reshape(1, 1, 10, 10)
+
+
+@pytest.mark.parametrize("aligned, first_row", [(True, [8.25, 8.75, 9.25, 9.75]), (False, [13.75, 14.25, 14.75, 15.25])])
+def test_roi_align_worked_case(aligned, first_row):
+    for boxes in (numpy.array([[0, 1, 1, 3, 3]]), [numpy.array([[1.0, 1, 3, 3]])]):
+        y = poolref.roi_align(RAMP, boxes, (4, 4), 1.0, 1, aligned)
+        numpy.testing.assert_allclose(y[0, 0, 0], first_row, rtol=0, atol=1e-12)
+        assert_matches(y, ref.roi_align_reference(RAMP, numpy.array([[0, 1, 1, 3, 3]]), (4, 4), 1.0, 1, aligned), rtol=1e-12)
+
+
+def test_roi_align_not_aligned_enlarges_a_small_box_to_one_pixel():
+    small = numpy.array([[0, 2.0, 2.0, 2.25, 2.25]])
+    # not aligned: roi 0.25 -> 1, one sample at the centre (2.5, 2.5); aligned: a 0.25 box at (1.5..1.75) + .5
+    assert poolref.roi_align(RAMP, small, 1, sampling_ratio=1)[0, 0, 0, 0] == pytest.approx(27.5)
+    assert poolref.roi_align(RAMP, small, 1, sampling_ratio=1, aligned=True)[0, 0, 0, 0] == pytest.approx(10 * 1.625 + 1.625)
+
+
+def test_roi_align_adaptive_sampling_counts_per_box():
+    # box 4 x 4 pixels, 2 x 2 bins: ceil(4/2) = 2 samples per side; a 1-pixel box: 1
+    x = smooth_values((1, 1, 8, 8), 0)
+    boxes = numpy.array([[0, 1, 1, 5, 5], [0, 2, 2, 3, 3]], dtype=float)
+    y = poolref.roi_align(x, boxes, 2, aligned=True)
+    want = [ref.roi_align_reference(x, boxes[k:k + 1], (2, 2), 1.0, g, True)[0] for k, g in ((0, 2), (1, 1))]
+    assert_matches(y, numpy.stack(want), rtol=1e-12)
+
+
+def test_roi_align_of_an_inverted_aligned_box_is_zero():
+    y = poolref.roi_align(RAMP + 1, numpy.array([[0, 5, 5, 2, 2]]), 2, aligned=True)
+    assert numpy.all(y == 0)
+
+
+def test_roi_align_onnx_max_takes_the_largest_weighted_corner():
+    # negative values: every weighted corner w*v is negative; the largest is the smallest |w v|
+    x = -RAMP - 1
+    y = poolref.roi_align(x, numpy.array([[0, 1, 1, 3, 3]]), 2, 1.0, 2, True, mode="max", convention="onnx")
+    numpy.testing.assert_allclose(y[0, 0], [[-0.0625, -0.125], [-0.6875, -0.75]])
+    # positive ramp: the heaviest corner of the last sample, 0.5625 * 11, not an interpolated value
+    y = poolref.roi_align(RAMP, numpy.array([[0, 1, 1, 3, 3]]), 2, 1.0, 2, True, mode="max", convention="onnx")
+    assert y[0, 0, 0, 0] == pytest.approx(0.5625 * 11)
+    # avg is the same operator under both conventions
+    boxes = numpy.array([[0, 1.3, 0.7, 6.1, 8.2]])
+    assert_matches(poolref.roi_align(RAMP, boxes, 3, convention="onnx"), poolref.roi_align(RAMP, boxes, 3), rtol=0)
+
+
+def test_roi_align_onnx_max_ties_go_to_the_first_sample():
+    # box [0, 0, 4, 4], one bin, 2 x 2 samples at (1, 1), (1, 3), (3, 1), (3, 3): each reads one pixel
+    # with weight 1, and on a constant map all four tie; std::max keeps the first
+    x = numpy.full((1, 1, 5, 5), 2.0)
+    fn = lambda t: poolref.roi_align(t, numpy.array([[0, 0, 0, 4, 4]]), 1, 1.0, 2, mode="max", convention="onnx")
+    y, pullback = vjp(fn, x)
+    grad = pullback(numpy.ones_like(y))[0][0, 0]
+    assert y[0, 0, 0, 0] == 2.0 and grad[1, 1] == 1.0 and grad.sum() == 1.0
+
+
+def test_roi_align_reads_pixel_zero_for_samples_outside_like_the_cpu_kernels():
+    x = RAMP.copy()
+    x[0, 0, 0, 0] = numpy.nan
+    outside = numpy.array([[0, 20.0, 20.0, 30.0, 30.0]])
+    assert numpy.isnan(poolref.roi_align(x, outside, 2, sampling_ratio=2)).all()
+    assert numpy.isnan(poolref.roi_align(x, outside, 2, sampling_ratio=2, mode="max", convention="onnx")).all()
+    # position-sensitive align reads nothing there: exactly 0
+    assert numpy.all(poolref.ps_roi_align(numpy.repeat(x, 4, axis=1), outside, 2, sampling_ratio=2) == 0)
+
+
+def test_roi_pool_worked_example_and_rounding_half_away_from_zero():
+    x = numpy.arange(16.0).reshape(1, 1, 4, 4)
+    assert poolref.roi_pool(x, numpy.array([[0, 0, 0, 2, 2]]), 2)[0, 0].tolist() == [[5, 6], [9, 10]]
+    # 0.5 -> 1 and 2.5 -> 3 (C's round), where round-half-to-even would give 0 and 2
+    half = poolref.roi_pool(RAMP, numpy.array([[0, 0.5, 0.5, 2.5, 2.5]]), 2)
+    assert half[0, 0].tolist() == [[22, 23], [32, 33]]
+    assert half[0, 0].tolist() == poolref.roi_pool(RAMP, numpy.array([[0, 1, 1, 3, 3]]), 2)[0, 0].tolist()
+    # -0.5 -> -1: the box starts one pixel before the map; its first bins are clipped
+    assert poolref.roi_pool(RAMP, numpy.array([[0, -0.5, -0.5, 0.5, 0.5]]), 2)[0, 0].tolist() == [[0, 1], [10, 11]]
+
+
+def test_roi_pool_empty_bins_are_zero_and_pass_no_gradient():
+    x = smooth_values((1, 2, 5, 5), 1)
+    outside = numpy.array([[0, 20.0, 20.0, 30.0, 30.0]])
+    y, pullback = vjp(lambda t: poolref.roi_pool(t, outside, 2), x)
+    assert numpy.all(y == 0) and numpy.all(pullback(numpy.ones_like(y))[0] == 0)
+
+
+@pytest.mark.parametrize("convention, winner", [("torchvision", (0, 0)), ("onnx", (1, 1))])
+def test_roi_pool_ties(convention, winner):
+    x = numpy.full((1, 1, 2, 2), 3.0)
+    _, pullback = vjp(lambda t: poolref.roi_pool(t, numpy.array([[0, 0, 0, 1, 1]]), 1, convention=convention), x)
+    grad = pullback(numpy.ones((1, 1, 1, 1)))[0][0, 0]
+    assert grad[winner] == 1 and grad.sum() == 1
+
+
+def test_roi_pool_nan_rules_differ_between_torchvision_and_onnx():
+    box = numpy.array([[0, 0, 0, 1, 1]])
+    last = numpy.array([[[[1.0, 2.0], [3.0, numpy.nan]]]])
+    first = numpy.array([[[[numpy.nan, 2.0], [3.0, 1.0]]]])
+    assert poolref.roi_pool(last, box, 1)[0, 0, 0, 0] == 3  # torchvision: a NaN is never taken
+    assert numpy.isnan(poolref.roi_pool(last, box, 1, convention="onnx")[0, 0, 0, 0])  # ORT: the last one stays
+    assert poolref.roi_pool(first, box, 1, convention="onnx")[0, 0, 0, 0] == 3  # ... an earlier one is replaced
+
+
+def test_roi_pool_of_minus_infinity_is_minus_flt_max_without_gradient():
+    x = numpy.full((1, 1, 3, 3), -numpy.inf)
+    y, pullback = vjp(lambda t: poolref.roi_pool(t, numpy.array([[0, 0, 0, 2, 2]]), 1), x)
+    assert y[0, 0, 0, 0] == -FLT_MAX and not pullback(numpy.ones_like(y))[0].any()
+
+
+def test_ps_roi_pool_channel_layout_and_never_reads_the_last_row_and_column():
+    x = numpy.arange(64.0).reshape(1, 4, 4, 4)
+    assert poolref.ps_roi_pool(x, numpy.array([[0, 0, 0, 2, 2]]), 2)[0, 0].tolist() == [[0, 17], [36, 53]]
+    # a box over the whole map: torchvision's forward clips the bins to [0, W - 1]
+    x = smooth_values((1, 1, 4, 4), 2)
+    whole = numpy.array([[0, 0, 0, 4, 4]])
+    _, pullback = vjp(lambda t: poolref.ps_roi_pool(t, whole, 1), x)
+    grad = pullback(numpy.ones((1, 1, 1, 1)))[0][0, 0]
+    assert not grad[3].any() and not grad[:, 3].any() and grad[:3, :3] == pytest.approx(numpy.full((3, 3), 1 / 9))
+
+
+def test_ps_roi_align_channel_layout_and_empty_grid_is_nan():
+    x = numpy.arange(64.0).reshape(1, 4, 4, 4)
+    assert poolref.ps_roi_align(x, numpy.array([[0, 0, 0, 2, 2]]), 2, 1.0, 1)[0, 0].tolist() == [[0, 17], [36, 53]]
+    # a zero-size box with adaptive sampling has no samples: torchvision divides 0 by 0
+    y = poolref.ps_roi_align(x, numpy.array([[0, 1, 1, 1, 1]]), 2)
+    assert numpy.isnan(y).all()
+    # with a fixed sampling ratio its samples coincide: every bin reads the point (0.5, 0.5)
+    point = poolref.ps_roi_align(x, numpy.array([[0, 1, 1, 1, 1]]), 2, sampling_ratio=2)
+    assert point[0, 0].tolist() == [[2.5, 18.5], [34.5, 50.5]]
+
+
+def test_spatial_pyramid_pool_worked_examples_and_flatten_order():
+    x = numpy.arange(16.0).reshape(1, 1, 4, 4)
+    assert poolref.spatial_pyramid_pool2d(x, (1, 2)).tolist() == [[15, 5, 7, 13, 15]]
+    assert poolref.spatial_pyramid_pool2d(x, (1, 2), "avg").tolist() == [[7.5, 2.5, 4.5, 10.5, 12.5]]
+    x = smooth_values((2, 3, 7, 9), 3)
+    y = poolref.spatial_pyramid_pool2d(x, (1, 2, 4))
+    parts = [poolref.adaptive_max_pool2d(x, n).reshape(2, -1) for n in (1, 2, 4)]  # channel-major per level
+    assert y.shape == (2, 3 * 21) and numpy.array_equal(y, numpy.concatenate(parts, axis=1))
+    assert poolref.spatial_pyramid_pool2d(x[0], (1, 2, 4)).shape == (3 * 21,)  # unbatched
+
+
+def test_spatial_pyramid_pool_sppnet_windows():
+    # SPPnet's conv5 is 13 x 13 with levels {1, 2, 3, 6}: windows ceil(13/n), strides floor(13/n)
+    x = smooth_values((1, 2, 13, 13), 4)
+    y = poolref.spatial_pyramid_pool2d(x, (1, 2, 3, 6), binning="sppnet")
+    assert y.shape == (1, 2 * 50)
+    level6 = poolref.max_pool2d(x, 3, 2).reshape(1, -1)  # window ceil(13/6) = 3, stride 2
+    assert numpy.array_equal(y[:, -72:], level6)
+    assert_matches(y, ref.spatial_pyramid_pool_reference(x, (1, 2, 3, 6), "max", "sppnet"), rtol=0)
+    with pytest.raises(ValueError, match="gives 6 windows, not n = 4"):
+        poolref.spatial_pyramid_pool2d(numpy.zeros((1, 1, 7, 7)), (4,), binning="sppnet")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loop reference == vectorised, forward and backward
+# ---------------------------------------------------------------------------------------------------
+@given(region_cases(), st.booleans(), st.sampled_from(["avg", "max"]))
+def test_roi_align_matches_loop_reference(case, aligned, mode):
+    x, boxes, rois, size, scale, ratio = case
+    kw = dict(mode=mode, convention="onnx" if mode == "max" else "torchvision")
+    y, pullback = vjp(lambda t: poolref.roi_align(t, boxes, size, scale, ratio, aligned, **kw), x)
+    assert_matches(y, ref.roi_align_reference(x, rois, size, scale, ratio, aligned, mode), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 1)
+    want = ref.roi_align_backward_reference(g, x, rois, size, scale, ratio, aligned, mode)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@given(region_cases(), st.sampled_from(["torchvision", "onnx"]), st.booleans(), st.integers(0, 2**32 - 1))
+def test_roi_pool_matches_loop_reference(case, convention, ties, seed):
+    x, boxes, rois, size, scale, _ = case
+    if ties:  # few distinct values, and NaNs: the tie and NaN rules decide
+        rng = numpy.random.default_rng(seed)
+        x = rng.integers(0, 3, size=x.shape).astype(numpy.float64)
+        x[rng.random(x.shape) < 0.1] = numpy.nan
+    y, pullback = vjp(lambda t: poolref.roi_pool(t, boxes, size, scale, convention=convention), x)
+    y_ref, argmax = ref.roi_pool_reference(x, rois, size, scale, convention)
+    assert_matches(y, y_ref, rtol=0)
+    g = smooth_values(y.shape, 2)
+    assert_matches(pullback(g)[0], ref.roi_pool_backward_reference(g, argmax, rois, x.shape), rtol=1e-12, what="gradient")
+
+
+@given(region_cases(ps=True))
+def test_ps_roi_pool_matches_loop_reference(case):
+    x, boxes, rois, size, scale, _ = case
+    y, pullback = vjp(lambda t: poolref.ps_roi_pool(t, boxes, size, scale), x)
+    assert_matches(y, ref.ps_roi_pool_reference(x, rois, size, scale), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 3)
+    want = ref.ps_roi_pool_backward_reference(g, x.shape, rois, size, scale)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@given(region_cases(ps=True))
+def test_ps_roi_align_matches_loop_reference(case):
+    x, boxes, rois, size, scale, ratio = case
+    y, pullback = vjp(lambda t: poolref.ps_roi_align(t, boxes, size, scale, ratio), x)
+    assert_matches(y, ref.ps_roi_align_reference(x, rois, size, scale, ratio), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 4)
+    want = ref.ps_roi_align_backward_reference(g, x.shape, rois, size, scale, ratio)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@given(st.data())
+def test_spatial_pyramid_pool_matches_loop_reference(data):
+    mode, binning = data.draw(st.sampled_from(["max", "avg"])), data.draw(st.sampled_from(["adaptive", "sppnet"]))
+    levels = tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    low = max(levels) ** 2 if binning == "sppnet" else 1  # L >= n*n always satisfies L mod n <= L div n
+    H, W = data.draw(st.integers(low, low + 5)), data.draw(st.integers(low, low + 5))
+    x = distinct_values((data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)), H, W), data.draw(st.integers(0, 99)))
+    y, pullback = vjp(lambda t: poolref.spatial_pyramid_pool2d(t, levels, mode, binning=binning), x)
+    assert_matches(y, ref.spatial_pyramid_pool_reference(x, levels, mode, binning), rtol=1e-12)
+    g = smooth_values(y.shape, 5)
+    want = ref.spatial_pyramid_pool_backward_reference(g, x, levels, mode, binning)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gradients: gradcheck (float64) and the adjoint test for the ops linear in x
+# ---------------------------------------------------------------------------------------------------
+@settings(max_examples=10)
+@given(region_cases(max_size=5, positive=True, quarter=False), st.booleans())
+def test_gradcheck_roi_align(case, aligned):
+    x, boxes, rois, size, scale, ratio = case
+    x = x[:, :1]
+    assert gradcheck(lambda t: poolref.roi_align(t, boxes, size, scale, ratio, aligned), x)
+    assert adjoint_test(lambda t: poolref.roi_align(t, boxes, size, scale, ratio, aligned), x)
+    # max mode: positive values and box corners off the quarter grid, so that no two weighted corners
+    # tie and a step of eps cannot change the winner
+    assert gradcheck(lambda t: poolref.roi_align(t, boxes, size, scale, ratio, aligned, mode="max", convention="onnx"), x)
+
+
+@settings(max_examples=10)
+@given(region_cases(max_size=5, distinct=True))
+def test_gradcheck_roi_pool(case):
+    x, boxes, rois, size, scale, _ = case
+    x = x[:, :1]
+    assert gradcheck(lambda t: poolref.roi_pool(t, boxes, size, scale), x)
+    assert gradcheck(lambda t: poolref.roi_pool(t, boxes, size, scale, convention="onnx"), x)
+
+
+@settings(max_examples=10)
+@given(region_cases(ps=True, max_size=4))
+def test_gradcheck_and_adjoint_ps_ops(case):
+    x, boxes, rois, size, scale, ratio = case
+    assert gradcheck(lambda t: poolref.ps_roi_pool(t, boxes, size, scale), x)
+    assert adjoint_test(lambda t: poolref.ps_roi_pool(t, boxes, size, scale), x)
+    ratio = ratio if ratio > 0 else 1  # a degenerate box under adaptive sampling outputs NaN
+    assert gradcheck(lambda t: poolref.ps_roi_align(t, boxes, size, scale, ratio), x)
+    assert adjoint_test(lambda t: poolref.ps_roi_align(t, boxes, size, scale, ratio), x)
+
+
+@settings(max_examples=10)
+@given(st.sampled_from(["max", "avg"]), st.sampled_from(["adaptive", "sppnet"]))
+def test_gradcheck_spatial_pyramid_pool(mode, binning):
+    x = distinct_values((1, 2, 5, 6), 7)
+    assert gradcheck(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2), mode, binning=binning), x)
+    if mode == "avg":
+        assert adjoint_test(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2), mode, binning=binning), x)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Laws: conservation of gradient mass, constants, shapes
+# ---------------------------------------------------------------------------------------------------
+def inside_sample_mass(rois, size, scale, ratio, aligned, H, W, C):
+    """(K, C, ph, pw) fraction of each bin's gradient that reaches the input: inside samples / count."""
+    mass = numpy.zeros((len(rois), C) + size)
+    for k, roi in enumerate(rois):
+        sh, sw, bh, bw, gh, gw, _, _ = ref._align_geometry(roi, size, scale, ratio, 0.5 if aligned else 0.0, not aligned)
+        for i in range(size[0]):
+            for j in range(size[1]):
+                points = ref._samples(sh, sw, bh, bw, gh, gw, i, j)
+                mass[k, :, i, j] = sum(1 for py, px in points if ref.bilinear_corners(py, px, H, W)) / max(gh * gw, 1)
+    return mass
+
+
+@given(region_cases(), st.booleans())
+def test_roi_align_conserves_gradient_mass(case, aligned):
+    x, boxes, rois, size, scale, ratio = case
+    mass = inside_sample_mass(rois, size, scale, ratio, aligned, *x.shape[2:], x.shape[1])
+    assert_conserves_gradient(poolref.roi_align, x, window_mass=mass, boxes=boxes, output_size=size,
+                              spatial_scale=scale, sampling_ratio=ratio, aligned=aligned)
+
+
+@given(region_cases(inside=True, ordered=True), st.booleans())
+def test_roi_align_of_boxes_inside_the_map(case, aligned):
+    x, boxes, rois, size, scale, ratio = case
+    if aligned and ratio <= 0:  # an aligned box of zero size has no samples under adaptive sampling
+        boxes = rois = rois[(rois[:, 3] > rois[:, 1]) & (rois[:, 4] > rois[:, 2])]
+    # every sample lies inside: each bin hands on its whole gradient, and a constant map stays constant
+    assert_conserves_gradient(poolref.roi_align, x, boxes=boxes, output_size=size, spatial_scale=scale,
+                              sampling_ratio=ratio, aligned=aligned)
+    y = poolref.roi_align(numpy.full(x.shape, 2.5), boxes, size, scale, ratio, aligned)
+    numpy.testing.assert_allclose(y, 2.5, rtol=1e-12)
+
+
+@given(region_cases(distinct=True), st.sampled_from(["torchvision", "onnx"]))
+def test_roi_pool_conserves_gradient_over_non_empty_bins(case, convention):
+    x, boxes, rois, size, scale, _ = case
+    _, argmax = ref.roi_pool_reference(x, rois, size, scale, convention)
+    mass = (argmax >= 0).astype(float)
+    assert_conserves_gradient(poolref.roi_pool, x, window_mass=mass, boxes=boxes, output_size=size,
+                              spatial_scale=scale, convention=convention)
+
+
+@given(region_cases(ps=True))
+def test_ps_roi_pool_conserves_gradient_over_non_empty_bins(case):
+    x, boxes, rois, size, scale, _ = case
+    H, W = x.shape[2:]
+    c_out = x.shape[1] // (size[0] * size[1])
+    mass = numpy.zeros((len(rois), c_out) + size)
+    for k, roi in enumerate(rois):
+        rows, cols = ref._roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H - 1, W - 1))
+        for i, (h0, h1) in enumerate(rows):
+            for j, (w0, w1) in enumerate(cols):
+                mass[k, :, i, j] = float(h1 > h0 and w1 > w0)
+    assert_conserves_gradient(poolref.ps_roi_pool, x, window_mass=mass, boxes=boxes, output_size=size, spatial_scale=scale)
+
+
+@given(st.sampled_from(["max", "avg"]), st.sampled_from([(1,), (1, 2, 4), (3, 1)]))
+def test_spatial_pyramid_pool_conserves_gradient_per_level(mode, levels):
+    x = distinct_values((2, 3, 8, 8), 8)
+    assert_conserves_gradient(poolref.spatial_pyramid_pool2d, x, levels=levels, mode=mode)
+
+
+@given(region_cases(), st.sampled_from([poolref.roi_align, poolref.roi_pool]))
+def test_output_shape_and_dtype(case, op):
+    x, boxes, rois, size, scale, _ = case
+    for dtype in (numpy.float16, numpy.float32):
+        y, pullback = vjp(lambda t: op(t, boxes, size, scale), x.astype(dtype))
+        assert y.shape == (len(rois), x.shape[1]) + size and y.dtype == dtype
+        assert pullback(numpy.ones(y.shape, dtype))[0].dtype == dtype
+
+
+def test_float32_close_to_float64():
+    x = smooth_values((2, 8, 9, 11), 9)
+    rois = make_rois(numpy.random.default_rng(0), 6, 2, 9, 11, 0.5)
+    for op, kw in [(poolref.roi_align, dict(sampling_ratio=2)), (poolref.ps_roi_align, dict(sampling_ratio=-1)),
+                   (poolref.roi_align, dict(mode="max", convention="onnx", aligned=True))]:
+        y64 = op(x, rois, 2, 0.5, **kw)
+        y32 = op(x.astype(numpy.float32), rois, 2, 0.5, **kw)
+        assert_matches(y32, y64, rtol=1e-5, atol=1e-5)
+
+
+def test_no_boxes():
+    x = smooth_values((2, 4, 5, 5), 10)
+    for op in (poolref.roi_align, poolref.roi_pool, poolref.ps_roi_pool, poolref.ps_roi_align):
+        for boxes in (numpy.zeros((0, 5)), [numpy.zeros((0, 4)), numpy.zeros((0, 4))], []):
+            y, pullback = vjp(lambda t: op(t, boxes, 2), x)
+            assert y.shape[0] == 0 and y.shape[2:] == (2, 2)
+            assert pullback(numpy.zeros(y.shape))[0].shape == x.shape
+
+
+# ---------------------------------------------------------------------------------------------------
+# ONNX Runtime: RoiAlign (both coordinate modes, avg and max) and MaxRoiPool, outputs
+# ---------------------------------------------------------------------------------------------------
+def _onnx_session(node, inputs, dtype):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    elem = TensorProto.FLOAT if dtype == numpy.float32 else TensorProto.DOUBLE
+    types = {"batch_indices": TensorProto.INT64}
+    ranks = {"X": 4, "rois": 2, "batch_indices": 1}
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info(n, types.get(n, elem), [None] * ranks[n]) for n in inputs],
+        [helper.make_tensor_value_info("Y", elem, [None] * 4)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    onnx.checker.check_model(model)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ORT warns about its max mode on every session
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+@settings(max_examples=25)
+@given(region_cases(ordered=True), st.booleans(), st.sampled_from(["avg", "max"]), st.sampled_from([numpy.float32, numpy.float64]))
+def test_roi_align_matches_onnxruntime(case, aligned, mode, dtype):
+    # ordered boxes: ONNX Runtime fails ("Integer overflow") on a box inverted along one axis only
+    onnx = pytest.importorskip("onnx")
+    x, boxes, rois, (ph, pw), scale, ratio = case
+    ratio = max(ratio, 0)  # ONNX's sampling_ratio is >= 0 (0: adaptive)
+    node = onnx.helper.make_node(
+        "RoiAlign", ["X", "rois", "batch_indices"], ["Y"], mode=mode, output_height=ph, output_width=pw,
+        sampling_ratio=ratio, spatial_scale=scale, coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel",
+    )
+    session = _onnx_session(node, ["X", "rois", "batch_indices"], dtype)
+    xs = x.astype(dtype)
+    got = session.run(None, {"X": xs, "rois": rois[:, 1:].astype(dtype), "batch_indices": rois[:, 0].astype(numpy.int64)})[0]
+    ours = poolref.roi_align(xs, rois.astype(dtype), (ph, pw), scale, ratio, aligned, mode=mode, convention="onnx")
+    tol = 1e-5 if dtype == numpy.float32 else 1e-12
+    assert_matches(ours, got, rtol=tol, atol=tol)
+
+
+@settings(max_examples=25)
+@given(region_cases(), st.booleans())
+def test_roi_pool_matches_onnxruntime_max_roi_pool(case, nans):
+    x, boxes, rois, (ph, pw), scale, _ = case
+    onnx = pytest.importorskip("onnx")
+    node = onnx.helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], pooled_shape=[ph, pw], spatial_scale=scale)
+    session = _onnx_session(node, ["X", "rois"], numpy.float32)  # ONNX Runtime registers float only
+    xs = x.astype(numpy.float32)
+    if nans:
+        xs[numpy.random.default_rng(0).random(xs.shape) < 0.2] = numpy.nan
+    r32 = rois.astype(numpy.float32)
+    got = session.run(None, {"X": xs, "rois": r32})[0]
+    assert_matches(poolref.roi_pool(xs, r32, (ph, pw), scale, convention="onnx"), got, rtol=0)
+    if not nans:  # the same bins and values: the conventions differ only in ties (indices) and NaN
+        assert_matches(poolref.roi_pool(xs, r32, (ph, pw), scale), got, rtol=0)
+
+
+def test_spatial_pyramid_pool_matches_torch_adaptive_pooling():
+    torch = torch_or_skip()
+    x = smooth_values((2, 3, 11, 7), 11)
+    for mode, fn in (("max", torch.nn.functional.adaptive_max_pool2d), ("avg", torch.nn.functional.adaptive_avg_pool2d)):
+        xt = to_torch(x, requires_grad=True)
+        yt = torch.cat([fn(xt, n).reshape(2, -1) for n in (1, 2, 4)], dim=1)
+        g = smooth_values(tuple(yt.shape), 12)
+        yt.backward(to_torch(g))
+        y, pullback = vjp(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 4), mode), x)
+        assert_matches(y, yt.detach().numpy(), rtol=1e-12)
+        assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@pytest.mark.parametrize("call", [
+    lambda x, b: poolref.roi_align(x, b, 2, 0.5, 2),
+    lambda x, b: poolref.roi_align(x, b, 3, 0.5, -1, True),
+    lambda x, b: poolref.roi_align(x, b, 2, 0.5, 0, True, mode="max", convention="onnx"),
+    lambda x, b: poolref.roi_pool(x, b, 2, 0.5),
+    lambda x, b: poolref.ps_roi_pool(x, b, 2, 0.5),
+    lambda x, b: poolref.ps_roi_align(x, b, 2, 0.5, 2),
+    lambda x, b: poolref.spatial_pyramid_pool2d(x, (1, 2, 3)),
+])
+def test_numpy_and_cupy_agree(xp, call):
+    from poolref._backend import to_numpy
+
+    x = smooth_values((2, 8, 9, 11), 16)
+    boxes = make_rois(numpy.random.default_rng(2), 6, 2, 9, 11, 0.5)
+    y, pullback = vjp(lambda t: call(t, boxes), x)
+    g = smooth_values(y.shape, 17)
+    y_xp, pullback_xp = vjp(lambda t: call(t, xp.asarray(boxes)), xp.asarray(x))
+    assert_matches(to_numpy(y_xp), y, rtol=1e-12, atol=1e-13)
+    assert_matches(to_numpy(pullback_xp(xp.asarray(g))[0]), pullback(g)[0], rtol=1e-12, atol=1e-13, what="gradient")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tensors, the tape, inputs never modified
+# ---------------------------------------------------------------------------------------------------
+def test_tensors_in_tensors_out_and_recorded_on_tape():
+    x = poolref.Tensor(smooth_values((1, 4, 6, 6), 13), requires_grad=True)
+    boxes = poolref.Tensor(numpy.array([[0, 0.5, 1.0, 4.0, 5.5]]))
+    with poolref.Tape() as tape:
+        a = poolref.roi_align(x, boxes, 2)
+        b = poolref.ps_roi_pool(x, boxes, 2)
+        c = poolref.spatial_pyramid_pool2d(x, (1, 2))
+        loss = a.sum() + b.sum() + c.sum()
+    assert all(isinstance(t, poolref.Tensor) for t in (a, b, c))
+    text = str(tape)
+    assert "roi_align" in text and "ps_roi_pool" in text and "spp_concat" in text
+    assert tape.gradient(loss, x).shape == x.shape
+
+
+@pytest.mark.parametrize("call", [
+    lambda x, b: poolref.roi_align(x, b, 2, 0.5, 2),
+    lambda x, b: poolref.roi_align(x, b, 2, 0.5, -1, True, mode="max", convention="onnx"),
+    lambda x, b: poolref.roi_pool(x, b, 2, 0.5),
+    lambda x, b: poolref.ps_roi_pool(x, b, 2, 0.5),
+    lambda x, b: poolref.ps_roi_align(x, b, 2, 0.5),
+    lambda x, b: poolref.spatial_pyramid_pool2d(x, (1, 2)),
+])
+def test_inputs_are_never_modified(call):
+    x = smooth_values((2, 4, 7, 7), 14)
+    boxes = make_rois(numpy.random.default_rng(1), 5, 2, 7, 7, 0.5)
+    x0, b0 = x.copy(), boxes.copy()
+    y, pullback = vjp(lambda t: call(t, boxes), x)
+    g = numpy.ones_like(y)
+    pullback(g)
+    numpy.testing.assert_array_equal(x, x0)
+    numpy.testing.assert_array_equal(boxes, b0)
+    numpy.testing.assert_array_equal(g, numpy.ones_like(y))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input: ValueError or TypeError naming the argument and its value
+# ---------------------------------------------------------------------------------------------------
+X = numpy.zeros((2, 4, 5, 5))
+B = numpy.array([[0, 0, 0, 2, 2]], dtype=float)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: poolref.roi_align(X, numpy.zeros((3, 4)), 2), ValueError, "got boxes with shape (3, 4)"),
+    (lambda: poolref.roi_align(X, [numpy.zeros((3, 5))], 2), ValueError, "shapes [(3, 5)]"),
+    (lambda: poolref.roi_align(X, numpy.array([[0, numpy.nan, 0, 1, 1]]), 2), ValueError, "must be finite, got box 0"),
+    (lambda: poolref.roi_align(X, numpy.array([[2, 0, 0, 1, 1]]), 2), ValueError, "got batch index 2.0 in box 0"),
+    (lambda: poolref.roi_align(X, numpy.array([[0.5, 0, 0, 1, 1]]), 2), ValueError, "got batch index 0.5"),
+    (lambda: poolref.roi_align(X, [B[:, 1:]] * 3, 2), ValueError, "got batch index 2.0 in box 2"),
+    (lambda: poolref.roi_align(X, B.astype(bool), 2), TypeError, "dtype bool"),
+    (lambda: poolref.roi_align(X, B, 0), ValueError, "output_size=0"),
+    (lambda: poolref.roi_align(X, B, (2, 2, 2)), TypeError, "output_size=(2, 2, 2)"),
+    (lambda: poolref.roi_align(X, B, 2, 0.0), ValueError, "spatial_scale=0.0"),
+    (lambda: poolref.roi_align(X, B, 2, float("nan")), ValueError, "spatial_scale=nan"),
+    (lambda: poolref.roi_align(X, B, 2, 1.0, 1.5), TypeError, "sampling_ratio=1.5"),
+    (lambda: poolref.roi_align(X, B, 2, aligned="yes"), TypeError, "aligned='yes'"),
+    (lambda: poolref.roi_align(X, B, 2, mode="min"), ValueError, "mode='min'"),
+    (lambda: poolref.roi_align(X, B, 2, mode="max"), ValueError, "convention='torchvision'"),
+    (lambda: poolref.roi_align(X, B, 2, convention="tf"), ValueError, "convention='tf'"),
+    (lambda: poolref.roi_align(X[0], B, 2), ValueError, "got x with shape (4, 5, 5)"),
+    (lambda: poolref.roi_align(X.astype(numpy.int32), B, 2), TypeError, "dtype int32"),
+    (lambda: poolref.roi_pool(X, B, -1), ValueError, "output_size=-1"),
+    (lambda: poolref.roi_pool(X, B, 2, convention="caffe"), ValueError, "convention='caffe'"),
+    (lambda: poolref.roi_pool(X, numpy.array([[0, 0, 0, 3e9, 1]]), 2), ValueError, "int32 range"),
+    (lambda: poolref.ps_roi_pool(X, B, 3), ValueError, "got x with C=4"),
+    (lambda: poolref.ps_roi_align(X, B, (1, 3)), ValueError, "multiple of ph * pw = 3"),
+    (lambda: poolref.spatial_pyramid_pool2d(X, (1, 0)), ValueError, "levels=(1, 0)"),
+    (lambda: poolref.spatial_pyramid_pool2d(X, ()), ValueError, "levels=()"),
+    (lambda: poolref.spatial_pyramid_pool2d(X, (1,), "sum"), ValueError, "mode='sum'"),
+    (lambda: poolref.spatial_pyramid_pool2d(X, (1,), binning="caffe"), ValueError, "binning='caffe'"),
+    (lambda: poolref.spatial_pyramid_pool2d(X.astype(int), (1,), "avg"), TypeError, "dtype int64"),
+    (lambda: poolref.spatial_pyramid_pool2d(X, (6,), binning="sppnet"), ValueError, "L = 5"),
+])
+def test_bad_input_is_refused_with_a_clear_message(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+def test_inverted_and_outside_boxes_are_accepted():
+    # torchvision validates shapes only: x2 < x1 and boxes off the map are valid input
+    x = smooth_values((1, 4, 5, 5), 15)
+    boxes = numpy.array([[0, 4, 4, 1, 1], [0, -9, -9, -7, -7], [0, 2, 2, 2, 2]], dtype=float)
+    for op in (poolref.roi_align, poolref.roi_pool, poolref.ps_roi_pool):
+        assert numpy.isfinite(op(x, boxes, 2)).all()
+    assert math.isnan(poolref.ps_roi_align(x, boxes, 2)[2, 0, 0, 0])  # 0 / 0, as torchvision
