@@ -1,5 +1,5 @@
 """The public names and signatures of API.md (sections Autograd, Windowed pooling, Adaptive and
-global) are a contract: the oracle, the tests and users call exactly these."""
+global, Region, Sampling) are a contract: the oracle, the tests and users call exactly these."""
 
 import inspect
 
@@ -23,25 +23,33 @@ CONTRACT.update({
     "global_max_pool": "x",
     "global_lp_pool": "x, norm_type",
     "vjp": "fn, *primals, **kwargs",
+    # Region
+    "spatial_pyramid_pool2d": "x, levels=(1, 2, 4), mode='max', *, binning='adaptive'",
+    "roi_pool": "x, boxes, output_size, spatial_scale=1.0",
+    "roi_align": "x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, *, mode='avg', convention='torchvision'",
+    "ps_roi_pool": "x, boxes, output_size, spatial_scale=1.0",
+    "ps_roi_align": "x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1",
+    "deform_roi_pool": "x, boxes, offset, output_size, spatial_scale=1.0, sampling_ratio=0, gamma=0.1",
+    # Sampling
+    "grid_sample": "x, grid, mode='bilinear', padding_mode='zeros', align_corners=False",
+    "interpolate": "x, size=None, scale_factor=None, mode='nearest', align_corners=None",
 })
 
 
 def _parameters(text):
-    """Parse 'a, b=1, *, c=2' into (name, kind, default) triples, as API.md writes them."""
-    params, keyword_only = [], False
-    for part in (p.strip() for p in text.split(",")):
-        if part == "*":
-            keyword_only = True
-        elif part.startswith("**"):
-            params.append((part[2:], inspect.Parameter.VAR_KEYWORD, E))
-        elif part.startswith("*"):
-            params.append((part[1:], inspect.Parameter.VAR_POSITIONAL, E))
-            keyword_only = True
-        else:
-            name, _, default = part.partition("=")
-            kind = inspect.Parameter.KEYWORD_ONLY if keyword_only else inspect.Parameter.POSITIONAL_OR_KEYWORD
-            params.append((name, kind, eval(default) if default else E))
-    return params
+    """Parse 'a, b=1, *, c=2' into (name, kind, default) triples, as API.md writes them.
+
+    The text is read as the parameter list of a Python ``def``, so defaults such as ``(1, 2, 4)``
+    keep their commas.
+    """
+    signature = inspect.signature(_function_with_parameters(text))
+    return [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+
+
+def _function_with_parameters(text):
+    namespace = {}
+    exec(f"def contract({text}): pass", namespace)  # the contract text is ours, not user input
+    return namespace["contract"]
 
 
 @pytest.mark.parametrize("name", sorted(CONTRACT))

@@ -12,6 +12,7 @@ from .adaptive import (
     adaptive_max_pool_backward_reference,
     adaptive_max_pool_reference,
 )
+from . import region, sampling
 from .window import (
     avg_pool_backward_reference,
     avg_pool_reference,
@@ -25,7 +26,11 @@ from .window import (
     window_taps,
 )
 
+# The region and sampling references are many small functions; reach them as
+# ``poolref.reference.region`` and ``poolref.reference.sampling``.
 __all__ = [
+    "region",
+    "sampling",
     "output_length",
     "window_taps",
     "max_pool_reference",
