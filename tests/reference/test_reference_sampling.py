@@ -55,7 +55,10 @@ def _dot(a, b):
     return float(numpy.sum(a * b))
 
 
-@pytest.mark.parametrize("mode, padding_mode, align_corners", itertools.product(("bilinear", "nearest"), PADDINGS, (False, True)))
+GRID_OPTIONS = list(itertools.product(("bilinear", "nearest"), PADDINGS, (False, True)))
+
+
+@pytest.mark.parametrize("mode, padding_mode, align_corners", GRID_OPTIONS)
 def test_grid_sample_references_are_adjoint_in_x(mode, padding_mode, align_corners):
     rng = numpy.random.default_rng(0)
     x, grid = rng.standard_normal((1, 2, 3, 4)), rng.uniform(-1.5, 1.5, (1, 2, 3, 2))
@@ -75,7 +78,7 @@ def test_interpolate_references_are_adjoint(mode):
         assert _dot(g, y) == pytest.approx(_dot(interpolate_backward_reference(g, x.shape, mode), x), rel=1e-12)
 
 
-@pytest.mark.parametrize("mode, padding_mode, align_corners", itertools.product(("bilinear", "nearest"), PADDINGS, (False, True)))
+@pytest.mark.parametrize("mode, padding_mode, align_corners", GRID_OPTIONS)
 def test_grid_sample_references_match_torch(mode, padding_mode, align_corners):
     torch = torch_or_skip()
     rng = numpy.random.default_rng(2)
