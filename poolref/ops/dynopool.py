@@ -1,0 +1,304 @@
+r"""DynOPool: a learnable resizing module (Jang et al., "Pooling Revisited", CVPR 2022).
+
+A fixed 2 x 2 max pool halves a feature map whatever the data; DynOPool *learns* the factor. Its
+parameter ``alpha = (alpha_h, alpha_w)`` says by how much each axis shrinks (``alpha = 2``: halve;
+``alpha < 1``: enlarge). The exact definition is ``DYNOPOOL.md`` of the project; the choices it
+makes where the paper is silent are poolref's, and are marked as such in the docs.
+
+Along one axis of length ``L`` (the same rules hold for ``H`` with ``alpha_h`` and ``W`` with
+``alpha_w``)::
+
+    L_cont = L / alpha                         continuous output length
+    O      = max(1, round(L_cont))             integer output length (round half to even)
+    s      = L / O                             cell size
+    u(i,a) = (i + 1/4 + a/2) * s - 1/2         two query rows per output row, a in {0, 1}
+
+Output cell ``(i, j)`` reads the four query points ``(u(i,a), v(j,b))`` bilinearly (coordinates
+clamped into the image; pixel ``k`` is centred at coordinate ``k``) and keeps their maximum (or
+mean). With ``alpha = 2`` on an even axis the query points are exactly the pixels ``2i`` and
+``2i + 1``, so DynOPool starts out as ``max_pool2d(x, 2)``.
+
+The output length ``O`` is an integer, so the forward is piecewise constant in ``alpha``. Its
+gradient is a *straight-through* surrogate: ``O`` takes the derivative of ``L_cont``,
+``dO/dalpha = -L / alpha^2``, and so ``ds/dalpha = L^2 / (O^2 alpha^2)``.
+
+Bilinear sampling on such a grid is separable: it is a gather of two rows (``floor(u)`` and the
+next) followed by a gather of two columns. The forward does exactly that on the whole batch at
+once; the backward to ``x`` is the transpose of each gather, written as the product with the
+transposed (2O, L) interpolation matrix of each axis.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy
+
+from .._backend import array_module
+from .._checks import accumulation_dtype, check_pool_input
+from ..autograd.function import apply, define_function
+from ..autograd.tensor import Tensor
+
+__all__ = ["dynopool2d", "dynopool_output_size"]
+
+AGGREGATES = ("max", "avg")
+
+
+# ==================================================================================================
+# Geometry of one axis: sizes and query coordinates (float64, shared by the forward and backward)
+# ==================================================================================================
+def dynopool_output_size(length: int, alpha: float) -> int:
+    """Integer output length ``max(1, round(length / alpha))``, rounding half to even (``numpy.round``).
+
+    >>> dynopool_output_size(32, 2.0), dynopool_output_size(8, 2.6), dynopool_output_size(5, 2.0)
+    (16, 3, 2)
+    """
+    return max(1, int(numpy.round(length / alpha)))
+
+
+class QueryAxis(NamedTuple):
+    """The query coordinates of one axis and everything the backward needs about them.
+
+    All arrays have one entry per query line, ``2 * out_length`` of them, in the order
+    ``(i, a) = (0, 0), (0, 1), (1, 0), ...``.
+    """
+
+    length: int  # L, input length
+    out_length: int  # O, integer output length
+    alpha: float
+    low: numpy.ndarray  # int: floor of the clamped coordinate, the first pixel read
+    high: numpy.ndarray  # int: the next pixel (min(low + 1, L - 1); its weight is 0 at the last pixel)
+    t: numpy.ndarray  # float64: weight of ``high``; ``low`` gets 1 - t
+    inside: numpy.ndarray  # bool: 0 < u < L - 1, where d value / d u is not zero (borders count as outside)
+    phase: numpy.ndarray  # float64: i + 1/4 + a/2 = d u / d s
+    d_cell_d_alpha: float  # d s / d alpha = L^2 / (O^2 alpha^2) (straight-through O)
+
+
+def query_axis(length: int, alpha: float) -> QueryAxis:
+    """Query coordinates along one axis (see the module docstring)."""
+    out_length = dynopool_output_size(length, alpha)
+    cell = length / out_length
+    i = numpy.arange(out_length, dtype=numpy.float64)
+    phase = (i[:, None] + 0.25 + 0.5 * numpy.array([0.0, 1.0])[None, :]).reshape(-1)  # (2O,)
+    u = phase * cell - 0.5
+    clamped = numpy.clip(u, 0.0, length - 1.0)
+    low = numpy.floor(clamped).astype(numpy.intp)
+    high = numpy.minimum(low + 1, length - 1)
+    t = clamped - low
+    inside = (u > 0) & (u < length - 1)
+    d_cell_d_alpha = length**2 / (out_length**2 * alpha**2)
+    return QueryAxis(length, out_length, alpha, low, high, t, inside, phase, d_cell_d_alpha)
+
+
+def _interpolation_matrix(axis: QueryAxis, dtype, xp):
+    """(2O, L) matrix ``R`` with ``R[q, low_q] += 1 - t_q`` and ``R[q, high_q] += t_q``: the gather as a matrix."""
+    matrix = numpy.zeros((axis.low.size, axis.length))
+    rows = numpy.arange(axis.low.size)
+    numpy.add.at(matrix, (rows, axis.low), 1.0 - axis.t)
+    numpy.add.at(matrix, (rows, axis.high), axis.t)
+    return xp.asarray(matrix, dtype=dtype)
+
+
+def _gather_rows(x, axis: QueryAxis, xp):
+    """(..., L, W) -> (..., 2O, W): each query row is the blend of its two neighbouring rows."""
+    t = xp.asarray(axis.t, dtype=x.dtype)[:, None]
+    return x[..., axis.low, :] * (1 - t) + x[..., axis.high, :] * t
+
+
+def _gather_columns(x, axis: QueryAxis, xp):
+    """(..., H, L) -> (..., H, 2O): each query column is the blend of its two neighbouring columns."""
+    t = xp.asarray(axis.t, dtype=x.dtype)
+    return x[..., axis.low] * (1 - t) + x[..., axis.high] * t
+
+
+def _row_slopes(x, axis: QueryAxis, xp):
+    """(..., L, W) -> (..., 2O, W): d(query row)/du = x[high] - x[low], zero on and beyond the border."""
+    inside = xp.asarray(axis.inside, dtype=x.dtype)[:, None]
+    return (x[..., axis.high, :] - x[..., axis.low, :]) * inside
+
+
+def _column_slopes(x, axis: QueryAxis, xp):
+    """(..., H, L) -> (..., H, 2O): d(query column)/dv, zero on and beyond the border."""
+    inside = xp.asarray(axis.inside, dtype=x.dtype)
+    return (x[..., axis.high] - x[..., axis.low]) * inside
+
+
+def _cells(q):
+    """(..., 2Ho, 2Wo) query values -> (..., Ho, Wo, 4), the four points of each cell in order a*2 + b."""
+    *lead, two_h, two_w = q.shape
+    q = q.reshape(*lead, two_h // 2, 2, two_w // 2, 2)
+    q = q.swapaxes(-3, -2)  # (..., Ho, Wo, 2, 2) = (i, j, a, b)
+    return q.reshape(*lead, two_h // 2, two_w // 2, 4)
+
+
+def _uncells(g):
+    """The inverse of :func:`_cells`: (..., Ho, Wo, 4) -> (..., 2Ho, 2Wo)."""
+    *lead, out_h, out_w, _ = g.shape
+    g = g.reshape(*lead, out_h, out_w, 2, 2).swapaxes(-3, -2)  # (..., Ho, 2, Wo, 2)
+    return g.reshape(*lead, 2 * out_h, 2 * out_w)
+
+
+# ==================================================================================================
+# Forward and backward
+# ==================================================================================================
+class DynOPoolSaved(NamedTuple):
+    x: object  # the input (N, C, H, W), in the accumulation dtype
+    x_dtype: numpy.dtype
+    alpha_dtype: numpy.dtype
+    alpha_xp: object  # numpy or cupy: where alpha (and so its gradient) lives
+    rows: QueryAxis
+    columns: QueryAxis
+    aggregate: str
+    choice: object  # (N, C, Ho, Wo) int8: the winning query point a*2 + b ("max"), else None
+
+
+def _dynopool_forward(x, alpha, *, aggregate: str):
+    xp = array_module(x)
+    H, W = x.shape[-2:]
+    alpha_h, alpha_w = _alpha_values(alpha)
+    rows, columns = query_axis(H, alpha_h), query_axis(W, alpha_w)
+    xa = x.astype(accumulation_dtype(x.dtype), copy=False)
+    query = _gather_columns(_gather_rows(xa, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
+    points = _cells(query)  # (N, C, Ho, Wo, 4)
+    if aggregate == "max":
+        choice = xp.argmax(points, axis=-1).astype(numpy.int8)  # the first of equal maxima
+        y = xp.take_along_axis(points, choice[..., None].astype(numpy.intp), axis=-1)[..., 0]
+    else:
+        choice = None
+        y = points.mean(axis=-1)
+    alpha_xp = array_module(alpha)  # alpha may live on the host while x is on the GPU
+    size = alpha_xp.asarray([rows.out_length, columns.out_length], dtype=alpha.dtype)
+    saved = DynOPoolSaved(xa, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
+    return (y.astype(x.dtype, copy=False), size), saved
+
+
+def _alpha_values(alpha) -> tuple[float, float]:
+    """The two entries of ``alpha`` (numpy or cupy, shape (2,)) as Python floats."""
+    return tuple(float(a) for a in alpha.reshape(2).tolist())
+
+
+def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
+    xp = array_module(grad_y)
+    rows, columns = saved.rows, saved.columns
+    dtype = saved.x.dtype
+    g = grad_y.astype(dtype, copy=False)
+    # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
+    if saved.aggregate == "max":
+        grad_points = (xp.arange(4, dtype=numpy.int8) == saved.choice[..., None]) * g[..., None]
+    else:
+        grad_points = xp.broadcast_to(g[..., None] / 4, g.shape + (4,))
+    grad_query = _uncells(grad_points.astype(dtype, copy=False))  # (N, C, 2Ho, 2Wo)
+
+    # d/dx: the transpose of the two gathers, R_h^T G R_w
+    R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
+    R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)
+    grad_x = xp.matmul(xp.matmul(R_h.T, grad_query), R_w)  # (N, C, H, W)
+
+    # d/dalpha: d query / d u (rows) and d query / d v (columns), times du/ds = phase, summed over
+    # every query point that received a gradient, times ds/dalpha (straight-through size)
+    x = saved.x
+    d_query_d_u = _gather_columns(_row_slopes(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
+    d_query_d_v = _gather_rows(_column_slopes(x, columns, xp), rows, xp)  # (N, C, 2Ho, 2Wo)
+    phase_h = xp.asarray(rows.phase, dtype=dtype)[:, None]
+    phase_w = xp.asarray(columns.phase, dtype=dtype)
+    grad_alpha_h = float((grad_query * d_query_d_u * phase_h).sum(dtype=numpy.float64)) * rows.d_cell_d_alpha
+    grad_alpha_w = float((grad_query * d_query_d_v * phase_w).sum(dtype=numpy.float64)) * columns.d_cell_d_alpha
+    # the returned size (O_h, O_w): d O / d alpha = -L / alpha^2 (straight-through)
+    grad_size_h, grad_size_w = (float(v) for v in grad_size.tolist())
+    grad_alpha_h += grad_size_h * -rows.length / rows.alpha**2
+    grad_alpha_w += grad_size_w * -columns.length / columns.alpha**2
+    grad_alpha = saved.alpha_xp.asarray([grad_alpha_h, grad_alpha_w], dtype=saved.alpha_dtype)
+    return grad_x.astype(saved.x_dtype, copy=False), grad_alpha
+
+
+DYNOPOOL = define_function("dynopool2d", _dynopool_forward, _dynopool_backward)
+
+
+def _check_alpha(alpha, op: str):
+    """``alpha`` as a float array or Tensor of shape (2,) with finite entries > 0."""
+    if not (hasattr(alpha, "shape") and hasattr(alpha, "dtype")):
+        try:
+            alpha = numpy.asarray(alpha, dtype=numpy.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{op}: alpha must be a float array of shape (2,), got alpha={alpha!r}") from None
+    if numpy.dtype(alpha.dtype).kind != "f":
+        raise TypeError(f"{op}: alpha must be a float array of shape (2,), got alpha with dtype {alpha.dtype}")
+    if tuple(alpha.shape) != (2,):
+        raise ValueError(f"{op}: alpha must have shape (2,) = (alpha_h, alpha_w), got alpha with shape {tuple(alpha.shape)}")
+    data = alpha.data if isinstance(alpha, Tensor) else alpha
+    values = _alpha_values(data)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{op}: alpha must be finite and > 0, got alpha={list(values)}")
+    return alpha
+
+
+def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
+    r"""DynOPool: resize ``x`` by a learnable factor ``1 / alpha`` per axis (Jang et al. 2022).
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating-point input.
+    alpha : array or Tensor, shape (2,)
+        ``(alpha_h, alpha_w)``, finite and > 0: the output is about ``H / alpha_h`` by
+        ``W / alpha_w``. A Tensor that requires a gradient gets the straight-through gradient.
+    aggregate : {"max", "avg"}
+        How the four query points of an output cell combine: their maximum (the paper's; ties go
+        to the first point in the order (0,0), (0,1), (1,0), (1,1)) or their mean.
+    return_size : bool
+        Also return the output size ``(H_out, W_out)`` as a float array or Tensor of shape (2,),
+        whose gradient is the straight-through one, ``d H_out / d alpha_h = -H / alpha_h^2``: chain
+        it into the next DynOPool's size or a complexity loss (:func:`poolref.nn.gmacs_loss`).
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out)
+        ``H_out = max(1, round(H / alpha_h))`` (half to even), likewise ``W_out``.
+    size : array or Tensor, shape (2,)
+        Only with ``return_size=True``.
+
+    Notes
+    -----
+    With cell sizes :math:`s_h = H / H_{out}`, :math:`s_w = W / W_{out}`, output cell
+    :math:`(i, j)` reads the query points
+
+    .. math:: u_{ia} = (i + \tfrac14 + \tfrac{a}{2}) s_h - \tfrac12, \qquad
+              v_{jb} = (j + \tfrac14 + \tfrac{b}{2}) s_w - \tfrac12, \qquad a, b \in \{0, 1\}
+
+    bilinearly, :math:`q_{ab} = \sum_{k,l} r_k(u_{ia})\, r_l(v_{jb})\, x_{kl}` with the tent weights
+    :math:`r` of the coordinate clamped into the image, and outputs
+    :math:`y_{ij} = \max_{ab} q_{ab}` (or the mean). Backward: the gradient of :math:`y_{ij}` goes
+    to the chosen query point (a quarter to each for the mean) and from there to its four pixels with
+    the bilinear weights, :math:`\partial L/\partial x = R_h^\top G R_w` with :math:`R` the
+    (2 H_out, H) interpolation matrix; and to alpha,
+
+    .. math:: \frac{\partial L}{\partial \alpha_h} = \frac{H^2}{H_{out}^2 \alpha_h^2}
+              \sum_{\text{points}} G_{ia,jb}\, \frac{\partial q}{\partial u_{ia}}\,
+              (i + \tfrac14 + \tfrac{a}{2})
+
+    where :math:`\partial q / \partial u` is the bilinear slope :math:`x_{k+1} - x_k` (zero where
+    the coordinate lies on or beyond the border). Piecewise constant in alpha, the forward has no
+    useful derivative there: this is a straight-through surrogate (see the DynOPool docs page).
+
+    Examples
+    --------
+    ``alpha = (2, 2)`` on an even map is a 2 x 2 max pool:
+
+    >>> import numpy as np, poolref
+    >>> x = np.arange(16.).reshape(1, 1, 4, 4)
+    >>> poolref.dynopool2d(x, np.array([2.0, 2.0]))
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> y, size = poolref.dynopool2d(x, np.array([1.5, 3.0]), return_size=True)
+    >>> y.shape, size
+    ((1, 1, 3, 1), array([3., 1.]))
+    """
+    op = "dynopool2d"
+    x = check_pool_input(x, 2, op, integer_ok=False)
+    alpha = _check_alpha(alpha, op)
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"{op}: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")
+    y, size = apply(DYNOPOOL, x, alpha, aggregate=aggregate)
+    return (y, size) if return_size else y

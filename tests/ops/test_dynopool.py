@@ -1,0 +1,274 @@
+"""DynOPool (DYNOPOOL.md): max-pool equivalence, loop reference, gradients to x and to alpha, PyTorch."""
+
+import numpy
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import poolref
+from helpers import torch_or_skip
+from poolref.autograd import gradcheck, vjp
+from poolref.ops.dynopool import query_axis
+from poolref.reference import dynopool as ref
+from poolref.testing import assert_matches
+from poolref.testing.strategies import distinct_values
+
+alphas = st.floats(0.4, 4.0, allow_nan=False)
+lengths = st.integers(1, 9)
+
+
+def random_values(shape, seed):
+    """Gaussian values: unlike an arithmetic progression, bilinear blends of them do not tie."""
+    return numpy.random.default_rng(seed).standard_normal(shape)
+
+
+def has_integer_query(length, alpha):
+    """Whether a query coordinate lies on a pixel, where the value has a kink in u.
+
+    Inside the image the slope there is a one-sided difference; on the border (u = 0 or L - 1) the
+    slope is 0 by convention while central differences see half a slope. Gradients to alpha are
+    compared away from both.
+    """
+    axis = query_axis(length, alpha)
+    u = axis.phase * (length / axis.out_length) - 0.5
+    return bool(numpy.any((numpy.abs(u - numpy.round(u)) < 1e-6) & (u > -1e-6) & (u < length - 1 + 1e-6)))
+
+
+def smooth_alpha(draw, H, W):
+    """An alpha whose query points avoid pixel coordinates (so the derivative to alpha is defined)."""
+    alpha = numpy.array([draw(alphas), draw(alphas)])
+    if has_integer_query(H, alpha[0]) or has_integer_query(W, alpha[1]):
+        alpha = alpha + 0.0123  # away from the kink; checked again below
+    return alpha
+
+
+# --------------------------------------------------------------------------------------------------
+# Worked cases
+# --------------------------------------------------------------------------------------------------
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_alpha_two_is_a_two_by_two_max_pool(N, C, half_h, half_w, seed):
+    rng = numpy.random.default_rng(seed)
+    for dtype in (numpy.float64, numpy.float32):
+        x = rng.standard_normal((N, C, 2 * half_h, 2 * half_w)).astype(dtype)
+        y = poolref.dynopool2d(x, numpy.array([2.0, 2.0]))
+        numpy.testing.assert_array_equal(y, poolref.max_pool2d(x, 2))
+
+
+def test_alpha_two_backward_is_the_max_pool_backward():
+    x = distinct_values((2, 3, 6, 8), seed=1)
+    g = numpy.random.default_rng(2).standard_normal((2, 3, 3, 4))
+    _, pull = vjp(lambda t: poolref.dynopool2d(t, numpy.array([2.0, 2.0])), x)
+    _, pull_max = vjp(lambda t: poolref.max_pool2d(t, 2), x)
+    numpy.testing.assert_array_equal(pull(g)[0], pull_max(g)[0])
+
+
+def test_output_size_rounds_half_to_even_and_never_below_one():
+    x = numpy.zeros((1, 1, 10, 5))
+    assert poolref.dynopool2d(x, numpy.array([4.0, 2.0])).shape == (1, 1, 2, 2)  # 2.5 -> 2, 2.5 -> 2
+    assert poolref.dynopool2d(x, numpy.array([100.0, 100.0])).shape == (1, 1, 1, 1)
+    assert poolref.dynopool2d(x, numpy.array([0.5, 0.75])).shape == (1, 1, 20, 7)  # 6.67 -> 7: enlarges
+
+
+def test_ties_go_to_the_first_query_point_and_avg_is_the_mean():
+    x = numpy.ones((1, 1, 2, 2))
+    y, pull = vjp(lambda t: poolref.dynopool2d(t, numpy.array([2.0, 2.0])), x)
+    numpy.testing.assert_array_equal(pull(numpy.ones((1, 1, 1, 1)))[0], [[[[1, 0], [0, 0]]]])
+    x = numpy.arange(4.0).reshape(1, 1, 2, 2)
+    numpy.testing.assert_array_equal(poolref.dynopool2d(x, numpy.array([2.0, 2.0]), aggregate="avg"), [[[[1.5]]]])
+
+
+def test_return_size_and_its_straight_through_gradient():
+    x = numpy.zeros((1, 1, 12, 9))
+    alpha = numpy.array([2.5, 1.5])
+    (y, size), pull = vjp(lambda t, a: poolref.dynopool2d(t, a, return_size=True), x, alpha)
+    numpy.testing.assert_array_equal(size, [5.0, 6.0])  # round(4.8), round(6)
+    _, grad_alpha = pull((numpy.zeros(y.shape), numpy.array([1.0, 2.0])))
+    numpy.testing.assert_allclose(grad_alpha, [-12 / 2.5**2, -2 * 9 / 1.5**2])
+
+
+# --------------------------------------------------------------------------------------------------
+# Loop reference, gradchecks
+# --------------------------------------------------------------------------------------------------
+@given(st.data())
+def test_matches_loop_reference(data):
+    N, C, H, W = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 2)), data.draw(lengths), data.draw(lengths)
+    alpha = numpy.array([data.draw(alphas), data.draw(alphas)])
+    aggregate = data.draw(st.sampled_from(["max", "avg"]))
+    x = distinct_values((N, C, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
+    (y, size), pull = vjp(lambda t, a: poolref.dynopool2d(t, a, aggregate=aggregate, return_size=True), x, alpha)
+    assert_matches(y, ref.dynopool_reference(x, alpha, aggregate), rtol=1e-12, atol=1e-12)
+    g = numpy.random.default_rng(0).standard_normal(y.shape)
+    g_size = numpy.array([0.3, -0.7])
+    grad_x, grad_alpha = pull((g, g_size))
+    want_x, want_alpha = ref.dynopool_backward_reference(g, x, alpha, aggregate, g_size)
+    assert_matches(grad_x, want_x, rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(grad_alpha, want_alpha, rtol=1e-9, atol=1e-9)
+
+
+@given(st.data())
+def test_gradcheck_x(data):
+    H, W = data.draw(st.integers(2, 7)), data.draw(st.integers(2, 7))
+    alpha = smooth_alpha(data.draw, H, W)
+    aggregate = data.draw(st.sampled_from(["max", "avg"]))
+    x = random_values((1, 2, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
+    assert gradcheck(lambda t: poolref.dynopool2d(t, alpha, aggregate=aggregate), x)
+
+
+def frozen_size_forward(x, alpha, alpha0, aggregate):
+    """DYNOPOOL.md's frozen-size function: sizes fixed at alpha0, cell sizes following the continuous size."""
+    N, C, H, W = x.shape
+    out = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha0)]
+    cells = [L / (O + L / a - L / a0) for L, O, a, a0 in zip((H, W), out, alpha, alpha0)]
+    y = numpy.zeros((N, C, out[0], out[1]))
+    for n in range(N):
+        for c in range(C):
+            for i in range(out[0]):
+                for j in range(out[1]):
+                    values = [ref.bilinear_read(x[n, c], (i + 0.25 + a / 2) * cells[0] - 0.5,
+                                                (j + 0.25 + b / 2) * cells[1] - 0.5)[0]
+                              for a in (0, 1) for b in (0, 1)]
+                    y[n, c, i, j] = max(values) if aggregate == "max" else sum(values) / 4
+    return y
+
+
+@given(st.data())
+def test_gradient_to_alpha_is_the_derivative_of_the_frozen_size_function(data):
+    H, W = data.draw(st.integers(2, 8)), data.draw(st.integers(2, 8))
+    alpha = smooth_alpha(data.draw, H, W)
+    assume(not (has_integer_query(H, alpha[0]) or has_integer_query(W, alpha[1])))
+    aggregate = data.draw(st.sampled_from(["max", "avg"]))
+    x = random_values((2, 2, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
+    y, pull = vjp(lambda a: poolref.dynopool2d(x, a, aggregate=aggregate), alpha)
+    g = numpy.random.default_rng(3).standard_normal(y.shape)
+    (grad_alpha,) = pull(g)
+    eps = 1e-6
+    numerical = []
+    for k in range(2):
+        step = numpy.zeros(2)
+        step[k] = eps
+        plus = numpy.sum(g * frozen_size_forward(x, alpha + step, alpha, aggregate))
+        minus = numpy.sum(g * frozen_size_forward(x, alpha - step, alpha, aggregate))
+        numerical.append((plus - minus) / (2 * eps))
+    numpy.testing.assert_allclose(grad_alpha, numerical, rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# PyTorch: the grid_sample composition of DYNOPOOL.md
+# --------------------------------------------------------------------------------------------------
+def torch_dynopool(torch, x, alpha, aggregate):
+    """DynOPool from grid_sample(border, align_corners=False) with straight-through sizes."""
+    N, C, H, W = x.shape
+
+    def normalized_queries(L, a):
+        continuous = L / a
+        O = max(1, int(numpy.round(float(continuous.detach()))))
+        size = continuous + (O - continuous).detach()  # value O, derivative of L / a
+        i = torch.arange(O, dtype=x.dtype)
+        phase = (i[:, None] + 0.25 + 0.5 * torch.tensor([0.0, 1.0], dtype=x.dtype)[None]).reshape(-1)
+        u = phase * (L / size) - 0.5
+        return O, (u + 0.5) * 2 / L - 1  # pixel coordinate -> grid coordinate (align_corners=False)
+
+    Oh, gy = normalized_queries(H, alpha[0])
+    Ow, gx = normalized_queries(W, alpha[1])
+    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None].expand(N, -1, -1, -1)
+    q = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    q = q.reshape(N, C, Oh, 2, Ow, 2).permute(0, 1, 2, 4, 3, 5).reshape(N, C, Oh, Ow, 4)
+    return q.max(-1).values if aggregate == "max" else q.mean(-1)
+
+
+@given(st.data())
+def test_matches_pytorch_grid_sample_composition(data):
+    torch = torch_or_skip()
+    H, W = data.draw(st.integers(1, 12)), data.draw(st.integers(1, 12))
+    alpha = smooth_alpha(data.draw, H, W)
+    assume(not (has_integer_query(H, alpha[0]) or has_integer_query(W, alpha[1])))
+    aggregate = data.draw(st.sampled_from(["max", "avg"]))
+    N, C = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    x = random_values((N, C, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
+    xt = torch.tensor(x, requires_grad=True)
+    at = torch.tensor(alpha, requires_grad=True)
+    yt = torch_dynopool(torch, xt, at, aggregate)
+    g = numpy.random.default_rng(4).standard_normal(tuple(yt.shape))
+    yt.backward(torch.tensor(g))
+    y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a, aggregate=aggregate), x, alpha)
+    grad_x, grad_alpha = pull(g)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    assert_matches(grad_x, xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+    numpy.testing.assert_allclose(grad_alpha, at.grad.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype, tol", [(numpy.float32, 1e-5), (numpy.float16, 2e-2)])
+def test_low_precision_is_close_to_float64(dtype, tol):
+    x = distinct_values((2, 3, 9, 7), seed=5)
+    alpha = numpy.array([1.7, 2.6])
+    y64, pull64 = vjp(lambda t: poolref.dynopool2d(t, alpha), x)
+    y, pull = vjp(lambda t: poolref.dynopool2d(t, alpha.astype(numpy.float32)), x.astype(dtype))
+    assert y.dtype == dtype
+    numpy.testing.assert_allclose(y, y64, rtol=tol, atol=tol)
+    g = numpy.ones(y.shape)
+    numpy.testing.assert_allclose(pull(g.astype(dtype))[0], pull64(g)[0], rtol=tol, atol=tol)
+
+
+# --------------------------------------------------------------------------------------------------
+# Arrays and Tensors, unbatched, empty, bad input
+# --------------------------------------------------------------------------------------------------
+def test_tensors_in_tensors_out_and_alpha_learns_on_the_tape():
+    x = poolref.Tensor(distinct_values((1, 2, 8, 8), seed=6), requires_grad=True)
+    alpha = poolref.Tensor(numpy.array([1.7, 2.6]), requires_grad=True)
+    with poolref.Tape() as tape:
+        y, size = poolref.dynopool2d(x, alpha, return_size=True)
+        loss = (y * y).sum() + size.sum()
+    grad_x, grad_alpha = tape.gradient(loss, [x, alpha])
+    assert isinstance(y, poolref.Tensor) and grad_x.shape == x.shape and grad_alpha.shape == (2,)
+    assert "dynopool2d" in str(tape)
+
+
+def test_unbatched_and_empty_batch():
+    x = distinct_values((2, 6, 6), seed=7)
+    alpha = numpy.array([1.5, 2.5])
+    numpy.testing.assert_array_equal(poolref.dynopool2d(x, alpha), poolref.dynopool2d(x[None], alpha)[0])
+    y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a), numpy.zeros((0, 3, 6, 6)), alpha)
+    assert y.shape == (0, 3, 4, 2)
+    grad_x, grad_alpha = pull(numpy.zeros(y.shape))
+    assert grad_x.shape == (0, 3, 6, 6)
+    numpy.testing.assert_array_equal(grad_alpha, [0.0, 0.0])
+
+
+def test_inputs_are_never_modified():
+    x = distinct_values((1, 2, 7, 5), seed=8)
+    alpha = numpy.array([1.3, 0.8])
+    x0, alpha0 = x.copy(), alpha.copy()
+    y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a, aggregate="avg"), x, alpha)
+    g = numpy.ones(y.shape)
+    g0 = g.copy()
+    pull(g)
+    numpy.testing.assert_array_equal(x, x0)
+    numpy.testing.assert_array_equal(alpha, alpha0)
+    numpy.testing.assert_array_equal(g, g0)
+
+
+@pytest.mark.parametrize("alpha, error, words", [
+    (numpy.array([0.0, 2.0]), ValueError, "alpha must be finite and > 0, got alpha=[0.0, 2.0]"),
+    (numpy.array([-1.0, 2.0]), ValueError, "alpha=[-1.0, 2.0]"),
+    (numpy.array([numpy.nan, 2.0]), ValueError, "alpha=[nan, 2.0]"),
+    (numpy.array([2.0, numpy.inf]), ValueError, "alpha=[2.0, inf]"),
+    (numpy.array([2.0, 2.0, 2.0]), ValueError, "alpha with shape (3,)"),
+    (numpy.array([[2.0, 2.0]]), ValueError, "alpha with shape (1, 2)"),
+    (numpy.array([2, 2]), TypeError, "alpha with dtype int64"),
+    ("two", TypeError, "alpha='two'"),
+])
+def test_bad_alpha_is_refused_with_a_clear_message(alpha, error, words):
+    with pytest.raises(error, match="dynopool2d") as info:
+        poolref.dynopool2d(numpy.zeros((1, 1, 4, 4)), alpha)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("x, kwargs, error, words", [
+    (numpy.zeros((4, 4)), {}, ValueError, "x with shape (4, 4)"),
+    (numpy.zeros((1, 1, 4, 4), dtype=numpy.int32), {}, TypeError, "x with dtype int32"),
+    (numpy.zeros((1, 1, 4, 4)), {"aggregate": "min"}, ValueError, "aggregate='min'"),
+])
+def test_bad_input_is_refused_with_a_clear_message(x, kwargs, error, words):
+    with pytest.raises(error) as info:
+        poolref.dynopool2d(x, numpy.array([2.0, 2.0]), **kwargs)
+    assert words in str(info.value)
