@@ -36,7 +36,8 @@ from typing import NamedTuple
 
 import numpy
 
-from .._backend import array_module
+from .. import kernels
+from .._backend import array_module, is_cupy_array
 from .._checks import accumulation_dtype, check_pool_input
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -154,20 +155,63 @@ class DynOPoolSaved(NamedTuple):
     choice: object  # (N, C, Ho, Wo) int8: the winning query point a*2 + b ("max"), else None
 
 
+def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The forward in array code: gather the query rows, then the query columns, then reduce each cell."""
+    query = _gather_columns(_gather_rows(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
+    points = _cells(query)  # (N, C, Ho, Wo, 4)
+    if aggregate == "max":
+        choice = xp.argmax(points, axis=-1).astype(numpy.int8)  # the first of equal maxima (NaN wins)
+        y = xp.take_along_axis(points, choice[..., None].astype(numpy.intp), axis=-1)[..., 0]
+        return y, choice
+    return points.mean(axis=-1), None
+
+
+def _backward_arrays(x, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis."""
+    dtype = x.dtype
+    # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
+    if aggregate == "max":
+        grad_points = (xp.arange(4, dtype=numpy.int8) == choice[..., None]) * grad_y[..., None]
+    else:
+        grad_points = xp.broadcast_to(grad_y[..., None] / 4, grad_y.shape + (4,))
+    grad_query = _uncells(grad_points.astype(dtype, copy=False))  # (N, C, 2Ho, 2Wo)
+
+    # d/dx: the transpose of the two gathers, R_h^T G R_w
+    R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
+    R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)
+    grad_x = xp.matmul(xp.matmul(R_h.T, grad_query), R_w)  # (N, C, H, W)
+
+    # d/dcell: d query / d u (rows) and d query / d v (columns), times du/ds = phase, summed over
+    # every query point
+    d_query_d_u = _gather_columns(_row_slopes(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
+    d_query_d_v = _gather_rows(_column_slopes(x, columns, xp), rows, xp)  # (N, C, 2Ho, 2Wo)
+    phase_h = xp.asarray(rows.phase, dtype=dtype)[:, None]
+    phase_w = xp.asarray(columns.phase, dtype=dtype)
+    sum_u = float((grad_query * d_query_d_u * phase_h).sum(dtype=numpy.float64))
+    sum_v = float((grad_query * d_query_d_v * phase_w).sum(dtype=numpy.float64))
+    return grad_x, (sum_u, sum_v)
+
+
+def _uses_kernels(x) -> bool:
+    """CuPy float32/float64 input runs the fused CUDA kernels; everything else the array code."""
+    return is_cupy_array(x) and numpy.dtype(x.dtype) in kernels.KERNEL_DTYPES
+
+
+def _cell_size(axis: QueryAxis) -> float:
+    return axis.length / axis.out_length
+
+
 def _dynopool_forward(x, alpha, *, aggregate: str):
     xp = array_module(x)
     H, W = x.shape[-2:]
     alpha_h, alpha_w = _alpha_values(alpha)
     rows, columns = query_axis(H, alpha_h), query_axis(W, alpha_w)
     xa = x.astype(accumulation_dtype(x.dtype), copy=False)
-    query = _gather_columns(_gather_rows(xa, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
-    points = _cells(query)  # (N, C, Ho, Wo, 4)
-    if aggregate == "max":
-        choice = xp.argmax(points, axis=-1).astype(numpy.int8)  # the first of equal maxima
-        y = xp.take_along_axis(points, choice[..., None].astype(numpy.intp), axis=-1)[..., 0]
+    if _uses_kernels(xa):
+        y, choice = kernels.dynopool_forward(xp, xa, rows.out_length, columns.out_length,
+                                             _cell_size(rows), _cell_size(columns), aggregate == "max")
     else:
-        choice = None
-        y = points.mean(axis=-1)
+        y, choice = _forward_arrays(xa, rows, columns, aggregate, xp)
     alpha_xp = array_module(alpha)  # alpha may live on the host while x is on the GPU
     size = alpha_xp.asarray([rows.out_length, columns.out_length], dtype=alpha.dtype)
     saved = DynOPoolSaved(xa, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
@@ -182,33 +226,17 @@ def _alpha_values(alpha) -> tuple[float, float]:
 def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
     xp = array_module(grad_y)
     rows, columns = saved.rows, saved.columns
-    dtype = saved.x.dtype
-    g = grad_y.astype(dtype, copy=False)
-    # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
-    if saved.aggregate == "max":
-        grad_points = (xp.arange(4, dtype=numpy.int8) == saved.choice[..., None]) * g[..., None]
+    g = grad_y.astype(saved.x.dtype, copy=False)
+    if _uses_kernels(saved.x):
+        grad_x, (sum_u, sum_v) = kernels.dynopool_backward(xp, saved.x, g, saved.choice, _cell_size(rows),
+                                                           _cell_size(columns), saved.aggregate == "max")
     else:
-        grad_points = xp.broadcast_to(g[..., None] / 4, g.shape + (4,))
-    grad_query = _uncells(grad_points.astype(dtype, copy=False))  # (N, C, 2Ho, 2Wo)
-
-    # d/dx: the transpose of the two gathers, R_h^T G R_w
-    R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
-    R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)
-    grad_x = xp.matmul(xp.matmul(R_h.T, grad_query), R_w)  # (N, C, H, W)
-
-    # d/dalpha: d query / d u (rows) and d query / d v (columns), times du/ds = phase, summed over
-    # every query point that received a gradient, times ds/dalpha (straight-through size)
-    x = saved.x
-    d_query_d_u = _gather_columns(_row_slopes(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
-    d_query_d_v = _gather_rows(_column_slopes(x, columns, xp), rows, xp)  # (N, C, 2Ho, 2Wo)
-    phase_h = xp.asarray(rows.phase, dtype=dtype)[:, None]
-    phase_w = xp.asarray(columns.phase, dtype=dtype)
-    grad_alpha_h = float((grad_query * d_query_d_u * phase_h).sum(dtype=numpy.float64)) * rows.d_cell_d_alpha
-    grad_alpha_w = float((grad_query * d_query_d_v * phase_w).sum(dtype=numpy.float64)) * columns.d_cell_d_alpha
-    # the returned size (O_h, O_w): d O / d alpha = -L / alpha^2 (straight-through)
+        grad_x, (sum_u, sum_v) = _backward_arrays(saved.x, g, saved.choice, rows, columns, saved.aggregate, xp)
+    # chain rule through the cell size, ds/dalpha (straight-through output size), and the returned
+    # size (O_h, O_w) itself: d O / d alpha = -L / alpha^2
     grad_size_h, grad_size_w = (float(v) for v in grad_size.tolist())
-    grad_alpha_h += grad_size_h * -rows.length / rows.alpha**2
-    grad_alpha_w += grad_size_w * -columns.length / columns.alpha**2
+    grad_alpha_h = sum_u * rows.d_cell_d_alpha - grad_size_h * rows.length / rows.alpha**2
+    grad_alpha_w = sum_v * columns.d_cell_d_alpha - grad_size_w * columns.length / columns.alpha**2
     grad_alpha = saved.alpha_xp.asarray([grad_alpha_h, grad_alpha_w], dtype=saved.alpha_dtype)
     return grad_x.astype(saved.x_dtype, copy=False), grad_alpha
 
