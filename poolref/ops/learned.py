@@ -1,0 +1,543 @@
+r"""Learned and smooth pooling: GeM, SoftPool, log-sum-exp and bilinear (second-order) pooling.
+
+These ops replace the hard maximum or the plain mean by a smooth aggregate, and each has a
+parameter that moves it between the two:
+
+===============  ==========================================================  =====================
+op               forward (over a window or a whole plane of ``S`` elements)  parameter
+===============  ==========================================================  =====================
+``gem_pool``     :math:`(\frac{1}{S}\sum_i \max(x_i, \epsilon)^p)^{1/p}`       ``p``: 1 mean, inf max
+``soft_pool2d``  :math:`\sum_i \operatorname{softmax}(x)_i\, x_i`              none
+``lse_pool``     :math:`\frac{1}{r}\log \frac{1}{S}\sum_i e^{r x_i}`            ``r``: 0 mean, inf max
+``bilinear``     :math:`\frac{1}{S}\sum_l x_l y_l^T`, signed sqrt, L2 norm      none
+===============  ==========================================================  =====================
+
+Three of them exponentiate, so the forward and the backward are written in a *shifted* form that
+never overflows: the largest element of each window or plane is factored out first (the same trick
+as a stable softmax), so every power or exponential lies in ``[0, 1]``. The backward formulas are
+rewritten in the same terms (each op's Notes give the derivation). The plain-loop references in
+:mod:`poolref.reference.learned` use the textbook formulas instead, which is what makes holding the
+two equal a real check of the algebra.
+
+Every op is a forward/backward pair registered with :func:`poolref.autograd.define_function`;
+nothing loops over pixels, batch or channels (SoftPool loops over the few kernel taps, reading a
+strided view of the input for each, as :mod:`poolref.ops.window` does).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy
+
+from .._backend import array_module
+from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._geometry import WindowGeometry, pool_geometry
+from ..autograd.function import apply, define_function
+from ..autograd.tensor import Tensor
+
+__all__ = ["gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool"]
+
+
+# ==================================================================================================
+# Shared argument checks
+# ==================================================================================================
+def _global_input(x, op: str, name: str = "x"):
+    """Check ``x`` of shape (N, C, *spatial) with at least one spatial dim, floating; return it."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        x = numpy.asarray(x)
+    if x.ndim < 3:
+        raise ValueError(
+            f"{op}: {name} must have shape (N, C, *spatial) with at least one spatial dim, "
+            f"got {name} with shape {tuple(x.shape)}"
+        )
+    return check_pool_input(x, x.ndim - 2, op, integer_ok=False, name=name)
+
+
+def _spatial_axes(x) -> tuple[int, ...]:
+    """The axes a global op reduces over: every axis after (N, C)."""
+    return tuple(range(2, x.ndim))
+
+
+def _check_flag(value, name: str, op: str) -> bool:
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+    return bool(value)
+
+
+# ==================================================================================================
+# GeM: generalised-mean pooling (Radenovic et al. 2018)
+# ==================================================================================================
+class GemSaved(NamedTuple):
+    clamped: object  # (N, C, *S) max(x, eps), in the accumulation dtype
+    passes: object  # (N, C, *S) bool: x >= eps, where the clamp lets the gradient through
+    y: object  # (N, C, 1..) the output, in the accumulation dtype
+    weights: object  # (N, C, *S) z_i^p / sum_j z_j^p: each element's share of the power sum
+    p: float
+    p_shape: tuple
+    p_dtype: numpy.dtype
+    dtype: numpy.dtype
+
+
+def _gem_forward(x, p, *, eps: float):
+    xp = array_module(x)
+    accumulate = accumulation_dtype(x.dtype)
+    axes = _spatial_axes(x)
+    exponent = float(p.reshape(()))
+    xa = x.astype(accumulate, copy=False)
+    clamped = xp.maximum(xa, accumulate.type(eps))  # z = max(x, eps) > 0; a NaN stays NaN
+    # Factor out the largest z of each plane: (z / z_max)^p lies in (0, 1], so it cannot overflow
+    # even for p = 200 in float32, and y = z_max * mean((z / z_max)^p)^(1/p) is the same number.
+    largest = clamped.max(axis=axes, keepdims=True)  # (N, C, 1..)
+    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        powered = (clamped / largest) ** exponent  # (N, C, *S) in [0, 1] (tiny ratios underflow to 0)
+        power_sum = powered.sum(axis=axes, keepdims=True)  # (N, C, 1..) in [1, S]
+        count = math.prod(x.shape[2:])
+        y = largest * (power_sum / count) ** (1.0 / exponent)
+        # an infinite input makes y infinite (inf / inf above gave NaN; the limit is inf). largest
+        # is >= eps or NaN, so an infinite one is +inf
+        y = xp.where(xp.isinf(largest), largest, y)
+        weights = powered / power_sum
+    saved = GemSaved(clamped, xa >= eps, y, weights, exponent, tuple(p.shape), p.dtype, x.dtype)
+    return y.astype(x.dtype, copy=False), saved
+
+
+def _gem_backward(saved: GemSaved, grad_y):
+    xp = array_module(grad_y)
+    z, y, p = saved.clamped, saved.y, saved.p
+    g = grad_y.astype(z.dtype, copy=False)  # (N, C, 1..)
+    count = math.prod(z.shape[2:])
+    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        # dy/dz_i = (1/S) (z_i / y)^(p-1): no power of z alone, so no overflow (for p >= 1,
+        # z_i / y <= S^(1/p) bounds it by S^(-1/p))
+        dy_dz = (z / y) ** (p - 1.0) / count
+        grad_x = xp.where(saved.passes, g * dy_dz, 0)  # the clamp passes the gradient where x >= eps
+        # dy/dp = (y/p) sum_i w_i log(z_i / y), w_i = z_i^p / sum_j z_j^p (see gem_pool's Notes)
+        dy_dp = (y / p) * (saved.weights * xp.log(z / y)).sum(axis=_spatial_axes(z), keepdims=True)
+        grad_p = (g * dy_dp).sum()
+    grad_p = xp.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
+    return grad_x.astype(saved.dtype, copy=False), grad_p
+
+
+GEM_POOL = define_function("gem_pool", _gem_forward, _gem_backward)
+
+
+def _check_exponent(p, op: str):
+    """``p`` as a Tensor or array of shape () or (1,): a number becomes a float64 array."""
+    if isinstance(p, numbers.Real):  # Python and numpy scalars (a bool is refused there)
+        return numpy.asarray(check_positive_number(p, "p", op), dtype=numpy.float64)
+    if hasattr(p, "shape") and hasattr(p, "dtype"):  # an array or a Tensor
+        if tuple(p.shape) not in ((), (1,)):
+            raise ValueError(f"{op}: p must be a number or have shape () or (1,), got p with shape {tuple(p.shape)}")
+        if numpy.dtype(p.dtype).kind != "f":
+            raise TypeError(f"{op}: p must be a floating-point array or a number, got p with dtype {p.dtype}")
+        value = float((p.data if isinstance(p, Tensor) else p).reshape(()))
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{op}: p must be a finite number > 0, got p={value!r}")
+        return p
+    raise TypeError(f"{op}: p must be a number, or an array or Tensor of shape () or (1,), got p={p!r}")
+
+
+def gem_pool(x, p=3.0, eps=1e-6):
+    r"""Generalised-mean (GeM) pooling over all spatial dims, with a learnable exponent ``p``.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, *spatial)
+        Floating-point input, at least one spatial dim (float16 is computed in float32).
+    p : float, array or Tensor of shape () or (1,)
+        The exponent, finite and > 0. As a Tensor that requires a gradient it receives one.
+    eps : float
+        Finite, > 0: inputs are clamped to at least ``eps`` before the power.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, 1, ..., 1)
+        Dims kept, as :func:`~poolref.global_avg_pool`. A Tensor if ``x`` or ``p`` is one.
+
+    Notes
+    -----
+    With :math:`z_i = \max(x_i, \epsilon)` over the :math:`S` elements of a plane,
+
+    .. math:: y = \Big(\frac{1}{S} \sum_i z_i^p\Big)^{1/p}
+
+    :math:`p = 1` is the mean (of the clamped values), :math:`p \to \infty` the maximum, and
+    :math:`y` is nondecreasing in :math:`p`. Computed as
+    :math:`y = z_{max} (\frac{1}{S}\sum_i (z_i / z_{max})^p)^{1/p}`, which cannot overflow.
+
+    Backward. Let :math:`m = \frac{1}{S}\sum_j z_j^p = y^p` and
+    :math:`w_i = z_i^p / \sum_j z_j^p` (the softmax of :math:`p \log z`). To the input,
+
+    .. math:: \frac{\partial y}{\partial x_i} = [x_i \ge \epsilon]\, \frac{1}{p} m^{1/p - 1}
+              \frac{p\, z_i^{p-1}}{S} = [x_i \ge \epsilon]\, \frac{1}{S}
+              \Big(\frac{z_i}{y}\Big)^{p-1}
+
+    (zero where the clamp is active, :math:`x_i < \epsilon`; at :math:`x_i = \epsilon` the gradient
+    passes, as ``torch.clamp`` does). To the exponent, from
+    :math:`\log y = \frac{1}{p}\log m` and :math:`\partial m / \partial p = \frac{1}{S}\sum_i z_i^p \log z_i`,
+
+    .. math:: \frac{\partial y}{\partial p} = y\Big(-\frac{\log m}{p^2}
+              + \frac{\sum_i z_i^p \log z_i}{p \sum_j z_j^p}\Big)
+              = \frac{y}{p} \sum_i w_i \log\frac{z_i}{y}
+
+    summed over every (n, c) plane for the gradient of ``p``. It is :math:`\ge 0` (power-mean
+    inequality). A NaN input gives NaN; an infinite one gives :math:`y = \infty`. Where the textbook
+    formula would overflow (large :math:`z^p`), PyTorch's composition
+    ``x.clamp(min=eps).pow(p).mean().pow(1/p)`` returns inf; poolref returns the finite value.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> x = np.array([[[1., 2., 3.]]])
+    >>> poolref.gem_pool(x, p=1.0)  # the mean
+    array([[[2.]]])
+    >>> poolref.gem_pool(x, p=2.0) ** 2  # the mean of squares, 14 / 3
+    array([[[4.66666667]]])
+    >>> poolref.gem_pool(np.array([[[-5., 4.]]]), p=2.0, eps=1.0) ** 2  # -5 is clamped to 1
+    array([[[8.5]]])
+    """
+    op = "gem_pool"
+    x = _global_input(x, op)
+    p = _check_exponent(p, op)
+    eps = check_positive_number(eps, "eps", op)
+    return apply(GEM_POOL, x, p, eps=eps)
+
+
+# ==================================================================================================
+# SoftPool (Stergiou et al. 2021)
+# ==================================================================================================
+class SoftPoolSaved(NamedTuple):
+    x: object  # (.., H, W) the input, in the accumulation dtype
+    largest: object  # (.., H_out, W_out) the maximum of each window (the softmax shift)
+    total: object  # (.., H_out, W_out) sum of exp(x_i - largest) over the window
+    y: object  # (.., H_out, W_out) the output, in the accumulation dtype
+    geometry: WindowGeometry
+    dtype: numpy.dtype
+
+
+def _soft_pool_forward(x, *, geometry: WindowGeometry):
+    xp = array_module(x)
+    xa = x.astype(accumulation_dtype(x.dtype), copy=False)
+    taps = [(Ellipsis,) + geometry.tap_slices(offsets) for offsets in geometry.tap_offsets()]
+    # pass 1: the window maximum, so that every exp below lies in (0, 1] (a NaN propagates)
+    largest = xa[taps[0]].copy()  # (.., H_out, W_out)
+    for tap in taps[1:]:
+        xp.maximum(largest, xa[tap], out=largest)
+    # pass 2: total = sum_i e_i and weighted = sum_i e_i x_i, with e_i = exp(x_i - max)
+    total = xp.zeros_like(largest)
+    weighted = xp.zeros_like(largest)
+    # an infinite input gives inf - inf or 0 * (-inf): NaN, as in PyTorch's composition, silently
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for tap in taps:
+            value = xa[tap]  # (.., H_out, W_out) strided view: tap ``offsets`` of every window
+            e = xp.exp(value - largest)
+            total += e
+            weighted += e * value
+        y = weighted / total  # total >= 1 (the maximum contributes e = 1) unless NaN or inf
+    saved = SoftPoolSaved(xa, largest, total, y, geometry, x.dtype)
+    return y.astype(x.dtype, copy=False), saved
+
+
+def _soft_pool_backward(saved: SoftPoolSaved, grad_y):
+    # dy/dx_i = w_i (1 + x_i - y), w_i = e_i / total; overlapping windows add into the same element
+    xp = array_module(grad_y)
+    xa, geometry = saved.x, saved.geometry
+    grad = xp.zeros(xa.shape, dtype=xa.dtype)
+    g_over_total = grad_y.astype(xa.dtype, copy=False) / saved.total  # (.., H_out, W_out)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # NaN where the forward gave NaN
+        for offsets in geometry.tap_offsets():
+            tap = (Ellipsis,) + geometry.tap_slices(offsets)
+            value = xa[tap]
+            e = xp.exp(value - saved.largest)
+            view = grad[tap]  # no padding: the slices address the input itself
+            view += g_over_total * e * (1 + (value - saved.y))
+    return (grad.astype(saved.dtype, copy=False),)
+
+
+SOFT_POOL = define_function("soft_pool", _soft_pool_forward, _soft_pool_backward)
+
+
+def soft_pool2d(x, kernel_size, stride=None):
+    r"""SoftPool: the softmax-weighted average of each window (Stergiou et al. 2021).
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, H, W) or (C, H, W)
+        Floating-point input (float16 is computed in float32).
+    kernel_size : int or (int, int)
+        Window size.
+    stride : int or (int, int), optional
+        Step between windows; defaults to ``kernel_size``. No padding, no ceil mode: the windows
+        are those of ``max_pool2d(x, kernel_size, stride)``.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, H_out, W_out) or (C, H_out, W_out)
+        ``H_out = floor((H - k) / s) + 1``.
+
+    Notes
+    -----
+    Forward, over the taps :math:`i` of each window, with :math:`w_i = \operatorname{softmax}(x)_i`:
+
+    .. math:: y = \sum_i w_i x_i, \qquad w_i = \frac{e^{x_i - M}}{\sum_j e^{x_j - M}}, \quad M = \max_j x_j
+
+    (subtracting the window maximum :math:`M` changes nothing but keeps every exponential in
+    :math:`(0, 1]`, so inputs around :math:`10^3` are fine). :math:`\min_i x_i \le y \le \max_i x_i`.
+
+    Backward, from :math:`\partial w_j / \partial x_i = w_j(\delta_{ij} - w_i)`:
+
+    .. math:: \frac{\partial y}{\partial x_i} = w_i + \sum_j x_j w_j (\delta_{ij} - w_i)
+              = w_i\,(1 + x_i - y)
+
+    accumulated over overlapping windows. Since :math:`\sum_i w_i (1 + x_i - y) = 1`, the input
+    gradient sums to the output gradient (the conservation law of max pooling). A NaN or an
+    infinity in a window makes its output NaN, as PyTorch's ``unfold`` + ``softmax`` composition
+    does: :math:`+\infty - \infty` in the shift, and :math:`0 \cdot (-\infty)` for a
+    :math:`-\infty` element, whose weight is 0 (its limit contribution would be 0).
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.soft_pool2d(np.zeros((1, 2, 2)), 2)  # equal values: the plain mean
+    array([[[0.]]])
+    >>> x = np.array([[[0., 0.], [0., np.log(3.)]]])  # weights 1/6, 1/6, 1/6, 1/2
+    >>> poolref.soft_pool2d(x, 2).round(6)  # log(3) / 2
+    array([[[0.549306]]])
+    """
+    op = "soft_pool2d"
+    x = check_pool_input(x, 2, op, integer_ok=False)
+    geometry = pool_geometry(tuple(x.shape[-2:]), kernel_size, stride, 0, 1, False, "torch", op)
+    return apply(SOFT_POOL, x, geometry=geometry)
+
+
+# ==================================================================================================
+# Log-sum-exp pooling
+# ==================================================================================================
+class LsePoolSaved(NamedTuple):
+    softmax: object  # (N, C, *S) softmax(r x) over each plane, in the accumulation dtype
+    dtype: numpy.dtype
+
+
+def _lse_forward(x, *, r: float):
+    xp = array_module(x)
+    accumulate = accumulation_dtype(x.dtype)
+    axes = _spatial_axes(x)
+    xa = x.astype(accumulate, copy=False)
+    largest = xa.max(axis=axes, keepdims=True)  # (N, C, 1..)
+    # Shift by the plane maximum where it is finite (torch.logsumexp's rule): exp(r (x - max)) is in
+    # (0, 1]; an infinite maximum is not subtracted, so +inf gives y = +inf and all -inf gives -inf.
+    shift = xp.where(xp.isfinite(largest), largest, 0)
+    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        e = xp.exp(r * (xa - shift))  # (N, C, *S)
+        total = e.sum(axis=axes, keepdims=True)  # (N, C, 1..) in [1, S] for a finite maximum
+        count = math.prod(x.shape[2:])
+        y = shift + xp.log(total / count) / r
+        softmax = e / total
+    return y.astype(x.dtype, copy=False), LsePoolSaved(softmax, x.dtype)
+
+
+def _lse_backward(saved: LsePoolSaved, grad_y):
+    # dy/dx_i = softmax(r x)_i: the 1/S of the mean cancels (see lse_pool's Notes)
+    g = grad_y.astype(saved.softmax.dtype, copy=False)
+    return ((g * saved.softmax).astype(saved.dtype, copy=False),)
+
+
+LSE_POOL = define_function("lse_pool", _lse_forward, _lse_backward)
+
+
+def lse_pool(x, r=1.0):
+    r"""Log-sum-exp (LSE) pooling over all spatial dims: a smooth maximum with sharpness ``r``.
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C, *spatial)
+        Floating-point input, at least one spatial dim (float16 is computed in float32).
+    r : float
+        Sharpness, finite and > 0: :math:`r \to 0` gives the mean, :math:`r \to \infty` the max.
+
+    Returns
+    -------
+    y : array or Tensor, shape (N, C, 1, ..., 1)
+
+    Notes
+    -----
+    Over the :math:`S` elements of a plane, with :math:`M = \max_j x_j`,
+
+    .. math:: y = \frac{1}{r} \log\Big(\frac{1}{S}\sum_i e^{r x_i}\Big)
+              = M + \frac{1}{r}\log\Big(\frac{1}{S}\sum_i e^{r (x_i - M)}\Big)
+
+    (the right-hand form never overflows, so inputs around :math:`10^3` are fine), and
+    :math:`\operatorname{mean}(x) \le y \le M` (Jensen). Backward:
+
+    .. math:: \frac{\partial y}{\partial x_i} = \frac{1}{r}\,
+              \frac{\frac{1}{S}\, r\, e^{r x_i}}{\frac{1}{S}\sum_j e^{r x_j}}
+              = \operatorname{softmax}(r x)_i
+
+    The :math:`1/S` of the mean cancels: the gradient is the softmax itself (no division by the
+    count), and sums to 1 over the plane, so the input gradient sums to the output gradient. As
+    ``torch.logsumexp``, a plane holding :math:`+\infty` gives :math:`+\infty`, one of
+    :math:`-\infty` only gives :math:`-\infty`, and a NaN gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> poolref.lse_pool(np.array([[[1000., 1000.]]]))  # log(mean(exp)) of equal values
+    array([[[1000.]]])
+    >>> poolref.lse_pool(np.array([[[0., np.log(3.)]]]))  # log((1 + 3) / 2)
+    array([[[0.69314718]]])
+    """
+    op = "lse_pool"
+    x = _global_input(x, op)
+    r = check_positive_number(r, "r", op)
+    return apply(LSE_POOL, x, r=r)
+
+
+# ==================================================================================================
+# Bilinear (second-order) pooling (Lin et al. 2015, B-CNN)
+# ==================================================================================================
+class BilinearSaved(NamedTuple):
+    x: object  # (N, C_x, P) the first factor, flattened over positions, accumulation dtype
+    y: object  # (N, C_y, P) the second factor; None when it is x itself
+    products: object  # (N, C_x * C_y) B, the averaged outer products
+    normalized: object  # (N, C_x * C_y) z, the output before the cast (None without l2_normalize)
+    norm: object  # (N, 1) ||s||_2 (None without l2_normalize)
+    signed_sqrt: bool
+    l2_normalize: bool
+    eps: float
+    x_shape: tuple
+    y_shape: tuple
+    dtype: numpy.dtype
+
+
+def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float):
+    xp = array_module(x, y)
+    accumulate = accumulation_dtype(x.dtype)
+    N, channels_x = x.shape[:2]
+    positions = math.prod(x.shape[2:])
+    xf = x.reshape(N, channels_x, positions).astype(accumulate, copy=False)  # (N, C_x, P)
+    yf = None if y is None else y.reshape(N, y.shape[1], positions).astype(accumulate, copy=False)
+    second = xf if yf is None else yf  # (N, C_y, P)
+    # B[n, c, d] = (1/P) sum_l x[n, c, l] y[n, d, l], flattened row-major: index c * C_y + d
+    channels_y = second.shape[1]
+    products = (xp.matmul(xf, second.transpose(0, 2, 1)) / positions).reshape(N, channels_x * channels_y)
+    out = products
+    if signed_sqrt:
+        out = xp.sign(products) * xp.sqrt(xp.abs(products) + eps)
+    normalized = norm = None
+    if l2_normalize:
+        norm = xp.sqrt((out * out).sum(axis=1, keepdims=True))  # (N, 1)
+        out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
+    saved = BilinearSaved(xf, yf, products, normalized, norm, signed_sqrt, l2_normalize, eps,
+                          tuple(x.shape), None if y is None else tuple(y.shape), x.dtype)
+    return out.astype(x.dtype, copy=False), saved
+
+
+def _bilinear_backward(saved: BilinearSaved, grad_out):
+    xp = array_module(grad_out)
+    N, channels_x, positions = saved.x.shape
+    g = grad_out.astype(saved.x.dtype, copy=False)  # (N, K), K = C_x * C_y
+    if saved.l2_normalize:
+        # z = s / max(||s||, eps): where ||s|| >= eps, dz/ds = (I - z z^T) / ||s||; below, 1 / eps
+        z, norm = saved.normalized, saved.norm
+        radial = xp.where(norm >= saved.eps, (z * g).sum(axis=1, keepdims=True), 0)  # (N, 1)
+        g = (g - z * radial) / xp.maximum(norm, saved.eps)
+    if saved.signed_sqrt:
+        # d/dB sign(B) sqrt(|B| + eps) = sign(B)^2 / (2 sqrt(|B| + eps)): 1 / (2 sqrt(|B| + eps)) for
+        # B != 0, at most 1 / (2 sqrt(eps)); 0 at B = 0 (sign's derivative is 0, as PyTorch's)
+        b = saved.products
+        g = g * (b != 0) / (2 * xp.sqrt(xp.abs(b) + saved.eps))
+    channels_y = (saved.x if saved.y is None else saved.y).shape[1]
+    g_b = g.reshape(N, channels_x, channels_y) / positions  # (N, C_x, C_y) dL/dB, with B's 1/P
+    if saved.y is None:
+        # B = x x^T / P: x is both factors, so it receives both products' gradients
+        grad_x = xp.matmul(g_b + g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
+        return grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
+    grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
+    grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
+    return (grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False),
+            grad_y.reshape(saved.y_shape).astype(saved.dtype, copy=False))
+
+
+BILINEAR_POOL = define_function("bilinear_pool", _bilinear_forward, _bilinear_backward)
+
+
+def bilinear_pool(x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12):
+    r"""Bilinear (second-order) pooling: the average outer product of two feature maps (B-CNN).
+
+    Parameters
+    ----------
+    x : array or Tensor, shape (N, C_x, *spatial)
+        Floating-point features, at least one spatial dim (float16 is computed in float32).
+    y : array or Tensor, shape (N, C_y, *spatial), optional
+        Second features, with the same N, spatial dims and dtype as ``x``. None pools ``x`` with
+        itself (then ``x`` receives the gradient of both factors).
+    signed_sqrt : bool
+        Apply :math:`\operatorname{sign}(B)\sqrt{|B| + \epsilon}` elementwise.
+    l2_normalize : bool
+        Divide each row by :math:`\max(\lVert s \rVert_2, \epsilon)`.
+    eps : float
+        Finite, > 0: used inside the square root and as the floor of the norm.
+
+    Returns
+    -------
+    z : array or Tensor, shape (N, C_x * C_y)
+        ``B[n, c, d]`` flattened row-major, at index ``c * C_y + d``.
+
+    Notes
+    -----
+    Forward, over the :math:`P` positions :math:`l` of the spatial dims:
+
+    .. math:: B = \frac{1}{P}\sum_l x_l\, y_l^T, \qquad
+              s = \operatorname{sign}(B)\sqrt{|B| + \epsilon}, \qquad
+              z = \frac{s}{\max(\lVert s \rVert_2, \epsilon)}
+
+    (:math:`s = B` without ``signed_sqrt``, :math:`z = s` without ``l2_normalize``). How
+    :math:`\epsilon` enters: inside the square root it bounds the signed-sqrt slope, which is
+    :math:`1 / (2\sqrt{|B|})` without it and explodes as :math:`B \to 0`, by
+    :math:`1 / (2\sqrt{\epsilon})`; note that it also lifts every nonzero :math:`|s|` to at least
+    :math:`\sqrt{\epsilon}`, while :math:`B = 0` gives :math:`s = 0`. In the norm it is the floor of
+    the divisor exactly as in ``torch.nn.functional.normalize(s, dim=1, eps=eps)``: a row whose norm
+    is below :math:`\epsilon` is divided by :math:`\epsilon` (not made unit length), so an all-zero
+    row stays zero.
+
+    Backward, in reverse order. Through the normalisation, with :math:`n = \lVert s \rVert_2`,
+
+    .. math:: \frac{\partial L}{\partial s} = \frac{g - z\,(z \cdot g)}{n} \ \ (n \ge \epsilon),
+              \qquad \frac{\partial L}{\partial s} = \frac{g}{\epsilon} \ \ (n < \epsilon)
+
+    through the signed square root,
+    :math:`\partial L / \partial B = \partial L / \partial s \cdot \operatorname{sign}(B)^2 / (2\sqrt{|B| + \epsilon})`
+    (zero at :math:`B = 0`, where the forward jumps from :math:`-\sqrt\epsilon` to
+    :math:`\sqrt\epsilon`; PyTorch's composition gives the same), and through the products, with
+    :math:`G = \partial L / \partial B` as a :math:`C_x \times C_y` matrix,
+
+    .. math:: \frac{\partial L}{\partial x_l} = \frac{1}{P}\, G\, y_l, \qquad
+              \frac{\partial L}{\partial y_l} = \frac{1}{P}\, G^T x_l, \qquad
+              \frac{\partial L}{\partial x_l} = \frac{1}{P} (G + G^T)\, x_l \ \ (y = \text{None})
+
+    Examples
+    --------
+    >>> import numpy as np, poolref
+    >>> x = np.array([[[1., 3.], [2., 4.]]])  # N = 1, C = 2, two positions
+    >>> poolref.bilinear_pool(x, signed_sqrt=False, l2_normalize=False)  # (x_0 x_0^T + x_1 x_1^T) / 2
+    array([[ 5.,  7.,  7., 10.]])
+    >>> poolref.bilinear_pool(np.array([[[3.], [4.]]]), np.ones((1, 1, 1)), signed_sqrt=False)  # B / ||B||
+    array([[0.6, 0.8]])
+    """
+    op = "bilinear_pool"
+    x = _global_input(x, op)
+    if y is not None:
+        y = _global_input(y, op, name="y")
+        if y.ndim != x.ndim or y.shape[0] != x.shape[0] or tuple(y.shape[2:]) != tuple(x.shape[2:]):
+            raise ValueError(
+                f"{op}: x and y must share N and the spatial dims, got x with shape {tuple(x.shape)} "
+                f"and y with shape {tuple(y.shape)}"
+            )
+        if numpy.dtype(y.dtype) != numpy.dtype(x.dtype):
+            raise TypeError(f"{op}: x and y must have the same dtype, got x with dtype {x.dtype} and y with dtype {y.dtype}")
+    signed_sqrt = _check_flag(signed_sqrt, "signed_sqrt", op)
+    l2_normalize = _check_flag(l2_normalize, "l2_normalize", op)
+    eps = check_positive_number(eps, "eps", op)
+    return apply(BILINEAR_POOL, x, y, signed_sqrt=signed_sqrt, l2_normalize=l2_normalize, eps=eps)
