@@ -1,0 +1,124 @@
+r"""Plain-loop reference for 2-D convolution (strided, padded, dilated), forward and backward.
+
+The executable specification of :func:`poolref.ops.convolution.conv2d`. Every output element, every
+input channel and every kernel tap is visited by an ordinary Python loop, with the same tap rule as
+pooling (:mod:`poolref.reference.window`): output ``(h, w)`` reads input row
+``h*s_H - p_H + i*d_H`` and column ``w*s_W - p_W + j*d_W`` for tap ``(i, j)``, and a tap outside the
+input reads zero (padding). Meant for tiny arrays in tests; nothing is validated.
+
+Arrays are batched, ``x`` (N, C_in, H, W) and ``weight`` (C_out, C_in, kH, kW); ``stride``,
+``pad_begin``, ``pad_end`` and ``dilation`` are pairs of ints (already resolved).
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from .window import output_length
+
+__all__ = ["conv2d_reference", "conv2d_backward_reference"]
+
+
+def _output_shape(x_shape, weight_shape, stride, pad_begin, pad_end, dilation):
+    return tuple(
+        output_length(L, k, s, pb, pe, d, False)
+        for L, k, s, pb, pe, d in zip(x_shape[2:], weight_shape[2:], stride, pad_begin, pad_end, dilation)
+    )
+
+
+def conv2d_reference(x, weight, bias=None, stride=(1, 1), pad_begin=(0, 0), pad_end=(0, 0), dilation=(1, 1)):
+    r"""Convolution by loops: :math:`y_{n,o,h,w} = b_o + \sum_{c,i,j} W_{o,c,i,j}\, x_{n,c,hs-p+id,\,ws-p+jd}`.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C_in, H, W)
+    weight : ndarray, shape (C_out, C_in, kH, kW)
+    bias : ndarray, shape (C_out,), optional
+    stride, pad_begin, pad_end, dilation : (int, int)
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out), dtype of ``x``
+        Sums are taken in Python floats (float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv2d_reference(np.arange(9.).reshape(1, 1, 3, 3), np.ones((1, 1, 2, 2)))
+    array([[[[ 8., 12.],
+             [20., 24.]]]])
+    """
+    n_batch, c_in, height, width = x.shape
+    c_out, _, kh, kw = weight.shape
+    h_out, w_out = _output_shape(x.shape, weight.shape, stride, pad_begin, pad_end, dilation)
+    y = numpy.zeros((n_batch, c_out, h_out, w_out), dtype=x.dtype)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for h in range(h_out):
+                for w in range(w_out):
+                    total = 0.0 if bias is None else float(bias[o])
+                    for c in range(c_in):
+                        for i in range(kh):
+                            row = h * stride[0] - pad_begin[0] + i * dilation[0]
+                            if not 0 <= row < height:
+                                continue  # padding reads zero
+                            for j in range(kw):
+                                column = w * stride[1] - pad_begin[1] + j * dilation[1]
+                                if 0 <= column < width:
+                                    total += float(weight[o, c, i, j]) * float(x[n, c, row, column])
+                    y[n, o, h, w] = total
+    return y
+
+
+def conv2d_backward_reference(
+    grad_y, x, weight, stride=(1, 1), pad_begin=(0, 0), pad_end=(0, 0), dilation=(1, 1), has_bias=True
+):
+    r"""Gradients of :func:`conv2d_reference` by the same loops: each multiply-add of the forward,
+    ``y[n,o,h,w] += W[o,c,i,j] * x[n,c,row,col]``, sends ``g * x`` to the weight and ``g * W`` to the
+    input; the bias receives every ``g`` of its channel.
+
+    Returns
+    -------
+    (grad_x, grad_weight, grad_bias)
+        Shaped like ``x``, ``weight`` and (C_out,); ``grad_bias`` is None without a bias.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> gx, gw, gb = conv2d_backward_reference(np.ones((1, 1, 2, 2)), np.arange(9.).reshape(1, 1, 3, 3),
+    ...                                        np.ones((1, 1, 2, 2)))
+    >>> gx[0, 0]  # how many windows read each input element
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> gw[0, 0], gb
+    (array([[ 8., 12.],
+           [20., 24.]]), array([4.]))
+    """
+    n_batch, c_in, height, width = x.shape
+    c_out, _, kh, kw = weight.shape
+    h_out, w_out = grad_y.shape[2:]
+    grad_x = numpy.zeros(x.shape, dtype=numpy.float64)
+    grad_weight = numpy.zeros(weight.shape, dtype=numpy.float64)
+    grad_bias = numpy.zeros(c_out, dtype=numpy.float64)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for h in range(h_out):
+                for w in range(w_out):
+                    g = float(grad_y[n, o, h, w])
+                    grad_bias[o] += g
+                    for c in range(c_in):
+                        for i in range(kh):
+                            row = h * stride[0] - pad_begin[0] + i * dilation[0]
+                            if not 0 <= row < height:
+                                continue
+                            for j in range(kw):
+                                column = w * stride[1] - pad_begin[1] + j * dilation[1]
+                                if 0 <= column < width:
+                                    grad_weight[o, c, i, j] += g * float(x[n, c, row, column])
+                                    grad_x[n, c, row, column] += g * float(weight[o, c, i, j])
+    return (
+        grad_x.astype(x.dtype),
+        grad_weight.astype(weight.dtype),
+        grad_bias.astype(weight.dtype) if has_bias else None,
+    )
