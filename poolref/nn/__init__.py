@@ -1,0 +1,35 @@
+r"""Neural-network building blocks on poolref's tape: enough to train the tutorials' small networks.
+
+* :mod:`~poolref.nn.module`: :class:`Module` (parameters found by walking attributes) and
+  :class:`Parameter`;
+* :mod:`~poolref.nn.layers`: :class:`Conv2d`, :class:`Linear`, :class:`ReLU`, :class:`Flatten`,
+  :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Sequential`;
+* :mod:`~poolref.nn.functional`: elementwise Functions (:func:`~poolref.nn.functional.relu`);
+* :mod:`~poolref.nn.losses`: :func:`cross_entropy`;
+* :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules.
+
+Every backward is a hand-written Function; the layers only own weights and settings.
+"""
+
+from .functional import relu
+from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .losses import cross_entropy
+from .module import Module, Parameter
+from .optim import SGD, Adam, Optimizer
+
+__all__ = [
+    "Module",
+    "Parameter",
+    "Conv2d",
+    "Linear",
+    "ReLU",
+    "Flatten",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Sequential",
+    "relu",
+    "cross_entropy",
+    "Optimizer",
+    "SGD",
+    "Adam",
+]

@@ -1,0 +1,254 @@
+r"""Layers: Conv2d, Linear, ReLU, Flatten, MaxPool2d, AvgPool2d and Sequential.
+
+Each layer is a thin :class:`~poolref.nn.module.Module` around a functional op: the math and its
+backward live in the op (``poolref.ops``), the layer only owns the weights and the settings.
+Weights are initialised as PyTorch does (Kaiming-uniform with ``a = sqrt(5)``), drawn from a seeded
+numpy Generator so that a model is reproducible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from .._geometry import as_int_tuple
+from ..ops.convolution import conv2d
+from ..ops.window import avg_pool2d, max_pool2d
+from .functional import relu
+from .module import Module, Parameter
+
+__all__ = ["Conv2d", "Linear", "ReLU", "Flatten", "MaxPool2d", "AvgPool2d", "Sequential"]
+
+
+def _generator(rng) -> numpy.random.Generator:
+    """A numpy Generator from None (fresh entropy), a seed, or a Generator (used as is)."""
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    return numpy.random.default_rng(rng)
+
+
+def _positive_int(value, name: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {name}={value!r}")
+    return int(value)
+
+
+def _uniform_init(rng, shape, fan_in: int, dtype):
+    r"""PyTorch's default init: :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`.
+
+    ``kaiming_uniform_(a=sqrt(5))`` draws from :math:`U(-b, b)` with
+    :math:`b = \mathrm{gain}\sqrt{3 / fan_{in}}` and :math:`\mathrm{gain} = \sqrt{2 / (1 + a^2)} = \sqrt{1/3}`,
+    so :math:`b = 1/\sqrt{fan_{in}}`; the bias uses the same bound.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+class Conv2d(Module):
+    r"""2-D convolution layer: ``y = conv2d(x, weight, bias, stride, padding, dilation)``.
+
+    With ``stride > 1`` it is the All-CNN's learned replacement for a pooling layer.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (int, int)
+    stride, padding, dilation
+        As for :func:`poolref.ops.convolution.conv2d`.
+    bias : bool
+        Whether the layer has a bias.
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights (a seed, or a Generator to share between layers).
+    dtype : numpy dtype
+        Of the parameters (float32, PyTorch's default).
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_channels, in_channels, kH, kW)
+        Initialised from :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`, ``fan_in = in_channels*kH*kW``.
+    bias : Parameter, shape (out_channels,), or None
+        Same distribution.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Conv2d
+    >>> layer = Conv2d(1, 4, 3, stride=2, padding=1, rng=0)
+    >>> layer(np.zeros((2, 1, 8, 8), dtype=np.float32)).shape
+    (2, 4, 4, 4)
+    >>> float(abs(layer.weight.data).max()) <= 1 / 3  # fan_in = 9
+    True
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *, rng=None, dtype=numpy.float32):
+        super().__init__()
+        layer = "Conv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", layer)
+        self.out_channels = _positive_int(out_channels, "out_channels", layer)
+        self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{layer}: kernel_size must be positive, got kernel_size={kernel_size!r}")
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        rng = _generator(rng)
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(_uniform_init(rng, shape, fan_in, dtype))
+        self.bias = Parameter(_uniform_init(rng, (self.out_channels,), fan_in, dtype)) if bias else None
+
+    def forward(self, x):
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}"
+        )
+
+
+class Linear(Module):
+    r"""Affine layer: :math:`y = x W^T + b` over the last axis.
+
+    Built from the tape's arithmetic (``transpose``, ``matmul``, ``add``); the bias add broadcasts
+    over the batch, so its backward sums the gradient over the batch (``unbroadcast``).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    rng : numpy.random.Generator, int or None
+    dtype : numpy dtype
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_features, in_features)
+        :math:`U(-1/\sqrt{in}, 1/\sqrt{in})`, as PyTorch.
+    bias : Parameter, shape (out_features,), or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Linear
+    >>> layer = Linear(3, 2, rng=0)
+    >>> layer.weight.data = np.array([[1., 0., 0.], [0., 1., 1.]], dtype=np.float32)
+    >>> layer.bias.data = np.array([0.5, -1.], dtype=np.float32)
+    >>> layer(np.array([[1., 2., 3.]], dtype=np.float32))
+    Tensor([[1.5, 4. ]], dtype=float32, requires_grad=True)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=numpy.float32):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        rng = _generator(rng)
+        self.weight = Parameter(_uniform_init(rng, (self.out_features, self.in_features), self.in_features, dtype))
+        self.bias = Parameter(_uniform_init(rng, (self.out_features,), self.in_features, dtype)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight.T  # (..., in) @ (in, out) -> (..., out)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class ReLU(Module):
+    r"""Elementwise :math:`\max(x, 0)` (:func:`poolref.nn.functional.relu`)."""
+
+    def forward(self, x):
+        return relu(x)
+
+
+class Flatten(Module):
+    r"""Merge axes ``start_dim .. end_dim`` into one (default: all but the batch axis), as PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Flatten
+    >>> Flatten()(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
+        if start > end:
+            raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} for x with {x.ndim} axes")
+        shape = tuple(x.shape[:start]) + (math.prod(x.shape[start:end + 1]),) + tuple(x.shape[end + 1:])
+        return x.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class MaxPool2d(Module):
+    r"""Layer form of :func:`poolref.max_pool2d` (same arguments, same defaults)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode, self.return_indices = dilation, ceil_mode, return_indices
+
+    def forward(self, x):
+        return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+
+
+class AvgPool2d(Module):
+    r"""Layer form of :func:`poolref.avg_pool2d` (same arguments, same defaults)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, x):
+        return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class Sequential(Module):
+    r"""Apply modules in order; parameters are named ``"0.weight"``, ``"1.bias"``, ... as in PyTorch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Linear, ReLU, Sequential
+    >>> model = Sequential(Linear(4, 8, rng=0), ReLU(), Linear(8, 2, rng=1))
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    >>> model(np.ones((3, 4), dtype=np.float32)).shape
+    (3, 2)
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        for i, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential: every item must be a Module, got item {i} of type {type(module).__name__}")
+        self.layers = list(modules)
+
+    def named_children(self):
+        return ((str(i), module) for i, module in enumerate(self.layers))
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def forward(self, x):
+        for module in self.layers:
+            x = module(x)
+        return x

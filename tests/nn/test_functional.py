@@ -1,0 +1,37 @@
+"""relu: gradcheck, the subgradient at 0, PyTorch (value and gradient, NaN included), dtypes."""
+
+import numpy
+import pytest
+
+from helpers import to_torch, torch_or_skip
+from poolref.autograd import Tensor, gradcheck, vjp
+from poolref.nn import relu
+from poolref.testing import assert_matches
+
+
+# ----- relu -----
+def test_relu_gradcheck_and_subgradient_at_zero():
+    x = numpy.array([[-1.5, -0.25, 0.5], [2.0, -3.0, 0.75]])
+    assert gradcheck(relu, x)
+    y, pullback = vjp(relu, numpy.array([-1.0, 0.0, 2.0]))
+    assert y.tolist() == [0.0, 0.0, 2.0] and pullback(numpy.ones(3))[0].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_relu_matches_torch_including_nan_and_zero():
+    torch = torch_or_skip()
+    x = numpy.array([-2.0, -0.0, 0.0, 1e-300, numpy.nan, numpy.inf, -numpy.inf, 3.0])
+    g = numpy.arange(1.0, 9.0)
+    y, pullback = vjp(relu, x)
+    tx = to_torch(x, True)
+    ty = torch.relu(tx)
+    ty.backward(to_torch(g))
+    assert_matches(y, ty.detach().numpy(), rtol=0)
+    assert_matches(pullback(g)[0], tx.grad.numpy(), rtol=0)
+
+
+def test_relu_keeps_dtype_and_does_not_modify_input():
+    x = numpy.array([-1.0, 2.0], dtype=numpy.float16)
+    y = relu(x)
+    assert y.dtype == numpy.float16 and x.tolist() == [-1.0, 2.0]
+    assert relu(numpy.array([-3, 4])).tolist() == [0, 4]  # integers work (no gradient to define)
+    assert isinstance(relu(Tensor(x)), Tensor)
