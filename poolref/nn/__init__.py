@@ -6,11 +6,13 @@ r"""Neural-network building blocks on poolref's tape: enough to train the tutori
   :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Sequential`;
 * :mod:`~poolref.nn.functional`: elementwise Functions (:func:`~poolref.nn.functional.relu`);
 * :mod:`~poolref.nn.losses`: :func:`cross_entropy`;
-* :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules.
+* :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules;
+* :mod:`~poolref.nn.dynopool`: :class:`DynOPool` (learned alpha), :func:`gmacs_loss`.
 
 Every backward is a hand-written Function; the layers only own weights and settings.
 """
 
+from .dynopool import DynOPool, conv2d_gmacs, gmacs_loss, straight_through_size
 from .functional import relu
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from .losses import cross_entropy
@@ -32,4 +34,8 @@ __all__ = [
     "Optimizer",
     "SGD",
     "Adam",
+    "DynOPool",
+    "gmacs_loss",
+    "conv2d_gmacs",
+    "straight_through_size",
 ]
