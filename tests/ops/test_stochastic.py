@@ -1,0 +1,616 @@
+"""Fractional, stochastic and mixed pooling: worked examples, loop reference vs vectorised, gradients,
+laws, statistics, PyTorch cross-checks, bad input, dtypes, the tape."""
+
+import math
+
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import poolref
+from helpers import to_torch, torch_or_skip
+from poolref.autograd import adjoint_test, gradcheck, vjp
+from poolref.ops.stochastic import (
+    fractional_max_pool2d,
+    fractional_max_pool3d,
+    fractional_starts,
+    mixed_pool2d,
+    stochastic_pool2d,
+)
+from poolref.reference import stochastic as ref
+from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
+from poolref.testing.strategies import distinct_values, pool_cases, smooth_values
+
+FRACTIONAL = {2: fractional_max_pool2d, 3: fractional_max_pool3d}
+TOL = {numpy.float16: 2e-3, numpy.float32: 1e-6, numpy.float64: 1e-12}
+
+
+# ===================================================================================================
+# Fractional max pooling
+# ===================================================================================================
+@st.composite
+def fractional_cases(draw, n=None, *, dtypes=(numpy.float64,), batch=(0, 2), ties=True):
+    """(x, kernel, output_size, samples) that PyTorch accepts: O + k - 1 <= L (< L in 3-D)."""
+    n = n or draw(st.sampled_from([2, 3]))
+    strict = 1 if n == 3 else 0
+    kernel = tuple(draw(st.integers(1, 3 if n == 2 else 2)) for _ in range(n))
+    spatial = tuple(k + strict + draw(st.integers(0, 6 if n == 2 else 3)) for k in kernel)
+    out = tuple(draw(st.integers(1, L - k + 1 - strict)) for L, k in zip(spatial, kernel))
+    dtype = draw(st.sampled_from(dtypes))
+    shape = (draw(st.integers(*batch)), draw(st.integers(1, 3))) + spatial
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = numpy.random.default_rng(seed)
+    if ties and draw(st.booleans()):  # small integers and NaNs: the tie and NaN rules
+        x = rng.integers(0, 3, size=shape).astype(dtype)
+        x[rng.random(shape) < 0.1] = numpy.nan
+    else:
+        x = distinct_values(shape, seed, dtype)
+    samples = rng.random((max(shape[0], 1), shape[1], n)).astype(dtype)
+    return x, kernel, out, samples
+
+
+def test_fractional_worked_example_and_indices():
+    x = numpy.arange(100.0).reshape(1, 1, 10, 10)
+    y, i = fractional_max_pool2d(x, 2, output_size=4, return_indices=True, random_samples=numpy.full((1, 1, 2), 0.5))
+    # starts 0, 3, 5, 8 along both axes: each window's maximum is its bottom-right element
+    assert y[0, 0].tolist() == [[11, 14, 16, 19], [41, 44, 46, 49], [61, 64, 66, 69], [91, 94, 96, 99]]
+    assert i.tolist() == y.astype(int).tolist()
+    assert fractional_starts(numpy.array([0.5, 0.0]), 10, 4, 2).tolist() == [[0, 3, 5, 8], [0, 2, 5, 8]]
+
+
+def test_fractional_sample_column_layout_differs_between_2d_and_3d():
+    # 2-D: column 0 drives the width; 3-D: column 0 drives the first axis (time)
+    x = numpy.arange(100.0).reshape(1, 1, 10, 10)
+    _, i = fractional_max_pool2d(x, 2, output_size=4, return_indices=True, random_samples=numpy.array([[[0.5, 0.0]]]))
+    assert (i[0, 0, 0] % 10).tolist() == [1, 4, 6, 9] and (i[0, 0, :, 0] // 10).tolist() == [1, 3, 6, 9]
+    x3 = numpy.arange(1000.0).reshape(1, 1, 10, 10, 10)
+    _, i = fractional_max_pool3d(x3, 2, output_size=4, return_indices=True, random_samples=numpy.array([[[0.5, 0.0, 0.0]]]))
+    assert (i[0, 0, :, 0, 0] // 100).tolist() == [1, 4, 6, 9] and (i[0, 0, 0, 0, :] % 10).tolist() == [1, 3, 6, 9]
+
+
+@given(fractional_cases(dtypes=(numpy.float64, numpy.float32, numpy.float16)))
+def test_fractional_matches_loop_reference(case):
+    x, kernel, out, samples = case
+    n = len(kernel)
+    (y, i), pullback = vjp(lambda t: FRACTIONAL[n](t, kernel, out, return_indices=True, random_samples=samples), x)
+    y_ref, i_ref = ref.fractional_max_pool_reference(x, kernel, out, samples[: x.shape[0]])
+    assert_matches(y, y_ref, rtol=0)
+    assert_matches(i, i_ref, what="indices")
+    g = smooth_values(y.shape, 1, x.dtype)
+    want = ref.fractional_max_pool_backward_reference(g, i_ref, x.shape)
+    assert_matches(pullback(g)[0], want, rtol=TOL[x.dtype.type], atol=TOL[x.dtype.type], what="gradient")
+
+
+@given(fractional_cases(dtypes=(numpy.float64, numpy.float32, numpy.float16)), st.booleans(), st.integers(0, 1))
+def test_fractional_matches_torch(case, unbatched, extra_rows):
+    torch = torch_or_skip()
+    x, kernel, out, samples = case
+    n = len(kernel)
+    if unbatched and x.shape[0] == 1:
+        x = x[0]
+    # PyTorch accepts more sample rows than images and uses the first ones; so does poolref
+    samples = numpy.concatenate([samples] + [samples[:1]] * extra_rows)
+    (y, i), pullback = vjp(lambda t: FRACTIONAL[n](t, kernel, out, return_indices=True, random_samples=samples), x)
+    xt = to_torch(x, requires_grad=True)
+    pool = getattr(torch.nn.functional, f"fractional_max_pool{n}d")
+    yt, it = pool(xt, kernel, output_size=out, return_indices=True, _random_samples=to_torch(samples))
+    g = smooth_values(y.shape, 2, x.dtype)
+    yt.backward(to_torch(g))
+    assert y.dtype == x.dtype
+    assert_matches(y, yt.detach().numpy(), rtol=0)
+    assert_matches(i, it.numpy(), what="indices")
+    tol = TOL[x.dtype.type]
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=tol, atol=tol, what="gradient")
+
+
+@pytest.mark.parametrize("n, ratio", [(2, (0.5, 0.75)), (3, 0.6), (3, (0.7, 0.5, 0.6))])
+def test_fractional_output_ratio_matches_torch(n, ratio):
+    torch = torch_or_skip()
+    x = distinct_values((2, 3) + (9, 8, 7)[:n], 3)
+    samples = numpy.random.default_rng(4).random((2, 3, n))
+    y, i = FRACTIONAL[n](x, 2, output_ratio=ratio, return_indices=True, random_samples=samples)
+    pool = getattr(torch.nn.functional, f"fractional_max_pool{n}d")
+    yt, it = pool(to_torch(x), 2, output_ratio=ratio, return_indices=True, _random_samples=to_torch(samples))
+    assert_matches(y, yt.numpy(), rtol=0)
+    assert_matches(i, it.numpy(), what="indices")
+
+
+@settings(max_examples=12)
+@given(fractional_cases(batch=(1, 1), ties=False))
+def test_gradcheck_fractional(case):
+    x, kernel, out, samples = case
+    n = len(kernel)
+    assert gradcheck(lambda t: FRACTIONAL[n](t, kernel, out, random_samples=samples), x)
+    assert adjoint_test(lambda t: FRACTIONAL[n](t, kernel, out, random_samples=samples), x)
+
+
+def test_gradcheck_fractional_with_a_seed_holds_the_windows_fixed():
+    # an int seed redraws the same samples on every call, so finite differences see the same windows
+    x = distinct_values((1, 2, 7, 6), 5)
+    assert gradcheck(lambda t: fractional_max_pool2d(t, 2, (4, 3), rng=11), x)
+
+
+@given(fractional_cases(ties=False))
+def test_fractional_conserves_gradient(case):
+    x, kernel, out, samples = case
+    assert_conserves_gradient(FRACTIONAL[len(kernel)], x, kernel_size=kernel, output_size=out, random_samples=samples)
+
+
+def test_fractional_rng_draws_reproducible_samples():
+    x = distinct_values((2, 3, 9, 9), 6)
+    with_seed = fractional_max_pool2d(x, 2, 5, return_indices=True, rng=7)[1]
+    explicit = numpy.random.default_rng(7).random((2, 3, 2))  # what rng=7 draws: one (N, C, 2) array
+    assert_matches(with_seed, fractional_max_pool2d(x, 2, 5, return_indices=True, random_samples=explicit)[1])
+    assert_matches(with_seed, fractional_max_pool2d(x, 2, 5, return_indices=True, rng=numpy.random.default_rng(7))[1])
+    generator = numpy.random.default_rng(8)
+    first, second = (fractional_max_pool2d(x, 2, 5, return_indices=True, rng=generator)[1] for _ in range(2))
+    assert not numpy.array_equal(first, second)  # a Generator advances: new windows on each call
+
+
+def test_fractional_float16_samples_stay_below_one():
+    # float64 draws rounded to float16 can reach 1.0; the op keeps them below 1, as torch.rand does
+    from poolref.ops.stochastic import _fractional_samples
+
+    x = numpy.zeros((64, 64, 8, 8), dtype=numpy.float16)
+    rounded = numpy.random.default_rng(0).random((64, 64, 2)).astype(numpy.float16)
+    assert rounded.max() == 1.0  # the hazard is real for this seed
+    samples = _fractional_samples(x, 2, "test", None, 0)
+    assert samples.dtype == numpy.float16 and samples.max() < 1.0
+    assert fractional_max_pool2d(x, 2, 4, rng=0).shape == (64, 64, 4, 4)
+
+
+def test_fractional_empty_batch_and_unbatched():
+    torch = torch_or_skip()
+    x = numpy.zeros((0, 2, 6, 6))
+    y, pullback = vjp(lambda t: fractional_max_pool2d(t, 2, 3, rng=0), x)
+    assert y.shape == tuple(torch.nn.functional.fractional_max_pool2d(to_torch(x), 2, 3).shape) == (0, 2, 3, 3)
+    assert pullback(numpy.zeros(y.shape))[0].shape == x.shape
+    y3 = fractional_max_pool3d(numpy.zeros((0, 1, 5, 5, 5)), 2, 3, random_samples=numpy.zeros((0, 1, 3)))
+    assert y3.shape == (0, 1, 3, 3, 3)
+    # unbatched (C, H, W) with samples (1, C, 2) is the same as the batch of one
+    x = distinct_values((1, 2, 7, 7), 9)
+    samples = numpy.random.default_rng(1).random((1, 2, 2))
+    assert_matches(fractional_max_pool2d(x[0], 3, 4, random_samples=samples),
+                   fractional_max_pool2d(x, 3, 4, random_samples=samples)[0], rtol=0)
+
+
+X4 = numpy.zeros((1, 2, 6, 6))
+X5 = numpy.zeros((1, 2, 6, 6, 6))
+U2 = numpy.zeros((1, 2, 2))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: fractional_max_pool2d(X4, 2), ValueError, "output_size=None and output_ratio=None"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, 0.5), ValueError, "output_size=3 and output_ratio=0.5"),
+    (lambda: fractional_max_pool2d(X4, 2, (6, 5)), ValueError, "kernel_size=(2, 2) is too large"),
+    (lambda: fractional_max_pool2d(X4, 7, 1), ValueError, "kernel_size=(7, 7) is too large"),
+    (lambda: fractional_max_pool3d(X5, 2, (5, 3, 3)), ValueError, "output + kernel - 1 < input"),
+    (lambda: fractional_max_pool3d(X5, 6, 1), ValueError, "kernel_size=(6, 6, 6) is too large"),
+    (lambda: fractional_max_pool2d(X4, 0, 3), ValueError, "kernel_size=0"),
+    (lambda: fractional_max_pool2d(X4, 2, (0, 3)), ValueError, "output_size=(0, 3)"),
+    (lambda: fractional_max_pool2d(X4, 2, 2.5), TypeError, "output_size=2.5"),
+    (lambda: fractional_max_pool2d(X4, 2, output_ratio=1.0), ValueError, "output_ratio=1.0"),
+    (lambda: fractional_max_pool2d(X4, 2, output_ratio=(0.5, -0.1)), ValueError, "output_ratio=(0.5, -0.1)"),
+    (lambda: fractional_max_pool2d(X4, 2, output_ratio=float("nan")), ValueError, "output_ratio=nan"),
+    (lambda: fractional_max_pool2d(X4, 2, output_ratio=(0.5,) * 3), TypeError, "output_ratio=(0.5, 0.5, 0.5)"),
+    (lambda: fractional_max_pool2d(X4, 2, output_ratio=0.1), ValueError, "empty output"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.zeros((1, 3, 2))), ValueError, "random_samples with shape (1, 3, 2)"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.zeros((1, 2, 3))), ValueError, "random_samples with shape (1, 2, 3)"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.zeros((0, 2, 2))), ValueError, "random_samples with shape (0, 2, 2)"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.full((1, 2, 2), 1.0)), ValueError, "[0, 1)"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.full((1, 2, 2), -0.5)), ValueError, "outside, e.g. -0.5"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.full((1, 2, 2), numpy.nan)), ValueError, "outside, e.g. nan"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=numpy.zeros((1, 2, 2), dtype=int)), TypeError, "dtype int64"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, random_samples=U2, rng=0), ValueError, "not both"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, rng="seed"), TypeError, "rng='seed'"),
+    (lambda: fractional_max_pool2d(X4, 2, 3, rng=-1), ValueError, "rng=-1"),
+    (lambda: fractional_max_pool2d(X4.astype(numpy.int32), 2, 3), TypeError, "dtype int32"),
+    (lambda: fractional_max_pool2d(X4[0, 0], 2, 3), ValueError, "shape (6, 6)"),
+])
+def test_fractional_bad_input_is_refused_with_a_clear_message(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize("n, kernel, out", [
+    (2, 2, (5, 5)), (2, 2, (6, 5)), (2, 6, (1, 1)), (2, 7, (1, 1)), (2, (1, 3), (6, 4)), (2, (1, 3), (6, 5)),
+    (3, 2, (4, 4, 4)), (3, 2, (5, 3, 3)), (3, 2, (3, 3, 5)), (3, 5, 1), (3, 6, 1),
+])
+def test_fractional_size_checks_agree_with_torch(n, kernel, out):
+    # PyTorch's 2-D check is O + k - 1 <= L, its 3-D check O + k - 1 < L; poolref refuses exactly those
+    torch = torch_or_skip()
+    x = X4 if n == 2 else X5
+    pool = getattr(torch.nn.functional, f"fractional_max_pool{n}d")
+    samples = numpy.zeros((1, 2, n))
+    try:
+        pool(to_torch(x), kernel, output_size=out, _random_samples=to_torch(samples))
+        torch_refuses = False
+    except RuntimeError:
+        torch_refuses = True
+    try:
+        FRACTIONAL[n](x, kernel, out, random_samples=samples)
+        poolref_refuses = False
+    except ValueError:
+        poolref_refuses = True
+    assert poolref_refuses == torch_refuses
+
+
+def test_fractional_inputs_are_never_modified():
+    x = distinct_values((2, 3, 7, 7), 10)
+    samples = numpy.random.default_rng(2).random((2, 3, 2)).astype(numpy.float32)  # converted, not changed
+    x0, s0 = x.copy(), samples.copy()
+    y, pullback = vjp(lambda t: fractional_max_pool2d(t, 2, 4, random_samples=samples), x)
+    g = numpy.ones_like(y)
+    pullback(g)
+    numpy.testing.assert_array_equal(x, x0)
+    numpy.testing.assert_array_equal(samples, s0)
+    numpy.testing.assert_array_equal(g, numpy.ones_like(y))
+
+
+def test_fractional_tensor_in_tensor_out_and_recorded_on_tape():
+    x = poolref.Tensor(distinct_values((1, 2, 6, 6), 0), requires_grad=True)
+    with poolref.Tape() as tape:
+        y, i = fractional_max_pool2d(x, 2, 3, return_indices=True, rng=0)
+        loss = y.sum()
+    assert isinstance(y, poolref.Tensor) and isinstance(i, poolref.Tensor) and not i.requires_grad
+    assert "fractional_max_pool" in str(tape)
+    grad = tape.gradient(loss, x)
+    assert grad.shape == x.shape and grad.sum() == pytest.approx(y.data.size)
+
+
+# ===================================================================================================
+# Stochastic pooling
+# ===================================================================================================
+@st.composite
+def stochastic_cases(draw, *, dtypes=(numpy.float64,), zeros=True, batch=(0, 2)):
+    """(x, kernel, stride): non-negative input, some exact zeros (ReLU-like), no padding."""
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(2))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(2))  # overlapping windows too
+    shape = (draw(st.integers(*batch)), draw(st.integers(1, 3))) + tuple(k + draw(st.integers(0, 4)) for k in kernel)
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.uniform(0.5, 2.0, shape).astype(draw(st.sampled_from(dtypes)))
+    if zeros:
+        x[rng.random(shape) < 0.3] = 0  # zero taps (never sampled) and sometimes all-zero windows
+    return x, kernel, stride
+
+
+def test_stochastic_worked_examples():
+    x = numpy.array([[[1.0, 3.0, 2.0, 0.0], [0.0, 0.0, 2.0, 0.0]]])
+    assert stochastic_pool2d(x, 2, training=False).tolist() == [[[2.5, 2.0]]]  # 10/4 and 8/4
+    # seed 0 draws u = 0.637, 0.270: u*S = 2.55 (cumulative 1, 4: tap 1) and 1.08 (cumulative 2: tap 0)
+    assert stochastic_pool2d(x, 2, rng=0).tolist() == [[[3.0, 2.0]]]
+    _, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=False), x)
+    # (2 a S - Q) / S^2 with S = 4, Q = 10 and S = 4, Q = 8
+    assert pullback(numpy.ones((1, 1, 2)))[0].tolist() == [[[-0.125, 0.875, 0.5, -0.5], [-0.625, -0.625, 0.5, -0.5]]]
+
+
+@given(stochastic_cases(dtypes=(numpy.float64, numpy.float32, numpy.float16)), st.integers(0, 2**32 - 1))
+def test_stochastic_training_matches_loop_reference(case, seed):
+    x, kernel, stride = case
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, kernel, stride, rng=seed), x)
+    uniforms = numpy.random.default_rng(seed).random(y.shape)  # rng=seed draws one array shaped like y
+    y_ref, sampled = ref.stochastic_pool_reference(x, kernel, stride, uniforms)
+    assert_matches(y, y_ref, rtol=0)
+    g = smooth_values(y.shape, 3, x.dtype)
+    want = ref.stochastic_pool_backward_reference(g, x, kernel, stride, sampled)
+    # overlapping windows may send several gradients to one element: float32/16 sums round differently
+    tol = TOL[x.dtype.type]
+    assert_matches(pullback(g)[0], want, rtol=tol, atol=tol, what="gradient")
+
+
+@given(stochastic_cases(dtypes=(numpy.float64, numpy.float32, numpy.float16)))
+def test_stochastic_inference_matches_loop_reference(case):
+    x, kernel, stride = case
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, kernel, stride, training=False), x)
+    tol = TOL[x.dtype.type] * (10 if x.dtype == numpy.float64 else 1)
+    assert_matches(y, ref.stochastic_pool_reference(x, kernel, stride, training=False), rtol=tol, atol=tol)
+    g = smooth_values(y.shape, 4, x.dtype)
+    want = ref.stochastic_pool_backward_reference(g, x, kernel, stride, training=False)
+    assert_matches(pullback(g)[0], want, rtol=tol * 10, atol=tol * 10, what="gradient")
+
+
+@settings(max_examples=15)
+@given(stochastic_cases(zeros=False, batch=(1, 1)))
+def test_gradcheck_stochastic_inference(case):
+    x, kernel, stride = case
+    assert gradcheck(lambda t: stochastic_pool2d(t, kernel, stride, training=False), x)
+    assert adjoint_test(lambda t: stochastic_pool2d(t, kernel, stride, training=False), x)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_gradcheck_stochastic_training_with_the_samples_fixed_by_a_seed(seed):
+    # rng=seed redraws the same uniforms on every call: each output is a fixed element of x, whose
+    # derivative is 1 at the sampled element (the samples are far from the cumulative-sum boundaries)
+    x = numpy.random.default_rng(seed).uniform(0.5, 2.0, (1, 2, 5, 6))
+    assert gradcheck(lambda t: stochastic_pool2d(t, (2, 3), (1, 2), rng=seed), x)
+    assert adjoint_test(lambda t: stochastic_pool2d(t, (2, 3), (1, 2), rng=seed), x)
+
+
+def test_stochastic_training_mean_equals_inference_value():
+    # E[sample] = sum p_i a_i: the mean of many training draws must lie within 5 standard errors
+    # (from the sample variance) of the inference value, in every window. Fixed seed: deterministic.
+    x = numpy.random.default_rng(12).uniform(0.0, 3.0, (2, 3, 6, 6))
+    x[x < 0.6] = 0.0
+    draws = 3000
+    generator = numpy.random.default_rng(13)
+    samples = numpy.stack([stochastic_pool2d(x, 3, 1, rng=generator) for _ in range(draws)])
+    mean = samples.mean(axis=0)
+    standard_error = samples.std(axis=0, ddof=1) / math.sqrt(draws)
+    expected = stochastic_pool2d(x, 3, 1, training=False)
+    assert numpy.all(numpy.abs(mean - expected) <= 5 * standard_error + 1e-12)
+    # the test has power: plain averaging (a wrong sampler's mean) is rejected in most windows
+    wrong = poolref.avg_pool2d(x, 3, 1)
+    assert numpy.mean(numpy.abs(mean - wrong) > 5 * standard_error) > 0.5
+
+
+def test_stochastic_training_gradient_goes_to_the_sampled_element_only():
+    x = numpy.random.default_rng(14).uniform(0.1, 1.0, (2, 2, 6, 6))
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, rng=15), x)
+    g = smooth_values(y.shape, 16)
+    grad = pullback(g)[0]
+    # non-overlapping 2x2 windows: exactly one element per window receives that window's gradient
+    blocks = grad.reshape(2, 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 2, 3, 3, 4)
+    assert numpy.all(numpy.count_nonzero(blocks, axis=-1) == 1)
+    assert_matches(blocks.sum(axis=-1), g, rtol=0)
+    # ... and the element it goes to is the one the forward output
+    values = x.reshape(2, 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(2, 2, 3, 3, 4)
+    assert_matches(numpy.take_along_axis(values, numpy.argmax(blocks != 0, axis=-1)[..., None], -1)[..., 0], y, rtol=0)
+
+
+@given(stochastic_cases())
+def test_stochastic_training_conserves_gradient_outside_zero_windows(case):
+    # training passes each window's gradient whole to one element; zero windows pass nothing
+    x, kernel, stride = case
+    nonzero = poolref.avg_pool2d(x, kernel, stride) > 0
+    assert_conserves_gradient(stochastic_pool2d, x, window_mass=nonzero.astype(float), kernel_size=kernel, stride=stride, rng=5)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_stochastic_zero_windows_output_zero_with_zero_gradient(training):
+    x = numpy.zeros((1, 1, 4, 4))
+    x[0, 0, 2:, 2:] = [[1.0, 2.0], [0.0, 3.0]]  # one non-zero window out of four
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=training, rng=0), x)
+    assert y[0, 0, 0, 0] == y[0, 0, 0, 1] == y[0, 0, 1, 0] == 0
+    grad = pullback(numpy.ones_like(y))[0]
+    assert not grad[0, 0, :2].any() and not grad[0, 0, :, :2].any()
+    assert numpy.isfinite(grad).all()
+
+
+def test_stochastic_rng_is_reproducible():
+    x = numpy.random.default_rng(17).uniform(0.0, 1.0, (2, 3, 8, 8))
+    assert_matches(stochastic_pool2d(x, 2, rng=3), stochastic_pool2d(x, 2, rng=3), rtol=0)
+    assert_matches(stochastic_pool2d(x, 2, rng=numpy.random.default_rng(3)), stochastic_pool2d(x, 2, rng=3), rtol=0)
+    generator = numpy.random.default_rng(4)
+    assert not numpy.array_equal(stochastic_pool2d(x, 2, rng=generator), stochastic_pool2d(x, 2, rng=generator))
+    # unbatched draws the same uniforms, in the same order, as the batch of one
+    assert_matches(stochastic_pool2d(x[:1], 2, rng=9)[0], stochastic_pool2d(x[0], 2, rng=9), rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32, numpy.float64])
+@pytest.mark.parametrize("training", [True, False])
+def test_stochastic_dtypes(dtype, training):
+    x = numpy.random.default_rng(18).uniform(0.0, 2.0, (2, 3, 7, 7))
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 3, 2, training=training, rng=1), x.astype(dtype))
+    y64 = stochastic_pool2d(x, 3, 2, training=training, rng=1)
+    grad = pullback(numpy.ones_like(y))[0]
+    assert y.dtype == dtype and grad.dtype == dtype
+    tol = {numpy.float16: 2e-3, numpy.float32: 1e-6, numpy.float64: 0}[dtype]
+    if training:  # the rounded input may move a cumulative-sum boundary; compare with the reference
+        uniforms = numpy.random.default_rng(1).random(y.shape)
+        y_ref, _ = ref.stochastic_pool_reference(x.astype(dtype), (3, 3), (2, 2), uniforms)
+        assert_matches(y, y_ref, rtol=0)
+    else:
+        assert_matches(y, y64, rtol=tol, atol=tol)
+
+
+def test_stochastic_empty_batch():
+    for training in (True, False):
+        y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=training, rng=0), numpy.zeros((0, 2, 6, 6)))
+        assert y.shape == (0, 2, 3, 3) and pullback(numpy.zeros(y.shape))[0].shape == (0, 2, 6, 6)
+
+
+def test_stochastic_inputs_are_never_modified():
+    x = numpy.random.default_rng(19).uniform(0.0, 2.0, (2, 3, 7, 7)).astype(numpy.float32)
+    x0 = x.copy()
+    for training in (True, False):
+        y, pullback = vjp(lambda t: stochastic_pool2d(t, 3, 1, training=training, rng=0), x)
+        g = numpy.ones_like(y)
+        pullback(g)
+        numpy.testing.assert_array_equal(x, x0)
+        numpy.testing.assert_array_equal(g, numpy.ones_like(y))
+
+
+def test_stochastic_tensor_in_tensor_out_and_recorded_on_tape():
+    x = poolref.Tensor(numpy.random.default_rng(20).uniform(0.1, 1.0, (1, 2, 4, 4)), requires_grad=True)
+    with poolref.Tape() as tape:
+        y = stochastic_pool2d(x, 2, rng=0)
+        z = stochastic_pool2d(x, 2, training=False)
+        loss = y.sum() + z.sum()
+    assert isinstance(y, poolref.Tensor) and isinstance(z, poolref.Tensor)
+    assert "stochastic_pool_sample" in str(tape) and "stochastic_pool_expectation" in str(tape)
+    grad = tape.gradient(loss, x)
+    _, pull_sample = vjp(lambda t: stochastic_pool2d(t, 2, rng=0), x.data)
+    _, pull_mean = vjp(lambda t: stochastic_pool2d(t, 2, training=False), x.data)
+    ones = numpy.ones((1, 2, 2, 2))
+    assert_matches(grad, pull_sample(ones)[0] + pull_mean(ones)[0], rtol=1e-12)
+
+
+XS = numpy.ones((1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: stochastic_pool2d(-XS, 2), ValueError, "min value -1.0"),
+    (lambda: stochastic_pool2d(numpy.where(numpy.eye(4) > 0, -0.5, 1.0)[None, None], 2, training=False), ValueError, "min value -0.5"),
+    (lambda: stochastic_pool2d(numpy.full((1, 1, 4, 4), numpy.nan), 2), ValueError, "x must be finite"),
+    (lambda: stochastic_pool2d(numpy.full((1, 1, 4, 4), numpy.inf), 2, training=False), ValueError, "non-finite value(s), e.g. inf"),
+    (lambda: stochastic_pool2d(XS.astype(numpy.int64), 2), TypeError, "dtype int64"),
+    (lambda: stochastic_pool2d(XS, 0), ValueError, "kernel_size=(0, 0)"),
+    (lambda: stochastic_pool2d(XS, 5), ValueError, "output size is too small"),
+    (lambda: stochastic_pool2d(XS, 2, stride=(1, 0)), ValueError, "stride=(1, 0)"),
+    (lambda: stochastic_pool2d(XS, 2, training="yes"), TypeError, "training='yes'"),
+    (lambda: stochastic_pool2d(XS, 2, rng=1.5), TypeError, "rng=1.5"),
+    (lambda: stochastic_pool2d(XS[0, 0], 2), ValueError, "shape (4, 4)"),
+])
+def test_stochastic_bad_input_is_refused_with_a_clear_message(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+# ===================================================================================================
+# Mixed pooling
+# ===================================================================================================
+@st.composite
+def mixed_cases(draw, *, dtypes=(numpy.float64,), batch=(0, 2)):
+    case = draw(pool_cases(2, op="max", batch=batch, dilation=False))
+    lam = draw(st.one_of(st.sampled_from([0.0, 1.0, 0.5]), st.floats(0, 1)))
+    # mixed pooling has no ceil mode or dilation; a configuration valid in ceil mode is valid without
+    kwargs = {k: case.kwargs[k] for k in ("kernel_size", "stride", "padding")}
+    return case.x.astype(draw(st.sampled_from(dtypes))), kwargs, lam
+
+
+def test_mixed_worked_example():
+    x = numpy.array([[[1.0, 3.0], [0.0, 4.0]]])
+    assert mixed_pool2d(x, 2).tolist() == [[[3.0]]]  # (4 + 2) / 2
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 2, lam=0.25), x)
+    assert y.tolist() == [[[2.5]]]  # 0.25*4 + 0.75*2
+    assert pullback(numpy.ones((1, 1, 1)))[0].tolist() == [[[0.1875, 0.1875], [0.1875, 0.4375]]]
+
+
+@given(mixed_cases(dtypes=(numpy.float64, numpy.float32, numpy.float16)))
+def test_mixed_matches_loop_reference(case):
+    x, kw, lam = case
+    y, pullback = vjp(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
+    k, s = (tuple(kw[name]) for name in ("kernel_size", "stride"))
+    tol = TOL[x.dtype.type]
+    assert_matches(y, ref.mixed_pool_reference(x, lam, k, s, tuple(kw["padding"])), rtol=tol, atol=tol)
+    g = smooth_values(y.shape, 5, x.dtype)
+    want = ref.mixed_pool_backward_reference(g, x, lam, k, s, tuple(kw["padding"]))
+    assert_matches(pullback(g)[0], want, rtol=tol, atol=tol, what="gradient")
+
+
+@given(mixed_cases(dtypes=(numpy.float64, numpy.float32)), st.booleans())
+def test_mixed_matches_torch(case, unbatched):
+    torch = torch_or_skip()
+    x, kw, lam = case
+    if unbatched and len(x):
+        x = x[0]
+    y, pullback = vjp(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
+    xt = to_torch(x, requires_grad=True)
+    F = torch.nn.functional
+    yt = lam * F.max_pool2d(xt, **kw) + (1 - lam) * F.avg_pool2d(xt, **kw)  # count_include_pad=True
+    g = smooth_values(y.shape, 6, x.dtype)
+    yt.backward(to_torch(g))
+    tol = TOL[x.dtype.type]
+    assert_matches(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=tol, atol=tol, what="gradient")
+
+
+@given(mixed_cases())
+def test_mixed_is_max_at_one_and_average_at_zero(case):
+    x, kw, _ = case
+    g = smooth_values(poolref.max_pool2d(x, **kw).shape, 7)
+    for lam, pool in ((1.0, poolref.max_pool2d), (0.0, poolref.avg_pool2d)):
+        y, pullback = vjp(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
+        y_pool, pull_pool = vjp(lambda t: pool(t, **kw), x)
+        assert_matches(y, y_pool, rtol=0)
+        assert_matches(pullback(g)[0], pull_pool(g)[0], rtol=0, what="gradient")
+
+
+def test_mixed_at_one_is_max_even_with_infinities():
+    # a zero-weight average is left out: 0 * inf would otherwise turn the maximum into NaN
+    x = numpy.array([[[numpy.inf, 1.0], [2.0, 3.0]]])
+    assert mixed_pool2d(x, 2, lam=1.0).tolist() == [[[numpy.inf]]]
+
+
+@given(mixed_cases())
+def test_mixed_conserves_gradient(case):
+    # each window passes lam of its gradient through the max, (1 - lam) * valid/D through the average
+    x, kw, lam = case
+    mass = lam + (1 - lam) * avg_pool_window_mass(x.shape[2:], **kw)
+    assert_conserves_gradient(mixed_pool2d, x, window_mass=mass, **kw, lam=lam)
+
+
+@settings(max_examples=15)
+@given(mixed_cases(batch=(1, 1)))
+def test_gradcheck_mixed(case):
+    x, kw, lam = case
+    assert gradcheck(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
+    assert adjoint_test(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
+
+
+def test_mixed_low_precision_and_empty_batch():
+    torch = torch_or_skip()
+    x = smooth_values((2, 3, 9, 9), 8, numpy.float16)
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x)
+    xt = to_torch(x.astype(numpy.float32), requires_grad=True)
+    yt = 0.3 * torch.nn.functional.max_pool2d(xt, 3, 2, 1) + 0.7 * torch.nn.functional.avg_pool2d(xt, 3, 2, 1)
+    g = smooth_values(y.shape, 9, numpy.float16)
+    yt.backward(to_torch(g.astype(numpy.float32)))
+    grad = pullback(g)[0]
+    assert y.dtype == grad.dtype == numpy.float16
+    assert_matches(y, yt.detach().numpy(), rtol=2e-3, atol=2e-3)
+    assert_matches(grad, xt.grad.numpy(), rtol=2e-3, atol=2e-3, what="gradient")
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 2), numpy.zeros((0, 2, 5, 5)))
+    assert y.shape == (0, 2, 2, 2) and pullback(numpy.zeros(y.shape))[0].shape == (0, 2, 5, 5)
+
+
+def test_mixed_inputs_never_modified_and_tape():
+    x = smooth_values((2, 3, 7, 7), 10)
+    x0 = x.copy()
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.4), x)
+    g = numpy.ones_like(y)
+    pullback(g)
+    numpy.testing.assert_array_equal(x, x0)
+    numpy.testing.assert_array_equal(g, numpy.ones_like(y))
+    xt = poolref.Tensor(x, requires_grad=True)
+    with poolref.Tape() as tape:
+        loss = mixed_pool2d(xt, 3, 2, 1, lam=0.4).sum()
+    assert isinstance(loss, poolref.Tensor) and "mixed_pool" in str(tape) and "lam=0.4" in str(tape)
+    assert_matches(tape.gradient(loss, xt), pullback(g)[0], rtol=0)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: mixed_pool2d(XS, 2, lam=float("nan")), ValueError, "lam=nan"),
+    (lambda: mixed_pool2d(XS, 2, lam=float("inf")), ValueError, "lam=inf"),
+    (lambda: mixed_pool2d(XS, 2, lam=-0.1), ValueError, "lam=-0.1"),
+    (lambda: mixed_pool2d(XS, 2, lam=1.5), ValueError, "lam=1.5"),
+    (lambda: mixed_pool2d(XS, 2, lam=True), ValueError, "lam=True"),
+    (lambda: mixed_pool2d(XS, 2, lam="0.5"), ValueError, "lam='0.5'"),
+    (lambda: mixed_pool2d(XS, 2, padding=2), ValueError, "padding=2"),
+    (lambda: mixed_pool2d(XS, 0), ValueError, "kernel_size=(0, 0)"),
+    (lambda: mixed_pool2d(XS.astype(numpy.int32), 2), TypeError, "dtype int32"),
+    (lambda: mixed_pool2d(XS[0, 0], 2), ValueError, "shape (4, 4)"),
+])
+def test_mixed_bad_input_is_refused_with_a_clear_message(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
+
+
+# ===================================================================================================
+# numpy / cupy parity (the cupy half skips without a GPU)
+# ===================================================================================================
+@pytest.mark.parametrize("call", [
+    lambda x: fractional_max_pool2d(x, 2, (5, 4), return_indices=True, rng=3),
+    lambda x: fractional_max_pool2d(x, 3, output_ratio=0.6, random_samples=numpy.random.default_rng(4).random((2, 3, 2))),
+    lambda x: fractional_max_pool3d(x.reshape(2, 3, 3, 3, 11), 2, (1, 1, 6), return_indices=True, rng=5),
+    lambda x: stochastic_pool2d(x, 3, 2, rng=6),
+    lambda x: stochastic_pool2d(x, (2, 3), 1, training=False),
+    lambda x: mixed_pool2d(x, 3, 2, 1, lam=0.3),
+])
+def test_numpy_and_cupy_agree(xp, call):
+    from poolref._backend import to_numpy
+
+    x = numpy.random.default_rng(21).uniform(0.0, 2.0, (2, 3, 9, 11))
+    x[x < 0.3] = 0.0
+    y, pullback = vjp(call, x)
+    y_xp, pullback_xp = vjp(call, xp.asarray(x))
+    values, values_xp = (y[0], y_xp[0]) if isinstance(y, tuple) else (y, y_xp)
+    if isinstance(y, tuple):
+        assert_matches(to_numpy(y_xp[1]), y[1], what="indices")
+    assert_matches(to_numpy(values_xp), values, rtol=1e-12, atol=1e-13)
+    g = smooth_values(values.shape, 22)
+    assert_matches(to_numpy(pullback_xp(xp.asarray(g))[0]), pullback(g)[0], rtol=1e-12, atol=1e-13, what="gradient")
