@@ -1,5 +1,6 @@
 """The public names and signatures of API.md (sections Autograd, Windowed pooling, Adaptive and
-global, Region, Sampling) are a contract: the oracle, the tests and users call exactly these."""
+global, Stochastic/fractional/learned, Region, Sampling and DynOPool) are a contract: the oracle,
+the tests and users call exactly these."""
 
 import inspect
 
@@ -23,6 +24,16 @@ CONTRACT.update({
     "global_max_pool": "x",
     "global_lp_pool": "x, norm_type",
     "vjp": "fn, *primals, **kwargs",
+    # Stochastic, fractional, learned
+    "fractional_max_pool2d": "x, kernel_size, output_size=None, output_ratio=None, return_indices=False, *, random_samples=None, rng=None",
+    "fractional_max_pool3d": "x, kernel_size, output_size=None, output_ratio=None, return_indices=False, *, random_samples=None, rng=None",
+    "stochastic_pool2d": "x, kernel_size, stride=None, *, training=True, rng=None",
+    "mixed_pool2d": "x, kernel_size, stride=None, padding=0, *, lam=0.5",
+    "gem_pool": "x, p=3.0, eps=1e-6",
+    "soft_pool2d": "x, kernel_size, stride=None",
+    "lse_pool": "x, r=1.0",
+    "bilinear_pool": "x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12",
+    "conv2d": "x, weight, bias=None, stride=1, padding=0, dilation=1",
     # Region
     "spatial_pyramid_pool2d": "x, levels=(1, 2, 4), mode='max', *, binning='adaptive'",
     "roi_pool": "x, boxes, output_size, spatial_scale=1.0",
@@ -33,6 +44,7 @@ CONTRACT.update({
     # Sampling
     "grid_sample": "x, grid, mode='bilinear', padding_mode='zeros', align_corners=False",
     "interpolate": "x, size=None, scale_factor=None, mode='nearest', align_corners=None",
+    "dynopool2d": "x, alpha, *, aggregate='max', return_size=False",
 })
 
 
@@ -76,3 +88,13 @@ def test_autograd_names():
     assert [(p.name, p.default) for p in gradcheck.parameters.values()] == [
         ("fn", E), ("primals", E), ("eps", 1e-6), ("atol", 1e-5), ("rtol", 1e-3), ("kwargs", E)
     ]
+
+
+def test_nn_names():
+    import poolref.nn as nn
+
+    for name in ("Module", "Parameter", "Conv2d", "Linear", "ReLU", "Flatten", "Sequential", "MaxPool2d",
+                 "AvgPool2d", "cross_entropy", "SGD", "Adam", "DynOPool", "gmacs_loss"):
+        assert hasattr(nn, name), name
+    init = inspect.signature(nn.DynOPool)
+    assert [(p.name, p.default) for p in init.parameters.values()][:2] == [("init_alpha", (2.0, 2.0)), ("aggregate", "max")]
