@@ -102,28 +102,31 @@ def _interpolation_matrix(axis: QueryAxis, dtype, xp):
     return xp.asarray(matrix, dtype=dtype)
 
 
-def _gather_rows(x, axis: QueryAxis, xp):
-    """(..., L, W) -> (..., 2O, W): each query row is the blend of its two neighbouring rows."""
-    t = xp.asarray(axis.t, dtype=x.dtype)[:, None]
-    return x[..., axis.low, :] * (1 - t) + x[..., axis.high, :] * t
+def _slope_matrix(axis: QueryAxis, dtype, xp):
+    """(2O, L) matrix ``D`` of d(query line)/du: ``-1`` at ``low``, ``+1`` at ``high``, 0 on the border."""
+    matrix = numpy.zeros((axis.low.size, axis.length))
+    rows = numpy.arange(axis.low.size)
+    inside = axis.inside.astype(numpy.float64)
+    numpy.add.at(matrix, (rows, axis.low), -inside)
+    numpy.add.at(matrix, (rows, axis.high), inside)
+    return xp.asarray(matrix, dtype=dtype)
 
 
-def _gather_columns(x, axis: QueryAxis, xp):
-    """(..., H, L) -> (..., H, 2O): each query column is the blend of its two neighbouring columns."""
-    t = xp.asarray(axis.t, dtype=x.dtype)
-    return x[..., axis.low] * (1 - t) + x[..., axis.high] * t
+def _gather(x, axis: QueryAxis, dim: int, xp):
+    """Blend along ``dim`` (-2: rows, -1: columns): query line q is ``(1 - t_q) x[low_q] + t_q x[high_q]``.
 
-
-def _row_slopes(x, axis: QueryAxis, xp):
-    """(..., L, W) -> (..., 2O, W): d(query row)/du = x[high] - x[low], zero on and beyond the border."""
-    inside = xp.asarray(axis.inside, dtype=x.dtype)[:, None]
-    return (x[..., axis.high, :] - x[..., axis.low, :]) * inside
-
-
-def _column_slopes(x, axis: QueryAxis, xp):
-    """(..., H, L) -> (..., H, 2O): d(query column)/dv, zero on and beyond the border."""
-    inside = xp.asarray(axis.inside, dtype=x.dtype)
-    return (x[..., axis.high] - x[..., axis.low]) * inside
+    A gather, not a product with the interpolation matrix: a NaN or infinity then reaches only the
+    query lines that read it (a matrix product would also multiply it by the zeros of other rows).
+    """
+    shape = [1] * x.ndim
+    shape[dim] = axis.t.size
+    t = xp.asarray(axis.t, dtype=x.dtype).reshape(shape)
+    lines = xp.take(x, xp.asarray(axis.low), axis=dim)
+    lines *= 1 - t
+    upper = xp.take(x, xp.asarray(axis.high), axis=dim)
+    upper *= t
+    lines += upper
+    return lines
 
 
 def _cells(q):
@@ -146,6 +149,7 @@ def _uncells(g):
 # ==================================================================================================
 class DynOPoolSaved(NamedTuple):
     x: object  # the input (N, C, H, W), in the accumulation dtype
+    query_rows: object  # (N, C, 2Ho, W) the query rows of the array-code forward (None for the kernels)
     x_dtype: numpy.dtype
     alpha_dtype: numpy.dtype
     alpha_xp: object  # numpy or cupy: where alpha (and so its gradient) lives
@@ -156,39 +160,54 @@ class DynOPoolSaved(NamedTuple):
 
 
 def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
-    """The forward in array code: gather the query rows, then the query columns, then reduce each cell."""
-    query = _gather_columns(_gather_rows(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
-    points = _cells(query)  # (N, C, Ho, Wo, 4)
+    """The forward in array code: gather the query rows, then the query columns, then reduce each cell.
+
+    Returns ``y``, ``choice`` (int8 winner per cell for "max", else None) and the query rows
+    ``(N, C, 2Ho, W)``, which the backward reuses.
+    """
+    query_rows = _gather(x, rows, -2, xp)  # (N, C, 2Ho, W)
+    points = _cells(_gather(query_rows, columns, -1, xp))  # (N, C, 2Ho, 2Wo) -> (N, C, Ho, Wo, 4)
     if aggregate == "max":
         choice = xp.argmax(points, axis=-1).astype(numpy.int8)  # the first of equal maxima (NaN wins)
         y = xp.take_along_axis(points, choice[..., None].astype(numpy.intp), axis=-1)[..., 0]
-        return y, choice
-    return points.mean(axis=-1), None
+        return y, choice, query_rows
+    return points.mean(axis=-1), None, query_rows
 
 
-def _backward_arrays(x, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
-    """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis."""
+def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis.
+
+    With ``G`` (2Ho, 2Wo) the gradient of the query points, ``R`` the interpolation matrices and
+    ``D`` the slope matrices of each axis (per plane; everything is batched over N and C)::
+
+        query   Q = R_h x R_w^T          grad_x = R_h^T G R_w
+        dQ/du     = D_h x R_w^T          sum_u  = sum_qk phase_h[q] D_h[q, k] M_h[q, k],  M_h = (G R_w) x^T
+        dQ/dv     = R_h x D_w^T          sum_v  = sum_ql phase_w[q] D_w[q, l] M_w[q, l],  M_w = G^T (R_h x)
+
+    summed over N and C: the trace identities ``sum(G * (D A)) = sum(D * (G A^T))`` move the slope
+    matrices out of the big products, so only (2O, L) matrices are left to weigh.
+    """
     dtype = x.dtype
     # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
     if aggregate == "max":
-        grad_points = (xp.arange(4, dtype=numpy.int8) == choice[..., None]) * grad_y[..., None]
+        grad_points = xp.zeros(grad_y.shape + (4,), dtype=dtype)
+        xp.put_along_axis(grad_points, choice[..., None].astype(numpy.intp), grad_y[..., None], axis=-1)
     else:
-        grad_points = xp.broadcast_to(grad_y[..., None] / 4, grad_y.shape + (4,))
-    grad_query = _uncells(grad_points.astype(dtype, copy=False))  # (N, C, 2Ho, 2Wo)
+        grad_points = xp.broadcast_to((grad_y / 4)[..., None], grad_y.shape + (4,))
+    grad_query = _uncells(grad_points)  # (N, C, 2Ho, 2Wo)
 
-    # d/dx: the transpose of the two gathers, R_h^T G R_w
     R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
     R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)
-    grad_x = xp.matmul(xp.matmul(R_h.T, grad_query), R_w)  # (N, C, H, W)
+    grad_query_rows = xp.matmul(grad_query, R_w)  # (N, C, 2Ho, W): G R_w
+    grad_x = xp.matmul(R_h.T, grad_query_rows)  # (N, C, H, W): R_h^T G R_w
 
-    # d/dcell: d query / d u (rows) and d query / d v (columns), times du/ds = phase, summed over
-    # every query point
-    d_query_d_u = _gather_columns(_row_slopes(x, rows, xp), columns, xp)  # (N, C, 2Ho, 2Wo)
-    d_query_d_v = _gather_rows(_column_slopes(x, columns, xp), rows, xp)  # (N, C, 2Ho, 2Wo)
-    phase_h = xp.asarray(rows.phase, dtype=dtype)[:, None]
-    phase_w = xp.asarray(columns.phase, dtype=dtype)
-    sum_u = float((grad_query * d_query_d_u * phase_h).sum(dtype=numpy.float64))
-    sum_v = float((grad_query * d_query_d_v * phase_w).sum(dtype=numpy.float64))
+    # alpha: the slope terms, contracted over the batch into (2O, L) matrices
+    M_h = xp.matmul(grad_query_rows, x.swapaxes(-1, -2)).sum(axis=tuple(range(x.ndim - 2)), dtype=numpy.float64)
+    M_w = xp.matmul(grad_query.swapaxes(-1, -2), query_rows).sum(axis=tuple(range(x.ndim - 2)), dtype=numpy.float64)
+    phase_h = xp.asarray(rows.phase)[:, None]
+    phase_w = xp.asarray(columns.phase)[:, None]
+    sum_u = float((phase_h * _slope_matrix(rows, numpy.float64, xp) * M_h).sum())
+    sum_v = float((phase_w * _slope_matrix(columns, numpy.float64, xp) * M_w).sum())
     return grad_x, (sum_u, sum_v)
 
 
@@ -210,11 +229,12 @@ def _dynopool_forward(x, alpha, *, aggregate: str):
     if _uses_kernels(xa):
         y, choice = kernels.dynopool_forward(xp, xa, rows.out_length, columns.out_length,
                                              _cell_size(rows), _cell_size(columns), aggregate == "max")
+        query_rows = None  # the fused kernels keep no query values
     else:
-        y, choice = _forward_arrays(xa, rows, columns, aggregate, xp)
+        y, choice, query_rows = _forward_arrays(xa, rows, columns, aggregate, xp)
     alpha_xp = array_module(alpha)  # alpha may live on the host while x is on the GPU
     size = alpha_xp.asarray([rows.out_length, columns.out_length], dtype=alpha.dtype)
-    saved = DynOPoolSaved(xa, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
+    saved = DynOPoolSaved(xa, query_rows, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
     return (y.astype(x.dtype, copy=False), size), saved
 
 
@@ -231,7 +251,8 @@ def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
         grad_x, (sum_u, sum_v) = kernels.dynopool_backward(xp, saved.x, g, saved.choice, _cell_size(rows),
                                                            _cell_size(columns), saved.aggregate == "max")
     else:
-        grad_x, (sum_u, sum_v) = _backward_arrays(saved.x, g, saved.choice, rows, columns, saved.aggregate, xp)
+        grad_x, (sum_u, sum_v) = _backward_arrays(saved.x, saved.query_rows, g, saved.choice, rows, columns,
+                                                  saved.aggregate, xp)
     # chain rule through the cell size, ds/dalpha (straight-through output size), and the returned
     # size (O_h, O_w) itself: d O / d alpha = -L / alpha^2
     grad_size_h, grad_size_w = (float(v) for v in grad_size.tolist())

@@ -11,6 +11,7 @@ from poolref.autograd import gradcheck, vjp
 from poolref.ops.dynopool import query_axis
 from poolref.reference import dynopool as ref
 from poolref.testing import assert_matches
+from poolref.testing.torch_compositions import dynopool_by_grid_sample
 from poolref.testing.strategies import distinct_values
 
 alphas = st.floats(0.4, 4.0, allow_nan=False)
@@ -155,27 +156,6 @@ def test_gradient_to_alpha_is_the_derivative_of_the_frozen_size_function(data):
 # --------------------------------------------------------------------------------------------------
 # PyTorch: the grid_sample composition of DYNOPOOL.md
 # --------------------------------------------------------------------------------------------------
-def torch_dynopool(torch, x, alpha, aggregate):
-    """DynOPool from grid_sample(border, align_corners=False) with straight-through sizes."""
-    N, C, H, W = x.shape
-
-    def normalized_queries(L, a):
-        continuous = L / a
-        O = max(1, int(numpy.round(float(continuous.detach()))))
-        size = continuous + (O - continuous).detach()  # value O, derivative of L / a
-        i = torch.arange(O, dtype=x.dtype)
-        phase = (i[:, None] + 0.25 + 0.5 * torch.tensor([0.0, 1.0], dtype=x.dtype)[None]).reshape(-1)
-        u = phase * (L / size) - 0.5
-        return O, (u + 0.5) * 2 / L - 1  # pixel coordinate -> grid coordinate (align_corners=False)
-
-    Oh, gy = normalized_queries(H, alpha[0])
-    Ow, gx = normalized_queries(W, alpha[1])
-    grid = torch.stack(torch.broadcast_tensors(gx[None, :], gy[:, None]), -1)[None].expand(N, -1, -1, -1)
-    q = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    q = q.reshape(N, C, Oh, 2, Ow, 2).permute(0, 1, 2, 4, 3, 5).reshape(N, C, Oh, Ow, 4)
-    return q.max(-1).values if aggregate == "max" else q.mean(-1)
-
-
 @given(st.data())
 def test_matches_pytorch_grid_sample_composition(data):
     torch = torch_or_skip()
@@ -187,7 +167,7 @@ def test_matches_pytorch_grid_sample_composition(data):
     x = random_values((N, C, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
     xt = torch.tensor(x, requires_grad=True)
     at = torch.tensor(alpha, requires_grad=True)
-    yt = torch_dynopool(torch, xt, at, aggregate)
+    yt = dynopool_by_grid_sample(torch, xt, at, aggregate)
     g = numpy.random.default_rng(4).standard_normal(tuple(yt.shape))
     yt.backward(torch.tensor(g))
     y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a, aggregate=aggregate), x, alpha)
