@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, check_positive_number
+from .._checks import accumulation_dtype
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 from .region import (
@@ -31,10 +31,8 @@ from .region import (
     align_geometry,
     bilinear_axis,
     bilinear_taps,
-    boxes_to_rois,
     channels_last_table,
-    check_output_size,
-    check_region_input,
+    check_region_arguments,
     check_sampling_ratio,
     gather_rows,
     has_nonfinite,
@@ -216,15 +214,10 @@ def deform_roi_pool(x, boxes, offset, output_size, spatial_scale=1.0, sampling_r
     array([[[[16.5]]]])
     """
     op = "deform_roi_pool"
-    x = check_region_input(x, op)
-    size = check_output_size(output_size, op)
-    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma):
         raise ValueError(f"{op}: gamma must be a finite number, got gamma={gamma!r}")
-    data = x.data if isinstance(x, Tensor) else x
-    xp = array_module(data)
-    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), xp)
     if offset is not None:
         if not (hasattr(offset, "shape") and hasattr(offset, "dtype")):
             offset = numpy.asarray(offset)

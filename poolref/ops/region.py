@@ -380,6 +380,21 @@ class RowScatter:
         flat += xp.bincount(index.reshape(-1), weights=share.reshape(-1), minlength=flat.size)
 
 
+def check_region_arguments(x, boxes, output_size, spatial_scale, op: str):
+    """The checks every region op starts with; returns ``(x, rois, (ph, pw), spatial_scale)``.
+
+    ``x`` must be a float (N, C, H, W) array or Tensor, ``output_size`` positive, ``spatial_scale``
+    finite and > 0, and ``boxes`` well formed; they become a (K, 5) ``rois`` array in the
+    accumulation dtype on x's device.
+    """
+    x = check_region_input(x, op)
+    size = check_output_size(output_size, op)
+    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    data = x.data if isinstance(x, Tensor) else x
+    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
+    return x, rois, size, scale
+
+
 def has_nonfinite(x) -> bool:
     """Whether ``x`` holds a NaN or an infinity (then ``0 * x`` is not 0, and masks are needed)."""
     return x.dtype.kind == "f" and not bool(array_module(x).isfinite(x).all())
@@ -542,9 +557,7 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     array([13.75, 14.25, 14.75, 15.25])
     """
     op = "roi_align"
-    x = check_region_input(x, op)
-    size = check_output_size(output_size, op)
-    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
     if not isinstance(aligned, (bool, numpy.bool_)):
         raise TypeError(f"{op}: aligned must be a bool, got aligned={aligned!r}")
@@ -554,8 +567,6 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
         raise ValueError(f"{op}: mode must be 'avg' or 'max', got mode={mode!r}")
     if mode == "max" and convention != "onnx":
         raise ValueError(f"{op}: mode='max' is ONNX RoiAlign's (torchvision has only 'avg'); pass convention='onnx', got mode='max' with convention={convention!r}")
-    data = x.data if isinstance(x, Tensor) else x
-    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
     return apply(ROI_ALIGN, x, rois, output_size=size, spatial_scale=scale, sampling_ratio=ratio, aligned=bool(aligned), mode=mode)
 
 
@@ -735,13 +746,9 @@ def roi_pool(x, boxes, output_size, spatial_scale=1.0, *, convention="torchvisio
              [ 9., 10.]]]])
     """
     op = "roi_pool"
-    x = check_region_input(x, op)
-    size = check_output_size(output_size, op)
-    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     if not isinstance(convention, str) or convention not in ROI_CONVENTIONS:
         raise ValueError(f"{op}: convention must be one of {ROI_CONVENTIONS}, got convention={convention!r}")
-    data = x.data if isinstance(x, Tensor) else x
-    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
     return apply(ROI_POOL, x, rois, output_size=size, spatial_scale=scale, convention=convention)
 
 
@@ -860,12 +867,8 @@ def ps_roi_pool(x, boxes, output_size, spatial_scale=1.0):
              [36., 53.]]]])
     """
     op = "ps_roi_pool"
-    x = check_region_input(x, op)
-    size = check_output_size(output_size, op)
-    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     _check_ps_channels(x, size, op)
-    data = x.data if isinstance(x, Tensor) else x
-    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
     return apply(PS_ROI_POOL, x, rois, output_size=size, spatial_scale=scale)
 
 
@@ -962,13 +965,9 @@ def ps_roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
              [36., 53.]]]])
     """
     op = "ps_roi_align"
-    x = check_region_input(x, op)
-    size = check_output_size(output_size, op)
-    scale = check_positive_number(spatial_scale, "spatial_scale", op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
     _check_ps_channels(x, size, op)
-    data = x.data if isinstance(x, Tensor) else x
-    rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
     return apply(PS_ROI_ALIGN, x, rois, output_size=size, spatial_scale=scale, sampling_ratio=ratio)
 
 
