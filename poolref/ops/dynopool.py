@@ -31,7 +31,6 @@ transposed (2O, L) interpolation matrix of each axis.
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy

@@ -1,7 +1,6 @@
 """relu: gradcheck, the subgradient at 0, PyTorch (value and gradient, NaN included), dtypes."""
 
 import numpy
-import pytest
 
 from helpers import to_torch, torch_or_skip
 from poolref.autograd import Tensor, gradcheck, vjp
