@@ -154,7 +154,7 @@ def test_gem_nan_propagates_and_infinity_gives_infinity():
 
 @given(global_shapes(), exponents, seeds)
 def test_gem_matches_torch(shape, p, seed):
-    torch_or_skip()
+    torch = torch_or_skip()
     x = _gem_input(shape, seed)
     g = smooth_values(shape[:2] + (1,) * (len(shape) - 2), seed + 2)
     xt = to_torch(x, requires_grad=True)
@@ -252,7 +252,7 @@ def test_soft_pool_is_shift_equivariant_and_finite_at_large_inputs(case, seed, s
 
 
 def test_soft_pool_large_inputs_in_every_dtype():
-    torch_or_skip()
+    torch = torch_or_skip()
     x = 1000.0 + smooth_values((2, 3, 6, 6), 5, low=-3.0, high=3.0)
     for dtype, tol in ((numpy.float64, 1e-12), (numpy.float32, 1e-5), (numpy.float16, 2e-3)):
         xd = x.astype(dtype)
@@ -280,7 +280,7 @@ def _torch_soft_pool(torch, x, kernel_size, stride, requires_grad=False):
 
 @given(soft_cases(batch=(1, 2)), seeds, st.booleans())
 def test_soft_pool_matches_torch(case, seed, unbatched):
-    torch_or_skip()
+    torch = torch_or_skip()
     shape, kernel, stride = case
     x = smooth_values(shape, seed, low=-4.0, high=4.0)
     xt = to_torch(x, requires_grad=True)
@@ -304,7 +304,7 @@ def test_soft_pool_nan_propagates_to_its_windows_only():
 
 
 def test_soft_pool_infinities_give_nan_as_the_torch_composition():
-    torch_or_skip()
+    torch = torch_or_skip()
     x = numpy.zeros((1, 1, 2, 6))
     x[0, 0, 0, 0], x[0, 0, 1, 2] = numpy.inf, -numpy.inf  # windows 0 and 1; window 2 stays finite
     y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)  # no RuntimeWarning (an error under pytest)
@@ -379,7 +379,7 @@ def test_lse_at_large_inputs_is_finite_and_shift_equivariant(shape, r, seed, shi
 
 @given(global_shapes(batch=(1, 2)), sharpness, seeds, st.sampled_from([0.0, 1e3]))
 def test_lse_matches_torch_logsumexp(shape, r, seed, shift):
-    torch_or_skip()
+    torch = torch_or_skip()
     x = smooth_values(shape, seed) + shift
     xt = to_torch(x, requires_grad=True)
     axes = _torch_nd_axes(x)
@@ -393,7 +393,7 @@ def test_lse_matches_torch_logsumexp(shape, r, seed, shift):
 
 
 def test_lse_infinities_follow_torch_logsumexp():
-    torch_or_skip()
+    torch = torch_or_skip()
     inf = numpy.inf
     x = numpy.array([[[1.0, inf, 2.0], [-inf, -inf, -inf], [-inf, 0.0, 0.0], [1.0, numpy.nan, 0.0]]])
     y = lse_pool(x)
@@ -470,7 +470,7 @@ def _torch_bilinear(torch, xt, yt, signed_sqrt, l2, eps):
 
 @given(global_shapes(batch=(1, 2)), st.integers(1, 3), st.sampled_from(FLAGS), st.booleans(), seeds)
 def test_bilinear_matches_torch(shape, channels_y, flags, with_y, seed):
-    torch_or_skip()
+    torch = torch_or_skip()
     signed_sqrt, l2 = flags
     x, y = _away_from_zero_products(shape, channels_y, seed) if signed_sqrt else (
         smooth_values(shape, seed), smooth_values((shape[0], channels_y) + shape[2:], seed + 1))
@@ -532,7 +532,7 @@ def test_bilinear_signed_sqrt_eps_near_zero():
 
 
 def test_bilinear_l2_norm_floor_is_eps_as_torch_normalize():
-    torch_or_skip()
+    torch = torch_or_skip()
     eps = 1e-12
     # tiny features: ||B|| ~ 1e-14 < eps, so the row is divided by eps, not made unit length
     x = numpy.array([[[1e-7, 2e-7], [3e-7, -1e-7]]])
@@ -611,7 +611,7 @@ def test_empty_batch_gem_p_gradient_is_zero():
 
 
 def test_empty_batch_soft_pool_matches_torch_shape_and_unbatched_input():
-    torch_or_skip()
+    torch = torch_or_skip()
     x = numpy.zeros((0, 2, 5, 5))
     assert soft_pool2d(x, 2).shape == tuple(_torch_soft_pool(torch, x, 2, None).shape)
     u = smooth_values((3, 5, 4), 14)
