@@ -4,6 +4,9 @@ This is the only module that knows cupy exists. Every op asks ``array_module(x)`
 then writes plain array code against it, so the same lines run on the CPU and on the GPU.
 ``import poolref`` never imports cupy: we only look at ``sys.modules``, so cupy is consulted only
 when the caller has already imported it (and can therefore hold cupy arrays).
+
+Sparse matrices are the one thing the two modules spell differently (``scipy.sparse`` and
+``cupyx.scipy.sparse``), so :func:`sparse_rows` builds them here for both.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from types import ModuleType
 
 import numpy
 
-__all__ = ["array_module", "is_cupy_array", "to_numpy"]
+__all__ = ["array_module", "is_cupy_array", "sparse_rows", "to_numpy"]
 
 
 def _cupy() -> ModuleType | None:
@@ -45,3 +48,48 @@ def to_numpy(value):
     if is_cupy_array(value):
         return value.get()
     return numpy.asarray(value)
+
+
+def sparse_rows(data, indices, n_columns: int, per_row: int):
+    """A sparse (n_rows, n_columns) matrix with exactly ``per_row`` stored entries in every row.
+
+    Row ``r`` holds ``data[r, k]`` at column ``indices[r, k]`` for ``k < per_row``. ``data`` and
+    ``indices`` are arrays of one module (numpy or cupy), shaped (n_rows, per_row) or flat
+    (n_rows * per_row,); the columns of a row must be distinct. Returns a
+    ``scipy.sparse.csr_matrix`` for numpy and a ``cupyx.scipy.sparse.csr_matrix`` for cupy, so
+    ``matrix @ dense`` and ``matrix.T @ dense`` run the same on both.
+
+    In CSR form this is simply ``data`` and ``indices`` laid end to end, with row ``r`` starting at
+    entry ``r * per_row`` (the index pointer ``0, per_row, 2 * per_row, ...``). Every entry is kept as
+    given, zeros included: a stored 0 times NaN or infinity is NaN in a product, exactly as in the
+    dense sum ``sum_k data[r, k] * dense[indices[r, k]]`` that the matrix stands for. Products
+    accumulate in the dtype of ``data`` (give ``dense`` the same dtype).
+
+    >>> import numpy as np
+    >>> m = sparse_rows(np.array([[1.0, 2.0], [0.5, 0.5]]), np.array([[0, 2], [1, 2]]), 3, 2)
+    >>> m.toarray()
+    array([[1. , 0. , 2. ],
+           [0. , 0.5, 0.5]])
+    >>> m @ np.array([1.0, 10.0, 100.0])
+    array([201.,  55.])
+    """
+    xp = array_module(data, indices)
+    data = data.reshape(-1)
+    indices = indices.reshape(-1)
+    if data.shape != indices.shape:
+        raise ValueError(f"sparse_rows: data and indices must have the same number of entries, got {data.shape[0]} and {indices.shape[0]}")
+    if per_row < 1 or data.shape[0] % per_row:
+        raise ValueError(f"sparse_rows: per_row must be >= 1 and divide the {data.shape[0]} entries, got per_row={per_row}")
+    n_rows = data.shape[0] // per_row
+    # 32-bit indices where everything fits (scipy would otherwise scan the indices to decide, and
+    # cupyx only takes 32-bit ones)
+    small = max(n_rows, n_columns, data.shape[0]) <= numpy.iinfo(numpy.int32).max
+    if xp is numpy:
+        import scipy.sparse as sparse
+    else:
+        if not small:
+            raise ValueError(f"sparse_rows: cupyx sparse matrices take 32-bit indices; {n_rows} x {n_columns} with {data.shape[0]} entries is too large")
+        import cupyx.scipy.sparse as sparse
+    index_dtype = numpy.int32 if small else numpy.int64
+    indptr = xp.arange(0, data.shape[0] + 1, per_row, dtype=index_dtype)  # where each row starts
+    return sparse.csr_matrix((data, indices.astype(index_dtype, copy=False), indptr), shape=(n_rows, n_columns))

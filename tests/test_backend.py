@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import poolref
-from poolref._backend import array_module, to_numpy
+from poolref._backend import array_module, sparse_rows, to_numpy
 
 
 def test_numpy_is_chosen_for_numpy_arrays_and_plain_values():
@@ -26,3 +26,67 @@ def test_same_code_runs_on_cupy(xp):
     numpy.testing.assert_array_equal(to_numpy(y), [[[[5, 7], [13, 15]]]])
     numpy.testing.assert_array_equal(to_numpy(poolref.avg_pool2d(x, 2)), [[[[2.5, 4.5], [10.5, 12.5]]]])
     numpy.testing.assert_array_equal(to_numpy(poolref.adaptive_max_pool2d(x, 3)), [[[[5, 6, 7], [9, 10, 11], [13, 14, 15]]]])
+
+
+# ---------------------------------------------------------------------------------------------------
+# sparse_rows: a CSR matrix with the same number of entries in every row (grid_sample's sampling)
+# ---------------------------------------------------------------------------------------------------
+def _dense_rows(data, indices, n_columns):
+    """The matrix sparse_rows stands for, written out: row r holds data[r, k] at column indices[r, k]."""
+    dense = numpy.zeros((data.shape[0], n_columns), dtype=data.dtype)
+    for r in range(data.shape[0]):
+        for k in range(data.shape[1]):
+            dense[r, indices[r, k]] += data[r, k]
+    return dense
+
+
+def test_sparse_rows_is_the_matrix_of_its_rows(xp):
+    rng = numpy.random.default_rng(0)
+    n_rows, n_columns, per_row = 7, 11, 3
+    indices = numpy.stack([rng.choice(n_columns, per_row, replace=False) for _ in range(n_rows)])
+    data = rng.standard_normal((n_rows, per_row))
+    matrix = sparse_rows(xp.asarray(data), xp.asarray(indices), n_columns, per_row)
+    dense = _dense_rows(data, indices, n_columns)
+    assert matrix.shape == (n_rows, n_columns) and matrix.nnz == n_rows * per_row
+    numpy.testing.assert_array_equal(to_numpy(matrix.toarray()), dense)
+    image = rng.standard_normal((n_columns, 4))
+    g = rng.standard_normal((n_rows, 4))
+    # the product and the product with the transpose (the adjoint) are the dense ones
+    numpy.testing.assert_allclose(to_numpy(matrix @ xp.asarray(image)), dense @ image, rtol=1e-14, atol=1e-14)
+    numpy.testing.assert_allclose(to_numpy(matrix.T @ xp.asarray(g)), dense.T @ g, rtol=1e-14, atol=1e-14)
+    # flat data and indices give the same matrix
+    flat = sparse_rows(xp.asarray(data.reshape(-1)), xp.asarray(indices.reshape(-1)), n_columns, per_row)
+    numpy.testing.assert_array_equal(to_numpy(flat.toarray()), dense)
+
+
+def test_sparse_rows_keeps_zero_weights_so_nan_spreads():
+    # a stored zero times NaN or infinity is NaN, as in the dense sum the matrix stands for
+    matrix = sparse_rows(numpy.array([[1.0, 0.0], [0.0, 1.0]]), numpy.array([[0, 1], [1, 2]]), 3, 2)
+    assert matrix.nnz == 4
+    y = matrix @ numpy.array([[2.0], [numpy.nan], [numpy.inf]])
+    assert numpy.isnan(y).all()
+    assert (matrix.T @ numpy.array([[1.0], [2.0]])).tolist() == [[1.0], [0.0], [2.0]]
+
+
+def test_sparse_rows_accumulates_in_the_dtype_of_its_data():
+    matrix = sparse_rows(numpy.ones((2, 2), dtype=numpy.float32), numpy.array([[0, 1], [1, 2]]), 3, 2)
+    assert matrix.dtype == numpy.float32
+    assert (matrix @ numpy.ones((3, 5), dtype=numpy.float32)).dtype == numpy.float32
+    assert matrix.indices.dtype == numpy.int32 and matrix.indptr.dtype == numpy.int32
+
+
+def test_sparse_rows_without_rows():
+    matrix = sparse_rows(numpy.zeros((0, 4)), numpy.zeros((0, 4), dtype=numpy.intp), 6, 4)
+    assert matrix.shape == (0, 6)
+    assert (matrix @ numpy.ones((6, 3))).shape == (0, 3) and (matrix.T @ numpy.ones((0, 3))).shape == (6, 3)
+
+
+@pytest.mark.parametrize("data, indices, per_row, words", [
+    (numpy.ones(6), numpy.zeros(5, dtype=int), 2, "same number of entries, got 6 and 5"),
+    (numpy.ones(6), numpy.zeros(6, dtype=int), 4, "per_row=4"),
+    (numpy.ones(6), numpy.zeros(6, dtype=int), 0, "per_row=0"),
+])
+def test_sparse_rows_refuses_entries_that_do_not_fill_its_rows(data, indices, per_row, words):
+    with pytest.raises(ValueError) as info:
+        sparse_rows(data, indices, 3, per_row)
+    assert words in str(info.value)

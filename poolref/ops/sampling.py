@@ -8,11 +8,18 @@ pixel coordinate ``i`` (``align_corners=False``: ``-1`` and ``1`` are the outer 
 pixels, ``i = (g + 1) * L/2 - 1/2``; ``True``: they are the corner pixel centres,
 ``i = (g + 1) * (L - 1)/2``), the padding mode maps ``i`` back into the image where needed (``border``
 clamps it, ``reflection`` reflects it off the edges and then clamps it), and the value is the bilinear
-blend of the four pixels around ``i`` (pixels outside the image read 0) or the nearest pixel. The
-forward gathers the corner pixels of every output point at once from a channels-last copy of ``x``
-with a zero frame, so that no corner needs a bounds test; the backward is the transpose of that
-gather (a scatter-add with ``bincount``), and the gradient to the grid is the derivative of the
-bilinear weights times the derivative of the coordinate map.
+blend of the four pixels around ``i`` (pixels outside the image read 0) or the nearest pixel.
+
+For a fixed grid, sampling is linear in ``x``: every output point is a weighted sum of a few pixels.
+So the forward builds that linear map once as a sparse matrix ``S`` with one row per output point
+and one column per pixel, row ``p`` holding point ``p``'s four bilinear weights (or a single 1 for
+nearest) in the columns of the pixels it reads, and computes ``y = S @ image``, where ``image`` is a
+channels-last copy of ``x`` (one row of channels per pixel) inside a zero frame, so that no corner
+needs a bounds test. The backward to ``x`` is then the transpose of the same matrix,
+``grad_image = S.T @ grad_y``: this is the adjoint relationship ``<grad_y, S x> = <S.T grad_y, x>``
+that every linear op's backward obeys, and written out it is a scatter-add of each point's gradient,
+times its weights, into the pixels it read. The gradient to the grid is the derivative of the
+bilinear weights (the same sparsity, other weights) times the derivative of the coordinate map.
 
 ``interpolate`` resizes to a given size. Every mode is separable: along each spatial axis, output
 ``o`` reads one input position (nearest) or two with weights (linear), so the forward gathers along
@@ -28,7 +35,7 @@ from typing import NamedTuple
 
 import numpy
 
-from .._backend import array_module
+from .._backend import array_module, sparse_rows
 from .._checks import accumulation_dtype, check_pool_input
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -135,12 +142,17 @@ class GridSampleSaved(NamedTuple):
     x_shape: tuple
     x_dtype: numpy.dtype
     grid_dtype: numpy.dtype
+    sampling: object  # sparse (N*P, N*(H+4)*(W+4)): row p holds point p's weights at the pixels it reads
     image: object  # (N*(H+4)*(W+4), C) framed channels-last copy of x (bilinear: the grid gradient)
-    cells: object  # (N, P) framed-plane cell of the nearest pixel, or of each point's top-left corner
-    offsets: tuple  # cell offsets of the pixels read: (0,), or (0, 1, W+4, W+5) for tl, tr, bl, br
-    weights: tuple  # per offset an (N, P) weight; (None,) for nearest (weight 1)
-    fractions: tuple  # (wx, wy): (N, P) fractional parts of the coordinates (bilinear only)
-    slopes: tuple  # (d ix/d gx, d iy/d gy), each (N, P) (bilinear only)
+    fractions: tuple  # (wx, wy): (N*P,) fractional parts of the coordinates (bilinear only)
+    slopes: tuple  # (d ix/d gx, d iy/d gy), each (N*P,) (bilinear only)
+
+
+def _corner_offsets(W: int) -> tuple:
+    """Offsets, from a bilinear point's top-left corner, of the cells of its four corners in the
+    framed plane: top-left, top-right, bottom-left, bottom-right (a row of the plane is W + 4 long)."""
+    row_length = W + 2 * FRAME
+    return (0, 1, row_length, row_length + 1)
 
 
 def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners: bool):
@@ -156,26 +168,32 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
     if mode == "nearest":
         # PyTorch rounds half to even (nearbyint), as rint does
         cells = _cells(xp.rint(ix), xp.rint(iy), H, W, xp)
-        y = xp.take(image, _image_rows(cells, plane, xp), axis=0)  # (N*P, C)
-        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, None, cells, (0,), (None,), (), ())
+        columns = _image_rows(cells, plane, xp).reshape(N * P, 1)  # the one pixel each point reads
+        weights = xp.ones((N * P, 1), dtype=accumulate)
     else:
         left, top = xp.floor(ix), xp.floor(iy)
-        wx, wy = (ix - left).reshape(N, P), (iy - top).reshape(N, P)  # weights of the right / lower pixels
+        wx, wy = (ix - left).reshape(-1), (iy - top).reshape(-1)  # (N*P,) weights of the right / lower pixels
         cells = _cells(left, top, H, W, xp)
-        rows = _image_rows(cells, plane, xp)
-        row_length = W + 2 * FRAME
-        offsets = (0, 1, row_length, row_length + 1)  # top-left, top-right, bottom-left, bottom-right
-        weights = ((1 - wy) * (1 - wx), (1 - wy) * wx, wy * (1 - wx), wy * wx)
-        y = None
-        for offset, weight in zip(offsets, weights):  # the four corners of every point at once
-            corner = xp.take(image, rows + offset, axis=0)  # (N*P, C)
-            corner *= weight.reshape(-1, 1)
-            if y is None:
-                y = corner
-            else:
-                y += corner
-        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, image, cells, offsets, weights,
-                                (wx, wy), (slope_x.reshape(N, P), slope_y.reshape(N, P)))
+        offsets = xp.asarray(_corner_offsets(W), dtype=numpy.intp)
+        columns = _image_rows(cells, plane, xp).reshape(N * P, 1) + offsets  # (N*P, 4): tl, tr, bl, br
+        weights = xp.empty((N * P, 4), dtype=accumulate)
+        weights[:, 0] = (1 - wy) * (1 - wx)
+        weights[:, 1] = (1 - wy) * wx
+        weights[:, 2] = wy * (1 - wx)
+        weights[:, 3] = wy * wx
+    # The whole op is one sparse matrix S: y[p] = sum_k weights[p, k] * image[columns[p, k]]. The
+    # product adds each row's terms in the order tl, tr, bl, br, in the accumulation dtype (float32
+    # for float16 input); zero weights stay stored, so a NaN or infinite corner makes the point NaN
+    # even at weight 0, as PyTorch's weighted sum does.
+    sampling = sparse_rows(weights, columns, N * plane, columns.shape[1])  # (N*P, N*plane)
+    if mode == "nearest":
+        # a single 1 per row: S @ image is a plain gather of rows, which take does faster
+        y = xp.take(image, columns[:, 0], axis=0)  # (N*P, C)
+        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, sampling, None, (), ())
+    else:
+        y = sampling @ image  # (N*P, C)
+        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, sampling, image, (wx, wy),
+                                (slope_x.reshape(-1), slope_y.reshape(-1)))
     out = xp.empty((N, C, H_out, W_out), dtype=x.dtype)
     out[...] = y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2)  # back to channels-first, cast once
     return out, saved
@@ -187,41 +205,42 @@ def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     plane = (H + 2 * FRAME) * (W + 2 * FRAME)
     P = grad_y.shape[2] * grad_y.shape[3]
     accumulate = accumulation_dtype(saved.x_dtype)
-    g = grad_y.reshape(N, C, P).astype(accumulate, copy=False)
+    g_points = xp.empty((N, P, C), dtype=accumulate)  # channels-last, one row per point like y
+    g_points[...] = grad_y.reshape(N, C, P).transpose(0, 2, 1)
+    g_points = g_points.reshape(N * P, C)
 
-    # d/dx: the transpose of the gather, a scatter-add of each point's weighted gradient into the
-    # pixels it read, one bincount per corner over every (n, c, point) at once. The flat index of
-    # (n, c, cell) in the framed channels-first planes is (n*C + c)*plane + cell; the other corners
-    # sit a fixed offset further, so we shift the counts rather than every index.
-    flat = (xp.arange(N * C, dtype=numpy.intp).reshape(N, C, 1) * plane + saved.cells[:, None, :]).reshape(-1)
-    total = N * C * plane
-    grad_planes = xp.zeros(total + saved.offsets[-1], dtype=numpy.float64)
-    for offset, weight in zip(saved.offsets, saved.weights):
-        contribution = g if weight is None else g * weight[:, None, :]
-        grad_planes[offset:offset + total] += xp.bincount(flat, weights=contribution.reshape(-1), minlength=total)
-    framed = grad_planes[:total].reshape(N, C, H + 2 * FRAME, W + 2 * FRAME)
+    # d/dx: the forward is the linear map y = S @ image, so the backward is its adjoint, the
+    # transpose of the same matrix: grad_image = S.T @ g. Written out, that is a scatter-add: every
+    # point hands its gradient, times each weight, to the pixel it read with that weight (pixel q
+    # sums column q of S times g). Accumulated in the accumulation dtype; the frame is cut off.
+    grad_image = saved.sampling.T @ g_points  # (N*plane, C)
+    framed = grad_image.reshape(N, H + 2 * FRAME, W + 2 * FRAME, C)
     grad_x = xp.empty(saved.x_shape, dtype=saved.x_dtype)
-    grad_x[...] = framed[:, :, FRAME:FRAME + H, FRAME:FRAME + W]  # what fell in the frame is dropped
+    grad_x[...] = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)
 
-    # d/dgrid: zero for nearest (piecewise constant). For bilinear, with v the corner values and
-    # <v, g> their inner products with the gradient over channels,
-    #   d/dix = (1 - wy) (<v_tr, g> - <v_tl, g>) + wy (<v_br, g> - <v_bl, g>),  likewise d/diy,
-    # times the slope d ix/d gx of the coordinate map.
+    # d/dgrid: zero for nearest (piecewise constant). For bilinear, differentiate the weights: with
+    # v the corner values and <v, g> their inner products with the gradient over channels,
+    #   d/dix = -(1 - wy) <v_tl, g> + (1 - wy) <v_tr, g> - wy <v_bl, g> + wy <v_br, g>,
+    #   d/diy = -(1 - wx) <v_tl, g> - wx <v_tr, g> + (1 - wx) <v_bl, g> + wx <v_br, g>,
+    # i.e. a matrix with the sparsity of S but these derivative weights, applied to the image, and
+    # each point's row then dotted with g; times the slope d ix/d gx of the coordinate map.
     if saved.mode == "nearest":
         return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
-    g_points = xp.empty((N, P, C), dtype=accumulate)  # channels-last, like the gathered corners
-    g_points[...] = g.transpose(0, 2, 1)
-    g_points = g_points.reshape(N * P, C)
-    rows = _image_rows(saved.cells, plane, xp)
-    tl, tr, bl, br = (
-        xp.einsum("pc,pc->p", xp.take(saved.image, rows + offset, axis=0), g_points).reshape(N, P)
-        for offset in saved.offsets
-    )
     wx, wy = saved.fractions
     slope_x, slope_y = saved.slopes
-    grad_grid = xp.empty((N, P, 2), dtype=saved.grid_dtype)
-    grad_grid[..., 0] = ((1 - wy) * (tr - tl) + wy * (br - bl)) * slope_x
-    grad_grid[..., 1] = ((1 - wx) * (bl - tl) + wx * (br - tr)) * slope_y
+    columns = saved.sampling.indices  # (N*P*4,) the pixels each point reads: tl, tr, bl, br
+    grad_grid = xp.empty((N * P, 2), dtype=saved.grid_dtype)
+    for axis, corner_derivatives, slope in (
+        (0, (-(1 - wy), 1 - wy, -wy, wy), slope_x),  # d weight / d ix for tl, tr, bl, br
+        (1, (-(1 - wx), -wx, 1 - wx, wx), slope_y),  # d weight / d iy
+    ):
+        d_weights = xp.empty((N * P, 4), dtype=accumulate)
+        for corner, derivative in enumerate(corner_derivatives):
+            d_weights[:, corner] = derivative
+        d_sampling = sparse_rows(d_weights, columns, N * plane, 4)  # (N*P, N*plane)
+        d_coordinate = xp.einsum("pc,pc->p", d_sampling @ saved.image, g_points)  # (N*P,)
+        with numpy.errstate(invalid="ignore"):  # inf * a zero slope is NaN, as the chain rule gives
+            grad_grid[:, axis] = d_coordinate * slope
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
 
 
@@ -291,6 +310,13 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     :math:`(L - 1)/2`, negated where a reflection flipped the coordinate and 0 where padding clamped
     it; the clamp limits :math:`0` and :math:`L - 1` themselves count as clamped. The grid gradient
     of nearest sampling is 0.
+
+    For a fixed grid the forward is a sparse matrix :math:`S` (one row per output point, its
+    weights in the columns of the pixels it reads) applied to the pixels, :math:`y = S x`, and the
+    gradient to ``x`` is its transpose, :math:`S^T \partial L/\partial y`. In bilinear mode a NaN
+    pixel makes every point that has it among its four corners NaN, even where its weight is 0, and
+    an infinite pixel makes such a point infinite, or NaN where its weight is 0
+    (:math:`0 \cdot \infty` is NaN); the grid gradient there follows suit, as in PyTorch.
 
     Examples
     --------

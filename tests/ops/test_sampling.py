@@ -128,6 +128,23 @@ def test_grid_sample_gradients_at_clamped_and_reflected_points():
     assert inside[0, 0, 0, 0] == pytest.approx(1.5) and mirrored[0, 0, 0, 0] == pytest.approx(-1.5)
 
 
+def test_grid_sample_nan_next_to_a_point_spreads_even_at_weight_zero():
+    # A point exactly on pixel (0, 0) gives its neighbours weight 0, but 0 * NaN is NaN: PyTorch's
+    # weighted sum reads every corner inside the image, and so does poolref's sampling matrix, which
+    # keeps its zero weights stored. A NaN only in the zero frame's place (outside) is never read.
+    x = numpy.array([[[[1.0, numpy.nan], [3.0, 4.0]]]])  # the NaN is pixel (0, 1)
+    on_pixel = numpy.array([[[[-0.5, -0.5]]]])  # align_corners=False: the centre of pixel (0, 0)
+    y, grad_x, grad_grid = _ours_grid_sample(x, on_pixel, numpy.ones((1, 1, 1, 1)), "bilinear", "zeros", False)
+    assert numpy.isnan(y[0, 0, 0, 0])
+    # the backward is the transpose of the same matrix: the finite gradient goes to all four
+    # corners, pixel (0, 0) with weight 1 and the others with weight 0
+    assert grad_x.tolist() == [[[[1.0, 0.0], [0.0, 0.0]]]]
+    # the derivative weights of the NaN corner are 0 (d/dix) and -0 (d/diy): both are NaN as well
+    assert numpy.isnan(grad_grid).all()
+    # nearest sampling reads one pixel only
+    assert poolref.grid_sample(x, on_pixel, mode="nearest")[0, 0, 0, 0] == 1.0
+
+
 def test_grid_sample_nearest_rounds_half_to_even():
     x = numpy.arange(4.0).reshape(1, 1, 1, 4)
     # align_corners=False, W = 4: g -> i = 2g + 1.5; i = 0.5, 1.5, 2.5 -> pixels 0, 2, 2
@@ -365,6 +382,33 @@ def test_grid_sample_every_configuration_matches_torch():
                     theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
                     for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
                         assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners} {H}x{W}")
+
+
+def test_grid_sample_with_nan_and_inf_in_x_matches_torch():
+    # What a NaN or an infinity in x does (PyTorch defines it): it spreads to every point that has it
+    # among its corners, even at weight 0 (0 * inf is NaN), to the grid gradient there, and not to
+    # the gradient of x. Quarter steps put many points exactly on pixels and edges, where some
+    # corner weights are exactly 0; random points fill in between. No warning may escape either.
+    torch_or_skip()
+    rng = numpy.random.default_rng(21)
+    x = rng.standard_normal((2, 3, 4, 5))
+    x[0, 0, 1, 2] = numpy.nan
+    x[0, 2, 0, 0] = numpy.inf  # a corner pixel: reached by clamping and reflection too
+    x[1, 1, 3, 4] = -numpy.inf
+    x[1, 2, 2, 1] = numpy.nan
+    steps = numpy.arange(-1.5, 1.51, 0.25)
+    gx, gy = numpy.meshgrid(steps, steps)
+    on_steps = numpy.broadcast_to(numpy.stack([gx, gy], axis=-1), (2,) + gx.shape + (2,))
+    grid = numpy.concatenate([on_steps, rng.uniform(-1.5, 1.5, (2, 4) + gx.shape[1:] + (2,))], axis=1)
+    g = rng.standard_normal((2, 3) + grid.shape[1:3])
+    for mode in GRID_MODES:
+        for padding_mode in PADDINGS:
+            for align_corners in (False, True):
+                ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+                theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+                for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
+                    assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners}")
+                assert numpy.isnan(ours[0]).any() and not numpy.isnan(ours[1]).any()
 
 
 def _generic_torch_nearest(L, O, factor, exact):
