@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/bench_region.py            # the issue's case, both values of aligned, and deform_roi_pool
     python benchmarks/bench_region.py --quick    # tiny smoke configuration (a few seconds)
+    python benchmarks/bench_region.py --write    # ... and write benchmarks/results/cpu_region.md
 
 It runs from a checkout without installing poolref.
 """
@@ -23,6 +24,7 @@ It runs from a checkout without installing poolref.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import statistics
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import poolref  # noqa: E402
 
+RESULTS = Path(__file__).resolve().parent / "results" / "cpu_region.md"
 FULL = dict(shape=(2, 256, 50, 50), boxes=512, output=7, ratio=2)
 QUICK = dict(shape=(1, 16, 20, 20), boxes=32, output=7, ratio=2)
 
@@ -95,6 +98,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny configuration, a few seconds")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help=f"write the table as Markdown to {RESULTS}")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes (default: %(default)s)")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else FULL
     repeats = 3 if args.quick else args.repeats
@@ -143,7 +148,46 @@ def main(argv=None) -> int:
         ratio_text = f"{ours['total'] / theirs:6.2f}" if theirs else f"{'-':>6}"
         theirs_text = f"{theirs:15.1f}" if theirs else f"{'-':>15}"
         print(f"{name:<28} {ours['forward']:11.1f} {ours['backward']:12.1f} {ours['total']:9.1f} {theirs_text} {ratio_text}")
+    if args.write:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")  # written whole, then moved: never half a file
+        tmp.write_text(_markdown(rows, config, repeats, torch, torchvision))
+        tmp.replace(output)
+        print(f"wrote {output}")
     return 0
+
+
+def _markdown(rows, config, repeats, torch, torchvision) -> str:
+    """The results as Markdown: a sentence, the environment as a list, the table (the docs show it)."""
+    out = config["output"]
+    environment = [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("poolref", poolref.__version__),
+        ("numpy", numpy.__version__),
+        ("torchvision", f"{torchvision.__version__} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+         if torchvision is not None else "not installed: poolref times only, no ratio"),
+        ("python", platform.python_version()),
+        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
+        ("case", f"x {'x'.join(map(str, config['shape']))} float32, {config['boxes']} boxes, "
+                 f"{out}x{out} bins, sampling_ratio {config['ratio']}"),
+        ("timing", f"median of {repeats} runs after warm-up"),
+    ]
+    lines = [
+        "Forward + backward of `roi_align` and `deform_roi_pool`: poolref (NumPy) on the CPU, against "
+        "torchvision where it is installed.",
+        "",
+        *[f"- {key}: {value}" for key, value in environment],
+        "",
+        "| case | forward ms | backward ms | total ms | torchvision ms | ratio poolref/torchvision |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, timings in rows:
+        ours = timings[0]
+        theirs = timings[1]["total"] if len(timings) > 1 else None
+        theirs_text, ratio_text = (f"{theirs:.1f}", f"{ours['total'] / theirs:.2f}") if theirs else ("-", "-")
+        lines.append(f"| {name} | {ours['forward']:.1f} | {ours['backward']:.1f} | {ours['total']:.1f} | {theirs_text} | {ratio_text} |")
+    return "\n".join(lines + [""])
 
 
 def _check_against_torchvision(torch, ours, theirs, x, g):

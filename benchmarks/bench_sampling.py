@@ -16,6 +16,7 @@ Usage::
 
     python benchmarks/bench_sampling.py            # full sizes: x (16, 64, 64, 64), grid (16, 64, 64, 2)
     python benchmarks/bench_sampling.py --quick    # small sizes, a few seconds
+    python benchmarks/bench_sampling.py --write    # ... and write benchmarks/results/cpu_sampling.md
 
 Standalone: imports nothing from the other benchmark scripts; runs from a checkout without
 installing poolref. Exits 0 with a message when PyTorch is not installed.
@@ -24,13 +25,17 @@ installing poolref. Exits 0 with a message when PyTorch is not installed.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy
+
+RESULTS = Path(__file__).resolve().parent / "results" / "cpu_sampling.md"
 
 # (label, x shape, grid or output spatial shape, keyword arguments)
 FULL = {
@@ -133,9 +138,36 @@ def _check(label, ours, theirs):
             raise SystemExit(f"{label}: poolref and torch disagree on the {what}; not timing")
 
 
+def _markdown(rows, torch, poolref, repeats: int) -> str:
+    """The results as Markdown: a sentence, the environment as a list, the table (the docs show it)."""
+    environment = [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("poolref", getattr(poolref, "__version__", "unknown")),
+        ("numpy", numpy.__version__),
+        ("torch", torch.__version__),
+        ("python", platform.python_version()),
+        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
+        ("torch threads", str(torch.get_num_threads())),
+        ("timing", f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"),
+    ]
+    lines = [
+        "Forward + backward of `grid_sample` and `interpolate`: poolref (NumPy) against PyTorch (CPU).",
+        "",
+        *[f"- {key}: {value}" for key, value in environment],
+        "",
+        "| case | shapes | poolref ms | torch ms | ratio poolref/torch |",
+        "|---|---|---:|---:|---:|",
+        *[f"| {label} | {shapes} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |" for label, shapes, ours, theirs in rows],
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small shapes and few repeats (a few seconds)")
+    parser.add_argument("--write", action="store_true", help=f"write the table as Markdown to {RESULTS}")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 11, 3 with --quick)")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -162,12 +194,21 @@ def main(argv=None) -> int:
     print(f"torch {torch.__version__} with {torch.get_num_threads()} threads; numpy {numpy.__version__}; "
           f"{os.cpu_count()} CPUs; float32, forward + backward; median of {repeats} interleaved runs")
     print(f"{'case':<62} {'shapes':<42} {'poolref ms':>10} {'torch ms':>9} {'ratio':>6}")
+    rows = []
     builders = [(_grid_sample_case, c) for c in cases["grid_sample"]] + [(_interpolate_case, c) for c in cases["interpolate"]]
     for build, (x_shape, out, kwargs) in builders:
         label, shapes, run_poolref, run_torch = build(x_shape, out, kwargs, rng, torch, poolref)
         _check(label, run_poolref(), run_torch())
         poolref_ms, torch_ms = _interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
         print(f"{label:<62} {shapes:<42} {poolref_ms:>10.1f} {torch_ms:>9.1f} {poolref_ms / torch_ms:>6.2f}")
+        rows.append((label, shapes, poolref_ms, torch_ms))
+    if args.write:
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = output.with_name(output.name + ".tmp")  # written whole, then moved: never half a file
+        tmp.write_text(_markdown(rows, torch, poolref, repeats))
+        tmp.replace(output)
+        print(f"wrote {output}")
     return 0
 
 

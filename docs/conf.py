@@ -5,8 +5,19 @@ Build (warnings are errors)::
     pip install -e '.[docs]'
     python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-autosummary writes one page per public name into ``docs/generated/`` (git-ignored). Doctests are run
-by pytest (``--doctest-modules``), not by Sphinx.
+What the build generates (all git-ignored, see ``docs/.gitignore``):
+
+* autosummary writes one page per public name into ``docs/generated/``;
+* sphinx-gallery **runs** every ``tutorials/plot_N_*.py`` script and writes the rendered tutorials,
+  with their printed output and figures, into ``docs/tutorials/``; a tutorial that raises fails the
+  build. ``POOLREF_TUTORIAL_QUICK=1`` in the environment shrinks their training budgets;
+* the ``.. plot::`` directive (matplotlib) runs the figure scripts of ``docs/figures/`` while the
+  pages are read, so every figure is drawn from poolref's own geometry at build time;
+* the Benchmarks page reads ``benchmarks/results/*.md``.
+
+Doctests (the ``>>>`` examples of the pages and the docstrings) are run by pytest
+(``--doctest-modules --doctest-glob=*.rst``), not by Sphinx; pyproject.toml's ``addopts`` keep pytest
+out of the folders the build writes (importing a tutorial would run it) and of the figure scripts.
 """
 
 from __future__ import annotations
@@ -35,10 +46,12 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "matplotlib.sphinxext.plot_directive",
+    "sphinx_gallery.gen_gallery",
 ]
 # No sphinx.ext.intersphinx: the build must not need the network.
 
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "figures"]
 templates_path: list[str] = []
 root_doc = "index"
 default_role = "literal"  # `x` in prose renders as code, as in the docstrings' ``x``
@@ -60,6 +73,29 @@ if os.environ.get("POOLREF_DOCS_VALIDATE"):
     # properties made with property(lambda ...) crash numpydoc 1.11's source-line lookup
     numpydoc_validation_exclude = {r"\.Tensor\.(shape|dtype|ndim|size)$"}
 
+# -- Figures: drawn by code at build time -----------------------------------------------------------
+# ``.. plot:: window.py windows_over_grid`` runs docs/figures/window.py and calls the function
+plot_basedir = str(DOCS / "figures")
+plot_formats = [("png", 110)]
+plot_html_show_formats = False
+plot_html_show_source_link = False
+plot_include_source = False
+plot_rcparams = {"figure.dpi": 110, "font.size": 9, "savefig.bbox": "tight"}
+plot_apply_rcparams = True  # also for the figure functions, not only for inline code
+
+# -- Tutorials: sphinx-gallery runs tutorials/plot_N_*.py during the build ---------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "tutorials"),
+    "gallery_dirs": "tutorials",  # rendered into docs/tutorials/ (git-ignored)
+    "filename_pattern": r"/plot_",  # every plot_N_*.py is executed
+    "within_subsection_order": "FileNameSortKey",  # plot_1_ ... plot_6_: the reading order
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "min_reported_time": 0,
+    "reset_modules": ("matplotlib",),
+    "show_signature": False,
+}
+
 # -- HTML --------------------------------------------------------------------------------------------
 try:
     import pydata_sphinx_theme  # noqa: F401
@@ -74,19 +110,29 @@ except ImportError:  # the docs extra installs it; alabaster ships with Sphinx
     html_theme = "alabaster"
 html_title = f"poolref {release}"
 # the flat pages have no section navigation to show in the left sidebar
-html_sidebars = {page: [] for page in ("index", "concepts", "conventions", "benchmarks")}
+html_sidebars = {
+    page: []
+    for page in ("index", "getting_started", "concepts", "conventions", "oracle", "benchmarks", "atlas", "dynopool")
+}
 html_static_path: list[str] = []
 html_show_sourcelink = False
 
 # -- Benchmark results ---------------------------------------------------------------------------------
-# benchmarks.rst holds the comment line below; at build time it is replaced by the results that
-# ``python benchmarks/bench_window.py --write`` wrote, or by a note saying how to produce them.
-BENCHMARK_MARKER = ".. benchmark-results"
-BENCHMARK_RESULTS = ROOT / "benchmarks" / "results" / "cpu.md"
+# benchmarks.rst holds comment lines ``.. benchmark-results: NAME.md``; at build time each is replaced by
+# the results that the benchmark scripts wrote to benchmarks/results/NAME.md (``--write``), or by a note
+# saying that none has been recorded and how to produce it.
+RESULTS_DIR = ROOT / "benchmarks" / "results"
+BENCHMARK_MARKER = re.compile(r"^\.\. benchmark-results: (\S+)$", re.MULTILINE)
+# how to produce each results file, for the note shown while it is missing
+BENCHMARK_COMMANDS = {
+    "cpu.md": "python benchmarks/bench_window.py --write",
+    "cpu_sampling.md": "python benchmarks/bench_sampling.py --write",
+    "cpu_region.md": "python benchmarks/bench_region.py --write",
+}
 
 
 def _markdown_results_to_rst(text: str) -> str | None:
-    """Turn bench_window.py's Markdown (a paragraph, a bullet list, a pipe table) into reST.
+    """Turn a benchmark's Markdown (a paragraph, a bullet list, a pipe table) into reST.
 
     Returns None when the file has no pipe table (then it is shown verbatim).
     """
@@ -101,21 +147,30 @@ def _markdown_results_to_rst(text: str) -> str | None:
     if not table:
         return None
     out += ["", ".. list-table::", "   :header-rows: 1", ""]
+    cell_text = lambda cell: "\\-" if cell == "-" else cell  # noqa: E731  (a bare "-" would open a bullet list)
     for row in table:
-        out.append(f"   * - {row[0]}")
-        out.extend(f"     - {cell}" for cell in row[1:])
+        out.append(f"   * - {cell_text(row[0])}")
+        out.extend(f"     - {cell_text(cell)}" for cell in row[1:])
     return "\n".join(out) + "\n"
 
 
-def _benchmark_section() -> str:
-    if not BENCHMARK_RESULTS.is_file():
+def _benchmark_section(name: str) -> str:
+    path = RESULTS_DIR / name
+    if not path.is_file():
+        if name == "gpu.md":
+            return (
+                ".. note::\n\n"
+                "   **No GPU run has been recorded.** ``benchmarks/results/gpu.md`` does not exist in this\n"
+                "   checkout: no DynOPool benchmark has been run on a GPU yet, so there are no GPU\n"
+                "   timings to show. When that file is written it appears here, with the device named.\n"
+            )
+        command = BENCHMARK_COMMANDS.get(name, "the benchmark script with ``--write``")
         return (
             ".. note::\n\n"
-            "   No results have been recorded in this checkout yet. Run\n"
-            "   ``python benchmarks/bench_window.py --write`` to measure them on your machine; they are\n"
-            "   written to ``benchmarks/results/cpu.md`` and shown here.\n"
+            f"   No results have been recorded in ``benchmarks/results/{name}`` in this checkout yet. Run\n"
+            f"   ``{command}`` to measure them on your machine; they are shown here.\n"
         )
-    text = BENCHMARK_RESULTS.read_text()
+    text = path.read_text()
     rst = _markdown_results_to_rst(text)
     if rst is None:
         return "::\n\n" + "\n".join("   " + line for line in text.splitlines()) + "\n"
@@ -124,7 +179,7 @@ def _benchmark_section() -> str:
 
 def _insert_benchmark_results(app, docname, source):
     if docname == "benchmarks":
-        source[0] = source[0].replace(BENCHMARK_MARKER + "\n", _benchmark_section())
+        source[0] = BENCHMARK_MARKER.sub(lambda match: _benchmark_section(match.group(1)), source[0])
 
 
 def _always_reread_benchmarks(app, env, added, changed, removed):
@@ -132,6 +187,24 @@ def _always_reread_benchmarks(app, env, added, changed, removed):
     return ["benchmarks"] if "benchmarks" in env.found_docs else []
 
 
+# -- Docstrings: a star in a numpydoc type ------------------------------------------------------------
+# poolref's docstrings write shapes as ``x : array, shape (N, C, *spatial)``, which reads well in
+# help() but is an unclosed emphasis to reST. Escape such stars in the type part of parameter lines
+# (outside ``literals``) before numpydoc parses the docstring.
+_PARAMETER_LINE = re.compile(r"^(\s*[\w*][\w, *]* : )(.+)$")
+_BARE_STAR = re.compile(r"(?<![\\*\w])\*(?=[A-Za-z_])")
+
+
+def _escape_stars_in_types(app, what, name, obj, options, lines):
+    for k, line in enumerate(lines):
+        match = _PARAMETER_LINE.match(line)
+        if match:
+            parts = match.group(2).split("``")  # odd parts are inside ``literals``: leave them
+            parts[::2] = [_BARE_STAR.sub(r"\\*", part) for part in parts[::2]]
+            lines[k] = match.group(1) + "``".join(parts)
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", _escape_stars_in_types, priority=400)  # before numpydoc (500)
     app.connect("source-read", _insert_benchmark_results)
     app.connect("env-get-outdated", _always_reread_benchmarks)

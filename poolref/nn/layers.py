@@ -160,7 +160,7 @@ class ReLU(Module):
 
 
 class Flatten(Module):
-    r"""Merge axes ``start_dim .. end_dim`` into one (default: all but the batch axis), as PyTorch.
+    r"""Merge axes ``start_dim`` to ``end_dim`` into one (default: all but the batch axis), as PyTorch.
 
     Examples
     --------

@@ -1,0 +1,70 @@
+"""Figure of the sampling page: where grid_sample and interpolate read the input.
+
+Run by the ``.. plot::`` directive at build time. The source positions of ``interpolate`` are
+measured with poolref itself: resizing the ramp ``x[k] = k`` returns, at every output position, the
+(clamped) input coordinate it read for the linear modes and the index it picked for the nearest modes.
+
+Picture coordinates: pixel ``k`` is the unit square ``[k, k + 1)``, centred at ``k + 1/2``.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+import poolref
+
+L = 4
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+
+
+def _pixel_row(ax, y, length=L):
+    for k in range(length):
+        ax.add_patch(Rectangle((k, y - 0.3), 1, 0.6, facecolor="white", edgecolor="0.5"))
+        ax.text(k + 0.5, y, f"pixel {k}", ha="center", va="center", fontsize=7, color="0.4")
+
+
+def sampling_coordinates():
+    """Left: grid_sample's normalized coordinates on 4 pixels. Right: interpolate 4 -> 6, per mode."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+    g = np.linspace(-1, 1, 5)
+    _pixel_row(left, 0)
+    maps = [
+        ("align_corners=False:\n-1 and 1 are the outer edges", (g + 1) * L / 2 - 0.5, 1.1),
+        ("align_corners=True:\n-1 and 1 are the corner centres", (g + 1) * (L - 1) / 2, -1.1),
+    ]
+    for n, (label, index, y) in enumerate(maps):
+        picture = index + 0.5  # index coordinate -> picture coordinate
+        left.plot([picture[0], picture[-1]], [y, y], "-", color=COLOURS[n], lw=1)
+        for gv, xv in zip(g, picture):
+            left.plot(xv, y, "o", color=COLOURS[n], ms=5)
+            left.text(xv, y + (0.28 if y > 0 else -0.28), f"{gv:g}", ha="center", va="center", fontsize=7, color=COLOURS[n])
+            left.plot([xv, xv], [y, 0.3 if y > 0 else -0.3], ":", color=COLOURS[n], lw=0.8)
+        left.text(-0.3, y, label, ha="right", va="center", fontsize=8, color=COLOURS[n])
+    left.set_xlim(-2.8, L + 0.3)
+    left.set_ylim(-1.6, 1.6)
+    left.axis("off")
+    left.set_title("grid_sample: grid value g -> pixel coordinate", fontsize=9)
+
+    out = 6
+    ramp = np.arange(L, dtype=np.float64)[None, None]  # x[k] = k: a read value is a read coordinate
+    modes = [
+        ("nearest (PyTorch legacy)", dict(mode="nearest")),
+        ("nearest-exact", dict(mode="nearest-exact")),
+        ("linear, align_corners=False", dict(mode="linear", align_corners=False)),
+        ("linear, align_corners=True", dict(mode="linear", align_corners=True)),
+    ]
+    _pixel_row(right, 0)
+    for n, (label, kwargs) in enumerate(modes):
+        read = poolref.interpolate(ramp, size=out, **kwargs)[0, 0]  # (6,) source coordinate of each output
+        y = -(n + 1) * 0.75
+        right.text(-0.3, y, label, ha="right", va="center", fontsize=8, color=COLOURS[n])
+        readers = {}  # coordinate -> the outputs that read it (nearest modes read a pixel twice)
+        for d, coordinate in enumerate(read.tolist()):
+            readers.setdefault(coordinate, []).append(str(d))
+        for coordinate, outputs in readers.items():
+            right.plot(coordinate + 0.5, y, "o", color=COLOURS[n], ms=5)
+            right.text(coordinate + 0.5, y + 0.22, ",".join(outputs), ha="center", fontsize=6, color=COLOURS[n])
+    right.set_xlim(-3.6, L + 0.3)
+    right.set_ylim(-(len(modes) + 0.6) * 0.75, 0.5)
+    right.axis("off")
+    right.set_title(f"interpolate {L} -> {out}: where output d reads (measured on a ramp)", fontsize=9)
