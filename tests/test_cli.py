@@ -1,57 +1,83 @@
-"""The ``poolref`` command and the oracle behind it."""
+"""The ``poolref`` command: ``poolref check`` and ``poolref atlas``."""
 
+import inspect
 import json
 import subprocess
 import sys
 
-import numpy
 import pytest
 
 from poolref import oracle
 from poolref.cli import main
-from poolref.oracle import torch_adapter
-from poolref.oracle.cases import generate_cases
+
+
+def test_check_keeps_the_api_signature():
+    parameters = inspect.signature(oracle.check).parameters
+    assert list(parameters)[:4] == ["framework", "ops", "cases", "seed"]
+    assert parameters["ops"].default is None and parameters["seed"].default == 0
+    assert all(p.kind == p.KEYWORD_ONLY for name, p in parameters.items() if name not in ("framework", "ops", "cases", "seed"))
 
 
 def test_self_check_passes_and_writes_json(tmp_path, capsys):
     path = tmp_path / "report.json"
     assert main(["check", "self", "--ops", "max_pool2d", "avg_pool1d", "--cases", "3", "--json", str(path)]) == 0
-    out = capsys.readouterr().out
-    assert "max_pool2d" in out and "all checks passed" in out
+    captured = capsys.readouterr()
+    assert "max_pool2d" in captured.out and "all checks passed" in captured.out
+    assert "self avg_pool1d" in captured.err  # the progress lines go to stderr
     data = json.loads(path.read_text())
     assert data["passed"] and {r["op"] for r in data["results"]} == {"max_pool2d", "avg_pool1d"}
+    # worked examples come on top of the random cases: max_pool2d has two (ties, NaN)
+    assert {r["op"]: r["cases"] for r in data["results"]} == {"max_pool2d": 5, "avg_pool1d": 4}
 
 
 def test_usage_errors_exit_2():
-    for argv in (["check", "caffe"], ["check", "self", "--ops", "fancy_pool"], ["check", "--cases", "0"], []):
+    for argv in (["check", "caffe"], ["check", "self", "--ops", "fancy_pool"], ["check", "--cases", "-1"], [],
+                 ["check", "--seed", "x"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
 
 
-def test_cases_are_reproducible_from_the_seed():
-    a, b = generate_cases("max_pool2d", 5, 3), generate_cases("max_pool2d", 5, 3)
-    assert all(numpy.array_equal(x.x, y.x) and x.kwargs == y.kwargs for x, y in zip(a, b))
-    assert not all(numpy.array_equal(x.x, y.x) for x, y in zip(a, generate_cases("max_pool2d", 5, 4)))
+def test_a_framework_that_is_not_installed_is_a_usage_error(monkeypatch, capsys):
+    monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self"])
+    with pytest.raises(SystemExit) as info:
+        main(["check", "tensorflow"])
+    assert info.value.code == 2 and "not installed" in capsys.readouterr().err
 
 
-def test_torch_check_passes():
+def test_without_frameworks_the_default_run_is_the_self_check(monkeypatch, capsys):
+    monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self"])
+    assert main(["check", "--ops", "adaptive_max_pool1d", "--cases", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "running poolref's self-checks only" in out and "checking self" in out and "checking torch" not in out
+
+
+def test_a_mismatch_exits_1_and_prints_a_reproducer(monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    real = torch.nn.functional.avg_pool1d
+    monkeypatch.setattr(torch.nn.functional, "avg_pool1d", lambda *a, **k: real(*a, **k) * 1.01)
+    assert main(["check", "torch", "--ops", "avg_pool1d", "--cases", "2", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "MISMATCHES FOUND" in out
+    assert "reproducer (runnable Python)" in out and "F.avg_pool1d(x_t" in out
+
+
+def test_every_installed_framework_by_default(monkeypatch):
     pytest.importorskip("torch")
-    report = oracle.check("torch", ops=["max_pool2d", "lp_pool1d", "adaptive_max_pool3d"], cases=5)
-    assert report.passed and len(report.results) == 3
+    monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self", "torch"])
+    seen = []
+    real_check = oracle.check
+    monkeypatch.setattr(oracle, "check", lambda name, **kw: seen.append(name) or real_check(name, **kw))
+    assert main(["check", "--ops", "max_pool1d", "--cases", "1", "--quiet"]) == 0
+    assert seen == ["self", "torch"]
 
 
-def test_oracle_catches_a_planted_bug(monkeypatch):
-    pytest.importorskip("torch")
-    real_run = torch_adapter.run
-
-    def off_by_a_little(case, cotangent):
-        values, indices, grad = real_run(case, cotangent)
-        return values, indices, grad * 1.001  # a gradient scaled slightly wrong
-
-    monkeypatch.setattr(torch_adapter, "run", off_by_a_little)
-    report = oracle.check("torch", ops=["avg_pool2d"], cases=3)
-    assert not report.passed and "gradients differ" in report.table()
+def test_atlas_command_writes_the_page(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self"])
+    monkeypatch.setattr("poolref.oracle.atlas.available_frameworks", lambda: ["self"])
+    path = tmp_path / "atlas.rst"
+    assert main(["atlas", str(path)]) == 0
+    assert path.read_text().startswith(":orphan:") and str(path) in capsys.readouterr().out
 
 
 def test_python_dash_m_poolref_runs():
@@ -59,3 +85,22 @@ def test_python_dash_m_poolref_runs():
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "all checks passed" in out.stdout
+
+
+def test_the_progress_bar_redraws_on_a_terminal_and_logs_lines_elsewhere():
+    import io
+
+    from poolref.oracle.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        bar = ProgressBar(stream, width=10)
+        for done in range(1, 5):
+            bar(done, 4, "torch max_pool2d" if done < 3 else "torch avg_pool2d")
+    assert terminal.getvalue().count("\r") == 4 and "[##########] 4/4" in terminal.getvalue()
+    assert log.getvalue().splitlines()[0].split() == ["1/4", "torch", "max_pool2d", log.getvalue().split()[3]]
+    assert len(log.getvalue().splitlines()) == 3  # a line per new label, and the last

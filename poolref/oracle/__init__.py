@@ -1,129 +1,119 @@
-"""The oracle: cross-check a framework's pooling outputs and gradients against poolref.
+r"""The oracle: cross-check frameworks' pooling outputs and gradients against poolref.
 
-``check("torch")`` runs seeded random cases of every op through PyTorch and through poolref and
-compares values, indices (exactly) and input gradients; ``check("self")`` checks poolref against its
-own plain-loop references, its gradients by finite differences and the conservation laws, and needs
-no framework. The ``poolref check`` command prints the resulting :class:`Report`.
+``check("torch")`` runs seeded random cases of every op PyTorch has, plus the worked examples of
+SEMANTICS.md, through PyTorch and through poolref and compares values, indices (exactly) and input
+gradients. ``"onnxruntime"``, ``"tensorflow"`` and ``"jax"`` work the same way, each modelled by the
+``convention=`` that reproduces it (TensorFlow's SAME averages never count padding, ONNX's LpPool is
+the true norm, ...). ``check("self")`` checks poolref against its own plain-loop references, its
+gradients by finite differences and the conservation laws, and needs no framework.
+
+Each framework has an adapter module (``torch_adapter``, ``onnxruntime_adapter``,
+``tensorflow_adapter``, ``jax_adapter``), imported only when that framework is installed, whose
+``MAPPINGS`` declare which framework op corresponds to which poolref op and convention, which
+configurations are checked, and which are skipped because poolref cannot model them
+(:mod:`poolref.oracle.mapping`). The ``poolref check`` command prints the resulting :class:`Report`.
+
+>>> from poolref import oracle
+>>> report = oracle.check("self", ops=["max_pool1d"], cases=2)  # 2 random cases + 1 worked example
+>>> report.passed, report.results[0].cases
+(True, 3)
 """
 
 from __future__ import annotations
 
-import numpy
+import importlib
+import importlib.util
 
-from . import torch_adapter
-from .cases import OPS, generate_cases
-from .report import OpResult, Report
+from .cases import OPS, Case
+from .report import Failure, OpResult, Report
 
-__all__ = ["check", "available_frameworks", "FRAMEWORKS", "OPS", "Report"]
+__all__ = ["check", "available_frameworks", "load_adapter", "FRAMEWORKS", "ALIASES", "OPS", "Case", "Report", "OpResult", "Failure"]
 
-ADAPTERS = {torch_adapter.NAME: torch_adapter}
+#: framework name -> (adapter module, the packages it needs)
+ADAPTERS = {
+    "torch": ("poolref.oracle.torch_adapter", ("torch",)),
+    "onnxruntime": ("poolref.oracle.onnxruntime_adapter", ("onnxruntime", "onnx")),
+    "tensorflow": ("poolref.oracle.tensorflow_adapter", ("tensorflow",)),
+    "jax": ("poolref.oracle.jax_adapter", ("jax",)),
+}
 FRAMEWORKS = ("self",) + tuple(ADAPTERS)
+#: Other names the command accepts.
+ALIASES = {"pytorch": "torch", "onnx": "onnxruntime", "ort": "onnxruntime", "tf": "tensorflow"}
 
-# float64 throughout: the only differences left are summation order
-TOLERANCE = dict(rtol=1e-10, atol=1e-12)
+
+def installed(framework: str) -> bool:
+    """Whether the packages ``framework``'s adapter needs can be imported (``self`` always can)."""
+    if framework == "self":
+        return True
+    return all(importlib.util.find_spec(package) is not None for package in ADAPTERS[framework][1])
 
 
 def available_frameworks() -> list[str]:
-    """The frameworks installed here (``self`` is always available)."""
-    return ["self"] + [name for name, adapter in ADAPTERS.items() if adapter.available()]
+    """The frameworks installed here, ``self`` first (it needs none)."""
+    return [name for name in FRAMEWORKS if installed(name)]
 
 
-def _poolref_run(case, cotangent):
-    import poolref
-
-    fn = getattr(poolref, case.op)
-    kwargs = dict(case.kwargs)
-    args = (kwargs.pop("norm_type"),) if "norm_type" in kwargs else ()
-    with_indices = case.op.startswith(("max_pool", "adaptive_max_pool"))
-    if with_indices:
-        kwargs["return_indices"] = True
-    outputs, pullback = poolref.vjp(lambda t: fn(t, *args, **kwargs), case.x)
-    values, indices = outputs if with_indices else (outputs, None)
-    return values, indices, pullback(cotangent)[0]
+def load_adapter(framework: str):
+    """Import the adapter module of an installed framework (this imports the framework)."""
+    framework = ALIASES.get(framework, framework)
+    if framework not in ADAPTERS:
+        raise ValueError(f"check: framework must be one of {FRAMEWORKS}, got framework={framework!r}")
+    if not installed(framework):
+        raise ValueError(f"check: framework={framework!r} is not installed (pip install {' '.join(ADAPTERS[framework][1])})")
+    return importlib.import_module(ADAPTERS[framework][0])
 
 
-def _max_error(a, b) -> float:
-    if a.size == 0:
-        return 0.0
-    return float(numpy.max(numpy.abs(numpy.asarray(a, dtype=numpy.float64) - b)))
-
-
-def _compare(result: OpResult, case, theirs, ours):
-    (v1, i1, g1), (v2, i2, g2) = theirs, ours
-    problems = []
-    if v1.shape != v2.shape:
-        problems.append(f"output shape {v1.shape} != poolref {v2.shape}")
-    else:
-        result.max_abs_error = max(result.max_abs_error, _max_error(v1, v2))
-        if not numpy.allclose(v1, v2, **TOLERANCE):
-            problems.append(f"outputs differ by up to {_max_error(v1, v2):.3e}")
-        if i1 is not None and not numpy.array_equal(i1, i2):
-            problems.append("indices differ")
-        result.max_grad_abs_error = max(result.max_grad_abs_error, _max_error(g1, g2))
-        if not numpy.allclose(g1, g2, **TOLERANCE):
-            problems.append(f"gradients differ by up to {_max_error(g1, g2):.3e}")
-    if problems:
-        result.failures.append(f"{'; '.join(problems)}: x.shape={case.x.shape}, {case.kwargs}")
-
-
-def check(framework: str, ops=None, cases: int = 20, seed: int = 0, progress=None) -> Report:
-    """Cross-check ``framework`` against poolref on ``cases`` seeded cases per op.
+def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None) -> Report:
+    """Cross-check ``framework`` against poolref on ``cases`` seeded random cases per framework op.
 
     Parameters
     ----------
     framework : str
-        ``"self"`` or an installed framework (``"torch"``).
+        ``"self"`` or an installed framework: ``"torch"``, ``"onnxruntime"``, ``"tensorflow"``,
+        ``"jax"`` (aliases ``"onnx"``, ``"ort"``, ``"tf"``, ``"pytorch"``).
     ops : list of str, optional
-        poolref op names; all supported ops by default.
-    cases : int
-        Cases per op.
+        poolref op names (see :data:`OPS`); by default every op the framework has.
+    cases : int, optional
+        Random cases per framework op; the worked examples of SEMANTICS.md come on top. By default
+        the adapter's ``DEFAULT_CASES``: 20, or 10 for JAX, which compiles an XLA program per case.
     seed : int
-        Seed of the case generator.
+        Seed of the case generator and of the cotangents.
     progress : callable, optional
-        Called with the op name before each op is checked.
+        ``progress(done, total, label)``, called after each case.
 
     Returns
     -------
     Report
-        ``report.passed`` is True when every case of every op agrees.
+        ``report.passed`` is True when every case of every op agrees; each mismatch carries a
+        runnable reproducer.
     """
+    for op in ops or ():
+        if op not in OPS:
+            raise ValueError(f"check: unknown op {op!r}; choose from {OPS}")
+    if cases is not None and (isinstance(cases, bool) or not isinstance(cases, int) or cases < 0):
+        raise ValueError(f"check: cases must be a non-negative int or None, got cases={cases!r}")
+    framework = ALIASES.get(framework, framework)
     if framework == "self":
         from .selfcheck import self_check
 
-        return self_check(ops, cases, seed, progress)
-    if framework not in ADAPTERS:
-        raise ValueError(f"check: framework must be one of {FRAMEWORKS}, got framework={framework!r}")
-    adapter = ADAPTERS[framework]
-    if not adapter.available():
-        raise ValueError(f"check: framework={framework!r} is not installed")
-    report = Report()
-    for op in ops or OPS:
-        if op not in OPS:
-            raise ValueError(f"check: unknown op {op!r}; choose from {OPS}")
-        if not adapter.supports(op):
-            continue
+        from .selfcheck import DEFAULT_CASES
+
+        return self_check(ops, DEFAULT_CASES if cases is None else cases, seed, progress=progress)
+    adapter = load_adapter(framework)
+    from .engine import check_mapping, plan_cases
+
+    cases = adapter.DEFAULT_CASES if cases is None else cases
+    mappings = sorted((m for m in adapter.MAPPINGS if ops is None or m.op in ops), key=lambda m: OPS.index(m.op))
+    plan = [(m, plan_cases(m, cases, seed)) for m in mappings]
+    total, done = sum(len(c) for _, c in plan), 0
+
+    def step(label):
+        nonlocal done
+        done += 1
         if progress:
-            progress(op)
-        result = OpResult(framework, op)
-        for index, case in enumerate(generate_cases(op, cases, seed)):
-            cotangent = _cotangent(case, seed, index)
-            ours = _poolref_run(case, cotangent)
-            try:
-                theirs = adapter.run(case, cotangent)
-            except Exception as error:  # a framework refusing a case poolref accepts is a finding too
-                result.failures.append(f"{framework} raised {type(error).__name__}: {error}: x.shape={case.x.shape}, {case.kwargs}")
-            else:
-                _compare(result, case, theirs, ours)
-            result.cases += 1
-        report.results.append(result)
+            progress(done, total, label)
+
+    report = Report(versions={framework: adapter.version()})
+    for mapping, planned in plan:
+        report.results.append(check_mapping(framework, adapter.IMPORTS, mapping, planned, seed, step))
     return report
-
-
-def _cotangent(case, seed, index):
-    """A seeded upstream gradient shaped like the op's output (computed by poolref)."""
-    import poolref
-
-    kwargs = dict(case.kwargs)
-    args = (kwargs.pop("norm_type"),) if "norm_type" in kwargs else ()
-    shape = getattr(poolref, case.op)(case.x, *args, **kwargs).shape
-    return numpy.random.default_rng([seed, index, 7]).normal(size=shape)

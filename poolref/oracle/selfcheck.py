@@ -1,32 +1,63 @@
-"""poolref's self-checks: the vectorised ops against their plain-loop references (values, indices and
-gradients), finite-difference gradchecks, and the gradient-conservation laws. Needs no framework."""
+r"""poolref's self-checks: every vectorised op against its plain-loop reference (values, indices and
+gradients), finite-difference gradchecks, and the gradient-conservation laws. Needs no framework.
+
+The cases are the oracle's own (:mod:`poolref.oracle.cases`), with the windowed ops drawn under all
+three conventions (``torch``, ``onnx``, ``tensorflow``) and their paddings. For each case:
+
+1. the shipped op and its loop reference (:mod:`poolref.reference`) must agree on the output, the
+   indices and the gradient of ``sum(output * cotangent)`` to every differentiable input;
+2. on the first cases of each op, :func:`poolref.autograd.gradcheck` compares the hand-written
+   backward with central differences in float64 (the inputs of max-type ops are distinct, a quarter
+   apart, so no argmax flips under the step);
+3. max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, and average pooling
+   must hand on exactly ``sum(cotangent * valid / divisor)``
+   (:func:`poolref.testing.assert_conserves_gradient`).
+"""
 
 from __future__ import annotations
 
 import numpy
 
-from .._geometry import pool_geometry
-from ..autograd import GradcheckError, gradcheck, vjp
+from .._geometry import as_int_tuple, pool_geometry
+from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
+from ..reference import convolution as convolution_ref
+from ..reference import region as region_ref
+from ..reference import sampling as sampling_ref
+from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
 from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass
-from .cases import OPS, generate_cases
-from .report import OpResult, Report
+from .cases import OPS, Case, generate_cases, with_indices, worked_examples
+from .compare import compare_arrays
+from .engine import poolref_function, run_poolref
+from .report import Failure, OpResult, Report
 
-__all__ = ["self_check"]
+__all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES"]
+
+DEFAULT_CASES = 20
+GRADCHECK_CASES = 2  # the finite-difference Jacobian is the expensive check: a few cases per op
+#: The ops with a loop reference (all of :data:`~poolref.oracle.cases.OPS`).
+SELF_OPS = OPS
+SPACES = {  # per op family: what the self-checks draw beyond the defaults
+    "windowed": dict(conventions=("torch", "onnx", "tensorflow"), dilation=True, divisor_override=True),
+    "roi_align": dict(modes=("avg",)),
+}
 
 
-def _split(case):
-    kwargs = dict(case.kwargs)
-    args = (kwargs.pop("norm_type"),) if "norm_type" in kwargs else ()
-    return args, kwargs
+def _space(op: str) -> dict:
+    if op.startswith(("max_pool", "avg_pool", "lp_pool")):
+        return SPACES["windowed"]
+    return SPACES.get(op, {})
 
 
-def _geometry_args(case):
+# --------------------------------------------------------------------------------------------------
+# The loop references, called like the ops
+# --------------------------------------------------------------------------------------------------
+def _geometry(case: Case):
     kw = case.kwargs
     geometry = pool_geometry(
         case.x.shape[2:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("dilation", 1),
-        kw.get("ceil_mode", False), "torch", case.op,
+        kw.get("ceil_mode", False), kw.get("convention", "torch"), case.op,
     )
     axes = geometry.axes
     return (
@@ -35,73 +66,159 @@ def _geometry_args(case):
     )
 
 
-def _reference(case, cotangent):
-    """(values, indices or None, input gradient) from the plain-loop reference of ``case.op``."""
-    x, kw = case.x, case.kwargs
-    if case.op.startswith("adaptive_max"):
-        y, i = adaptive_ref.adaptive_max_pool_reference(x, kw["output_size"])
-        return y, i, adaptive_ref.adaptive_max_pool_backward_reference(cotangent, i, x.shape)
-    if case.op.startswith("adaptive_avg"):
-        y = adaptive_ref.adaptive_avg_pool_reference(x, kw["output_size"])
-        return y, None, adaptive_ref.adaptive_avg_pool_backward_reference(cotangent, x.shape, kw["output_size"])
-    geometry = _geometry_args(case)
-    if case.op.startswith("max_pool"):
-        y, i = window_ref.max_pool_reference(x, *geometry)
-        return y, i, window_ref.max_pool_backward_reference(cotangent, i, x.shape)
-    if case.op.startswith("avg_pool"):
-        extra = (kw.get("count_include_pad", True), kw.get("divisor_override"))
+def _rois(case: Case):
+    return case.arrays["boxes"].astype(numpy.float64)
+
+
+def reference(case: Case, cotangent):
+    """``(values, indices or None, {input: gradient})`` of ``case`` from the plain-loop references."""
+    op, x, kw = case.op, case.arrays["x"], case.kwargs
+    if op.startswith("max_pool"):
+        y, i = window_ref.max_pool_reference(x, *_geometry(case))
+        return y, i, {"x": window_ref.max_pool_backward_reference(cotangent, i, x.shape)}
+    if op.startswith("avg_pool"):
+        # TensorFlow's averages never count padding
+        extra = (kw.get("count_include_pad", True) and kw.get("convention") != "tensorflow", kw.get("divisor_override"))
+        geometry = _geometry(case)
         y = window_ref.avg_pool_reference(x, *geometry, *extra)
-        return y, None, window_ref.avg_pool_backward_reference(cotangent, x.shape, *geometry, *extra)
-    p = kw["norm_type"]
-    y = window_ref.lp_pool_reference(x, p, *geometry, "torch")
-    return y, None, window_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, "torch")
+        return y, None, {"x": window_ref.avg_pool_backward_reference(cotangent, x.shape, *geometry, *extra)}
+    if op.startswith("lp_pool") or op == "global_lp_pool":
+        p, convention = kw["norm_type"], kw.get("convention", "torch")
+        if op == "global_lp_pool":
+            n = x.ndim - 2
+            geometry = (x.shape[2:], x.shape[2:], (0,) * n, (0,) * n, (1,) * n, False)
+        else:
+            geometry = _geometry(case)
+        y = window_ref.lp_pool_reference(x, p, *geometry, convention)
+        return y, None, {"x": window_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, convention)}
+    if op.startswith("max_unpool"):
+        indices = case.arrays["indices"]
+        out = kw.get("output_size") or _unpool_default(case)
+        y = window_ref.max_unpool_reference(x, indices, tuple(out))
+        return y, None, {"x": window_ref.max_unpool_backward_reference(cotangent, indices)}
+    if op.startswith("adaptive_max") or op == "global_max_pool":
+        size = kw.get("output_size", (1,) * (x.ndim - 2))
+        size = (size,) * (x.ndim - 2) if isinstance(size, int) else tuple(size)
+        y, i = adaptive_ref.adaptive_max_pool_reference(x, size)
+        return y, (i if op != "global_max_pool" else None), {"x": adaptive_ref.adaptive_max_pool_backward_reference(cotangent, i, x.shape)}
+    if op.startswith("adaptive_avg") or op == "global_avg_pool":
+        size = kw.get("output_size", (1,) * (x.ndim - 2))
+        size = (size,) * (x.ndim - 2) if isinstance(size, int) else tuple(size)
+        y = adaptive_ref.adaptive_avg_pool_reference(x, size)
+        return y, None, {"x": adaptive_ref.adaptive_avg_pool_backward_reference(cotangent, x.shape, size)}
+    if op.startswith("fractional_max_pool"):
+        y, i = stochastic_ref.fractional_max_pool_reference(x, kw["kernel_size"], kw["output_size"], case.arrays["random_samples"])
+        return y, i, {"x": stochastic_ref.fractional_max_pool_backward_reference(cotangent, i, x.shape)}
+    if op == "grid_sample":
+        args = (kw["mode"], kw["padding_mode"], kw["align_corners"])
+        y = sampling_ref.grid_sample_reference(x, case.arrays["grid"], *args)
+        grad_x, grad_grid = sampling_ref.grid_sample_backward_reference(cotangent, x, case.arrays["grid"], *args)
+        return y, None, {"x": grad_x, "grid": grad_grid}
+    if op == "interpolate":
+        n = x.ndim - 2
+        size = kw["size"]
+        size = (size,) * n if isinstance(size, int) else tuple(size)
+        align = bool(kw.get("align_corners") or False)
+        y = sampling_ref.interpolate_reference(x, size, kw["mode"], align)
+        return y, None, {"x": sampling_ref.interpolate_backward_reference(cotangent, x.shape, kw["mode"], align)}
+    size = as_int_tuple(kw["output_size"], 2, "output_size", op) if "roi" in op else None
+    if op == "roi_align":
+        args = (size, kw["spatial_scale"], kw["sampling_ratio"], kw["aligned"], kw.get("mode", "avg"))
+        y = region_ref.roi_align_reference(x, _rois(case), *args)
+        return y, None, {"x": region_ref.roi_align_backward_reference(cotangent, x, _rois(case), *args)}
+    if op == "roi_pool":
+        y, argmax = region_ref.roi_pool_reference(x, _rois(case), size, kw["spatial_scale"], kw.get("convention", "torchvision"))
+        return y, None, {"x": region_ref.roi_pool_backward_reference(cotangent, argmax, _rois(case), x.shape)}
+    if op == "ps_roi_pool":
+        y = region_ref.ps_roi_pool_reference(x, _rois(case), size, kw["spatial_scale"])
+        return y, None, {"x": region_ref.ps_roi_pool_backward_reference(cotangent, x.shape, _rois(case), size, kw["spatial_scale"])}
+    if op == "ps_roi_align":
+        args = (size, kw["spatial_scale"], kw["sampling_ratio"])
+        y = region_ref.ps_roi_align_reference(x, _rois(case), *args)
+        return y, None, {"x": region_ref.ps_roi_align_backward_reference(cotangent, x.shape, _rois(case), *args)}
+    if op == "conv2d":
+        w, b = case.arrays["weight"], case.arrays["bias"]
+        pads = tuple(kw["padding"])
+        geometry = (tuple(kw["stride"]), pads, pads, tuple(kw["dilation"]))
+        y = convolution_ref.conv2d_reference(x, w, b, *geometry)
+        grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
+        return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
+    raise KeyError(op)
 
 
-def _check_case(result: OpResult, case, index: int, seed: int):
-    import poolref
+def _unpool_default(case: Case):
+    kw, n = case.kwargs, case.x.ndim - 2
+    kernel = kw["kernel_size"]
+    stride = kw.get("stride") or kernel
+    padding = kw.get("padding", (0,) * n)
+    return tuple((L - 1) * s - 2 * p + k for L, s, p, k in zip(case.x.shape[2:], stride, padding, kernel))
 
-    fn = getattr(poolref, case.op)
-    args, kwargs = _split(case)
-    with_indices = case.op.startswith(("max_pool", "adaptive_max_pool"))
-    outputs, pullback = vjp(lambda t: fn(t, *args, **kwargs, **({"return_indices": True} if with_indices else {})), case.x)
-    values, indices = outputs if with_indices else (outputs, None)
-    cotangent = numpy.random.default_rng([seed, index]).normal(size=values.shape)
-    grad = pullback(cotangent)[0]
-    ref_values, ref_indices, ref_grad = _reference(case, cotangent)
+
+# --------------------------------------------------------------------------------------------------
+# One case
+# --------------------------------------------------------------------------------------------------
+def _laws(case: Case) -> None:
+    """The conservation law of ``case``'s op, where it has one (raises AssertionError)."""
+    op = case.op
+    if not (op.startswith(("max_pool", "adaptive_max", "fractional_max", "avg_pool")) or op == "global_max_pool"):
+        return
+    call = poolref_function(case)
+    mass = 1.0
+    if op.startswith("avg_pool"):
+        kw = case.kwargs
+        mass = avg_pool_window_mass(
+            case.x.shape[2:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("ceil_mode", False),
+            kw.get("count_include_pad", True), kw.get("divisor_override"), dilation=kw.get("dilation", 1),
+            convention=kw.get("convention", "torch"),
+        )
+    assert_conserves_gradient(call, case.x, window_mass=mass)
+
+
+def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_differences: bool) -> None:
     problems = []
-    if not numpy.allclose(values, ref_values, rtol=1e-10, atol=1e-12):
-        problems.append("outputs differ from the loop reference")
-    if indices is not None and not numpy.array_equal(indices, ref_indices):
-        problems.append("indices differ from the loop reference")
-    if not numpy.allclose(grad, ref_grad, rtol=1e-10, atol=1e-12):
-        problems.append("gradients differ from the loop reference")
-    if values.size:
-        result.max_abs_error = max(result.max_abs_error, float(numpy.abs(values - ref_values).max()))
-        result.max_grad_abs_error = max(result.max_grad_abs_error, float(numpy.abs(grad - ref_grad).max()))
     try:
-        if index < 3:  # the finite-difference Jacobian is the expensive check: a few cases per op
-            gradcheck(lambda t: fn(t, *args, **kwargs), case.x[:1, :1])
-        mass = 1.0
-        if case.op.startswith("avg_pool"):
-            mass = avg_pool_window_mass(case.x.shape[2:], **kwargs)
-        if not case.op.startswith("lp_pool"):
-            assert_conserves_gradient(lambda t: fn(t, *args, **kwargs), case.x, window_mass=mass)
+        ours, cotangent = run_poolref(case, seed, index)
+        values, indices, grads = reference(case, cotangent)
+    except (ValueError, TypeError) as error:
+        result.failures.append(Failure(case.describe(), [f"raised {type(error).__name__}: {error}"], ""))
+        return
+    comparisons = [compare_arrays(ours.values, values, "output (vs the loop reference)")]
+    if with_indices(case.op) and indices is not None:
+        comparisons.append(compare_arrays(ours.indices, indices, "indices (vs the loop reference)", exact=True))
+    gradient_comparisons = [compare_arrays(ours.grads[name], grads[name], f"gradient to {name} (vs the loop reference)")
+                            for name in case.grad_inputs]
+    problems += [c.problem for c in comparisons + gradient_comparisons if not c.ok]
+    result.record((comparisons[0].abs_error, comparisons[0].rel_error),
+                  (max((c.abs_error for c in gradient_comparisons), default=0.0),
+                   max((c.rel_error for c in gradient_comparisons), default=0.0)))
+    try:
+        if finite_differences and case.dtype == numpy.float64:
+            gradcheck(poolref_function(case), *[case.arrays[name] for name in case.grad_inputs])
+        if not numpy.isnan(case.x).any():
+            _laws(case)
     except (GradcheckError, AssertionError) as error:
         problems.append(str(error).splitlines()[0])
     if problems:
-        result.failures.append(f"{'; '.join(problems)}: x.shape={case.x.shape}, {case.kwargs}")
+        result.failures.append(Failure(case.describe(), problems, ""))
 
 
-def self_check(ops=None, cases: int = 20, seed: int = 0, progress=None) -> Report:
-    report = Report()
-    for op in ops or OPS:
-        if op not in OPS:
-            raise ValueError(f"check: unknown op {op!r}; choose from {OPS}")
-        if progress:
-            progress(op)
-        result = OpResult("self", op)
-        for index, case in enumerate(generate_cases(op, cases, seed)):
-            _check_case(result, case, index, seed)
+def self_check(ops=None, cases: int = DEFAULT_CASES, seed: int = 0, *, progress=None) -> Report:
+    """Check poolref against itself (loop references, gradcheck, conservation laws) on seeded cases."""
+    for op in ops or ():
+        if op not in SELF_OPS:
+            raise ValueError(f"check: unknown op {op!r}; choose from {SELF_OPS}")
+    plan = [(op, worked_examples(op) + generate_cases(op, cases, seed, _space(op))) for op in ops or SELF_OPS]
+    total, done = sum(len(c) for _, c in plan), 0
+    report = Report(versions={"self": "loop references, gradcheck, conservation laws"})
+    for op, planned in plan:
+        result = OpResult("self", op, "loop reference + gradcheck + laws")
+        worked = sum(1 for case in planned if case.label)
+        for index, case in enumerate(planned):
+            # worked examples hold ties and NaN on purpose: no derivative there to check
+            _check_case(result, case, index, seed, worked <= index < worked + GRADCHECK_CASES)
             result.cases += 1
+            done += 1
+            if progress:
+                progress(done, total, f"self {op}")
         report.results.append(result)
     return report

@@ -1,52 +1,201 @@
-"""PyTorch adapter: which torch function computes each poolref op, and how to run it.
+r"""PyTorch (and torchvision, when installed): which torch function computes each poolref op.
 
-PyTorch is poolref's default convention, so every op maps to the ``torch.nn.functional`` function
-of the same name with the same arguments; gradients come from torch's autograd.
+PyTorch is poolref's default convention, so almost every op maps to the ``torch.nn.functional``
+function of the same name with the same arguments and needs no ``convention=``; gradients come from
+torch's autograd. The exceptions are written down in each mapping: ``lp_pool1d`` wants int sizes,
+``fractional_max_pool`` takes its samples through the private ``_random_samples`` argument, and the
+global ops are spelt with ``mean`` and whole-plane pooling.
+
+The oracle loads this adapter only when torch is installed; torch itself is imported by the checks'
+code (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """
 
 from __future__ import annotations
 
-import numpy
+import importlib.util
 
-__all__ = ["NAME", "available", "supports", "run"]
+from .cases import Case, with_indices
+from .mapping import Mapping, format_kwargs
 
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+
+DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "torch"
+MODULES = ("torch",)
+IMPORTS = "import torch\nimport torch.nn.functional as F"
 
 
-def available() -> bool:
+def _torchvision_works() -> bool:
+    """torchvision is installed and its compiled ops load (a wheel built for another torch does not)."""
+    if importlib.util.find_spec("torchvision") is None:
+        return False
     try:
-        import torch  # noqa: F401
-    except ImportError:
+        import torchvision.ops  # noqa: F401
+    except Exception:  # noqa: BLE001 - e.g. RuntimeError: operator torchvision::nms does not exist
         return False
     return True
 
 
-def supports(op: str) -> bool:
-    import torch.nn.functional as F
-
-    return hasattr(F, op)
+HAS_TORCHVISION = _torchvision_works()
 
 
-def run(case, cotangent):
-    """Run ``case`` in PyTorch: returns ``(values, indices or None, input gradient)`` as numpy arrays."""
+def version() -> str:
     import torch
-    import torch.nn.functional as F
 
-    x = torch.from_numpy(numpy.ascontiguousarray(case.x)).requires_grad_(True)
+    text = f"torch {torch.__version__}"
+    if HAS_TORCHVISION:
+        import torchvision
+
+        text += f", torchvision {torchvision.__version__}"
+    return text.split(" ", 1)[1]
+
+
+# --------------------------------------------------------------------------------------------------
+# Source code templates: numpy in, torch autograd, numpy out
+# --------------------------------------------------------------------------------------------------
+def _inputs(case: Case) -> list[str]:
+    """``<name>_t = torch.tensor(<name>)`` for every array, with a gradient where one is compared."""
+    return [
+        f"{name}_t = torch.tensor({name}" + (", requires_grad=True)" if name in case.grad_inputs else ")")
+        for name in case.arrays
+    ]
+
+
+def _outputs(case: Case) -> list[str]:
+    lines = ["y_t.backward(torch.tensor(cotangent))", "y = y_t.detach().numpy()"]
+    if with_indices(case.op):
+        lines.append("y_indices = indices_t.numpy()")
+    lines += [f"grad_{name} = {name}_t.grad.numpy()" for name in case.grad_inputs]
+    return lines
+
+
+def _source(case: Case, call: str) -> str:
+    target = "y_t, indices_t" if with_indices(case.op) else "y_t"
+    return "\n".join(_inputs(case) + [f"{target} = {call}"] + _outputs(case))
+
+
+def _same_call(function: str):
+    """``function(<positional tensors>, **kwargs)``: the op's torch twin takes poolref's arguments."""
+
+    def code(case: Case) -> str:
+        args = [f"{name}_t" for name in case.positional]
+        keywords = format_kwargs(case.kwargs, drop=("convention",))
+        return _source(case, f"{function}({', '.join(args + ([keywords] if keywords else []))})")
+
+    return code
+
+
+def _torchvision_call(op: str):
+    same = _same_call(f"torchvision.ops.{op}")
+    return lambda case: "import torchvision.ops\n" + same(case)
+
+
+def _lp_pool(case: Case) -> str:
     kwargs = dict(case.kwargs)
-    args = ()
-    if "norm_type" in kwargs:
-        args = (kwargs.pop("norm_type"),)
-        if case.op == "lp_pool1d":  # torch multiplies by kernel_size here, so it must be an int
-            kwargs = {k: v[0] if isinstance(v, tuple) else v for k, v in kwargs.items()}
-    with_indices = case.op.startswith(("max_pool", "adaptive_max_pool"))
-    if with_indices:
-        kwargs["return_indices"] = True
-    out = getattr(F, case.op)(x, *args, **kwargs)
-    values, indices = out if with_indices else (out, None)
-    values.backward(torch.from_numpy(cotangent))
-    return (
-        values.detach().numpy(),
-        None if indices is None else indices.numpy(),
-        x.grad.numpy(),
-    )
+    n = case.x.ndim - 2
+    if n == 1:  # torch's lp_pool1d multiplies by kernel_size, so it must be an int, not a 1-tuple
+        kwargs = {k: (v[0] if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+    return _source(case, f"F.lp_pool{n}d(x_t, {format_kwargs(kwargs, drop=('convention',))})")
+
+
+def _global(case: Case) -> str:
+    n = case.x.ndim - 2
+    if case.op == "global_avg_pool":
+        return _source(case, f"x_t.mean(dim={tuple(range(2, n + 2))}, keepdim=True)")
+    if case.op == "global_max_pool":
+        return _source(case, f"F.adaptive_max_pool{n}d(x_t, 1)")
+    kernel = case.x.shape[2] if n == 1 else tuple(case.x.shape[2:])
+    return _source(case, f"F.lp_pool{n}d(x_t, {case.kwargs['norm_type']!r}, kernel_size={kernel!r})")
+
+
+def _fractional(case: Case) -> str:
+    keywords = format_kwargs(case.kwargs)
+    return _source(case, f"F.{case.op}(x_t, {keywords}, _random_samples=random_samples_t)")
+
+
+# --------------------------------------------------------------------------------------------------
+# What PyTorch cannot express
+# --------------------------------------------------------------------------------------------------
+def _window_express(case: Case):
+    """PyTorch's pooling: symmetric int padding (at most half the kernel), dilation for max only, no
+    padding or dilation for Lp pooling, no divisor_override in 1-D, 3-D averages need input >= kernel."""
+    kw, n = case.kwargs, case.x.ndim - 2
+    kind = case.op.split("_")[0]
+    padding = kw.get("padding", 0)
+    if isinstance(padding, str) or (isinstance(padding, tuple) and any(isinstance(p, tuple) for p in padding)):
+        return "PyTorch's pooling takes symmetric int padding only (no SAME/VALID, no (begin, end) pairs)"
+    if kind == "lp" and padding not in (0, (0,) * n):
+        return "PyTorch's Lp pooling has no padding"
+    if kind != "max" and kw.get("dilation", 1) not in (1, (1,) * n):
+        return f"PyTorch's {kind} pooling has no dilation"
+    if case.op == "avg_pool1d" and kw.get("divisor_override") is not None:
+        return "PyTorch's avg_pool1d has no divisor_override"
+    if kw.get("convention", "torch") != "torch":
+        return "not PyTorch's convention"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The mappings
+# --------------------------------------------------------------------------------------------------
+BOTH_FLOATS = ("float64", "float32")
+
+
+def _mappings() -> list[Mapping]:
+    mappings = []
+    for n in (1, 2, 3):
+        mappings.append(Mapping(
+            f"max_pool{n}d", f"torch.nn.functional.max_pool{n}d", _same_call(f"F.max_pool{n}d"),
+            space=dict(dtypes=BOTH_FLOATS, dilation=True), express=_window_express,
+            notes="PyTorch's own semantics: poolref's default convention.",
+        ))
+        mappings.append(Mapping(
+            f"avg_pool{n}d", f"torch.nn.functional.avg_pool{n}d", _same_call(f"F.avg_pool{n}d"),
+            space=dict(dtypes=BOTH_FLOATS, divisor_override=n > 1, input_at_least_kernel=n == 3), express=_window_express,
+            notes="PyTorch's own semantics, divisor rule included (SEMANTICS.md 3).",
+            skips=("avg_pool3d: inputs smaller than the kernel (PyTorch's avg_pool3d alone refuses them)",) if n == 3 else (),
+        ))
+        mappings.append(Mapping(
+            f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool,
+            space=dict(dtypes=BOTH_FLOATS, padding=("none",), dilation=False, input_at_least_kernel=n == 3),
+            express=_window_express,
+            notes="PyTorch's formula with its ceil-mode rescaling quirk (SEMANTICS.md 4).",
+            skips=("padding and dilation: PyTorch's Lp pooling has neither",
+                   "negative random inputs: PyTorch's formula has no absolute value (the worked example checks them)")
+            + (("lp_pool3d: inputs smaller than the kernel (it calls avg_pool3d, which refuses them)",) if n == 3 else ()),
+        ))
+        mappings.append(Mapping(
+            f"max_unpool{n}d", f"torch.nn.functional.max_unpool{n}d", _same_call(f"F.max_unpool{n}d"),
+            space=dict(dtypes=BOTH_FLOATS),
+            skips=("repeated indices (overlapping pooling windows): the order of writes is unspecified",),
+        ))
+        for kind in ("avg", "max"):
+            mappings.append(Mapping(
+                f"adaptive_{kind}_pool{n}d", f"torch.nn.functional.adaptive_{kind}_pool{n}d",
+                _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(dtypes=BOTH_FLOATS),
+            ))
+    mappings += [
+        Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global),
+        Mapping("global_max_pool", "torch.nn.functional.adaptive_max_pool{n}d(x, 1)", _global),
+        Mapping("global_lp_pool", "torch.nn.functional.lp_pool{n}d(kernel_size=the whole plane)", _global),
+    ]
+    for n in (2, 3):
+        mappings.append(Mapping(
+            f"fractional_max_pool{n}d", f"torch.nn.functional.fractional_max_pool{n}d(_random_samples=...)", _fractional,
+            space=dict(dtypes=BOTH_FLOATS),
+            notes="The samples are passed in, so both sides place the same windows.",
+        ))
+    mappings += [
+        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample")),
+        Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
+                space=dict(modes=("nearest", "nearest-exact", "linear", "area"))),
+        Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d")),
+    ]
+    if HAS_TORCHVISION:
+        for op in ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"):
+            mappings.append(Mapping(op, f"torchvision.ops.{op}", _torchvision_call(op),
+                                    notes="torchvision's semantics: poolref's default for region ops."))
+    return mappings
+
+
+MAPPINGS = _mappings()

@@ -76,14 +76,36 @@ def assert_conserves_gradient(fn, x, *, cotangent=None, window_mass=1.0, seed=0,
         )
 
 
-def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, what="output"):
-    """Assert two arrays agree (shape, and values within tolerance), reporting the first mismatch.
+def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, what="output", x=None, window=None, radius=2):
+    r"""Assert two arrays agree (shape, and values within tolerance), with a readable diff of the first
+    mismatch.
 
-    The report gives the number of mismatches, the first mismatching index with both values, and
-    the largest absolute error, so a failing pooling window can be found at once.
+    The report gives the number of mismatches, the first mismatching index with both values and the
+    largest absolute error, then the neighbourhood of that element in the last two axes, ``got`` above
+    ``expected``, each mismatch marked with ``*``. Pass the op's input ``x`` and its windowed
+    keywords ``window`` (``kernel_size``, ``stride``, ``padding``, ``dilation``, ``ceil_mode``,
+    ``convention``) to also see the input *window* that produced the first mismatching output.
+
+    Integer arrays (indices) must be equal; NaN equals NaN unless ``equal_nan=False``.
 
     >>> import numpy as np
     >>> assert_matches(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> wrong = np.array([[[[5.0, 7.0], [13.0, 14.0]]]])  # a max pooling that lost the last column
+    >>> assert_matches(wrong, np.array([[[[5.0, 7.0], [13.0, 15.0]]]]), x=x, window=dict(kernel_size=2))
+    Traceback (most recent call last):
+    ...
+    AssertionError: output: 1 of 4 elements differ (rtol=1e-07, atol=0.0); first at index (0, 0, 1, 1): got np.float64(14.0), expected np.float64(15.0); max abs error 1.000e+00
+    around (0, 0, 1, 1), rows 0..1, columns 0..1 (* marks a mismatch):
+      got:
+                 5          7
+                13         14*
+      expected:
+                 5          7
+                13         15
+    input window of output (0, 0, 1, 1): rows 2..3, columns 2..3 of x[0, 0]:
+                10         11
+                14         15
     """
     actual, expected = to_numpy(actual), to_numpy(expected)
     if actual.shape != expected.shape:
@@ -98,7 +120,80 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, wha
     first = tuple(int(i) for i in bad[0])
     with numpy.errstate(invalid="ignore"):
         error = numpy.abs(actual.astype(numpy.float64) - expected.astype(numpy.float64))
-    raise AssertionError(
+    lines = [
         f"{what}: {len(bad)} of {close.size} elements differ (rtol={rtol}, atol={atol}); first at index "
         f"{first}: got {actual[first]!r}, expected {expected[first]!r}; max abs error {numpy.nanmax(error):.3e}"
+    ]
+    if actual.ndim:
+        lines += _neighbourhood(actual, expected, close, first, radius)
+    if x is not None and window is not None:
+        lines += _input_window(to_numpy(x), window, first)
+    raise AssertionError("\n".join(lines))
+
+
+def _cell(value) -> str:
+    if isinstance(value, (float, numpy.floating)):
+        return f"{float(value):.6g}"
+    return str(value)
+
+
+def _grid(block, marks) -> list[str]:
+    """Rows of right-aligned cells, ``*`` after each marked one."""
+    block = numpy.atleast_2d(block)
+    marks = numpy.atleast_2d(marks)
+    return ["    " + "".join(f"{_cell(v):>11}{'*' if m else ' '}" for v, m in zip(row, mark_row)).rstrip()
+            for row, mark_row in zip(block, marks)]
+
+
+def _neighbourhood(actual, expected, close, first, radius) -> list[str]:
+    """The last one or two axes around ``first``, got above expected."""
+    lead = first[:-2] if actual.ndim >= 2 else ()
+    plane = tuple(lead)
+    if actual.ndim >= 2:
+        i, j = first[-2], first[-1]
+        rows = slice(max(i - radius, 0), min(i + radius + 1, actual.shape[-2]))
+        cols = slice(max(j - radius, 0), min(j + radius + 1, actual.shape[-1]))
+        key = plane + (rows, cols)
+        where = f"rows {rows.start}..{rows.stop - 1}, columns {cols.start}..{cols.stop - 1}"
+    else:
+        j = first[-1]
+        cols = slice(max(j - radius, 0), min(j + radius + 1, actual.shape[-1]))
+        key = (cols,)
+        where = f"elements {cols.start}..{cols.stop - 1}"
+    marks = ~close[key]
+    return ([f"around {first}, {where} (* marks a mismatch):", "  got:"] + _grid(actual[key], marks)
+            + ["  expected:"] + _grid(expected[key], numpy.zeros_like(marks)))
+
+
+def _input_window(x, window: dict, first) -> list[str]:
+    """The input taps of the output element ``first`` of a windowed op (padding shown as ``pad``)."""
+    keywords = dict(window)
+    kernel = keywords["kernel_size"]
+    # spatial dims: from a tuple kernel, else (N, C, *spatial) is assumed
+    n = len(kernel) if isinstance(kernel, (tuple, list)) else x.ndim - 2
+    geometry = pool_geometry(
+        x.shape[-n:], kernel, keywords.get("stride"), keywords.get("padding", 0), keywords.get("dilation", 1),
+        keywords.get("ceil_mode", False), keywords.get("convention", "torch"), "assert_matches",
     )
+    out = first[-n:]
+    plane = first[:-n]
+    taps = [axis.taps()[o] for axis, o in zip(geometry.axes, out)]  # per axis: the input positions read
+    if n == 1:
+        values = [[_tap(x, plane, (t,)) for t in taps[0]]]
+        where = f"elements {taps[0][0]}..{taps[0][-1]}"
+    else:
+        # the last two axes; outer axes (3-D) at the window's first tap
+        outer = tuple(int(t[0]) for t in taps[:-2])
+        values = [[_tap(x, plane, outer + (int(r), int(c))) for c in taps[-1]] for r in taps[-2]]
+        where = f"rows {taps[-2][0]}..{taps[-2][-1]}, columns {taps[-1][0]}..{taps[-1][-1]}"
+        if outer:
+            where = f"depth {outer[0]} (first tap), " + where
+    lines = [f"input window of output {first}: {where} of x[{', '.join(map(str, plane))}]:"]
+    lines += ["    " + "".join(f"{v:>11} " for v in row).rstrip() for row in values]
+    return lines
+
+
+def _tap(x, plane, position) -> str:
+    if any(p < 0 or p >= L for p, L in zip(position, x.shape[len(plane):])):
+        return "pad"
+    return _cell(x[tuple(plane) + tuple(position)])

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from .._geometry import pool_geometry
 
-__all__ = ["PoolCase", "pool_configs", "pool_cases", "distinct_values", "smooth_values", "adaptive_cases"]
+__all__ = ["PoolCase", "pool_configs", "pool_cases", "distinct_values", "smooth_values", "adaptive_cases", "oracle_cases"]
 
 
 class PoolCase(NamedTuple):
@@ -132,3 +132,25 @@ def adaptive_cases(draw, n: int = 2, *, max_size: int = 9, dtype=numpy.float64, 
     seed = draw(st.integers(0, 2**32 - 1))
     x = distinct_values(full, seed, dtype) if distinct else smooth_values(full, seed, dtype)
     return PoolCase(x, {"output_size": out})
+
+
+def oracle_cases(op: str, **space):
+    """Draw the oracle's cases of any op: a :class:`poolref.oracle.Case` (op, arrays, keywords).
+
+    These are the configurations ``poolref check`` runs (:func:`poolref.oracle.cases.draw_case`;
+    ``space`` keywords such as ``convention="onnx"``, ``padding=("same", "valid")`` or
+    ``dtypes=("float32",)`` narrow them), so a property test of your own implementation covers what
+    the oracle covers. Call poolref with ``poolref.oracle.engine.poolref_function(case)``, or spell the
+    call out from ``case.arrays`` and ``case.kwargs``.
+
+    >>> from hypothesis import given
+    >>> import poolref
+    >>> @given(oracle_cases("avg_pool2d", convention="tensorflow", padding=("same", "valid"), ceil_mode=False))
+    ... def test_tensorflow_averages_are_means(case):
+    ...     y = poolref.avg_pool2d(case.x, **case.kwargs)
+    ...     assert y.shape[:2] == case.x.shape[:2]
+    >>> test_tensorflow_averages_are_means()
+    """
+    from ..oracle.cases import draw_case
+
+    return st.integers(0, 2**63 - 1).map(lambda seed: draw_case(numpy.random.default_rng(seed), op, space))

@@ -1,0 +1,312 @@
+r"""The oracle's engine: run each case through a framework and through poolref, compare, and turn a
+mismatch into a small runnable reproducer.
+
+For one :class:`~poolref.oracle.mapping.Mapping` the engine
+
+1. collects the cases: the worked examples of SEMANTICS.md that the framework can express and
+   poolref can model under the mapping's convention, then ``count`` seeded random cases;
+2. runs poolref (:func:`run_poolref`): the op's values, indices and, through :func:`poolref.vjp`,
+   the gradient of ``sum(values * cotangent)`` to every differentiable input, for a seeded random
+   cotangent shaped like the output;
+3. runs the framework (:func:`run_framework`): the mapping's source code, executed with the case's
+   arrays and the same cotangent;
+4. compares (:mod:`poolref.oracle.compare`) and, on a mismatch, shrinks the case to the (n, c)
+   plane, box or image where it first differs while it still fails (:func:`shrink`), and writes
+   the reproducer (:func:`reproducer`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import numpy
+
+from .cases import Case, generate_cases, with_indices, worked_examples
+from .compare import compare_arrays
+from .mapping import Mapping, array_literal, format_kwargs
+from .report import Failure, OpResult
+
+__all__ = [
+    "Results", "Outcome", "poolref_function", "run_poolref", "run_framework", "compare_case", "evaluate",
+    "plan_cases", "check_mapping", "shrink", "reproducer",
+]
+
+
+class Results(NamedTuple):
+    values: object
+    indices: object  # None for ops without indices
+    grads: dict  # input name -> gradient (None where not computed)
+    native_indices: object = None  # the framework's own index layout, before conversion
+
+
+class Outcome(NamedTuple):
+    comparisons: list  # (name, Comparison) for the output, the indices and each gradient
+    error: str  # "" or what the framework raised
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(c.ok for _, c in self.comparisons)
+
+    @property
+    def problems(self) -> list:
+        return [self.error] if self.error else [c.problem for _, c in self.comparisons if not c.ok]
+
+    def location(self):
+        """(name, index) of the first mismatching element (output first), or None."""
+        for name, c in self.comparisons:
+            if not c.ok and c.first is not None:
+                return name, c.first
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# poolref's side
+# --------------------------------------------------------------------------------------------------
+def poolref_function(case: Case):
+    """``f(*grad_inputs)`` calling ``poolref.<op>`` with the case's other arrays and keywords fixed."""
+    import poolref
+
+    fn = getattr(poolref, case.op)
+
+    def call(*primals):
+        arrays = dict(case.arrays)
+        arrays.update(zip(case.grad_inputs, primals))
+        positional = [arrays[name] for name in case.positional]
+        keyword = {name: a for name, a in arrays.items() if name not in case.positional}
+        return fn(*positional, **keyword, **case.kwargs)
+
+    return call
+
+
+def cotangent_for(shape, dtype, seed: int, index: int) -> numpy.ndarray:
+    """A seeded upstream gradient: standard normal, in the output's dtype."""
+    return numpy.random.default_rng([seed, index, 7]).normal(size=shape).astype(dtype)
+
+
+def run_poolref(case: Case, seed: int = 0, index: int = 0, gradients: bool = True, cotangent=None):
+    """``(Results, cotangent)``: poolref's values, indices and input gradients for ``case``.
+
+    The cotangent is drawn (seeded by ``seed`` and ``index``) unless given.
+    """
+    from ..autograd import vjp
+
+    call = poolref_function(case)
+    primals = [case.arrays[name] for name in case.grad_inputs]
+    if gradients:
+        outputs, pullback = vjp(call, *primals)
+    else:
+        outputs, pullback = call(*primals), None
+    values, indices = outputs if with_indices(case.op) else (outputs, None)
+    if cotangent is None:
+        cotangent = cotangent_for(values.shape, values.dtype, seed, index)
+    grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
+    return Results(values, indices, grads), cotangent
+
+
+# --------------------------------------------------------------------------------------------------
+# The framework's side
+# --------------------------------------------------------------------------------------------------
+def framework_source(imports: str, mapping: Mapping, case: Case) -> str:
+    return f"{imports}\n{mapping.code(case)}"
+
+
+def run_framework(imports: str, mapping: Mapping, case: Case, cotangent) -> Results:
+    """Execute the mapping's source with copies of the case's arrays; collect what it set."""
+    namespace = {"np": numpy, "cotangent": cotangent.copy()}
+    namespace.update({name: a.copy() for name, a in case.arrays.items()})
+    exec(compile(framework_source(imports, mapping, case), f"<{mapping.call}>", "exec"), namespace)  # noqa: S102
+    grads = {name: namespace.get(f"grad_{name}") for name in case.grad_inputs} if mapping.gradients else {}
+    indices = namespace.get("y_indices")
+    return Results(namespace["y"], indices, grads, namespace.get("y_indices_native", indices))
+
+
+def compare_case(mapping: Mapping, case: Case, ours: Results, theirs: Results) -> list:
+    """(name, Comparison) for the output, the indices, and each input gradient."""
+    comparisons = [("output", compare_arrays(theirs.values, ours.values, "output"))]
+    if ours.indices is not None and mapping.indices:
+        comparisons.append(("indices", compare_arrays(theirs.indices, ours.indices, "indices", exact=True)))
+    if mapping.gradients:
+        for name in case.grad_inputs:
+            comparisons.append((f"grad_{name}", compare_arrays(theirs.grads.get(name), ours.grads[name], f"gradient to {name}")))
+    return comparisons
+
+
+def evaluate(imports: str, mapping: Mapping, case: Case, seed: int, index: int, cotangent=None):
+    """Run both sides and compare: ``(Outcome, cotangent)``."""
+    try:
+        ours, cotangent = run_poolref(case, seed, index, mapping.gradients, cotangent)
+    except (ValueError, TypeError) as error:  # a case poolref refuses is a bug of the case's space
+        return Outcome([], f"poolref raised {type(error).__name__}: {error}"), cotangent
+    try:
+        theirs = run_framework(imports, mapping, case, cotangent)
+    except Exception as error:  # a framework refusing a case poolref accepts is a finding too
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return Outcome([], f"{mapping.call} raised {type(error).__name__}: {message}"), cotangent
+    return Outcome(compare_case(mapping, case, ours, theirs), ""), cotangent
+
+
+# --------------------------------------------------------------------------------------------------
+# Shrinking a failing case
+# --------------------------------------------------------------------------------------------------
+PLANE_OPS = ("max_pool", "avg_pool", "lp_pool", "max_unpool", "adaptive_", "global_", "fractional_", "interpolate")
+
+
+def _planes(case: Case, cotangent, n: int, c: Optional[int]):
+    """The case restricted to image ``n`` (and channel ``c``) of every (N, C, ...) array."""
+    pick = slice(n, n + 1)
+    channel = slice(None) if c is None else slice(c, c + 1)
+    arrays = {}
+    for name, a in case.arrays.items():
+        if name in ("x", "indices", "random_samples"):
+            arrays[name] = numpy.ascontiguousarray(a[pick, channel])
+        elif name == "grid":
+            arrays[name] = numpy.ascontiguousarray(a[pick])
+        else:
+            arrays[name] = a
+    return case.replace(arrays=arrays), numpy.ascontiguousarray(cotangent[pick, channel])
+
+
+def _box(case: Case, cotangent, k: int, c: Optional[int]):
+    """The case restricted to box ``k`` and its image (and channel ``c`` of a plain RoI op)."""
+    boxes = case.arrays["boxes"][k:k + 1].copy()
+    n = int(boxes[0, 0])
+    boxes[0, 0] = 0
+    channel = slice(None) if c is None else slice(c, c + 1)
+    x = numpy.ascontiguousarray(case.arrays["x"][n:n + 1, channel])
+    return case.replace(arrays={"x": x, "boxes": boxes}), numpy.ascontiguousarray(cotangent[k:k + 1, channel])
+
+
+def shrink_candidates(case: Case, cotangent, location):
+    """Smaller cases that may still fail, smallest first."""
+    name, index = location if location else ("", None)
+    if case.op.startswith(PLANE_OPS):
+        if index is not None and name in ("output", "indices", "grad_x") and len(index) >= 2:
+            yield _planes(case, cotangent, index[0], index[1])
+            yield _planes(case, cotangent, index[0], None)
+        else:
+            for n in range(case.x.shape[0]):
+                yield _planes(case, cotangent, n, None)
+    elif case.op in ("grid_sample", "conv2d"):
+        n = index[0] if index is not None and name in ("output", "grad_x", "grad_grid") else None
+        for m in ([n] if n is not None else range(case.x.shape[0])):
+            if case.op == "grid_sample" and name == "output" and index is not None:
+                yield _planes(case, cotangent, m, index[1])
+            if case.op == "grid_sample":
+                yield _planes(case, cotangent, m, None)
+            else:
+                x = case.arrays["x"][m:m + 1]
+                yield case.replace(arrays={**case.arrays, "x": x}), numpy.ascontiguousarray(cotangent[m:m + 1])
+    elif "roi" in case.op:
+        plain = case.op in ("roi_align", "roi_pool")
+        if index is not None and name == "output":
+            if plain:
+                yield _box(case, cotangent, index[0], index[1])
+            yield _box(case, cotangent, index[0], None)
+        else:
+            for k in range(case.arrays["boxes"].shape[0]):
+                yield _box(case, cotangent, k, None)
+
+
+def shrink(imports: str, mapping: Mapping, case: Case, cotangent, outcome: Outcome, seed: int, index: int):
+    """The smallest candidate of :func:`shrink_candidates` that still fails: ``(case, cotangent, outcome)``."""
+    for small, small_cotangent in shrink_candidates(case, cotangent, outcome.location()):
+        small_outcome, _ = evaluate(imports, mapping, small, seed, index, small_cotangent)
+        if small_outcome.error.startswith("poolref raised"):  # not a valid smaller case: keep looking
+            continue
+        if not small_outcome.ok:
+            return small, small_cotangent, small_outcome
+    return case, cotangent, outcome
+
+
+# --------------------------------------------------------------------------------------------------
+# The reproducer
+# --------------------------------------------------------------------------------------------------
+def poolref_source(case: Case) -> str:
+    """``poolref.<op>(...)`` as source, reading the case's arrays by name."""
+    arguments = list(case.positional)
+    arguments += [f"{name}={name}" for name in case.arrays if name not in case.positional]
+    keywords = format_kwargs(case.kwargs)
+    return f"poolref.{case.op}({', '.join(arguments + ([keywords] if keywords else []))})"
+
+
+def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotangent, outcome: Outcome) -> str:
+    """A Python script that recomputes both sides of ``case`` and asserts they agree."""
+    lines = [f"# poolref check {framework}: {mapping.call} vs poolref.{mapping.label}"]
+    lines += [f"# {problem}" for problem in outcome.problems]
+    lines += ["import numpy as np", "import poolref", "from poolref.testing import assert_matches"]
+    lines += [imports.strip(), ""]
+    for name, a in case.arrays.items():
+        lines.append(f"{name} = {array_literal(a)}")
+    if mapping.gradients:
+        lines.append(f"cotangent = {array_literal(cotangent)}")
+    lines += ["", f"# {framework}", mapping.code(case).strip(), "", "# poolref, with the keywords that model it"]
+    call = poolref_source(case)
+    expected = "(expected, expected_indices)" if with_indices(case.op) else "expected"
+    if mapping.gradients:
+        params = ", ".join(case.grad_inputs)
+        lines.append(f"{expected}, pullback = poolref.vjp(lambda {params}: {call}, {params})")
+        lines.append("expected_grads = pullback(cotangent)")
+    else:
+        lines.append(f"{expected} = {call}")
+    tolerances = {name: c for name, c in outcome.comparisons}
+
+    def tol(name):
+        c = tolerances.get(name)
+        return f", rtol={c.rtol:g}, atol={c.atol:.3g}" if c is not None and c.rtol else ""
+
+    # a windowed op's first mismatch is shown with the input window that produced it
+    window = f", x=x, window=dict({format_kwargs(case.kwargs)})" if case.op.startswith(("max_pool", "avg_pool", "lp_pool")) else ""
+    lines.append(f'assert_matches(y, expected{tol("output")}, what="output"{window})')
+    if with_indices(case.op) and mapping.indices:
+        lines.append('assert_matches(y_indices, expected_indices, what="indices")')
+    if mapping.gradients:
+        for position, name in enumerate(case.grad_inputs):
+            lines.append(f'assert_matches(grad_{name}, expected_grads[{position}]{tol("grad_" + name)}, what="gradient to {name}")')
+    lines.append(f'print("{framework} and poolref agree on this case")')
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# One mapping, all its cases
+# --------------------------------------------------------------------------------------------------
+def _poolref_accepts(case: Case) -> bool:
+    try:
+        poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def plan_cases(mapping: Mapping, count: int, seed: int) -> list[Case]:
+    """The worked examples the mapping can check, then ``count`` seeded random cases."""
+    worked = []
+    if mapping.worked:
+        for example in worked_examples(mapping.op):
+            case = mapping.adapt(example)
+            if mapping.refusal(case) is None and _poolref_accepts(case):
+                worked.append(case)
+    space = mapping.generation_space()
+    return worked + generate_cases(mapping.op, count, seed, space, accept=mapping.refusal)
+
+
+def check_mapping(framework: str, imports: str, mapping: Mapping, cases: list, seed: int, progress=None) -> OpResult:
+    """Check ``mapping`` on ``cases``; the row of the report."""
+    convention = format_kwargs(mapping.convention)
+    result = OpResult(framework, mapping.op, mapping.call, convention, gradients=mapping.gradients, skips=list(mapping.skips))
+    for index, case in enumerate(cases):
+        outcome, cotangent = evaluate(imports, mapping, case, seed, index)
+        forward = [c for name, c in outcome.comparisons if name == "output"]
+        backward = [c for name, c in outcome.comparisons if name.startswith("grad_")]
+        result.record(
+            (max((c.abs_error for c in forward), default=0.0), max((c.rel_error for c in forward), default=0.0)),
+            (max((c.abs_error for c in backward), default=0.0), max((c.rel_error for c in backward), default=0.0)),
+        )
+        if not outcome.ok:
+            small, small_cotangent, small_outcome = shrink(imports, mapping, case, cotangent, outcome, seed, index)
+            result.failures.append(Failure(
+                small.describe(), outcome.problems, reproducer(framework, imports, mapping, small, small_cotangent, small_outcome)
+            ))
+        result.cases += 1
+        if progress:
+            progress(f"{framework} {mapping.op}")
+    return result

@@ -1,0 +1,106 @@
+r"""How an adapter declares that a framework op corresponds to a poolref op under a convention.
+
+Each adapter module (``torch_adapter``, ``onnxruntime_adapter``, ``tensorflow_adapter``,
+``jax_adapter``) holds a list ``MAPPINGS`` of :class:`Mapping` records. A mapping says:
+
+* which framework function (``call``) computes which poolref op (``op``), and with which poolref
+  keyword arguments (``convention``) poolref reproduces it exactly: ``{"convention": "tensorflow"}``
+  for TensorFlow's SAME averages, ``{"convention": "onnx"}`` for ONNX's LpPool, and so on;
+* which configurations to draw (``space``, see :func:`poolref.oracle.cases.draw_case`);
+* which cases the framework cannot *express* (``express``: no ceil mode in TensorFlow, no asymmetric
+  padding in PyTorch) and which it expresses but poolref cannot *model* (``model``: TensorFlow's
+  max pooling ignores NaN); both return the reason, or None;
+* ``skips``: the same limits in words, for the report and the docs. Nothing is hidden by a looser
+  tolerance: what poolref cannot model is skipped and said.
+
+The framework side of a mapping is *code*: ``code(case)`` returns Python source that reads the case's
+arrays (``x``, ``grid``, ``boxes``, ...) and ``cotangent`` and sets ``y`` (and ``y_indices``, with
+``y_indices_native`` before any layout conversion, and ``grad_<name>`` for each input with a
+gradient). The oracle runs exactly that source, and prints it as the reproducer of a mismatch, so
+what a reader reruns is what was checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy
+
+from .cases import Case
+
+__all__ = ["Mapping", "format_kwargs", "format_value", "array_literal"]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    op: str
+    call: str
+    code: Callable[[Case], str]
+    convention: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)
+    gradients: bool = True
+    indices: bool = True  # False where the framework op returns no indices (tf.nn.max_pool2d)
+    notes: str = ""
+    skips: tuple = ()
+    express: Optional[Callable[[Case], Optional[str]]] = None
+    model: Optional[Callable[[Case], Optional[str]]] = None
+    worked: bool = True
+
+    @property
+    def label(self) -> str:
+        """``op`` and the convention keywords, as a reader would write the poolref call."""
+        extra = ", ".join(f"{k}={v!r}" for k, v in self.convention.items())
+        return f"{self.op}({extra})" if extra else self.op
+
+    def generation_space(self) -> dict:
+        """The case space with the mapping's convention in it (cases are drawn valid for it)."""
+        space = dict(self.space)
+        if "convention" in self.convention:
+            space.setdefault("convention", self.convention["convention"])
+        return space
+
+    def refusal(self, case: Case, *, modelled_only: bool = True) -> Optional[str]:
+        """Why this mapping does not check ``case`` (None when it does)."""
+        if self.express is not None:
+            reason = self.express(case)
+            if reason:
+                return reason
+        if modelled_only and self.model is not None:
+            return self.model(case)
+        return None
+
+    def adapt(self, case: Case) -> Case:
+        """A convention-free case (a worked example) with this mapping's convention added, its float
+        arrays cast to the mapping's first dtype when the framework lacks the case's own."""
+        dtypes = [numpy.dtype(d) for d in self.space.get("dtypes", ("float64",))]
+        arrays = case.arrays
+        if case.dtype not in dtypes:
+            arrays = {name: a.astype(dtypes[0]) if a.dtype.kind == "f" else a for name, a in arrays.items()}
+        return case.replace(arrays=arrays, kwargs={**case.kwargs, **self.convention})
+
+
+def format_value(value) -> str:
+    """A Python literal for a keyword value (tuples of ints, floats, strings, bools)."""
+    if isinstance(value, numpy.generic):
+        value = value.item()
+    return repr(value)
+
+
+def format_kwargs(kwargs: dict, drop=()) -> str:
+    """``k1=v1, k2=v2`` for the items of ``kwargs`` not in ``drop``."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in kwargs.items() if k not in drop)
+
+
+def array_literal(a: numpy.ndarray) -> str:
+    """Python source that rebuilds ``a`` exactly (shortest round-trip digits; NaN and inf spelt out)."""
+    a = numpy.asarray(a)
+    dtype = f"np.{a.dtype.name}"
+    if a.size == 0:
+        return f"np.zeros({tuple(a.shape)!r}, dtype={dtype})"
+    # repr(float) is the shortest string that reads back to the same float64 (and a float32 widens
+    # exactly to float64), so the literal rebuilds the array bit for bit
+    formatter = {"float_kind": lambda v: repr(float(v))} if a.dtype.kind == "f" else None
+    body = numpy.array2string(a, separator=", ", threshold=a.size + 1, max_line_width=110, prefix="    ", formatter=formatter)
+    body = body.replace("nan", "np.nan").replace("inf", "np.inf")
+    return f"np.array({body}, dtype={dtype})"

@@ -1,0 +1,358 @@
+r"""TensorFlow: ``tf.nn`` pooling, ``max_pool_with_argmax``, ``fractional_max_pool``, ``crop_and_resize``,
+``tf.image.resize`` and ``conv2d`` against poolref's TensorFlow convention.
+
+TensorFlow is channels-last (NWC, NHWC, NDHWC): each check moves the channel axis with
+``np.moveaxis`` on the way in and back on the way out, cotangent included, and takes gradients with
+``tf.GradientTape``. What poolref's keywords model (each checked here):
+
+* ``convention="tensorflow"``: ``SAME`` (= ``padding="same"``, the odd cell at the end, padding
+  never negative) and ``VALID``; an average never counts padding, whatever ``count_include_pad``;
+  no ceil mode; explicit padding exists only for ``max_pool1d``/``max_pool2d`` (each pad smaller than
+  the window);
+* ``tf.nn.pool`` with ``dilations`` (``VALID`` and stride 1 only, TensorFlow's own limits);
+* ``max_pool_with_argmax`` flattens ``((n*H + h)*W + w)*C + c`` (or without the batch term):
+  converted exactly by :func:`poolref.oracle.layouts.tf_argmax_to_plane`;
+* ``fractional_max_pool`` only where its windows are regular (pooling ratio 2 on even sizes, not
+  overlapping), which ``fractional_max_pool2d`` reproduces with kernel 2 (any samples);
+* ``crop_and_resize`` = ``roi_align(aligned=True, sampling_ratio=1)`` of converted boxes, where every
+  crop point lies inside the image (:func:`poolref.oracle.layouts.crop_boxes_to_rois`);
+* ``tf.image.resize``: ``bilinear`` = ``interpolate(mode="bilinear", align_corners=False)``,
+  ``nearest`` = ``"nearest-exact"``, ``area`` = ``"area"`` where the sizes divide evenly;
+  ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` and ``resize_nearest_neighbor`` (legacy
+  ``"nearest"``).
+
+The oracle loads this adapter only when TensorFlow is installed; TensorFlow itself is imported by the
+checks' code (``IMPORTS``) and by :func:`version`, so the module imports without it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy
+
+from .._geometry import as_int_tuple
+from .cases import Case
+from .mapping import Mapping
+
+# set before TensorFlow is first imported: its C++ start-up chatter, info level and below
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+
+DEFAULT_CASES = 20  # random cases per mapping of a default run
+NAME = "tensorflow"
+MODULES = ("tensorflow",)
+IMPORTS = "import tensorflow as tf\nfrom poolref.oracle import layouts"
+
+
+def version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+# --------------------------------------------------------------------------------------------------
+# Source code templates: channels last in, GradientTape, channels first out
+# --------------------------------------------------------------------------------------------------
+def _last(name: str) -> str:
+    return f"np.moveaxis({name}, 1, -1)"
+
+
+def _first(name: str) -> str:
+    return f"np.moveaxis({name}, -1, 1)"
+
+
+def _taped(case: Case, call: str, outputs: str = "y_t", extra=(), gradients: bool = True) -> str:
+    """Watch the differentiable inputs, evaluate ``call`` and pull the cotangent back."""
+    lines = [f"x_t = tf.constant({_last('x')})"]
+    if not gradients:
+        return "\n".join(lines + [f"{outputs} = {call}", f"y = {_first('y_t.numpy()')}", *extra])
+    lines += [
+        "with tf.GradientTape() as tape:",
+        "    tape.watch(x_t)",
+        f"    {outputs} = {call}",
+        f"grad_t = tape.gradient(y_t, x_t, output_gradients=tf.constant({_last('cotangent')}))",
+        f"y = {_first('y_t.numpy()')}",
+        f"grad_x = {_first('grad_t.numpy()')}",
+        *extra,
+    ]
+    return "\n".join(lines)
+
+
+def _window(case: Case):
+    kw, n = case.kwargs, case.x.ndim - 2
+    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
+    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    return n, list(kernel), list(stride)
+
+
+def _tf_padding(padding, n):
+    """``"SAME"``/``"VALID"``, or TensorFlow's explicit ``[[0, 0], [b, e], .., [0, 0]]`` (NHWC)."""
+    if isinstance(padding, str):
+        return padding.upper().replace("SAME_UPPER", "SAME")
+    if isinstance(padding, int):
+        pairs = [(padding, padding)] * n
+    else:
+        pairs = [p if isinstance(p, tuple) else (p, p) for p in padding]
+    if not any(b or e for b, e in pairs):
+        return "VALID"
+    return [[0, 0]] + [list(p) for p in pairs] + [[0, 0]]
+
+
+def _pool(function: str):
+    def code(case: Case) -> str:
+        n, kernel, stride = _window(case)
+        padding = _tf_padding(case.kwargs.get("padding", 0), n)
+        return _taped(case, f"{function.format(n=n)}(x_t, ksize={kernel}, strides={stride}, padding={padding!r})")
+
+    return code
+
+
+def _dilated_pool(pooling_type: str):
+    def code(case: Case) -> str:
+        n, kernel, stride = _window(case)
+        dilation = list(as_int_tuple(case.kwargs.get("dilation", 1), n, "dilation", case.op))
+        call = f"tf.nn.pool(x_t, window_shape={kernel}, pooling_type={pooling_type!r}, strides={stride}, padding='VALID', dilations={dilation})"
+        return _taped(case, call)
+
+    return code
+
+
+def _argmax(include_batch: bool):
+    def code(case: Case) -> str:
+        n, kernel, stride = _window(case)
+        padding = _tf_padding(case.kwargs.get("padding", 0), n)
+        call = (f"tf.nn.max_pool_with_argmax(x_t, ksize={kernel}, strides={stride}, padding={padding!r}, "
+                f"include_batch_in_index={include_batch})")
+        extra = (
+            f"y_indices_native = {_first('argmax_t.numpy()')}",
+            f"y_indices = layouts.tf_argmax_to_plane(y_indices_native, x.shape, include_batch_in_index={include_batch})",
+        )
+        return _taped(case, call, outputs="y_t, argmax_t", extra=extra)
+
+    return code
+
+
+def _fractional(case: Case) -> str:
+    # ratio 2 on even sizes: TensorFlow's pooling sequences are 0, 2, 4, .. whatever the seed; the
+    # asserts make a change there an error of the check, not a silent mismatch
+    call = "tf.nn.fractional_max_pool(x_t, [1.0, 2.0, 2.0, 1.0], pseudo_random=True, overlapping=False, seed=1)"
+    extra = (
+        "assert (rows_t.numpy() == np.arange(0, x.shape[2] + 1, 2)).all(), rows_t.numpy()",
+        "assert (cols_t.numpy() == np.arange(0, x.shape[3] + 1, 2)).all(), cols_t.numpy()",
+    )
+    return _taped(case, call, outputs="y_t, rows_t, cols_t", extra=extra)
+
+
+def _crop_and_resize(case: Case) -> str:
+    crop = list(as_int_tuple(case.kwargs["output_size"], 2, "output_size", case.op))
+    lines = [f"crop_boxes, box_indices = layouts.rois_to_crop_boxes(boxes, {tuple(crop)!r}, x.shape[2], x.shape[3])"]
+    call = "tf.image.crop_and_resize(x_t, crop_boxes, box_indices, crop_size=" + repr(crop) + ")"
+    return "\n".join(lines) + "\n" + _taped(case, call)
+
+
+def _size(case: Case) -> list:
+    size = case.kwargs["size"]
+    return [size, size] if isinstance(size, int) else list(size)
+
+
+def _resize(case: Case) -> str:
+    mode, size = case.kwargs["mode"], _size(case)
+    if mode == "bilinear" and case.kwargs.get("align_corners"):
+        call = f"tf.compat.v1.image.resize_bilinear(x_t, {size}, align_corners=True)"
+    elif mode == "bilinear":
+        call = f"tf.image.resize(x_t, {size}, method='bilinear')"
+    elif mode == "nearest-exact":
+        call = f"tf.image.resize(x_t, {size}, method='nearest')"
+    elif mode == "nearest":
+        call = f"tf.compat.v1.image.resize_nearest_neighbor(x_t, {size}, align_corners=False, half_pixel_centers=False)"
+    else:  # area: TensorFlow registers no gradient for ResizeArea
+        return _taped(case, f"tf.image.resize(x_t, {size}, method='area')", gradients=False)
+    return _taped(case, call)
+
+
+def _conv(case: Case) -> str:
+    kw = case.kwargs
+    padding = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
+    pads = [[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]]
+    stride, dilation = list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d"))
+    return "\n".join([
+        f"x_t, filters_t, bias_t = tf.constant({_last('x')}), tf.constant(weight.transpose(2, 3, 1, 0)), tf.constant(bias)",
+        "with tf.GradientTape() as tape:",
+        "    tape.watch([x_t, filters_t, bias_t])",
+        f"    y_t = tf.nn.conv2d(x_t, filters_t, strides={stride}, padding={pads!r}, dilations={dilation}) + bias_t",
+        f"grads = tape.gradient(y_t, [x_t, filters_t, bias_t], output_gradients=tf.constant({_last('cotangent')}))",
+        f"y = {_first('y_t.numpy()')}",
+        f"grad_x, grad_weight, grad_bias = {_first('grads[0].numpy()')}, grads[1].numpy().transpose(3, 2, 0, 1), grads[2].numpy()",
+    ])
+
+
+def _global(case: Case) -> str:
+    n = case.x.ndim - 2
+    reduce = "tf.reduce_mean" if case.op == "global_avg_pool" else "tf.reduce_max"
+    return _taped(case, f"{reduce}(x_t, axis={list(range(1, n + 1))}, keepdims=True)")
+
+
+# --------------------------------------------------------------------------------------------------
+# What TensorFlow cannot express, and what poolref cannot model
+# --------------------------------------------------------------------------------------------------
+def _window_express(explicit_ok: bool):
+    def express(case: Case):
+        kw = case.kwargs
+        if kw.get("ceil_mode"):
+            return "TensorFlow has no ceil mode"
+        if kw.get("dilation", 1) not in (1, (1,) * (case.x.ndim - 2)):
+            return "tf.nn.max_pool/avg_pool have no dilation (tf.nn.pool has, VALID with stride 1 only)"
+        padding = kw.get("padding", 0)
+        if isinstance(padding, str):
+            return "TensorFlow has no SAME_LOWER padding" if padding.lower() == "same_lower" else None
+        tf_padding = _tf_padding(padding, case.x.ndim - 2)
+        if tf_padding != "VALID":
+            if not explicit_ok:
+                return "this TensorFlow op takes only SAME or VALID padding"
+            _, kernel, _ = _window(case)
+            if any(p >= k for pair, k in zip(tf_padding[1:-1], kernel) for p in pair):
+                return "TensorFlow requires every explicit pad to be smaller than the window"
+        return None
+
+    return express
+
+
+def _dilated_express(case: Case):
+    kw, n = case.kwargs, case.x.ndim - 2
+    if kw.get("ceil_mode") or kw.get("padding", 0) not in (0, "valid", (0,) * n):
+        return "tf.nn.pool with dilations takes VALID padding only, and has no ceil mode"
+    _, _, stride = _window(case)
+    if any(s != 1 for s in stride):
+        return "tf.nn.pool does not combine strides > 1 with dilations > 1"
+    return None
+
+
+NAN_REASON = ("TensorFlow's max pooling ignores NaN (a window of only NaN gives the lowest finite float); "
+              "poolref models PyTorch's rule, NaN wins")
+
+
+def _no_nan(case: Case):
+    return NAN_REASON if numpy.isnan(case.x).any() else None
+
+
+def _resize_express(case: Case):
+    if case.x.ndim != 4:
+        return "tf.image.resize is 2-D (NHWC)"
+    if case.kwargs["mode"] == "area":
+        return "area resizing is its own mapping (tf.image.resize(method='area'))"
+    return None
+
+
+def _area_express(case: Case):
+    if case.x.ndim != 4:
+        return "tf.image.resize is 2-D (NHWC)"
+    if case.kwargs["mode"] != "area":
+        return "this mapping is the area mode"
+    return None
+
+
+def _resize_model(case: Case):
+    if case.kwargs["mode"] == "area":
+        for L, O in zip(case.x.shape[2:], _size(case)):
+            if L % O and O % L:
+                return "TensorFlow's area resize weighs fractional pixel coverage; it is adaptive average pooling only where the sizes divide"
+    return None
+
+
+def _conv_express(case: Case):
+    if any(d > 1 for d in as_int_tuple(case.kwargs["dilation"], 2, "dilation", "conv2d")):
+        return "TensorFlow's CPU conv2d has no gradient for dilations > 1 (Conv2DBackpropInput refuses them)"
+    return None
+
+
+def _crop_express(case: Case):
+    kw = case.kwargs
+    if not (kw.get("aligned") and kw.get("sampling_ratio") == 1 and kw.get("spatial_scale") == 1.0 and kw.get("mode", "avg") == "avg"):
+        return "crop_and_resize is roi_align(aligned=True, sampling_ratio=1, spatial_scale=1) only"
+    return None
+
+
+def _crop_model(case: Case):
+    """Every crop point inside the image, where crop_and_resize and RoI Align interpolate alike."""
+    ph, pw = as_int_tuple(case.kwargs["output_size"], 2, "output_size", case.op)
+    H, W = case.x.shape[2:]
+    boxes = case.arrays["boxes"].astype(numpy.float64)
+    for low, high, c, L in ((1, 3, pw, W), (2, 4, ph, H)):
+        step = (boxes[:, high] - boxes[:, low]) / c
+        points = boxes[:, low, None] - 0.5 + (numpy.arange(c) + 0.5) * step[:, None]
+        if L < 2 or (points < 0).any() or (points > L - 1).any():
+            return ("a crop point outside the image: crop_and_resize returns extrapolation_value there, "
+                    "RoI Align interpolates toward the border")
+    return None
+
+
+FLOATS = ("float64", "float32")
+TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
+                 count_include_pad=(False,), divisor_override=False)
+WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
+
+
+def _mappings() -> list[Mapping]:
+    tf_convention = {"convention": "tensorflow"}
+    mappings = []
+    for n in (1, 2, 3):
+        explicit = n < 3
+        dtypes = FLOATS if n < 3 else ("float32",)  # MaxPool3D and AvgPool3D: float32 kernels only on the CPU
+        float_skip = () if n < 3 else ("float64: TensorFlow's 3-D pools are float32 only on the CPU",)
+        mappings.append(Mapping(
+            f"max_pool{n}d", f"tf.nn.max_pool{n}d", _pool("tf.nn.max_pool{n}d"), tf_convention,
+            dict(TF_WINDOW, dtypes=dtypes, padding=("same", "valid", "asymmetric") if explicit else ("same", "valid")),
+            indices=False, express=_window_express(explicit), model=_no_nan,
+            skips=WINDOW_SKIPS + float_skip + ("NaN inputs: " + NAN_REASON,),
+            notes="Explicit padding (1-D and 2-D) reads as -inf; indices come from max_pool_with_argmax.",
+        ))
+        mappings.append(Mapping(
+            f"avg_pool{n}d", f"tf.nn.avg_pool{n}d", _pool("tf.nn.avg_pool{n}d"), tf_convention,
+            dict(TF_WINDOW, dtypes=dtypes), express=_window_express(False),
+            skips=WINDOW_SKIPS + float_skip + ("explicit padding: tf.nn.avg_pool takes only SAME or VALID",),
+            notes="SAME never counts padding in the divisor (convention='tensorflow').",
+        ))
+    for kind in ("MAX", "AVG"):
+        op = "max_pool2d" if kind == "MAX" else "avg_pool2d"
+        mappings.append(Mapping(
+            op, f"tf.nn.pool(pooling_type={kind!r}, dilations=...)", _dilated_pool(kind), tf_convention,
+            dict(TF_WINDOW, dtypes=FLOATS, padding=("valid",), dilation=True, max_stride=1),
+            indices=False, express=_dilated_express, model=_no_nan if kind == "MAX" else None,
+            skips=("SAME, strides > 1: tf.nn.pool refuses them with dilations",), worked=False,
+        ))
+    for include_batch in (True, False):
+        mappings.append(Mapping(
+            "max_pool2d", f"tf.nn.max_pool_with_argmax(include_batch_in_index={include_batch})", _argmax(include_batch),
+            tf_convention, dict(TF_WINDOW, dtypes=FLOATS), express=_window_express(False), model=_no_nan,
+            skips=("NaN inputs: " + NAN_REASON, "explicit padding: max_pool_with_argmax takes SAME or VALID"),
+            notes="NHWC flat indices, converted exactly to poolref's in-plane layout.",
+        ))
+    mappings += [
+        Mapping("global_avg_pool", "tf.reduce_mean(keepdims=True)", _global, space=dict(dtypes=FLOATS)),
+        Mapping("global_max_pool", "tf.reduce_max(keepdims=True)", _global, space=dict(dtypes=FLOATS), model=_no_nan),
+        Mapping("fractional_max_pool2d", "tf.nn.fractional_max_pool (ratio 2)", _fractional,
+                space=dict(dtypes=FLOATS, ratio_two=True), indices=False, worked=False,
+                skips=("pooling ratios other than 2, overlapping=True: TensorFlow's random interval sequences are "
+                       "not PyTorch's fixed-size windows, which poolref models",)),
+        Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), crop_and_resize=True),
+                express=_crop_express, model=_crop_model, notes="Boxes converted to pixels; equal to roi_align(aligned=True, sampling_ratio=1).",
+                skips=("crop points outside the image: crop_and_resize returns extrapolation_value there, RoI Align "
+                       "interpolates toward the border", "float64: crop_and_resize computes in float32")),
+        Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize,
+                space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear")),
+                express=_resize_express, model=_resize_model, skips=("bicubic, lanczos: poolref has no such mode", "antialias=True"),
+                notes="bilinear returns float32 whatever the input: checked in float32."),
+        Mapping("interpolate", "tf.image.resize(method='area')", _resize,
+                space=dict(dtypes=FLOATS, ndims=(2,), modes=("area",), integer_ratio=True), gradients=False,
+                express=_area_express, model=_resize_model, worked=False,
+                skips=("sizes that do not divide: TensorFlow's area resize is not adaptive pooling there",
+                       "gradients: TensorFlow registers none for ResizeArea")),
+        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS), express=_conv_express,
+                skips=("dilation > 1: no CPU gradient in TensorFlow",)),
+    ]
+    return mappings
+
+
+MAPPINGS = _mappings()

@@ -1,0 +1,136 @@
+"""The engine on a stand-in framework (poolref itself, run from source code as an adapter's would be):
+cases pass, a planted error fails with a small runnable reproducer, and nothing needs a framework."""
+
+import numpy
+import pytest
+
+import poolref
+from poolref.oracle import engine
+from poolref.oracle.cases import Case, generate_cases
+from poolref.oracle.mapping import Mapping, array_literal, format_kwargs
+
+IMPORTS = "import poolref"
+
+
+def _poolref_as_framework(error: str = ""):
+    """Source code computing max_pool2d with poolref, plus an optional planted ``error`` line."""
+
+    def code(case):
+        return "\n".join([
+            f"(y, y_indices), pullback = poolref.vjp(lambda t: poolref.max_pool2d(t, {format_kwargs(case.kwargs)}), x)",
+            "grad_x = pullback(cotangent)[0]",
+            error,
+        ])
+
+    return code
+
+
+def _mapping(error: str = "") -> Mapping:
+    return Mapping("max_pool2d", "standin.max_pool2d", _poolref_as_framework(error), space=dict(dilation=True))
+
+
+def _check(mapping, cases=6):
+    return engine.check_mapping("standin", IMPORTS, mapping, engine.plan_cases(mapping, cases, 0), 0)
+
+
+def test_a_faithful_framework_passes_on_worked_and_random_cases():
+    mapping = _mapping()
+    planned = engine.plan_cases(mapping, 6, 0)
+    assert sum(1 for c in planned if c.label) == 2  # the ties and NaN examples of max_pool2d
+    result = _check(mapping)
+    assert result.passed and result.cases == 8 and result.max_abs_error == 0.0
+
+
+@pytest.mark.parametrize("error, problem", [
+    ("y = y + 0.001", "output"),
+    ("y_indices = y_indices + 1", "indices"),
+    ("grad_x = grad_x * 4", "gradient to x"),
+])
+def test_a_planted_error_fails_with_a_small_runnable_reproducer(error, problem):
+    result = _check(_mapping(error))
+    # every case fails (an output error cannot show on the NaN example, whose output is NaN)
+    assert not result.passed and len(result.failures) >= result.cases - 1
+    failure = result.failures[-1]
+    assert any(p.startswith(problem) for p in failure.problems)
+    # shrunk to one (n, c) plane where the case had more
+    assert "x.shape=(1, 1," in failure.case
+    namespace = {}
+    with pytest.raises(AssertionError, match=problem):
+        exec(compile(failure.reproducer, "<reproducer>", "exec"), namespace)
+    # the reproducer is the framework code that ran, then poolref's call and the asserts
+    assert error in failure.reproducer and "poolref.max_pool2d(x, " in failure.reproducer
+
+
+def test_the_reproducer_of_a_passing_case_runs_clean():
+    mapping = _mapping()
+    case = generate_cases("max_pool2d", 1, 5, mapping.generation_space())[0]
+    outcome, cotangent = engine.evaluate(IMPORTS, mapping, case, 0, 0)
+    assert outcome.ok
+    source = engine.reproducer("standin", IMPORTS, mapping, case, cotangent, outcome)
+    exec(compile(source, "<reproducer>", "exec"), {})
+
+
+def test_a_framework_that_raises_is_a_failure():
+    result = _check(_mapping("raise RuntimeError('no kernel for this case')"), cases=1)
+    assert not result.passed and "standin.max_pool2d raised RuntimeError: no kernel for this case" in result.failures[0].problems[0]
+
+
+def test_refused_cases_are_not_drawn():
+    mapping = Mapping("max_pool2d", "standin", _poolref_as_framework(),
+                      express=lambda case: "no ceil mode" if case.kwargs.get("ceil_mode") else None)
+    assert not any(c.kwargs.get("ceil_mode") for c in engine.plan_cases(mapping, 20, 0))
+
+
+def test_array_literals_rebuild_arrays_exactly():
+    rng = numpy.random.default_rng(0)
+    for a in (rng.normal(size=(2, 3)), rng.normal(size=5).astype(numpy.float32), numpy.array([numpy.nan, numpy.inf, -numpy.inf, 1e-300]),
+              numpy.arange(6).reshape(2, 3), numpy.zeros((0, 3))):
+        rebuilt = eval(array_literal(a), {"np": numpy})
+        assert rebuilt.dtype == a.dtype and rebuilt.shape == a.shape
+        numpy.testing.assert_array_equal(rebuilt, a)
+
+
+def test_shrinking_keeps_a_region_case_to_its_failing_box():
+    x = numpy.random.default_rng(1).normal(size=(2, 2, 5, 5))
+    boxes = numpy.array([[0, 0.5, 0.5, 3, 3], [1, 1, 1, 4, 4], [1, 0, 0, 2, 2.5]])
+    case = Case("roi_align", {"x": x, "boxes": boxes}, dict(output_size=2, spatial_scale=1.0, sampling_ratio=2, aligned=False),
+                positional=("x", "boxes"))
+
+    def wrong_second_box(case):  # off for the box whose x1 is 1 (the second), in every channel
+        return "\n".join([
+            f"y, pullback = poolref.vjp(lambda t: poolref.roi_align(t, boxes, {format_kwargs(case.kwargs)}), x)",
+            "grad_x = pullback(cotangent)[0]",
+            "y[np.isclose(boxes[:, 1], 1.0)] += 1.0",
+        ])
+
+    mapping = Mapping("roi_align", "standin.roi_align", wrong_second_box)
+    outcome, cotangent = engine.evaluate(IMPORTS, mapping, case, 0, 0)
+    assert not outcome.ok
+    small, _, small_outcome = engine.shrink(IMPORTS, mapping, case, cotangent, outcome, 0, 0)
+    assert not small_outcome.ok
+    assert small.arrays["boxes"].shape == (1, 5) and small.x.shape == (1, 1, 5, 5)
+    assert small.arrays["boxes"][0, 0] == 0 and small.arrays["boxes"][0, 1] == 1.0
+
+
+def test_poolref_source_spells_the_call():
+    case = Case("fractional_max_pool2d", {"x": numpy.zeros((1, 1, 4, 4)), "random_samples": numpy.zeros((1, 1, 2))},
+                dict(kernel_size=(2, 2), output_size=(2, 2), return_indices=True))
+    assert engine.poolref_source(case) == (
+        "poolref.fractional_max_pool2d(x, random_samples=random_samples, kernel_size=(2, 2), output_size=(2, 2), return_indices=True)"
+    )
+    assert poolref.fractional_max_pool2d  # the name the source uses exists
+
+
+def test_the_report_prints_a_table_per_framework_and_every_reproducer():
+    import json
+
+    from poolref.oracle.report import Report
+
+    report = Report([_check(_mapping(), 2), _check(_mapping("grad_x = grad_x * 4"), 2)], {"standin": "0.1"})
+    text = report.table()
+    assert text.startswith("standin 0.1") and text.count("max_pool2d  standin.max_pool2d") == 2
+    assert "FAIL (4)" in text and "pass" in text and text.count("reproducer (runnable Python):") == 4
+    assert "8 cases, 4 mismatches, 2 framework ops" in text
+    data = json.loads(report.to_json())
+    assert not data["passed"] and data["results"][1]["failures"][0]["reproducer"].startswith("# poolref check standin")
+    assert "reproducer" not in report.table(reproducers=False)

@@ -1,0 +1,63 @@
+"""The JAX adapter: every mapping passes, a planted bug is caught, and the differences the adapter
+declares (and the atlas shows) are what JAX really does."""
+
+import numpy
+import pytest
+
+import poolref
+from poolref import oracle
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+from jax import lax  # noqa: E402
+
+
+def test_every_jax_mapping_passes():
+    report = oracle.check("jax", cases=1, seed=4)
+    assert report.passed, report.table()
+    assert {"jax.lax.reduce_window(lax.max, -inf)", "jax.image.resize(antialias=False)",
+            "jax.scipy.ndimage.map_coordinates", "jax.lax.conv_general_dilated (+ bias)"} <= {r.call for r in report.results}
+
+
+def test_a_planted_bug_in_reduce_window_is_caught(monkeypatch):
+    real = lax.reduce_window
+
+    def reduce_window(operand, init_value, computation, *args, **kwargs):
+        result = real(operand, init_value, computation, *args, **kwargs)
+        return result * 1.001 if computation is lax.add else result  # every window sum a little off
+
+    monkeypatch.setattr(lax, "reduce_window", reduce_window)
+    report = oracle.check("jax", ops=["avg_pool1d"], cases=2)
+    failed = {r.call for r in report.results if r.failures}
+    assert "jax.lax.reduce_window(lax.add) / count" in failed
+    failure = next(r for r in report.results if r.failures).failures[0]
+    with pytest.raises(AssertionError, match="output"):
+        exec(compile(failure.reproducer, "<reproducer>", "exec"), {})
+
+
+# --------------------------------------------------------------------------------------------------
+# What JAX does, as the adapter declares it (JAX 0.10)
+# --------------------------------------------------------------------------------------------------
+def test_max_pooling_propagates_nan_but_its_gradient_lands_on_a_finite_element():
+    x = numpy.array([[[[1.0, numpy.nan, 3.0], [numpy.nan, 2.0, 0.0]]]])
+    with jax.enable_x64(True):
+        y, pullback = jax.vjp(lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, 2, 3), (1, 1, 1, 1), "VALID"), jnp.asarray(x))
+        (grad,) = pullback(jnp.ones_like(y))
+    assert numpy.isnan(numpy.asarray(y)).all()
+    assert numpy.asarray(grad)[0, 0].tolist() == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]  # the 2.0, not a NaN
+    _, pullback = poolref.vjp(lambda t: poolref.max_pool2d(t, (2, 3)), x)
+    assert pullback(numpy.ones((1, 1, 1, 1)))[0][0, 0].tolist() == [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]  # the last NaN
+
+
+def test_resize_antialiases_by_default_when_downsampling():
+    x = (numpy.arange(8.0) ** 2).reshape(1, 1, 8)
+    with jax.enable_x64(True):
+        default = numpy.asarray(jax.image.resize(jnp.asarray(x), (1, 1, 3), "linear"))
+        plain = numpy.asarray(jax.image.resize(jnp.asarray(x), (1, 1, 3), "linear", antialias=False))
+    ours = poolref.interpolate(x, size=3, mode="linear", align_corners=False)
+    numpy.testing.assert_allclose(plain, ours, rtol=1e-12)
+    assert numpy.abs(default - ours).max() > 1.0
+
+
+def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
+    assert reproducers_run("jax") == len(oracle.load_adapter("jax").MAPPINGS)

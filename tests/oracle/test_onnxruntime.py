@@ -1,0 +1,88 @@
+"""The ONNX Runtime adapter: every mapping passes, a planted bug is caught, and the differences the
+adapter declares (and the atlas shows) are what ONNX Runtime really does."""
+
+import numpy
+import pytest
+
+import poolref
+from poolref import oracle
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+from onnx import helper  # noqa: E402
+
+from poolref.oracle import onnxruntime_adapter  # noqa: E402
+from poolref.oracle.onnxruntime_adapter import run_node  # noqa: E402
+
+
+def _max_pool(x, **attributes):
+    node = helper.make_node("MaxPool", ["X"], ["Y", "I"], **attributes)
+    return run_node(node, {"X": x}, {"Y": x.dtype, "I": numpy.int64})
+
+
+def test_every_onnxruntime_mapping_passes():
+    report = oracle.check("onnxruntime", cases=4, seed=2)
+    assert report.passed, report.table()
+    assert {"max_pool3d", "avg_pool1d", "lp_pool2d", "max_unpool3d", "global_lp_pool", "roi_align", "roi_pool",
+            "interpolate", "grid_sample", "conv2d"} <= {r.op for r in report.results}
+    assert not any(r.gradients for r in report.results)  # an inference engine: outputs only
+
+
+def test_a_planted_bug_in_average_pool_is_caught(monkeypatch):
+    real = onnxruntime_adapter.run_node
+
+    def divisor_off_at_the_border(node, feeds, outputs, opset=onnxruntime_adapter.OPSET):
+        results = real(node, feeds, outputs, opset)
+        if node.op_type == "AveragePool":
+            results[0] = results[0].copy()
+            results[0][..., -1] *= numpy.float32(0.9)
+        return results
+
+    monkeypatch.setattr(onnxruntime_adapter, "run_node", divisor_off_at_the_border)
+    report = oracle.check("onnxruntime", ops=["avg_pool2d"], cases=4)
+    assert not report.passed
+    failure = report.failures[0]
+    assert failure.problems[0].startswith("output") and "x.shape=(1, 1," in failure.case
+    assert "onnx.helper.make_node('AveragePool'" in failure.reproducer
+    with pytest.raises(AssertionError, match="output"):
+        exec(compile(failure.reproducer, "<reproducer>", "exec"), {})
+
+
+# --------------------------------------------------------------------------------------------------
+# What ONNX Runtime does, as the adapter declares it (ONNX Runtime 1.32)
+# --------------------------------------------------------------------------------------------------
+def test_max_pool_keeps_a_nan_only_when_it_comes_first():
+    later = numpy.array([[[[1.0, numpy.nan, 3.0], [numpy.nan, 2.0, 0.0]]]])
+    y, i = _max_pool(later, kernel_shape=[2, 3])
+    assert y.item() == 3.0 and i.item() == 2  # the NaNs are skipped
+    first = numpy.array([[[[numpy.nan, 1.0, 3.0], [0.0, 2.0, 0.0]]]])
+    y, i = _max_pool(first, kernel_shape=[2, 3])
+    assert numpy.isnan(y.item()) and i.item() == 0
+    assert numpy.isnan(poolref.max_pool2d(later, (2, 3), convention="onnx")).all()  # poolref: NaN wins
+
+
+def test_same_padding_goes_negative_when_the_stride_exceeds_the_window():
+    x = numpy.array([[[0.0, 1.0, 2.0]]])
+    y, i = _max_pool(x, kernel_shape=[1], strides=[3], auto_pad="SAME_UPPER")
+    assert y.ravel().tolist() == [1.0]  # total padding (1-1)*3 + 1 - 3 = -2: the window moved into the input
+    assert poolref.max_pool1d(x, 1, 3, "same", convention="onnx").ravel().tolist() == [0.0]  # poolref clamps at 0
+
+
+def test_same_padding_with_dilation_uses_the_undilated_kernel():
+    x = numpy.arange(5.0).reshape(1, 1, 5)
+    y, _ = _max_pool(x, kernel_shape=[2], strides=[2], dilations=[2], auto_pad="SAME_UPPER")
+    assert y.ravel().tolist() == [2.0, 4.0]  # = explicit pads (0, 1), from k = 2 rather than 3
+    assert poolref.max_pool1d(x, 2, 2, ((0, 1),), 2, convention="onnx").ravel().tolist() == [2.0, 4.0]
+    assert poolref.max_pool1d(x, 2, 2, "same", 2, convention="onnx").ravel().tolist() == [1.0, 3.0, 3.0]  # ONNX's formula
+
+
+def test_lp_pool_does_not_rescale_a_partial_ceil_mode_window():
+    x = numpy.array([[[1.0, 2, 3, 4, 5]]], dtype=numpy.float32)
+    node = helper.make_node("LpPool", ["X"], ["Y"], kernel_shape=[2], strides=[2], ceil_mode=1, p=1)
+    (y,) = run_node(node, {"X": x}, {"Y": x.dtype})
+    assert y.ravel().tolist() == [3.0, 7.0, 5.0]
+    assert poolref.lp_pool1d(x, 1, 2, 2, True, convention="onnx").ravel().tolist() == [3.0, 7.0, 5.0]
+
+
+def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
+    assert reproducers_run("onnxruntime") == len(oracle.load_adapter("onnxruntime").MAPPINGS)

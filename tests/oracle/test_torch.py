@@ -1,0 +1,139 @@
+"""The PyTorch adapter: every mapping passes, and planted bugs in torch's functions are caught, each
+with a minimal reproducer that fails while the bug is in place and passes without it."""
+
+import math
+import subprocess
+import sys
+
+import numpy
+import pytest
+
+from poolref import oracle
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def test_every_torch_mapping_passes():
+    report = oracle.check("torch", cases=3, seed=1)
+    assert report.passed, report.table()
+    ops = {r.op for r in report.results}
+    assert {"max_pool3d", "avg_pool1d", "lp_pool2d", "max_unpool2d", "adaptive_max_pool3d", "global_lp_pool",
+            "fractional_max_pool3d", "grid_sample", "interpolate", "conv2d"} <= ops
+    assert all(r.cases >= 3 and r.gradients for r in report.results)
+
+
+def test_torch_check_covers_the_worked_examples():
+    report = oracle.check("torch", ops=["avg_pool2d", "max_pool2d", "lp_pool1d"], cases=0)
+    assert report.passed and [r.cases for r in report.results] == [2, 1, 2]  # ties + NaN; ceil avg; two Lp
+
+
+# --------------------------------------------------------------------------------------------------
+# Planted bugs: a wrapped torch function with a deliberate error
+# --------------------------------------------------------------------------------------------------
+def _divisor_off_at_the_border(real):
+    def avg_pool2d(input, *args, **kwargs):
+        y = real(input, *args, **kwargs)
+        scale = torch.ones_like(y)
+        scale[..., -1] = 0.9  # the last column of windows divides by the wrong count
+        return y * scale
+
+    return avg_pool2d
+
+
+def _off_by_one_window(real):
+    def max_pool2d(input, *args, **kwargs):
+        # every window reads one column further right than it should
+        return real(torch.roll(input, shifts=-1, dims=-1), *args, **kwargs)
+
+    return max_pool2d
+
+
+def _ties_broken_the_other_way(real):
+    def max_pool2d(input, *args, **kwargs):
+        # nudge later elements up by far less than any tolerance: among equal values the LAST now wins
+        ramp = torch.arange(input.numel(), dtype=input.dtype).reshape(input.shape) / input.numel()
+        values, indices = real(input.detach() + 1e-13 * ramp, *args, **kwargs)
+        flat = input.flatten(2)
+        picked = flat.gather(2, indices.flatten(2)).reshape(values.shape)  # exact values, gradient to the new winner
+        return (picked, indices) if kwargs.get("return_indices") else picked
+
+    return max_pool2d
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, factor):
+        ctx.factor = factor
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.factor, None
+
+
+def _gradient_scaled_by_the_kernel_size(real):
+    def avg_pool2d(input, kernel_size, *args, **kwargs):
+        y = real(input, kernel_size, *args, **kwargs)
+        k = kernel_size if isinstance(kernel_size, int) else kernel_size
+        volume = k * k if isinstance(k, int) else math.prod(k)
+        return _ScaleGradient.apply(y, float(volume))
+
+    return avg_pool2d
+
+
+BUGS = {
+    "divisor off at the border": ("avg_pool2d", _divisor_off_at_the_border, "output"),
+    "off-by-one window": ("max_pool2d", _off_by_one_window, "output"),
+    "tie broken the other way": ("max_pool2d", _ties_broken_the_other_way, "indices"),
+    "gradient scaled by the kernel size": ("avg_pool2d", _gradient_scaled_by_the_kernel_size, "gradient to x"),
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_a_planted_bug_is_caught_with_a_reproducer(bug, monkeypatch):
+    name, plant, problem = BUGS[bug]
+    monkeypatch.setattr(F, name, plant(getattr(F, name)))
+    report = oracle.check("torch", ops=[name], cases=5)
+    assert not report.passed
+    failures = report.failures
+    assert any(p.startswith(problem) for f in failures for p in f.problems), report.table()
+    text = report.table()
+    assert "reproducer (runnable Python)" in text and f"F.{name}(x_t" in text
+    failure = next(f for f in failures if any(p.startswith(problem) for p in f.problems))
+    # minimal: one image, one channel
+    assert "x.shape=(1, 1," in failure.case
+    # runnable: with the bug in place it fails on the same comparison ...
+    with pytest.raises(AssertionError, match=problem):
+        exec(compile(failure.reproducer, "<reproducer>", "exec"), {})
+    # ... and it exercised the worked tie example for the tie bug (random inputs have no ties)
+    if bug == "tie broken the other way":
+        assert "ties go to the first" in failure.case
+
+
+def test_the_reproducer_runs_as_a_script_and_passes_without_the_bug(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "avg_pool2d", _divisor_off_at_the_border(F.avg_pool2d))
+    report = oracle.check("torch", ops=["avg_pool2d"], cases=2)
+    script = tmp_path / "reproducer.py"
+    script.write_text(report.failures[0].reproducer)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr  # a fresh process has the real torch: both sides agree
+    assert "torch and poolref agree on this case" in out.stdout
+
+
+def test_check_refuses_unknown_ops_and_frameworks():
+    with pytest.raises(ValueError, match="unknown op"):
+        oracle.check("torch", ops=["fancy_pool"])
+    with pytest.raises(ValueError, match="framework must be one of"):
+        oracle.check("caffe")
+    with pytest.raises(ValueError, match="cases must be"):
+        oracle.check("torch", cases=-1)
+
+
+def test_aliases_name_the_same_adapter():
+    assert oracle.load_adapter("pytorch") is oracle.load_adapter("torch")
+    assert numpy.all([m.op in oracle.OPS for m in oracle.load_adapter("torch").MAPPINGS])
+
+
+def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
+    assert reproducers_run("torch") == len(oracle.load_adapter("torch").MAPPINGS)
