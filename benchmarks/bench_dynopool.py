@@ -11,7 +11,7 @@ bandwidth, and the kernel's fraction of it.
 
     python benchmarks/bench_dynopool.py               # CPU (and GPU when present)
     python benchmarks/bench_dynopool.py --quick       # small shapes, a few seconds
-    python benchmarks/bench_dynopool.py --write       # also write benchmarks/results/{cpu,gpu}_dynopool.md
+    python benchmarks/bench_dynopool.py --write       # also write benchmarks/results/cpu_dynopool.md and gpu.md
 
 Shapes (N, C, H, W): (128, 64, 32, 32) and (64, 256, 56, 56); alpha (2, 2) and (1.7, 2.6).
 """
@@ -83,10 +83,10 @@ def run_cpu(torch, shapes, repeats):
     for shape in shapes:
         for alpha in ALPHAS:
             ours, theirs = cpu_case(torch, shape, alpha, repeats, rng)
-            rows.append(("x".join(map(str, shape)), f"({alpha[0]}, {alpha[1]})", f"{ours:.1f}", f"{theirs:.1f}",
-                         f"{ours / theirs:.2f}"))
+            rows.append(("dynopool2d", "x".join(map(str, shape)), f"({alpha[0]}, {alpha[1]})", f"{ours:.1f}",
+                         f"{theirs:.1f}", f"{ours / theirs:.2f}"))
             print(*rows[-1], sep="  ", flush=True)
-    header = ("input", "alpha", "poolref ms", "torch composition ms", "ratio")
+    header = ("op", "input", "alpha", "poolref ms", "torch composition ms", "ratio")
     title = (f"DynOPool forward + backward (x and alpha), float32, CPU: numpy {numpy.__version__}, "
              f"torch {torch.__version__} with {torch.get_num_threads()} threads; median of {repeats} interleaved runs")
     return title, table(rows, header)
@@ -184,7 +184,7 @@ def run_gpu(torch, shapes, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small shapes, a few repeats")
-    parser.add_argument("--write", action="store_true", help="write benchmarks/results/{cpu,gpu}_dynopool.md")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/results/cpu_dynopool.md and gpu.md")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
     try:
@@ -202,7 +202,7 @@ def main(argv=None):
         title, text = run_gpu(torch, shapes, args.repeats or (10 if args.quick else 100))
         print(title, text, sep="\n")
         if args.write:
-            (RESULTS / "gpu_dynopool.md").write_text(f"{title} ({today})\n\n{text}\n")
+            (RESULTS / "gpu.md").write_text(f"{title} ({today})\n\n{text}\n")
     else:
         print("no CUDA device with cupy and torch.cuda here: GPU part skipped")
     return 0

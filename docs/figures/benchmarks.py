@@ -14,8 +14,9 @@ import numpy as np
 # without __file__; run as a script, __file__ is there
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
 RESULTS = HERE.parents[1] / "benchmarks" / "results"
-COLOURS = {"cpu.md": "#1f77b4", "cpu_sampling.md": "#2ca02c", "gpu.md": "#d62728"}
-TITLES = {"cpu.md": "windowed (vs PyTorch CPU)", "cpu_sampling.md": "sampling (vs PyTorch CPU)", "gpu.md": "GPU"}
+COLOURS = {"cpu.md": "#1f77b4", "cpu_sampling.md": "#2ca02c", "cpu_dynopool.md": "#9467bd", "gpu.md": "#d62728"}
+TITLES = {"cpu.md": "windowed (vs PyTorch CPU)", "cpu_sampling.md": "sampling (vs PyTorch CPU)",
+          "cpu_dynopool.md": "DynOPool (vs PyTorch grid_sample composition, CPU)", "gpu.md": "GPU"}
 
 
 def read_table(path):
@@ -64,7 +65,7 @@ def _ratios(name):
 
 def benchmark_ratios():
     """Horizontal bars of poolref time / framework time, one per case, with the target of 2."""
-    groups = [(name, _ratios(name)) for name in ("cpu.md", "cpu_sampling.md", "gpu.md")]
+    groups = [(name, _ratios(name)) for name in ("cpu.md", "cpu_sampling.md", "cpu_dynopool.md", "gpu.md")]
     groups = [(name, ratios) for name, ratios in groups if ratios]
     labels, values, colours = [], [], []
     for name, ratios in groups:

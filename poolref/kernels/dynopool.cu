@@ -85,7 +85,7 @@ __device__ void forward(const T* __restrict__ x, T* __restrict__ y, signed char*
         y[index] = values[best];
         choice[index] = static_cast<signed char>(best);
     } else {
-        y[index] = (values[0] + values[1] + values[2] + values[3]) / T(4);  // NumPy's mean: sum, then divide
+        y[index] = (values[0] + values[1] + values[2] + values[3]) / T(4);  // summed in order, then divided, as the array code
     }
 }
 

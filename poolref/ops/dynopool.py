@@ -128,19 +128,29 @@ def _gather(x, axis: QueryAxis, dim: int, xp):
     return lines
 
 
-def _cells(q):
-    """(..., 2Ho, 2Wo) query values -> (..., Ho, Wo, 4), the four points of each cell in order a*2 + b."""
-    *lead, two_h, two_w = q.shape
-    q = q.reshape(*lead, two_h // 2, 2, two_w // 2, 2)
-    q = q.swapaxes(-3, -2)  # (..., Ho, Wo, 2, 2) = (i, j, a, b)
-    return q.reshape(*lead, two_h // 2, two_w // 2, 4)
+def _points(query):
+    """The four query points of every cell as strided views: (..., 2Ho, 2Wo) -> [(..., Ho, Wo)] * 4.
+
+    Point ``a*2 + b`` of cell (i, j) is ``query[..., 2i + a, 2j + b]``; no copy is made.
+    """
+    *lead, two_h, two_w = query.shape
+    cells = query.reshape(*lead, two_h // 2, 2, two_w // 2, 2)  # (..., i, a, j, b)
+    return [cells[..., a, :, b] for a in (0, 1) for b in (0, 1)]
 
 
-def _uncells(g):
-    """The inverse of :func:`_cells`: (..., Ho, Wo, 4) -> (..., 2Ho, 2Wo)."""
-    *lead, out_h, out_w, _ = g.shape
-    g = g.reshape(*lead, out_h, out_w, 2, 2).swapaxes(-3, -2)  # (..., Ho, 2, Wo, 2)
-    return g.reshape(*lead, 2 * out_h, 2 * out_w)
+def _first_max(points, xp):
+    """Running max over the four points: the value and the index of the first maximum (a NaN wins).
+
+    The same rule as ``numpy.argmax`` and as the CUDA kernel: a later point replaces the best only if
+    it is strictly larger, or a NaN where the best is not.
+    """
+    best = points[0].copy()
+    choice = xp.zeros(best.shape, dtype=numpy.int8)
+    for index, value in enumerate(points[1:], start=1):
+        take = (value > best) | (xp.isnan(value) & ~xp.isnan(best))
+        xp.copyto(best, value, where=take)
+        choice[take] = index
+    return best, choice
 
 
 # ==================================================================================================
@@ -165,12 +175,13 @@ def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     ``(N, C, 2Ho, W)``, which the backward reuses.
     """
     query_rows = _gather(x, rows, -2, xp)  # (N, C, 2Ho, W)
-    points = _cells(_gather(query_rows, columns, -1, xp))  # (N, C, 2Ho, 2Wo) -> (N, C, Ho, Wo, 4)
+    points = _points(_gather(query_rows, columns, -1, xp))  # 4 x (N, C, Ho, Wo)
     if aggregate == "max":
-        choice = xp.argmax(points, axis=-1).astype(numpy.int8)  # the first of equal maxima (NaN wins)
-        y = xp.take_along_axis(points, choice[..., None].astype(numpy.intp), axis=-1)[..., 0]
+        y, choice = _first_max(points, xp)
         return y, choice, query_rows
-    return points.mean(axis=-1), None, query_rows
+    y = ((points[0] + points[1]) + points[2]) + points[3]
+    y /= 4  # the mean of the four, summed in order (as the CUDA kernel does)
+    return y, None, query_rows
 
 
 def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
@@ -188,12 +199,13 @@ def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: Qu
     """
     dtype = x.dtype
     # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
-    if aggregate == "max":
-        grad_points = xp.zeros(grad_y.shape + (4,), dtype=dtype)
-        xp.put_along_axis(grad_points, choice[..., None].astype(numpy.intp), grad_y[..., None], axis=-1)
-    else:
-        grad_points = xp.broadcast_to((grad_y / 4)[..., None], grad_y.shape + (4,))
-    grad_query = _uncells(grad_points)  # (N, C, 2Ho, 2Wo)
+    *lead, out_h, out_w = grad_y.shape
+    grad_query = xp.zeros((*lead, 2 * out_h, 2 * out_w), dtype=dtype)  # (N, C, 2Ho, 2Wo)
+    for index, grad_point in enumerate(_points(grad_query)):  # views: writing them fills grad_query
+        if aggregate == "max":
+            xp.multiply(grad_y, choice == index, out=grad_point)
+        else:
+            xp.divide(grad_y, 4, out=grad_point)
 
     R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
     R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)

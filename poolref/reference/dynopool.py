@@ -43,6 +43,11 @@ def bilinear_read(plane, u: float, v: float):
     return value, d_du, d_dv
 
 
+def _replaces(value, best) -> bool:
+    """Max rule: strictly larger replaces (ties keep the first point); a NaN replaces a number."""
+    return value > best or (math.isnan(value) and not math.isnan(best))
+
+
 def dynopool_reference(x, alpha, aggregate="max"):
     """Forward: ``x`` (N, C, H, W) float64, ``alpha`` (alpha_h, alpha_w) -> (N, C, H_out, W_out)."""
     N, C, H, W = x.shape
@@ -60,7 +65,7 @@ def dynopool_reference(x, alpha, aggregate="max"):
                     if aggregate == "max":
                         best = 0
                         for p in range(1, 4):
-                            if values[p] > values[best]:  # strictly larger: ties keep the first
+                            if _replaces(values[p], values[best]):
                                 best = p
                         y[n, c, i, j] = values[best]
                     else:
@@ -84,7 +89,7 @@ def dynopool_backward_reference(grad_y, x, alpha, aggregate="max", grad_size=(0.
                     if aggregate == "max":
                         best = 0
                         for p in range(1, 4):
-                            if reads[p][0] > reads[best][0]:
+                            if _replaces(reads[p][0], reads[best][0]):
                                 best = p
                         shares = [1.0 if p == best else 0.0 for p in range(4)]
                     else:
