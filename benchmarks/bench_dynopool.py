@@ -22,10 +22,10 @@ import argparse
 import datetime
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy
+from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,15 +66,8 @@ def cpu_case(torch, shape, alpha, repeats, rng):
         return y
 
     numpy.testing.assert_allclose(run_poolref(), run_torch().detach().numpy(), rtol=1e-4, atol=1e-4)
-    ours, theirs = [], []
-    for _ in range(repeats):  # interleaved, so that both sides meet the same machine state
-        start = time.perf_counter()
-        run_poolref()
-        ours.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        run_torch()
-        theirs.append(time.perf_counter() - start)
-    return statistics.median(ours) * 1e3, statistics.median(theirs) * 1e3
+    ours, theirs = interleaved_median_ms([run_poolref, run_torch], repeats, warmup=2, warmup_s=1.0)
+    return ours, theirs
 
 
 def run_cpu(torch, shapes, repeats):

@@ -28,12 +28,11 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy
+from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_sampling.md"
 
@@ -59,27 +58,6 @@ QUICK = {
         ((2, 8, 16, 16), (8, 8), dict(mode="bilinear", align_corners=False)),
     ],
 }
-
-
-def _interleaved_median_ms(functions, repeats: int, warmup: int, warmup_s: float) -> list[float]:
-    """Median milliseconds of each function when they are called in turn ``repeats`` times.
-
-    Calling the sides alternately exposes them to the same state of a (shared, noisy) machine; the
-    warm-up (``warmup`` rounds and at least ``warmup_s`` seconds) lets PyTorch reach its steady state.
-    """
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < warmup or time.perf_counter() - start < warmup_s:
-        for function in functions:
-            function()
-        rounds += 1
-    samples = [[] for _ in functions]
-    for _ in range(repeats):
-        for function, times in zip(functions, samples):
-            begin = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - begin)
-    return [1e3 * statistics.median(times) for times in samples]
 
 
 def _grid_sample_case(x_shape, out_hw, kwargs, rng, torch, poolref):
@@ -199,7 +177,7 @@ def main(argv=None) -> int:
     for build, (x_shape, out, kwargs) in builders:
         label, shapes, run_poolref, run_torch = build(x_shape, out, kwargs, rng, torch, poolref)
         _check(label, run_poolref(), run_torch())
-        poolref_ms, torch_ms = _interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
+        poolref_ms, torch_ms = interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
         print(f"{label:<62} {shapes:<42} {poolref_ms:>10.1f} {torch_ms:>9.1f} {poolref_ms / torch_ms:>6.2f}")
         rows.append((label, shapes, poolref_ms, torch_ms))
     if args.write:

@@ -27,12 +27,11 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy
+from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu.md"
 
@@ -46,31 +45,6 @@ QUICK_CASES = [
     ((2, 4, 8, 8), 2, 2, 0),
 ]
 OPS = ("max_pool2d", "avg_pool2d")
-
-
-def _interleaved_median_ms(fns, repeats: int, warmup: int, warmup_s: float) -> list[float]:
-    """Median wall time in milliseconds of each of ``fns``, called in turn ``repeats`` times.
-
-    Alternating the calls (poolref, torch, poolref, torch, ...) exposes both sides to the same
-    machine state: on a shared virtual machine the speed of memory-bound code drifts by up to 2x over
-    a few seconds, and timing one side after the other would charge that drift to one of them.
-    Each function is first called ``warmup`` times and for at least ``warmup_s`` seconds: PyTorch's
-    first backward calls, and the first calls after its worker threads have gone idle, are much
-    slower than its steady state, which is what we compare against.
-    """
-    start = time.perf_counter()
-    calls = 0
-    while calls < warmup or time.perf_counter() - start < warmup_s:
-        for fn in fns:
-            fn()
-        calls += 1
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, record in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [1e3 * statistics.median(record) for record in times]
 
 
 def _case(op_name, shape, k, s, p, repeats, warmup, warmup_s, rng, torch, poolref):
@@ -104,7 +78,7 @@ def _case(op_name, shape, k, s, p, repeats, warmup, warmup_s, rng, torch, poolre
     ):
         raise SystemExit(f"{op_name} {shape} k={k} s={s} p={p}: poolref and torch disagree; not timing")
 
-    poolref_ms, torch_ms = _interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
+    poolref_ms, torch_ms = interleaved_median_ms([run_poolref, run_torch], repeats, warmup, warmup_s)
     return {
         "op": op_name,
         "shape": "x".join(map(str, shape)),
