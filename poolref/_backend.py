@@ -6,7 +6,7 @@ then writes plain array code against it, so the same lines run on the CPU and on
 when the caller has already imported it (and can therefore hold cupy arrays).
 
 Sparse matrices are the one thing the two modules spell differently (``scipy.sparse`` and
-``cupyx.scipy.sparse``), so :func:`sparse_rows` builds them here for both.
+``cupyx.scipy.sparse``), so :func:`sparse_rows` and :func:`sparse_csr` build them here for both.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from types import ModuleType
 
 import numpy
 
-__all__ = ["array_module", "is_cupy_array", "sparse_rows", "to_numpy"]
+__all__ = ["array_module", "is_cupy_array", "sparse_csr", "sparse_rows", "to_numpy"]
 
 
 def _cupy() -> ModuleType | None:
@@ -80,7 +80,36 @@ def sparse_rows(data, indices, n_columns: int, per_row: int):
         raise ValueError(f"sparse_rows: data and indices must have the same number of entries, got {data.shape[0]} and {indices.shape[0]}")
     if per_row < 1 or data.shape[0] % per_row:
         raise ValueError(f"sparse_rows: per_row must be >= 1 and divide the {data.shape[0]} entries, got per_row={per_row}")
-    n_rows = data.shape[0] // per_row
+    indptr = xp.arange(0, data.shape[0] + 1, per_row, dtype=numpy.int64)  # where each row starts
+    return sparse_csr(data, indices, indptr, n_columns)
+
+
+def sparse_csr(data, indices, indptr, n_columns: int):
+    """A sparse (len(indptr) - 1, n_columns) matrix from its compressed-row (CSR) arrays.
+
+    Row ``r`` holds ``data[indptr[r]:indptr[r + 1]]`` at the columns
+    ``indices[indptr[r]:indptr[r + 1]]``: rows may have different numbers of entries (an empty row is
+    a row of zeros). ``data``, ``indices`` and ``indptr`` are 1-D arrays of one module (numpy or
+    cupy). Returns a ``scipy.sparse.csr_matrix`` for numpy and a ``cupyx.scipy.sparse.csr_matrix``
+    for cupy. Every entry is kept as given, zeros included, and products accumulate in the dtype of
+    ``data``, as for :func:`sparse_rows`.
+
+    A column may repeat within a row. scipy's products then add the repeated entries one by one, in
+    the order stored; cupyx first merges them into one entry (``sum_duplicates``), which changes
+    only the rounding, except where a stored 0 shares its column with a nonzero entry: ``0 * inf``
+    is NaN, ``(0 + w) * inf`` is not. Keep such zeros in a matrix of their own.
+
+    >>> import numpy as np
+    >>> m = sparse_csr(np.array([1.0, 2.0, 0.5]), np.array([0, 2, 0]), np.array([0, 2, 2, 3]), 3)
+    >>> m.toarray()
+    array([[1. , 0. , 2. ],
+           [0. , 0. , 0. ],
+           [0.5, 0. , 0. ]])
+    """
+    xp = array_module(data, indices, indptr)
+    n_rows = indptr.shape[0] - 1
+    if data.ndim != 1 or data.shape != indices.shape or n_rows < 0:
+        raise ValueError(f"sparse_csr: data and indices must be 1-D of one length and indptr non-empty, got shapes {data.shape}, {indices.shape} and {indptr.shape}")
     # 32-bit indices where everything fits (scipy would otherwise scan the indices to decide, and
     # cupyx only takes 32-bit ones)
     small = max(n_rows, n_columns, data.shape[0]) <= numpy.iinfo(numpy.int32).max
@@ -88,8 +117,8 @@ def sparse_rows(data, indices, n_columns: int, per_row: int):
         import scipy.sparse as sparse
     else:
         if not small:
-            raise ValueError(f"sparse_rows: cupyx sparse matrices take 32-bit indices; {n_rows} x {n_columns} with {data.shape[0]} entries is too large")
+            raise ValueError(f"sparse_csr: cupyx sparse matrices take 32-bit indices; {n_rows} x {n_columns} with {data.shape[0]} entries is too large")
         import cupyx.scipy.sparse as sparse
     index_dtype = numpy.int32 if small else numpy.int64
-    indptr = xp.arange(0, data.shape[0] + 1, per_row, dtype=index_dtype)  # where each row starts
-    return sparse.csr_matrix((data, indices.astype(index_dtype, copy=False), indptr), shape=(n_rows, n_columns))
+    return sparse.csr_matrix((data, indices.astype(index_dtype, copy=False), indptr.astype(index_dtype, copy=False)),
+                             shape=(n_rows, n_columns))

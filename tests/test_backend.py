@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import poolref
-from poolref._backend import array_module, sparse_rows, to_numpy
+from poolref._backend import array_module, sparse_csr, sparse_rows, to_numpy
 
 
 def test_numpy_is_chosen_for_numpy_arrays_and_plain_values():
@@ -79,6 +79,36 @@ def test_sparse_rows_without_rows():
     matrix = sparse_rows(numpy.zeros((0, 4)), numpy.zeros((0, 4), dtype=numpy.intp), 6, 4)
     assert matrix.shape == (0, 6)
     assert (matrix @ numpy.ones((6, 3))).shape == (0, 3) and (matrix.T @ numpy.ones((0, 3))).shape == (6, 3)
+
+
+def test_sparse_csr_rows_of_any_length_repeats_and_zeros(xp):
+    # rows of 2, 0 and 3 entries; row 2 reads column 1 twice (the reads add) and column 0 with a
+    # stored zero, which stays: 0 * inf is NaN in a product
+    data = numpy.array([1.0, 2.0, 0.5, 0.25, 0.0])
+    indices = numpy.array([0, 2, 1, 1, 0])
+    indptr = numpy.array([0, 2, 2, 5])
+    matrix = sparse_csr(xp.asarray(data), xp.asarray(indices), xp.asarray(indptr), 3)
+    dense = numpy.array([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0], [0.0, 0.75, 0.0]])
+    assert matrix.shape == (3, 3) and matrix.nnz == 5 and matrix.indptr.dtype == numpy.int32
+    numpy.testing.assert_array_equal(to_numpy(matrix.toarray()), dense)
+    image = numpy.arange(6.0).reshape(3, 2)
+    numpy.testing.assert_array_equal(to_numpy(matrix @ xp.asarray(image)), dense @ image)
+    g = numpy.arange(6.0).reshape(3, 2) - 2
+    numpy.testing.assert_array_equal(to_numpy(matrix.T @ xp.asarray(g)), dense.T @ g)
+    product = to_numpy(matrix @ xp.asarray(numpy.array([[numpy.inf], [1.0], [1.0]])))
+    assert product[0, 0] == numpy.inf and product[1, 0] == 0 and numpy.isnan(product[2, 0])
+
+
+def test_sparse_csr_without_rows_or_entries():
+    empty = sparse_csr(numpy.zeros(0), numpy.zeros(0, dtype=numpy.intp), numpy.zeros(1, dtype=numpy.intp), 4)
+    assert empty.shape == (0, 4) and (empty.T @ numpy.ones((0, 2))).tolist() == [[0.0, 0.0]] * 4
+    blank = sparse_csr(numpy.zeros(0), numpy.zeros(0, dtype=numpy.intp), numpy.zeros(3, dtype=numpy.intp), 4)
+    assert blank.shape == (2, 4) and (blank @ numpy.ones((4, 1))).tolist() == [[0.0], [0.0]]
+
+
+def test_sparse_csr_refuses_mismatched_arrays():
+    with pytest.raises(ValueError, match="sparse_csr: data and indices"):
+        sparse_csr(numpy.ones(3), numpy.zeros(2, dtype=int), numpy.array([0, 3]), 3)
 
 
 @pytest.mark.parametrize("data, indices, per_row, words", [

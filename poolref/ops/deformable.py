@@ -5,11 +5,16 @@ that the bins can follow the object's parts rather than a rigid grid. The offset
 through the derivative of bilinear interpolation: moving a sampling point by :math:`\delta` along
 :math:`x` changes its value by :math:`\delta \sum_q x_q\, \partial w_q / \partial x`.
 
-The sampling, gathering and scattering helpers are those of :mod:`poolref.ops.region`
-(:func:`~poolref.ops.region.bilinear_axis`, :func:`~poolref.ops.region.bilinear_taps`,
-:class:`~poolref.ops.region.RowScatter`); only the sampling coordinates differ: with a shift per bin
-they depend on both bin indices, (K, ph, pw, g) instead of RoI Align's separable (K, ph, g) and
-(K, pw, g).
+The sampling helpers are those of :mod:`poolref.ops.region` (:func:`~poolref.ops.region.bilinear_axis`,
+:func:`~poolref.ops.region.bilinear_taps`, :func:`~poolref.ops.region.sampling_matrix`); only the
+sampling coordinates differ: with a shift per bin they depend on both bin indices, (K, ph, pw, g)
+instead of RoI Align's separable (K, ph, g) and (K, pw, g).
+
+For given offsets the op is linear in ``x``, as RoI Align is: the forward builds the sparse matrix
+``A`` of the bins' bilinear weights once and computes ``y = A @ table`` (``table`` the input
+channels-last, one row of channels per pixel), and the gradient to ``x`` is the transpose of the
+same matrix, ``A.T @ grad_y``. The gradient to the offsets multiplies the *derivatives* of the
+weights by the input values, so it walks the taps, gathering each corner's channels.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..autograd.tensor import Tensor
 from .region import (
     AlignGeometry,
     AxisTaps,
-    RowScatter,
+    SamplingMatrix,
     align_geometry,
     bilinear_axis,
     bilinear_taps,
@@ -37,6 +42,7 @@ from .region import (
     gather_rows,
     has_nonfinite,
     sample_coordinates,
+    sampling_matrix,
     select_boxes,
 )
 
@@ -44,13 +50,14 @@ __all__ = ["deform_roi_pool"]
 
 
 class DeformSaved(NamedTuple):
-    table: object  # (N*H*W, C) input channels-last, in the accumulation dtype (for the offset gradient)
-    ay: AxisTaps  # (K, ph, pw, G_h)
+    matrix: SamplingMatrix  # (K*ph*pw, N*H*W): every bin's bilinear reads of the input table
+    table: object  # (N*H*W, C) input channels-last, in the accumulation dtype (offset gradient only)
+    ay: AxisTaps  # (K, ph, pw, G_h) (offset gradient only)
     ax: AxisTaps  # (K, ph, pw, G_w)
     geometry: AlignGeometry
     count: object  # (K,) max(g_h * g_w, 1)
     gamma: float
-    clean: bool  # x holds NaN or inf: mask the 0 * x reads of outside samples
+    nonfinite: bool  # x holds NaN or inf: mask the 0 * x reads of outside samples
     has_offset: bool
     x_shape: tuple
     dtype: numpy.dtype
@@ -84,55 +91,60 @@ def _deform_roi_pool_forward(x, rois, offset, *, output_size, spatial_scale, sam
     xp = array_module(x)
     N, C, H, W = x.shape
     ph, pw = output_size
+    K = rois.shape[0]
     accumulate = accumulation_dtype(x.dtype)
     geometry = align_geometry(rois, output_size, spatial_scale, sampling_ratio, 0.5, False)
     ay, ax = _deformed_axes(geometry, offset, gamma, output_size, H, W)
-    table = channels_last_table(x, accumulate)
-    clean = has_nonfinite(x)
-    base = (geometry.batch * (H * W))[:, None, None]
-    out = xp.zeros((rois.shape[0], ph, pw, C), dtype=accumulate)
-    for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, W):
-        value = gather_rows(table, select_boxes(base, tap.boxes, None) + tap.pixel)  # (K', ph, pw, C)
-        with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN (masked below where nothing is read)
-            value *= tap.weight[..., None]
-        if clean:  # mmcv reads nothing for a sample outside the image: exactly 0, even next to a NaN
-            value = xp.where(tap.inside[..., None], value, accumulate.type(0))
-        if tap.boxes is None:
-            out += value
-        else:
-            out[tap.boxes] += value
+    table = channels_last_table(x, accumulate)  # (N*H*W, C)
+    base = (geometry.batch * (H * W))[:, None, None]  # (K, 1, 1) first row of each box's image
+    # for fixed offsets the op is linear in x, out = A @ table; mmcv reads nothing for a sample
+    # outside the image (exactly 0, even next to a NaN)
+    matrix = sampling_matrix(ay, ax, geometry, W, base, 1, N * H * W, read_outside=False)
+    with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN, as in the kernel
+        out = matrix.times(table).reshape(K, ph, pw, C)
     count = xp.maximum(geometry.grid_h * geometry.grid_w, 1).astype(accumulate)
     out /= count[:, None, None, None]
     y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
-    saved = DeformSaved(table, ay, ax, geometry, count, float(gamma), clean, offset is not None,
+    has_offset = offset is not None
+    saved = DeformSaved(matrix, table if has_offset else None, ay if has_offset else None, ax if has_offset else None,
+                        geometry, count, float(gamma), has_nonfinite(x), has_offset,
                         x.shape, x.dtype, None if offset is None else offset.dtype)
     return y, saved
 
 
 def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
-    # x: the transpose of the forward, g * w / count to every corner of every sample.
+    # x: the transpose of the forward's matrix, grad_table = A.T @ (g / count): g * w / count to
+    # every corner of every sample.
     # offset: dy/d offset[k,0,i,j] = gamma * roi_w * sum_samples sum_corners (g/count) . x_q * dw_q/dx
-    # (the sample's x moves by gamma * roi_w per unit of offset), and likewise along y.
+    # (the sample's x moves by gamma * roi_w per unit of offset), and likewise along y; the weights'
+    # derivatives multiply x, so this part is not a fixed matrix: it walks the taps.
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
+    K, _, ph, pw = grad_y.shape
     geometry = saved.geometry
-    # (K, ph, pw, C) channels-last, in float64: bincount's weights, so each tap's share needs no cast
-    g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
+    # fresh channels-last copies (K, ph, pw, C), divided in place (grad_y is the caller's)
+    g = xp.empty((K, ph, pw, C), dtype=saved.count.dtype)
+    g[...] = xp.moveaxis(grad_y, 1, -1)
     g /= saved.count[:, None, None, None]
-    K, ph, pw, _ = g.shape
-    scatter = RowScatter(N * H * W, C, xp)
+    with numpy.errstate(invalid="ignore"):
+        grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
+    grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
+    grad_x[...] = xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)
+    if not saved.has_offset:
+        return grad_x, None, None
+    # the offset gradient sums in float64
+    g = xp.empty((K, ph, pw, C), dtype=numpy.float64)
+    g[...] = xp.moveaxis(grad_y, 1, -1)
+    g /= saved.count[:, None, None, None]
     along_x = xp.zeros((K, ph, pw), dtype=numpy.float64)
     along_y = xp.zeros((K, ph, pw), dtype=numpy.float64)
     base = (geometry.batch * (H * W))[:, None, None]
-    for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=saved.has_offset):
+    for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=True):
         rows = select_boxes(base, tap.boxes, None) + tap.pixel
         g_tap = select_boxes(g, tap.boxes, None)
-        scatter.add(rows, tap.weight, g_tap)
-        if not saved.has_offset:
-            continue
         # <g, x_q> over the channels: how much this corner's value matters to the loss
         matters = xp.einsum("kijc,kijc->kij", g_tap, gather_rows(saved.table, rows))
-        if saved.clean:
+        if saved.nonfinite:
             matters = xp.where(tap.inside, matters, 0)
         with numpy.errstate(invalid="ignore"):  # inf * 0 where x is infinite: NaN, as the chain rule gives
             moved_x, moved_y = matters * tap.d_dx, matters * tap.d_dy
@@ -142,12 +154,9 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
         else:
             along_x[tap.boxes] += moved_x
             along_y[tap.boxes] += moved_y
-    grad_x = xp.ascontiguousarray(xp.moveaxis(scatter.total.reshape(N, H, W, C), -1, 1)).astype(saved.dtype, copy=False)
-    grad_offset = None
-    if saved.has_offset:
-        gamma = saved.count.dtype.type(saved.gamma)
-        grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
-                                gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
+    gamma = saved.count.dtype.type(saved.gamma)
+    grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
+                            gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
     return grad_x, None, grad_offset
 
 
@@ -188,7 +197,10 @@ def deform_roi_pool(x, boxes, offset, output_size, spatial_scale=1.0, sampling_r
     .. math:: y_{kcij} = \frac{1}{\max(g_h g_w, 1)} \sum_{a,b} \sum_{q=1}^{4}
               w_q(y_{ia} + \Delta y_{kij},\ x_{jb} + \Delta x_{kij})\; x_{b_k c q}
 
-    Backward, to the input as RoI Align's, and to the offsets through the bilinear derivative:
+    For given offsets this is linear in ``x``, a sparse matrix :math:`A` of the weights applied to
+    the input (see :func:`~poolref.roi_align`), and the backward to the input is the transpose
+    :math:`A^T` applied to the output gradient, as RoI Align's; to the offsets it goes through the
+    bilinear derivative:
 
     .. math:: \frac{\partial L}{\partial o_{k0ij}} = \frac{\gamma\, roi_w}{\max(g_h g_w, 1)}
               \sum_c \frac{\partial L}{\partial y_{kcij}} \sum_{a,b} \sum_q x_{b_k c q}

@@ -12,15 +12,25 @@ How the array code is organised (no loop over boxes, bins or channels):
   has) is a handful of (K,) arrays, and the sampling coordinates of every bin are (K, ph, pw, g)
   arrays (:func:`align_geometry`, :func:`bilinear_axis`);
 * a loop over the few *taps* (a sampling point and one of its four bilinear corners, or one cell of a
-  RoI-pool bin) gathers that tap for every box, bin and channel at once; the input is read
-  channels-last, ``x[b, :, h, w]``, so that each gather copies whole channel rows
-  (:func:`bilinear_taps`);
-* the backward scatter-adds each tap's share with ``bincount`` (:class:`RowScatter`).
+  RoI-pool bin) handles that tap for every box and bin at once (:func:`bilinear_taps`); the input
+  is read channels-last, ``x[b, :, h, w]`` as one row of a table (:func:`channels_last_table`), so
+  that every read takes a whole row of channels;
+* the averaging align ops (RoI Align, its position-sensitive form, deformable RoI pooling) are
+  linear in ``x``: every bin is a weighted sum of table rows. The taps fill a sparse matrix ``A``,
+  one row per bin holding the bilinear weights of its samples' corners, once, in the forward
+  (:func:`sampling_matrix`); then ``y = A @ table`` and the backward is the transpose of the same
+  matrix, ``grad_table = A.T @ grad_y`` (:class:`SamplingMatrix`): the adjoint of a linear map,
+  which written out is the scatter-add of every corner's share ``w * g`` into the pixel it read;
+* the max ops (RoI pool, ONNX's max mode of RoI Align) are not linear: their forward keeps a running
+  maximum over the taps and their backward scatter-adds the gradient to the winners with
+  ``bincount`` (:class:`RowScatter` for RoI Align); position-sensitive RoI pool, which sums the
+  integer cells of its bins, scatter-adds its backward with ``bincount`` too.
 
 Boxes whose adaptive sampling grid (``sampling_ratio <= 0``) is smaller than the largest box's skip
-the taps they do not have, so the work stays proportional to the samples actually taken. The plain
-loops of :mod:`poolref.reference.region` are the executable specification these functions are tested
-against; :mod:`poolref.ops.deformable` reuses the bilinear helpers.
+the taps they do not have (and their rows of ``A`` are shorter), so the work stays proportional to
+the samples actually taken. The plain loops of :mod:`poolref.reference.region` are the executable
+specification these functions are tested against; :mod:`poolref.ops.deformable` reuses the bilinear
+helpers and the sampling matrix.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from typing import NamedTuple
 
 import numpy
 
-from .._backend import array_module, to_numpy
+from .._backend import array_module, sparse_csr, to_numpy
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import as_int_tuple, pool_geometry
 from ..autograd.function import apply, define_function
@@ -334,6 +344,9 @@ def gather_rows(table, rows):
 class RowScatter:
     r"""Accumulates ``total[rows, :] += weight * values`` over many calls, with ``bincount``.
 
+    The backward of ONNX's max mode of :func:`roi_align`, one tap at a time (the averaging align ops
+    need no scatter of their own: their backward is the transpose of their :class:`SamplingMatrix`).
+
     Parameters
     ----------
     R, C : int
@@ -401,16 +414,144 @@ def has_nonfinite(x) -> bool:
 
 
 # ==================================================================================================
+# The averaging align ops as one sparse matrix
+# ==================================================================================================
+class SamplingMatrix(NamedTuple):
+    r"""An averaging align op, which is linear in ``x``, as a sparse matrix :math:`A`.
+
+    Row ``r`` is one output bin ``(k, i, j)`` (boxes, then bin rows, then bin columns); column ``m``
+    is one row of a channels-last table of the input (one row of channels per pixel, see
+    :func:`channels_last_table`). Row ``r`` holds the bilinear weight of every corner of every sample
+    of its bin, so that, before the division by the number of samples,
+
+    .. math:: \mathrm{out} = A\, \mathrm{table}, \qquad \mathrm{grad\_table} = A^T\, \mathrm{grad\_out}:
+
+    the backward is the transpose of the same matrix (the adjoint, :math:`\langle g, A t\rangle =
+    \langle A^T g, t\rangle`), which written out is the scatter-add of every corner's share
+    ``w * g`` into the pixel it read. The entries of a row are in scan order (samples row by row,
+    then the corners (low, low) .. (high, high)); a pixel read by several samples, or by both
+    corners of a coordinate snapped to the last row or column, appears once per read, and the
+    products add these reads one by one in that order, as the kernels do.
+
+    Attributes
+    ----------
+    weights : sparse matrix, (R, M)
+        The reads with a nonzero weight.
+    zero_reads : sparse matrix of ones, (R, M), or None
+        The reads with weight 0 (a sample outside the image under torchvision's CPU rule, the
+        weight-0 corner of a snapped coordinate). ``0 * x`` adds nothing for finite ``x``, but is
+        NaN where ``x`` is NaN or infinite, and the kernels let that reach the bin; so where the
+        operand holds such values, ``zero_reads @ (operand * 0)`` (0 or NaN) is added. They are
+        kept apart from ``weights`` because cupyx merges repeated columns before a product, and
+        ``(0 + w) * inf`` would lose the NaN of ``0 * inf + w * inf``.
+    """
+
+    weights: object
+    zero_reads: object
+
+    def times(self, dense):
+        """``A @ dense``: (R, C) from an (M, C) table in the dtype of the weights."""
+        return self._product(self.weights, self.zero_reads, dense)
+
+    def transpose_times(self, dense):
+        """``A.T @ dense``: (M, C) from an (R, C) gradient, the backward of :meth:`times`."""
+        return self._product(self.weights.T, None if self.zero_reads is None else self.zero_reads.T, dense)
+
+    @staticmethod
+    def _product(weights, zero_reads, dense):
+        xp = array_module(dense)
+        if weights.nnz:
+            out = weights @ dense
+        else:  # no reads at all (no boxes, or no samples): skip the sparse library's corner cases
+            out = xp.zeros((weights.shape[0], dense.shape[1]), dtype=dense.dtype)
+        if zero_reads is not None and has_nonfinite(dense):
+            with numpy.errstate(invalid="ignore"):  # inf * 0: NaN, on purpose
+                out += zero_reads @ (dense * dense.dtype.type(0))  # 0 where finite, NaN where not
+        return out
+
+
+def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: int, column_base, column_step: int,
+                    n_columns: int, *, read_outside: bool) -> SamplingMatrix:
+    r"""Build the :class:`SamplingMatrix` of an align op from its interpolation along both axes.
+
+    Parameters
+    ----------
+    ay, ax : AxisTaps
+        As for :func:`bilinear_taps`: every bin's sampling points and their corners.
+    geometry : AlignGeometry
+        Its ``grid_h``, ``grid_w`` say how many samples each box's bins have.
+    width : int
+        ``W``: a corner's pixel is ``h * W + w`` in its plane.
+    column_base : int array, broadcastable to (K, ph, pw)
+        With ``column_step``: the column of a corner of bin ``(k, i, j)`` read at pixel ``p`` (in
+        its plane) is ``column_base[k, i, j] + p * column_step``. RoI Align: ``b_k H W + p``, one
+        table row per pixel; position-sensitive: ``(b_k H W + p) ph pw + i pw + j``, one table row
+        per pixel and bin.
+    column_step : int
+    n_columns : int
+        ``M``, the rows of the table.
+    read_outside : bool
+        Whether a sample outside the image reads pixel 0 with weight 0 (torchvision's RoI Align CPU
+        kernel) or reads nothing (position-sensitive and deformable pooling).
+
+    Notes
+    -----
+    Every bin of box ``k`` has ``4 g_h g_w`` reads (none when a grid is <= 0), so the rows are laid
+    out in advance, box after box; one pass over the taps (a sample and one of its corners, for all
+    bins at once) writes each tap's weight and column at the next free place of every row it
+    belongs to. The reads are then split by weight into the two matrices.
+    """
+    xp = array_module(ay.low)
+    K = geometry.grid_h.shape[0]
+    dtype = ay.w_low.dtype
+    bins_shape = numpy.broadcast_shapes(ay.low.shape[1:3], ax.low.shape[1:3])  # (ph, pw)
+    n_bins = bins_shape[0] * bins_shape[1]
+    per_bin = 4 * xp.maximum(geometry.grid_h, 0) * xp.maximum(geometry.grid_w, 0)  # (K,) reads of each bin
+    box_end = xp.cumsum(per_bin * n_bins)
+    bin_start = ((box_end - per_bin * n_bins)[:, None] + per_bin[:, None] * xp.arange(n_bins)).reshape((K,) + bins_shape)
+    n_reads = int(box_end[-1]) if K else 0
+    weight = xp.empty(n_reads, dtype=dtype)
+    column = xp.empty(n_reads, dtype=numpy.int64)
+    read = xp.ones(n_reads, dtype=bool)
+    written = xp.zeros(K, dtype=numpy.int64)  # reads written so far into each bin of box k
+    for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, width):
+        # the tap's place in every row it belongs to: the row's start plus the reads before it
+        place = select_boxes(bin_start, tap.boxes, None) + select_boxes(written, tap.boxes, None)[:, None, None]
+        weight[place] = tap.weight
+        column[place] = select_boxes(xp.broadcast_to(column_base, bin_start.shape), tap.boxes, None) + tap.pixel * column_step
+        if not read_outside:
+            read[place] = tap.inside
+        if tap.boxes is None:
+            written += 1
+        else:
+            written[tap.boxes] += 1
+    # row r starts at row_start[r]; keeping a subset of the reads, in order, it starts after the
+    # kept reads before row_start[r]
+    row_start = xp.concatenate([bin_start.reshape(-1), xp.asarray([n_reads], dtype=bin_start.dtype)])
+
+    def keep(mask, data):
+        before = xp.concatenate([xp.zeros(1, dtype=numpy.int64), xp.cumsum(mask)])
+        return sparse_csr(data, column[mask], before[row_start], n_columns)
+
+    nonzero = read & (weight != 0)
+    zero = read & ~nonzero
+    weights = keep(nonzero, weight[nonzero])
+    zero_reads = keep(zero, xp.ones(int(zero.sum()), dtype=dtype)) if bool(zero.any()) else None
+    return SamplingMatrix(weights, zero_reads)
+
+
+# ==================================================================================================
 # RoI Align
 # ==================================================================================================
 class RoiAlignSaved(NamedTuple):
     x_shape: tuple
     dtype: numpy.dtype
-    ay: AxisTaps
-    ax: AxisTaps
     geometry: AlignGeometry
     count: object  # (K,) the divisor of avg mode
-    winner: object  # (K, ph, pw, C) number of the tap max mode chose (-1: none), else None
+    matrix: SamplingMatrix  # avg: the sparse map from the input table to the bins, else None
+    ay: AxisTaps  # max: the interpolation of every sample (the backward replays the taps), else None
+    ax: AxisTaps
+    winner: object  # max: (K, ph, pw, C) number of the tap max mode chose (-1: none), else None
 
 
 def _align_axes(geometry: AlignGeometry, output_size, H, W):
@@ -433,27 +574,30 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
     accumulate = accumulation_dtype(x.dtype)
     geometry = align_geometry(rois, output_size, spatial_scale, sampling_ratio, 0.5 if aligned else 0.0, not aligned)
     ay, ax = _align_axes(geometry, output_size, H, W)
-    table = channels_last_table(x, accumulate)
+    table = channels_last_table(x, accumulate)  # (N*H*W, C)
     base = (geometry.batch * (H * W))[:, None, None]  # (K, 1, 1) first row of each box's image
     K = rois.shape[0]
-    out = xp.zeros((K, ph, pw, C), dtype=accumulate)
     count = xp.maximum(geometry.grid_h * geometry.grid_w, 1).astype(accumulate)
-    winner = None
-    if mode == "max":
-        winner = xp.full((K, ph, pw, C), -1, dtype=numpy.int32)
+    if mode == "avg":
+        # linear in x: out = A @ table, with an entry of A for every read of the CPU kernel
+        # (an outside sample reads pixel 0 with weight 0), added in the kernel's order; then the
+        # mean over the samples
+        matrix = sampling_matrix(ay, ax, geometry, W, base, 1, N * H * W, read_outside=True)
+        with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN here, as in the kernels
+            out = matrix.times(table).reshape(K, ph, pw, C)
+        out /= count[:, None, None, None]
+        y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
+        return y, RoiAlignSaved(x.shape, x.dtype, geometry, count, matrix, None, None, None)
+    # ONNX max (not linear): fold the weighted corners tap by tap with std::max(best, v) = v if
+    # best < v else best, starting from each bin's first sample; the first of equal maxima keeps
+    # the gradient
+    out = xp.zeros((K, ph, pw, C), dtype=accumulate)
+    winner = xp.full((K, ph, pw, C), -1, dtype=numpy.int32)
     for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, W):
         rows = select_boxes(base, tap.boxes, None) + tap.pixel
         value = gather_rows(table, rows)  # (K', ph, pw, C)
         with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN here, as in the kernels
             value *= tap.weight[..., None]
-        if mode == "avg":
-            if tap.boxes is None:
-                out += value
-            else:
-                out[tap.boxes] += value
-            continue
-        # ONNX max: fold the weighted corners with std::max(best, v) = v if best < v else best,
-        # starting from each bin's first sample; the first of equal maxima keeps the gradient
         best = select_boxes(out, tap.boxes, None)
         chosen = select_boxes(winner, tap.boxes, None)
         take = (chosen < 0) | (best < value)
@@ -463,29 +607,32 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
             out, winner = best, chosen
         else:
             out[tap.boxes], winner[tap.boxes] = best, chosen
-    if mode == "avg":
-        out /= count[:, None, None, None]
     y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
-    saved = RoiAlignSaved(x.shape, x.dtype, ay, ax, geometry, count, winner)
-    return y, saved
+    return y, RoiAlignSaved(x.shape, x.dtype, geometry, count, None, ay, ax, winner)
 
 
 def _roi_align_backward(saved: RoiAlignSaved, grad_y):
-    # avg: the transpose of the forward, every corner gets g * w / count; max: g * w to the corner
-    # the forward chose
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
     geometry = saved.geometry
-    # (K, ph, pw, C) channels-last, in float64: bincount's weights, so each tap's share needs no cast
-    g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
-    if saved.winner is None:
+    if saved.matrix is not None:
+        # avg: the transpose of the forward's matrix, grad_table = A.T @ (g / count): every corner
+        # of every sample gets g * w / count. g is a fresh channels-last copy (K, ph, pw, C), since
+        # it is divided in place and grad_y belongs to the caller.
+        g = xp.empty(grad_y.shape[:1] + grad_y.shape[2:] + (C,), dtype=saved.count.dtype)
+        g[...] = xp.moveaxis(grad_y, 1, -1)
         g /= saved.count[:, None, None, None]
+        with numpy.errstate(invalid="ignore"):
+            grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
+        grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
+        return grad_x.astype(saved.dtype, copy=False), None
+    # max: g * w to the corner the forward chose, tap by tap; (K, ph, pw, C) channels-last, in
+    # float64: bincount's weights, so each tap's share needs no cast
+    g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
     scatter = RowScatter(N * H * W, C, xp)
     base = (geometry.batch * (H * W))[:, None, None]
     for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W):
-        g_tap = select_boxes(g, tap.boxes, None)
-        if saved.winner is not None:  # max: only where this tap won
-            g_tap = g_tap * (select_boxes(saved.winner, tap.boxes, None) == tap.number)
+        g_tap = select_boxes(g, tap.boxes, None) * (select_boxes(saved.winner, tap.boxes, None) == tap.number)
         scatter.add(select_boxes(base, tap.boxes, None) + tap.pixel, tap.weight, g_tap)
     grad_x = xp.ascontiguousarray(xp.moveaxis(scatter.total.reshape(N, H, W, C), -1, 1))
     return grad_x.astype(saved.dtype, copy=False), None
@@ -538,6 +685,14 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
 
     .. math:: y_{kcij} = \frac{1}{\max(g_h g_w, 1)} \sum_{a, b} \sum_{q=1}^{4} w_q\, x_{b_k, c, q}, \qquad
               \frac{\partial L}{\partial x_{b_k, c, q}} \mathrel{+}= \frac{w_q}{g_h g_w} \frac{\partial L}{\partial y_{kcij}}
+
+    Avg mode is linear in ``x``. With ``x`` channels-last as a table :math:`T` (one row of
+    channels per pixel, :math:`N H W` rows) and :math:`A` the sparse
+    :math:`(K\, ph\, pw) \times (N H W)` matrix whose row for bin :math:`(k, i, j)` holds the
+    weights :math:`w_q` of its samples' corners at the pixels they read (a pixel read twice, twice),
+    :math:`Y = A T / \max(g_h g_w, 1)` and the backward is the transpose of the same matrix,
+    :math:`\partial L / \partial T = A^T (\partial L / \partial Y) / \max(g_h g_w, 1)`: the
+    adjoint of the forward, which poolref builds once, in the forward.
 
     ONNX's max mode takes the largest *weighted corner*, :math:`y = \max_{a,b,q} w_q x_q` (not the
     largest interpolated value; a corner of weight 0 counts as 0, so a bin of negative values can
@@ -873,10 +1028,7 @@ def ps_roi_pool(x, boxes, output_size, spatial_scale=1.0):
 
 
 class PsRoiAlignSaved(NamedTuple):
-    planes: object
-    ay: AxisTaps
-    ax: AxisTaps
-    geometry: AlignGeometry
+    matrix: SamplingMatrix  # (K*ph*pw, N*H*W*ph*pw): each bin's reads of its own score map
     count: object  # (K,) g_h * g_w, unguarded (0 gives torchvision's NaN)
     x_shape: tuple
     dtype: numpy.dtype
@@ -885,40 +1037,45 @@ class PsRoiAlignSaved(NamedTuple):
 def _ps_roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio):
     xp = array_module(x)
     N, C, H, W = x.shape
+    ph, pw = output_size
+    bins = ph * pw
+    c_out = C // bins
+    K = rois.shape[0]
     accumulate = accumulation_dtype(x.dtype)
     geometry = align_geometry(rois, output_size, spatial_scale, sampling_ratio, 0.5, False)
     ay, ax = _align_axes(geometry, output_size, H, W)
-    planes = _ps_channels(x.shape, output_size, geometry.batch, xp)
-    flat = x.reshape(-1).astype(accumulate, copy=False)
-    total = xp.zeros(planes.shape, dtype=accumulate)
-    clean = has_nonfinite(x)  # this kernel reads nothing outside: mask 0 * NaN away where it matters
-    for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, W):
-        with numpy.errstate(invalid="ignore"):  # 0 * inf: NaN (masked below where nothing is read)
-            value = xp.take(flat, select_boxes(planes, tap.boxes, None) + tap.pixel[:, None]) * tap.weight[:, None]
-        if clean:
-            value = xp.where(tap.inside[:, None], value, accumulate.type(0))
-        if tap.boxes is None:
-            total += value
-        else:
-            total[tap.boxes] += value
+    # Input channel (c * ph + i) * pw + j is score map c of bin (i, j). The table has one row per
+    # pixel and bin, (b, h, w, bin), holding that bin's c_out score maps, so bin (i, j) of box k
+    # reads column (b_k H W + h W + w) * ph * pw + i * pw + j, and y = A @ table is (K*ph*pw, c_out).
+    table = xp.empty((N, H, W, bins, c_out), dtype=accumulate)
+    table[...] = x.reshape(N, c_out, bins, H, W).transpose(0, 3, 4, 2, 1)
+    bin_number = xp.arange(bins, dtype=numpy.int64).reshape(1, ph, pw)
+    first = geometry.batch[:, None, None] * (H * W * bins) + bin_number  # (K, ph, pw)
+    # this kernel reads nothing for a sample outside the image: exactly 0, even next to a NaN
+    matrix = sampling_matrix(ay, ax, geometry, W, first, bins, N * H * W * bins, read_outside=False)
+    with numpy.errstate(invalid="ignore"):  # 0 * inf: NaN, as in the kernel
+        total = matrix.times(table.reshape(-1, c_out)).reshape(K, ph, pw, c_out)
     count = (geometry.grid_h * geometry.grid_w).astype(accumulate)
     with numpy.errstate(invalid="ignore", divide="ignore"):
-        y = total / count[:, None, None, None]  # no samples: torchvision's 0 / 0 = NaN
-    return y.astype(x.dtype, copy=False), PsRoiAlignSaved(planes, ay, ax, geometry, count, x.shape, x.dtype)
+        total /= count[:, None, None, None]  # no samples: torchvision's 0 / 0 = NaN
+    y = xp.ascontiguousarray(xp.moveaxis(total, -1, 1)).astype(x.dtype, copy=False)
+    return y, PsRoiAlignSaved(matrix, count, x.shape, x.dtype)
 
 
 def _ps_roi_align_backward(saved: PsRoiAlignSaved, grad_y):
+    # the transpose of the forward's matrix: grad_table = A.T @ (g / count)
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
+    K, c_out, ph, pw = grad_y.shape
     count = xp.where(saved.count == 0, 1, saved.count)  # a box without samples sends nothing anyway
-    g = grad_y.astype(saved.count.dtype) / count[:, None, None, None]
-    total = xp.zeros(N * C * H * W, dtype=numpy.float64)
-    geometry = saved.geometry
-    for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W):
-        share = select_boxes(g, tap.boxes, None) * tap.weight[:, None]
-        index = select_boxes(saved.planes, tap.boxes, None) + tap.pixel[:, None]
-        total += xp.bincount(index.reshape(-1), weights=share.reshape(-1).astype(numpy.float64), minlength=total.size)
-    return total.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
+    g = xp.empty((K, ph, pw, c_out), dtype=saved.count.dtype)  # channels-last, like the forward's rows
+    g[...] = xp.moveaxis(grad_y, 1, -1)
+    g /= count[:, None, None, None]
+    with numpy.errstate(invalid="ignore"):
+        grad_table = saved.matrix.transpose_times(g.reshape(-1, c_out))  # (N*H*W*ph*pw, c_out)
+    grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
+    grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)
+    return grad_x, None
 
 
 PS_ROI_ALIGN = define_function("ps_roi_align", _ps_roi_align_forward, _ps_roi_align_backward)
@@ -954,7 +1111,10 @@ def ps_roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
     .. math:: y_{kcij} = \frac{1}{g_h g_w} \sum_{a, b} \sum_{q=1}^{4} w_q\, x_{b_k c' q}, \qquad
               \frac{\partial L}{\partial x_{b_k c' q}} \mathrel{+}= \frac{w_q}{g_h g_w} \frac{\partial L}{\partial y_{kcij}}
 
-    A sample outside the image contributes exactly 0 (this kernel reads nothing there).
+    A sample outside the image contributes exactly 0 (this kernel reads nothing there). As for
+    :func:`roi_align`, the op is a sparse matrix :math:`A` (one row per bin, one column per pixel
+    and bin, so that each bin reads its own score maps) applied to the input, and its backward is
+    :math:`A^T` applied to the output gradient.
 
     Examples
     --------

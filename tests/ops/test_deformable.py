@@ -191,6 +191,20 @@ def test_inputs_are_never_modified():
         numpy.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("with_offset", [False, True])
+def test_the_gradient_reaching_the_op_is_never_modified(with_offset):
+    # With one channel the channels-last view of grad_y is contiguous: a backward that divided it
+    # by the sample count in place would change the gradient of y itself.
+    x = poolref.Tensor(smooth_values((1, 1, 6, 6), 6), requires_grad=True)
+    rois = numpy.array([[0, 0.5, 0.5, 4.5, 4.0]])
+    offset = smooth_values((1, 2, 2, 2), 7) if with_offset else None
+    with poolref.Tape() as tape:
+        y = poolref.deform_roi_pool(x, rois, offset, 2, 1.0, 2)
+        loss = (y * 3.0).sum()
+    grad_y, _ = tape.gradient(loss, [y, x])
+    numpy.testing.assert_array_equal(grad_y, numpy.full(y.shape, 3.0))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Bad input
 # ---------------------------------------------------------------------------------------------------

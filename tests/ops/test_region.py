@@ -135,6 +135,39 @@ def test_roi_align_reads_pixel_zero_for_samples_outside_like_the_cpu_kernels():
     assert numpy.all(poolref.ps_roi_align(numpy.repeat(x, 4, axis=1), outside, 2, sampling_ratio=2) == 0)
 
 
+def test_roi_align_zero_weight_corner_of_an_infinity_is_nan_like_the_kernels(xp):
+    # One bin, one sample at (y, x) = (2.5, 1.5) of a 3 x 3 map: y is snapped to the last row, so
+    # the lower corners repeat the upper ones with weight 0, and the infinity at (2, 2) is read with
+    # weight 0.5 and with weight 0: the kernel's sum holds 0 * inf = NaN. (A matrix that merged the
+    # two reads into one weight of 0.5 would give inf.) A sample whose four weights are positive
+    # gives inf.
+    from poolref._backend import to_numpy
+
+    x = numpy.zeros((1, 1, 3, 3))
+    x[0, 0, 2, 2] = numpy.inf
+    snapped, interior = numpy.array([[0, 1.0, 2.0, 2.0, 3.0]]), numpy.array([[0, 1.0, 1.0, 2.0, 2.0]])
+    for box, want in ((snapped, numpy.nan), (interior, numpy.inf)):
+        y = to_numpy(poolref.roi_align(xp.asarray(x), xp.asarray(box), 1, 1.0, 1))
+        assert_matches(y, ref.roi_align_reference(x, box, (1, 1), 1.0, 1), rtol=0)
+        assert_matches(y, numpy.full((1, 1, 1, 1), want), rtol=0)
+
+
+@pytest.mark.parametrize("C, size", [(1, 2), (3, 1)])
+def test_the_gradient_reaching_the_op_is_never_modified(C, size):
+    # One channel, or one bin: then the channels-last view of grad_y is contiguous, and a backward
+    # that divided it by the sample count in place would change the gradient of y itself.
+    boxes = numpy.array([[0, 0.5, 0.5, 4.5, 4.5]])
+    for op, channels in ((lambda t: poolref.roi_align(t, boxes, size, 1.0, 2), C),
+                         (lambda t: poolref.ps_roi_align(t, boxes, size, 1.0, 2), C * size * size)):
+        x = poolref.Tensor(smooth_values((1, channels, 6, 6), 18), requires_grad=True)
+        with poolref.Tape() as tape:
+            y = op(x)
+            loss = (y * 3.0).sum()
+        grad_y, grad_x = tape.gradient(loss, [y, x])
+        numpy.testing.assert_array_equal(grad_y, numpy.full(y.shape, 3.0))
+        assert_matches(grad_x.sum(), 3.0 * y.size, rtol=1e-12)  # boxes inside: all mass arrives
+
+
 def test_roi_pool_worked_example_and_rounding_half_away_from_zero():
     x = numpy.arange(16.0).reshape(1, 1, 4, 4)
     assert poolref.roi_pool(x, numpy.array([[0, 0, 0, 2, 2]]), 2)[0, 0].tolist() == [[5, 6], [9, 10]]
