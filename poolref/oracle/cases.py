@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy
 
-from .._geometry import pool_geometry
+from .._geometry import as_int_tuple, pool_geometry
 
 __all__ = [
     "Case",
@@ -40,6 +40,7 @@ __all__ = [
     "generate_cases",
     "worked_examples",
     "with_indices",
+    "window_of",
 ]
 
 
@@ -75,6 +76,22 @@ class Case(NamedTuple):
         kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         label = f"[{self.label}] " if self.label else ""
         return f"{label}{shapes}, {kwargs} ({self.dtype})"
+
+
+class Window(NamedTuple):
+    n: int  # spatial dims
+    kernel: tuple
+    stride: tuple  # the kernel where the case gives no stride, as every framework defaults
+    dilation: tuple
+
+
+def window_of(case: Case) -> Window:
+    """A windowed case's kernel, stride and dilation as per-axis tuples, for adapters to translate."""
+    kw, n = case.kwargs, case.x.ndim - 2
+    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
+    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    dilation = as_int_tuple(kw.get("dilation", 1), n, "dilation", case.op)
+    return Window(n, kernel, stride, dilation)
 
 
 def with_indices(op: str) -> bool:

@@ -30,7 +30,7 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case
+from .cases import Case, window_of
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
@@ -84,11 +84,7 @@ def _vjp(case: Case, function: str, gradients: bool = True) -> str:
 
 
 def _window(case: Case):
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
-    dilation = as_int_tuple(kw.get("dilation", 1), n, "dilation", case.op)
-    return n, kernel, stride, dilation
+    return tuple(window_of(case))  # (n, kernel, stride, dilation)
 
 
 def _jax_padding(padding, n):

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy
 
-from .._geometry import as_int_tuple
-from .cases import Case
+from .._geometry import as_int_tuple, unpool_output_shape
+from .cases import Case, window_of
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "OPSET", "run_node", "version"]
@@ -99,13 +99,12 @@ def _padding_attributes(padding, n) -> dict:
 
 
 def _window_attributes(case: Case) -> dict:
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    kw = case.kwargs
+    n, kernel, stride, dilation = window_of(case)
     attributes = {"kernel_shape": list(kernel), "strides": list(stride)}
     attributes.update(_padding_attributes(kw.get("padding", 0), n))
-    if kw.get("dilation", 1) not in (1, (1,) * n):
-        attributes["dilations"] = list(as_int_tuple(kw["dilation"], n, "dilation", case.op))
+    if dilation != (1,) * n:
+        attributes["dilations"] = list(dilation)
     if kw.get("ceil_mode"):
         attributes["ceil_mode"] = 1
     return attributes
@@ -152,19 +151,18 @@ def _global(case: Case) -> str:
 
 
 def _unpool_output_shape(case: Case) -> tuple:
-    kw, n = case.kwargs, case.x.ndim - 2
-    if kw.get("output_size") is not None:
-        return tuple(case.x.shape[:2]) + tuple(kw["output_size"])[-n:]
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    """(N, C, *spatial) of the unpooled output, by poolref's own rule."""
+    kw = case.kwargs
+    n, kernel, stride, _ = window_of(case)
     padding = as_int_tuple(kw.get("padding", 0), n, "padding", case.op)
-    return tuple(case.x.shape[:2]) + tuple((L - 1) * s - 2 * p + k for L, s, p, k in zip(case.x.shape[2:], stride, padding, kernel))
+    spatial = unpool_output_shape(case.x.shape[2:], kernel, stride, [(p, p) for p in padding],
+                                  kw.get("output_size"), case.op)
+    return tuple(case.x.shape[:2]) + spatial
 
 
 def _max_unpool(case: Case) -> str:
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    kw = case.kwargs
+    n, kernel, stride, _ = window_of(case)
     attributes = {"kernel_shape": list(kernel), "strides": list(stride)}
     attributes.update(_padding_attributes(kw.get("padding", 0), n))
     shape = _unpool_output_shape(case)
@@ -245,10 +243,7 @@ def _conv(case: Case) -> str:
 # What ONNX Runtime cannot express, and what poolref cannot model
 # --------------------------------------------------------------------------------------------------
 def _geometry(case: Case):
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
-    dilation = as_int_tuple(kw.get("dilation", 1), n, "dilation", case.op)
+    _, kernel, stride, dilation = window_of(case)
     return kernel, stride, dilation
 
 

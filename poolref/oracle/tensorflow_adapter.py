@@ -32,7 +32,7 @@ import os
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case
+from .cases import Case, window_of
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
@@ -81,9 +81,7 @@ def _taped(case: Case, call: str, outputs: str = "y_t", extra=(), gradients: boo
 
 
 def _window(case: Case):
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
+    n, kernel, stride, _ = window_of(case)
     return n, list(kernel), list(stride)
 
 
