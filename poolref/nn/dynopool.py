@@ -17,8 +17,6 @@ computation.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
-
 import numpy
 
 from .._backend import array_module
@@ -33,14 +31,10 @@ __all__ = ["DynOPool", "straight_through_size", "gmacs_loss", "conv2d_gmacs"]
 # ==================================================================================================
 # The straight-through size
 # ==================================================================================================
-class _NoSaved(NamedTuple):
-    pass
-
-
 def _straight_through_forward(continuous):
     xp = array_module(continuous)
-    # max(1, round half to even), as dynopool2d sizes its output
-    return xp.maximum(xp.round(continuous), 1).astype(continuous.dtype), _NoSaved()
+    # max(1, round half to even), as dynopool2d sizes its output; the backward needs nothing saved
+    return xp.maximum(xp.round(continuous), 1).astype(continuous.dtype), None
 
 
 def _straight_through_backward(saved, grad_size):

@@ -152,6 +152,15 @@ def test_grid_sample_nearest_rounds_half_to_even():
     assert poolref.grid_sample(x, grid, mode="nearest")[0, 0, 0].tolist() == [0.0, 2.0, 2.0]
 
 
+def _assert_grid_sample_matches_torch(x, grid, g, mode, padding_mode, align_corners):
+    """Output, gradient to x and gradient to the grid equal PyTorch's; returns poolref's three."""
+    ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+    theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+    for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
+        assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners}")
+    return ours
+
+
 def test_grid_sample_matches_torch_at_exact_borders_centres_and_halves():
     torch_or_skip()
     x = numpy.random.default_rng(3).standard_normal((1, 2, 3, 4))
@@ -163,10 +172,7 @@ def test_grid_sample_matches_torch_at_exact_borders_centres_and_halves():
     for mode in GRID_MODES:
         for padding_mode in PADDINGS:
             for align_corners in (False, True):
-                ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-                theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-                for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
-                    assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners}")
+                _assert_grid_sample_matches_torch(x, grid, g, mode, padding_mode, align_corners)
 
 
 def test_interpolate_worked_examples():
@@ -404,10 +410,7 @@ def test_grid_sample_with_nan_and_inf_in_x_matches_torch():
     for mode in GRID_MODES:
         for padding_mode in PADDINGS:
             for align_corners in (False, True):
-                ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-                theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-                for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
-                    assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners}")
+                ours = _assert_grid_sample_matches_torch(x, grid, g, mode, padding_mode, align_corners)
                 assert numpy.isnan(ours[0]).any() and not numpy.isnan(ours[1]).any()
 
 
