@@ -100,12 +100,13 @@ def _window_sum(x, geometry: WindowGeometry):
     xp = array_module(x)
     n = geometry.ndim
     total = _pad(x, geometry, 0)
-    for a, axis in enumerate(geometry.axes):
-        dim = total.ndim - n + a
-        along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
-        for m in range(1, axis.kernel):
-            xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
-        total = along
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+        for a, axis in enumerate(geometry.axes):
+            dim = total.ndim - n + a
+            along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
+            for m in range(1, axis.kernel):
+                xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
+            total = along
     return total
 
 
@@ -123,9 +124,10 @@ def _window_sum_adjoint(g, geometry: WindowGeometry):
         shape = list(spread.shape)
         shape[dim] = axis.buffer_length
         wide = xp.zeros(shape, dtype=g.dtype)  # the padded axis
-        for m in range(axis.kernel):
-            view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
-            xp.add(view, spread, out=view)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+            for m in range(axis.kernel):
+                view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
+                xp.add(view, spread, out=view)
         # back to the input's cells: padding is dropped, cells a negative pad removed get nothing
         source, target = axis.interior()
         if source == slice(0, axis.length):

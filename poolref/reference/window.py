@@ -486,16 +486,18 @@ def avg_pool_backward_reference(
     spatial = input_shape[2:]
     out_shape = _output_shape(spatial, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
     grad_x = numpy.zeros(input_shape, dtype=numpy.float64)
-    for b, c in itertools.product(range(N), range(C)):
-        for out_pos in itertools.product(*[range(O) for O in out_shape]):
-            per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
-            divisor = _avg_divisor(per_dim_taps, spatial, pad_end, count_include_pad, divisor_override)
-            if divisor == 0:
-                continue  # a jax window wholly in padding: it has no inside tap to send anything to
-            share = float(grad_y[(b, c) + out_pos]) / divisor
-            for position, inside in _taps_in_window(per_dim_taps):
-                if inside:
-                    grad_x[(b, c) + position] += share  # overlapping windows accumulate
+    # an infinite gradient meeting its opposite makes NaN, silently (as it should)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for b, c in itertools.product(range(N), range(C)):
+            for out_pos in itertools.product(*[range(O) for O in out_shape]):
+                per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
+                divisor = _avg_divisor(per_dim_taps, spatial, pad_end, count_include_pad, divisor_override)
+                if divisor == 0:
+                    continue  # a jax window wholly in padding: it has no inside tap to send anything to
+                share = float(grad_y[(b, c) + out_pos]) / divisor
+                for position, inside in _taps_in_window(per_dim_taps):
+                    if inside:
+                        grad_x[(b, c) + position] += share  # overlapping windows accumulate
     return grad_x.astype(_result_dtype(grad_y.dtype))
 
 
