@@ -236,8 +236,10 @@ class AxisWindows:
         >>> axis_windows(5, 1, 1, (-2, 1), 1, False).interior()
         (slice(2, 5, None), slice(0, 3, None))
         """
-        first = min(max(-self.pad_begin, 0), self.length)  # first input cell in the buffer
-        last = max(min(self.length, self.buffer_length - self.pad_begin), first)  # one past the last
+        first = max(-self.pad_begin, 0)  # first input cell in the buffer
+        last = min(self.length, self.buffer_length - self.pad_begin)  # one past the last
+        if last <= first:
+            return slice(0, 0), slice(0, 0)  # pads removed every cell
         return slice(first, last), slice(first + self.pad_begin, last + self.pad_begin)
 
     def counted_taps(self, count_padding: bool) -> numpy.ndarray:

@@ -43,18 +43,20 @@ def _bin_sums(x, table: TapTable, dim: int):
     length = x.shape[dim]
     if table.inside.all() and n_bins * taps == length and (table.positions.ravel() == numpy.arange(length)).all():
         # equal bins side by side (L = O * K, global pooling too): a reshape and a sum
-        return x.reshape(x.shape[:dim] + (n_bins, taps) + x.shape[dim + 1:]).sum(axis=dim + 1)
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            return x.reshape(x.shape[:dim] + (n_bins, taps) + x.shape[dim + 1:]).sum(axis=dim + 1)
     along = [-1 if d == dim else 1 for d in range(x.ndim)]  # broadcasts a (O,) mask along dim
     total = None
-    for m in range(taps):
-        value = xp.take(x, xp.asarray(table.positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
-        if not table.inside[:, m].all():
-            # a tap past a short bin's end is no part of that bin: it adds an exact zero, whatever it reads
-            value = xp.where(xp.asarray(table.inside[:, m]).reshape(along), value, 0)
-        if total is None:
-            total = value
-        else:
-            total += value
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+        for m in range(taps):
+            value = xp.take(x, xp.asarray(table.positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
+            if not table.inside[:, m].all():
+                # a tap past a short bin's end is no part of that bin: it adds an exact 0, whatever it reads
+                value = xp.where(xp.asarray(table.inside[:, m]).reshape(along), value, 0)
+            if total is None:
+                total = value
+            else:
+                total += value
     return total
 
 
