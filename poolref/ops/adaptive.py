@@ -45,19 +45,38 @@ def _bin_sums(x, table: TapTable, dim: int):
         # equal bins side by side (L = O * K, global pooling too): a reshape and a sum
         with numpy.errstate(invalid="ignore", over="ignore"):
             return x.reshape(x.shape[:dim] + (n_bins, taps) + x.shape[dim + 1:]).sum(axis=dim + 1)
-    along = [-1 if d == dim else 1 for d in range(x.ndim)]  # broadcasts a (O,) mask along dim
+    positions = table.positions
+    masks = None
+    if not table.inside.all():
+        # A tap past a short bin's end is no part of that bin: it must add an exact 0, whatever it
+        # reads. Growing (O > L), it reads a zero cell appended to the (smaller) source; shrinking,
+        # its value is masked in the (smaller) result.
+        if n_bins > length:
+            zero = xp.zeros(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype)
+            x = xp.concatenate([x, zero], axis=dim)
+            positions = numpy.where(table.inside, positions, length)
+        else:
+            along = [-1 if d == dim else 1 for d in range(x.ndim)]  # broadcasts an (O,) mask along dim
+            masks = [None if table.inside[:, m].all() else xp.asarray(table.inside[:, m]).reshape(along) for m in range(taps)]
     total = None
     with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
         for m in range(taps):
-            value = xp.take(x, xp.asarray(table.positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
-            if not table.inside[:, m].all():
-                # a tap past a short bin's end is no part of that bin: it adds an exact 0, whatever it reads
-                value = xp.where(xp.asarray(table.inside[:, m]).reshape(along), value, 0)
+            value = xp.take(x, xp.asarray(positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
+            if masks is not None and masks[m] is not None:
+                value = xp.where(masks[m], value, 0)
             if total is None:
                 total = value
             else:
                 total += value
     return total
+
+
+def _axis_order(in_sizes, out_sizes):
+    """The order to sum the axes in: shrinking axes first, so that later steps run on smaller
+    arrays, and growing axes last, the last axis first, so that the largest step gathers whole rows."""
+    shrinking = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O <= L]
+    growing = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O > L]
+    return shrinking + growing[::-1]
 
 
 def _bin_areas(in_shape, output_size, xp, dtype):
@@ -85,8 +104,8 @@ def _adaptive_avg_forward(x, *, output_size: tuple):
     in_shape = tuple(x.shape[x.ndim - n:])
     tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
     summed = x.astype(accumulate, copy=False)
-    for a, table in enumerate(tables):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
-        summed = _bin_sums(summed, table, x.ndim - n + a)
+    for a in _axis_order(in_shape, output_size):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
+        summed = _bin_sums(summed, tables[a], x.ndim - n + a)
     area = _bin_areas(in_shape, output_size, array_module(x), accumulate)
     y = (summed / area).astype(x.dtype, copy=False)
     return y, AdaptiveAvgSaved(tables, in_shape, area, x.dtype)
@@ -99,8 +118,8 @@ def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
     xp = array_module(grad_y)
     n = len(saved.tables)
     spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area
-    for a, (table, length) in enumerate(zip(saved.tables, saved.in_shape)):
-        spread = _bin_sums(spread, table.transposed(length), grad_y.ndim - n + a)
+    for a in _axis_order(grad_y.shape[grad_y.ndim - n:], saved.in_shape):  # (.., O_a, ..) -> (.., L_a, ..)
+        spread = _bin_sums(spread, saved.tables[a].transposed(saved.in_shape[a]), grad_y.ndim - n + a)
     return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)
 
 

@@ -339,8 +339,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         padding.
     return_indices : bool
         Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane.
-    convention : {"torch", "onnx", "tensorflow"}
-        Whose argument rules apply (:mod:`poolref._geometry`); the values are the same in all three.
+    convention : {"torch", "onnx", "tensorflow", "jax"}
+        Whose argument rules apply (:mod:`poolref._geometry`). Under ``"jax"`` (``lax.reduce_window``)
+        pads may be negative, a window wholly in padding gives :math:`-\infty` (index -1, no
+        gradient) and the output may be empty; there is no ceil mode.
 
     Returns
     -------
@@ -482,8 +484,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         Divide every window by this instead.
     dilation : int or (int, int)
         Spacing between taps (ONNX has it; PyTorch does not).
-    convention : {"torch", "onnx", "tensorflow"}
-        Whose argument and divisor rules apply.
+    convention : {"torch", "onnx", "tensorflow", "jax"}
+        Whose argument and divisor rules apply. ``"jax"``: ``count_include_pad=True`` divides by
+        ``prod(kernel_size)``, ``False`` by the number of input cells, so a window wholly in padding
+        gives 0 or NaN (0/0); no ``divisor_override``.
 
     Returns
     -------
@@ -659,8 +663,9 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     kernel_size, stride, ceil_mode, padding, dilation
         As for :func:`avg_pool2d` (PyTorch has no padding or dilation for Lp pooling; poolref
         generalises its formula, ONNX has both).
-    convention : {"torch", "onnx"}
-        PyTorch's formula (with its quirks) or ONNX's true norm; TensorFlow has no Lp pooling.
+    convention : {"torch", "onnx", "jax"}
+        PyTorch's formula (with its quirks) or ONNX's true norm; ``"jax"`` is the true norm over
+        ``lax.reduce_window``'s geometry (JAX has no Lp pooling). TensorFlow has no Lp pooling.
 
     Returns
     -------
