@@ -435,8 +435,8 @@ def pool_geometry(
         raise ValueError(f"{op}: convention={convention!r} has no ceil mode, got ceil_mode={ceil_mode!r}")
     if convention == "tensorflow" and isinstance(padding, str) and padding.lower() == "same_lower":
         raise ValueError(f"{op}: convention='tensorflow' has no padding='same_lower'")
-    jax = convention == "jax"
-    pads = resolve_padding(padding, spatial_shape, kernel, stride, dilation, op, allow_negative=jax)
+    reduce_window = convention == "jax"
+    pads = resolve_padding(padding, spatial_shape, kernel, stride, dilation, op, allow_negative=reduce_window)
     explicit = not isinstance(padding, str)
     if convention == "torch" and explicit:
         for (begin, end), k in zip(pads, kernel):
@@ -448,7 +448,7 @@ def pool_geometry(
     axes = tuple(
         axis_windows(L, k, s, p, d, bool(ceil_mode)) for L, k, s, p, d in zip(spatial_shape, kernel, stride, pads, dilation)
     )
-    if jax:
+    if reduce_window:
         # lax.reduce_window: a padded axis shorter than the window gives no window (never fewer)
         return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes))
     for axis in axes:
@@ -476,7 +476,8 @@ class TapTable:
     Tap ``m`` of window ``o`` reads position ``starts[o] + m*step`` when ``inside[o, m]``.
     ``positions`` (O, K) lists them; outside taps are padding for regular windows (out of range),
     and for adaptive bins taps past a short bin, which repeat its last position so that gathers
-    never go out of bounds.
+    never go out of bounds. A :meth:`transposed` table lists windows instead of positions, in no
+    such arithmetic order: only ``positions`` and ``inside`` mean anything there.
     """
 
     positions: numpy.ndarray
