@@ -4,9 +4,11 @@ Bin ``i`` of ``O`` over an axis of length ``L`` is ``[floor(i*L/O), ceil((i+1)*L
 (:func:`poolref._geometry.adaptive_bins`): bins may overlap and need not be equal, e.g. 8 -> 6 gives
 ``[0,2) [1,3) [2,4) [4,6) [5,7) [6,8)``. Global pooling is the case ``O = 1`` on every axis.
 
-Adaptive average pooling is a separable linear map: along each axis, a 0/1 *bin matrix* ``B``
-(O, L) sums the bins, and the result is divided by the bin areas. Its backward is its transpose
-(``B.T`` along each axis). Adaptive max pooling scans the taps of each bin like max pooling, with
+Adaptive average pooling is a separable linear map: along each axis the bins are summed, and the
+result is divided by the bin areas; its backward is the transpose, along each axis every input
+position adds up the bins that hold it. Both sum only the elements actually read (a gather per tap
+of a bin table), never a product with a 0/1 matrix: so a NaN or an infinity stays in its own bins,
+as in PyTorch (``0 * nan = nan`` would carry it into every bin). Adaptive max pooling scans the taps of each bin like max pooling, with
 the same tie and NaN rules, and its backward is the same scatter.
 """
 
@@ -18,7 +20,7 @@ import numpy
 
 from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
-from .._geometry import adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
+from .._geometry import TapTable, adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
 from ..autograd.function import apply, define_function
 from .window import LP_POOL, _first_inside_tap, _flat_indices, _lowest, _take_larger, scatter_to_planes
 
@@ -29,18 +31,43 @@ __all__ = [
 ]
 
 
-def _bin_matrix(length: int, out_length: int, dtype, xp):
-    """(O, L) 0/1 matrix: row ``i`` marks the elements of bin ``i``."""
+def _bins_holding(length: int, out_length: int) -> TapTable:
+    """The transpose of :func:`~poolref._geometry.adaptive_tap_table`: the bins holding each position.
+
+    Row ``l`` lists the bins that hold input position ``l`` (``inside`` marks them). Bin starts and
+    ends never decrease, so these are the consecutive bins ``first(l) .. last(l)``.
+
+    >>> table = _bins_holding(3, 2)  # bins [0, 2) and [1, 3): position 1 is in both
+    >>> table.positions.tolist(), table.inside.tolist()
+    ([[0, 0], [0, 1], [1, 1]], [[True, False], [True, True], [True, False]])
+    """
     starts, ends = adaptive_bins(length, out_length)
     positions = numpy.arange(length)
-    matrix = (positions[None, :] >= starts[:, None]) & (positions[None, :] < ends[:, None])
-    return xp.asarray(matrix, dtype=dtype)
+    first = numpy.searchsorted(ends, positions, side="right")  # the bins before it end at or before l
+    last = numpy.searchsorted(starts, positions, side="right") - 1  # the bins after it start after l
+    bins = first[:, None] + numpy.arange(int((last - first).max()) + 1)[None, :]  # (L, most bins)
+    inside = bins <= last[:, None]
+    return TapTable(numpy.minimum(bins, last[:, None]), inside)
 
 
-def _apply_along(x, matrix, dim: int):
-    """Contract ``matrix`` (A, B) with dimension ``dim`` (length B) of ``x``; that dimension becomes A."""
+def _sum_taps(x, table: TapTable, dim: int):
+    """Along ``dim``: output ``o`` is the sum of ``x`` at ``table.positions[o, m]`` where ``inside``.
+
+    (.., L, ..) -> (.., O, ..). One gather per tap ``m``; the taps a row does not have are skipped
+    with ``where`` rather than multiplied by 0, so a NaN or an infinity reaches only the rows that
+    read it.
+    """
     xp = array_module(x)
-    return xp.moveaxis(xp.tensordot(x, matrix, axes=([dim], [1])), -1, dim)
+    along = [1] * x.ndim
+    along[dim] = -1  # an (O,) mask broadcast along ``dim``
+    total = None
+    for m in range(table.taps_per_window):
+        value = xp.take(x, xp.asarray(table.positions[:, m]), axis=dim)  # (.., O, ..)
+        if not table.inside[:, m].all():
+            value = xp.where(xp.asarray(table.inside[:, m]).reshape(along), value, 0)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as in PyTorch
+            total = value if total is None else total + value
+    return total
 
 
 def _bin_areas(in_shape, output_size, xp, dtype):
@@ -56,7 +83,7 @@ def _bin_areas(in_shape, output_size, xp, dtype):
 # Adaptive average pooling
 # ==================================================================================================
 class AdaptiveAvgSaved(NamedTuple):
-    matrices: tuple  # per axis (O_a, L_a) bin matrix
+    bins_holding: tuple  # per axis, the bins holding each input position (the backward's tables)
     area: object  # (O..) bin areas
     dtype: numpy.dtype
 
@@ -66,22 +93,23 @@ def _adaptive_avg_forward(x, *, output_size: tuple):
     n = len(output_size)
     accumulate = accumulation_dtype(x.dtype)
     in_shape = x.shape[x.ndim - n:]
-    matrices = tuple(_bin_matrix(L, O, accumulate, xp) for L, O in zip(in_shape, output_size))
     summed = x.astype(accumulate, copy=False)
-    for a, matrix in enumerate(matrices):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
-        summed = _apply_along(summed, matrix, x.ndim - n + a)
+    for a, (L, O) in enumerate(zip(in_shape, output_size)):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
+        summed = _sum_taps(summed, adaptive_tap_table(L, O), x.ndim - n + a)
     area = _bin_areas(in_shape, output_size, xp, accumulate)
     y = xp.ascontiguousarray(summed / area).astype(x.dtype, copy=False)
-    return y, AdaptiveAvgSaved(matrices, area, x.dtype)
+    bins_holding = tuple(_bins_holding(L, O) for L, O in zip(in_shape, output_size))
+    return y, AdaptiveAvgSaved(bins_holding, area, x.dtype)
 
 
 def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
-    # the transpose of the forward: divide by the areas, then B.T along each axis
+    # the transpose of the forward: divide by the areas, then along each axis every input position
+    # adds up the gradients of the bins that hold it
     xp = array_module(grad_y)
-    n = len(saved.matrices)
+    n = len(saved.bins_holding)
     spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area
-    for a, matrix in enumerate(saved.matrices):
-        spread = _apply_along(spread, matrix.T, grad_y.ndim - n + a)
+    for a, table in enumerate(saved.bins_holding):
+        spread = _sum_taps(spread, table, grad_y.ndim - n + a)
     return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)
 
 
@@ -145,7 +173,9 @@ def adaptive_avg_pool2d(x, output_size):
     .. math:: y_o = \frac{1}{|W_o|} \sum_{i \in W_o} x_i, \qquad
               \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{|W_o|} \frac{\partial L}{\partial y_o}
 
-    computed as a separable linear map (a 0/1 bin matrix per axis) and its transpose.
+    computed one axis at a time, adding only the elements each bin holds, and its transpose. A NaN
+    or an infinity reaches exactly the bins that hold it, forward and backward (a bin holding both
+    :math:`+\infty` and :math:`-\infty` gives NaN), as in PyTorch.
 
     Examples
     --------
