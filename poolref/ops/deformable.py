@@ -40,7 +40,6 @@ from .region import (
     check_region_arguments,
     check_sampling_ratio,
     gather_rows,
-    has_nonfinite,
     sample_coordinates,
     sampling_matrix,
     select_boxes,
@@ -57,7 +56,6 @@ class DeformSaved(NamedTuple):
     geometry: AlignGeometry
     count: object  # (K,) max(g_h * g_w, 1)
     gamma: float
-    nonfinite: bool  # x holds NaN or inf: mask the 0 * x reads of outside samples
     has_offset: bool
     x_shape: tuple
     dtype: numpy.dtype
@@ -107,7 +105,7 @@ def _deform_roi_pool_forward(x, rois, offset, *, output_size, spatial_scale, sam
     y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
     has_offset = offset is not None
     saved = DeformSaved(matrix, table if has_offset else None, ay if has_offset else None, ax if has_offset else None,
-                        geometry, count, float(gamma), has_nonfinite(x), has_offset,
+                        geometry, count, float(gamma), has_offset,
                         x.shape, x.dtype, None if offset is None else offset.dtype)
     return y, saved
 
@@ -139,24 +137,26 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
     along_x = xp.zeros((K, ph, pw), dtype=numpy.float64)
     along_y = xp.zeros((K, ph, pw), dtype=numpy.float64)
     base = (geometry.batch * (H * W))[:, None, None]
-    for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=True):
-        rows = select_boxes(base, tap.boxes, None) + tap.pixel
-        g_tap = select_boxes(g, tap.boxes, None)
-        # <g, x_q> over the channels: how much this corner's value matters to the loss
-        matters = xp.einsum("kijc,kijc->kij", g_tap, gather_rows(saved.table, rows))
-        if saved.nonfinite:
-            matters = xp.where(tap.inside, matters, 0)
-        with numpy.errstate(invalid="ignore"):  # inf * 0 where x is infinite: NaN, as the chain rule gives
+    # NaN and infinite values follow the chain rule in IEEE arithmetic (inf * 0 is NaN, inf - inf
+    # too), silently
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=True):
+            rows = select_boxes(base, tap.boxes, None) + tap.pixel
+            g_tap = select_boxes(g, tap.boxes, None)
+            # <g, x_q> over the channels: how much this corner's value matters to the loss. An
+            # outside sample reads nothing (its tap stands in at pixel 0 with slope 0): it sends
+            # nothing, not even the NaN of 0 * nan where the gradient or pixel 0 is NaN or infinite.
+            matters = xp.where(tap.inside, xp.einsum("kijc,kijc->kij", g_tap, gather_rows(saved.table, rows)), 0)
             moved_x, moved_y = matters * tap.d_dx, matters * tap.d_dy
-        if tap.boxes is None:
-            along_x += moved_x
-            along_y += moved_y
-        else:
-            along_x[tap.boxes] += moved_x
-            along_y[tap.boxes] += moved_y
-    gamma = saved.count.dtype.type(saved.gamma)
-    grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
-                            gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
+            if tap.boxes is None:
+                along_x += moved_x
+                along_y += moved_y
+            else:
+                along_x[tap.boxes] += moved_x
+                along_y[tap.boxes] += moved_y
+        gamma = saved.count.dtype.type(saved.gamma)
+        grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
+                                gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
     return grad_x, None, grad_offset
 
 

@@ -433,29 +433,47 @@ class SamplingMatrix(NamedTuple):
     corners of a coordinate snapped to the last row or column, appears once per read, and the
     products add these reads one by one in that order, as the kernels do.
 
+    Reads of weight 0 add nothing for finite values, but ``0 * nan`` and ``0 * inf`` are NaN, and
+    the kernels let that reach the bin (forward) or the pixel (backward). They are kept in two
+    matrices of their own, because the kernels treat them differently:
+
+    * a weight-0 corner of a sample inside the image (a coordinate on a pixel, or snapped to the last
+      row or column) is read by the forward and written by the backward, like any corner;
+    * a sample outside the image: torchvision's RoI Align CPU forward reads pixel (0, 0) with weight
+      0 for it (``pre_calc``), but its backward skips it (``bilinear_interpolate_gradient`` returns
+      corner -1, and nothing is added): so a NaN at pixel (0, 0) reaches such bins, while a NaN
+      gradient of such a bin reaches no pixel. :meth:`times` reads these, :meth:`transpose_times`
+      does not. (Position-sensitive and deformable pooling read nothing outside: no such reads.)
+
     Attributes
     ----------
     weights : sparse matrix, (R, M)
         The reads with a nonzero weight.
     zero_reads : sparse matrix of ones, (R, M), or None
-        The reads with weight 0 (a sample outside the image under torchvision's CPU rule, the
-        weight-0 corner of a snapped coordinate). ``0 * x`` adds nothing for finite ``x``, but is
-        NaN where ``x`` is NaN or infinite, and the kernels let that reach the bin; so where the
-        operand holds such values, ``zero_reads @ (operand * 0)`` (0 or NaN) is added. They are
+        The weight-0 reads of samples inside the image. Where the operand holds a NaN or an
+        infinity, ``zero_reads @ (operand * 0)`` (0 where finite, NaN where not) is added. They are
         kept apart from ``weights`` because cupyx merges repeated columns before a product, and
         ``(0 + w) * inf`` would lose the NaN of ``0 * inf + w * inf``.
+    outside_reads : sparse matrix of ones, (R, M), or None
+        torchvision's weight-0 reads of pixel (0, 0) for samples outside the image: added the same
+        way by :meth:`times` only.
     """
 
     weights: object
     zero_reads: object
+    outside_reads: object
 
     def times(self, dense):
         """``A @ dense``: (R, C) from an (M, C) table in the dtype of the weights."""
-        return self._product(self.weights, self.zero_reads, dense)
+        return self._product(self.weights, (self.zero_reads, self.outside_reads), dense)
 
     def transpose_times(self, dense):
-        """``A.T @ dense``: (M, C) from an (R, C) gradient, the backward of :meth:`times`."""
-        return self._product(self.weights.T, None if self.zero_reads is None else self.zero_reads.T, dense)
+        """``A.T @ dense``: (M, C) from an (R, C) gradient, the backward of :meth:`times`.
+
+        The outside samples' reads are left out, as torchvision's backward leaves them out.
+        """
+        zero_reads = None if self.zero_reads is None else self.zero_reads.T
+        return self._product(self.weights.T, (zero_reads,), dense)
 
     @staticmethod
     def _product(weights, zero_reads, dense):
@@ -464,9 +482,12 @@ class SamplingMatrix(NamedTuple):
             out = weights @ dense
         else:  # no reads at all (no boxes, or no samples): skip the sparse library's corner cases
             out = xp.zeros((weights.shape[0], dense.shape[1]), dtype=dense.dtype)
-        if zero_reads is not None and has_nonfinite(dense):
+        zero_reads = [matrix for matrix in zero_reads if matrix is not None]
+        if zero_reads and has_nonfinite(dense):
             with numpy.errstate(invalid="ignore"):  # inf * 0: NaN, on purpose
-                out += zero_reads @ (dense * dense.dtype.type(0))  # 0 where finite, NaN where not
+                poisoned = dense * dense.dtype.type(0)  # 0 where finite, NaN where not
+                for matrix in zero_reads:
+                    out += matrix @ poisoned
         return out
 
 
@@ -491,15 +512,17 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
     n_columns : int
         ``M``, the rows of the table.
     read_outside : bool
-        Whether a sample outside the image reads pixel 0 with weight 0 (torchvision's RoI Align CPU
-        kernel) or reads nothing (position-sensitive and deformable pooling).
+        Whether a sample outside the image reads pixel 0 with weight 0 in the forward (torchvision's
+        RoI Align CPU kernel; its backward does not: :attr:`SamplingMatrix.outside_reads`) or reads
+        nothing (position-sensitive and deformable pooling).
 
     Notes
     -----
     Every bin of box ``k`` has ``4 g_h g_w`` reads (none when a grid is <= 0), so the rows are laid
     out in advance, box after box; one pass over the taps (a sample and one of its corners, for all
     bins at once) writes each tap's weight and column at the next free place of every row it
-    belongs to. The reads are then split by weight into the two matrices.
+    belongs to. The reads are then split into the three matrices: nonzero weights, weight-0 reads
+    inside the image, and the outside samples' reads of pixel 0.
     """
     xp = array_module(ay.low)
     K = geometry.grid_h.shape[0]
@@ -512,15 +535,14 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
     n_reads = int(box_end[-1]) if K else 0
     weight = xp.empty(n_reads, dtype=dtype)
     column = xp.empty(n_reads, dtype=numpy.int64)
-    read = xp.ones(n_reads, dtype=bool)
+    inside = xp.ones(n_reads, dtype=bool)  # the read belongs to a sample inside the image
     written = xp.zeros(K, dtype=numpy.int64)  # reads written so far into each bin of box k
     for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, width):
         # the tap's place in every row it belongs to: the row's start plus the reads before it
         place = select_boxes(bin_start, tap.boxes, None) + select_boxes(written, tap.boxes, None)[:, None, None]
         weight[place] = tap.weight
         column[place] = select_boxes(xp.broadcast_to(column_base, bin_start.shape), tap.boxes, None) + tap.pixel * column_step
-        if not read_outside:
-            read[place] = tap.inside
+        inside[place] = tap.inside
         if tap.boxes is None:
             written += 1
         else:
@@ -533,11 +555,14 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
         before = xp.concatenate([xp.zeros(1, dtype=numpy.int64), xp.cumsum(mask)])
         return sparse_csr(data, column[mask], before[row_start], n_columns)
 
-    nonzero = read & (weight != 0)
-    zero = read & ~nonzero
-    weights = keep(nonzero, weight[nonzero])
-    zero_reads = keep(zero, xp.ones(int(zero.sum()), dtype=dtype)) if bool(zero.any()) else None
-    return SamplingMatrix(weights, zero_reads)
+    nonzero = inside & (weight != 0)  # an outside sample's weights are all 0
+    zero = inside & ~nonzero
+    outside = ~inside if read_outside else xp.zeros_like(inside)
+
+    def ones(mask):
+        return keep(mask, xp.ones(int(mask.sum()), dtype=dtype)) if bool(mask.any()) else None
+
+    return SamplingMatrix(keep(nonzero, weight[nonzero]), ones(zero), ones(outside))
 
 
 # ==================================================================================================
