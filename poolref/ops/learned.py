@@ -210,49 +210,67 @@ def gem_pool(x, p=3.0, eps=1e-6):
 # ==================================================================================================
 class SoftPoolSaved(NamedTuple):
     x: object  # (.., H, W) the input, in the accumulation dtype
-    largest: object  # (.., H_out, W_out) the maximum of each window (the softmax shift)
-    total: object  # (.., H_out, W_out) sum of exp(x_i - largest) over the window
-    y: object  # (.., H_out, W_out) the output, in the accumulation dtype
+    largest: object  # (.., H_out, W_out) M, the maximum of each window (the softmax shift)
+    total: object  # (.., H_out, W_out) sum of e_i = exp(x_i - M) over the window
+    offset: object  # (.., H_out, W_out) y - M, in the accumulation dtype
     geometry: WindowGeometry
     dtype: numpy.dtype
+
+
+def _below_largest(value, largest, xp):
+    """``d = x - M``, with ``d = 0`` wherever ``x`` equals ``M``, an infinite ``M`` included.
+
+    For a finite maximum this is the plain difference. For an infinite one it is what the limit
+    needs: ``inf - inf`` would be NaN, but the elements equal to the maximum are the ones the
+    softmax keeps (``e = exp(0) = 1``), the others get ``exp(-inf) = 0``. A NaN maximum gives NaN.
+    """
+    return xp.where(value == largest, 0, value - largest)
 
 
 def _soft_pool_forward(x, *, geometry: WindowGeometry):
     xp = array_module(x)
     xa = x.astype(accumulation_dtype(x.dtype), copy=False)
     taps = [(Ellipsis,) + geometry.tap_slices(offsets) for offsets in geometry.tap_offsets()]
-    # pass 1: the window maximum, so that every exp below lies in (0, 1] (a NaN propagates)
+    # pass 1: the window maximum M, so that every exp below lies in [0, 1] (a NaN propagates)
     largest = xa[taps[0]].copy()  # (.., H_out, W_out)
     for tap in taps[1:]:
         xp.maximum(largest, xa[tap], out=largest)
-    # pass 2: total = sum_i e_i and weighted = sum_i e_i x_i, with e_i = exp(x_i - max)
+    # pass 2: total = sum_i e_i and shifted = sum_i e_i d_i, with d_i = x_i - M and e_i = exp(d_i);
+    # then y = M + shifted / total. Relative to M, no sum can overflow (|e_i d_i| <= 1/e), even
+    # where the values are near the dtype's largest; an element of weight 0 (-inf, or far below
+    # M) adds nothing, not 0 * (-inf) = NaN.
     total = xp.zeros_like(largest)
-    weighted = xp.zeros_like(largest)
-    # an infinite input gives inf - inf or 0 * (-inf): NaN, as in PyTorch's composition, silently
-    with numpy.errstate(invalid="ignore", over="ignore"):
+    shifted = xp.zeros_like(largest)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # NaN windows stay NaN; -3e38 - 3e38 is -inf
         for tap in taps:
             value = xa[tap]  # (.., H_out, W_out) strided view: tap ``offsets`` of every window
-            e = xp.exp(value - largest)
+            d = _below_largest(value, largest, xp)
+            e = xp.exp(d)
             total += e
-            weighted += e * value
-        y = weighted / total  # total >= 1 (the maximum contributes e = 1) unless NaN or inf
-    saved = SoftPoolSaved(xa, largest, total, y, geometry, x.dtype)
+            shifted += xp.where(e == 0, 0, e * d)
+        offset = shifted / total  # y - M, in [min d, 0]; total >= 1 (e = 1 at the maximum) unless NaN
+        y = largest + offset  # M = +-inf: y = M
+    saved = SoftPoolSaved(xa, largest, total, offset, geometry, x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
 def _soft_pool_backward(saved: SoftPoolSaved, grad_y):
-    # dy/dx_i = w_i (1 + x_i - y), w_i = e_i / total; overlapping windows add into the same element
+    # dy/dx_i = w_i (1 + x_i - y) = (e_i / total) (1 + d_i - (y - M)), exactly 0 for an element of
+    # weight 0; overlapping windows add into the same element. An infinite maximum gives w_i = 1/m
+    # on the m elements equal to it (d_i = 0 = y - M) and 0 elsewhere.
     xp = array_module(grad_y)
     xa, geometry = saved.x, saved.geometry
     grad = xp.zeros(xa.shape, dtype=xa.dtype)
     g_over_total = grad_y.astype(xa.dtype, copy=False) / saved.total  # (.., H_out, W_out)
-    with numpy.errstate(invalid="ignore", over="ignore"):  # NaN where the forward gave NaN
+    # NaN where the forward gave NaN, and where a NaN or infinite gradient meets a slope of 0
+    with numpy.errstate(invalid="ignore", over="ignore"):
         for offsets in geometry.tap_offsets():
             tap = (Ellipsis,) + geometry.tap_slices(offsets)
-            value = xa[tap]
-            e = xp.exp(value - saved.largest)
+            d = _below_largest(xa[tap], saved.largest, xp)
+            e = xp.exp(d)
+            slope = xp.where(e == 0, 0, e * (1 + (d - saved.offset)))  # total * dy/dx_i
             view = grad[tap]  # no padding: the slices address the input itself
-            view += g_over_total * e * (1 + (value - saved.y))
+            view += g_over_total * slope
     return (grad.astype(saved.dtype, copy=False),)
 
 
@@ -292,10 +310,29 @@ def soft_pool2d(x, kernel_size, stride=None):
               = w_i\,(1 + x_i - y)
 
     accumulated over overlapping windows. Since :math:`\sum_i w_i (1 + x_i - y) = 1`, the input
-    gradient sums to the output gradient (the conservation law of max pooling). A NaN or an
-    infinity in a window makes its output NaN, as PyTorch's ``unfold`` + ``softmax`` composition
-    does: :math:`+\infty - \infty` in the shift, and :math:`0 \cdot (-\infty)` for a
-    :math:`-\infty` element, whose weight is 0 (its limit contribution would be 0).
+    gradient sums to the output gradient (the conservation law of max pooling). Computed as
+    :math:`y = M + \sum_i e_i (x_i - M) / \sum_i e_i` with :math:`e_i = e^{x_i - M}`, which no
+    magnitude can overflow.
+
+    Non-finite values take the limits of these formulas, forward and backward:
+
+    * a NaN in a window makes its output and the gradient of all its elements NaN;
+    * a :math:`-\infty` element has weight 0 and drops out: :math:`e^{x} x \to 0` as
+      :math:`x \to -\infty`, so it adds nothing to :math:`y` and receives gradient 0;
+    * a :math:`+\infty` element takes all the weight: :math:`y = +\infty`, and the :math:`m`
+      elements equal to :math:`+\infty` share the gradient, :math:`1/m` each (the limit as they
+      grow together), the others receive 0;
+    * a window of :math:`-\infty` only gives :math:`y = -\infty` (forced by
+      :math:`\min_i x_i \le y \le \max_i x_i`) and gradient :math:`1/k` to each of its :math:`k`
+      elements (the limit as they fall together).
+
+    The rule behind the last three: elements equal to an infinite maximum :math:`M` count as equal to
+    it (:math:`x_i - M := 0`, weight 1 before normalising), and an element of weight 0 contributes 0,
+    not :math:`0 \cdot \infty`. An upstream gradient that is NaN or infinite is multiplied by each
+    slope, 0 included (IEEE: NaN). PyTorch's ``unfold`` + ``softmax`` composition, which computes the
+    same thing for finite inputs, gives NaN for every window holding an infinity instead:
+    :math:`\infty - \infty` inside its softmax shift, and :math:`0 \cdot (-\infty)` in the
+    weighted sum.
 
     Examples
     --------
@@ -305,6 +342,8 @@ def soft_pool2d(x, kernel_size, stride=None):
     >>> x = np.array([[[0., 0.], [0., np.log(3.)]]])  # weights 1/6, 1/6, 1/6, 1/2
     >>> poolref.soft_pool2d(x, 2).round(6)  # log(3) / 2
     array([[[0.549306]]])
+    >>> poolref.soft_pool2d(np.array([[[-np.inf, 0., np.inf, -np.inf]]]), (1, 2))  # the limits
+    array([[[ 0., inf]]])
     """
     op = "soft_pool2d"
     x = check_pool_input(x, 2, op, integer_ok=False)

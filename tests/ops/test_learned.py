@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.ops.learned import bilinear_pool, gem_pool, lse_pool, soft_pool2d
 from poolref.reference import learned as ref
@@ -303,16 +303,84 @@ def test_soft_pool_nan_propagates_to_its_windows_only():
     assert math.isnan(y[0, 0, 0, 0]) and numpy.all(y.ravel()[1:] == 0)
 
 
-def test_soft_pool_infinities_give_nan_as_the_torch_composition():
-    torch = torch_or_skip()
-    x = numpy.zeros((1, 1, 2, 6))
-    x[0, 0, 0, 0], x[0, 0, 1, 2] = numpy.inf, -numpy.inf  # windows 0 and 1; window 2 stays finite
+def test_soft_pool_of_an_infinity_is_the_limit_not_nan():
+    # Once NaN for every window holding an infinity (inf - inf in the shift, 0 * (-inf) in the sum).
+    # Windows: +inf beside finite and -inf values; two +inf; -inf beside finite values; -inf only.
+    inf = numpy.inf
+    x = numpy.array([[[inf, 1.0, inf, inf, -inf, 0.0, -inf, -inf],
+                      [-inf, 0.0, 0.0, -inf, -inf, 2.0, -inf, -inf]]])
     y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)  # no RuntimeWarning (an error under pytest)
-    want = _torch_soft_pool(torch, x, 2, None).numpy()
-    assert_matches(y, want, rtol=0)
-    assert math.isnan(y[0, 0, 0, 0]) and math.isnan(y[0, 0, 0, 1]) and y[0, 0, 0, 2] == 0.0
     grad = pullback(numpy.ones(y.shape))[0]
-    assert numpy.isnan(grad[..., :4]).all() and numpy.all(grad[..., 4:] == 0.25)
+    finite = soft_pool2d(numpy.array([[[0.0, 2.0]]]), (1, 2))[0, 0, 0]  # the two -inf drop out
+    assert y[0, 0, :2].tolist() == [inf, inf] and y[0, 0, 3] == -inf
+    assert_matches(y[0, 0, 2], finite, rtol=1e-15)
+    assert grad[0, :, :2].tolist() == [[1.0, 0.0], [0.0, 0.0]]  # the +inf takes the whole gradient
+    assert grad[0, :, 2:4].tolist() == [[0.5, 0.5], [0.0, 0.0]]  # two +inf share it
+    assert grad[0, :, 6:].tolist() == [[0.25, 0.25], [0.25, 0.25]]  # -inf only: as they fall together
+    assert grad[0, 0, 4] == 0.0 and grad[0, 1, 4] == 0.0 and grad[0, :, 4:6].sum() == pytest.approx(1.0)
+    assert_matches(y, ref.soft_pool2d_reference(x[None], (2, 2), (2, 2))[0], rtol=1e-15)
+    assert_matches(grad, ref.soft_pool2d_backward_reference(numpy.ones((1,) + y.shape), x[None], (2, 2), (2, 2))[0], rtol=1e-15)
+
+
+def test_soft_pool_limits_equal_the_op_at_large_finite_stand_ins():
+    # An infinity is the limit of ever larger values: at +-1e4 every weight that the limit sets to
+    # 0 is exp(-1e4) = 0 already in float64, so outputs and gradients must agree with the limit's
+    # (an output +inf where the stand-in gives about 1e4, the exact output elsewhere)
+    x = plant_nonfinite(smooth_values((2, 3, 6, 6), 70), 71, fraction=0.3)
+    x = numpy.where(numpy.isnan(x), 0.5, x)  # infinities only
+    x[1, 2, :2, :2] = -numpy.inf  # a window of -inf only
+    stand_in = numpy.clip(x, -1e4, 1e4)
+    y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)
+    y_big, pullback_big = vjp(lambda t: soft_pool2d(t, 2), stand_in)
+    rises = numpy.isposinf(y)
+    assert (y_big[rises] > 9e3).all()
+    assert_matches(numpy.where(rises, 0, y), numpy.where(rises, 0, numpy.where(y == -numpy.inf, -numpy.inf, y_big)), rtol=1e-12)
+    assert (y_big[y == -numpy.inf] == -1e4).all()
+    g = smooth_values(y.shape, 72)
+    assert_matches(pullback(g)[0], pullback_big(g)[0], rtol=1e-12, atol=1e-15, what="gradient")
+
+
+def test_soft_pool_agrees_with_the_torch_composition_except_on_infinities():
+    # PyTorch's unfold + softmax composition computes the same for finite values and NaN; for a
+    # window holding an infinity it gives NaN, where poolref gives the limit
+    torch = torch_or_skip()
+    x = plant_nonfinite(smooth_values((2, 3, 6, 6), 73), 74, fraction=0.1)
+    xt = to_torch(x, requires_grad=True)
+    yt = _torch_soft_pool(torch, xt, 2, None)
+    g = smooth_values(tuple(yt.shape), 75)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)
+    grad = pullback(g)[0]
+    has_inf = poolref.max_pool2d(numpy.isinf(x).astype(float), 2) > 0  # (N, C, 3, 3) windows with an infinity
+    assert has_inf.any() and (~has_inf).any()
+    assert numpy.isnan(yt.detach().numpy()[has_inf]).all()
+    assert not numpy.isnan(y[has_inf & ~(poolref.max_pool2d(numpy.isnan(x).astype(float), 2) > 0)]).any()
+    assert_matches(y[~has_inf], yt.detach().numpy()[~has_inf], rtol=1e-12)
+    clean = ~numpy.repeat(numpy.repeat(has_inf, 2, axis=2), 2, axis=3)  # elements of windows without one
+    assert_matches(grad[clean], xt.grad.numpy()[clean], rtol=1e-10, atol=1e-14, what="gradient")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+def test_soft_pool_matches_loop_reference_on_nonfinite_values(poisoned, layout):
+    x = smooth_values((2, 3, 7, 8), 76, low=-3.0, high=3.0)
+    x[0, 0, :2, :3] = 1.25  # ties: equal maxima
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, 77, fraction=0.15)
+        x[1, 1, :3, :3] = -numpy.inf
+    x = layouts(x, "contiguous" if layout == "unbatched" else layout)
+    tol = {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=1e-5, atol=1e-6)}.get(layout, dict(rtol=1e-12, atol=1e-14))
+    want = ref.soft_pool2d_reference(numpy.array(x), (3, 3), (2, 2))
+    g = smooth_values(want.shape, 78)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 79)
+    g = g.astype(x.dtype)
+    want_grad = ref.soft_pool2d_backward_reference(g, numpy.array(x), (3, 3), (2, 2))
+    if layout == "unbatched":
+        x, want, g, want_grad = x[0], want[0], g[0], want_grad[0]
+    y, pullback = vjp(lambda t: soft_pool2d(t, 3, 2), x)
+    assert_matches(y, want, **tol)
+    assert_matches(pullback(g)[0], want_grad, **tol, what="gradient")
 
 
 # ===================================================================================================
