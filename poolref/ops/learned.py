@@ -380,7 +380,8 @@ def _lse_forward(x, *, r: float):
 def _lse_backward(saved: LsePoolSaved, grad_y):
     # dy/dx_i = softmax(r x)_i: the 1/S of the mean cancels (see lse_pool's Notes)
     g = grad_y.astype(saved.softmax.dtype, copy=False)
-    return ((g * saved.softmax).astype(saved.dtype, copy=False),)
+    with numpy.errstate(invalid="ignore"):  # a NaN or infinite gradient times a weight of 0: NaN
+        return ((g * saved.softmax).astype(saved.dtype, copy=False),)
 
 
 LSE_POOL = define_function("lse_pool", _lse_forward, _lse_backward)
@@ -437,7 +438,7 @@ def lse_pool(x, r=1.0):
 # Bilinear (second-order) pooling (Lin et al. 2015, B-CNN)
 # ==================================================================================================
 class BilinearSaved(NamedTuple):
-    x: object  # (N, C_x, P) the first factor, flattened over positions, accumulation dtype
+    x: object  # (N, C_x, P) the first factor, flattened over positions, in the products' dtype
     y: object  # (N, C_y, P) the second factor; None when it is x itself
     products: object  # (N, C_x * C_y) B, the averaged outer products
     normalized: object  # (N, C_x * C_y) z, the output before the cast (None without l2_normalize)
@@ -450,9 +451,19 @@ class BilinearSaved(NamedTuple):
     dtype: numpy.dtype
 
 
+def _bilinear_products_dtype(dtype) -> numpy.dtype:
+    """float32 for float16 input, float64 for float32 and float64 input.
+
+    The products square the input's magnitude: in float32, features from about 1e19 up overflow
+    and from 1e-19 down underflow, where the signed square root and the normalisation would bring
+    the output back into range. float64 holds the square of every float32 (and float16) value.
+    """
+    return numpy.dtype(numpy.float64) if numpy.dtype(dtype) == numpy.float32 else accumulation_dtype(dtype)
+
+
 def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float):
     xp = array_module(x, y)
-    accumulate = accumulation_dtype(x.dtype)
+    accumulate = _bilinear_products_dtype(x.dtype)
     N, channels_x = x.shape[:2]
     positions = math.prod(x.shape[2:])
     xf = x.reshape(N, channels_x, positions).astype(accumulate, copy=False)  # (N, C_x, P)
@@ -460,14 +471,16 @@ def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float
     second = xf if yf is None else yf  # (N, C_y, P)
     # B[n, c, d] = (1/P) sum_l x[n, c, l] y[n, d, l], flattened row-major: index c * C_y + d
     channels_y = second.shape[1]
-    products = (xp.matmul(xf, second.transpose(0, 2, 1)) / positions).reshape(N, channels_x * channels_y)
-    out = products
-    if signed_sqrt:
-        out = xp.sign(products) * xp.sqrt(xp.abs(products) + eps)
-    normalized = norm = None
-    if l2_normalize:
-        norm = xp.sqrt((out * out).sum(axis=1, keepdims=True))  # (N, 1)
-        out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
+    # NaN and infinities follow IEEE arithmetic (inf - inf, 0 * inf and inf / inf are NaN), silently
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        products = (xp.matmul(xf, second.transpose(0, 2, 1)) / positions).reshape(N, channels_x * channels_y)
+        out = products
+        if signed_sqrt:
+            out = xp.sign(products) * xp.sqrt(xp.abs(products) + eps)
+        normalized = norm = None
+        if l2_normalize:
+            norm = xp.sqrt((out * out).sum(axis=1, keepdims=True))  # (N, 1)
+            out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
     saved = BilinearSaved(xf, yf, products, normalized, norm, signed_sqrt, l2_normalize, eps,
                           tuple(x.shape), None if y is None else tuple(y.shape), x.dtype)
     return out.astype(x.dtype, copy=False), saved
@@ -477,24 +490,27 @@ def _bilinear_backward(saved: BilinearSaved, grad_out):
     xp = array_module(grad_out)
     N, channels_x, positions = saved.x.shape
     g = grad_out.astype(saved.x.dtype, copy=False)  # (N, K), K = C_x * C_y
-    if saved.l2_normalize:
-        # z = s / max(||s||, eps): where ||s|| >= eps, dz/ds = (I - z z^T) / ||s||; below, 1 / eps
-        z, norm = saved.normalized, saved.norm
-        radial = xp.where(norm >= saved.eps, (z * g).sum(axis=1, keepdims=True), 0)  # (N, 1)
-        g = (g - z * radial) / xp.maximum(norm, saved.eps)
-    if saved.signed_sqrt:
-        # d/dB sign(B) sqrt(|B| + eps) = sign(B)^2 / (2 sqrt(|B| + eps)): 1 / (2 sqrt(|B| + eps)) for
-        # B != 0, at most 1 / (2 sqrt(eps)); 0 at B = 0 (sign's derivative is 0, as PyTorch's)
-        b = saved.products
-        g = g * (b != 0) / (2 * xp.sqrt(xp.abs(b) + saved.eps))
-    channels_y = (saved.x if saved.y is None else saved.y).shape[1]
-    g_b = g.reshape(N, channels_x, channels_y) / positions  # (N, C_x, C_y) dL/dB, with B's 1/P
-    if saved.y is None:
-        # B = x x^T / P: x is both factors, so it receives both products' gradients
-        grad_x = xp.matmul(g_b + g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
-        return grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
-    grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
-    grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
+    with numpy.errstate(invalid="ignore", over="ignore"):  # IEEE on NaN and infinities, as the forward
+        if saved.l2_normalize:
+            # z = s / max(||s||, eps): where ||s|| >= eps, dz/ds = (I - z z^T) / ||s||; below, 1 / eps
+            z, norm = saved.normalized, saved.norm
+            radial = xp.where(norm >= saved.eps, (z * g).sum(axis=1, keepdims=True), 0)  # (N, 1)
+            g = (g - z * radial) / xp.maximum(norm, saved.eps)
+        if saved.signed_sqrt:
+            # d/dB sign(B) sqrt(|B| + eps) = sign(B)^2 / (2 sqrt(|B| + eps)): 1 / (2 sqrt(|B| + eps))
+            # for B != 0, at most 1 / (2 sqrt(eps)); 0 at B = 0 (sign's derivative is 0, as PyTorch's)
+            b = saved.products
+            g = g * (b != 0) / (2 * xp.sqrt(xp.abs(b) + saved.eps))
+        channels_y = (saved.x if saved.y is None else saved.y).shape[1]
+        g_b = g.reshape(N, channels_x, channels_y) / positions  # (N, C_x, C_y) dL/dB, with B's 1/P
+        if saved.y is None:
+            # B = x x^T / P: x is both factors, so it receives both factors' gradients, G x + G^T x,
+            # added after the products (as PyTorch's autograd adds them: an infinite x may make
+            # the two inf and -inf, NaN, where (G + G^T) x would give one of them)
+            grad_x = xp.matmul(g_b, saved.x) + xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
+            return grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
+        grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
+        grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
     return (grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False),
             grad_y.reshape(saved.y_shape).astype(saved.dtype, copy=False))
 

@@ -290,7 +290,8 @@ def lse_pool_reference(x, r):
     y = numpy.empty(_kept_dims(x))
     for b, c, positions in _planes(x):
         total = sum(math.exp(r * float(x[(b, c) + position])) for position in positions)
-        y[b, c].flat[0] = math.log(total / len(positions)) / r
+        # a plane of -inf only: log(0) = -inf (Python's math.log refuses 0; numpy's log does not)
+        y[b, c].flat[0] = numpy.log(numpy.float64(total / len(positions))) / r
     return y
 
 
@@ -326,8 +327,9 @@ def lse_pool_backward_reference(grad_y, x, r):
     for b, c, positions in _planes(x):
         S = len(positions)
         g = float(grad_y[b, c].flat[0])
-        mean = sum(math.exp(r * float(x[(b, c) + position])) for position in positions) / S
+        mean = numpy.float64(sum(math.exp(r * float(x[(b, c) + position])) for position in positions) / S)
         for position in positions:
+            # numpy's division: 0 / 0 is NaN for a plane of -inf only (Python's raises), as in torch
             grad_x[(b, c) + position] = g * (1.0 / r) * (r * math.exp(r * float(x[(b, c) + position])) / S) / mean
     return grad_x
 
@@ -423,6 +425,10 @@ def bilinear_pool_backward_reference(grad_z, x, y, signed_sqrt, l2_normalize, ep
     \operatorname{sign}(B)^2 / (2\sqrt{|B| + \epsilon})`. Products:
     :math:`\partial B_{cd} / \partial x_{cl} = y_{dl}/P`, :math:`\partial B_{cd} / \partial y_{dl} = x_{cl}/P`.
 
+    Non-finite values follow IEEE arithmetic in PyTorch's order of evaluation (the order decides
+    where ``inf - inf`` meets): the normalisation's sum over :math:`k` is taken before the
+    subtraction, and with ``y`` None the two factors' gradients are summed separately, then added.
+
     Examples
     --------
     Without the normalisations, :math:`B = x^2` for one channel and one position: :math:`dB/dx = 2x`.
@@ -443,16 +449,16 @@ def bilinear_pool_backward_reference(grad_z, x, y, signed_sqrt, l2_normalize, ep
     if l2_normalize:
         for b in range(N):
             norm = math.sqrt(sum(v * v for v in s[b]))
+            if norm < eps:  # z = s / eps: dz_k/ds_j = delta_kj / eps
+                for j in range(K):
+                    grad_s[b, j] = grad_z[b, j] / eps
+                continue
+            # sum_k g_k (delta_kj - z_k z_j) / n, with the sum over k taken first, as
+            # F.normalize's backward does: (g_j - z_j sum_k z_k g_k) / n (the same number for finite
+            # g; for an infinite g, the NaN of inf - inf that PyTorch's evaluation meets)
+            radial = sum((s[b, k] / norm) * grad_z[b, k] for k in range(K))
             for j in range(K):
-                total = 0.0
-                for k in range(K):
-                    if norm >= eps:
-                        z_k, z_j = s[b, k] / norm, s[b, j] / norm
-                        dz_ds = ((1.0 if k == j else 0.0) - z_k * z_j) / norm
-                    else:
-                        dz_ds = (1.0 if k == j else 0.0) / eps
-                    total += grad_z[b, k] * dz_ds
-                grad_s[b, j] = total
+                grad_s[b, j] = (grad_z[b, j] - (s[b, j] / norm) * radial) / norm
 
     grad_products = grad_s.copy()
     if signed_sqrt:

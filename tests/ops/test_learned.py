@@ -637,6 +637,146 @@ def test_bilinear_l2_normalised_is_scale_invariant_and_unit_length(shape, seed, 
 
 
 # ===================================================================================================
+# Non-finite values: loop references and PyTorch's compositions, inputs and upstream gradients
+# ===================================================================================================
+def _torch_gem(torch, xt, p):
+    return xt.clamp(min=EPS).pow(p).mean(dim=_torch_nd_axes(xt), keepdim=True).pow(1 / p)
+
+
+def _torch_lse(torch, xt, r):
+    axes = _torch_nd_axes(xt)
+    count = math.prod(xt.shape[2:])
+    return (torch.logsumexp(r * xt, dim=axes, keepdim=True) - math.log(count)) / r
+
+
+# name: (op, forward reference, backward reference (g, x) -> grad_x, PyTorch composition, values)
+GLOBAL_OPS = {
+    "gem_pool": (lambda t: gem_pool(t, 3.0), lambda x: ref.gem_pool_reference(x, 3.0, EPS),
+                 lambda g, x: ref.gem_pool_backward_reference(g, x, 3.0, EPS)[0],
+                 lambda torch, t: _torch_gem(torch, t, 3.0), dict(low=0.1, high=2.0)),
+    "gem_pool_p_0.5": (lambda t: gem_pool(t, 0.5), lambda x: ref.gem_pool_reference(x, 0.5, EPS),
+                       lambda g, x: ref.gem_pool_backward_reference(g, x, 0.5, EPS)[0],
+                       lambda torch, t: _torch_gem(torch, t, 0.5), dict(low=-0.5, high=2.0)),
+    "lse_pool": (lambda t: lse_pool(t, 1.5), lambda x: ref.lse_pool_reference(x, 1.5),
+                 lambda g, x: ref.lse_pool_backward_reference(g, x, 1.5),
+                 lambda torch, t: _torch_lse(torch, t, 1.5), dict(low=-2.0, high=2.0)),
+    "bilinear_pool": (lambda t: bilinear_pool(t), lambda x: ref.bilinear_pool_reference(x, None, True, True, 1e-12),
+                      lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, True, True, 1e-12)[0],
+                      lambda torch, t: _torch_bilinear(torch, t, None, True, True, 1e-12), dict(low=-2.0, high=2.0)),
+    "bilinear_pool_plain": (lambda t: bilinear_pool(t, signed_sqrt=False, l2_normalize=False),
+                            lambda x: ref.bilinear_pool_reference(x, None, False, False, 1e-12),
+                            lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0],
+                            lambda torch, t: _torch_bilinear(torch, t, None, False, False, 1e-12), dict(low=-2.0, high=2.0)),
+}
+
+
+def _global_case(name, poisoned, seed):
+    """x (2, 3, 4, 5) and a cotangent maker, with NaN/inf planted where ``poisoned`` says."""
+    values = GLOBAL_OPS[name][4]
+    x = smooth_values((2, 3, 4, 5), seed, **values)
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, seed + 1, fraction=0.08)
+        x[1, 2] = -numpy.inf  # a plane of -inf only
+    return x
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+@pytest.mark.parametrize("name", GLOBAL_OPS)
+def test_global_ops_match_loop_reference_on_nonfinite_values(name, poisoned, layout):
+    op, forward, backward = GLOBAL_OPS[name][:3]
+    x = layouts(_global_case(name, poisoned, 80), layout)
+    tol = {"float16": dict(rtol=3e-3, atol=3e-3), "float32": dict(rtol=2e-5, atol=1e-6)}.get(layout, dict(rtol=1e-11, atol=1e-14))
+    y, pullback = vjp(op, x)
+    assert_matches(y, forward(numpy.array(x)), **tol)
+    g = smooth_values(y.shape, 82)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 83, fraction=0.3)
+    g = g.astype(x.dtype)
+    assert_matches(pullback(g)[0], backward(g, numpy.array(x)), **tol, what="gradient")
+
+
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+@pytest.mark.parametrize("name", GLOBAL_OPS)
+def test_global_ops_match_torch_compositions_on_nonfinite_values(name, poisoned):
+    # the same NaNs, the same signed infinities and the same values as PyTorch's composition, for
+    # NaN and +-inf in the input and the upstream gradient (torch.logsumexp's rules for LSE)
+    torch = torch_or_skip()
+    op, compose = GLOBAL_OPS[name][0], GLOBAL_OPS[name][3]
+    x = _global_case(name, poisoned, 84)
+    xt = to_torch(x, requires_grad=True)
+    yt = compose(torch, xt)
+    g = smooth_values(tuple(yt.shape), 86)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 87, fraction=0.3)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(op, x)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-10, atol=1e-14)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient")
+
+
+@pytest.mark.parametrize("poisoned", ["x", "y", "gradient"])
+@pytest.mark.parametrize("flags", FLAGS)
+def test_bilinear_of_two_maps_matches_loop_reference_and_torch_on_nonfinite_values(flags, poisoned):
+    signed_sqrt, l2 = flags
+    x, y = smooth_values((2, 3, 4, 5), 88), smooth_values((2, 2, 4, 5), 89)
+    if poisoned == "x":
+        x = plant_nonfinite(x, 90, fraction=0.1)
+    if poisoned == "y":
+        y = plant_nonfinite(y, 91, fraction=0.1)
+    fn = lambda a, b: bilinear_pool(a, b, signed_sqrt=signed_sqrt, l2_normalize=l2)  # noqa: E731
+    z, pullback = vjp(fn, x, y)
+    assert_matches(z, ref.bilinear_pool_reference(x, y, signed_sqrt, l2, 1e-12), rtol=1e-11, atol=1e-14)
+    g = smooth_values(z.shape, 92)
+    if poisoned == "gradient":
+        g = plant_nonfinite(g, 93, fraction=0.3)
+    grad_x, grad_y = pullback(g)
+    want_x, want_y = ref.bilinear_pool_backward_reference(g, x, y, signed_sqrt, l2, 1e-12)
+    assert_matches(grad_x, want_x, rtol=1e-10, atol=1e-14, what="gradient of x")
+    assert_matches(grad_y, want_y, rtol=1e-10, atol=1e-14, what="gradient of y")
+    torch = torch_or_skip()
+    xt, yt = to_torch(x, requires_grad=True), to_torch(y, requires_grad=True)
+    zt = _torch_bilinear(torch, xt, yt, signed_sqrt, l2, 1e-12)
+    zt.backward(to_torch(g))
+    assert_matches(z, zt.detach().numpy(), rtol=1e-10, atol=1e-14)
+    assert_matches(grad_x, xt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient of x (torch)")
+    assert_matches(grad_y, yt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient of y (torch)")
+
+
+def test_bilinear_self_gradient_adds_the_two_factors_after_the_products_as_torch():
+    # B = x x^T / P: x receives G x + G^T x. With an infinite x the two products can be +inf and
+    # -inf: their sum is NaN, as in PyTorch's autograd (which adds the two factors' gradients);
+    # (G + G^T) x, computed first, gave an infinity there instead
+    x = numpy.array([[[numpy.inf, 1.0], [1.0, 1.0]]])  # channel 0 is +inf at position 0
+    g = numpy.array([[0.0, 1.0, -2.0, 0.0]])  # G = [[0, 1], [-2, 0]]: G[0,1] = 1, G[1,0] = -2
+    _, pullback = vjp(lambda t: bilinear_pool(t, signed_sqrt=False, l2_normalize=False), x)
+    grad = pullback(g)[0]
+    # channel 1, position 0: (G x)[1] = -2 * inf = -inf, (G^T x)[1] = 1 * inf = +inf: NaN
+    assert numpy.isnan(grad[0, 1, 0])
+    assert_matches(grad, ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0], rtol=1e-15)
+    torch = torch_or_skip()
+    xt = to_torch(x, requires_grad=True)
+    _torch_bilinear(torch, xt, None, False, False, 1e-12).backward(to_torch(g))
+    assert_matches(grad, xt.grad.numpy(), rtol=1e-15, what="gradient (torch)")
+
+
+def test_bilinear_products_do_not_overflow_or_underflow_in_float32():
+    # B = x x^T / P squares the magnitude: float32 products of features around 1e20 overflowed (inf,
+    # then NaN after the normalisation) and around 1e-25 underflowed to 0 (then sign(0) = 0 lost the
+    # sqrt(eps) floor); the signed square root and the normalisation bring the true output back
+    # into range, and float64 products hold every float32 square
+    for v in (1e20, 1e30, 1e-25, 1e-30):
+        x = (smooth_values((2, 3, 4, 5), 94, low=0.5, high=2.0) * v).astype(numpy.float32)
+        z, pullback = vjp(lambda t: bilinear_pool(t), x)
+        z64, pullback64 = vjp(lambda t: bilinear_pool(t), x.astype(numpy.float64))
+        assert numpy.isfinite(z).all()
+        assert_matches(z, z64, rtol=2e-6, atol=1e-7, what=f"output at {v}")
+        g = smooth_values(z.shape, 95).astype(numpy.float32)
+        assert_matches(pullback(g)[0], pullback64(g.astype(numpy.float64))[0].astype(numpy.float32), rtol=2e-5,
+                       atol=float(numpy.abs(pullback64(g.astype(numpy.float64))[0]).max()) * 1e-6, what=f"gradient at {v}")
+
+
+# ===================================================================================================
 # Shared: dtypes, empty batch, Tensors and the tape, inputs never modified, bad input
 # ===================================================================================================
 OPS = {
