@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import FLOAT_DTYPES, accumulation_dtype, check_pool_input
+from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
 from ..autograd.function import apply, define_function
 from .window import _crop, _pad
@@ -76,7 +76,7 @@ def _conv2d_forward(x, weight, bias, *, geometry: WindowGeometry):
         y = y.reshape(c_out, n, h_out, w_out)
         if bias is not None:
             y = y + bias.astype(accumulate, copy=False)[:, None, None, None]
-    y = xp.ascontiguousarray(xp.moveaxis(y, 0, 1)).astype(x.dtype, copy=False)  # (N, C_out, H_out, W_out)
+    y = cast_back(xp.ascontiguousarray(xp.moveaxis(y, 0, 1)), x.dtype)  # (N, C_out, H_out, W_out)
     saved = Conv2dSaved(
         columns, weight.astype(accumulate, copy=False), geometry, unbatched, bias is not None, x.dtype, weight.dtype
     )
@@ -97,9 +97,9 @@ def _conv2d_backward(saved: Conv2dSaved, grad_y):
     #   dL/dW[o, k]    = sum_{n, p} g[o, n, p] columns[k, n, p]        (g @ columns^T)
     #   dL/dcolumns[k] = sum_o W[o, k] g[o, n, p]                      (W^T @ g)
     with numpy.errstate(invalid="ignore", over="ignore"):  # IEEE on NaN and infinities, as the forward
-        grad_bias = g.sum(axis=1).astype(saved.x_dtype, copy=False) if saved.has_bias else None
+        grad_bias = cast_back(g.sum(axis=1), saved.x_dtype) if saved.has_bias else None
         columns = saved.columns.reshape(c_in * kh * kw, n * h_out * w_out)
-        grad_weight = (g @ columns.T).reshape(saved.weight.shape).astype(saved.weight_dtype, copy=False)
+        grad_weight = cast_back((g @ columns.T).reshape(saved.weight.shape), saved.weight_dtype)
         grad_columns = (saved.weight.reshape(c_out, c_in * kh * kw).T @ g).reshape(c_in, kh, kw, n, h_out, w_out)
 
         # col2im, the transpose of the forward's gather: every tap's column goes back to the input
@@ -111,7 +111,7 @@ def _conv2d_backward(saved: Conv2dSaved, grad_y):
             view = grad_padded[(Ellipsis,) + geometry.tap_slices((i, j))]  # (C_in, N, H_out, W_out)
             xp.add(view, grad_columns[:, i, j], out=view)
     grad_x = xp.moveaxis(_crop(grad_padded, geometry), 0, 1)  # (N, C_in, H, W)
-    grad_x = xp.ascontiguousarray(grad_x[0] if saved.unbatched else grad_x).astype(saved.x_dtype, copy=False)
+    grad_x = cast_back(xp.ascontiguousarray(grad_x[0] if saved.unbatched else grad_x), saved.x_dtype)
     return grad_x, grad_weight, grad_bias
 
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype
+from .._checks import accumulation_dtype, cast_back
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 from .region import (
@@ -126,8 +126,7 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
     g /= saved.count[:, None, None, None]
     with numpy.errstate(invalid="ignore"):
         grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
-    grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
-    grad_x[...] = xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)
+    grad_x = cast_back(xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)), saved.dtype)
     if not saved.has_offset:
         return grad_x, None, None
     # the offset gradient sums in float64
@@ -156,7 +155,8 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
                 along_y[tap.boxes] += moved_y
         gamma = saved.count.dtype.type(saved.gamma)
         grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
-                                gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
+                                gamma * geometry.roi_h[:, None, None] * along_y], axis=1)
+    grad_offset = cast_back(grad_offset, saved.offset_dtype)
     return grad_x, None, grad_offset
 
 

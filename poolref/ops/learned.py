@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._checks import accumulation_dtype, cast_back, check_pool_input, check_positive_number
 from .._geometry import WindowGeometry, pool_geometry
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -118,7 +118,7 @@ def _gem_backward(saved: GemSaved, grad_y):
         dy_dp = (y / p) * (saved.weights * xp.log(z / y)).sum(axis=_spatial_axes(z), keepdims=True)
         grad_p = (g * dy_dp).sum()
     grad_p = xp.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
-    return grad_x.astype(saved.dtype, copy=False), grad_p
+    return cast_back(grad_x, saved.dtype), grad_p
 
 
 GEM_POOL = define_function("gem_pool", _gem_forward, _gem_backward)
@@ -271,7 +271,7 @@ def _soft_pool_backward(saved: SoftPoolSaved, grad_y):
             slope = xp.where(e == 0, 0, e * (1 + (d - saved.offset)))  # total * dy/dx_i
             view = grad[tap]  # no padding: the slices address the input itself
             view += g_over_total * slope
-    return (grad.astype(saved.dtype, copy=False),)
+    return (cast_back(grad, saved.dtype),)
 
 
 SOFT_POOL = define_function("soft_pool", _soft_pool_forward, _soft_pool_backward)
@@ -369,10 +369,18 @@ def _lse_forward(x, *, r: float):
     # (0, 1]; an infinite maximum is not subtracted, so +inf gives y = +inf and all -inf gives -inf.
     shift = xp.where(xp.isfinite(largest), largest, 0)
     with numpy.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        e = xp.exp(r * (xa - shift))  # (N, C, *S)
+        scaled = r * (xa - shift)  # (N, C, *S) r (x - M), <= 0 for a finite maximum
+        e = xp.exp(scaled)
         total = e.sum(axis=axes, keepdims=True)  # (N, C, 1..) in [1, S] for a finite maximum
         count = math.prod(x.shape[2:])
-        y = shift + xp.log(total / count) / r
+        # y - M = log(mean(e)) / r. Where the inputs differ by much less than 1/r, every e rounds
+        # to about 1 and log(mean(e)) keeps nothing of what lies below the rounding (at inputs
+        # around 1e-30 it gives y = M instead of about the mean); mean(e) - 1 = mean(expm1(r d)) is
+        # a sum of terms of one sign, accurate at any size, and log1p keeps it. Where that mean is
+        # far below 0 (inputs spread over more than 1/r), log(mean(e)) is the accurate one.
+        below_one = xp.expm1(scaled).sum(axis=axes, keepdims=True) / count  # mean(e) - 1, in [-1, 0]
+        log_mean = xp.where(below_one > -0.5, xp.log1p(below_one), xp.log(total / count))
+        y = shift + log_mean / r
         softmax = e / total
     return y.astype(x.dtype, copy=False), LsePoolSaved(softmax, x.dtype)
 
@@ -381,7 +389,7 @@ def _lse_backward(saved: LsePoolSaved, grad_y):
     # dy/dx_i = softmax(r x)_i: the 1/S of the mean cancels (see lse_pool's Notes)
     g = grad_y.astype(saved.softmax.dtype, copy=False)
     with numpy.errstate(invalid="ignore"):  # a NaN or infinite gradient times a weight of 0: NaN
-        return ((g * saved.softmax).astype(saved.dtype, copy=False),)
+        return (cast_back(g * saved.softmax, saved.dtype),)
 
 
 LSE_POOL = define_function("lse_pool", _lse_forward, _lse_backward)
@@ -409,7 +417,11 @@ def lse_pool(x, r=1.0):
               = M + \frac{1}{r}\log\Big(\frac{1}{S}\sum_i e^{r (x_i - M)}\Big)
 
     (the right-hand form never overflows, so inputs around :math:`10^3` are fine), and
-    :math:`\operatorname{mean}(x) \le y \le M` (Jensen). Backward:
+    :math:`\operatorname{mean}(x) \le y \le M` (Jensen). The logarithm is taken as
+    :math:`\operatorname{log1p}(\frac{1}{S}\sum_i \operatorname{expm1}(r (x_i - M)))` where that
+    mean lies above :math:`-\frac12`: for inputs that differ by much less than :math:`1/r` (tiny
+    ones, say :math:`10^{-30}`), every :math:`e^{r (x_i - M)}` rounds to about 1 and the plain
+    logarithm would return :math:`M` instead of about the mean. Backward:
 
     .. math:: \frac{\partial y}{\partial x_i} = \frac{1}{r}\,
               \frac{\frac{1}{S}\, r\, e^{r x_i}}{\frac{1}{S}\sum_j e^{r x_j}}
@@ -483,7 +495,7 @@ def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float
             out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
     saved = BilinearSaved(xf, yf, products, normalized, norm, signed_sqrt, l2_normalize, eps,
                           tuple(x.shape), None if y is None else tuple(y.shape), x.dtype)
-    return out.astype(x.dtype, copy=False), saved
+    return cast_back(out, x.dtype), saved  # B alone (no sqrt, no norm) may overflow float16 or float32
 
 
 def _bilinear_backward(saved: BilinearSaved, grad_out):
@@ -508,11 +520,10 @@ def _bilinear_backward(saved: BilinearSaved, grad_out):
             # added after the products (as PyTorch's autograd adds them: an infinite x may make
             # the two inf and -inf, NaN, where (G + G^T) x would give one of them)
             grad_x = xp.matmul(g_b, saved.x) + xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
-            return grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
+            return cast_back(grad_x.reshape(saved.x_shape), saved.dtype), None
         grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
         grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
-    return (grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False),
-            grad_y.reshape(saved.y_shape).astype(saved.dtype, copy=False))
+    return cast_back(grad_x.reshape(saved.x_shape), saved.dtype), cast_back(grad_y.reshape(saved.y_shape), saved.dtype)
 
 
 BILINEAR_POOL = define_function("bilinear_pool", _bilinear_forward, _bilinear_backward)

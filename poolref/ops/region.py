@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, sparse_csr, to_numpy
-from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._checks import accumulation_dtype, cast_back, check_pool_input, check_positive_number
 from .._geometry import as_int_tuple, pool_geometry
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -650,7 +650,7 @@ def _roi_align_backward(saved: RoiAlignSaved, grad_y):
         with numpy.errstate(invalid="ignore"):
             grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
         grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
-        return grad_x.astype(saved.dtype, copy=False), None
+        return cast_back(grad_x, saved.dtype), None
     # max: g * w to the corner the forward chose, tap by tap; (K, ph, pw, C) channels-last, in
     # float64: bincount's weights, so each tap's share needs no cast
     g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
@@ -1099,7 +1099,8 @@ def _ps_roi_align_backward(saved: PsRoiAlignSaved, grad_y):
     with numpy.errstate(invalid="ignore"):
         grad_table = saved.matrix.transpose_times(g.reshape(-1, c_out))  # (N*H*W*ph*pw, c_out)
     grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
-    grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)
+    with numpy.errstate(over="ignore"):  # a gradient beyond float16's range is inf (see cast_back)
+        grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)
     return grad_x, None
 
 

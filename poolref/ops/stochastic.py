@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, to_numpy
-from .._checks import accumulation_dtype, check_pool_input
+from .._checks import accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, pool_geometry
 from ..autograd.function import apply, define_function
 from .window import (
@@ -473,7 +473,7 @@ def _stochastic_expectation_backward(saved: StochasticExpectationSaved, grad_y):
             slope = (2 * ratio * s - saved.square_sum) / (s * s)  # dy/da_i
             view = grad[tap]  # no padding: the slices address the input itself
             view += xp.where(nonzero, g * slope, 0)
-    return (grad.astype(saved.dtype, copy=False),)
+    return (cast_back(grad, saved.dtype),)
 
 
 STOCHASTIC_POOL_SAMPLE = define_function("stochastic_pool_sample", _stochastic_sample_forward, _stochastic_sample_backward)
@@ -633,7 +633,7 @@ def _mixed_backward(saved: MixedSaved, grad_y):
     if saved.avg_pool is not None:
         (grad_avg,) = _avg_pool_backward(saved.avg_pool, (1 - saved.lam) * g)
         grad = grad + grad_avg
-    return (grad.astype(saved.dtype, copy=False),)
+    return (cast_back(grad, saved.dtype),)
 
 
 MIXED_POOL = define_function("mixed_pool", _mixed_forward, _mixed_backward)

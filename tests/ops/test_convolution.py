@@ -176,6 +176,21 @@ def test_conv2d_nan_reaches_exactly_the_outputs_whose_window_reads_it():
     assert_matches(y, conv2d_reference(numpy.ones((1, 1, 5, 5)), weight, None, pad_begin=(1, 1), pad_end=(1, 1)), rtol=0)
 
 
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    # products of an input of any float32 magnitude with weights of order 1 stay in range (a true
+    # result beyond float32's range is inf, quietly: the weights can make one)
+    rng = numpy.random.default_rng(120)
+    base, weight, bias = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        ours = gradients(x, weight.astype(numpy.float32), (bias * v).astype(numpy.float32), numpy.ones((2, 4, 4, 7), numpy.float32), **NONFINITE_CONV)
+        truth = gradients(x.astype(numpy.float64), weight, (bias * v).astype(numpy.float32).astype(numpy.float64),
+                          numpy.ones((2, 4, 4, 7)), **NONFINITE_CONV)
+        for what, a, b in zip(("output", "grad x", "grad weight", "grad bias"), ours, truth):
+            scale = float(numpy.abs(b).max())
+            assert_matches(a, b.astype(numpy.float32), rtol=1e-5, atol=scale * 1e-6, what=f"{what} at {v}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Gradients: finite differences and the dot-product test, float64
 # ---------------------------------------------------------------------------------------------------

@@ -196,6 +196,23 @@ def test_matches_loop_reference_on_nonfinite_values(poisoned, layout):
     assert_matches(grad_offset, want_offset, **offset_tol, what="gradient of offset")
 
 
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    rois = numpy.array([[0, -3.0, -2.0, 2.5, 3.0], [1, 1.0, 0.5, 6.5, 5.0]])
+    offset = smooth_values((2, 2, 2, 3), 45, low=-0.6, high=0.6)
+    base = smooth_values((2, 3, 6, 7), 46)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        fn = lambda t, o: poolref.deform_roi_pool(t, rois, o, (2, 3), 1.0, 2, 0.3)  # noqa: E731
+        y, pullback = vjp(fn, x, offset.astype(numpy.float32))
+        y64, pullback64 = vjp(fn, x.astype(numpy.float64), offset)
+        assert_matches(y, y64.astype(numpy.float32), rtol=2e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 47).astype(numpy.float32)
+        got, want = pullback(g), pullback64(g.astype(numpy.float64))
+        assert_matches(got[0], want[0].astype(numpy.float32), rtol=2e-6, atol=1e-6, what=f"gradient of x at {v}")
+        scale = float(numpy.abs(want[1]).max())  # the offset gradient grows with x: v times the slopes
+        assert_matches(got[1], want[1].astype(numpy.float32), rtol=1e-5, atol=scale * 1e-5, what=f"gradient of offset at {v}")
+
+
 def test_dtypes_and_tensors():
     x = smooth_values((1, 2, 6, 6), 3)
     box = numpy.array([[0, 0.5, 0.7, 4.2, 5.1]])

@@ -435,6 +435,54 @@ def test_lse_tends_to_mean_and_max(shape, seed):
     assert numpy.all(y >= x.max(axis=axes, keepdims=True) - math.log(S) / 1e4 - 1e-12)
 
 
+def test_lse_of_tiny_inputs_is_about_their_mean_not_their_max():
+    # log(mean(exp(r (x - M)))): at inputs around 1e-30 every exponential rounds to 1, and the log
+    # of their mean gave 0, so y = M = 3e-30; the true value is the mean, 2e-30, up to r var / 2
+    y = lse_pool(numpy.array([[[3e-30, 1e-30]]]))
+    assert_matches(y, numpy.full((1, 1, 1), 2e-30), rtol=1e-15)
+    assert lse_pool(numpy.array([[[3e-30, 1e-30]]], dtype=numpy.float32))[0, 0, 0] == numpy.float32(2e-30)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_lse_is_accurate_from_1e_minus_30_to_1e30(dtype):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    base = smooth_values((1, 2, 7), 96)
+    for v in (1e-30, 1e-12, 1e-4, 0.3, 3.0, 40.0, 1e4, 1e12, 1e30):
+        x = (base * v).astype(dtype)
+        y = lse_pool(x, 1.5)
+        for c in range(2):
+            values = [mpmath.mpf(float(a)) for a in x[0, c]]
+            want = mpmath.log(sum(mpmath.exp(1.5 * a) for a in values) / len(values)) / 1.5
+            # y = M + (y - M): where y is small beside M the sum cancels, so the error is relative
+            # to the inputs' size
+            eps = float(numpy.finfo(dtype).eps)
+            assert_matches(y[0, c, 0], numpy.array(float(want), dtype=dtype), rtol=4 * eps,
+                           atol=4 * eps * float(numpy.abs(x).max()), what=f"output at {v}")
+
+
+@pytest.mark.parametrize("name", ["gem_pool", "gem_pool_p_0.5", "lse_pool", "bilinear_pool", "soft_pool2d"])
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30(name):
+    # no overflow or underflow that the float64 result (the truth at these magnitudes) does not have
+    op = {"soft_pool2d": lambda t: soft_pool2d(t, 2, 1)}.get(name) or GLOBAL_OPS[name][0]
+    if name.startswith("gem"):  # an eps below the smallest input: the clamp must not decide
+        p = 3.0 if name == "gem_pool" else 0.5
+        op = lambda t: gem_pool(t, p, eps=1e-45)  # noqa: E731
+    base = smooth_values((2, 3, 4, 5), 97, low=0.5 if name.startswith("gem") else -2.0, high=2.0)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(op, x)
+        y64, pullback64 = vjp(op, x.astype(numpy.float64))
+        # errors relative to the inputs' size too: SoftPool and LSE add a small correction to the
+        # window maximum, which cancels where the output is small beside it
+        scale = float(numpy.abs(x).max())
+        assert_matches(y, y64.astype(numpy.float32), rtol=1e-6, atol=scale * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 98).astype(numpy.float32)
+        want = pullback64(g.astype(numpy.float64))[0]
+        assert_matches(pullback(g)[0], want.astype(numpy.float32), rtol=1e-5, atol=float(numpy.abs(want).max()) * 1e-6,
+                       what=f"gradient at {v}")
+
+
 @given(global_shapes(batch=(1, 2)), sharpness, seeds, st.sampled_from([1e3, -1e3, 1e5]))
 def test_lse_at_large_inputs_is_finite_and_shift_equivariant(shape, r, seed, shift):
     x = smooth_values(shape, seed)

@@ -415,6 +415,23 @@ def test_spatial_pyramid_avg_unbatched_matches_loop_reference_on_nonfinite_value
     assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
 
 
+@pytest.mark.parametrize("name", AVERAGING_OPS)
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30(name):
+    # averages of bilinear samples: no overflow or underflow at any magnitude the float32 inputs
+    # hold. (Within a factor 4 g_h g_w of FLT_MAX the sum before the division by the sample count
+    # overflows, as in torchvision's kernel: outside this range.)
+    op = AVERAGING_OPS[name][0]
+    base = smooth_values((2, 6, 6, 7), 38)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(op, x)
+        y64, pullback64 = vjp(op, x.astype(numpy.float64))
+        assert_matches(y, y64.astype(numpy.float32), rtol=2e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 39).astype(numpy.float32)
+        want = pullback64(g.astype(numpy.float64))[0].astype(numpy.float32)
+        assert_matches(pullback(g)[0], want, rtol=2e-6, atol=1e-6, what=f"gradient at {v}")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Gradients: gradcheck (float64) and the adjoint test for the ops linear in x
 # ---------------------------------------------------------------------------------------------------

@@ -614,6 +614,18 @@ def test_mixed_matches_loop_reference_on_nonfinite_gradients(lam):
     assert_matches(pullback(g)[0], want, rtol=1e-12, what="gradient")
 
 
+def test_mixed_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    base = smooth_values((2, 3, 7, 8), 66)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x)
+        y64, pullback64 = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x.astype(numpy.float64))
+        assert_matches(y, y64.astype(numpy.float32), rtol=1e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 67).astype(numpy.float32)
+        assert_matches(pullback(g)[0], pullback64(g.astype(numpy.float64))[0].astype(numpy.float32), rtol=1e-6, atol=1e-7,
+                       what=f"gradient at {v}")
+
+
 @given(mixed_cases(dtypes=(numpy.float64, numpy.float32)), st.booleans())
 def test_mixed_matches_torch(case, unbatched):
     torch = torch_or_skip()
