@@ -216,6 +216,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     The input gradient is a *transposed convolution*: each output's gradient is scattered back, through
     the kernel, onto the input positions its window read (positions in the padding are dropped).
 
+    NaN and infinities follow IEEE arithmetic, as in ``torch.nn.functional.conv2d``: a NaN (or an
+    infinity) in ``x`` reaches exactly the outputs whose window reads it, whatever the weight
+    (:math:`0 \cdot \mathrm{NaN}` is NaN); padding is zeros that enter the products like any value
+    read, so a NaN or infinite weight over the padding gives NaN there; backward, an upstream NaN
+    reaches every input its window read and every weight, and what lands in the padding is
+    dropped. Products and sums run in float32 for float16 input; a result beyond the dtype's range
+    is :math:`\pm\infty`.
+
     Examples
     --------
     A 2x2 average pool is the stride-2 convolution with kernel 1/4 (All-CNN's starting point):

@@ -210,7 +210,10 @@ def deform_roi_pool(x, boxes, offset, output_size, spatial_scale=1.0, sampling_r
     :math:`\partial w_q / \partial x` is zero wherever the coordinate is clamped (below 0, on the last
     column) or the sample is outside; at integer coordinates it is the derivative from the right.
     mmcv's CUDA backward uses the unclamped coordinate there; poolref's is the derivative of the
-    forward. A sample outside the image contributes exactly 0. With zero offsets (or ``offset=None``)
+    forward. A sample outside the image contributes exactly 0 and receives nothing, nor does its
+    offset, even next to a NaN or for a NaN upstream gradient; inside, NaN and infinities follow IEEE
+    arithmetic (a weight-0 corner of a NaN is NaN; an infinite value times a slope of 0 makes the
+    offset gradient NaN). With zero offsets (or ``offset=None``)
     this is ``roi_align(x, boxes, output_size, spatial_scale, sampling_ratio, aligned=True)``.
 
     Examples

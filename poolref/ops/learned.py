@@ -183,9 +183,17 @@ def gem_pool(x, p=3.0, eps=1e-6):
               = \frac{y}{p} \sum_i w_i \log\frac{z_i}{y}
 
     summed over every (n, c) plane for the gradient of ``p``. It is :math:`\ge 0` (power-mean
-    inequality). A NaN input gives NaN; an infinite one gives :math:`y = \infty`. Where the textbook
-    formula would overflow (large :math:`z^p`), PyTorch's composition
-    ``x.clamp(min=eps).pow(p).mean().pow(1/p)`` returns inf; poolref returns the finite value.
+    inequality). Where the textbook formula would overflow (large :math:`z^p`), PyTorch's
+    composition ``x.clamp(min=eps).pow(p).mean().pow(1/p)`` returns inf; poolref returns the finite
+    value.
+
+    Non-finite values follow that composition (IEEE arithmetic on the formulas above): a NaN makes
+    its plane's output NaN, and the gradients of the plane's other elements (the NaN element itself
+    gets 0, since ``NaN >= eps`` is false); :math:`-\infty` is clamped to :math:`\epsilon`;
+    :math:`+\infty` gives :math:`y = +\infty`, the infinite element the gradient NaN
+    (:math:`(\infty / \infty)^{p-1}`), the others :math:`(z_i / \infty)^{p-1} / S`: 0 for
+    :math:`p > 1`, :math:`+\infty` for :math:`p < 1`, :math:`1/S` at :math:`p = 1`. The gradient of
+    ``p`` is NaN for such a plane. An upstream NaN or infinity multiplies every slope, 0 included.
 
     Examples
     --------
@@ -430,7 +438,10 @@ def lse_pool(x, r=1.0):
     The :math:`1/S` of the mean cancels: the gradient is the softmax itself (no division by the
     count), and sums to 1 over the plane, so the input gradient sums to the output gradient. As
     ``torch.logsumexp``, a plane holding :math:`+\infty` gives :math:`+\infty`, one of
-    :math:`-\infty` only gives :math:`-\infty`, and a NaN gives NaN.
+    :math:`-\infty` only gives :math:`-\infty`, and a NaN gives NaN; the gradient, the softmax
+    evaluated as PyTorch does, is NaN at a :math:`+\infty` element (0 at the plane's finite ones),
+    NaN over a plane of :math:`-\infty` only, 0 at a :math:`-\infty` beside finite values. An
+    upstream NaN or infinity multiplies every weight, 0 included.
 
     Examples
     --------
@@ -582,6 +593,16 @@ def bilinear_pool(x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12):
     .. math:: \frac{\partial L}{\partial x_l} = \frac{1}{P}\, G\, y_l, \qquad
               \frac{\partial L}{\partial y_l} = \frac{1}{P}\, G^T x_l, \qquad
               \frac{\partial L}{\partial x_l} = \frac{1}{P} (G + G^T)\, x_l \ \ (y = \text{None})
+
+    The products square the features' magnitude: for float32 input they are taken in float64 (float32
+    would overflow from about :math:`10^{19}` and underflow below :math:`10^{-19}`, where the signed
+    square root and the normalisation bring the output back into range); float16 input is computed
+    in float32. An output beyond the dtype's range is :math:`\pm\infty` (float64 products of
+    features beyond about :math:`10^{154}` overflow). NaN and infinities follow IEEE arithmetic in
+    PyTorch's order of evaluation: with ``y`` None, ``x`` receives :math:`G x + G^T x`, the two
+    factors' gradients added after the products, as PyTorch's autograd adds them (an infinite
+    feature can make them :math:`+\infty` and :math:`-\infty`, NaN), and the normalisation's
+    backward is :math:`(g - z\,(z \cdot g)) / n`, its sum taken first.
 
     Examples
     --------

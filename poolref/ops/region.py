@@ -20,7 +20,9 @@ How the array code is organised (no loop over boxes, bins or channels):
   one row per bin holding the bilinear weights of its samples' corners, once, in the forward
   (:func:`sampling_matrix`); then ``y = A @ table`` and the backward is the transpose of the same
   matrix, ``grad_table = A.T @ grad_y`` (:class:`SamplingMatrix`): the adjoint of a linear map,
-  which written out is the scatter-add of every corner's share ``w * g`` into the pixel it read;
+  which written out is the scatter-add of every corner's share ``w * g`` into the pixel it read
+  (save for the weight-0 reads torchvision's forward makes for samples outside the image, which its
+  backward skips: they matter only to NaN and infinities);
 * the max ops (RoI pool, ONNX's max mode of RoI Align) are not linear: their forward keeps a running
   maximum over the taps and their backward scatter-adds the gradient to the winners with
   ``bincount`` (:class:`RowScatter` for RoI Align); position-sensitive RoI pool, which sums the
@@ -719,6 +721,14 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     :math:`\partial L / \partial T = A^T (\partial L / \partial Y) / \max(g_h g_w, 1)`: the
     adjoint of the forward, which poolref builds once, in the forward.
 
+    NaN and infinities (avg mode) reach exactly the bins that read them, with torchvision's CPU
+    rule for a sample outside the image: the forward reads pixel (0, 0) with weight 0 for it, so a
+    NaN or infinity *there* makes such bins NaN (:math:`0 \cdot \mathrm{NaN}`); the backward skips
+    it (its ``bilinear_interpolate_gradient`` returns no corner), so an upstream NaN reaches no pixel
+    through it. A weight-0 corner of a sample inside the image (on a pixel, or snapped to the last
+    row or column) is read and written like any corner. A sum within a factor :math:`4 g_h g_w` of
+    the dtype's largest value overflows before the division, as in the kernel.
+
     ONNX's max mode takes the largest *weighted corner*, :math:`y = \max_{a,b,q} w_q x_q` (not the
     largest interpolated value; a corner of weight 0 counts as 0, so a bin of negative values can
     output 0), and its backward sends :math:`w_q \partial L/\partial y` to that one corner (the first
@@ -1137,10 +1147,12 @@ def ps_roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
     .. math:: y_{kcij} = \frac{1}{g_h g_w} \sum_{a, b} \sum_{q=1}^{4} w_q\, x_{b_k c' q}, \qquad
               \frac{\partial L}{\partial x_{b_k c' q}} \mathrel{+}= \frac{w_q}{g_h g_w} \frac{\partial L}{\partial y_{kcij}}
 
-    A sample outside the image contributes exactly 0 (this kernel reads nothing there). As for
-    :func:`roi_align`, the op is a sparse matrix :math:`A` (one row per bin, one column per pixel
-    and bin, so that each bin reads its own score maps) applied to the input, and its backward is
-    :math:`A^T` applied to the output gradient.
+    A sample outside the image contributes exactly 0 (this kernel reads nothing there) and receives
+    nothing, forward and backward, even next to a NaN; otherwise a NaN or infinity reaches exactly
+    the bins that read it (a weight-0 corner included). As for :func:`roi_align`, the op is a sparse
+    matrix :math:`A` (one row per bin, one column per pixel and bin, so that each bin reads its own
+    score maps) applied to the input, and its backward is :math:`A^T` applied to the output
+    gradient.
 
     Examples
     --------
@@ -1223,7 +1235,9 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, binning="adaptive
               \frac{\partial L}{\partial x} = \sum_\ell P_{n_\ell}^{*}\big(\tfrac{\partial L}{\partial y}\big|_\ell\big)
 
     where :math:`P^*` is each level's backward (scatter to the argmax, or spread over the bin) applied
-    to that level's slice of the output gradient.
+    to that level's slice of the output gradient. In average mode a NaN or an infinity stays in the
+    bins that hold it, forward and backward (:math:`+\infty` with :math:`-\infty` gives NaN), as in
+    PyTorch's ``adaptive_avg_pool2d``.
 
     Examples
     --------

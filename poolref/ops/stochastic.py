@@ -559,6 +559,18 @@ def stochastic_pool2d(x, kernel_size, stride=None, *, training=True, rng=None):
     A window whose sum is zero has no distribution: it outputs 0 with zero gradient, in both modes.
     Sums are accumulated in float32 for float16 input.
 
+    Inference is computed scaled: with :math:`M_o = m\, 2^{e}` (:math:`m \in [0.5, 1)`) the window
+    maximum and :math:`r_i = a_i 2^{-e}`, :math:`y_o = 2^{e} Q'_o / S'_o` and
+    :math:`\partial y_o / \partial a_i = (2 r_i S'_o - Q'_o) / S_o'^2`, where :math:`S'_o = \sum r_i`
+    and :math:`Q'_o = \sum r_i^2` are of order 1. Division by a power of two is exact, so these are
+    the textbook sums rounded alike, at every magnitude (:math:`a^2` alone would overflow float32
+    from about :math:`10^{19}` and lose precision below :math:`10^{-19}`). Training sums the
+    activations themselves: a window whose sum exceeds the dtype's largest value overflows.
+
+    ``x`` must be finite; an upstream gradient may hold NaN or infinities. In inference mode it
+    multiplies every slope of its window, 0 included (NaN); a window of zeros passes nothing. In
+    training mode it goes to the sampled element.
+
     References
     ----------
     M. D. Zeiler and R. Fergus, "Stochastic Pooling for Regularization of Deep Convolutional Neural
@@ -668,7 +680,13 @@ def mixed_pool2d(x, kernel_size, stride=None, padding=0, *, lam=0.5):
               \frac{1}{D_o} \frac{\partial L}{\partial y_o}
 
     where :math:`\mathrm{index}_o` is max pooling's argmax (first of ties, NaN wins). ``lam = 1`` is
-    exactly max pooling and ``lam = 0`` exactly average pooling.
+    exactly max pooling and ``lam = 0`` exactly average pooling: a part of weight 0 is left out, so
+    that :math:`0 \cdot \infty` cannot make the other NaN (PyTorch's composition
+    ``lam * max_pool2d(x) + (1 - lam) * avg_pool2d(x)`` would). Otherwise each part keeps its rules on
+    NaN and infinities: the maximum PyTorch's (a NaN wins, a window of :math:`-\infty` gives
+    :math:`-\infty`), the average holds each NaN or infinity in its own windows (:math:`+\infty`
+    with :math:`-\infty` gives NaN); backward, an upstream NaN or infinity goes through the max part
+    to the argmax only and through the average to every element of its window.
 
     References
     ----------
