@@ -644,7 +644,8 @@ def _mixed_backward(saved: MixedSaved, grad_y):
         grad = grad + grad_max
     if saved.avg_pool is not None:
         (grad_avg,) = _avg_pool_backward(saved.avg_pool, (1 - saved.lam) * g)
-        grad = grad + grad_avg
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) from the two parts: NaN
+            grad = grad + grad_avg
     return (cast_back(grad, saved.dtype),)
 
 
