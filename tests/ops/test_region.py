@@ -377,9 +377,7 @@ TOLERANCE = {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=1e-5, a
 # SPPnet's binning runs avg_pool2d, whose window sums (poolref/ops/window.py: _window_sum and
 # _window_sum_adjoint) add inf + (-inf) without silencing numpy: a RuntimeWarning, an error under
 # pytest. A defect of window.py, reported to its owners; strict, so that the fix shows up here.
-WINDOW_SUM_WARNS = pytest.mark.xfail(raises=RuntimeWarning, strict=True,
-                                     reason="avg_pool2d warns on inf + (-inf) (window.py, not this module)")
-OPS_ON_NONFINITE = [pytest.param(name, marks=WINDOW_SUM_WARNS) if name == "spp_sppnet" else name for name in AVERAGING_OPS]
+OPS_ON_NONFINITE = AVERAGING_OPS
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced"])
@@ -404,7 +402,7 @@ def test_averaging_ops_match_loop_reference_on_nonfinite_values(name, poisoned, 
     assert_matches(pullback(g)[0], backward(g, numpy.array(x)), **tol, what="gradient")
 
 
-@pytest.mark.parametrize("binning", ["adaptive", pytest.param("sppnet", marks=WINDOW_SUM_WARNS)])
+@pytest.mark.parametrize("binning", ["adaptive", "sppnet"])
 def test_spatial_pyramid_avg_unbatched_matches_loop_reference_on_nonfinite_values(binning):
     x = plant_nonfinite(smooth_values((1, 3, 7, 6), 34), 35)
     fn = lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 3), "avg", binning=binning)  # noqa: E731
