@@ -30,10 +30,10 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
 NAME = "jax"
 MODULES = ("jax",)
@@ -136,8 +136,7 @@ def _global(case: Case) -> str:
 def _resize(antialias: bool):
     def code(case: Case) -> str:
         n = case.x.ndim - 2
-        size = case.kwargs["size"]
-        size = (size,) * n if isinstance(size, int) else tuple(size)
+        size = resize_size(case)
         method = "nearest" if case.kwargs["mode"] == "nearest-exact" else "linear"
         shape = tuple(case.x.shape[:2]) + size
         return _vjp(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
@@ -221,6 +220,8 @@ def _no_nan(case: Case):
 
 
 def _resize_express(case: Case):
+    if resize_scales(case) is not None:
+        return "jax.image.resize takes an output shape, and maps coordinates by in/out, not by a scale factor"
     if case.kwargs["mode"] in ("area", "nearest"):
         return f"jax.image.resize has no {case.kwargs['mode']!r} mode (its nearest is half-pixel: 'nearest-exact')"
     if case.kwargs.get("align_corners"):
@@ -229,8 +230,7 @@ def _resize_express(case: Case):
 
 
 def _antialias_model(case: Case):
-    size = case.kwargs["size"]
-    size = (size,) * (case.x.ndim - 2) if isinstance(size, int) else tuple(size)
+    size = resize_size(case)
     if any(O < L for L, O in zip(case.x.shape[2:], size)):
         return "antialias=True widens the kernel when downsampling; poolref has no antialiased resize"
     return None
@@ -239,6 +239,21 @@ def _antialias_model(case: Case):
 JAX_WINDOW = dict(convention="onnx", padding=("none", "asymmetric", "same", "valid"), ceil_mode=False,
                   dilation=True, divisor_override=False)
 FLOATS = ("float64", "float32")
+
+
+#: Public ops with no JAX function or lax composition here.
+UNCOVERED = {
+    **{f"lp_pool{n}d": "JAX has no Lp pooling" for n in (1, 2, 3)},
+    **{f"max_unpool{n}d": "JAX has no max unpooling" for n in (1, 2, 3)},
+    **{f"adaptive_{kind}_pool{n}d": "JAX has no adaptive pooling" for kind in ("avg", "max") for n in (1, 2, 3)},
+    "global_lp_pool": "JAX has no Lp pooling",
+    "fractional_max_pool2d": "JAX has no fractional max pooling",
+    "fractional_max_pool3d": "JAX has no fractional max pooling",
+    "roi_pool": "JAX has no RoI pooling",
+    "roi_align": "JAX has no RoI Align",
+    "ps_roi_pool": "JAX has no position-sensitive RoI pooling",
+    "ps_roi_align": "JAX has no position-sensitive RoI Align",
+}
 
 
 def _mappings() -> list[Mapping]:

@@ -30,10 +30,10 @@ from __future__ import annotations
 import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "OPSET", "run_node", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "OPSET", "run_node", "version"]
 
 DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "onnxruntime"
@@ -213,10 +213,17 @@ def _resize_key(case: Case):
 
 
 def _resize(case: Case) -> str:
-    n = case.x.ndim - 2
-    size = case.kwargs["size"]
-    size = (size,) * n if isinstance(size, int) else tuple(size)
-    sizes = list(case.x.shape[:2]) + list(size)
+    """``Resize`` with ``sizes``, or with ``scales`` where the coordinates use the scale factor itself
+    (PyTorch's ``scale_factor`` without ``recompute_scale_factor``): ONNX then maps back by
+    ``1/scale`` as PyTorch does."""
+    scales = resize_scales(case)
+    if scales is not None:
+        values = [1.0, 1.0] + list(scales)
+        return "\n".join([
+            _node("Resize", ["X", "", "scales"], ["Y"], RESIZE_MODES[_resize_key(case)]),
+            f'y, = run_node(node, {{"X": x, "scales": np.array({values!r}, dtype=np.float32)}}, {{"Y": x.dtype}})',
+        ])
+    sizes = list(case.x.shape[:2]) + list(resize_size(case))
     return "\n".join([
         _node("Resize", ["X", "", "", "sizes"], ["Y"], RESIZE_MODES[_resize_key(case)]),
         f'y, = run_node(node, {{"X": x, "sizes": np.array({sizes!r}, dtype=np.int64)}}, {{"Y": x.dtype}})',
@@ -293,6 +300,9 @@ def _unpool_express(case: Case):
 def _no_area(case: Case):
     if case.kwargs["mode"] == "area":
         return "ONNX Resize has no area mode"
+    scales = resize_scales(case)
+    if scales is not None and any(float(numpy.float32(s)) != s for s in scales):
+        return "ONNX Resize's scales are float32: a factor float32 cannot hold exactly maps coordinates differently"
     return None
 
 
@@ -315,6 +325,17 @@ WINDOW_SKIPS = (
 )
 NAN_SKIP = ("NaN inputs to MaxPool: ONNX Runtime keeps a NaN only when it comes first in its window "
             "(the atlas shows it); poolref models PyTorch's NaN rule",)
+
+
+#: Public ops with no ONNX node (ONNX Runtime computes no gradients, so compositions check values only).
+UNCOVERED = {
+    **{f"adaptive_{kind}_pool{n}d": "ONNX has no adaptive pooling (only the global pools, its output size 1)"
+       for kind in ("avg", "max") for n in (1, 2, 3)},
+    "fractional_max_pool2d": "ONNX has no fractional max pooling",
+    "fractional_max_pool3d": "ONNX has no fractional max pooling",
+    "ps_roi_pool": "ONNX has no position-sensitive RoI pooling",
+    "ps_roi_align": "ONNX has no position-sensitive RoI Align",
+}
 
 
 def _mappings() -> list[Mapping]:

@@ -32,13 +32,13 @@ import os
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
 DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "tensorflow"
@@ -151,8 +151,7 @@ def _crop_and_resize(case: Case) -> str:
 
 
 def _size(case: Case) -> list:
-    size = case.kwargs["size"]
-    return [size, size] if isinstance(size, int) else list(size)
+    return list(resize_size(case))
 
 
 def _resize(case: Case) -> str:
@@ -238,6 +237,8 @@ def _no_nan(case: Case):
 def _resize_express(case: Case):
     if case.x.ndim != 4:
         return "tf.image.resize is 2-D (NHWC)"
+    if resize_scales(case) is not None:
+        return "tf.image.resize takes an output size, and maps coordinates by in/out, not by a scale factor"
     if case.kwargs["mode"] == "area":
         return "area resizing is its own mapping (tf.image.resize(method='area'))"
     return None
@@ -246,6 +247,8 @@ def _resize_express(case: Case):
 def _area_express(case: Case):
     if case.x.ndim != 4:
         return "tf.image.resize is 2-D (NHWC)"
+    if resize_scales(case) is not None:
+        return "tf.image.resize takes an output size, not a scale factor"
     if case.kwargs["mode"] != "area":
         return "this mapping is the area mode"
     return None
@@ -290,6 +293,20 @@ FLOATS = ("float64", "float32")
 TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
                  count_include_pad=(False,), divisor_override=False)
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
+
+
+#: Public ops with no TensorFlow function.
+UNCOVERED = {
+    **{f"lp_pool{n}d": "TensorFlow has no Lp pooling" for n in (1, 2, 3)},
+    **{f"max_unpool{n}d": "TensorFlow has no max unpooling" for n in (1, 2, 3)},
+    **{f"adaptive_{kind}_pool{n}d": "TensorFlow has no adaptive pooling" for kind in ("avg", "max") for n in (1, 2, 3)},
+    "global_lp_pool": "TensorFlow has no Lp pooling",
+    "fractional_max_pool3d": "TensorFlow's fractional max pooling is 2-D",
+    "roi_pool": "TensorFlow has no RoI pooling",
+    "ps_roi_pool": "TensorFlow has no position-sensitive RoI pooling",
+    "ps_roi_align": "TensorFlow has no position-sensitive RoI Align",
+    "grid_sample": "TensorFlow has no grid sampling (tfa.image.resampler is not part of TensorFlow)",
+}
 
 
 def _mappings() -> list[Mapping]:
