@@ -27,7 +27,7 @@ from typing import NamedTuple, Optional
 import numpy
 
 from .case import VIEWS, Case, View, Window, apply_view, make_view, materialise, window_of, with_indices
-from .generators import CONVENTION_SPACES, GENERATORS, LINEAR_MODE, WINDOWED_DEFAULTS, distinct_values, smooth_values
+from .generators import CONVENTION_SPACES, GENERATORS, LINEAR_MODE, REFUSED_CLASSES, WINDOWED_DEFAULTS, distinct_values, smooth_values
 from .worked import WORKED, worked_examples
 
 __all__ = [
@@ -37,13 +37,15 @@ __all__ = [
     "LINEAR_MODE", "WINDOWED_DEFAULTS",
 ]
 
-#: Every op the oracle can draw cases for, family by family.
+#: Every op the oracle can draw cases for, in the order of the API.
 OPS = tuple(
     [f"{kind}_pool{n}d" for kind in ("max", "avg", "lp") for n in (1, 2, 3)]
     + [f"max_unpool{n}d" for n in (1, 2, 3)]
     + [f"adaptive_{kind}_pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)]
     + ["global_avg_pool", "global_max_pool", "global_lp_pool", "fractional_max_pool2d", "fractional_max_pool3d",
-       "grid_sample", "interpolate", "roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "conv2d"]
+       "stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool", "conv2d",
+       "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
+       "grid_sample", "interpolate", "dynopool2d"]
 )
 assert set(OPS) == set(GENERATORS)
 
@@ -290,6 +292,8 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
         raise ClassNotApplicable("no empty batch")
     if input_class in INTERPOLATE_ONLY and op != "interpolate":
         raise ClassNotApplicable("interpolate only")
+    if input_class in REFUSED_CLASSES.get(op, {}):
+        raise ClassNotApplicable(REFUSED_CLASSES[op][input_class])
     case = GENERATORS[op](rng, op, full)
     if input_class in INTERPOLATE_ONLY:
         case = case.replace(kwargs=_scale_factor_kwargs(rng, case, input_class == "recompute_scale_factor"))

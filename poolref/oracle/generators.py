@@ -23,7 +23,7 @@ import numpy
 from .._geometry import pool_geometry
 from .case import Case
 
-__all__ = ["GENERATORS", "WINDOWED_DEFAULTS", "CONVENTION_SPACES", "distinct_values", "smooth_values", "LINEAR_MODE"]
+__all__ = ["GENERATORS", "REFUSED_CLASSES", "WINDOWED_DEFAULTS", "CONVENTION_SPACES", "distinct_values", "smooth_values", "LINEAR_MODE"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,6 +349,217 @@ def _conv2d(rng, op, space):
 
 
 # --------------------------------------------------------------------------------------------------
+# Stochastic (inference), mixed, and the learned and smooth pools
+# --------------------------------------------------------------------------------------------------
+def _batch_channels(rng) -> tuple:
+    return int(rng.integers(1, 3)), int(rng.integers(1, 4))
+
+
+def _unpadded_window(rng, max_extra: int = 4):
+    """A 2-D kernel, a stride (None: the kernel) and an input at least as large as the kernel."""
+    kernel = _ints(rng, 1, 3, 2)
+    stride = None if rng.random() < 0.3 else _ints(rng, 1, 3, 2)
+    shape = tuple(k + int(rng.integers(0, max_extra + 1)) for k in kernel)
+    return kernel, stride, shape
+
+
+def _stochastic(rng, op, space):
+    """Inference (``training=False``: the expectation, deterministic) on positive values.
+
+    Stochastic pooling takes finite, non-negative activations only. The finite draw is positive, so
+    the classes keep it non-negative (ties from {1, 2}, zeros of both signs, +inf only, positive
+    magnitudes); windows that sum to zero come from the signed-zero class.
+    """
+    kernel, stride, shape = _unpadded_window(rng)
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    x = smooth_values(rng, _batch_channels(rng) + shape, dtype, 0.25, 2.0)
+    kwargs = dict(kernel_size=kernel, stride=stride, training=False)
+    return Case(op, {"x": x}, kwargs)
+
+
+#: Mixed pooling's weights of max pooling: both ends (exactly max and exactly average pooling) and between.
+MIXED_LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _mixed(rng, op, space):
+    """PyTorch's max and average pooling blended: symmetric padding of at most half the kernel."""
+    for _ in range(1000):
+        kernel = _ints(rng, 1, 3, 2)
+        stride = None if rng.random() < 0.3 else _ints(rng, 1, 3, 2)
+        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+        shape = _ints(rng, 1, 7, 2)
+        try:
+            pool_geometry(shape, kernel, stride, padding, 1, False, "torch", op)
+        except ValueError:
+            continue
+        break
+    lam = float(_pick(rng, MIXED_LAMBDAS)) if rng.random() < 0.6 else round(float(rng.uniform(0, 1)), 3)
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    x = distinct_values(rng, _batch_channels(rng) + shape, dtype)  # the max half: one winner per window
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, lam=lam)
+    return Case(op, {"x": x}, kwargs)
+
+
+def _global_shape(rng) -> tuple:
+    """(N, C, *spatial) with 1 to 3 small spatial dims, for the global ops."""
+    n = int(rng.integers(1, 4))
+    return _batch_channels(rng) + _ints(rng, 1, 5 if n < 3 else 3, n)
+
+
+def _gem(rng, op, space):
+    """Values in [-1, 2] (some clamped to eps) and the exponent ``p`` as a 0-d array with a gradient.
+
+    No value lies within 1e-3 of eps, so a finite-difference step never crosses the clamp; ``p`` is a
+    multiple of 1/16, exact in every float dtype, and has x's dtype (so both sides compute alike).
+    """
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    eps = 1e-6 if rng.random() < 0.7 else 0.05
+    x = rng.uniform(-1.0, 2.0, size=_global_shape(rng))
+    x = numpy.where(numpy.abs(x - eps) < 1e-3, 0.5, x).astype(dtype)
+    p = numpy.array(numpy.round(rng.uniform(0.5, 6.0) * 16) / 16, dtype=dtype)
+    kwargs = {} if eps == 1e-6 else dict(eps=eps)
+    return Case(op, {"x": x, "p": p}, kwargs, positional=("x", "p"), grad_inputs=("x", "p"))
+
+
+def _soft(rng, op, space):
+    kernel, stride, shape = _unpadded_window(rng)
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    return Case(op, {"x": smooth_values(rng, _batch_channels(rng) + shape, dtype)}, dict(kernel_size=kernel, stride=stride))
+
+
+def _lse(rng, op, space):
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    r = float(_pick(rng, (0.5, 1.0, 2.5))) if rng.random() < 0.5 else round(float(rng.uniform(0.1, 5.0)), 3)
+    return Case(op, {"x": smooth_values(rng, _global_shape(rng), dtype)}, dict(r=r))
+
+
+def _bilinear(rng, op, space):
+    """``x > 0`` and, half the time, a second map ``y`` of one sign per channel, so that every product
+    ``B[c, d]`` is at least 0.25 in size: the signed square root is smooth there (its slope near
+    ``B = 0`` is ``1 / (2 sqrt(eps))``, which finite differences cannot follow). Both flags drawn."""
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    shape = _global_shape(rng)
+    arrays = {"x": rng.uniform(0.5, 1.5, size=shape).astype(dtype)}
+    if rng.random() < 0.5:
+        channels_y = int(rng.integers(1, 4))
+        signs = rng.choice([-1.0, 1.0], size=(1, channels_y) + (1,) * (len(shape) - 2))
+        arrays["y"] = (rng.uniform(0.5, 1.5, size=(shape[0], channels_y) + shape[2:]) * signs).astype(dtype)
+    kwargs = dict(signed_sqrt=bool(rng.random() < 0.5), l2_normalize=bool(rng.random() < 0.5))
+    names = tuple(arrays)
+    return Case(op, arrays, kwargs, positional=names, grad_inputs=names)
+
+
+# --------------------------------------------------------------------------------------------------
+# Spatial pyramid pooling, deformable RoI pooling, DynOPool
+# --------------------------------------------------------------------------------------------------
+def _sppnet_fits(length: int, n: int) -> bool:
+    """He et al.'s windows (ceil(L/n), stride floor(L/n)) give exactly n windows along this axis."""
+    return length >= n and length % n <= length // n
+
+
+def _spatial_pyramid(rng, op, space):
+    for _ in range(1000):
+        levels = tuple(sorted(rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4)), replace=False).tolist()))
+        if rng.random() < 0.3:
+            levels = levels[::-1]  # the order given is the order of the output
+        shape = _ints(rng, 1, 9, 2)
+        binning = _pick(rng, ("adaptive", "sppnet"))
+        if binning == "adaptive" or all(_sppnet_fits(L, n) for L in shape for n in levels):
+            break
+    mode = _pick(rng, ("max", "avg"))
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    full = _batch_channels(rng) + shape
+    x = distinct_values(rng, full, dtype) if mode == "max" else smooth_values(rng, full, dtype)
+    return Case(op, {"x": x}, dict(levels=levels, mode=mode, binning=binning))
+
+
+def _deform_coordinates(boxes, offset, output_size, scale, ratio, gamma) -> numpy.ndarray:
+    """Every sampling coordinate of deformable RoI pooling (both axes, flattened), float64: RoI
+    Align's aligned geometry shifted by ``gamma * roi size * offset``."""
+    ph, pw = output_size
+    coordinates = []
+    for k in range(boxes.shape[0]):
+        box = boxes[k].astype(numpy.float64)
+        for axis, bins, low, high in ((0, pw, 1, 3), (1, ph, 2, 4)):
+            start = box[low] * scale - 0.5
+            size = box[high] * scale - 0.5 - start
+            bin_size = size / bins
+            grid = ratio if ratio > 0 else int(numpy.ceil(bin_size))
+            within = (numpy.arange(max(grid, 0)) + 0.5) * bin_size / max(grid, 1)  # (G,)
+            shift = gamma * size * offset[k, axis].astype(numpy.float64)  # (ph, pw)
+            index = numpy.arange(bins)[None, :] if axis == 0 else numpy.arange(bins)[:, None]
+            coordinates.append((start + shift + index * bin_size)[..., None] + within)
+    return numpy.concatenate([c.ravel() for c in coordinates]) if coordinates else numpy.zeros(0)
+
+
+def _off_the_kinks(coordinates, clearance: float = 1e-4) -> bool:
+    """No coordinate within ``clearance`` of an integer, where bilinear sampling has a kink (a pixel
+    row or column, the clamp at 0 and L - 1, the edges -1 and L of the readable range)."""
+    return coordinates.size == 0 or bool(numpy.abs(coordinates - numpy.round(coordinates)).min() > clearance)
+
+
+def _deform_roi_pool(rng, op, space):
+    """mmcv's deformable RoI pooling: boxes around and inside the map, offsets of order one.
+
+    The boxes and offsets are redrawn until no sampling coordinate lies within 1e-4 of an integer,
+    where the offsets' gradient jumps (a finite-difference step must not cross one).
+    """
+    N, C = _batch_channels(rng)
+    H, W = _ints(rng, 1, 6, 2)
+    ph, pw = _ints(rng, 1, 3, 2)
+    K = int(rng.integers(1, 4))
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    scale = float(_pick(rng, (1.0, 0.5, 2.0)))
+    ratio = int(_pick(rng, (0, 1, 2, 3, -1)))
+    gamma = float(_pick(rng, (0.1, 0.5, 1.0)))
+    for _ in range(100):
+        boxes = _boxes(rng, K, N, H, W, scale, False).astype(dtype)
+        offset = rng.normal(scale=0.5, size=(K, 2, ph, pw)).astype(dtype)
+        if _off_the_kinks(_deform_coordinates(boxes, offset, (ph, pw), scale, ratio, gamma)):
+            break
+    kwargs = dict(output_size=(ph, pw), spatial_scale=scale, sampling_ratio=ratio, gamma=gamma)
+    arrays = {"x": smooth_values(rng, (N, C, H, W), dtype), "boxes": boxes, "offset": offset}
+    return Case(op, arrays, kwargs, positional=("x", "boxes", "offset"), grad_inputs=("x", "offset"))
+
+
+def _dynopool_queries(length: int, alpha: float) -> numpy.ndarray:
+    """DynOPool's query coordinates along one axis: ``(i + 1/4 + a/2) * L / O - 1/2`` (DYNOPOOL.md)."""
+    out = max(1, int(numpy.round(length / alpha)))
+    phase = (numpy.arange(out)[:, None] + 0.25 + 0.5 * numpy.arange(2)[None, :]).ravel()
+    return phase * (length / out) - 0.5
+
+
+def _dynopool_alpha(rng) -> float:
+    """A factor below 1 (enlarge) or above 1 (shrink), a multiple of 1/64 (exact in float16)."""
+    value = rng.uniform(0.5, 0.95) if rng.random() < 0.4 else rng.uniform(1.05, 3.5)
+    return float(numpy.round(value * 64) / 64)
+
+
+def _dynopool(rng, op, space):
+    """DynOPool with ``alpha`` as a (2,) array input in x's dtype, its gradient compared (the
+    straight-through one) where it is defined.
+
+    The output length ``round(L / alpha)`` must not sit on a rounding tie (L / alpha within 1e-3 of a
+    half-integer, where float16 alpha and float64 arithmetic could round apart). Where a query point
+    lies on a pixel coordinate (alpha = 2 on an even axis: max pooling), the value has a kink in
+    alpha and its derivative is one-sided: such cases compare the gradient to x only.
+    """
+    N, C = _batch_channels(rng)
+    for _ in range(1000):
+        H, W = _ints(rng, 1, 8, 2)
+        alpha = (_dynopool_alpha(rng), _dynopool_alpha(rng))
+        ratios = (H / alpha[0], W / alpha[1])
+        if all(abs(r - numpy.floor(r) - 0.5) > 1e-3 for r in ratios):
+            break
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    queries = numpy.concatenate([_dynopool_queries(H, alpha[0]), _dynopool_queries(W, alpha[1])])
+    smooth = _off_the_kinks(queries)
+    arrays = {"x": smooth_values(rng, (N, C, H, W), dtype), "alpha": numpy.array(alpha, dtype=dtype)}
+    kwargs = dict(aggregate=_pick(rng, ("max", "avg")))
+    return Case(op, arrays, kwargs, positional=("x", "alpha"), grad_inputs=("x", "alpha") if smooth else ("x",))
+
+
+# --------------------------------------------------------------------------------------------------
 # The ops and their generators
 # --------------------------------------------------------------------------------------------------
 GENERATORS = {}
@@ -361,7 +572,25 @@ for _n in (1, 2, 3):
 GENERATORS.update({
     "global_avg_pool": _global, "global_max_pool": _global, "global_lp_pool": _global,
     "fractional_max_pool2d": _fractional, "fractional_max_pool3d": _fractional,
-    "grid_sample": _grid_sample, "interpolate": _interpolate,
+    "stochastic_pool2d": _stochastic, "mixed_pool2d": _mixed, "gem_pool": _gem, "soft_pool2d": _soft, "lse_pool": _lse,
+    "bilinear_pool": _bilinear, "conv2d": _conv2d, "spatial_pyramid_pool2d": _spatial_pyramid,
     "roi_align": _region, "roi_pool": _region, "ps_roi_align": _region, "ps_roi_pool": _region,
-    "conv2d": _conv2d,
+    "deform_roi_pool": _deform_roi_pool, "grid_sample": _grid_sample, "interpolate": _interpolate,
+    "dynopool2d": _dynopool,
 })
+
+#: Classes an op cannot take whatever the framework, and why (:func:`poolref.oracle.cases.draw_case`
+#: refuses them with this reason).
+GLOBAL_UNBATCHED = "a global op reads (N, C, *spatial) of any rank: an unbatched input is ambiguous"
+REFUSED_CLASSES = {
+    "gem_pool": {"unbatched": GLOBAL_UNBATCHED},
+    "lse_pool": {"unbatched": GLOBAL_UNBATCHED},
+    "bilinear_pool": {
+        "unbatched": GLOBAL_UNBATCHED,
+        # the comparison's absolute tolerance scales with one magnitude s of the inputs, the
+        # gradients' with 1; bilinear pooling has no such single degree
+        "magnitude": "bilinear pooling is not homogeneous in x: its output has degree 2, 1 or 0 in x (B, its "
+                     "signed square root, its L2 normalisation), eps enters the root and the norm's floor, and "
+                     "its gradients have one degree less, so no single input magnitude sets the tolerances",
+    },
+}

@@ -10,7 +10,8 @@ magnitudes, non-finite upstream gradients), with the windowed ops drawn under al
    indices and the gradient of ``sum(output * cotangent)`` to every differentiable input;
 2. on the first finite float64 cases of each op, :func:`poolref.autograd.gradcheck` compares the
    hand-written backward with central differences (the inputs of max-type ops are distinct, a
-   quarter apart, so no argmax flips under the step);
+   quarter apart, so no argmax flips under the step), to every differentiable input but DynOPool's
+   ``alpha``, whose gradient is a straight-through surrogate (:data:`NO_FINITE_DIFFERENCES`);
 3. on finite float64 cases, max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, and average pooling
    must hand on exactly ``sum(cotangent * valid / divisor)``
    (:func:`poolref.testing.assert_conserves_gradient`).
@@ -26,6 +27,8 @@ from .._geometry import as_int_tuple, pool_geometry
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
 from ..reference import convolution as convolution_ref
+from ..reference import dynopool as dynopool_ref
+from ..reference import learned as learned_ref
 from ..reference import region as region_ref
 from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
@@ -36,7 +39,7 @@ from .compare import compare_arrays
 from .engine import poolref_function, poolref_refusal, run_poolref
 from .report import Failure, OpResult, Report
 
-__all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES"]
+__all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES", "NO_FINITE_DIFFERENCES"]
 
 DEFAULT_CASES = 20
 GRADCHECK_CASES = 2  # the finite-difference Jacobian is the expensive check: a few cases per op
@@ -50,6 +53,11 @@ SPACES = {  # per op family: what the self-checks draw beyond the defaults
     "windowed": dict(conventions=("torch", "onnx", "tensorflow"), dilation=True, divisor_override=True),
     "roi_align": dict(modes=("avg",)),
 }
+#: Inputs whose gradient is not the derivative of the forward, so that finite differences cannot check
+#: it: DynOPool's output size round(L / alpha) is an integer, piecewise constant in alpha, and alpha
+#: gets DYNOPOOL.md's straight-through surrogate instead. It is held to the loop reference's
+#: straight-through gradient (step 1), not to central differences (step 2).
+NO_FINITE_DIFFERENCES = {"dynopool2d": ("alpha",)}
 #: Classes on which the conservation laws hold as stated (finite input and upstream gradient).
 LAW_CLASSES = ("finite", "ties", "signed_zero", "strided", "unbatched", "magnitude", "worked")
 
@@ -165,6 +173,53 @@ def _reference(case: Case, cotangent):
         args = (size, kw["spatial_scale"], kw["sampling_ratio"])
         y = region_ref.ps_roi_align_reference(x, _rois(case), *args)
         return y, None, {"x": region_ref.ps_roi_align_backward_reference(cotangent, x.shape, _rois(case), *args)}
+    if op == "stochastic_pool2d":  # inference only: the expectation (training draws its own samples)
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        x64 = _float64(x)
+        y = stochastic_ref.stochastic_pool_reference(x64, kernel, stride, training=False)
+        return y, None, {"x": stochastic_ref.stochastic_pool_backward_reference(cotangent, x64, kernel, stride, training=False)}
+    if op == "mixed_pool2d":
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        args = (kw["lam"], kernel, stride, as_int_tuple(kw.get("padding", 0), 2, "padding", op))
+        y = stochastic_ref.mixed_pool_reference(_float64(x), *args)
+        return y, None, {"x": stochastic_ref.mixed_pool_backward_reference(_float64(cotangent), _float64(x), *args)}
+    if op == "gem_pool":
+        p, eps = float(case.arrays["p"]), kw.get("eps", 1e-6)
+        y = learned_ref.gem_pool_reference(x, p, eps)
+        grad_x, grad_p = learned_ref.gem_pool_backward_reference(cotangent, x, p, eps)
+        return y, None, {"x": grad_x, "p": numpy.array(grad_p)}
+    if op == "soft_pool2d":
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        y = learned_ref.soft_pool2d_reference(x, kernel, stride)
+        return y, None, {"x": learned_ref.soft_pool2d_backward_reference(cotangent, x, kernel, stride)}
+    if op == "lse_pool":
+        y = learned_ref.lse_pool_reference(x, kw["r"])
+        return y, None, {"x": learned_ref.lse_pool_backward_reference(cotangent, x, kw["r"])}
+    if op == "bilinear_pool":
+        second = case.arrays.get("y")
+        args = (kw["signed_sqrt"], kw["l2_normalize"], kw.get("eps", 1e-12))
+        z = learned_ref.bilinear_pool_reference(x, second, *args)
+        grad_x, grad_y = learned_ref.bilinear_pool_backward_reference(cotangent, x, second, *args)
+        return z, None, {"x": grad_x} if second is None else {"x": grad_x, "y": grad_y}
+    if op == "spatial_pyramid_pool2d":
+        args = (tuple(kw["levels"]), kw["mode"], kw["binning"])
+        y = region_ref.spatial_pyramid_pool_reference(x, *args)
+        return y, None, {"x": region_ref.spatial_pyramid_pool_backward_reference(cotangent, x, *args)}
+    if op == "deform_roi_pool":
+        offset = _float64(case.arrays["offset"])
+        args = (size, kw["spatial_scale"], kw["sampling_ratio"], kw["gamma"])
+        y = region_ref.deform_roi_pool_reference(_float64(x), _rois(case), offset, *args)
+        grad_x, grad_offset = region_ref.deform_roi_pool_backward_reference(cotangent, _float64(x), _rois(case), offset, *args)
+        return y, None, {"x": grad_x, "offset": grad_offset}
+    if op == "dynopool2d":
+        # the gradient to alpha is DYNOPOOL.md's straight-through one, as poolref's (see NO_FINITE_DIFFERENCES)
+        alpha = tuple(float(a) for a in case.arrays["alpha"])
+        y = dynopool_ref.dynopool_reference(_float64(x), alpha, kw["aggregate"])
+        grad_x, grad_alpha = dynopool_ref.dynopool_backward_reference(_float64(cotangent), _float64(x), alpha, kw["aggregate"])
+        return y, None, {"x": grad_x, "alpha": grad_alpha}
     if op == "conv2d":
         w, b = case.arrays["weight"], case.arrays["bias"]
         pads = tuple(kw["padding"])
@@ -173,6 +228,35 @@ def _reference(case: Case, cotangent):
         grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
         return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
     raise KeyError(op)
+
+
+#: Ops whose loop reference exponentiates by the textbook formula in Python floats (math.exp of x
+#: itself), which is what makes it an independent check of the shifted forms the ops use: it
+#: overflows at inputs of about 1e3 and beyond, and raises where a window holds only -inf (0 / 0).
+TEXTBOOK_EXPONENTIALS = ("soft_pool2d", "lse_pool")
+
+
+def _reference_refusal(case: Case):
+    """Why the loop reference cannot compute ``case`` (None where it can)."""
+    if case.op not in TEXTBOOK_EXPONENTIALS:
+        return None
+    if case.input_class == "magnitude" and case.scale > 1:
+        return ("magnitudes above 1: the loop reference's textbook exp(x) overflows there (the op factors out the "
+                "maximum; the small magnitudes are checked)")
+    try:
+        with numpy.errstate(all="ignore"):
+            shape = numpy.shape(poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs]))
+            reference(case, numpy.zeros(shape))
+    except (ArithmeticError, ValueError) as error:  # Python floats raise where IEEE arithmetic gives inf or NaN
+        return f"the loop reference's textbook formula cannot compute it in Python floats ({type(error).__name__}: {error})"
+    return None
+
+
+def _float64(a):
+    """A float array in float64 (the loop references then compute in float64 whatever the input's
+    dtype, as poolref accumulates float16 in float32); integers are left as they are."""
+    a = numpy.asarray(a)
+    return a.astype(numpy.float64) if a.dtype.kind == "f" else a
 
 
 def _unpool_default(case: Case):
@@ -228,7 +312,8 @@ def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_diff
                    max((c.rel_error for c in gradient_comparisons), default=0.0)))
     try:
         if finite_differences:
-            gradcheck(poolref_function(case), *[case.arrays[name] for name in case.grad_inputs])
+            differentiable = tuple(n for n in case.grad_inputs if n not in NO_FINITE_DIFFERENCES.get(case.op, ()))
+            gradcheck(poolref_function(case.replace(grad_inputs=differentiable)), *[case.arrays[n] for n in differentiable])
         if case.input_class in LAW_CLASSES and case.dtype == numpy.float64 and numpy.isfinite(case.x).all():
             _laws(case)
     except (GradcheckError, AssertionError) as error:
@@ -247,7 +332,7 @@ def self_check(ops=None, cases: int = DEFAULT_CASES, seed: int = 0, *, progress=
     for op in requested:
         if op in SELF_OPS:
             worked = worked_examples(op)
-            plan = generate_plan(op, cases, seed, _space(op), accept=poolref_refusal)
+            plan = generate_plan(op, cases, seed, _space(op), accept=lambda case: poolref_refusal(case) or _reference_refusal(case))
             plans[op] = (worked + plan.cases, ({"worked": len(worked)} if worked else {}) | plan.counts, plan.refused)
     total, done = sum(len(p[0]) for p in plans.values()), 0
     report = Report(versions={"self": "loop references, gradcheck, conservation laws"})
