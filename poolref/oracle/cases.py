@@ -94,11 +94,11 @@ CLASS_LABELS = {
 }
 INTERPOLATE_ONLY = ("scale_factor", "recompute_scale_factor")
 #: Arrays whose first axis is the batch (dropped when unbatched, emptied for an empty batch).
-BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "y")
+BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "second")
 #: Arrays whose first axis runs over the boxes of a region op.
 BOX_ARRAYS = ("boxes", "offset")
 #: Arrays whose values the classes replace; the others (grids, boxes, samples, weights) keep theirs.
-VALUE_ARRAYS = ("x", "y")
+VALUE_ARRAYS = ("x", "second")
 ATTEMPTS = 40  # draws per class before it is declared impossible for the op and framework
 
 

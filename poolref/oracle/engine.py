@@ -196,7 +196,10 @@ def _box(case: Case, cotangent, k: int, c: Optional[int]):
     boxes[0, 0] = 0
     channel = slice(None) if c is None else slice(c, c + 1)
     x = numpy.ascontiguousarray(case.arrays["x"][n:n + 1, channel])
-    return case.replace(arrays={"x": x, "boxes": boxes}), numpy.ascontiguousarray(cotangent[k:k + 1, channel])
+    arrays = {"x": x, "boxes": boxes}
+    if "offset" in case.arrays:  # deformable RoI pooling: the box's own offsets
+        arrays["offset"] = numpy.ascontiguousarray(case.arrays["offset"][k:k + 1])
+    return case.replace(arrays=arrays), numpy.ascontiguousarray(cotangent[k:k + 1, channel])
 
 
 def shrink_candidates(case: Case, cotangent, location):

@@ -199,11 +199,11 @@ def _reference(case: Case, cotangent):
         y = learned_ref.lse_pool_reference(x, kw["r"])
         return y, None, {"x": learned_ref.lse_pool_backward_reference(cotangent, x, kw["r"])}
     if op == "bilinear_pool":
-        second = case.arrays.get("y")
+        second = case.arrays.get("second")
         args = (kw["signed_sqrt"], kw["l2_normalize"], kw.get("eps", 1e-12))
         z = learned_ref.bilinear_pool_reference(x, second, *args)
         grad_x, grad_y = learned_ref.bilinear_pool_backward_reference(cotangent, x, second, *args)
-        return z, None, {"x": grad_x} if second is None else {"x": grad_x, "y": grad_y}
+        return z, None, {"x": grad_x} if second is None else {"x": grad_x, "second": grad_y}
     if op == "spatial_pyramid_pool2d":
         args = (tuple(kw["levels"]), kw["mode"], kw["binning"])
         y = region_ref.spatial_pyramid_pool_reference(x, *args)

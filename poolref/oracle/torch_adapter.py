@@ -120,6 +120,20 @@ def _global(case: Case) -> str:
     return _source(case, f"F.lp_pool{n}d(x_t, {case.kwargs['norm_type']!r}, kernel_size={kernel!r})")
 
 
+def _composition(function: str, tensors=("x",), drop=()):
+    """``function(torch, <tensors>, **kwargs)`` from :mod:`poolref.testing.torch_compositions`, imported
+    by the check's own source so that its reproducer runs as written; an array the case does not
+    hold (bilinear pooling's ``y``) is passed as None."""
+
+    def code(case: Case) -> str:
+        args = ["torch"] + [f"{name}_t" if name in case.arrays else "None" for name in tensors]
+        keywords = format_kwargs(case.kwargs, drop=drop)
+        call = f"{function}({', '.join(args + ([keywords] if keywords else []))})"
+        return f"from poolref.testing.torch_compositions import {function}\n" + _source(case, call)
+
+    return code
+
+
 def _fractional(case: Case) -> str:
     keywords = format_kwargs(case.kwargs)
     return _source(case, f"F.{case.op}(x_t, {keywords}, _random_samples=random_samples_t)")
@@ -216,6 +230,7 @@ def _mappings() -> list[Mapping]:
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"))),
         Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
     ]
+    mappings += _compositions()
     if HAS_TORCHVISION:
         for op in ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"):
             mappings.append(Mapping(op, f"torchvision.ops.{op}", _torchvision_call(op),
@@ -225,6 +240,70 @@ def _mappings() -> list[Mapping]:
             UNCOVERED[op] = (f"torchvision.ops.{op}: torchvision is not installed, or its compiled ops do not load "
                              "with this torch")
     return mappings
+
+
+def _not_for_nonfinite_gradients(why: str):
+    """``model=``: refuse the non-finite upstream gradients, where the composition's chain rule
+    multiplies an infinity by a partial derivative that is zero inside the formula (``why``): the
+    NaN it gives is the composition's, while poolref multiplies by the op's own (finite) derivative."""
+
+    def model(case: Case):
+        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
+
+    return model
+
+
+GEM_CHAIN_RULE = ("the composition's d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 "
+                  "for the plane's largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
+SOFTMAX_CHAIN_RULE = ("softmax's backward, w * (g - sum(w * g)), subtracts the upstream infinity from itself: NaN for "
+                      "every tap of the window, where SoftPool's derivative w (1 + x - y) is finite")
+
+
+EXPM1_CHAIN_RULE = ("torch's expm1 backward multiplies by expm1(t) + 1, which rounds to 0 where t = r (x - max) is below "
+                    "about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there, where the op's "
+                    "derivative, the softmax weight, is positive")
+DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): the composition's query points go through "
+                 "grid coordinates and back, u -> (u + 1/2) 2/L - 1 -> u, so two points of equal value in exact "
+                 "arithmetic differ by an ulp there and the max picks by rounding; poolref picks the first")
+
+
+def _dynopool_model(case: Case):
+    if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
+        return DYNOPOOL_TIES
+    return None
+
+
+def _compositions() -> list[Mapping]:
+    """The ops PyTorch lacks, composed from its own ops (:mod:`poolref.testing.torch_compositions`)."""
+    composed = dict(kind="composition")
+    return [
+        Mapping("stochastic_pool2d", "unfold: sum(a^2) / sum(a) per window (training=False)",
+                _composition("stochastic_expectation_by_unfold", drop=("training",)), space=dict(POOLING), **composed,
+                notes="Inference only: training draws its samples from poolref's generator, which PyTorch cannot share.",
+                skips=("training=True: the samples come from poolref's random generator",)),
+        Mapping("mixed_pool2d", "lam * F.max_pool2d + (1 - lam) * F.avg_pool2d",
+                _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed),
+        Mapping("gem_pool", "clamp(min=eps).pow(p).mean().pow(1/p), the maximum factored out",
+                _composition("gem_by_pow_mean", ("x", "p")), space=dict(dtypes=ALL_FLOATS), **composed,
+                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                notes="p is a 0-d tensor with a gradient."),
+        Mapping("soft_pool2d", "unfold + softmax", _composition("soft_pool_by_unfold"), space=dict(POOLING), **composed,
+                model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE), skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,)),
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _composition("lse_by_expm1_log1p"),
+                space=dict(dtypes=ALL_FLOATS), **composed, model=_not_for_nonfinite_gradients(EXPM1_CHAIN_RULE),
+                skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE,)),
+        Mapping("bilinear_pool", "einsum, sign * sqrt(|B| + eps), F.normalize", _composition("bilinear_by_einsum", ("x", "second")),
+                space=dict(dtypes=ALL_FLOATS), **composed),
+        Mapping("spatial_pyramid_pool2d", "F.adaptive_{max,avg}_pool2d or F.{max,avg}_pool2d per level, concatenated",
+                _composition("spatial_pyramid_by_pooling"), space=dict(POOLING), **composed),
+        Mapping("deform_roi_pool", "torch indexing: mmcv's DeformRoIPool", _composition("deform_roi_pool_by_gather", ("x", "boxes", "offset")),
+                space=dict(dtypes=ALL_FLOATS), **composed),
+        Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
+                _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
+                model=_dynopool_model, skips=(DYNOPOOL_TIES,),
+                notes="alpha's gradient is the straight-through one on both sides; compared where no query point sits "
+                      "on a pixel coordinate, where the value has a kink in alpha."),
+    ]
 
 
 MAPPINGS = _mappings()
