@@ -119,12 +119,16 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
     adapter = load_adapter(framework)
     from .engine import check_mapping, plan_cases
 
-    cases = adapter.DEFAULT_CASES if cases is None else cases
+    def count(mapping):  # an explicit count for every mapping; by default the mapping's own, or the adapter's
+        if cases is not None:
+            return cases
+        return adapter.DEFAULT_CASES if mapping.cases is None else mapping.cases
+
     rows = []  # (op, plans) or (op, reason) in the order of PUBLIC_OPS
     for op in [op for op in PUBLIC_OPS if ops is None or op in ops]:
         mappings = [m for m in adapter.MAPPINGS if m.op == op]
         if mappings:
-            rows.append((op, [(m, plan_cases(m, cases, seed)) for m in mappings]))
+            rows.append((op, [(m, plan_cases(m, count(m), seed)) for m in mappings]))
         else:
             rows.append((op, adapter.UNCOVERED.get(op, f"no {framework} op or composition is declared for it")))
     total = sum(len(p.cases) for _, plans in rows if isinstance(plans, list) for _, p in plans)

@@ -14,6 +14,8 @@ Each adapter module (``torch_adapter``, ``onnxruntime_adapter``, ``tensorflow_ad
   tolerance: what poolref cannot model is skipped and said;
 * ``kind``: ``"native"`` where the framework has the op, ``"composition"`` where the check composes
   it from the framework's own ops (GeM from ``pow`` and ``mean``, DynOPool from ``grid_sample``);
+* ``cases``: how many random cases a default run draws for this mapping, where it must be fewer than
+  the adapter's ``DEFAULT_CASES`` (JAX compiles a program per case); an explicit count overrides it;
 * ``defects``: the framework's *known* defects (:class:`KnownDefect`): cases where the framework is
   wrong and poolref keeps the true answer. They are still run and compared; a mismatch they explain
   is reported as a known defect with its reproducer, not as a new mismatch, and the adapter's
@@ -64,6 +66,7 @@ class Mapping:
     worked: bool = True
     kind: str = "native"  # or "composition": built from the framework's own ops
     defects: tuple = ()  # KnownDefect records
+    cases: Optional[int] = None  # random cases of a default run, where fewer than the adapter's DEFAULT_CASES
 
     @property
     def label(self) -> str:
