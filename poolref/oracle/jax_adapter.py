@@ -274,6 +274,28 @@ def _mixed(case: Case) -> str:
     return _vjp(case, "lambda x: " + " + ".join(terms))
 
 
+def _bilinear(case: Case) -> str:
+    kw = case.kwargs
+    eps = kw.get("eps", 1e-12)
+    lines = [
+        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
+        "    N, P = x.shape[0], math.prod(x.shape[2:])",
+        "    first = x.reshape(N, x.shape[1], P)",
+        "    other = first if not second else second[0].reshape(N, second[0].shape[1], P)",
+        "    s = jnp.einsum('ncl,ndl->ncd', first, other).reshape(N, first.shape[1] * other.shape[1]) / P",
+    ]
+    if kw["signed_sqrt"]:
+        lines.append(f"    s = jnp.sign(s) * jnp.sqrt(jnp.abs(s) + {eps!r})")
+    if kw["l2_normalize"]:
+        lines += [
+            "    squares = jnp.sum(s * s, axis=1, keepdims=True)",
+            "    norm = jnp.where(squares > 0, jnp.sqrt(jnp.where(squares > 0, squares, 1.0)), 0.0)  # no 0 / 0 at a zero row",
+            f"    s = s / jnp.maximum(norm, {eps!r})  # F.normalize's floor",
+        ]
+    lines += ["    return s", "", _vjp(case, "bilinear")]
+    return "import math\n" + "\n".join(lines)
+
+
 def _dynopool(case: Case) -> str:
     alpha = [float(a) for a in case.arrays["alpha"]]
     H, W = case.x.shape[-2:]
@@ -421,7 +443,8 @@ UNCOVERED = {
     "ps_roi_pool": "JAX has no position-sensitive RoI pooling",
     "ps_roi_align": "JAX has no position-sensitive RoI Align",
     "deform_roi_pool": "JAX has no RoI Align, which deformable RoI pooling shifts bin by bin",
-    "spatial_pyramid_pool2d": "JAX has no adaptive pooling, which spatial pyramid pooling's levels are",
+    "spatial_pyramid_pool2d": "JAX has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain max and average pooling, is not composed here)",
 }
 
 
@@ -479,6 +502,7 @@ def _mappings() -> list[Mapping]:
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
+        Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
         Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
                 model=lambda case: DYNOPOOL_BORDER if case.input_class in ("nan", "inf") else None,
                 skips=(DYNOPOOL_BORDER,), **composed,

@@ -274,6 +274,30 @@ def _stochastic_expectation(case: Case) -> str:
     ], "expectation")
 
 
+def _bilinear(case: Case) -> str:
+    kw, x = case.kwargs, case.x
+    eps = kw.get("eps", 1e-12)
+    positions = int(numpy.prod(x.shape[2:]))
+    channels_y = case.arrays["second"].shape[1] if "second" in case.arrays else x.shape[1]
+    lines = [
+        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
+        f"    first = tf.reshape(x, [{x.shape[0]}, {x.shape[1]}, {positions}])",
+        f"    other = first if not second else tf.reshape(second[0], [{x.shape[0]}, {channels_y}, {positions}])",
+        f"    s = tf.reshape(tf.einsum('ncl,ndl->ncd', first, other), [{x.shape[0]}, {x.shape[1] * channels_y}]) / {positions}",
+    ]
+    if kw["signed_sqrt"]:
+        lines.append(f"    s = tf.sign(s) * tf.sqrt(tf.abs(s) + {eps!r})")
+    if kw["l2_normalize"]:
+        lines += [
+            "    squares = tf.reduce_sum(s * s, axis=1, keepdims=True)",
+            "    positive = squares > 0",
+            "    norm = tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))",
+            f"    s = s / tf.maximum(norm, {eps!r})  # F.normalize's floor (no 0 / 0 at a zero row)",
+        ]
+    lines.append("    return s")
+    return _channels_first(case, lines, "bilinear")
+
+
 def _mixed(case: Case) -> str:
     kw = case.kwargs
     kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
@@ -437,7 +461,8 @@ UNCOVERED = {
     "dynopool2d": "TensorFlow has no bilinear sampling at arbitrary points (no grid_sample or map_coordinates; "
                   "tfa.image.resampler is not part of TensorFlow), which DynOPool's query points need",
     "deform_roi_pool": "TensorFlow has no RoI Align with per-bin shifts (crop_and_resize samples one regular grid per box)",
-    "spatial_pyramid_pool2d": "TensorFlow has no adaptive pooling, which spatial pyramid pooling's levels are",
+    "spatial_pyramid_pool2d": "TensorFlow has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain max and average pooling, is not composed here)",
 }
 
 
@@ -512,6 +537,7 @@ def _mappings() -> list[Mapping]:
         Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE),
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, **composed),
+        Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
     ]
     return mappings
 

@@ -5,24 +5,65 @@ import pytest
 
 import poolref
 from poolref._geometry import pool_geometry
-from poolref.oracle.cases import OPS, WORKED, draw_case, generate_cases, with_indices, worked_examples
-from poolref.oracle.engine import poolref_function
+from poolref.oracle.cases import OPS, WORKED, ClassNotApplicable, draw_case, generate_cases, generate_plan, with_indices, worked_examples
+from poolref.oracle.engine import poolref_function, poolref_refusal
+from poolref.oracle.generators import _dynopool_queries, _off_the_kinks
+
+
+def finite_cases(op, count, seed, space=None):
+    """Cases of ``op`` drawn for the finite class only (the generators' own values, no class applied)."""
+    rng = numpy.random.default_rng(seed)
+    return [draw_case(rng, op, space, "finite") for _ in range(count)]
 
 
 def test_cases_are_reproducible_from_the_seed():
     a, b = generate_cases("max_pool2d", 5, 3), generate_cases("max_pool2d", 5, 3)
-    assert all(numpy.array_equal(x.x, y.x) and x.kwargs == y.kwargs for x, y in zip(a, b))
+    assert all(numpy.array_equal(x.x, y.x, equal_nan=True) and x.kwargs == y.kwargs for x, y in zip(a, b))
     assert not all(numpy.array_equal(x.x, y.x) for x, y in zip(a, generate_cases("max_pool2d", 5, 4)))
     # the op's name is mixed into the seed: two ops do not share their draws
     assert generate_cases("avg_pool2d", 1, 3)[0].kwargs != a[0].kwargs or not numpy.array_equal(generate_cases("avg_pool2d", 1, 3)[0].x, a[0].x)
 
 
+#: Ops whose output is not (N, C, *spatial): bilinear pooling's (N, C_x * C_y), SPP's (N, C * sum(n^2)).
+FLAT_OUTPUTS = ("bilinear_pool", "spatial_pyramid_pool2d")
+
+
 @pytest.mark.parametrize("op", OPS)
-def test_every_op_draws_cases_poolref_accepts(op):
-    for case in generate_cases(op, 4, 0):
+def test_every_op_draws_finite_cases_poolref_accepts(op):
+    for case in finite_cases(op, 4, 0):
         outputs = poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
         values = outputs[0] if with_indices(case.op) else outputs
-        assert values.ndim == case.x.ndim and numpy.isfinite(values).all(), case.describe()
+        assert values.ndim == (2 if op in FLAT_OUTPUTS else case.x.ndim) and numpy.isfinite(values).all(), case.describe()
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_op_goes_round_the_classes_and_says_why_it_skips_one(op):
+    plan = generate_plan(op, 16, 0, dict(dtypes=("float64", "float32", "float16"), integer_dtypes=("int64",), unbatched=True))
+    assert plan.cases and plan.counts.get("finite") and all(plan.refused.values())
+    assert {c.input_class for c in plan.cases} | set(plan.refused) >= {"finite", "nan", "inf", "ties", "empty"}
+
+
+def test_new_ops_refuse_the_classes_they_cannot_take_with_a_reason():
+    with pytest.raises(ClassNotApplicable, match="unbatched input is ambiguous"):
+        draw_case(numpy.random.default_rng(0), "gem_pool", dict(unbatched=True), "unbatched")
+    with pytest.raises(ClassNotApplicable, match="not homogeneous"):
+        draw_case(numpy.random.default_rng(0), "bilinear_pool", None, "magnitude")
+    # stochastic pooling's values become probabilities: every class keeps them non-negative
+    plan = generate_plan("stochastic_pool2d", 24, 0, dict(dtypes=("float64", "float16"), unbatched=True),
+                         accept=lambda case: "poolref refuses non-finite input" if not numpy.isfinite(case.x).all() else None)
+    assert all(float(numpy.min(c.x, initial=0)) >= 0 for c in plan.cases)
+    assert {"finite", "ties", "signed_zero", "magnitude", "float16"} <= set(plan.counts) and {"nan", "inf"} <= set(plan.refused)
+
+
+def test_dynopool_alpha_goes_both_ways_and_its_gradient_is_compared_only_off_the_kinks():
+    cases = finite_cases("dynopool2d", 40, 0)
+    alphas = numpy.concatenate([c.arrays["alpha"] for c in cases])
+    assert (alphas < 1).any() and (alphas > 1).any()
+    assert any("alpha" in c.grad_inputs for c in cases)
+    for case in cases:
+        if "alpha" in case.grad_inputs:  # no query point on a pixel coordinate
+            for L, a in zip(case.x.shape[-2:], case.arrays["alpha"]):
+                assert _off_the_kinks(_dynopool_queries(L, float(a)))
 
 
 @pytest.mark.parametrize("convention", ["torch", "onnx", "tensorflow"])
@@ -42,7 +83,7 @@ def test_windowed_cases_are_valid_under_their_convention(op, convention):
 
 @pytest.mark.parametrize("op", ["max_pool2d", "adaptive_max_pool3d", "fractional_max_pool2d", "global_max_pool", "roi_pool"])
 def test_max_type_inputs_hold_distinct_values(op):
-    for case in generate_cases(op, 5, 2):
+    for case in finite_cases(op, 5, 2):
         values = case.x.ravel().tolist()
         assert len(set(values)) == len(values)
 
@@ -67,7 +108,7 @@ def test_crop_and_resize_space_draws_aligned_single_sample_boxes():
 
 
 def test_ratio_two_fractional_cases_have_regular_windows():
-    for case in generate_cases("fractional_max_pool2d", 5, 0, dict(ratio_two=True)):
+    for case in finite_cases("fractional_max_pool2d", 5, 0, dict(ratio_two=True)):
         y = poolref.fractional_max_pool2d(case.x, **case.kwargs, random_samples=case.arrays["random_samples"])[0]
         assert numpy.array_equal(y, poolref.max_pool2d(case.x, 2))
 
