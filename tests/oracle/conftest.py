@@ -6,13 +6,16 @@ from poolref import oracle
 from poolref.oracle import engine
 
 
-def assert_reproducers_run(framework: str, seed: int = 0) -> int:
-    """Build the reproducer of one case of every mapping of ``framework`` and run it: it must pass
-    (the framework and poolref agree) without help from the oracle's process state."""
+def assert_reproducers_run(framework: str, seed: int = 0, kind=None) -> int:
+    """Build the reproducer of one case of every mapping of ``framework`` (of that ``kind`` only, if
+    given) and run it: it must pass (the framework and poolref agree) without help from the oracle's
+    process state."""
     adapter = oracle.load_adapter(framework)
     ran = 0
     for mapping in adapter.MAPPINGS:
-        case = engine.plan_cases(mapping, 1, seed)[-1]
+        if kind is not None and mapping.kind != kind:
+            continue
+        case = engine.plan_cases(mapping, 1, seed).cases[-1]  # the first random case (finite values)
         outcome, cotangent = engine.evaluate(adapter.IMPORTS, mapping, case, seed, 0)
         assert outcome.ok, (mapping.call, outcome.problems)
         source = engine.reproducer(framework, adapter.IMPORTS, mapping, case, cotangent, outcome)

@@ -86,3 +86,8 @@ def test_a_default_run_gives_the_compositions_fewer_cases():
     adapter = oracle.load_adapter("jax")
     composed = [m for m in adapter.MAPPINGS if m.kind == "composition"]
     assert composed and all(m.cases == adapter.COMPOSITION_CASES < adapter.DEFAULT_CASES for m in composed)
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("jax").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("jax", kind="composition") == len(composed)

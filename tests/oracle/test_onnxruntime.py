@@ -107,3 +107,8 @@ def test_the_compositions_agree_with_poolref_but_for_its_listed_defects(seed):
     assert [r.op for r in report.results] == ORT_COMPOSED and {r.kind for r in report.results} == {"composition"}
     assert not any(r.gradients for r in report.results)
     assert_agrees_but_for_poolref_defects(report)
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("onnxruntime").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("onnxruntime", kind="composition") == len(composed)

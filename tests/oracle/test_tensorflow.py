@@ -105,3 +105,8 @@ def test_explicit_max_pool_padding_reads_as_the_lowest_float_not_minus_infinity(
     x = tf.constant(numpy.full((1, 1, 2, 1), -numpy.inf))  # NHWC: one column of -inf
     y = tf.nn.max_pool2d(x, [1, 2], [1, 2], padding=[[0, 0], [0, 0], [1, 1], [0, 0]]).numpy()
     assert y.ravel().tolist() == [-numpy.finfo(numpy.float64).max] * 2
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("tensorflow").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("tensorflow", kind="composition") == len(composed)

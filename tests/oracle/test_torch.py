@@ -179,3 +179,8 @@ def test_a_planted_bug_in_a_composition_is_caught(monkeypatch):
     assert not report.passed and any(p.startswith("output") for f in report.failures for p in f.problems)
     with pytest.raises(AssertionError, match="output"):
         exec(compile(report.failures[0].reproducer, "<reproducer>", "exec"), {})
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("torch").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("torch", kind="composition") == len(composed)
