@@ -18,6 +18,11 @@ gradients with ``jax.vjp``. What poolref's keywords model (each checked here):
   ``padding_mode`` zeros (``mode="constant"``), border (``"nearest"``) and reflection (``"mirror"``
   with ``align_corners=True``, ``"reflect"`` without).
 
+The ops JAX lacks are composed from its own (rows of kind ``"composition"``, with fewer cases in a
+default run, :data:`COMPOSITION_CASES`): GeM, LSE, SoftPool, bilinear, mixed and stochastic
+pooling at inference (``reduce_window`` and strided slices), and DynOPool (``map_coordinates`` at
+DYNOPOOL.md's query points).
+
 The oracle loads this adapter only when JAX is installed; JAX itself is imported by the checks' code
 (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """

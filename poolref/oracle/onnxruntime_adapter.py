@@ -21,6 +21,11 @@ What poolref's keywords model (each checked here against ONNX Runtime):
 * ``Resize``: ``asymmetric`` + ``floor`` = ``"nearest"``, ``half_pixel`` + ``round_prefer_ceil`` =
   ``"nearest-exact"``, ``linear`` with ``half_pixel`` or ``align_corners`` = the linear modes.
 
+The ops ONNX lacks are checked (values) against small graphs of its nodes, run by :func:`run_graph`
+(rows of kind ``"composition"``): GeM, LSE (``ReduceLogSumExp``), mixed (``MaxPool`` +
+``AveragePool``), stochastic pooling at inference, bilinear pooling, DynOPool (``GridSample`` at
+DYNOPOOL.md's query points).
+
 The oracle loads this adapter only when onnx and onnxruntime are installed; they are imported by
 :func:`run_node` and :func:`version`, so the module imports without them.
 """

@@ -21,6 +21,10 @@ TensorFlow is channels-last (NWC, NHWC, NDHWC): each check moves the channel axi
   ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` and ``resize_nearest_neighbor`` (legacy
   ``"nearest"``).
 
+The ops TensorFlow lacks are composed from its own (rows of kind ``"composition"``): GeM, LSE,
+SoftPool, bilinear, mixed (``tf.nn.max_pool2d`` + ``avg_pool2d``) and stochastic pooling at
+inference, channels first where no pooling kernel is needed.
+
 The oracle loads this adapter only when TensorFlow is installed; TensorFlow itself is imported by the
 checks' code (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """

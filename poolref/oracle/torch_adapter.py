@@ -6,6 +6,12 @@ torch's autograd. The exceptions are written down in each mapping: ``lp_pool1d``
 ``fractional_max_pool`` takes its samples through the private ``_random_samples`` argument, and the
 global ops are spelt with ``mean`` and whole-plane pooling.
 
+The ops PyTorch lacks (GeM, SoftPool, LSE, bilinear, mixed and stochastic pooling at inference, spatial
+pyramid and deformable RoI pooling, DynOPool) are checked against compositions of its own ops, from
+:mod:`poolref.testing.torch_compositions` (rows of kind ``"composition"``); where such a
+composition's chain rule, rather than PyTorch, would decide a class (an upstream infinity times a
+partial derivative that is zero inside the formula), that class is refused and the reason shown.
+
 The oracle loads this adapter only when torch is installed; torch itself is imported by the checks'
 code (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """

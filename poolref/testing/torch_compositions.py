@@ -250,7 +250,7 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
     ph, pw = _pair(output_size)
     N, C, H, W = x.shape
     work = torch.float32 if x.dtype == torch.float16 else x.dtype
-    rois = boxes.to(work)
+    rois = boxes.to(device=x.device, dtype=work)
     K = rois.shape[0]
     batch = rois[:, 0].long()
     start_w, start_h = rois[:, 1] * spatial_scale - 0.5, rois[:, 2] * spatial_scale - 0.5
@@ -258,11 +258,11 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
     roi_h = rois[:, 4] * spatial_scale - 0.5 - start_h
     bin_h, bin_w = roi_h / ph, roi_w / pw
     if sampling_ratio > 0:
-        grid_h = grid_w = torch.full((K,), sampling_ratio, dtype=torch.long)
+        grid_h = grid_w = torch.full((K,), sampling_ratio, dtype=torch.long, device=x.device)
     else:
         grid_h, grid_w = torch.ceil(bin_h).long(), torch.ceil(bin_w).long()
     if offset is None:
-        shift_x = shift_y = torch.zeros((K, ph, pw), dtype=work)
+        shift_x = shift_y = torch.zeros((K, ph, pw), dtype=work, device=x.device)
     else:
         offset = offset.to(work)
         shift_x = gamma * roi_w[:, None, None] * offset[:, 0]  # (K, ph, pw)
@@ -271,7 +271,7 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
     def points(start, bin_size, grid, index, shift, G):
         """(K, ph, pw, G) coordinates along one axis (``index`` the bin's, (1, ph, 1) or (1, 1, pw)),
         and which of them lie in the box's grid."""
-        s = torch.arange(G, dtype=work)
+        s = torch.arange(G, dtype=work, device=x.device)
         safe_grid = grid.clamp(min=1).to(work)
         within = (s[None, :] + 0.5) * bin_size[:, None] / safe_grid[:, None]  # (K, G)
         coordinate = (start[:, None, None] + shift + index * bin_size[:, None, None])[..., None] + within[:, None, None, :]
@@ -279,8 +279,8 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
 
     G_h = max(int(grid_h.max()), 0) if K else 0
     G_w = max(int(grid_w.max()), 0) if K else 0
-    rows_index = torch.arange(ph, dtype=work)[None, :, None]
-    cols_index = torch.arange(pw, dtype=work)[None, None, :]
+    rows_index = torch.arange(ph, dtype=work, device=x.device)[None, :, None]
+    cols_index = torch.arange(pw, dtype=work, device=x.device)[None, None, :]
     ys, in_grid_y = points(start_h, bin_h, grid_h, rows_index, shift_y, G_h)  # (K, ph, pw, G_h)
     xs, in_grid_x = points(start_w, bin_w, grid_w, cols_index, shift_x, G_w)  # (K, ph, pw, G_w)
     y_low, y_high, wy_low, wy_high, read_y = _deform_axis(torch, ys, H, in_grid_y)
@@ -288,7 +288,7 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
     read = read_y[..., :, None] & read_x[..., None, :]  # (K, ph, pw, G_h, G_w)
     image = batch[:, None, None, None, None]
     xw = x.to(work)
-    total = torch.zeros((K, ph, pw, G_h, G_w, C), dtype=work)
+    total = torch.zeros((K, ph, pw, G_h, G_w, C), dtype=work, device=x.device)
     for rows, row_weight in ((y_low, wy_low), (y_high, wy_high)):
         for cols, col_weight in ((x_low, wx_low), (x_high, wx_high)):
             values = xw[image, :, rows[..., :, None], cols[..., None, :]]  # (K, ph, pw, G_h, G_w, C)
