@@ -77,7 +77,7 @@ def load_adapter(framework: str):
     return importlib.import_module(ADAPTERS[framework][0])
 
 
-def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None) -> Report:
+def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None, on_case=None, crashed=()) -> Report:
     """Cross-check ``framework`` against poolref on ``cases`` seeded random cases per framework op.
 
     Parameters
@@ -96,6 +96,10 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
         Seed of the case generator and of the cotangents.
     progress : callable, optional
         ``progress(done, total, label)``, called after each case.
+    on_case, crashed
+        For :mod:`poolref.oracle.runner`, which runs checks in worker processes: ``on_case(key)``
+        hears of each case before it runs, and the cases in ``crashed`` (which ended an earlier
+        worker) are reported as mismatches instead of being run again.
 
     Returns
     -------
@@ -115,7 +119,7 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
 
         from .selfcheck import DEFAULT_CASES
 
-        return self_check(ops, DEFAULT_CASES if cases is None else cases, seed, progress=progress)
+        return self_check(ops, DEFAULT_CASES if cases is None else cases, seed, progress=progress, on_case=on_case)
     adapter = load_adapter(framework)
     from .engine import check_mapping, plan_cases
 
@@ -142,5 +146,9 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
             report.results.append(OpResult(framework, op, kind="not covered", reason=plans))
             continue
         for mapping, plan in plans:
-            report.results.append(check_mapping(framework, adapter.IMPORTS, mapping, plan, seed, step))
+            report.results.append(check_mapping(framework, adapter.IMPORTS, mapping, plan, seed, step, on_case=on_case,
+                                                crashed=crashed))
     return report
+
+
+from . import runner  # noqa: E402 - runs checks in worker processes; needs check() above
