@@ -98,7 +98,7 @@ def _check(check, args) -> int:
     frameworks = args.frameworks or installed
     for name in frameworks:
         if name not in installed:
-            check.error(f"framework {name!r} is not installed ({oracle.INSTALL_HINTS[name]})")
+            check.error(f"framework {name!r} is not installed ({oracle.INSTALL_HINTS.get(name, 'see its adapter')})")
     if args.cases is not None and args.cases < 0:
         check.error(f"--cases must be at least 0, got {args.cases}")
     if args.jobs is not None and args.jobs < 1:

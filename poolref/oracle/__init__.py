@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 from .cases import OPS, PUBLIC_OPS, Case
 from .report import Failure, OpResult, Report
@@ -41,6 +42,21 @@ ADAPTERS = {
     "tensorflow": ("poolref.oracle.tensorflow_adapter", ("tensorflow",)),
     "jax": ("poolref.oracle.jax_adapter", ("jax",)),
 }
+
+
+def _adapters_of_your_own() -> None:
+    """Adapters outside poolref: ``POOLREF_ORACLE_ADAPTERS="name=package.module,..."`` adds each
+    module as framework ``name``. Such a module declares what the built-in adapters do (``MAPPINGS``,
+    ``UNCOVERED``, ``IMPORTS``, ``DEFAULT_CASES``, ``version()``): the way to hold a framework or a
+    kernel library of your own to poolref with ``poolref check name``."""
+    for item in filter(None, (part.strip() for part in os.environ.get("POOLREF_ORACLE_ADAPTERS", "").split(","))):
+        name, _, module = item.partition("=")
+        if not name or not module:
+            raise ValueError(f"POOLREF_ORACLE_ADAPTERS: expected name=package.module, got {item!r}")
+        ADAPTERS[name.strip()] = (module.strip(), ())
+
+
+_adapters_of_your_own()
 FRAMEWORKS = ("self",) + tuple(ADAPTERS)
 #: How to install each framework's packages (PyTorch pinned to a CPU build: unpinned, pip pulls GBs
 #: of CUDA packages).
@@ -72,7 +88,8 @@ def load_adapter(framework: str):
     if framework not in ADAPTERS:
         raise ValueError(f"check: framework must be one of {FRAMEWORKS}, got framework={framework!r}")
     if not installed(framework):
-        raise ModuleNotFoundError(f"check: framework={framework!r} is not installed ({INSTALL_HINTS[framework]})",
+        hint = INSTALL_HINTS.get(framework, "pip install " + " ".join(ADAPTERS[framework][1]))
+        raise ModuleNotFoundError(f"check: framework={framework!r} is not installed ({hint})",
                                   name=ADAPTERS[framework][1][0])
     return importlib.import_module(ADAPTERS[framework][0])
 

@@ -104,6 +104,10 @@ class ClassNotApplicable(ValueError):
     """A class of input that the op (or the framework's space) cannot take; the message says why."""
 
 
+class Redraw(ValueError):
+    """This draw cannot show its class (a view of an array too small to be strided): draw again."""
+
+
 class Plan(NamedTuple):
     """The cases of one op and framework: ``cases``, how many of each class, and why others are missing."""
 
@@ -119,9 +123,17 @@ def _pick(rng, choices):
 # --------------------------------------------------------------------------------------------------
 # The classes, applied to a case of finite values
 # --------------------------------------------------------------------------------------------------
-def _positive_only(case: Case) -> bool:
-    """Whether the generator drew only positive values (an op or a framework formula that wants them)."""
-    return bool(case.x.size) and float(numpy.min(case.x)) > 0
+#: Ops that take non-negative input only (stochastic pooling's probabilities are a / sum(a)).
+NONNEGATIVE_OPS = ("stochastic_pool2d",)
+
+
+def _positive_only(case: Case, space: dict) -> bool:
+    """Whether the op, or the framework's formula, wants positive input: PyTorch's Lp pooling has no
+    absolute value (the generators draw positive values for it), stochastic pooling refuses negatives."""
+    if case.op.startswith(("lp_pool", "global_lp_pool")):
+        positive = space.get("positive")
+        return case.kwargs.get("convention", "torch") == "torch" if positive is None else bool(positive)
+    return case.op in NONNEGATIVE_OPS
 
 
 def _sprinkle(rng, shape, fraction):
@@ -168,7 +180,7 @@ def _replace_values(case: Case, make) -> Case:
 
 def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
     """``case`` (finite values) turned into a case of ``input_class``."""
-    positive = _positive_only(case)
+    positive = _positive_only(case, space)
     case = case.replace(input_class=input_class)
     if input_class in ("finite", "float16", "nonfinite_gradient", "scale_factor", "recompute_scale_factor"):
         return case  # drawn as such by the generator (dtype, keywords); the gradient's class is the engine's
@@ -184,11 +196,12 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
     if input_class == "inf":
         def make(a):
             a = a.copy()
-            mask = _sprinkle(rng, a.shape, 0.15)
-            signs = numpy.ones(a.shape) if positive else rng.choice([-1.0, 1.0], size=a.shape)
-            a[mask] = (signs * numpy.inf)[mask]
             if not positive and a.ndim:
                 _minus_inf_block(rng, a, _spatial_ndim(case))
+            mask = _sprinkle(rng, a.shape, 0.15)
+            signs = numpy.ones(a.shape) if positive else rng.choice([-1.0, 1.0], size=a.shape)
+            signs.flat[numpy.flatnonzero(mask)[0]] = 1.0  # at least one +inf, whatever the block took
+            a[mask] = (signs * numpy.inf)[mask]
             return a
         return _replace_values(case, make)
     if input_class == "signed_zero":
@@ -215,9 +228,11 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
         arrays = {name: (a[:0] if name in aligned else a) for name, a in case.arrays.items()}
         return case.replace(arrays=arrays)
     if input_class == "strided":
-        kind = _pick(rng, tuple(VIEWS))
-        view, base = make_view(case.x, kind)
-        return case.replace(arrays={**case.arrays, "x": view}, views={"x": (kind, base)})
+        for kind in rng.permutation(list(VIEWS)):
+            view, base = make_view(case.x, str(kind))
+            if not view.flags.c_contiguous:  # along axes of length 1 every view is contiguous
+                return case.replace(arrays={**case.arrays, "x": view}, views={"x": (str(kind), base)})
+        raise Redraw("no axis long enough for a non-contiguous view")
     raise ValueError(f"unknown input class {input_class!r}")
 
 
@@ -316,6 +331,9 @@ def generate_plan(op: str, count: int, seed: int, space: dict | None = None, acc
             except ClassNotApplicable as error:
                 reason = str(error)
                 break
+            except Redraw as error:
+                reason = str(error)
+                continue
             reason = accept(case) if accept is not None else None
             if not reason:
                 chosen = case

@@ -16,8 +16,8 @@ a test that plants a bug in a framework function in this process needs).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
-import queue as queue_module
 import tempfile
 import traceback
 
@@ -47,6 +47,8 @@ def _quiet_frameworks() -> None:
 def _worker(messages, framework, ops, cases, seed, crashed, log):
     """Run one framework's check, reporting each case before it runs and the report at the end.
 
+    ``messages`` is this worker's end of a pipe: a send is written before the next line runs, so
+    the case a framework aborts on has been announced (a queue's feeder thread would die with it).
     The worker's standard error goes to ``log``: the frameworks' start-up chatter stays off the
     terminal, and what a framework says as it aborts is there for the supervisor to quote.
     """
@@ -56,13 +58,13 @@ def _worker(messages, framework, ops, cases, seed, crashed, log):
     try:
         report = _check(
             framework, ops, cases, seed,
-            progress=lambda done, total, label: messages.put(("step", framework, done, total, label)),
-            on_case=lambda key: messages.put(("case", framework, key)),
+            progress=lambda done, total, label: messages.send(("step", framework, done, total, label)),
+            on_case=lambda key: messages.send(("case", framework, key)),
             crashed=crashed,
         )
-        messages.put(("report", framework, report))
+        messages.send(("report", framework, report))
     except BaseException:  # noqa: BLE001 - an exception in the worker is reported, not lost
-        messages.put(("error", framework, traceback.format_exc()))
+        messages.send(("error", framework, traceback.format_exc()))
 
 
 def _last_words(log: str) -> str:
@@ -113,55 +115,67 @@ def run_checks(frameworks, ops=None, cases=None, seed=0, *, progress=None, jobs=
         return report
 
     context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
     jobs = max(1, jobs or os.cpu_count() or 1)
     pending = list(frameworks)
-    running = {}  # framework -> (process, start time, crashed keys, restarts, current case key)
-    reports = {}
+    running = {}  # framework -> [process, our end of its pipe, start time, crashed keys, restarts, current case]
+    reports, logs = {}, {}
     bar = _Progress(progress, frameworks)
-
-    logs = {}
 
     def launch(name, crashed=frozenset(), restarts=0, begin=None):
         handle, logs[name] = tempfile.mkstemp(prefix=f"poolref-{name}-", suffix=".log")
         os.close(handle)
-        process = context.Process(target=_worker, args=(messages, name, ops, cases, seed, crashed, logs[name]), daemon=True)
+        ours, theirs = context.Pipe(duplex=False)
+        process = context.Process(target=_worker, args=(theirs, name, ops, cases, seed, crashed, logs[name]), daemon=True)
         process.start()
-        running[name] = [process, begin if begin is not None else time.perf_counter(), crashed, restarts, None]
+        theirs.close()  # the worker holds its end: when it dies, ours reads end-of-file
+        running[name] = [process, ours, begin if begin is not None else time.perf_counter(), crashed, restarts, None]
         if started and begin is None:
             started(name)
 
-    while pending or running:
-        while pending and len(running) < jobs:
-            launch(pending.pop(0))
-        try:
-            kind, name, *payload = messages.get(timeout=0.2)
-        except queue_module.Empty:
-            for name, (process, begin, crashed, restarts, current) in list(running.items()):
-                if process.is_alive():
+    def died(name):
+        """The worker ended without a report: the case it was on ended the process; go on without it."""
+        process, connection, begin, crashed, restarts, current = running.pop(name)
+        process.join()
+        connection.close()
+        if current is None or restarts >= MAX_RESTARTS:
+            raise RuntimeError(f"the {name} check's worker ended (exit code {process.exitcode}) outside any case; "
+                               f"run `poolref check {name} --in-process` to see why")
+        said = _last_words(logs[name])
+        os.remove(logs[name])
+        launch(name, crashed | {current + (process.exitcode, said)}, restarts + 1, begin)
+
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                launch(pending.pop(0))
+            connections = {entry[1]: name for name, entry in running.items()}
+            for connection in multiprocessing.connection.wait(list(connections), timeout=1.0):
+                name = connections[connection]
+                try:
+                    kind, _, *payload = connection.recv()
+                except (EOFError, OSError):
+                    died(name)
                     continue
-                # the worker died without a report: the case it was on ended the process
-                process.join()
-                del running[name]
-                if current is None or restarts >= MAX_RESTARTS:
-                    raise RuntimeError(f"the {name} check's worker ended (exit code {process.exitcode}) "
-                                       f"outside any case; run `poolref check {name} --in-process` to see why")
-                launch(name, crashed | {current + (process.exitcode, _last_words(logs[name]))}, restarts + 1, begin)
-            continue
-        if kind == "step":
-            bar(name, *payload)
-        elif kind == "case":
-            running[name][4] = tuple(payload[0])
-        elif kind == "report":
-            process, begin = running.pop(name)[:2]
-            process.join()
-            reports[name] = payload[0]
-            if finished:
-                finished(name, time.perf_counter() - begin)
-        elif kind == "error":
-            for process, *_ in running.values():
-                process.terminate()
-            raise RuntimeError(f"the {name} check failed in its worker:\n{payload[0]}")
+                if kind == "step":
+                    bar(name, *payload)
+                elif kind == "case":
+                    running[name][5] = tuple(payload[0])
+                elif kind == "report":
+                    process, connection, begin = running.pop(name)[:3]
+                    process.join()
+                    connection.close()
+                    reports[name] = payload[0]
+                    if finished:
+                        finished(name, time.perf_counter() - begin)
+                elif kind == "error":
+                    raise RuntimeError(f"the {name} check failed in its worker:\n{payload[0]}")
+    finally:
+        for process, connection, *_ in running.values():
+            process.terminate()
+            connection.close()
+        for log in logs.values():
+            if os.path.exists(log):
+                os.remove(log)
     report = Report()
     for name in frameworks:
         report.extend(reports[name])
