@@ -364,7 +364,7 @@ def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: in
     result = OpResult(framework, mapping.op, mapping.call, convention, kind=mapping.kind, gradients=mapping.gradients,
                       skips=list(mapping.skips), counts=dict(plan.counts), refused=dict(plan.refused),
                       dtypes=sorted({str(c.dtype) for c in plan.cases}))
-    crashes = {tuple(key[:3]): tuple(key[3:]) for key in crashed}
+    crashes = {tuple(key[:3]): tuple(key[3:]) for key in crashed or ()}
     for index, case in enumerate(plan.cases):
         key = (mapping.op, mapping.call, index)
         if key in crashes:
