@@ -178,8 +178,8 @@ def _replace_values(case: Case, make) -> Case:
     return case.replace(arrays=arrays)
 
 
-def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
-    """``case`` (finite values) turned into a case of ``input_class``."""
+def _apply_class(rng, case: Case, input_class: str, space: dict, occurrence: int = 0) -> Case:
+    """``case`` (finite values) turned into a case of ``input_class`` (the ``occurrence``-th of its class)."""
     positive = _positive_only(case, space)
     case = case.replace(input_class=input_class)
     if input_class in ("finite", "float16", "nonfinite_gradient", "scale_factor", "recompute_scale_factor"):
@@ -209,7 +209,8 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
         return _replace_values(case, lambda a: rng.choice(choices, size=a.shape).astype(a.dtype))
     if input_class == "magnitude":
         limit = _exponent_limit(case.dtype, _power(case))
-        exponent = int(rng.choice([-1, 1])) * int(rng.integers(max(1, limit // 2), limit + 1))
+        sign = -1 if occurrence % 2 == 0 else 1  # tiny values first, then huge ones: both in two cases
+        exponent = sign * int(rng.integers(max(1, limit // 2), limit + 1))
         factor = 10.0 ** exponent
         case = _replace_values(case, lambda a: (a.astype(numpy.float64) * factor).astype(a.dtype))
         return case.replace(scale=factor)
@@ -238,16 +239,24 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
 
 def _scale_factor_kwargs(rng, case: Case, recompute: bool) -> dict:
     """``interpolate`` keywords with ``scale_factor`` in place of ``size``: factors with a fractional
-    part, so that the scale the coordinates use (1/factor, or in/out when recomputed) matters."""
+    part, so that the scale the coordinates use (1/factor, or in/out when recomputed) matters: at
+    least one axis has ``L * factor`` not an integer, and the mode reads coordinates (not "area",
+    whose bins ignore the scale)."""
     kwargs = {k: v for k, v in case.kwargs.items() if k != "size"}
+    if kwargs["mode"] == "area":
+        kwargs["mode"] = _pick(rng, ("nearest", "nearest-exact", LINEAR_MODE[case.x.ndim - 2]))
+    if "align_corners" in kwargs or kwargs["mode"] in LINEAR_MODE.values():
+        kwargs["align_corners"] = False  # align_corners=True maps by (L-1)/(O-1): no scale to use
     lengths = case.x.shape[2:]
     factors = []
     for L in lengths:
         while True:
-            factor = float(_pick(rng, (0.3, 0.45, 0.7, 1.3, 1.7, 2.0, 2.5, 3.0)))
+            factor = float(_pick(rng, (0.3, 0.45, 0.7, 1.3, 1.7, 2.5)))
             if int(numpy.floor(L * factor)) >= 1:
                 break
         factors.append(factor)
+    if all(float(L * f).is_integer() for L, f in zip(lengths, factors)):  # e.g. L = 10, factor 0.3
+        factors[0] = 1.7 if not float(lengths[0] * 1.7).is_integer() else 1.3
     kwargs["scale_factor"] = factors[0] if len(factors) == 1 else tuple(factors)
     if recompute:
         kwargs["recompute_scale_factor"] = True
@@ -265,8 +274,10 @@ def classes_of(op: str, space: Optional[dict] = None) -> tuple:
     return tuple(c for c in space.get("classes", classes) if c in classes)
 
 
-def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, input_class: str = "finite") -> Case:
-    """Draw one random :class:`Case` of ``op`` and ``input_class`` from ``space``.
+def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, input_class: str = "finite",
+              occurrence: int = 0) -> Case:
+    """Draw one random :class:`Case` of ``op`` and ``input_class`` from ``space``; ``occurrence``
+    counts the cases of the class drawn before (the magnitude class alternates tiny and huge).
 
     ``space`` keys (all optional): ``dtypes`` (float dtypes the framework takes; default float64
     only; float16 is drawn only by the ``"float16"`` class, and only where listed),
@@ -308,7 +319,7 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
     case = GENERATORS[op](rng, op, full)
     if input_class in INTERPOLATE_ONLY:
         case = case.replace(kwargs=_scale_factor_kwargs(rng, case, input_class == "recompute_scale_factor"))
-    return _apply_class(rng, case, input_class, full)
+    return _apply_class(rng, case, input_class, full, occurrence)
 
 
 def generate_plan(op: str, count: int, seed: int, space: dict | None = None, accept=None) -> Plan:
@@ -327,7 +338,7 @@ def generate_plan(op: str, count: int, seed: int, space: dict | None = None, acc
         chosen, reason = None, ""
         for _ in range(ATTEMPTS):
             try:
-                case = draw_case(rng, op, space, input_class)
+                case = draw_case(rng, op, space, input_class, counts.get(input_class, 0))
             except ClassNotApplicable as error:
                 reason = str(error)
                 break
