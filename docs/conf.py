@@ -185,7 +185,8 @@ def _insert_benchmark_results(app, docname, source):
 
 def _always_reread_benchmarks(app, env, added, changed, removed):
     # the results file is not a Sphinx source: re-read the page every build so new numbers show
-    return ["benchmarks"] if "benchmarks" in env.found_docs else []
+    # nor are the planted bugs of the oracle page: re-read it too
+    return [name for name in ("benchmarks", "oracle") if name in env.found_docs]
 
 
 # -- The oracle's catch rate ----------------------------------------------------------------------------
