@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 
 from .cases import OPS, PUBLIC_OPS, Case
 from .report import Failure, OpResult, Report
@@ -41,6 +42,21 @@ ADAPTERS = {
     "tensorflow": ("poolref.oracle.tensorflow_adapter", ("tensorflow",)),
     "jax": ("poolref.oracle.jax_adapter", ("jax",)),
 }
+
+
+def _adapters_of_your_own() -> None:
+    """Adapters outside poolref: ``POOLREF_ORACLE_ADAPTERS="name=package.module,..."`` adds each
+    module as framework ``name``. Such a module declares what the built-in adapters do (``MAPPINGS``,
+    ``UNCOVERED``, ``IMPORTS``, ``DEFAULT_CASES``, ``version()``): the way to hold a framework or a
+    kernel library of your own to poolref with ``poolref check name``."""
+    for item in filter(None, (part.strip() for part in os.environ.get("POOLREF_ORACLE_ADAPTERS", "").split(","))):
+        name, _, module = item.partition("=")
+        if not name or not module:
+            raise ValueError(f"POOLREF_ORACLE_ADAPTERS: expected name=package.module, got {item!r}")
+        ADAPTERS[name.strip()] = (module.strip(), ())
+
+
+_adapters_of_your_own()
 FRAMEWORKS = ("self",) + tuple(ADAPTERS)
 #: How to install each framework's packages (PyTorch pinned to a CPU build: unpinned, pip pulls GBs
 #: of CUDA packages).
@@ -72,12 +88,13 @@ def load_adapter(framework: str):
     if framework not in ADAPTERS:
         raise ValueError(f"check: framework must be one of {FRAMEWORKS}, got framework={framework!r}")
     if not installed(framework):
-        raise ModuleNotFoundError(f"check: framework={framework!r} is not installed ({INSTALL_HINTS[framework]})",
+        hint = INSTALL_HINTS.get(framework, "pip install " + " ".join(ADAPTERS[framework][1]))
+        raise ModuleNotFoundError(f"check: framework={framework!r} is not installed ({hint})",
                                   name=ADAPTERS[framework][1][0])
     return importlib.import_module(ADAPTERS[framework][0])
 
 
-def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None) -> Report:
+def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None, on_case=None, crashed=()) -> Report:
     """Cross-check ``framework`` against poolref on ``cases`` seeded random cases per framework op.
 
     Parameters
@@ -96,6 +113,10 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
         Seed of the case generator and of the cotangents.
     progress : callable, optional
         ``progress(done, total, label)``, called after each case.
+    on_case, crashed
+        For :mod:`poolref.oracle.runner`, which runs checks in worker processes: ``on_case(key)``
+        hears of each case before it runs, and the cases in ``crashed`` (which ended an earlier
+        worker) are reported as mismatches instead of being run again.
 
     Returns
     -------
@@ -115,7 +136,7 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
 
         from .selfcheck import DEFAULT_CASES
 
-        return self_check(ops, DEFAULT_CASES if cases is None else cases, seed, progress=progress)
+        return self_check(ops, DEFAULT_CASES if cases is None else cases, seed, progress=progress, on_case=on_case)
     adapter = load_adapter(framework)
     from .engine import check_mapping, plan_cases
 
@@ -146,5 +167,9 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None)
             report.results.append(OpResult(framework, op, kind="not covered", reason=plans))
             continue
         for mapping, plan in plans:
-            report.results.append(check_mapping(framework, adapter.IMPORTS, mapping, plan, seed, step))
+            report.results.append(check_mapping(framework, adapter.IMPORTS, mapping, plan, seed, step, on_case=on_case,
+                                                crashed=crashed))
     return report
+
+
+from . import runner  # noqa: E402 - runs checks in worker processes; needs check() above

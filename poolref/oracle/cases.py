@@ -106,6 +106,10 @@ class ClassNotApplicable(ValueError):
     """A class of input that the op (or the framework's space) cannot take; the message says why."""
 
 
+class Redraw(ValueError):
+    """This draw cannot show its class (a view of an array too small to be strided): draw again."""
+
+
 class Plan(NamedTuple):
     """The cases of one op and framework: ``cases``, how many of each class, and why others are missing."""
 
@@ -121,9 +125,17 @@ def _pick(rng, choices):
 # --------------------------------------------------------------------------------------------------
 # The classes, applied to a case of finite values
 # --------------------------------------------------------------------------------------------------
-def _positive_only(case: Case) -> bool:
-    """Whether the generator drew only positive values (an op or a framework formula that wants them)."""
-    return bool(case.x.size) and float(numpy.min(case.x)) > 0
+#: Ops that take non-negative input only (stochastic pooling's probabilities are a / sum(a)).
+NONNEGATIVE_OPS = ("stochastic_pool2d",)
+
+
+def _positive_only(case: Case, space: dict) -> bool:
+    """Whether the op, or the framework's formula, wants positive input: PyTorch's Lp pooling has no
+    absolute value (the generators draw positive values for it), stochastic pooling refuses negatives."""
+    if case.op.startswith(("lp_pool", "global_lp_pool")):
+        positive = space.get("positive")
+        return case.kwargs.get("convention", "torch") == "torch" if positive is None else bool(positive)
+    return case.op in NONNEGATIVE_OPS
 
 
 def _sprinkle(rng, shape, fraction):
@@ -168,9 +180,9 @@ def _replace_values(case: Case, make) -> Case:
     return case.replace(arrays=arrays)
 
 
-def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
-    """``case`` (finite values) turned into a case of ``input_class``."""
-    positive = _positive_only(case)
+def _apply_class(rng, case: Case, input_class: str, space: dict, occurrence: int = 0) -> Case:
+    """``case`` (finite values) turned into a case of ``input_class`` (the ``occurrence``-th of its class)."""
+    positive = _positive_only(case, space)
     case = case.replace(input_class=input_class)
     if input_class in ("finite", "float16", "nonfinite_gradient", "scale_factor", "recompute_scale_factor"):
         return case  # drawn as such by the generator (dtype, keywords); the gradient's class is the engine's
@@ -186,11 +198,12 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
     if input_class == "inf":
         def make(a):
             a = a.copy()
-            mask = _sprinkle(rng, a.shape, 0.15)
-            signs = numpy.ones(a.shape) if positive else rng.choice([-1.0, 1.0], size=a.shape)
-            a[mask] = (signs * numpy.inf)[mask]
             if not positive and a.ndim:
                 _minus_inf_block(rng, a, _spatial_ndim(case))
+            mask = _sprinkle(rng, a.shape, 0.15)
+            signs = numpy.ones(a.shape) if positive else rng.choice([-1.0, 1.0], size=a.shape)
+            signs.flat[numpy.flatnonzero(mask)[0]] = 1.0  # at least one +inf, whatever the block took
+            a[mask] = (signs * numpy.inf)[mask]
             return a
         return _replace_values(case, make)
     if input_class == "signed_zero":
@@ -198,7 +211,8 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
         return _replace_values(case, lambda a: rng.choice(choices, size=a.shape).astype(a.dtype))
     if input_class == "magnitude":
         limit = _exponent_limit(case.dtype, _power(case))
-        exponent = int(rng.choice([-1, 1])) * int(rng.integers(max(1, limit // 2), limit + 1))
+        sign = -1 if occurrence % 2 == 0 else 1  # tiny values first, then huge ones: both in two cases
+        exponent = sign * int(rng.integers(max(1, limit // 2), limit + 1))
         factor = 10.0 ** exponent
         case = _replace_values(case, lambda a: (a.astype(numpy.float64) * factor).astype(a.dtype))
         return case.replace(scale=factor)
@@ -217,24 +231,34 @@ def _apply_class(rng, case: Case, input_class: str, space: dict) -> Case:
         arrays = {name: (a[:0] if name in aligned else a) for name, a in case.arrays.items()}
         return case.replace(arrays=arrays)
     if input_class == "strided":
-        kind = _pick(rng, tuple(VIEWS))
-        view, base = make_view(case.x, kind)
-        return case.replace(arrays={**case.arrays, "x": view}, views={"x": (kind, base)})
+        for kind in rng.permutation(list(VIEWS)):
+            view, base = make_view(case.x, str(kind))
+            if not view.flags.c_contiguous:  # along axes of length 1 every view is contiguous
+                return case.replace(arrays={**case.arrays, "x": view}, views={"x": (str(kind), base)})
+        raise Redraw("no axis long enough for a non-contiguous view")
     raise ValueError(f"unknown input class {input_class!r}")
 
 
 def _scale_factor_kwargs(rng, case: Case, recompute: bool) -> dict:
     """``interpolate`` keywords with ``scale_factor`` in place of ``size``: factors with a fractional
-    part, so that the scale the coordinates use (1/factor, or in/out when recomputed) matters."""
+    part, so that the scale the coordinates use (1/factor, or in/out when recomputed) matters: at
+    least one axis has ``L * factor`` not an integer, and the mode reads coordinates (not "area",
+    whose bins ignore the scale)."""
     kwargs = {k: v for k, v in case.kwargs.items() if k != "size"}
+    if kwargs["mode"] == "area":
+        kwargs["mode"] = _pick(rng, ("nearest", "nearest-exact", LINEAR_MODE[case.x.ndim - 2]))
+    if "align_corners" in kwargs or kwargs["mode"] in LINEAR_MODE.values():
+        kwargs["align_corners"] = False  # align_corners=True maps by (L-1)/(O-1): no scale to use
     lengths = case.x.shape[2:]
     factors = []
     for L in lengths:
         while True:
-            factor = float(_pick(rng, (0.3, 0.45, 0.7, 1.3, 1.7, 2.0, 2.5, 3.0)))
+            factor = float(_pick(rng, (0.3, 0.45, 0.7, 1.3, 1.7, 2.5)))
             if int(numpy.floor(L * factor)) >= 1:
                 break
         factors.append(factor)
+    if all(float(L * f).is_integer() for L, f in zip(lengths, factors)):  # e.g. L = 10, factor 0.3
+        factors[0] = 1.7 if not float(lengths[0] * 1.7).is_integer() else 1.3
     kwargs["scale_factor"] = factors[0] if len(factors) == 1 else tuple(factors)
     if recompute:
         kwargs["recompute_scale_factor"] = True
@@ -252,8 +276,10 @@ def classes_of(op: str, space: Optional[dict] = None) -> tuple:
     return tuple(c for c in space.get("classes", classes) if c in classes)
 
 
-def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, input_class: str = "finite") -> Case:
-    """Draw one random :class:`Case` of ``op`` and ``input_class`` from ``space``.
+def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, input_class: str = "finite",
+              occurrence: int = 0) -> Case:
+    """Draw one random :class:`Case` of ``op`` and ``input_class`` from ``space``; ``occurrence``
+    counts the cases of the class drawn before (the magnitude class alternates tiny and huge).
 
     ``space`` keys (all optional): ``dtypes`` (float dtypes the framework takes; default float64
     only; float16 is drawn only by the ``"float16"`` class, and only where listed),
@@ -297,7 +323,7 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
     case = GENERATORS[op](rng, op, full)
     if input_class in INTERPOLATE_ONLY:
         case = case.replace(kwargs=_scale_factor_kwargs(rng, case, input_class == "recompute_scale_factor"))
-    return _apply_class(rng, case, input_class, full)
+    return _apply_class(rng, case, input_class, full, occurrence)
 
 
 def generate_plan(op: str, count: int, seed: int, space: dict | None = None, accept=None) -> Plan:
@@ -316,10 +342,13 @@ def generate_plan(op: str, count: int, seed: int, space: dict | None = None, acc
         chosen, reason = None, ""
         for _ in range(ATTEMPTS):
             try:
-                case = draw_case(rng, op, space, input_class)
+                case = draw_case(rng, op, space, input_class, counts.get(input_class, 0))
             except ClassNotApplicable as error:
                 reason = str(error)
                 break
+            except Redraw as error:
+                reason = str(error)
+                continue
             reason = accept(case) if accept is not None else None
             if not reason:
                 chosen = case

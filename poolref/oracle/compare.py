@@ -24,7 +24,7 @@ relative difference ``|a - b| / |b|`` over the finite pairs.
 
 >>> import numpy as np
 >>> compare_arrays(np.array([-np.inf]), np.array([np.inf]), "output").problem
-'output: 1 of 1 elements differ; first at (0,): got -inf, poolref inf (an infinity of the other sign)'
+'output: 1 of 1 elements differ (rtol=1e-10, atol=1e-12); first at (0,): got -inf, poolref inf (an infinity of the other sign)'
 >>> compare_arrays(np.array([1e6, 0.5], np.float32), np.array([1e6, 0.0], np.float32), "output").ok
 False
 """

@@ -102,21 +102,25 @@ def run_poolref(case: Case, seed: int = 0, index: int = 0, gradients: bool = Tru
     call = poolref_function(case.replace(arrays={name: arrays[name] for name in case.arrays}))
     primals = [arrays[name] for name in case.grad_inputs]
     gradients = gradients and bool(primals)
-    if gradients:
-        outputs, pullback = vjp(call, *primals)
-    else:
-        outputs, pullback = call(*primals), None
-    values, indices = outputs if with_indices(case.op) else (outputs, None)
-    if cotangent is None and gradients:
-        cotangent = cotangent_for(values.shape, values.dtype, seed, index, case.input_class == "nonfinite_gradient")
-    grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
+    # NaN and infinities are the point of many cases: inf - inf is NaN here as in every framework,
+    # and numpy's warning that it happened says nothing the comparison does not
+    with numpy.errstate(all="ignore"):
+        if gradients:
+            outputs, pullback = vjp(call, *primals)
+        else:
+            outputs, pullback = call(*primals), None
+        values, indices = outputs if with_indices(case.op) else (outputs, None)
+        if cotangent is None and gradients:
+            cotangent = cotangent_for(values.shape, values.dtype, seed, index, case.input_class == "nonfinite_gradient")
+        grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
     return Results(values, indices, grads), cotangent
 
 
 def poolref_refusal(case: Case) -> Optional[str]:
     """Why poolref refuses ``case`` (its error message), or None when it runs it."""
     try:
-        poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
+        with numpy.errstate(all="ignore"):
+            poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
     except (ValueError, TypeError) as error:
         return f"poolref refuses it ({type(error).__name__}: {str(error).splitlines()[0]})"
     return None
@@ -133,7 +137,8 @@ def run_framework(imports: str, mapping: Mapping, case: Case, cotangent) -> Resu
     """Execute the mapping's source with copies of the case's arrays; collect what it set."""
     namespace = {"np": numpy, "cotangent": None if cotangent is None else cotangent.copy()}
     namespace.update(materialise(case))
-    exec(compile(framework_source(imports, mapping, case), f"<{mapping.call}>", "exec"), namespace)  # noqa: S102
+    with numpy.errstate(all="ignore"):
+        exec(compile(framework_source(imports, mapping, case), f"<{mapping.call}>", "exec"), namespace)  # noqa: S102
     grads = {name: namespace.get(f"grad_{name}") for name in case.grad_inputs} if mapping.gradients else {}
     indices = namespace.get("y_indices")
     return Results(namespace["y"], indices, grads, namespace.get("y_indices_native", indices))
@@ -335,15 +340,41 @@ def _known_defect(mapping: Mapping, case: Case, outcome: Outcome):
     return None
 
 
-def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: int, progress=None) -> OpResult:
-    """Check ``mapping`` on the cases of ``plan`` (a :class:`Plan` or a list of cases); the row of the report."""
+def _record_crash(result: OpResult, framework, imports, mapping, case, seed, index, crash) -> None:
+    from .runner import CRASH
+
+    code, said = (tuple(crash) + ("",))[:2]
+    _, cotangent = run_poolref(case, seed, index, mapping.gradients)
+    outcome = Outcome([], CRASH.format(code=code, said=f", saying: {said}" if said else ""))
+    defect = next((d for d in mapping.defects if "abort" in d.affects and d.applies(case)), None)
+    problems = ([f"known {framework} defect: {defect.text}"] if defect else []) + outcome.problems
+    record = Failure(case.describe(), problems, reproducer(framework, imports, mapping, case, cotangent, outcome), case.input_class)
+    (result.known if defect else result.failures).append(record)
+    result.cases += 1
+
+
+def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: int, progress=None, *, on_case=None,
+                  crashed=()) -> OpResult:
+    """Check ``mapping`` on the cases of ``plan`` (a :class:`Plan` or a list of cases); the row of the report.
+
+    ``on_case(key)`` is told ``(op, call, index)`` before each case runs; a case whose key is in
+    ``crashed`` (as ``key + (exit code,)``: the framework ended the process on it in an earlier
+    worker, see :mod:`poolref.oracle.runner`) is not run again but reported as a mismatch.
+    """
     if not isinstance(plan, Plan):
         plan = Plan(list(plan), {}, {})
     convention = format_kwargs(mapping.convention)
     result = OpResult(framework, mapping.op, mapping.call, convention, kind=mapping.kind, gradients=mapping.gradients,
                       skips=list(mapping.skips), counts=dict(plan.counts), refused=dict(plan.refused),
                       dtypes=sorted({str(c.dtype) for c in plan.cases}))
+    crashes = {tuple(key[:3]): tuple(key[3:]) for key in crashed or ()}
     for index, case in enumerate(plan.cases):
+        key = (mapping.op, mapping.call, index)
+        if key in crashes:
+            _record_crash(result, framework, imports, mapping, case, seed, index, crashes[key])
+            continue
+        if on_case:
+            on_case(key)
         outcome, cotangent = evaluate(imports, mapping, case, seed, index)
         forward = [c for name, c in outcome.comparisons if name == "output"]
         backward = [c for name, c in outcome.comparisons if name.startswith("grad_")]

@@ -73,7 +73,13 @@ def _draw_padding(rng, kind, kernel, dilation):
     if kind == "symmetric":
         return tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
     if kind == "asymmetric":
-        return tuple((int(rng.integers(0, s)), int(rng.integers(0, s))) for s in spans)
+        pairs = [(int(rng.integers(0, s)), int(rng.integers(0, s))) for s in spans]
+        wide = [a for a, s in enumerate(spans) if s >= 2]
+        if wide and all(b == e for b, e in pairs):  # asymmetric means begin != end somewhere
+            a = wide[int(rng.integers(len(wide)))]
+            b = int(rng.integers(0, spans[a]))
+            pairs[a] = (b, (b + 1 + int(rng.integers(0, spans[a] - 1))) % spans[a])
+        return tuple(pairs)
     return kind  # "same", "same_lower", "valid"
 
 

@@ -43,7 +43,8 @@ __all__ = ["Mapping", "KnownDefect", "format_kwargs", "format_value", "array_lit
 @dataclass(frozen=True)
 class KnownDefect:
     """A framework defect: ``applies(case)`` says whether a case can show it, ``affects`` which
-    comparisons it explains (``"output"``, ``"indices"``, ``"grad_x"``, ...), ``text`` what is wrong."""
+    comparisons it explains (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"abort"`` for a
+    framework that ends the process), ``text`` what is wrong."""
 
     text: str
     applies: Callable[[Case], bool]
