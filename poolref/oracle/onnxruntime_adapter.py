@@ -517,7 +517,8 @@ UNCOVERED = {
     "ps_roi_align": "ONNX has no position-sensitive RoI Align",
     "soft_pool2d": "ONNX has no patch extraction (Im2Col, Unfold) for a softmax over each window; "
                    "AveragePool(x e^x) / AveragePool(e^x) overflows where SoftPool does not",
-    "spatial_pyramid_pool2d": "ONNX has no adaptive pooling, which spatial pyramid pooling's levels are",
+    "spatial_pyramid_pool2d": "ONNX has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain MaxPool and AveragePool, is not composed here)",
     "deform_roi_pool": "ONNX's RoiAlign has no per-bin offsets",
 }
 
