@@ -185,7 +185,43 @@ def _insert_benchmark_results(app, docname, source):
 
 def _always_reread_benchmarks(app, env, added, changed, removed):
     # the results file is not a Sphinx source: re-read the page every build so new numbers show
-    return ["benchmarks"] if "benchmarks" in env.found_docs else []
+    # nor are the planted bugs of the oracle page: re-read it too
+    return [name for name in ("benchmarks", "oracle") if name in env.found_docs]
+
+
+# -- The oracle's catch rate ----------------------------------------------------------------------------
+# oracle.rst holds the line ``.. mutation-catch-rate::``; at build time it is replaced by a table of the
+# planted framework bugs of poolref.oracle.mutants, each hunted with the default check of its op.
+CATCH_RATE_MARKER = re.compile(r"^\.\. mutation-catch-rate::$", re.MULTILINE)
+
+
+def _catch_rate_section() -> str:
+    from poolref import oracle
+    from poolref.oracle.mutants import MUTANTS, hunt
+
+    installed = set(oracle.available_frameworks())
+    rows, caught, hunted = [], 0, 0
+    for mutant in MUTANTS:
+        if mutant.framework not in installed:
+            rows.append((mutant.name, mutant.rule, "not run: " + mutant.framework + " is not installed here"))
+            continue
+        result = hunt(mutant)
+        hunted += 1
+        caught += result.caught
+        verdict = ("caught by " + ", ".join(result.classes)) if result.caught else "**MISSED**"
+        rows.append((mutant.name, mutant.rule, verdict))
+    lines = [f"**{caught} of {hunted}** planted bugs caught by the default check "
+             f"({len(MUTANTS)} in the suite, over {len({m.op for m in MUTANTS})} ops).", "",
+             ".. list-table::", "   :header-rows: 1", "   :widths: 45 20 35", "",
+             "   * - planted bug", "     - rule", "     - the default check"]
+    for name, rule, verdict in rows:
+        lines += [f"   * - {name}", f"     - {rule}", f"     - {verdict}"]
+    return "\n".join(lines) + "\n"
+
+
+def _insert_catch_rate(app, docname, source):
+    if docname == "oracle" and CATCH_RATE_MARKER.search(source[0]):
+        source[0] = CATCH_RATE_MARKER.sub(lambda match: _catch_rate_section(), source[0])
 
 
 # -- Docstrings: a star in a numpydoc type ------------------------------------------------------------
@@ -208,4 +244,5 @@ def _escape_stars_in_types(app, what, name, obj, options, lines):
 def setup(app):
     app.connect("autodoc-process-docstring", _escape_stars_in_types, priority=400)  # before numpydoc (500)
     app.connect("source-read", _insert_benchmark_results)
+    app.connect("source-read", _insert_catch_rate)
     app.connect("env-get-outdated", _always_reread_benchmarks)

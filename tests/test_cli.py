@@ -20,7 +20,7 @@ def test_check_keeps_the_api_signature():
 
 def test_self_check_passes_and_writes_json(tmp_path, capsys):
     path = tmp_path / "report.json"
-    assert main(["check", "self", "--ops", "max_pool2d", "avg_pool1d", "--cases", "3", "--json", str(path)]) == 0
+    assert main(["check", "self", "--ops", "max_pool2d", "avg_pool1d", "--cases", "3", "--json", str(path), "--in-process"]) == 0
     captured = capsys.readouterr()
     assert "max_pool2d" in captured.out and "all checks passed" in captured.out
     assert "self avg_pool1d" in captured.err  # the progress lines go to stderr
@@ -28,14 +28,55 @@ def test_self_check_passes_and_writes_json(tmp_path, capsys):
     assert data["passed"] and {r["op"] for r in data["results"]} == {"max_pool2d", "avg_pool1d"}
     # worked examples come on top of the random cases: max_pool2d has two (ties, NaN)
     assert {r["op"]: r["cases"] for r in data["results"]} == {"max_pool2d": 5, "avg_pool1d": 4}
+    assert data["results"][0]["counts"] == {"worked": 2, "finite": 1, "nan": 1, "ties": 1}
 
 
-def test_usage_errors_exit_2():
-    for argv in (["check", "caffe"], ["check", "self", "--ops", "fancy_pool"], ["check", "--cases", "-1"], [],
-                 ["check", "--seed", "x"]):
+def test_usage_errors_exit_2_with_the_subcommand_usage(capsys):
+    for argv in (["check", "caffe"], ["check", "self", "--ops", "fancy_pool"], ["check", "--cases", "-1"],
+                 ["check", "--seed", "x"], ["check", "--jobs", "0"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2
+        assert "usage: poolref check" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+
+
+def test_near_misses_get_a_suggestion(capsys):
+    for argv, suggestion in ((["check", "troch"], "did you mean 'torch'?"), (["check", "--ops", "maxpool2d"], "did you mean 'max_pool2d'?"),
+                             (["check", "--ops", "max_pool2d", "troch"], "did you mean 'torch'?")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert suggestion in capsys.readouterr().err
+
+
+def test_frameworks_and_ops_in_any_order(capsys):
+    assert main(["check", "--ops", "max_pool1d", "self", "--cases", "1", "--in-process", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == "all checks passed"  # --quiet: the verdict alone
+    assert main(["check", "max_pool1d", "self", "--cases", "1", "--in-process", "--quiet"]) == 0
+
+
+def test_version():
+    from poolref import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+
+
+def test_json_to_standard_output(capsys):
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "1", "--json", "-", "--in-process"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)  # standard output is the JSON alone
+    assert data["verdict"] == "pass" and "all checks passed" in captured.err
+
+
+def test_only_uncovered_ops_exit_2_with_the_reason(capsys):
+    pytest.importorskip("torch")
+    assert main(["check", "torch", "--ops", "roi_align", "--in-process"]) == 2
+    out = capsys.readouterr().out
+    assert "not covered" in out and "NOTHING CHECKED" in out and "passed" not in out
 
 
 def test_a_framework_that_is_not_installed_is_a_usage_error(monkeypatch, capsys):
@@ -47,7 +88,7 @@ def test_a_framework_that_is_not_installed_is_a_usage_error(monkeypatch, capsys)
 
 def test_without_frameworks_the_default_run_is_the_self_check(monkeypatch, capsys):
     monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self"])
-    assert main(["check", "--ops", "adaptive_max_pool1d", "--cases", "2", "--quiet"]) == 0
+    assert main(["check", "--ops", "adaptive_max_pool1d", "--cases", "2", "--in-process"]) == 0
     out = capsys.readouterr().out
     assert "running poolref's self-checks only" in out and "checking self" in out and "checking torch" not in out
 
@@ -56,7 +97,7 @@ def test_a_mismatch_exits_1_and_prints_a_reproducer(monkeypatch, capsys):
     torch = pytest.importorskip("torch")
     real = torch.nn.functional.avg_pool1d
     monkeypatch.setattr(torch.nn.functional, "avg_pool1d", lambda *a, **k: real(*a, **k) * 1.01)
-    assert main(["check", "torch", "--ops", "avg_pool1d", "--cases", "2", "--quiet"]) == 1
+    assert main(["check", "torch", "--ops", "avg_pool1d", "--cases", "2", "--in-process"]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "MISMATCHES FOUND" in out
     assert "reproducer (runnable Python)" in out and "F.avg_pool1d(x_t" in out
@@ -68,7 +109,7 @@ def test_every_installed_framework_by_default(monkeypatch):
     seen = []
     real_check = oracle.check
     monkeypatch.setattr(oracle, "check", lambda name, **kw: seen.append(name) or real_check(name, **kw))
-    assert main(["check", "--ops", "max_pool1d", "--cases", "1", "--quiet"]) == 0
+    assert main(["check", "--ops", "max_pool1d", "--cases", "1", "--quiet", "--in-process"]) == 0
     assert seen == ["self", "torch"]
 
 
@@ -76,13 +117,25 @@ def test_atlas_command_writes_the_page(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(oracle, "available_frameworks", lambda: ["self"])
     monkeypatch.setattr("poolref.oracle.atlas.available_frameworks", lambda: ["self"])
     path = tmp_path / "atlas.rst"
-    assert main(["atlas", str(path)]) == 0
-    assert path.read_text().startswith(":orphan:") and str(path) in capsys.readouterr().out
+    assert main(["atlas", "--output", str(path)]) == 0
+    assert path.read_text().startswith(":orphan:") and str(path) in capsys.readouterr().err
+    assert main(["atlas"]) == 0 and capsys.readouterr().out.startswith(":orphan:")  # standard output by default
+
+
+def test_atlas_never_overwrites_a_tracked_file_unasked(monkeypatch, capsys):
+    from pathlib import Path
+
+    monkeypatch.setattr("poolref.oracle.atlas.available_frameworks", lambda: ["self"])
+    tracked = Path(__file__).resolve().parent.parent / "docs" / "atlas.rst"
+    before = tracked.read_text()
+    with pytest.raises(SystemExit) as info:
+        main(["atlas", "--output", str(tracked)])
+    assert info.value.code == 2 and "--force" in capsys.readouterr().err and tracked.read_text() == before
 
 
 def test_python_dash_m_poolref_runs():
     out = subprocess.run([sys.executable, "-m", "poolref", "check", "self", "--ops", "max_pool1d", "--cases", "2"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True)  # in a worker process, as by default
     assert out.returncode == 0, out.stderr
     assert "all checks passed" in out.stdout
 

@@ -23,7 +23,9 @@ from typing import NamedTuple
 import numpy
 
 from . import available_frameworks, load_adapter
-from .cases import RAMP_4x4, RAMP_10x10, Case, _plane
+from .case import Case
+from .worked import RAMP_4x4, RAMP_10x10
+from .worked import plane as _plane
 from .engine import compare_case, run_framework, run_poolref
 from .mapping import format_kwargs
 
@@ -181,8 +183,8 @@ def _run(framework: str, adapter, mapping, case: Case) -> Cell:
     if reason:
         return Cell(framework, mapping.call, f"cannot express: {reason}", "")
     try:
-        _, drawn = run_poolref(case, gradients=False)  # the output's shape, for a cotangent of ones
-        ones = numpy.ones_like(drawn)
+        values = run_poolref(case, gradients=False)[0].values  # the output's shape, for a cotangent of ones
+        ones = numpy.ones_like(values)
         ours, _ = run_poolref(case, gradients=mapping.gradients, cotangent=ones)
     except (ValueError, TypeError) as error:
         return Cell(framework, mapping.call, "", f"poolref refuses the case: {error}")

@@ -1,120 +1,121 @@
-r"""Seeded case generation for the oracle: valid configurations and inputs for every op it checks.
+r"""Seeded case generation for the oracle: valid calls of every op, drawn for every class of input.
 
-A :class:`Case` is one poolref call written down as data: the op's name, its array arguments and its
-other keyword arguments, with the convention that models the framework under test (``"onnx"``,
-``"tensorflow"``) already among them. A case is drawn from a ``numpy.random.Generator`` seeded with
-``(seed, op)``, so ``poolref check --seed S`` reproduces a run exactly, and from a *space* of options
-that each adapter declares for each framework op (which paddings, whether ceil mode exists, which
-dtypes, ...; see :func:`draw_case` for the keys). The draw is by rejection: a configuration that
-poolref's geometry refuses under the case's convention is drawn again.
+A framework can be right on smooth random numbers and wrong on everything that matters: a tie, a
+NaN, a window of only -inf, float16, an unbatched or non-contiguous input, an empty batch, a value
+of 1e-30. So the cases of each op are drawn *per input class* (:data:`INPUT_CLASSES`), in turn: the
+first case is of finite values, the second holds NaN, the third ties, and so on round the classes
+the op and the framework can take, so that twenty cases of an op cover every class at least once.
+A class that the framework cannot express for the op (float16 where it has no kernel, an unbatched
+input where it wants a batch) or that poolref refuses (integer input to an average) is not drawn,
+and the report says why.
 
-Inputs are chosen so that a comparison tests semantics and not luck:
+A case is drawn from a ``numpy.random.Generator`` seeded with ``(seed, op)``, so ``poolref check
+--seed S`` reproduces a run exactly, and from a *space* of options that each adapter declares for
+each framework op (which paddings, whether ceil mode exists, which dtypes, ...; see
+:func:`draw_case`). The op's configuration comes from its generator
+(:mod:`poolref.oracle.generators`); the class is applied to its arrays here.
 
-* max-type ops get distinct values, a quarter apart (:func:`distinct_values`), so that rounding can
-  never flip an argmax and a gradient has exactly one place to go;
-* PyTorch's Lp pooling gets positive values (its formula has no absolute value);
-* the worked examples of SEMANTICS.md (:data:`WORKED`) are checked on every run, ahead of the
-  random cases, wherever the framework can express them: ties, NaN, ceil-mode windows, overlapping
-  adaptive bins, the RoI Align pixel model.
-
->>> case = generate_cases("avg_pool2d", 1, seed=0)[0]
->>> case.op, sorted(case.arrays), case.positional
-('avg_pool2d', ['x'], ('x',))
+>>> case = generate_cases("avg_pool2d", 2, seed=0)[1]
+>>> case.op, case.input_class, bool(numpy.isnan(case.x).any())
+('avg_pool2d', 'nan', True)
 """
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy
 
-from .._geometry import as_int_tuple, pool_geometry
+from .case import VIEWS, Case, View, Window, apply_view, make_view, materialise, window_of, with_indices
+from .generators import CONVENTION_SPACES, GENERATORS, LINEAR_MODE, REFUSED_CLASSES, WINDOWED_DEFAULTS, distinct_values, smooth_values
+from .worked import WORKED, worked_examples
 
 __all__ = [
-    "Case",
-    "OPS",
-    "WORKED",
-    "distinct_values",
-    "draw_case",
-    "generate_cases",
-    "worked_examples",
-    "with_indices",
-    "window_of",
+    "Case", "Window", "View", "VIEWS", "OPS", "PUBLIC_OPS", "WORKED", "INPUT_CLASSES", "CLASS_LABELS", "ClassNotApplicable",
+    "Plan", "distinct_values", "smooth_values", "draw_case", "generate_cases", "generate_plan", "worked_examples",
+    "with_indices", "window_of", "apply_view", "make_view", "materialise", "MAX_TYPE_OPS", "CONVENTION_SPACES",
+    "LINEAR_MODE", "WINDOWED_DEFAULTS",
 ]
 
-
-class Case(NamedTuple):
-    """One poolref call as data: ``getattr(poolref, op)(*positional arrays, **array kwargs, **kwargs)``.
-
-    ``arrays`` maps argument names to numpy arrays; those named in ``positional`` are passed in that
-    order, the others by keyword (``random_samples``). ``grad_inputs`` names the arrays whose
-    gradients are compared. ``label`` names a worked example ("" for a random case).
-    """
-
-    op: str
-    arrays: dict
-    kwargs: dict
-    positional: tuple = ("x",)
-    grad_inputs: tuple = ("x",)
-    label: str = ""
-
-    @property
-    def x(self) -> numpy.ndarray:
-        return self.arrays["x"]
-
-    @property
-    def dtype(self) -> numpy.dtype:
-        return self.arrays["x"].dtype
-
-    def replace(self, **changes) -> "Case":
-        return self._replace(**changes)
-
-    def describe(self) -> str:
-        """A one-line summary: shapes and keyword arguments."""
-        shapes = ", ".join(f"{name}.shape={tuple(a.shape)}" for name, a in self.arrays.items())
-        kwargs = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
-        label = f"[{self.label}] " if self.label else ""
-        return f"{label}{shapes}, {kwargs} ({self.dtype})"
+#: Every op the oracle can draw cases for, in the order of the API.
+OPS = tuple(
+    [f"{kind}_pool{n}d" for kind in ("max", "avg", "lp") for n in (1, 2, 3)]
+    + [f"max_unpool{n}d" for n in (1, 2, 3)]
+    + [f"adaptive_{kind}_pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)]
+    + ["global_avg_pool", "global_max_pool", "global_lp_pool", "fractional_max_pool2d", "fractional_max_pool3d",
+       "stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool", "conv2d",
+       "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
+       "grid_sample", "interpolate", "dynopool2d"]
+)
+assert set(OPS) == set(GENERATORS)
 
 
-class Window(NamedTuple):
-    n: int  # spatial dims
-    kernel: tuple
-    stride: tuple  # the kernel where the case gives no stride, as every framework defaults
-    dilation: tuple
+def _public_ops() -> tuple:
+    from ..ops import __all__ as names
+
+    return tuple(name for name in names if name not in NOT_OPS)
 
 
-def window_of(case: Case) -> Window:
-    """A windowed case's kernel, stride and dilation as per-axis tuples, for adapters to translate."""
-    kw, n = case.kwargs, case.x.ndim - 2
-    kernel = as_int_tuple(kw["kernel_size"], n, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], n, "stride", case.op)
-    dilation = as_int_tuple(kw.get("dilation", 1), n, "dilation", case.op)
-    return Window(n, kernel, stride, dilation)
+#: Public names of poolref.ops that are not ops (helpers).
+NOT_OPS = ("dynopool_output_size",)
+#: Every public op, in the order of the API: each is a row of every framework's report.
+PUBLIC_OPS = _public_ops()
+
+#: Ops whose output is one of the input's elements: their zeros must keep their sign (the first of
+#: tied -0.0 and +0.0 wins), compared exactly.
+MAX_TYPE_OPS = tuple(op for op in OPS if op.startswith(("max_pool", "adaptive_max", "fractional_max"))) + (
+    "global_max_pool", "roi_pool", "ps_roi_pool")
+
+#: The classes of input, in the order the cases of an op go round them, with what each draws.
+INPUT_CLASSES = {
+    "finite": "finite values of order one (distinct, a quarter apart, for max-type ops)",
+    "nan": "NaN at about one element in five, so over the cases at every position of a window",
+    "ties": "ties and plateaus: every value from {-1, 0, 1, 2}, so maxima tie and gradients must pick one",
+    "inf": "+inf and -inf at about one element in six, and a block of -inf wide enough that whole windows "
+           "read only -inf",
+    "float16": "float16 input (accumulated in float32 by poolref)",
+    "unbatched": "an unbatched input, (C, *spatial)",
+    "strided": "a non-contiguous view: the last two axes transposed, a negative stride, or every other "
+               "element of a poisoned buffer",
+    "signed_zero": "-0.0 and +0.0 (and a few +-1): which of two tied zeros wins shows in the sign",
+    "magnitude": "values scaled by 10^e, |e| up to 30 within the dtype's range (the tolerance's absolute "
+                 "part scales with them)",
+    "empty": "an empty batch (N = 0), or no boxes (K = 0) for region ops",
+    "integer": "integer input (int64, int32, uint8, ...) where the op takes it",
+    "nonfinite_gradient": "NaN and +-inf in the upstream gradient (cotangent)",
+    "scale_factor": "interpolate through scale_factor, recompute_scale_factor None or False",
+    "recompute_scale_factor": "interpolate through scale_factor with recompute_scale_factor=True",
+}
+#: Column headings of the report's per-class table.
+CLASS_LABELS = {
+    "worked": "wrk", "finite": "fin", "nan": "nan", "ties": "tie", "inf": "inf", "float16": "f16", "unbatched": "unb",
+    "strided": "view", "signed_zero": "+-0", "magnitude": "mag", "empty": "emp", "integer": "int",
+    "nonfinite_gradient": "dinf", "scale_factor": "sf", "recompute_scale_factor": "rsf",
+}
+INTERPOLATE_ONLY = ("scale_factor", "recompute_scale_factor")
+#: Arrays whose first axis is the batch (dropped when unbatched, emptied for an empty batch).
+BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "second")
+#: Arrays whose first axis runs over the boxes of a region op.
+BOX_ARRAYS = ("boxes", "offset")
+#: Arrays whose values the classes replace; the others (grids, boxes, samples, weights) keep theirs.
+VALUE_ARRAYS = ("x", "second")
+ATTEMPTS = 40  # draws per class before it is declared impossible for the op and framework
 
 
-def with_indices(op: str) -> bool:
-    """Whether ``op`` is called with ``return_indices=True`` by the oracle (its indices are compared)."""
-    return op.startswith(("max_pool", "adaptive_max_pool", "fractional_max_pool"))
+class ClassNotApplicable(ValueError):
+    """A class of input that the op (or the framework's space) cannot take; the message says why."""
 
 
-# --------------------------------------------------------------------------------------------------
-# Inputs
-# --------------------------------------------------------------------------------------------------
-def distinct_values(rng, shape, dtype=numpy.float64, spacing: float = 0.25) -> numpy.ndarray:
-    """A random permutation of ``spacing * (k - size/2)``: distinct values, exact in float16/32/64."""
-    size = math.prod(shape)
-    return rng.permutation((numpy.arange(size) - size // 2) * spacing).reshape(shape).astype(dtype)
+class Redraw(ValueError):
+    """This draw cannot show its class (a view of an array too small to be strided): draw again."""
 
 
-def _smooth(rng, shape, dtype, low=-2.0, high=2.0) -> numpy.ndarray:
-    return rng.uniform(low, high, size=shape).astype(dtype)
+class Plan(NamedTuple):
+    """The cases of one op and framework: ``cases``, how many of each class, and why others are missing."""
 
-
-def _ints(rng, low, high, n) -> tuple:
-    """n ints in [low, high] (inclusive), as a tuple of Python ints."""
-    return tuple(int(v) for v in rng.integers(low, high + 1, n))
+    cases: list
+    counts: dict  # class -> number of cases
+    refused: dict  # class -> the reason it has none
 
 
 def _pick(rng, choices):
@@ -122,417 +123,246 @@ def _pick(rng, choices):
 
 
 # --------------------------------------------------------------------------------------------------
-# Windowed pooling: max, avg, lp
+# The classes, applied to a case of finite values
 # --------------------------------------------------------------------------------------------------
-WINDOWED_DEFAULTS = dict(
-    convention="torch",
-    padding=("none", "symmetric"),  # kinds drawn: none, symmetric, asymmetric, same, same_lower, valid
-    ceil_mode=True,
-    dilation=None,  # None: max pooling only (PyTorch); True/False to force
-    count_include_pad=(True, False),
-    divisor_override=None,  # None: 2-d and 3-d only (PyTorch's avg_pool1d has none)
-    norm_types=(1.0, 2.0, 3.0, 1.5),
-    positive=None,  # None: positive inputs for Lp pooling under "torch" only
-    max_kernel=3,
-    max_stride=3,
-    input_at_least_kernel=False,  # PyTorch's avg_pool3d refuses an input smaller than its kernel
-)
+#: Ops that take non-negative input only (stochastic pooling's probabilities are a / sum(a)).
+NONNEGATIVE_OPS = ("stochastic_pool2d",)
 
 
-def _draw_padding(rng, kind, kernel, dilation):
-    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    if kind == "none":
-        return 0
-    if kind == "symmetric":
-        return tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
-    if kind == "asymmetric":
-        return tuple((int(rng.integers(0, s)), int(rng.integers(0, s))) for s in spans)
-    return kind  # "same", "same_lower", "valid"
+def _positive_only(case: Case, space: dict) -> bool:
+    """Whether the op, or the framework's formula, wants positive input: PyTorch's Lp pooling has no
+    absolute value (the generators draw positive values for it), stochastic pooling refuses negatives."""
+    if case.op.startswith(("lp_pool", "global_lp_pool")):
+        positive = space.get("positive")
+        return case.kwargs.get("convention", "torch") == "torch" if positive is None else bool(positive)
+    return case.op in NONNEGATIVE_OPS
 
 
-#: What a space of several ``conventions`` draws under each (the self-checks use it).
-CONVENTION_SPACES = {
-    "torch": dict(padding=("none", "symmetric"), ceil_mode=True),
-    "onnx": dict(padding=("none", "asymmetric", "same", "same_lower", "valid"), ceil_mode=True),
-    "tensorflow": dict(padding=("same", "valid", "asymmetric"), ceil_mode=False),
-}
+def _sprinkle(rng, shape, fraction):
+    """A mask with about ``fraction`` of its elements set, and at least one."""
+    mask = rng.random(shape) < fraction
+    if mask.size and not mask.any():
+        mask.flat[int(rng.integers(mask.size))] = True
+    return mask
 
 
-def _windowed(rng, op, space):
-    n = int(op[-2])
-    kind = op.split("_")[0]  # max, avg, lp
-    if space.get("conventions"):
-        allowed = [c for c in space["conventions"] if kind != "lp" or c != "tensorflow"]  # no Lp in TensorFlow
-        convention = _pick(rng, allowed)
-        space = dict(space, convention=convention, **CONVENTION_SPACES[convention])
-    convention = space["convention"]
-    use_dilation = space["dilation"] if space["dilation"] is not None else kind == "max"
-    max_size = 8 if n < 3 else 5
-    for _ in range(1000):
-        kernel = _ints(rng, 1, space["max_kernel"], n)
-        stride = _ints(rng, 1, space["max_stride"], n)
-        dilation = _ints(rng, 1, 2, n) if use_dilation and rng.random() < 0.5 else (1,) * n
-        padding = _draw_padding(rng, _pick(rng, space["padding"]), kernel, dilation)
-        ceil_mode = bool(space["ceil_mode"] and rng.random() < 0.5)
-        shape = _ints(rng, 1, max_size, n)
-        if space["input_at_least_kernel"] and any(L < k for L, k in zip(shape, kernel)):
-            continue
-        try:
-            pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, convention, op)
-        except ValueError:
-            continue
-        break
-    else:  # pragma: no cover - the spaces used all have valid configurations
-        raise RuntimeError(f"no valid configuration drawn for {op} in {space}")
-    kwargs = {}
-    if kind == "lp":
-        kwargs["norm_type"] = float(_pick(rng, space["norm_types"]))
-    kwargs.update(kernel_size=kernel, stride=stride)
-    if padding != 0:
-        kwargs["padding"] = padding
-    if dilation != (1,) * n:
-        kwargs["dilation"] = dilation
-    kwargs["ceil_mode"] = ceil_mode
-    if kind == "avg":
-        kwargs["count_include_pad"] = bool(_pick(rng, space["count_include_pad"]))
-        allow_override = space["divisor_override"] if space["divisor_override"] is not None else n > 1
-        if allow_override and rng.random() < 0.25:
-            kwargs["divisor_override"] = int(rng.integers(1, 6))
-    if kind == "max":
-        kwargs["return_indices"] = True
-    if convention != "torch":
-        kwargs["convention"] = convention
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    if kind == "max":
-        x = distinct_values(rng, full, dtype)
-    elif kind == "lp":
-        positive = space["positive"] if space["positive"] is not None else convention == "torch"
-        x = _smooth(rng, full, dtype, *((0.5, 2.0) if positive else (-2.0, 2.0)))
-    else:
-        x = _smooth(rng, full, dtype)
-    return Case(op, {"x": x}, kwargs)
+def _minus_inf_block(rng, x, n):
+    """A block over at least half of every spatial axis, set to -inf: whole windows of only -inf."""
+    block = [slice(None)] * (x.ndim - n)
+    for L in x.shape[x.ndim - n:]:
+        length = int(rng.integers((L + 1) // 2, L + 1))
+        start = int(rng.integers(0, L - length + 1))
+        block.append(slice(start, start + length))
+    x[tuple(block)] = -numpy.inf
 
 
-# --------------------------------------------------------------------------------------------------
-# Unpooling, adaptive, global, fractional
-# --------------------------------------------------------------------------------------------------
-def _unpool(rng, op, space):
-    """Values and indices of a max pooling whose windows do not overlap (so no index repeats)."""
-    import poolref
-
-    n = int(op[-2])
-    max_size = 8 if n < 3 else 5
-    for _ in range(1000):
-        kernel = _ints(rng, 1, 3, n)
-        stride = tuple(int(rng.integers(k, k + 2)) for k in kernel)  # stride >= kernel: unique indices
-        padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
-        shape = _ints(rng, 1, max_size, n)
-        try:
-            pool_geometry(shape, kernel, stride, padding, 1, False, "torch", op)
-        except ValueError:
-            continue
-        break
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    pooled, indices = getattr(poolref, f"max_pool{n}d")(distinct_values(rng, full, dtype), kernel, stride, padding, return_indices=True)
-    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding)
-    # the default output length (L_out - 1)*s - 2p + k can fall short of the pooled input's length L
-    # (the remainder the pooling dropped), and then an index may point past it: give L itself, which
-    # always lies within the stride of the default
-    default = tuple((O - 1) * s - 2 * p + k for O, s, p, k in zip(pooled.shape[2:], stride, padding, kernel))
-    if default != shape or rng.random() < 0.5:
-        kwargs["output_size"] = shape
-    return Case(op, {"x": pooled, "indices": indices}, kwargs, positional=("x", "indices"))
+def _power(case: Case) -> float:
+    """The degree of the op's polynomial in x (Lp and GeM raise to p): magnitudes must survive it."""
+    p = case.kwargs.get("norm_type", case.kwargs.get("p", 1.0))
+    return max(1.0, float(p)) if isinstance(p, (int, float)) else 1.0
 
 
-def _adaptive(rng, op, space):
-    n = int(op[-2])
-    max_size = 9 if n < 3 else 5
-    shape, out = _ints(rng, 1, max_size, n), _ints(rng, 1, max_size, n)
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    x = distinct_values(rng, full, dtype) if "max" in op else _smooth(rng, full, dtype)
-    kwargs = dict(output_size=out)
-    if "max" in op:
-        kwargs["return_indices"] = True
-    return Case(op, {"x": x}, kwargs)
+def _exponent_limit(dtype, power: float) -> int:
+    """The largest |e| such that (10^e)^power stays a normal number of ``dtype`` (at most 30)."""
+    info = numpy.finfo(dtype)
+    return int(min(30, numpy.floor(min(numpy.log10(info.max), -numpy.log10(info.tiny)) / power) - 1))
 
 
-def _global(rng, op, space):
-    n = int(_pick(rng, space.get("ndims", (1, 2, 3))))
-    shape = _ints(rng, 1, 7 if n < 3 else 4, n)
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    kwargs = {}
-    if op == "global_max_pool":
-        x = distinct_values(rng, full, dtype)
-    elif op == "global_lp_pool":
-        convention = space.get("convention", "torch")
-        x = _smooth(rng, full, dtype, *((0.5, 2.0) if convention == "torch" else (-2.0, 2.0)))
-        kwargs["norm_type"] = float(_pick(rng, space.get("norm_types", (1.0, 2.0, 3.0, 1.5))))
-        if convention != "torch":
-            kwargs["convention"] = convention
-    else:
-        x = _smooth(rng, full, dtype)
-    return Case(op, {"x": x}, kwargs)
+def _spatial_ndim(case: Case) -> int:
+    return case.x.ndim - (2 if case.batched else 1)
 
 
-def _fractional(rng, op, space):
-    n = int(op[-2])
-    if space.get("ratio_two"):
-        # kernel 2 over an even length L with output L/2: alpha = (L - 2)/(L/2 - 1) = 2, so every
-        # window starts at 2i whatever the sample: the regular windows TensorFlow draws for ratio 2
-        shape = tuple(2 * v for v in _ints(rng, 1, 4, n))
-        full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-        dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-        samples = rng.uniform(0, 1, size=full[:2] + (n,)).astype(dtype)
-        kwargs = dict(kernel_size=(2,) * n, output_size=tuple(L // 2 for L in shape), return_indices=True)
-        return Case(op, {"x": distinct_values(rng, full, dtype), "random_samples": samples}, kwargs)
-    max_size = 9 if n < 3 else 6
-    kernel = _ints(rng, 1, 3, n)
-    # PyTorch requires output_size + kernel_size - 1 <= input size in 2-D, and < in 3-D
-    strict = int(n == 3)
-    shape = tuple(int(rng.integers(k + strict, max_size + 1)) for k in kernel)
-    out = tuple(int(rng.integers(1, L - k + 2 - strict)) for L, k in zip(shape, kernel))
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    samples = rng.uniform(0, 1, size=full[:2] + (n,)).astype(dtype)
-    kwargs = dict(kernel_size=kernel, output_size=out, return_indices=True)
-    return Case(op, {"x": distinct_values(rng, full, dtype), "random_samples": samples}, kwargs)
+def _replace_values(case: Case, make) -> Case:
+    arrays = dict(case.arrays)
+    for name in VALUE_ARRAYS:
+        if name in arrays and arrays[name].dtype.kind == "f":
+            arrays[name] = make(arrays[name])
+    return case.replace(arrays=arrays)
 
 
-# --------------------------------------------------------------------------------------------------
-# Sampling: grid_sample and interpolate
-# --------------------------------------------------------------------------------------------------
-def _grid_sample(rng, op, space):
-    N, C = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    H, W = _ints(rng, 1, 7, 2)
-    Ho, Wo = _ints(rng, 1, 5, 2)
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    mode = _pick(rng, space.get("modes", ("bilinear", "nearest")))
-    padding_mode = _pick(rng, space.get("padding_modes", ("zeros", "border", "reflection")))
-    align_corners = bool(_pick(rng, space.get("align_corners", (False, True))))
-    reach = space.get("grid_reach", 1.25)  # a little outside [-1, 1]: the padding modes matter
-    grid = rng.uniform(-reach, reach, size=(N, Ho, Wo, 2)).astype(dtype)
-    x = _smooth(rng, (N, C, H, W), dtype)
-    kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-    # nearest sampling has no gradient to the grid (it is piecewise constant): compare x only
-    grads = ("x", "grid") if mode == "bilinear" and space.get("grid_gradient", True) else ("x",)
-    return Case(op, {"x": x, "grid": grid}, kwargs, positional=("x", "grid"), grad_inputs=grads)
+def _apply_class(rng, case: Case, input_class: str, space: dict, occurrence: int = 0) -> Case:
+    """``case`` (finite values) turned into a case of ``input_class`` (the ``occurrence``-th of its class)."""
+    positive = _positive_only(case, space)
+    case = case.replace(input_class=input_class)
+    if input_class in ("finite", "float16", "nonfinite_gradient", "scale_factor", "recompute_scale_factor"):
+        return case  # drawn as such by the generator (dtype, keywords); the gradient's class is the engine's
+    if input_class == "ties":
+        choices = numpy.array([1.0, 2.0] if positive else [-1.0, 0.0, 1.0, 2.0])
+        return _replace_values(case, lambda a: rng.choice(choices, size=a.shape).astype(a.dtype))
+    if input_class == "nan":
+        def make(a):
+            a = a.copy()
+            a[_sprinkle(rng, a.shape, 0.2)] = numpy.nan
+            return a
+        return _replace_values(case, make)
+    if input_class == "inf":
+        def make(a):
+            a = a.copy()
+            if not positive and a.ndim:
+                _minus_inf_block(rng, a, _spatial_ndim(case))
+            mask = _sprinkle(rng, a.shape, 0.15)
+            signs = numpy.ones(a.shape) if positive else rng.choice([-1.0, 1.0], size=a.shape)
+            signs.flat[numpy.flatnonzero(mask)[0]] = 1.0  # at least one +inf, whatever the block took
+            a[mask] = (signs * numpy.inf)[mask]
+            return a
+        return _replace_values(case, make)
+    if input_class == "signed_zero":
+        choices = numpy.array([-0.0, 0.0, 1.0] if positive else [-0.0, 0.0, -0.0, 0.0, -1.0, 1.0])
+        return _replace_values(case, lambda a: rng.choice(choices, size=a.shape).astype(a.dtype))
+    if input_class == "magnitude":
+        limit = _exponent_limit(case.dtype, _power(case))
+        sign = -1 if occurrence % 2 == 0 else 1  # tiny values first, then huge ones: both in two cases
+        exponent = sign * int(rng.integers(max(1, limit // 2), limit + 1))
+        factor = 10.0 ** exponent
+        case = _replace_values(case, lambda a: (a.astype(numpy.float64) * factor).astype(a.dtype))
+        return case.replace(scale=factor)
+    if input_class == "integer":
+        integer = numpy.dtype(_pick(rng, space["integer_dtypes"]))
+        low, high = (0, 100) if integer.kind == "u" else (-50, 50)
+        arrays = dict(case.arrays)
+        arrays["x"] = rng.integers(low, high, size=case.x.shape).astype(integer)
+        return case.replace(arrays=arrays, grad_inputs=tuple(n for n in case.grad_inputs if n != "x"))
+    if input_class == "unbatched":
+        arrays = {name: (a[0] if name in BATCH_ARRAYS else a) for name, a in case.arrays.items()}
+        return case.replace(arrays=arrays)
+    if input_class == "empty":
+        region = "boxes" in case.arrays
+        aligned = BOX_ARRAYS if region else BATCH_ARRAYS
+        arrays = {name: (a[:0] if name in aligned else a) for name, a in case.arrays.items()}
+        return case.replace(arrays=arrays)
+    if input_class == "strided":
+        for kind in rng.permutation(list(VIEWS)):
+            view, base = make_view(case.x, str(kind))
+            if not view.flags.c_contiguous:  # along axes of length 1 every view is contiguous
+                return case.replace(arrays={**case.arrays, "x": view}, views={"x": (str(kind), base)})
+        raise Redraw("no axis long enough for a non-contiguous view")
+    raise ValueError(f"unknown input class {input_class!r}")
 
 
-LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
+def _scale_factor_kwargs(rng, case: Case, recompute: bool) -> dict:
+    """``interpolate`` keywords with ``scale_factor`` in place of ``size``: factors with a fractional
+    part, so that the scale the coordinates use (1/factor, or in/out when recomputed) matters: at
+    least one axis has ``L * factor`` not an integer, and the mode reads coordinates (not "area",
+    whose bins ignore the scale)."""
+    kwargs = {k: v for k, v in case.kwargs.items() if k != "size"}
+    if kwargs["mode"] == "area":
+        kwargs["mode"] = _pick(rng, ("nearest", "nearest-exact", LINEAR_MODE[case.x.ndim - 2]))
+    if "align_corners" in kwargs or kwargs["mode"] in LINEAR_MODE.values():
+        kwargs["align_corners"] = False  # align_corners=True maps by (L-1)/(O-1): no scale to use
+    lengths = case.x.shape[2:]
+    factors = []
+    for L in lengths:
+        while True:
+            factor = float(_pick(rng, (0.3, 0.45, 0.7, 1.3, 1.7, 2.5)))
+            if int(numpy.floor(L * factor)) >= 1:
+                break
+        factors.append(factor)
+    if all(float(L * f).is_integer() for L, f in zip(lengths, factors)):  # e.g. L = 10, factor 0.3
+        factors[0] = 1.7 if not float(lengths[0] * 1.7).is_integer() else 1.3
+    kwargs["scale_factor"] = factors[0] if len(factors) == 1 else tuple(factors)
+    if recompute:
+        kwargs["recompute_scale_factor"] = True
+    elif rng.random() < 0.5:
+        kwargs["recompute_scale_factor"] = False
+    return kwargs
 
 
-def _interpolate(rng, op, space):
-    modes = space.get("modes", ("nearest", "nearest-exact", "linear", "area"))
-    ndims = space.get("ndims", (1, 2, 3))
-    mode = _pick(rng, modes)
-    n = int(_pick(rng, ndims))
-    max_size = 7 if n < 3 else 4
-    shape = _ints(rng, 1, max_size, n)
-    if space.get("integer_ratio"):  # sizes whose ratio is an integer either way (TF's area resize)
-        size = tuple(L * int(rng.integers(1, 3)) if rng.random() < 0.5 else L for L in shape)
-        shape, size = (size, shape) if rng.random() < 0.5 else (shape, size)
-    else:
-        size = _ints(rng, 1, 2 * max_size, n)
-    full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    kwargs = dict(size=size, mode=LINEAR_MODE[n] if mode == "linear" else mode)
-    if mode == "linear":
-        kwargs["align_corners"] = bool(_pick(rng, space.get("align_corners", (False, True))))
-    return Case(op, {"x": _smooth(rng, full, dtype)}, kwargs)
+def classes_of(op: str, space: Optional[dict] = None) -> tuple:
+    """The classes an op's cases go round, in order (the interpolate-only ones for interpolate)."""
+    space = space or {}
+    classes = [c for c in INPUT_CLASSES if op == "interpolate" or c not in INTERPOLATE_ONLY]
+    if space.get("gradients") is False:
+        classes.remove("nonfinite_gradient")
+    return tuple(c for c in space.get("classes", classes) if c in classes)
 
 
-# --------------------------------------------------------------------------------------------------
-# Region ops and convolution
-# --------------------------------------------------------------------------------------------------
-def _boxes(rng, K, N, H, W, scale, ordered):
-    """(K, 5) boxes ``[batch_index, x1, y1, x2, y2]`` around and inside the map, in input coordinates."""
-    xs = rng.uniform(-2, W + 2, size=(K, 2)) / scale
-    ys = rng.uniform(-2, H + 2, size=(K, 2)) / scale
-    if ordered:  # ONNX Runtime fails on a box inverted along one axis
-        xs.sort(axis=1)
-        ys.sort(axis=1)
-    return numpy.column_stack([rng.integers(0, N, K), xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]])
+def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, input_class: str = "finite",
+              occurrence: int = 0) -> Case:
+    """Draw one random :class:`Case` of ``op`` and ``input_class`` from ``space``; ``occurrence``
+    counts the cases of the class drawn before (the magnitude class alternates tiny and huge).
 
+    ``space`` keys (all optional): ``dtypes`` (float dtypes the framework takes; default float64
+    only; float16 is drawn only by the ``"float16"`` class, and only where listed),
+    ``integer_dtypes`` (for the ``"integer"`` class; default none), ``unbatched`` (whether the
+    framework op takes unbatched input; default False), ``empty`` (whether it takes an empty batch;
+    default True), ``gradients``; for windowed ops ``convention``, ``padding`` (kinds among
+    ``"none"``, ``"symmetric"``, ``"asymmetric"``, ``"same"``, ``"same_lower"``, ``"valid"``),
+    ``ceil_mode``, ``dilation``, ``count_include_pad`` (choices), ``divisor_override``,
+    ``norm_types``, ``positive``, ``max_kernel``, ``max_stride``, ``input_at_least_kernel``; for
+    the others ``ndims``, ``modes``, ``padding_modes``, ``align_corners``, ``integer_ratio``,
+    ``sampling_ratios``, ``aligned``, ``ordered_boxes``, ``scales``, ``convention``,
+    ``output_size``, ``grid_gradient``, ``crop_and_resize``, ``ratio_two``; ``conventions``
+    (windowed ops: draw the convention too, with its paddings,
+    :data:`~poolref.oracle.generators.CONVENTION_SPACES`).
 
-def _crop_and_resize(rng, op, space):
-    """RoI Align cases that TensorFlow's crop_and_resize samples identically: aligned, one sample per
-    bin, every sample inside the image (see :func:`poolref.oracle.layouts.crop_boxes_to_rois`)."""
-    from .layouts import crop_boxes_to_rois
-
-    N, C, H, W = int(rng.integers(1, 3)), int(rng.integers(1, 4)), *_ints(rng, 2, 7, 2)
-    crop, K = _ints(rng, 1, 3, 2), int(rng.integers(1, 4))
-    normalised = rng.uniform(0, 1, size=(K, 4))  # [y1, x1, y2, x2]; y2 < y1 flips the crop
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    boxes = crop_boxes_to_rois(normalised, rng.integers(0, N, K), crop, H, W).astype(dtype)
-    kwargs = dict(output_size=crop, spatial_scale=1.0, sampling_ratio=1, aligned=True)
-    return Case(op, {"x": _smooth(rng, (N, C, H, W), dtype), "boxes": boxes}, kwargs, positional=("x", "boxes"))
-
-
-def _region(rng, op, space):
-    if space.get("crop_and_resize"):
-        return _crop_and_resize(rng, op, space)
-    N, H, W = int(rng.integers(1, 3)), *_ints(rng, 1, 7, 2)
-    ph, pw = _ints(rng, 1, 3, 2)
-    C = ph * pw * int(rng.integers(1, 3)) if op.startswith("ps_") else int(rng.integers(1, 4))
-    K = int(rng.integers(1, 4))
-    scale = float(_pick(rng, space.get("scales", (1.0, 0.5, 2.0))))
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    boxes = _boxes(rng, K, N, H, W, scale, space.get("ordered_boxes", False)).astype(dtype)
-    # roi_pool and the max mode pick a maximum: distinct values, so that no tie decides
-    distinct = op.endswith("roi_pool") or space.get("distinct", False)
-    x = distinct_values(rng, (N, C, H, W), dtype) if distinct else _smooth(rng, (N, C, H, W), dtype)
-    kwargs = dict(output_size=(ph, pw), spatial_scale=scale)
-    if "align" in op:
-        kwargs["sampling_ratio"] = int(_pick(rng, space.get("sampling_ratios", (-1, 0, 1, 2, 3))))
-    if op == "roi_align":
-        kwargs["aligned"] = bool(_pick(rng, space.get("aligned", (False, True))))
-        mode = _pick(rng, space.get("modes", ("avg",)))
-        if mode != "avg":
-            kwargs["mode"] = mode
-    convention = space.get("convention", "torchvision")
-    convention = "torchvision" if convention == "torch" else convention  # the region ops' default's name
-    if convention != "torchvision" and op in ("roi_align", "roi_pool"):
-        kwargs["convention"] = convention
-    return Case(op, {"x": x, "boxes": boxes}, kwargs, positional=("x", "boxes"))
-
-
-def _conv2d(rng, op, space):
-    N, Cin, Cout = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    for _ in range(1000):
-        kernel = _ints(rng, 1, 3, 2)
-        stride, dilation = _ints(rng, 1, 2, 2), _ints(rng, 1, 2, 2)
-        padding = tuple(int(rng.integers(0, k)) for k in kernel)
-        H, W = _ints(rng, 1, 8, 2)
-        spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-        if all(L + 2 * p >= s for L, p, s in zip((H, W), padding, spans)):
-            break
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    arrays = {
-        "x": _smooth(rng, (N, Cin, H, W), dtype),
-        "weight": _smooth(rng, (Cout, Cin) + kernel, dtype, -1.0, 1.0),
-        "bias": _smooth(rng, (Cout,), dtype, -1.0, 1.0),
-    }
-    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
-    names = ("x", "weight", "bias")
-    return Case(op, arrays, kwargs, positional=names, grad_inputs=names)
-
-
-# --------------------------------------------------------------------------------------------------
-# The ops and their generators
-# --------------------------------------------------------------------------------------------------
-_GENERATORS = {}
-for _n in (1, 2, 3):
-    for _kind in ("max", "avg", "lp"):
-        _GENERATORS[f"{_kind}_pool{_n}d"] = _windowed
-    _GENERATORS[f"max_unpool{_n}d"] = _unpool
-    _GENERATORS[f"adaptive_avg_pool{_n}d"] = _adaptive
-    _GENERATORS[f"adaptive_max_pool{_n}d"] = _adaptive
-_GENERATORS.update({
-    "global_avg_pool": _global, "global_max_pool": _global, "global_lp_pool": _global,
-    "fractional_max_pool2d": _fractional, "fractional_max_pool3d": _fractional,
-    "grid_sample": _grid_sample, "interpolate": _interpolate,
-    "roi_align": _region, "roi_pool": _region, "ps_roi_align": _region, "ps_roi_pool": _region,
-    "conv2d": _conv2d,
-})
-
-#: Every op the oracle can draw cases for, family by family.
-OPS = tuple(
-    [f"{kind}_pool{n}d" for kind in ("max", "avg", "lp") for n in (1, 2, 3)]
-    + [f"max_unpool{n}d" for n in (1, 2, 3)]
-    + [f"adaptive_{kind}_pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)]
-    + ["global_avg_pool", "global_max_pool", "global_lp_pool", "fractional_max_pool2d", "fractional_max_pool3d",
-       "grid_sample", "interpolate", "roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool", "conv2d"]
-)
-assert set(OPS) == set(_GENERATORS)
-
-
-def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None) -> Case:
-    """Draw one random :class:`Case` of ``op`` from ``space``.
-
-    ``space`` keys (all optional): ``dtypes`` (default float64 only); for windowed ops ``convention``,
-    ``padding`` (kinds among ``"none"``, ``"symmetric"``, ``"asymmetric"``, ``"same"``,
-    ``"same_lower"``, ``"valid"``), ``ceil_mode``, ``dilation``, ``count_include_pad`` (choices),
-    ``divisor_override``, ``norm_types``, ``positive``, ``max_kernel``, ``max_stride``,
-    ``input_at_least_kernel``; for the others ``ndims``, ``modes``, ``padding_modes``,
-    ``align_corners``, ``integer_ratio``, ``sampling_ratios``, ``aligned``, ``ordered_boxes``,
-    ``scales``, ``convention``, ``output_size``, ``grid_gradient``, ``crop_and_resize``, ``ratio_two``;
-    ``conventions`` (windowed ops: draw the convention too, with its paddings, :data:`CONVENTION_SPACES`).
+    Raises :class:`ClassNotApplicable` where the space rules the class out.
     """
-    if op not in _GENERATORS:
+    if op not in GENERATORS:
         raise ValueError(f"check: unknown op {op!r}; choose from {OPS}")
-    full = dict(WINDOWED_DEFAULTS, dtypes=(numpy.float64,))
+    full = dict(WINDOWED_DEFAULTS, dtypes=(numpy.float64,), integer_dtypes=(), unbatched=False, empty=True)
     full.update(space or {})
-    return _GENERATORS[op](rng, op, full)
+    floats = tuple(numpy.dtype(d) for d in full["dtypes"])
+    if input_class == "float16":
+        if numpy.dtype(numpy.float16) not in floats:
+            raise ClassNotApplicable("no float16 kernel (dtypes: " + ", ".join(d.name for d in floats) + ")")
+        full["dtypes"] = (numpy.float16,)
+    else:
+        full["dtypes"] = tuple(d for d in floats if d != numpy.float16) or floats
+    if input_class == "integer" and not full["integer_dtypes"]:
+        raise ClassNotApplicable("no integer input")
+    if input_class == "unbatched" and not full["unbatched"]:
+        raise ClassNotApplicable("batched input only")
+    if input_class == "unbatched" and op.startswith("global_"):
+        raise ClassNotApplicable("global pooling reads (N, C, *spatial) of any rank: an unbatched input is ambiguous")
+    if input_class == "empty" and not full["empty"]:
+        raise ClassNotApplicable("no empty batch")
+    if input_class in INTERPOLATE_ONLY and op != "interpolate":
+        raise ClassNotApplicable("interpolate only")
+    if input_class in REFUSED_CLASSES.get(op, {}):
+        raise ClassNotApplicable(REFUSED_CLASSES[op][input_class])
+    case = GENERATORS[op](rng, op, full)
+    if input_class in INTERPOLATE_ONLY:
+        case = case.replace(kwargs=_scale_factor_kwargs(rng, case, input_class == "recompute_scale_factor"))
+    return _apply_class(rng, case, input_class, full, occurrence)
+
+
+def generate_plan(op: str, count: int, seed: int, space: dict | None = None, accept=None) -> Plan:
+    """``count`` reproducible random cases of ``op``, going round its input classes.
+
+    The seed is mixed with the op's name. ``accept(case)`` returns None for a case the framework
+    (and poolref) can run, or the reason it cannot; such cases are drawn again, and a class with no
+    acceptable case in :data:`ATTEMPTS` draws is dropped from the round with the last reason.
+    """
+    rng = numpy.random.default_rng([seed, sum(map(ord, op))])
+    active = list(classes_of(op, space))
+    cases, counts, refused = [], {}, {}
+    turn = 0
+    while len(cases) < count and active:
+        input_class = active[turn % len(active)]
+        chosen, reason = None, ""
+        for _ in range(ATTEMPTS):
+            try:
+                case = draw_case(rng, op, space, input_class, counts.get(input_class, 0))
+            except ClassNotApplicable as error:
+                reason = str(error)
+                break
+            except Redraw as error:
+                reason = str(error)
+                continue
+            reason = accept(case) if accept is not None else None
+            if not reason:
+                chosen = case
+                break
+        if chosen is None:
+            refused[input_class] = reason or "no case drawn"
+            active.remove(input_class)
+            continue
+        cases.append(chosen)
+        counts[input_class] = counts.get(input_class, 0) + 1
+        turn += 1
+    return Plan(cases, counts, refused)
 
 
 def generate_cases(op: str, count: int, seed: int, space: dict | None = None, accept=None) -> list[Case]:
-    """``count`` reproducible random cases of ``op`` (the seed is mixed with the op's name).
-
-    ``accept(case)`` returns None for a case the framework can run, or the reason it cannot; such
-    cases are drawn again (a bounded number of times).
-    """
-    rng = numpy.random.default_rng([seed, sum(map(ord, op))])
-    cases = []
-    for _ in range(count):
-        for _attempt in range(200):
-            case = draw_case(rng, op, space)
-            if accept is None or accept(case) is None:
-                cases.append(case)
-                break
-    return cases
-
-
-# --------------------------------------------------------------------------------------------------
-# The worked examples of SEMANTICS.md
-# --------------------------------------------------------------------------------------------------
-def _plane(values, dtype=numpy.float64):
-    """A (1, 1, *shape) input from nested lists."""
-    a = numpy.asarray(values, dtype=dtype)
-    return a.reshape((1, 1) + a.shape)
-
-
-RAMP_4x4 = numpy.arange(1.0, 17.0).reshape(1, 1, 4, 4)
-RAMP_10x10 = numpy.arange(100.0).reshape(1, 1, 10, 10)
-NAN = float("nan")
-
-#: The worked examples of SEMANTICS.md, each with the section it illustrates. They carry no
-#: convention: an adapter adds its own, and skips those its framework cannot express.
-WORKED = (
-    Case("avg_pool2d", {"x": RAMP_4x4}, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=True),
-         label="SEMANTICS 3: ceil-mode average, last window divides by its in-padding count"),
-    Case("avg_pool1d", {"x": _plane([1, 2, 3, 4, 5])}, dict(kernel_size=2, stride=2, ceil_mode=True, count_include_pad=True),
-         label="SEMANTICS 3: ceil-mode overhang is not counted"),
-    Case("max_pool1d", {"x": _plane([1, 2, 3, 4, 5])}, dict(kernel_size=2, stride=3, padding=1, ceil_mode=True, return_indices=True),
-         label="SEMANTICS 1: no window starts in the end padding"),
-    Case("lp_pool1d", {"x": _plane([1, 2, 3, 4, 5])}, dict(norm_type=1.0, kernel_size=2, stride=2, ceil_mode=True),
-         label="SEMANTICS 4: Lp pooling of a partial ceil-mode window"),
-    Case("lp_pool1d", {"x": _plane([-1, -2, -3, 1, 2, 3])}, dict(norm_type=3.0, kernel_size=1),
-         label="SEMANTICS 4: Lp pooling of negative values"),
-    Case("max_pool2d", {"x": _plane([[1, 3, 3], [3, 2, 0]])}, dict(kernel_size=(2, 3), return_indices=True),
-         label="SEMANTICS 2: ties go to the first in scan order"),
-    Case("max_pool2d", {"x": _plane([[1, NAN, 3], [NAN, 2, 0]])}, dict(kernel_size=(2, 3), return_indices=True),
-         label="SEMANTICS 2: NaN propagates, the last NaN's index"),
-    Case("adaptive_avg_pool1d", {"x": _plane(numpy.arange(8.0))}, dict(output_size=6),
-         label="SEMANTICS 5: adaptive bins 8 -> 6 overlap"),
-    Case("adaptive_max_pool1d", {"x": _plane([3, 1, 4, 1.5, 5, 9, 2, 6])}, dict(output_size=6, return_indices=True),
-         label="SEMANTICS 5: adaptive max over overlapping bins"),
-    Case("roi_align", {"x": RAMP_10x10, "boxes": numpy.array([[0.0, 1, 1, 3, 3]])},
-         dict(output_size=4, spatial_scale=1.0, sampling_ratio=1, aligned=True), positional=("x", "boxes"),
-         label="SEMANTICS 8: RoI Align, aligned=True (half-pixel)"),
-    Case("roi_align", {"x": RAMP_10x10, "boxes": numpy.array([[0.0, 1, 1, 3, 3]])},
-         dict(output_size=4, spatial_scale=1.0, sampling_ratio=1, aligned=False), positional=("x", "boxes"),
-         label="SEMANTICS 8: RoI Align, aligned=False"),
-    Case("interpolate", {"x": _plane([0.0, 1, 2, 3, 4])}, dict(size=3, mode="nearest"),
-         label="SEMANTICS 9: nearest reads floor(dst * in/out)"),
-    Case("interpolate", {"x": _plane([0.0, 1, 2, 3, 4])}, dict(size=3, mode="nearest-exact"),
-         label="SEMANTICS 9: nearest-exact reads floor((dst + 1/2) * in/out)"),
-)
-
-
-def worked_examples(op: str) -> list[Case]:
-    """The worked examples of ``op`` (see :data:`WORKED`)."""
-    return [case for case in WORKED if case.op == op]
+    """The cases of :func:`generate_plan` alone."""
+    return generate_plan(op, count, seed, space, accept).cases

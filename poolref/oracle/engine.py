@@ -21,14 +21,14 @@ from typing import NamedTuple, Optional
 
 import numpy
 
-from .cases import Case, generate_cases, with_indices, worked_examples
+from .cases import MAX_TYPE_OPS, VALUE_ARRAYS, VIEWS, Case, Plan, generate_plan, materialise, with_indices, worked_examples
 from .compare import compare_arrays
 from .mapping import Mapping, array_literal, format_kwargs
 from .report import Failure, OpResult
 
 __all__ = [
     "Results", "Outcome", "poolref_function", "run_poolref", "run_framework", "compare_case", "evaluate",
-    "plan_cases", "check_mapping", "shrink", "reproducer",
+    "plan_cases", "check_mapping", "shrink", "reproducer", "poolref_refusal",
 ]
 
 
@@ -78,29 +78,52 @@ def poolref_function(case: Case):
     return call
 
 
-def cotangent_for(shape, dtype, seed: int, index: int) -> numpy.ndarray:
-    """A seeded upstream gradient: standard normal, in the output's dtype."""
-    return numpy.random.default_rng([seed, index, 7]).normal(size=shape).astype(dtype)
+def cotangent_for(shape, dtype, seed: int, index: int, nonfinite: bool = False) -> numpy.ndarray:
+    """A seeded upstream gradient: standard normal, in the output's dtype; with ``nonfinite``, about
+    one entry in five is NaN, +inf or -inf (the ``nonfinite_gradient`` class)."""
+    rng = numpy.random.default_rng([seed, index, 7])
+    cotangent = rng.normal(size=shape)
+    if nonfinite and cotangent.size:
+        mask = rng.random(shape) < 0.2
+        mask.flat[int(rng.integers(cotangent.size))] = True
+        cotangent[mask] = rng.choice([numpy.nan, numpy.inf, -numpy.inf], size=int(mask.sum()))
+    return cotangent.astype(dtype)
 
 
 def run_poolref(case: Case, seed: int = 0, index: int = 0, gradients: bool = True, cotangent=None):
     """``(Results, cotangent)``: poolref's values, indices and input gradients for ``case``.
 
-    The cotangent is drawn (seeded by ``seed`` and ``index``) unless given.
+    poolref gets fresh copies of the case's arrays (views rebuilt as views). The cotangent is drawn
+    (seeded by ``seed`` and ``index``) unless given.
     """
     from ..autograd import vjp
 
-    call = poolref_function(case)
-    primals = [case.arrays[name] for name in case.grad_inputs]
-    if gradients:
-        outputs, pullback = vjp(call, *primals)
-    else:
-        outputs, pullback = call(*primals), None
-    values, indices = outputs if with_indices(case.op) else (outputs, None)
-    if cotangent is None:
-        cotangent = cotangent_for(values.shape, values.dtype, seed, index)
-    grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
+    arrays = materialise(case)
+    call = poolref_function(case.replace(arrays={name: arrays[name] for name in case.arrays}))
+    primals = [arrays[name] for name in case.grad_inputs]
+    gradients = gradients and bool(primals)
+    # NaN and infinities are the point of many cases: inf - inf is NaN here as in every framework,
+    # and numpy's warning that it happened says nothing the comparison does not
+    with numpy.errstate(all="ignore"):
+        if gradients:
+            outputs, pullback = vjp(call, *primals)
+        else:
+            outputs, pullback = call(*primals), None
+        values, indices = outputs if with_indices(case.op) else (outputs, None)
+        if cotangent is None and gradients:
+            cotangent = cotangent_for(values.shape, values.dtype, seed, index, case.input_class == "nonfinite_gradient")
+        grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
     return Results(values, indices, grads), cotangent
+
+
+def poolref_refusal(case: Case) -> Optional[str]:
+    """Why poolref refuses ``case`` (its error message), or None when it runs it."""
+    try:
+        with numpy.errstate(all="ignore"):
+            poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
+    except (ValueError, TypeError) as error:
+        return f"poolref refuses it ({type(error).__name__}: {str(error).splitlines()[0]})"
+    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -112,9 +135,10 @@ def framework_source(imports: str, mapping: Mapping, case: Case) -> str:
 
 def run_framework(imports: str, mapping: Mapping, case: Case, cotangent) -> Results:
     """Execute the mapping's source with copies of the case's arrays; collect what it set."""
-    namespace = {"np": numpy, "cotangent": cotangent.copy()}
-    namespace.update({name: a.copy() for name, a in case.arrays.items()})
-    exec(compile(framework_source(imports, mapping, case), f"<{mapping.call}>", "exec"), namespace)  # noqa: S102
+    namespace = {"np": numpy, "cotangent": None if cotangent is None else cotangent.copy()}
+    namespace.update(materialise(case))
+    with numpy.errstate(all="ignore"):
+        exec(compile(framework_source(imports, mapping, case), f"<{mapping.call}>", "exec"), namespace)  # noqa: S102
     grads = {name: namespace.get(f"grad_{name}") for name in case.grad_inputs} if mapping.gradients else {}
     indices = namespace.get("y_indices")
     return Results(namespace["y"], indices, grads, namespace.get("y_indices_native", indices))
@@ -122,12 +146,16 @@ def run_framework(imports: str, mapping: Mapping, case: Case, cotangent) -> Resu
 
 def compare_case(mapping: Mapping, case: Case, ours: Results, theirs: Results) -> list:
     """(name, Comparison) for the output, the indices, and each input gradient."""
-    comparisons = [("output", compare_arrays(theirs.values, ours.values, "output"))]
+    zero_sign = case.op in MAX_TYPE_OPS  # which of tied -0.0 and +0.0 won shows in the sign
+    comparisons = [("output", compare_arrays(theirs.values, ours.values, "output", zero_sign=zero_sign, scale=case.scale))]
     if ours.indices is not None and mapping.indices:
         comparisons.append(("indices", compare_arrays(theirs.indices, ours.indices, "indices", exact=True)))
     if mapping.gradients:
-        for name in case.grad_inputs:
-            comparisons.append((f"grad_{name}", compare_arrays(theirs.grads.get(name), ours.grads[name], f"gradient to {name}")))
+        for name in ours.grads:
+            # the gradient to an input scaled with x is of order one; to any other input, of order x
+            scale = 1.0 if name in VALUE_ARRAYS else case.scale
+            comparisons.append((f"grad_{name}", compare_arrays(theirs.grads.get(name), ours.grads[name], f"gradient to {name}",
+                                                               scale=scale)))
     return comparisons
 
 
@@ -173,11 +201,17 @@ def _box(case: Case, cotangent, k: int, c: Optional[int]):
     boxes[0, 0] = 0
     channel = slice(None) if c is None else slice(c, c + 1)
     x = numpy.ascontiguousarray(case.arrays["x"][n:n + 1, channel])
-    return case.replace(arrays={"x": x, "boxes": boxes}), numpy.ascontiguousarray(cotangent[k:k + 1, channel])
+    arrays = {"x": x, "boxes": boxes}
+    if "offset" in case.arrays:  # deformable RoI pooling: the box's own offsets
+        arrays["offset"] = numpy.ascontiguousarray(case.arrays["offset"][k:k + 1])
+    return case.replace(arrays=arrays), numpy.ascontiguousarray(cotangent[k:k + 1, channel])
 
 
 def shrink_candidates(case: Case, cotangent, location):
-    """Smaller cases that may still fail, smallest first."""
+    """Smaller cases that may still fail, smallest first (none for views, unbatched or empty cases,
+    which are shown whole: their layout is the point)."""
+    if case.views or not case.batched or case.input_class == "empty" or cotangent is None:
+        return
     name, index = location if location else ("", None)
     if case.op.startswith(PLANE_OPS):
         if index is not None and name in ("output", "indices", "grad_x") and len(index) >= 2:
@@ -236,13 +270,19 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
     lines += ["import numpy as np", "import poolref", "from poolref.testing import assert_matches"]
     lines += [imports.strip(), ""]
     for name, a in case.arrays.items():
-        lines.append(f"{name} = {array_literal(a)}")
-    if mapping.gradients:
+        if name in case.views:  # a non-contiguous view: its base, then the view
+            kind, base = case.views[name]
+            lines.append(f"{name}_base = {array_literal(base)}")
+            lines.append(f"{name} = {name}_base{VIEWS[kind].numpy}  # {VIEWS[kind].what}")
+        else:
+            lines.append(f"{name} = {array_literal(a)}")
+    gradients = mapping.gradients and bool(case.grad_inputs)
+    if gradients:
         lines.append(f"cotangent = {array_literal(cotangent)}")
     lines += ["", f"# {framework}", mapping.code(case).strip(), "", "# poolref, with the keywords that model it"]
     call = poolref_source(case)
     expected = "(expected, expected_indices)" if with_indices(case.op) else "expected"
-    if mapping.gradients:
+    if gradients:
         params = ", ".join(case.grad_inputs)
         lines.append(f"{expected}, pullback = poolref.vjp(lambda {params}: {call}, {params})")
         lines.append("expected_grads = pullback(cotangent)")
@@ -254,12 +294,14 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
         c = tolerances.get(name)
         return f", rtol={c.rtol:g}, atol={c.atol:.3g}" if c is not None and c.rtol else ""
 
+    zero_sign = ", zero_sign=True" if case.op in MAX_TYPE_OPS else ""
+
     # a windowed op's first mismatch is shown with the input window that produced it
     window = f", x=x, window=dict({format_kwargs(case.kwargs)})" if case.op.startswith(("max_pool", "avg_pool", "lp_pool")) else ""
-    lines.append(f'assert_matches(y, expected{tol("output")}, what="output"{window})')
+    lines.append(f'assert_matches(y, expected{tol("output")}, what="output"{zero_sign}{window})')
     if with_indices(case.op) and mapping.indices:
         lines.append('assert_matches(y_indices, expected_indices, what="indices")')
-    if mapping.gradients:
+    if gradients:
         for position, name in enumerate(case.grad_inputs):
             lines.append(f'assert_matches(grad_{name}, expected_grads[{position}]{tol("grad_" + name)}, what="gradient to {name}")')
     lines.append(f'print("{framework} and poolref agree on this case")')
@@ -269,43 +311,85 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
 # --------------------------------------------------------------------------------------------------
 # One mapping, all its cases
 # --------------------------------------------------------------------------------------------------
-def _poolref_accepts(case: Case) -> bool:
-    try:
-        poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
-    except (ValueError, TypeError):
-        return False
-    return True
-
-
-def plan_cases(mapping: Mapping, count: int, seed: int) -> list[Case]:
-    """The worked examples the mapping can check, then ``count`` seeded random cases."""
+def plan_cases(mapping: Mapping, count: int, seed: int) -> Plan:
+    """The worked examples the mapping can check, then ``count`` seeded random cases going round the
+    input classes that the framework can express and poolref takes."""
     worked = []
     if mapping.worked:
         for example in worked_examples(mapping.op):
             case = mapping.adapt(example)
-            if mapping.refusal(case) is None and _poolref_accepts(case):
+            if mapping.refusal(case) is None and poolref_refusal(case) is None:
                 worked.append(case)
-    space = mapping.generation_space()
-    return worked + generate_cases(mapping.op, count, seed, space, accept=mapping.refusal)
+
+    def accept(case):
+        return mapping.refusal(case) or poolref_refusal(case)
+
+    plan = generate_plan(mapping.op, count, seed, mapping.generation_space(), accept=accept)
+    counts = ({"worked": len(worked)} if worked else {}) | plan.counts
+    return Plan(worked + plan.cases, counts, plan.refused)
 
 
-def check_mapping(framework: str, imports: str, mapping: Mapping, cases: list, seed: int, progress=None) -> OpResult:
-    """Check ``mapping`` on ``cases``; the row of the report."""
+def _known_defect(mapping: Mapping, case: Case, outcome: Outcome):
+    """The known defect that explains every mismatch of ``outcome``, or None."""
+    failing = {name for name, c in outcome.comparisons if not c.ok}
+    if outcome.error or not failing:
+        return None
+    for defect in mapping.defects:
+        if failing <= set(defect.affects) and defect.applies(case):
+            return defect
+    return None
+
+
+def _record_crash(result: OpResult, framework, imports, mapping, case, seed, index, crash) -> None:
+    from .runner import CRASH
+
+    code, said = (tuple(crash) + ("",))[:2]
+    _, cotangent = run_poolref(case, seed, index, mapping.gradients)
+    outcome = Outcome([], CRASH.format(code=code, said=f", saying: {said}" if said else ""))
+    defect = next((d for d in mapping.defects if "abort" in d.affects and d.applies(case)), None)
+    problems = ([f"known {framework} defect: {defect.text}"] if defect else []) + outcome.problems
+    record = Failure(case.describe(), problems, reproducer(framework, imports, mapping, case, cotangent, outcome), case.input_class)
+    (result.known if defect else result.failures).append(record)
+    result.cases += 1
+
+
+def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: int, progress=None, *, on_case=None,
+                  crashed=()) -> OpResult:
+    """Check ``mapping`` on the cases of ``plan`` (a :class:`Plan` or a list of cases); the row of the report.
+
+    ``on_case(key)`` is told ``(op, call, index)`` before each case runs; a case whose key is in
+    ``crashed`` (as ``key + (exit code,)``: the framework ended the process on it in an earlier
+    worker, see :mod:`poolref.oracle.runner`) is not run again but reported as a mismatch.
+    """
+    if not isinstance(plan, Plan):
+        plan = Plan(list(plan), {}, {})
     convention = format_kwargs(mapping.convention)
-    result = OpResult(framework, mapping.op, mapping.call, convention, gradients=mapping.gradients, skips=list(mapping.skips))
-    for index, case in enumerate(cases):
+    result = OpResult(framework, mapping.op, mapping.call, convention, kind=mapping.kind, gradients=mapping.gradients,
+                      skips=list(mapping.skips), counts=dict(plan.counts), refused=dict(plan.refused),
+                      dtypes=sorted({str(c.dtype) for c in plan.cases}))
+    crashes = {tuple(key[:3]): tuple(key[3:]) for key in crashed or ()}
+    for index, case in enumerate(plan.cases):
+        key = (mapping.op, mapping.call, index)
+        if key in crashes:
+            _record_crash(result, framework, imports, mapping, case, seed, index, crashes[key])
+            continue
+        if on_case:
+            on_case(key)
         outcome, cotangent = evaluate(imports, mapping, case, seed, index)
         forward = [c for name, c in outcome.comparisons if name == "output"]
         backward = [c for name, c in outcome.comparisons if name.startswith("grad_")]
-        result.record(
-            (max((c.abs_error for c in forward), default=0.0), max((c.rel_error for c in forward), default=0.0)),
-            (max((c.abs_error for c in backward), default=0.0), max((c.rel_error for c in backward), default=0.0)),
-        )
+        defect = None if outcome.ok else _known_defect(mapping, case, outcome)
+        if defect is None:  # a known defect's errors are the framework's, not the row's
+            result.record(
+                (max((c.abs_error for c in forward), default=0.0), max((c.rel_error for c in forward), default=0.0)),
+                (max((c.abs_error for c in backward), default=0.0), max((c.rel_error for c in backward), default=0.0)),
+            )
         if not outcome.ok:
             small, small_cotangent, small_outcome = shrink(imports, mapping, case, cotangent, outcome, seed, index)
-            result.failures.append(Failure(
-                small.describe(), outcome.problems, reproducer(framework, imports, mapping, small, small_cotangent, small_outcome)
-            ))
+            problems = ([f"known {framework} defect: {defect.text}"] if defect else []) + outcome.problems
+            record = Failure(small.describe(), problems,
+                             reproducer(framework, imports, mapping, small, small_cotangent, small_outcome), case.input_class)
+            (result.known if defect else result.failures).append(record)
         result.cases += 1
         if progress:
             progress(f"{framework} {mapping.op}")

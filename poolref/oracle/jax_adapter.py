@@ -18,6 +18,11 @@ gradients with ``jax.vjp``. What poolref's keywords model (each checked here):
   ``padding_mode`` zeros (``mode="constant"``), border (``"nearest"``) and reflection (``"mirror"``
   with ``align_corners=True``, ``"reflect"`` without).
 
+The ops JAX lacks are composed from its own (rows of kind ``"composition"``, with fewer cases in a
+default run, :data:`COMPOSITION_CASES`): GeM, LSE, SoftPool, bilinear, mixed and stochastic
+pooling at inference (``reduce_window`` and strided slices), and DynOPool (``map_coordinates`` at
+DYNOPOOL.md's query points).
+
 The oracle loads this adapter only when JAX is installed; JAX itself is imported by the checks' code
 (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """
@@ -30,10 +35,10 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
 NAME = "jax"
 MODULES = ("jax",)
@@ -136,8 +141,7 @@ def _global(case: Case) -> str:
 def _resize(antialias: bool):
     def code(case: Case) -> str:
         n = case.x.ndim - 2
-        size = case.kwargs["size"]
-        size = (size,) * n if isinstance(size, int) else tuple(size)
+        size = resize_size(case)
         method = "nearest" if case.kwargs["mode"] == "nearest-exact" else "linear"
         shape = tuple(case.x.shape[:2]) + size
         return _vjp(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
@@ -184,6 +188,149 @@ def _conv(case: Case) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Compositions: the ops JAX lacks, from jnp, lax.reduce_window and map_coordinates
+# --------------------------------------------------------------------------------------------------
+def _spatial_axes(case: Case) -> tuple:
+    return tuple(range(2, case.x.ndim))
+
+
+def _taps(case: Case) -> str:
+    """``taps(x)``: (N, C, kh*kw, H_out, W_out), tap (i, j) of every unpadded window, by strided
+    slicing (a gather: an infinity in one tap cannot leak into another, as a patches convolution's
+    0 * inf would)."""
+    kw = case.kwargs
+    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
+    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
+    spans = [s * ((L - k) // s) + 1 for L, k, s in zip(case.x.shape[-2:], kernel, stride)]
+    return "\n".join([
+        "def taps(x):  # (N, C, kh*kw, H_out, W_out): tap (i, j) of every window",
+        f"    return jnp.stack([x[:, :, i:i + {spans[0]}:{stride[0]}, j:j + {spans[1]}:{stride[1]}]",
+        f"                      for i in range({kernel[0]}) for j in range({kernel[1]})], axis=2)",
+    ])
+
+
+def _gem(case: Case) -> str:
+    axes, eps = _spatial_axes(case), case.kwargs.get("eps", 1e-6)
+    return "\n".join([
+        "def gem(x, p):  # the plane's largest clamped value factored out: no power overflows",
+        f"    # max(x, eps), the gradient passing where x >= eps (torch.clamp's rule, GeM's definition): none to a NaN",
+        f"    z = jnp.where(x >= {eps!r}, x, lax.stop_gradient(jnp.maximum(x, {eps!r})))",
+        f"    largest = lax.stop_gradient(jnp.max(z, axis={axes!r}, keepdims=True))  # y does not depend on it",
+        "    scale = jnp.where(jnp.isfinite(largest), largest, 1.0)  # an infinite maximum is not factored out",
+        f"    return scale * jnp.mean((z / scale) ** p, axis={axes!r}, keepdims=True) ** (1 / p)",
+        "",
+        _vjp(case, "gem"),
+    ])
+
+
+def _lse(case: Case) -> str:
+    axes, r = _spatial_axes(case), case.kwargs["r"]
+    return "\n".join([
+        "def lse(x):  # max + log1p(mean(expm1(r (x - max)))) / r: no overflow, and the digits of tiny r x kept",
+        f"    largest = lax.stop_gradient(jnp.max(x, axis={axes!r}, keepdims=True))",
+        "    shift = jnp.where(jnp.isfinite(largest), largest, 0.0)  # as logsumexp: an infinite maximum is not subtracted",
+        f"    return shift + jnp.log1p(jnp.mean(jnp.expm1({r!r} * (x - shift)), axis={axes!r}, keepdims=True)) / {r!r}",
+        "",
+        _vjp(case, "lse"),
+    ])
+
+
+def _soft_pool(case: Case) -> str:
+    return "\n".join([
+        _taps(case),
+        "",
+        "def soft_pool(x):  # the softmax-weighted mean of each window",
+        "    t = taps(x)",
+        "    return jnp.sum(jax.nn.softmax(t, axis=2) * t, axis=2)",
+        "",
+        _vjp(case, "soft_pool"),
+    ])
+
+
+def _stochastic_expectation(case: Case) -> str:
+    return "\n".join([
+        _taps(case),
+        "",
+        "def expectation(x):  # sum(a^2) / sum(a) per window (0 where it sums to 0), the maximum factored out",
+        "    t = taps(x)",
+        "    largest = lax.stop_gradient(jnp.max(t, axis=2, keepdims=True))",
+        "    scale = jnp.where(largest > 0, largest, 1.0)",
+        "    ratios = t / scale",
+        "    total, squares = jnp.sum(ratios, axis=2), jnp.sum(ratios * ratios, axis=2)",
+        "    nonzero = total > 0",
+        "    return jnp.where(nonzero, scale[:, :, 0] * squares / jnp.where(nonzero, total, 1.0), 0.0)",
+        "",
+        _vjp(case, "expectation"),
+    ])
+
+
+def _mixed(case: Case) -> str:
+    kw = case.kwargs
+    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
+    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
+    padding = as_int_tuple(kw.get("padding", 0), 2, "padding", case.op)
+    window = (f"(1, 1) + {kernel!r}, (1, 1) + {stride!r}, ((0, 0), (0, 0)) + {tuple((p, p) for p in padding)!r}")
+    lam = kw["lam"]
+    terms = []
+    if lam > 0:  # a term of weight 0 is left out, as the definition says (no 0 * inf)
+        terms.append(f"{lam!r} * lax.reduce_window(x, -jnp.inf, lax.max, {window})")
+    if lam < 1:  # PyTorch's count_include_pad=True: every tap of the window counts, padding included
+        terms.append(f"{1 - lam!r} * lax.reduce_window(x, 0.0, lax.add, {window}) / {math.prod(kernel)}")
+    return _vjp(case, "lambda x: " + " + ".join(terms))
+
+
+def _bilinear(case: Case) -> str:
+    kw = case.kwargs
+    eps = kw.get("eps", 1e-12)
+    lines = [
+        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
+        "    N, P = x.shape[0], math.prod(x.shape[2:])",
+        "    first = x.reshape(N, x.shape[1], P)",
+        "    other = first if not second else second[0].reshape(N, second[0].shape[1], P)",
+        "    s = jnp.einsum('ncl,ndl->ncd', first, other).reshape(N, first.shape[1] * other.shape[1]) / P",
+    ]
+    if kw["signed_sqrt"]:
+        lines.append(f"    s = jnp.sign(s) * jnp.sqrt(jnp.abs(s) + {eps!r})")
+    if kw["l2_normalize"]:
+        lines += [
+            "    squares = jnp.sum(s * s, axis=1, keepdims=True)",
+            "    norm = jnp.where(squares > 0, jnp.sqrt(jnp.where(squares > 0, squares, 1.0)), 0.0)  # no 0 / 0 at a zero row",
+            f"    s = s / jnp.maximum(norm, {eps!r})  # F.normalize's floor",
+        ]
+    lines += ["    return s", "", _vjp(case, "bilinear")]
+    return "import math\n" + "\n".join(lines)
+
+
+def _dynopool(case: Case) -> str:
+    alpha = [float(a) for a in case.arrays["alpha"]]
+    H, W = case.x.shape[-2:]
+    sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
+    aggregate = case.kwargs["aggregate"]
+    if aggregate == "max":  # the first of tied points, as DYNOPOOL.md (jnp.max's gradient would split among ties)
+        reduce = "jnp.take_along_axis(points, jnp.argmax(points, axis=-1)[..., None], axis=-1)[..., 0]"
+    else:
+        reduce = "jnp.mean(points, axis=-1)"
+    return "\n".join([
+        "def queries(length, a, out_length):  # DYNOPOOL.md: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
+        "    continuous = length / a",
+        "    size = continuous + lax.stop_gradient(out_length - continuous)  # value O, derivative of L / alpha",
+        "    phase = (jnp.arange(out_length)[:, None] + 0.25 + jnp.array([0.0, 0.5])[None, :]).reshape(-1)",
+        "    return phase * (length / size) - 0.5",
+        "",
+        "def dynopool(x, alpha):",
+        f"    rows, cols = queries({H}, alpha[0], {sizes[0]}), queries({W}, alpha[1], {sizes[1]})  # O = max(1, round(L / alpha))",
+        "    grid = jnp.meshgrid(rows, cols, indexing='ij')",
+        "    sample = lambda image: map_coordinates(image, grid, order=1, mode='nearest')  # clamped into the image",
+        "    query = jax.vmap(jax.vmap(sample))(x)  # (N, C, 2 H_out, 2 W_out)",
+        "    N, C = x.shape[:2]",
+        f"    points = query.reshape(N, C, {sizes[0]}, 2, {sizes[1]}, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, {sizes[0]}, {sizes[1]}, 4)",
+        f"    return {reduce}",
+        "",
+        _vjp(case, "dynopool" if "alpha" in case.grad_inputs else "lambda x: dynopool(x, jnp.asarray(alpha))"),
+    ])
+
+
+# --------------------------------------------------------------------------------------------------
 # What JAX cannot express, and what poolref cannot model
 # --------------------------------------------------------------------------------------------------
 def _window_express(case: Case):
@@ -221,6 +368,8 @@ def _no_nan(case: Case):
 
 
 def _resize_express(case: Case):
+    if resize_scales(case) is not None:
+        return "jax.image.resize takes an output shape, and maps coordinates by in/out, not by a scale factor"
     if case.kwargs["mode"] in ("area", "nearest"):
         return f"jax.image.resize has no {case.kwargs['mode']!r} mode (its nearest is half-pixel: 'nearest-exact')"
     if case.kwargs.get("align_corners"):
@@ -229,8 +378,7 @@ def _resize_express(case: Case):
 
 
 def _antialias_model(case: Case):
-    size = case.kwargs["size"]
-    size = (size,) * (case.x.ndim - 2) if isinstance(size, int) else tuple(size)
+    size = resize_size(case)
     if any(O < L for L, O in zip(case.x.shape[2:], size)):
         return "antialias=True widens the kernel when downsampling; poolref has no antialiased resize"
     return None
@@ -239,6 +387,70 @@ def _antialias_model(case: Case):
 JAX_WINDOW = dict(convention="onnx", padding=("none", "asymmetric", "same", "valid"), ceil_mode=False,
                   dilation=True, divisor_override=False)
 FLOATS = ("float64", "float32")
+
+
+def _not_for_nonfinite_gradients(why: str):
+    """``model=``: refuse non-finite upstream gradients where the composition's chain rule, not the op,
+    decides (an infinity times a partial derivative that is zero inside the formula)."""
+
+    def model(case: Case):
+        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
+
+    return model
+
+
+MINUS_INF_PADDING = ("a window of only -inf that overlaps the padding: reduce_window's max ties with its -inf padding "
+                     "and sends the gradient there, where it is dropped; PyTorch, which poolref models, sends it to the "
+                     "window's first element")
+
+
+def _mixed_model(case: Case):
+    if case.kwargs["lam"] == 0:
+        return None
+    if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
+        return MINUS_INF_PADDING
+    return _no_nan(case)
+
+
+GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
+                  "largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
+SOFTMAX_CHAIN_RULE = ("jax.nn.softmax's derivative, w * (g - sum(w * g)), subtracts the upstream infinity from itself: "
+                      "NaN where SoftPool's derivative w (1 + x - y) is finite")
+EXPM1_CHAIN_RULE = ("the derivative of expm1 is taken as expm1(t) + 1, which rounds to 0 where t = r (x - max) is "
+                    "below about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there")
+DYNOPOOL_BORDER = ("NaN or infinite inputs: map_coordinates (mode='nearest') reads the pixel past a clamped or integer "
+                   "coordinate with weight 0, as poolref does: both give NaN (0 * inf) where DYNOPOOL.md's read of "
+                   "one pixel gives its value; the check would hold the two to a shared artefact")
+MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN (torch.logsumexp's rule, which poolref "
+                   "models); JAX's derivative of the composition, through log1p at -1, gives 0")
+
+
+def _lse_model(case: Case):
+    if case.x.size and numpy.isneginf(case.x).all(axis=_spatial_axes(case)).any():
+        return MINUS_INF_PLANE
+    return _not_for_nonfinite_gradients(EXPM1_CHAIN_RULE)(case)
+
+
+#: How many random cases the compositions get in a default run (each compiles its own program).
+COMPOSITION_CASES = 6
+
+
+#: Public ops with no JAX function or lax composition here.
+UNCOVERED = {
+    **{f"lp_pool{n}d": "JAX has no Lp pooling" for n in (1, 2, 3)},
+    **{f"max_unpool{n}d": "JAX has no max unpooling" for n in (1, 2, 3)},
+    **{f"adaptive_{kind}_pool{n}d": "JAX has no adaptive pooling" for kind in ("avg", "max") for n in (1, 2, 3)},
+    "global_lp_pool": "JAX has no Lp pooling",
+    "fractional_max_pool2d": "JAX has no fractional max pooling",
+    "fractional_max_pool3d": "JAX has no fractional max pooling",
+    "roi_pool": "JAX has no RoI pooling",
+    "roi_align": "JAX has no RoI Align",
+    "ps_roi_pool": "JAX has no position-sensitive RoI pooling",
+    "ps_roi_align": "JAX has no position-sensitive RoI Align",
+    "deform_roi_pool": "JAX has no RoI Align, which deformable RoI pooling shifts bin by bin",
+    "spatial_pyramid_pool2d": "JAX has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain max and average pooling, is not composed here)",
+}
 
 
 def _mappings() -> list[Mapping]:
@@ -280,6 +492,26 @@ def _mappings() -> list[Mapping]:
         Mapping("grid_sample", "jax.scipy.ndimage.map_coordinates", _map_coordinates, space=dict(dtypes=FLOATS),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
         Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS)),
+    ]
+    composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
+    mappings += [
+        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
+                skips=("training=True: the samples come from poolref's random generator",), **composed),
+        Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", _mixed, model=_mixed_model,
+                skips=("NaN inputs with lam > 0: " + NAN_REASON, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
+                **composed),
+        Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", _gem,
+                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                **composed),
+        Mapping("soft_pool2d", "strided taps + jax.nn.softmax", _soft_pool, model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE),
+                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
+                skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
+        Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
+        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
+                model=lambda case: DYNOPOOL_BORDER if case.input_class in ("nan", "inf") else None,
+                skips=(DYNOPOOL_BORDER,), **composed,
+                notes="The query points are computed as DYNOPOOL.md writes them; alpha's gradient is the straight-through one."),
     ]
     return mappings
 

@@ -11,7 +11,15 @@ Each adapter module (``torch_adapter``, ``onnxruntime_adapter``, ``tensorflow_ad
   padding in PyTorch) and which it expresses but poolref cannot *model* (``model``: TensorFlow's
   max pooling ignores NaN); both return the reason, or None;
 * ``skips``: the same limits in words, for the report and the docs. Nothing is hidden by a looser
-  tolerance: what poolref cannot model is skipped and said.
+  tolerance: what poolref cannot model is skipped and said;
+* ``kind``: ``"native"`` where the framework has the op, ``"composition"`` where the check composes
+  it from the framework's own ops (GeM from ``pow`` and ``mean``, DynOPool from ``grid_sample``);
+* ``cases``: how many random cases a default run draws for this mapping, where it must be fewer than
+  the adapter's ``DEFAULT_CASES`` (JAX compiles a program per case); an explicit count overrides it;
+* ``defects``: the framework's *known* defects (:class:`KnownDefect`): cases where the framework is
+  wrong and poolref keeps the true answer. They are still run and compared; a mismatch they explain
+  is reported as a known defect with its reproducer, not as a new mismatch, and the adapter's
+  ``UNCOVERED`` says why an op has no mapping at all.
 
 The framework side of a mapping is *code*: ``code(case)`` returns Python source that reads the case's
 arrays (``x``, ``grid``, ``boxes``, ...) and ``cotangent`` and sets ``y`` (and ``y_indices``, with
@@ -27,9 +35,20 @@ from typing import Callable, Optional
 
 import numpy
 
-from .cases import Case
+from .case import Case
 
-__all__ = ["Mapping", "format_kwargs", "format_value", "array_literal"]
+__all__ = ["Mapping", "KnownDefect", "format_kwargs", "format_value", "array_literal"]
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """A framework defect: ``applies(case)`` says whether a case can show it, ``affects`` which
+    comparisons it explains (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"abort"`` for a
+    framework that ends the process), ``text`` what is wrong."""
+
+    text: str
+    applies: Callable[[Case], bool]
+    affects: tuple = ("grad_x",)
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,9 @@ class Mapping:
     express: Optional[Callable[[Case], Optional[str]]] = None
     model: Optional[Callable[[Case], Optional[str]]] = None
     worked: bool = True
+    kind: str = "native"  # or "composition": built from the framework's own ops
+    defects: tuple = ()  # KnownDefect records
+    cases: Optional[int] = None  # random cases of a default run, where fewer than the adapter's DEFAULT_CASES
 
     @property
     def label(self) -> str:
@@ -56,6 +78,7 @@ class Mapping:
     def generation_space(self) -> dict:
         """The case space with the mapping's convention in it (cases are drawn valid for it)."""
         space = dict(self.space)
+        space.setdefault("gradients", self.gradients)
         if "convention" in self.convention:
             space.setdefault("convention", self.convention["convention"])
         return space

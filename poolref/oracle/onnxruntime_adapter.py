@@ -21,24 +21,31 @@ What poolref's keywords model (each checked here against ONNX Runtime):
 * ``Resize``: ``asymmetric`` + ``floor`` = ``"nearest"``, ``half_pixel`` + ``round_prefer_ceil`` =
   ``"nearest-exact"``, ``linear`` with ``half_pixel`` or ``align_corners`` = the linear modes.
 
+The ops ONNX lacks are checked (values) against small graphs of its nodes, run by :func:`run_graph`
+(rows of kind ``"composition"``): GeM, LSE (``ReduceLogSumExp``), mixed (``MaxPool`` +
+``AveragePool``), stochastic pooling at inference, bilinear pooling, DynOPool (``GridSample`` at
+DYNOPOOL.md's query points).
+
 The oracle loads this adapter only when onnx and onnxruntime are installed; they are imported by
 :func:`run_node` and :func:`version`, so the module imports without them.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "OPSET", "run_node", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "OPSET", "run_node", "run_graph", "version"]
 
 DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "onnxruntime"
 MODULES = ("onnxruntime", "onnx")
-IMPORTS = "import onnx\nfrom poolref.oracle import layouts\nfrom poolref.oracle.onnxruntime_adapter import run_node"
+IMPORTS = "import onnx\nfrom poolref.oracle import layouts\nfrom poolref.oracle.onnxruntime_adapter import run_graph, run_node"
 #: One opset for every node: the newest whose versions of these ops ONNX Runtime implements on the
 #: CPU (opset 22 re-versions the pools for bfloat16, and ONNX Runtime 1.32 has no float kernels
 #: registered for those versions).
@@ -59,13 +66,19 @@ def run_node(node, feeds: dict, outputs: dict, opset: int = OPSET) -> list:
     there and absent here); ``outputs`` maps output names to their numpy dtypes. Returns the
     outputs, in the order of ``outputs``.
     """
+    return run_graph([node], feeds, outputs, opset)
+
+
+def run_graph(nodes: list, feeds: dict, outputs: dict, opset: int = OPSET) -> list:
+    """Run a graph of ONNX ``nodes`` (in order; a composition of several ops) in ONNX Runtime (CPU),
+    as :func:`run_node` runs one."""
     import onnx
     import onnxruntime
 
     helper = onnx.helper
     rank = next(iter(feeds.values())).ndim  # every output here has the rank of the first input
     graph = helper.make_graph(
-        [node], node.op_type,
+        nodes, nodes[-1].op_type,
         [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape) for name, a in feeds.items()],
         [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(numpy.dtype(t)), [None] * rank)
          for name, t in outputs.items()],
@@ -213,10 +226,17 @@ def _resize_key(case: Case):
 
 
 def _resize(case: Case) -> str:
-    n = case.x.ndim - 2
-    size = case.kwargs["size"]
-    size = (size,) * n if isinstance(size, int) else tuple(size)
-    sizes = list(case.x.shape[:2]) + list(size)
+    """``Resize`` with ``sizes``, or with ``scales`` where the coordinates use the scale factor itself
+    (PyTorch's ``scale_factor`` without ``recompute_scale_factor``): ONNX then maps back by
+    ``1/scale`` as PyTorch does."""
+    scales = resize_scales(case)
+    if scales is not None:
+        values = [1.0, 1.0] + list(scales)
+        return "\n".join([
+            _node("Resize", ["X", "", "scales"], ["Y"], RESIZE_MODES[_resize_key(case)]),
+            f'y, = run_node(node, {{"X": x, "scales": np.array({values!r}, dtype=np.float32)}}, {{"Y": x.dtype}})',
+        ])
+    sizes = list(case.x.shape[:2]) + list(resize_size(case))
     return "\n".join([
         _node("Resize", ["X", "", "", "sizes"], ["Y"], RESIZE_MODES[_resize_key(case)]),
         f'y, = run_node(node, {{"X": x, "sizes": np.array({sizes!r}, dtype=np.int64)}}, {{"Y": x.dtype}})',
@@ -237,6 +257,155 @@ def _conv(case: Case) -> str:
                       dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")))
     return "\n".join([_node("Conv", ["X", "W", "B"], ["Y"], attributes),
                       'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+
+
+# --------------------------------------------------------------------------------------------------
+# Compositions: small graphs of ONNX nodes for the ops ONNX lacks
+# --------------------------------------------------------------------------------------------------
+def _graph(nodes: list, feeds: str) -> str:
+    """Source that builds ``nodes`` (each ``(op_type, inputs, outputs, attributes)``) and runs the graph."""
+    lines = ["make = onnx.helper.make_node", "nodes = ["]
+    for op_type, inputs, outputs, attributes in nodes:
+        pairs = "".join(f", {k}={v!r}" for k, v in attributes.items())
+        lines.append(f"    make({op_type!r}, {inputs!r}, {outputs!r}{pairs}),")
+    lines += ["]", f'y, = run_graph(nodes, {feeds}, {{"Y": x.dtype}})']
+    return "\n".join(lines)
+
+
+def _axes(case: Case) -> list:
+    return list(range(2, case.x.ndim))
+
+
+def _constant(name: str, value: float):
+    return ("Constant", [], [name], dict(value_float=float(value)))
+
+
+def _gem(case: Case) -> str:
+    """max(x, eps), its plane's maximum factored out (not where it is NaN or infinite), Pow, ReduceMean, Pow(1/p)."""
+    return _graph([
+        ("Constant", [], ["axes"], dict(value_ints=_axes(case))),
+        _constant("eps", case.kwargs.get("eps", 1e-6)),
+        _constant("one", 1.0),
+        ("Max", ["X", "eps"], ["Z"], {}),
+        ("ReduceMax", ["Z", "axes"], ["largest"], {}),
+        ("IsInf", ["largest"], ["infinite"], {}),
+        ("IsNaN", ["largest"], ["nan"], {}),
+        ("Or", ["infinite", "nan"], ["unusable"], {}),
+        ("Where", ["unusable", "one", "largest"], ["scale"], {}),  # an infinite maximum is not factored out
+        ("Div", ["Z", "scale"], ["ratio"], {}),
+        ("Pow", ["ratio", "P"], ["powered"], {}),
+        ("ReduceMean", ["powered", "axes"], ["mean"], {}),
+        ("Div", ["one", "P"], ["inverse"], {}),
+        ("Pow", ["mean", "inverse"], ["root"], {}),
+        ("Mul", ["scale", "root"], ["Y"], {}),
+    ], '{"X": x, "P": p}')
+
+
+def _lse(case: Case) -> str:
+    """(ReduceLogSumExp(r x) - log S) / r."""
+    r, count = case.kwargs["r"], math.prod(case.x.shape[2:])
+    return _graph([
+        ("Constant", [], ["axes"], dict(value_ints=_axes(case))),
+        _constant("r", r),
+        _constant("log_count", math.log(count)),
+        ("Mul", ["X", "r"], ["scaled"], {}),
+        ("ReduceLogSumExp", ["scaled", "axes"], ["total"], {}),
+        ("Sub", ["total", "log_count"], ["mean"], {}),
+        ("Div", ["mean", "r"], ["Y"], {}),
+    ], '{"X": x}')
+
+
+def _mixed(case: Case) -> str:
+    """lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1); a term of weight 0 left out."""
+    kw = case.kwargs
+    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
+    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
+    padding = list(as_int_tuple(kw.get("padding", 0), 2, "padding", case.op))
+    window = dict(kernel_shape=kernel, strides=stride, pads=padding + padding)
+    lam = kw["lam"]
+    nodes, terms = [], []
+    if lam > 0:
+        nodes += [_constant("lam", lam), ("MaxPool", ["X"], ["maxima"], window), ("Mul", ["lam", "maxima"], ["max_term"], {})]
+        terms.append("max_term")
+    if lam < 1:
+        nodes += [_constant("rest", 1 - lam), ("AveragePool", ["X"], ["means"], dict(window, count_include_pad=1)),
+                  ("Mul", ["rest", "means"], ["avg_term"], {})]
+        terms.append("avg_term")
+    nodes.append(("Add", terms, ["Y"], {}) if len(terms) == 2 else ("Identity", terms, ["Y"], {}))
+    return _graph(nodes, '{"X": x}')
+
+
+def _stochastic_expectation(case: Case) -> str:
+    """AveragePool(a^2) / AveragePool(a) (the window size cancels), 0 where the window sums to 0."""
+    kw = case.kwargs
+    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
+    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
+    window = dict(kernel_shape=kernel, strides=stride)
+    return _graph([
+        _constant("zero", 0.0),
+        _constant("one", 1.0),
+        ("Mul", ["X", "X"], ["squares"], {}),
+        ("AveragePool", ["squares"], ["square_mean"], window),
+        ("AveragePool", ["X"], ["mean"], window),
+        ("Greater", ["mean", "zero"], ["nonzero"], {}),
+        ("Where", ["nonzero", "mean", "one"], ["divisor"], {}),
+        ("Div", ["square_mean", "divisor"], ["ratio"], {}),
+        ("Where", ["nonzero", "ratio", "zero"], ["Y"], {}),
+    ], '{"X": x}')
+
+
+def _bilinear(case: Case) -> str:
+    """MatMul of the flattened maps / P; Sign * Sqrt(Abs + eps); divided by Max(ReduceL2, eps)."""
+    kw, x = case.kwargs, case.x
+    eps = kw.get("eps", 1e-12)
+    positions = math.prod(x.shape[2:])
+    second = "second" in case.arrays
+    channels_y = case.arrays["second"].shape[1] if second else x.shape[1]
+    nodes = [
+        ("Constant", [], ["x_shape"], dict(value_ints=[x.shape[0], x.shape[1], positions])),
+        ("Constant", [], ["y_shape"], dict(value_ints=[x.shape[0], channels_y, positions])),
+        ("Constant", [], ["flat"], dict(value_ints=[x.shape[0], x.shape[1] * channels_y])),
+        _constant("count", positions),
+        _constant("eps", eps),
+        ("Reshape", ["X", "x_shape"], ["first"], {}),
+        ("Reshape", ["Y2" if second else "X", "y_shape"], ["other"], {}),
+        ("Transpose", ["other"], ["other_t"], dict(perm=[0, 2, 1])),
+        ("MatMul", ["first", "other_t"], ["sums"], {}),
+        ("Reshape", ["sums", "flat"], ["flat_sums"], {}),
+        ("Div", ["flat_sums", "count"], ["B" if kw["signed_sqrt"] or kw["l2_normalize"] else "Y"], {}),
+    ]
+    last = "B"
+    if kw["signed_sqrt"]:
+        nodes += [("Abs", ["B"], ["magnitude"], {}), ("Add", ["magnitude", "eps"], ["lifted"], {}),
+                  ("Sqrt", ["lifted"], ["root"], {}), ("Sign", ["B"], ["sign"], {}),
+                  ("Mul", ["sign", "root"], ["S" if kw["l2_normalize"] else "Y"], {})]
+        last = "S"
+    if kw["l2_normalize"]:
+        nodes += [("Constant", [], ["rows"], dict(value_ints=[1])), ("ReduceL2", [last, "rows"], ["norm"], {}),
+                  ("Max", ["norm", "eps"], ["divisor"], {}), ("Div", [last, "divisor"], ["Y"], {})]
+    return _graph(nodes, '{"X": x, "Y2": second}' if second else '{"X": x}')
+
+
+def _dynopool(case: Case) -> str:
+    """GridSample (bilinear, border, align_corners=0) at DYNOPOOL.md's query points, computed here in
+    float64 and cast to the grid's float32; the four points of each cell reduced by numpy."""
+    alpha = [float(a) for a in case.arrays["alpha"]]
+    H, W = case.x.shape[-2:]
+    sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
+    reduce = "max" if case.kwargs["aggregate"] == "max" else "mean"
+    return "\n".join([
+        "def grid_coordinates(length, out_length):  # u = (i + 1/4 + a/2) * L / O - 1/2, as grid coordinates",
+        "    phase = (np.arange(out_length)[:, None] + 0.25 + np.array([0.0, 0.5])[None, :]).ravel()",
+        "    return ((phase * (length / out_length) - 0.5) + 0.5) * 2 / length - 1",
+        "",
+        f"rows, cols = grid_coordinates({H}, {sizes[0]}), grid_coordinates({W}, {sizes[1]})  # O = max(1, round(L / alpha))",
+        "grid = np.stack(np.broadcast_arrays(cols[None, :], rows[:, None]), axis=-1)  # (2 H_out, 2 W_out, (x, y))",
+        "grid = np.broadcast_to(grid, (x.shape[0],) + grid.shape).astype(x.dtype)",
+        _node("GridSample", ["X", "grid"], ["Y"], dict(mode="bilinear", padding_mode="border", align_corners=0)),
+        'query, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})',
+        f"points = query.reshape(x.shape[0], x.shape[1], {sizes[0]}, 2, {sizes[1]}, 2)",
+        f"y = points.{reduce}(axis=(3, 5))",
+    ])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -293,6 +462,9 @@ def _unpool_express(case: Case):
 def _no_area(case: Case):
     if case.kwargs["mode"] == "area":
         return "ONNX Resize has no area mode"
+    scales = resize_scales(case)
+    if scales is not None and any(float(numpy.float32(s)) != s for s in scales):
+        return "ONNX Resize's scales are float32: a factor float32 cannot hold exactly maps coordinates differently"
     return None
 
 
@@ -315,6 +487,40 @@ WINDOW_SKIPS = (
 )
 NAN_SKIP = ("NaN inputs to MaxPool: ONNX Runtime keeps a NaN only when it comes first in its window "
             "(the atlas shows it); poolref models PyTorch's NaN rule",)
+
+
+SQUARES = ("magnitudes: a^2 overflows float32 from a = 2e19 and is subnormal below 1e-19, in AveragePool(a^2); "
+           "an artefact of the composition (poolref must factor out each window's maximum, as the PyTorch check does)")
+LOG_COUNT = ("magnitudes below 1: ReduceLogSumExp(r x) is about log S + r mean(x), and subtracting log S loses every "
+             "digit of r x below log S's ulp; ONNX has no expm1 or log1p to keep them (the PyTorch check does)")
+
+
+def _stochastic_model(case: Case):
+    return SQUARES if case.input_class == "magnitude" else None
+
+
+def _lse_model(case: Case):
+    return LOG_COUNT if case.input_class == "magnitude" and case.scale < 1 else None
+
+
+def _mixed_model(case: Case):
+    return _max_pool_model(case) if case.kwargs["lam"] > 0 else None
+
+
+#: Public ops with no ONNX node (ONNX Runtime computes no gradients, so compositions check values only).
+UNCOVERED = {
+    **{f"adaptive_{kind}_pool{n}d": "ONNX has no adaptive pooling (only the global pools, its output size 1)"
+       for kind in ("avg", "max") for n in (1, 2, 3)},
+    "fractional_max_pool2d": "ONNX has no fractional max pooling",
+    "fractional_max_pool3d": "ONNX has no fractional max pooling",
+    "ps_roi_pool": "ONNX has no position-sensitive RoI pooling",
+    "ps_roi_align": "ONNX has no position-sensitive RoI Align",
+    "soft_pool2d": "ONNX has no patch extraction (Im2Col, Unfold) for a softmax over each window; "
+                   "AveragePool(x e^x) / AveragePool(e^x) overflows where SoftPool does not",
+    "spatial_pyramid_pool2d": "ONNX has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain MaxPool and AveragePool, is not composed here)",
+    "deform_roi_pool": "ONNX's RoiAlign has no per-bin offsets",
+}
 
 
 def _mappings() -> list[Mapping]:
@@ -373,6 +579,19 @@ def _mappings() -> list[Mapping]:
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime")),
         Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False),
         Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
+    ]
+    composed = dict(kind="composition", gradients=False, space=dict(dtypes=FLOAT32))
+    mappings += [
+        Mapping("stochastic_pool2d", "AveragePool(a^2) / AveragePool(a) (training=False)", _stochastic_expectation,
+                model=_stochastic_model, skips=("training=True: the samples come from poolref's random generator", SQUARES),
+                **composed),
+        Mapping("mixed_pool2d", "lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1)", _mixed, model=_mixed_model,
+                skips=NAN_SKIP, **composed),
+        Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", _gem, **composed),
+        Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", _lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
+        Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", _bilinear, **composed),
+        Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", _dynopool,
+                **composed, notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings
 

@@ -1,20 +1,25 @@
 r"""poolref's self-checks: every vectorised op against its plain-loop reference (values, indices and
 gradients), finite-difference gradchecks, and the gradient-conservation laws. Needs no framework.
 
-The cases are the oracle's own (:mod:`poolref.oracle.cases`), with the windowed ops drawn under all
-three conventions (``torch``, ``onnx``, ``tensorflow``) and their paddings. For each case:
+The cases are the oracle's own (:mod:`poolref.oracle.cases`), every input class of every op (NaN,
+infinities, ties, signed zeros, float16, integers, unbatched, empty, strided views, extreme
+magnitudes, non-finite upstream gradients), with the windowed ops drawn under all three conventions
+(``torch``, ``onnx``, ``tensorflow``) and their paddings. For each case:
 
 1. the shipped op and its loop reference (:mod:`poolref.reference`) must agree on the output, the
    indices and the gradient of ``sum(output * cotangent)`` to every differentiable input;
-2. on the first cases of each op, :func:`poolref.autograd.gradcheck` compares the hand-written
-   backward with central differences in float64 (the inputs of max-type ops are distinct, a quarter
-   apart, so no argmax flips under the step);
-3. max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, and average pooling
+2. on the first finite float64 cases of each op, :func:`poolref.autograd.gradcheck` compares the
+   hand-written backward with central differences (the inputs of max-type ops are distinct, a
+   quarter apart, so no argmax flips under the step), to every differentiable input but DynOPool's
+   ``alpha``, whose gradient is a straight-through surrogate (:data:`NO_FINITE_DIFFERENCES`);
+3. on finite float64 cases, max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, and average pooling
    must hand on exactly ``sum(cotangent * valid / divisor)``
    (:func:`poolref.testing.assert_conserves_gradient`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy
 
@@ -22,32 +27,45 @@ from .._geometry import as_int_tuple, pool_geometry
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
 from ..reference import convolution as convolution_ref
+from ..reference import dynopool as dynopool_ref
+from ..reference import learned as learned_ref
 from ..reference import region as region_ref
 from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
 from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass
-from .cases import OPS, Case, generate_cases, with_indices, worked_examples
+from .cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
 from .compare import compare_arrays
-from .engine import poolref_function, run_poolref
+from .engine import poolref_function, poolref_refusal, run_poolref
 from .report import Failure, OpResult, Report
 
-__all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES"]
+__all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES", "NO_FINITE_DIFFERENCES"]
 
 DEFAULT_CASES = 20
 GRADCHECK_CASES = 2  # the finite-difference Jacobian is the expensive check: a few cases per op
 #: The ops with a loop reference (all of :data:`~poolref.oracle.cases.OPS`).
 SELF_OPS = OPS
+#: Every dtype and layout: the self-checks hold poolref to its references on every input class
+#: poolref takes (a class it refuses, such as integer input to an average, is not drawn).
+EVERYTHING = dict(dtypes=("float64", "float32", "float16"), integer_dtypes=("int64", "int32", "int16", "int8", "uint8"),
+                  unbatched=True, empty=True)
 SPACES = {  # per op family: what the self-checks draw beyond the defaults
     "windowed": dict(conventions=("torch", "onnx", "tensorflow"), dilation=True, divisor_override=True),
     "roi_align": dict(modes=("avg",)),
 }
+#: Inputs whose gradient is not the derivative of the forward, so that finite differences cannot check
+#: it: DynOPool's output size round(L / alpha) is an integer, piecewise constant in alpha, and alpha
+#: gets DYNOPOOL.md's straight-through surrogate instead. It is held to the loop reference's
+#: straight-through gradient (step 1), not to central differences (step 2).
+NO_FINITE_DIFFERENCES = {"dynopool2d": ("alpha",)}
+#: Classes on which the conservation laws hold as stated (finite input and upstream gradient).
+LAW_CLASSES = ("finite", "ties", "signed_zero", "strided", "unbatched", "magnitude", "worked")
 
 
 def _space(op: str) -> dict:
     if op.startswith(("max_pool", "avg_pool", "lp_pool")):
-        return SPACES["windowed"]
-    return SPACES.get(op, {})
+        return dict(EVERYTHING, **SPACES["windowed"])
+    return dict(EVERYTHING, **SPACES.get(op, {}))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -56,7 +74,7 @@ def _space(op: str) -> dict:
 def _geometry(case: Case):
     kw = case.kwargs
     geometry = pool_geometry(
-        case.x.shape[2:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("dilation", 1),
+        case.x.shape[2 if case.batched else 1:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("dilation", 1),
         kw.get("ceil_mode", False), kw.get("convention", "torch"), case.op,
     )
     axes = geometry.axes
@@ -71,7 +89,21 @@ def _rois(case: Case):
 
 
 def reference(case: Case, cotangent):
-    """``(values, indices or None, {input: gradient})`` of ``case`` from the plain-loop references."""
+    """``(values, indices or None, {input: gradient})`` of ``case`` from the plain-loop references.
+
+    The references take batched input: an unbatched case is run with a batch of one, and the batch
+    axis dropped again.
+    """
+    if case.batched:
+        return _reference(case, cotangent)
+    arrays = {name: (a[None] if name in BATCH_ARRAYS else a) for name, a in case.arrays.items()}
+    batched = case.replace(arrays=arrays, input_class="finite")
+    values, indices, grads = _reference(batched, None if cotangent is None else cotangent[None])
+    grads = {name: (g[0] if name in BATCH_ARRAYS else g) for name, g in grads.items()}
+    return values[0], None if indices is None else indices[0], grads
+
+
+def _reference(case: Case, cotangent):
     op, x, kw = case.op, case.arrays["x"], case.kwargs
     if op.startswith("max_pool"):
         y, i = window_ref.max_pool_reference(x, *_geometry(case))
@@ -116,11 +148,16 @@ def reference(case: Case, cotangent):
         return y, None, {"x": grad_x, "grid": grad_grid}
     if op == "interpolate":
         n = x.ndim - 2
-        size = kw["size"]
-        size = (size,) * n if isinstance(size, int) else tuple(size)
         align = bool(kw.get("align_corners") or False)
-        y = sampling_ref.interpolate_reference(x, size, kw["mode"], align)
-        return y, None, {"x": sampling_ref.interpolate_backward_reference(cotangent, x.shape, kw["mode"], align)}
+        if kw.get("size") is not None:
+            size = (kw["size"],) * n if isinstance(kw["size"], int) else tuple(kw["size"])
+            scales = None
+        else:  # PyTorch: O = floor(L * factor), and the coordinates use 1/factor unless recomputed
+            factors = (kw["scale_factor"],) * n if isinstance(kw["scale_factor"], float) else tuple(kw["scale_factor"])
+            size = tuple(int(math.floor(L * f)) for L, f in zip(x.shape[2:], factors))
+            scales = None if kw.get("recompute_scale_factor") else factors
+        y = sampling_ref.interpolate_reference(x, size, kw["mode"], align, scales)
+        return y, None, {"x": sampling_ref.interpolate_backward_reference(cotangent, x.shape, kw["mode"], align, scales)}
     size = as_int_tuple(kw["output_size"], 2, "output_size", op) if "roi" in op else None
     if op == "roi_align":
         args = (size, kw["spatial_scale"], kw["sampling_ratio"], kw["aligned"], kw.get("mode", "avg"))
@@ -136,6 +173,53 @@ def reference(case: Case, cotangent):
         args = (size, kw["spatial_scale"], kw["sampling_ratio"])
         y = region_ref.ps_roi_align_reference(x, _rois(case), *args)
         return y, None, {"x": region_ref.ps_roi_align_backward_reference(cotangent, x.shape, _rois(case), *args)}
+    if op == "stochastic_pool2d":  # inference only: the expectation (training draws its own samples)
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        x64 = _float64(x)
+        y = stochastic_ref.stochastic_pool_reference(x64, kernel, stride, training=False)
+        return y, None, {"x": stochastic_ref.stochastic_pool_backward_reference(cotangent, x64, kernel, stride, training=False)}
+    if op == "mixed_pool2d":
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        args = (kw["lam"], kernel, stride, as_int_tuple(kw.get("padding", 0), 2, "padding", op))
+        y = stochastic_ref.mixed_pool_reference(_float64(x), *args)
+        return y, None, {"x": stochastic_ref.mixed_pool_backward_reference(_float64(cotangent), _float64(x), *args)}
+    if op == "gem_pool":
+        p, eps = float(case.arrays["p"]), kw.get("eps", 1e-6)
+        y = learned_ref.gem_pool_reference(x, p, eps)
+        grad_x, grad_p = learned_ref.gem_pool_backward_reference(cotangent, x, p, eps)
+        return y, None, {"x": grad_x, "p": numpy.array(grad_p)}
+    if op == "soft_pool2d":
+        kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", op)
+        stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", op)
+        y = learned_ref.soft_pool2d_reference(x, kernel, stride)
+        return y, None, {"x": learned_ref.soft_pool2d_backward_reference(cotangent, x, kernel, stride)}
+    if op == "lse_pool":
+        y = learned_ref.lse_pool_reference(x, kw["r"])
+        return y, None, {"x": learned_ref.lse_pool_backward_reference(cotangent, x, kw["r"])}
+    if op == "bilinear_pool":
+        second = case.arrays.get("second")
+        args = (kw["signed_sqrt"], kw["l2_normalize"], kw.get("eps", 1e-12))
+        z = learned_ref.bilinear_pool_reference(x, second, *args)
+        grad_x, grad_y = learned_ref.bilinear_pool_backward_reference(cotangent, x, second, *args)
+        return z, None, {"x": grad_x} if second is None else {"x": grad_x, "second": grad_y}
+    if op == "spatial_pyramid_pool2d":
+        args = (tuple(kw["levels"]), kw["mode"], kw["binning"])
+        y = region_ref.spatial_pyramid_pool_reference(x, *args)
+        return y, None, {"x": region_ref.spatial_pyramid_pool_backward_reference(cotangent, x, *args)}
+    if op == "deform_roi_pool":
+        offset = _float64(case.arrays["offset"])
+        args = (size, kw["spatial_scale"], kw["sampling_ratio"], kw["gamma"])
+        y = region_ref.deform_roi_pool_reference(_float64(x), _rois(case), offset, *args)
+        grad_x, grad_offset = region_ref.deform_roi_pool_backward_reference(cotangent, _float64(x), _rois(case), offset, *args)
+        return y, None, {"x": grad_x, "offset": grad_offset}
+    if op == "dynopool2d":
+        # the gradient to alpha is DYNOPOOL.md's straight-through one, as poolref's (see NO_FINITE_DIFFERENCES)
+        alpha = tuple(float(a) for a in case.arrays["alpha"])
+        y = dynopool_ref.dynopool_reference(_float64(x), alpha, kw["aggregate"])
+        grad_x, grad_alpha = dynopool_ref.dynopool_backward_reference(_float64(cotangent), _float64(x), alpha, kw["aggregate"])
+        return y, None, {"x": grad_x, "alpha": grad_alpha}
     if op == "conv2d":
         w, b = case.arrays["weight"], case.arrays["bias"]
         pads = tuple(kw["padding"])
@@ -144,6 +228,35 @@ def reference(case: Case, cotangent):
         grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
         return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
     raise KeyError(op)
+
+
+#: Ops whose loop reference exponentiates by the textbook formula in Python floats (math.exp of x
+#: itself), which is what makes it an independent check of the shifted forms the ops use: it
+#: overflows at inputs of about 1e3 and beyond, and raises where a window holds only -inf (0 / 0).
+TEXTBOOK_EXPONENTIALS = ("soft_pool2d", "lse_pool")
+
+
+def _reference_refusal(case: Case):
+    """Why the loop reference cannot compute ``case`` (None where it can)."""
+    if case.op not in TEXTBOOK_EXPONENTIALS:
+        return None
+    if case.input_class == "magnitude" and case.scale > 1:
+        return ("magnitudes above 1: the loop reference's textbook exp(x) overflows there (the op factors out the "
+                "maximum; the small magnitudes are checked)")
+    try:
+        with numpy.errstate(all="ignore"):
+            shape = numpy.shape(poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs]))
+            reference(case, numpy.zeros(shape))
+    except (ArithmeticError, ValueError) as error:  # Python floats raise where IEEE arithmetic gives inf or NaN
+        return f"the loop reference's textbook formula cannot compute it in Python floats ({type(error).__name__}: {error})"
+    return None
+
+
+def _float64(a):
+    """A float array in float64 (the loop references then compute in float64 whatever the input's
+    dtype, as poolref accumulates float16 in float32); integers are left as they are."""
+    a = numpy.asarray(a)
+    return a.astype(numpy.float64) if a.dtype.kind == "f" else a
 
 
 def _unpool_default(case: Case):
@@ -167,7 +280,7 @@ def _laws(case: Case) -> None:
     if op.startswith("avg_pool"):
         kw = case.kwargs
         mass = avg_pool_window_mass(
-            case.x.shape[2:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("ceil_mode", False),
+            case.x.shape[2 if case.batched else 1:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("ceil_mode", False),
             kw.get("count_include_pad", True), kw.get("divisor_override"), dilation=kw.get("dilation", 1),
             convention=kw.get("convention", "torch"),
         )
@@ -178,44 +291,68 @@ def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_diff
     problems = []
     try:
         ours, cotangent = run_poolref(case, seed, index)
-        values, indices, grads = reference(case, cotangent)
+        if cotangent is None:  # integer input: the references still want one, and ignore it
+            cotangent = numpy.zeros(ours.values.shape)
+        with numpy.errstate(all="ignore"):  # NaN and inf are the point of many cases
+            values, indices, grads = reference(case, cotangent)
     except (ValueError, TypeError) as error:
-        result.failures.append(Failure(case.describe(), [f"raised {type(error).__name__}: {error}"], ""))
+        result.failures.append(Failure(case.describe(), [f"raised {type(error).__name__}: {error}"], "", case.input_class))
         return
-    comparisons = [compare_arrays(ours.values, values, "output (vs the loop reference)")]
+    zero_sign = case.op in MAX_TYPE_OPS
+    comparisons = [compare_arrays(ours.values, values, "output", zero_sign=zero_sign, scale=case.scale, expected="loop reference")]
     if with_indices(case.op) and indices is not None:
-        comparisons.append(compare_arrays(ours.indices, indices, "indices (vs the loop reference)", exact=True))
-    gradient_comparisons = [compare_arrays(ours.grads[name], grads[name], f"gradient to {name} (vs the loop reference)")
-                            for name in case.grad_inputs]
+        comparisons.append(compare_arrays(ours.indices, indices, "indices", exact=True, expected="loop reference"))
+    gradient_comparisons = [
+        compare_arrays(ours.grads[name], grads[name], f"gradient to {name}", expected="loop reference",
+                       scale=1.0 if name in VALUE_ARRAYS else case.scale)
+        for name in ours.grads
+    ]
     problems += [c.problem for c in comparisons + gradient_comparisons if not c.ok]
     result.record((comparisons[0].abs_error, comparisons[0].rel_error),
                   (max((c.abs_error for c in gradient_comparisons), default=0.0),
                    max((c.rel_error for c in gradient_comparisons), default=0.0)))
     try:
-        if finite_differences and case.dtype == numpy.float64:
-            gradcheck(poolref_function(case), *[case.arrays[name] for name in case.grad_inputs])
-        if not numpy.isnan(case.x).any():
+        if finite_differences:  # finite cases only: no warning is expected, none is silenced
+            differentiable = tuple(n for n in case.grad_inputs if n not in NO_FINITE_DIFFERENCES.get(case.op, ()))
+            gradcheck(poolref_function(case.replace(grad_inputs=differentiable)), *[case.arrays[n] for n in differentiable])
+        if case.input_class in LAW_CLASSES and case.dtype == numpy.float64 and numpy.isfinite(case.x).all():
             _laws(case)
     except (GradcheckError, AssertionError) as error:
         problems.append(str(error).splitlines()[0])
     if problems:
-        result.failures.append(Failure(case.describe(), problems, ""))
+        result.failures.append(Failure(case.describe(), problems, "", case.input_class))
 
 
-def self_check(ops=None, cases: int = DEFAULT_CASES, seed: int = 0, *, progress=None) -> Report:
+def self_check(ops=None, cases: int = DEFAULT_CASES, seed: int = 0, *, progress=None, on_case=None) -> Report:
     """Check poolref against itself (loop references, gradcheck, conservation laws) on seeded cases."""
     for op in ops or ():
-        if op not in SELF_OPS:
-            raise ValueError(f"check: unknown op {op!r}; choose from {SELF_OPS}")
-    plan = [(op, worked_examples(op) + generate_cases(op, cases, seed, _space(op))) for op in ops or SELF_OPS]
-    total, done = sum(len(c) for _, c in plan), 0
+        if op not in PUBLIC_OPS:
+            raise ValueError(f"check: unknown op {op!r}; choose from {PUBLIC_OPS}")
+    requested = [op for op in PUBLIC_OPS if ops is None or op in ops]
+    plans = {}
+    for op in requested:
+        if op in SELF_OPS:
+            worked = worked_examples(op)
+            plan = generate_plan(op, cases, seed, _space(op), accept=lambda case: poolref_refusal(case) or _reference_refusal(case))
+            plans[op] = (worked + plan.cases, ({"worked": len(worked)} if worked else {}) | plan.counts, plan.refused)
+    total, done = sum(len(p[0]) for p in plans.values()), 0
     report = Report(versions={"self": "loop references, gradcheck, conservation laws"})
-    for op, planned in plan:
-        result = OpResult("self", op, "loop reference + gradcheck + laws")
-        worked = sum(1 for case in planned if case.label)
+    for op in requested:
+        if op not in plans:
+            report.results.append(OpResult("self", op, kind="not covered", reason="no loop reference is wired into the self-check"))
+            continue
+        planned, counts, refused = plans[op]
+        result = OpResult("self", op, "loop reference + gradcheck + laws", kind="self", counts=counts, refused=refused,
+                          dtypes=sorted({str(c.dtype) for c in planned}))
+        gradchecked = 0
         for index, case in enumerate(planned):
             # worked examples hold ties and NaN on purpose: no derivative there to check
-            _check_case(result, case, index, seed, worked <= index < worked + GRADCHECK_CASES)
+            finite_differences = (case.input_class == "finite" and case.dtype == numpy.float64
+                                  and gradchecked < GRADCHECK_CASES)
+            gradchecked += finite_differences
+            if on_case:
+                on_case((op, "self", index))
+            _check_case(result, case, index, seed, finite_differences)
             result.cases += 1
             done += 1
             if progress:

@@ -21,6 +21,10 @@ TensorFlow is channels-last (NWC, NHWC, NDHWC): each check moves the channel axi
   ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` and ``resize_nearest_neighbor`` (legacy
   ``"nearest"``).
 
+The ops TensorFlow lacks are composed from its own (rows of kind ``"composition"``): GeM, LSE,
+SoftPool, bilinear, mixed (``tf.nn.max_pool2d`` + ``avg_pool2d``) and stochastic pooling at
+inference, channels first where no pooling kernel is needed.
+
 The oracle loads this adapter only when TensorFlow is installed; TensorFlow itself is imported by the
 checks' code (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """
@@ -32,13 +36,13 @@ import os
 import numpy
 
 from .._geometry import as_int_tuple
-from .cases import Case, window_of
+from .case import Case, resize_scales, resize_size, window_of
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
 DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "tensorflow"
@@ -151,8 +155,7 @@ def _crop_and_resize(case: Case) -> str:
 
 
 def _size(case: Case) -> list:
-    size = case.kwargs["size"]
-    return [size, size] if isinstance(size, int) else list(size)
+    return list(resize_size(case))
 
 
 def _resize(case: Case) -> str:
@@ -190,6 +193,129 @@ def _global(case: Case) -> str:
     n = case.x.ndim - 2
     reduce = "tf.reduce_mean" if case.op == "global_avg_pool" else "tf.reduce_max"
     return _taped(case, f"{reduce}(x_t, axis={list(range(1, n + 1))}, keepdims=True)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Compositions: the ops TensorFlow lacks, from its own ops (channels first: no pooling kernel needed)
+# --------------------------------------------------------------------------------------------------
+def _channels_first(case: Case, definitions: list, function: str) -> str:
+    """``function(<differentiable inputs>)`` on (N, C, ...) tensors under a GradientTape, after the
+    ``definitions`` (source lines); gradients to every differentiable input (zero where unconnected)."""
+    names = list(case.grad_inputs)
+    lines = list(definitions) + [""]
+    lines += [f"{name}_t = tf.constant({name})" for name in names]
+    lines += [
+        "with tf.GradientTape() as tape:",
+        f"    tape.watch([{', '.join(f'{name}_t' for name in names)}])",
+        f"    y_t = {function}({', '.join(f'{name}_t' for name in names)})",
+        f"grads = tape.gradient(y_t, [{', '.join(f'{name}_t' for name in names)}], output_gradients=tf.constant(cotangent),",
+        "                      unconnected_gradients=tf.UnconnectedGradients.ZERO)",
+        "y = y_t.numpy()",
+    ]
+    lines += [f"grad_{name} = grads[{i}].numpy()" for i, name in enumerate(names)]
+    return "\n".join(lines)
+
+
+def _spatial_axes(case: Case) -> list:
+    return list(range(2, case.x.ndim))
+
+
+def _taps(case: Case) -> list:
+    """``taps(x)``: (N, C, kh*kw, H_out, W_out), tap (i, j) of every unpadded window, by strided slicing."""
+    kw = case.kwargs
+    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
+    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
+    spans = [s * ((L - k) // s) + 1 for L, k, s in zip(case.x.shape[-2:], kernel, stride)]
+    return [
+        "def taps(x):  # (N, C, kh*kw, H_out, W_out): tap (i, j) of every window",
+        f"    return tf.stack([x[:, :, i:i + {spans[0]}:{stride[0]}, j:j + {spans[1]}:{stride[1]}]",
+        f"                     for i in range({kernel[0]}) for j in range({kernel[1]})], axis=2)",
+    ]
+
+
+def _gem(case: Case) -> str:
+    axes, eps = _spatial_axes(case), case.kwargs.get("eps", 1e-6)
+    return _channels_first(case, [
+        "def gem(x, p):  # the plane's largest clamped value factored out: no power overflows",
+        f"    z = tf.maximum(x, {eps!r})  # a NaN stays NaN; the gradient passes where x >= eps",
+        f"    largest = tf.stop_gradient(tf.reduce_max(z, axis={axes!r}, keepdims=True))  # y does not depend on it",
+        "    scale = tf.where(tf.math.is_finite(largest), largest, tf.ones_like(largest))",
+        f"    return scale * tf.reduce_mean((z / scale) ** p, axis={axes!r}, keepdims=True) ** (1 / p)",
+    ], "gem")
+
+
+def _lse(case: Case) -> str:
+    axes, r = _spatial_axes(case), case.kwargs["r"]
+    return _channels_first(case, [
+        "def lse(x):  # max + log1p(mean(expm1(r (x - max)))) / r: no overflow, and the digits of tiny r x kept",
+        f"    largest = tf.stop_gradient(tf.reduce_max(x, axis={axes!r}, keepdims=True))",
+        "    shift = tf.where(tf.math.is_finite(largest), largest, tf.zeros_like(largest))  # as reduce_logsumexp",
+        f"    return shift + tf.math.log1p(tf.reduce_mean(tf.math.expm1({r!r} * (x - shift)), axis={axes!r}, keepdims=True)) / {r!r}",
+    ], "lse")
+
+
+def _soft_pool(case: Case) -> str:
+    return _channels_first(case, _taps(case) + [
+        "",
+        "def soft_pool(x):  # the softmax-weighted mean of each window",
+        "    t = taps(x)",
+        "    return tf.reduce_sum(tf.nn.softmax(t, axis=2) * t, axis=2)",
+    ], "soft_pool")
+
+
+def _stochastic_expectation(case: Case) -> str:
+    return _channels_first(case, _taps(case) + [
+        "",
+        "def expectation(x):  # sum(a^2) / sum(a) per window (0 where it sums to 0), the maximum factored out",
+        "    t = taps(x)",
+        "    largest = tf.stop_gradient(tf.reduce_max(t, axis=2, keepdims=True))",
+        "    scale = tf.where(largest > 0, largest, tf.ones_like(largest))",
+        "    ratios = t / scale",
+        "    total, squares = tf.reduce_sum(ratios, axis=2), tf.reduce_sum(ratios * ratios, axis=2)",
+        "    nonzero = total > 0",
+        "    safe = tf.where(nonzero, total, tf.ones_like(total))",
+        "    return tf.where(nonzero, scale[:, :, 0] * squares / safe, tf.zeros_like(total))",
+    ], "expectation")
+
+
+def _bilinear(case: Case) -> str:
+    kw, x = case.kwargs, case.x
+    eps = kw.get("eps", 1e-12)
+    positions = int(numpy.prod(x.shape[2:]))
+    channels_y = case.arrays["second"].shape[1] if "second" in case.arrays else x.shape[1]
+    lines = [
+        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
+        f"    first = tf.reshape(x, [{x.shape[0]}, {x.shape[1]}, {positions}])",
+        f"    other = first if not second else tf.reshape(second[0], [{x.shape[0]}, {channels_y}, {positions}])",
+        f"    s = tf.reshape(tf.einsum('ncl,ndl->ncd', first, other), [{x.shape[0]}, {x.shape[1] * channels_y}]) / {positions}",
+    ]
+    if kw["signed_sqrt"]:
+        lines.append(f"    s = tf.sign(s) * tf.sqrt(tf.abs(s) + {eps!r})")
+    if kw["l2_normalize"]:
+        lines += [
+            "    squares = tf.reduce_sum(s * s, axis=1, keepdims=True)",
+            "    positive = squares > 0",
+            "    norm = tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))",
+            f"    s = s / tf.maximum(norm, {eps!r})  # F.normalize's floor (no 0 / 0 at a zero row)",
+        ]
+    lines.append("    return s")
+    return _channels_first(case, lines, "bilinear")
+
+
+def _mixed(case: Case) -> str:
+    kw = case.kwargs
+    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
+    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
+    padding = as_int_tuple(kw.get("padding", 0), 2, "padding", case.op)
+    pads = [[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]]
+    lam = kw["lam"]
+    terms = []
+    if lam > 0:  # a term of weight 0 is left out, as the definition says (no 0 * inf)
+        max_padding = pads if any(padding) else "VALID"
+        terms.append(f"{lam!r} * tf.nn.max_pool2d(x_t, {kernel}, {stride}, padding={max_padding!r})")
+    if lam < 1:  # zeros padded in and VALID: PyTorch's count_include_pad=True
+        terms.append(f"{1 - lam!r} * tf.nn.avg_pool2d(tf.pad(x_t, {pads!r}), {kernel}, {stride}, padding='VALID')")
+    return _taped(case, " + ".join(terms))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -238,6 +364,8 @@ def _no_nan(case: Case):
 def _resize_express(case: Case):
     if case.x.ndim != 4:
         return "tf.image.resize is 2-D (NHWC)"
+    if resize_scales(case) is not None:
+        return "tf.image.resize takes an output size, and maps coordinates by in/out, not by a scale factor"
     if case.kwargs["mode"] == "area":
         return "area resizing is its own mapping (tf.image.resize(method='area'))"
     return None
@@ -246,6 +374,8 @@ def _resize_express(case: Case):
 def _area_express(case: Case):
     if case.x.ndim != 4:
         return "tf.image.resize is 2-D (NHWC)"
+    if resize_scales(case) is not None:
+        return "tf.image.resize takes an output size, not a scale factor"
     if case.kwargs["mode"] != "area":
         return "this mapping is the area mode"
     return None
@@ -290,6 +420,54 @@ FLOATS = ("float64", "float32")
 TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
                  count_include_pad=(False,), divisor_override=False)
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
+
+
+def _not_for_nonfinite_gradients(why: str):
+    """``model=``: refuse non-finite upstream gradients where the composition's chain rule, not the op,
+    decides (an infinity times a partial derivative that is zero inside the formula)."""
+
+    def model(case: Case):
+        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
+
+    return model
+
+
+LOWEST_PADDING = ("a window of only -inf that overlaps the padding: tf.nn.max_pool2d's explicit padding reads as the "
+                  "lowest finite float, not -inf, so such a window gives -1.8e308 where PyTorch's, which poolref "
+                  "models, gives -inf")
+
+
+def _mixed_model(case: Case):
+    if case.kwargs["lam"] == 0:
+        return None
+    if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
+        return LOWEST_PADDING
+    return _no_nan(case)
+
+
+GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
+                  "largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
+SOFTMAX_CHAIN_RULE = ("tf.nn.softmax's derivative, w * (g - sum(w * g)), subtracts the upstream infinity from itself: "
+                      "NaN where SoftPool's derivative w (1 + x - y) is finite")
+
+
+#: Public ops with no TensorFlow function.
+UNCOVERED = {
+    **{f"lp_pool{n}d": "TensorFlow has no Lp pooling" for n in (1, 2, 3)},
+    **{f"max_unpool{n}d": "TensorFlow has no max unpooling" for n in (1, 2, 3)},
+    **{f"adaptive_{kind}_pool{n}d": "TensorFlow has no adaptive pooling" for kind in ("avg", "max") for n in (1, 2, 3)},
+    "global_lp_pool": "TensorFlow has no Lp pooling",
+    "fractional_max_pool3d": "TensorFlow's fractional max pooling is 2-D",
+    "roi_pool": "TensorFlow has no RoI pooling",
+    "ps_roi_pool": "TensorFlow has no position-sensitive RoI pooling",
+    "ps_roi_align": "TensorFlow has no position-sensitive RoI Align",
+    "grid_sample": "TensorFlow has no grid sampling (tfa.image.resampler is not part of TensorFlow)",
+    "dynopool2d": "TensorFlow has no bilinear sampling at arbitrary points (no grid_sample or map_coordinates; "
+                  "tfa.image.resampler is not part of TensorFlow), which DynOPool's query points need",
+    "deform_roi_pool": "TensorFlow has no RoI Align with per-bin shifts (crop_and_resize samples one regular grid per box)",
+    "spatial_pyramid_pool2d": "TensorFlow has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
+                              "(its SPPnet binning, plain max and average pooling, is not composed here)",
+}
 
 
 def _mappings() -> list[Mapping]:
@@ -349,6 +527,21 @@ def _mappings() -> list[Mapping]:
                        "gradients: TensorFlow registers none for ResizeArea")),
         Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS), express=_conv_express,
                 skips=("dilation > 1: no CPU gradient in TensorFlow",)),
+    ]
+    composed = dict(kind="composition", space=dict(dtypes=FLOATS))
+    mappings += [
+        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
+                skips=("training=True: the samples come from poolref's random generator",), **composed),
+        Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", _mixed, model=_mixed_model,
+                skips=("NaN inputs with lam > 0: " + NAN_REASON, "-inf inputs with padding and lam > 0: " + LOWEST_PADDING),
+                **composed),
+        Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", _gem,
+                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                **composed),
+        Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE),
+                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, **composed),
+        Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
     ]
     return mappings
 

@@ -6,6 +6,12 @@ torch's autograd. The exceptions are written down in each mapping: ``lp_pool1d``
 ``fractional_max_pool`` takes its samples through the private ``_random_samples`` argument, and the
 global ops are spelt with ``mean`` and whole-plane pooling.
 
+The ops PyTorch lacks (GeM, SoftPool, LSE, bilinear, mixed and stochastic pooling at inference, spatial
+pyramid and deformable RoI pooling, DynOPool) are checked against compositions of its own ops, from
+:mod:`poolref.testing.torch_compositions` (rows of kind ``"composition"``); where such a
+composition's chain rule, rather than PyTorch, would decide a class (an upstream infinity times a
+partial derivative that is zero inside the formula), that class is refused and the reason shown.
+
 The oracle loads this adapter only when torch is installed; torch itself is imported by the checks'
 code (``IMPORTS``) and by :func:`version`, so the module imports without it.
 """
@@ -14,10 +20,10 @@ from __future__ import annotations
 
 import importlib.util
 
-from .cases import Case, with_indices
+from .case import VIEWS, Case, with_indices
 from .mapping import Mapping, format_kwargs
 
-__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "DEFAULT_CASES", "version"]
+__all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
 DEFAULT_CASES = 20  # random cases per mapping of a default run
 NAME = "torch"
@@ -54,18 +60,30 @@ def version() -> str:
 # Source code templates: numpy in, torch autograd, numpy out
 # --------------------------------------------------------------------------------------------------
 def _inputs(case: Case) -> list[str]:
-    """``<name>_t = torch.tensor(<name>)`` for every array, with a gradient where one is compared."""
-    return [
-        f"{name}_t = torch.tensor({name}" + (", requires_grad=True)" if name in case.grad_inputs else ")")
-        for name in case.arrays
-    ]
+    """``<name>_t = torch.tensor(<name>)`` for every array, with a gradient where one is compared; a
+    non-contiguous view is taken of its base tensor (the leaf that receives the gradient), so torch
+    sees a strided input as poolref does."""
+    lines = []
+    for name in case.arrays:
+        grad = ", requires_grad=True" if name in case.grad_inputs else ""
+        if name in case.views:
+            lines.append(f"{name}_base_t = torch.tensor({name}_base{grad})")
+            lines.append(f"{name}_t = {name}_base_t{VIEWS[case.views[name][0]].torch}")
+        else:
+            lines.append(f"{name}_t = torch.tensor({name}{grad})")
+    return lines
 
 
 def _outputs(case: Case) -> list[str]:
-    lines = ["y_t.backward(torch.tensor(cotangent))", "y = y_t.detach().numpy()"]
+    lines = ["y_t.backward(torch.tensor(cotangent))"] if case.grad_inputs else []
+    lines.append("y = y_t.detach().numpy()")
     if with_indices(case.op):
         lines.append("y_indices = indices_t.numpy()")
-    lines += [f"grad_{name} = {name}_t.grad.numpy()" for name in case.grad_inputs]
+    for name in case.grad_inputs:
+        if name in case.views:  # the view's gradient is the same view of the base's gradient
+            lines.append(f"grad_{name} = {name}_base_t.grad{VIEWS[case.views[name][0]].torch}.numpy()")
+        else:
+            lines.append(f"grad_{name} = {name}_t.grad.numpy()")
     return lines
 
 
@@ -92,20 +110,34 @@ def _torchvision_call(op: str):
 
 def _lp_pool(case: Case) -> str:
     kwargs = dict(case.kwargs)
-    n = case.x.ndim - 2
+    n = case.x.ndim - (2 if case.batched else 1)
     if n == 1:  # torch's lp_pool1d multiplies by kernel_size, so it must be an int, not a 1-tuple
         kwargs = {k: (v[0] if isinstance(v, tuple) else v) for k, v in kwargs.items()}
     return _source(case, f"F.lp_pool{n}d(x_t, {format_kwargs(kwargs, drop=('convention',))})")
 
 
 def _global(case: Case) -> str:
-    n = case.x.ndim - 2
+    n = case.x.ndim - (2 if case.batched else 1)
     if case.op == "global_avg_pool":
-        return _source(case, f"x_t.mean(dim={tuple(range(2, n + 2))}, keepdim=True)")
+        return _source(case, f"x_t.mean(dim={tuple(range(case.x.ndim - n, case.x.ndim))}, keepdim=True)")
     if case.op == "global_max_pool":
         return _source(case, f"F.adaptive_max_pool{n}d(x_t, 1)")
-    kernel = case.x.shape[2] if n == 1 else tuple(case.x.shape[2:])
+    kernel = case.x.shape[-1] if n == 1 else tuple(case.x.shape[-n:])
     return _source(case, f"F.lp_pool{n}d(x_t, {case.kwargs['norm_type']!r}, kernel_size={kernel!r})")
+
+
+def _composition(function: str, tensors=("x",), drop=()):
+    """``function(torch, <tensors>, **kwargs)`` from :mod:`poolref.testing.torch_compositions`, imported
+    by the check's own source so that its reproducer runs as written; an array the case does not
+    hold (bilinear pooling's ``y``) is passed as None."""
+
+    def code(case: Case) -> str:
+        args = ["torch"] + [f"{name}_t" if name in case.arrays else "None" for name in tensors]
+        keywords = format_kwargs(case.kwargs, drop=drop)
+        call = f"{function}({', '.join(args + ([keywords] if keywords else []))})"
+        return f"from poolref.testing.torch_compositions import {function}\n" + _source(case, call)
+
+    return code
 
 
 def _fractional(case: Case) -> str:
@@ -119,7 +151,8 @@ def _fractional(case: Case) -> str:
 def _window_express(case: Case):
     """PyTorch's pooling: symmetric int padding (at most half the kernel), dilation for max only, no
     padding or dilation for Lp pooling, no divisor_override in 1-D, 3-D averages need input >= kernel."""
-    kw, n = case.kwargs, case.x.ndim - 2
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
     kind = case.op.split("_")[0]
     padding = kw.get("padding", 0)
     if isinstance(padding, str) or (isinstance(padding, tuple) and any(isinstance(p, tuple) for p in padding)):
@@ -139,6 +172,15 @@ def _window_express(case: Case):
 # The mappings
 # --------------------------------------------------------------------------------------------------
 BOTH_FLOATS = ("float64", "float32")
+ALL_FLOATS = ("float64", "float32", "float16")
+INTEGERS = ("int64", "int32", "int16", "int8", "uint8")
+#: What torch's CPU kernels take besides float32/64 (checked with torch 2.13): float16 everywhere but
+#: in avg_pool3d (and lp_pool3d, which calls it); integers in max pooling only; unbatched input in
+#: pooling and conv2d, not in interpolate or grid_sample.
+POOLING = dict(dtypes=ALL_FLOATS, unbatched=True)
+
+#: Public ops with no torch function; compositions and torchvision rows are added where they exist.
+UNCOVERED = {}
 
 
 def _mappings() -> list[Mapping]:
@@ -146,18 +188,20 @@ def _mappings() -> list[Mapping]:
     for n in (1, 2, 3):
         mappings.append(Mapping(
             f"max_pool{n}d", f"torch.nn.functional.max_pool{n}d", _same_call(f"F.max_pool{n}d"),
-            space=dict(dtypes=BOTH_FLOATS, dilation=True), express=_window_express,
+            space=dict(POOLING, dilation=True, integer_dtypes=INTEGERS), express=_window_express,
             notes="PyTorch's own semantics: poolref's default convention.",
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", f"torch.nn.functional.avg_pool{n}d", _same_call(f"F.avg_pool{n}d"),
-            space=dict(dtypes=BOTH_FLOATS, divisor_override=n > 1, input_at_least_kernel=n == 3), express=_window_express,
+            space=dict(POOLING, dtypes=ALL_FLOATS if n < 3 else BOTH_FLOATS, divisor_override=n > 1, input_at_least_kernel=n == 3),
+            express=_window_express,
             notes="PyTorch's own semantics, divisor rule included (SEMANTICS.md 3).",
             skips=("avg_pool3d: inputs smaller than the kernel (PyTorch's avg_pool3d alone refuses them)",) if n == 3 else (),
         ))
         mappings.append(Mapping(
             f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool,
-            space=dict(dtypes=BOTH_FLOATS, padding=("none",), dilation=False, input_at_least_kernel=n == 3),
+            space=dict(POOLING, dtypes=ALL_FLOATS if n < 3 else BOTH_FLOATS, padding=("none",), dilation=False,
+                       input_at_least_kernel=n == 3),
             express=_window_express,
             notes="PyTorch's formula with its ceil-mode rescaling quirk (SEMANTICS.md 4).",
             skips=("padding and dilation: PyTorch's Lp pooling has neither",
@@ -166,36 +210,106 @@ def _mappings() -> list[Mapping]:
         ))
         mappings.append(Mapping(
             f"max_unpool{n}d", f"torch.nn.functional.max_unpool{n}d", _same_call(f"F.max_unpool{n}d"),
-            space=dict(dtypes=BOTH_FLOATS),
+            space=dict(POOLING),
             skips=("repeated indices (overlapping pooling windows): the order of writes is unspecified",),
         ))
         for kind in ("avg", "max"):
             mappings.append(Mapping(
                 f"adaptive_{kind}_pool{n}d", f"torch.nn.functional.adaptive_{kind}_pool{n}d",
-                _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(dtypes=BOTH_FLOATS),
+                _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(POOLING),
             ))
     mappings += [
-        Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global),
-        Mapping("global_max_pool", "torch.nn.functional.adaptive_max_pool{n}d(x, 1)", _global),
-        Mapping("global_lp_pool", "torch.nn.functional.lp_pool{n}d(kernel_size=the whole plane)", _global),
+        Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),
+        Mapping("global_max_pool", "torch.nn.functional.adaptive_max_pool{n}d(x, 1)", _global, space=dict(POOLING)),
+        Mapping("global_lp_pool", "torch.nn.functional.lp_pool{n}d(kernel_size=the whole plane)", _global,
+                space=dict(POOLING, dtypes=BOTH_FLOATS)),
     ]
     for n in (2, 3):
         mappings.append(Mapping(
             f"fractional_max_pool{n}d", f"torch.nn.functional.fractional_max_pool{n}d(_random_samples=...)", _fractional,
-            space=dict(dtypes=BOTH_FLOATS),
+            space=dict(POOLING, dtypes=ALL_FLOATS if n == 2 else BOTH_FLOATS),
             notes="The samples are passed in, so both sides place the same windows.",
         ))
     mappings += [
-        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample")),
+        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
-                space=dict(modes=("nearest", "nearest-exact", "linear", "area"))),
-        Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d")),
+                space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"))),
+        Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
     ]
+    mappings += _compositions()
     if HAS_TORCHVISION:
         for op in ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"):
             mappings.append(Mapping(op, f"torchvision.ops.{op}", _torchvision_call(op),
                                     notes="torchvision's semantics: poolref's default for region ops."))
+    else:
+        for op in ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"):
+            UNCOVERED[op] = (f"torchvision.ops.{op}: torchvision is not installed, or its compiled ops do not load "
+                             "with this torch")
     return mappings
+
+
+def _not_for_nonfinite_gradients(why: str):
+    """``model=``: refuse the non-finite upstream gradients, where the composition's chain rule
+    multiplies an infinity by a partial derivative that is zero inside the formula (``why``): the
+    NaN it gives is the composition's, while poolref multiplies by the op's own (finite) derivative."""
+
+    def model(case: Case):
+        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
+
+    return model
+
+
+GEM_CHAIN_RULE = ("the composition's d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 "
+                  "for the plane's largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
+SOFTMAX_CHAIN_RULE = ("softmax's backward, w * (g - sum(w * g)), subtracts the upstream infinity from itself: NaN for "
+                      "every tap of the window, where SoftPool's derivative w (1 + x - y) is finite")
+
+
+EXPM1_CHAIN_RULE = ("torch's expm1 backward multiplies by expm1(t) + 1, which rounds to 0 where t = r (x - max) is below "
+                    "about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there, where the op's "
+                    "derivative, the softmax weight, is positive")
+DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): the composition's query points go through "
+                 "grid coordinates and back, u -> (u + 1/2) 2/L - 1 -> u, so two points of equal value in exact "
+                 "arithmetic differ by an ulp there and the max picks by rounding; poolref picks the first")
+
+
+def _dynopool_model(case: Case):
+    if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
+        return DYNOPOOL_TIES
+    return None
+
+
+def _compositions() -> list[Mapping]:
+    """The ops PyTorch lacks, composed from its own ops (:mod:`poolref.testing.torch_compositions`)."""
+    composed = dict(kind="composition")
+    return [
+        Mapping("stochastic_pool2d", "unfold: sum(a^2) / sum(a) per window (training=False)",
+                _composition("stochastic_expectation_by_unfold", drop=("training",)), space=dict(POOLING), **composed,
+                notes="Inference only: training draws its samples from poolref's generator, which PyTorch cannot share.",
+                skips=("training=True: the samples come from poolref's random generator",)),
+        Mapping("mixed_pool2d", "lam * F.max_pool2d + (1 - lam) * F.avg_pool2d",
+                _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed),
+        Mapping("gem_pool", "clamp(min=eps).pow(p).mean().pow(1/p), the maximum factored out",
+                _composition("gem_by_pow_mean", ("x", "p")), space=dict(dtypes=ALL_FLOATS), **composed,
+                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                notes="p is a 0-d tensor with a gradient."),
+        Mapping("soft_pool2d", "unfold + softmax", _composition("soft_pool_by_unfold"), space=dict(POOLING), **composed,
+                model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE), skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,)),
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _composition("lse_by_expm1_log1p"),
+                space=dict(dtypes=ALL_FLOATS), **composed, model=_not_for_nonfinite_gradients(EXPM1_CHAIN_RULE),
+                skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE,)),
+        Mapping("bilinear_pool", "einsum, sign * sqrt(|B| + eps), F.normalize", _composition("bilinear_by_einsum", ("x", "second")),
+                space=dict(dtypes=ALL_FLOATS), **composed),
+        Mapping("spatial_pyramid_pool2d", "F.adaptive_{max,avg}_pool2d or F.{max,avg}_pool2d per level, concatenated",
+                _composition("spatial_pyramid_by_pooling"), space=dict(POOLING), **composed),
+        Mapping("deform_roi_pool", "torch indexing: mmcv's DeformRoIPool", _composition("deform_roi_pool_by_gather", ("x", "boxes", "offset")),
+                space=dict(dtypes=ALL_FLOATS), **composed),
+        Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
+                _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
+                model=_dynopool_model, skips=(DYNOPOOL_TIES,),
+                notes="alpha's gradient is the straight-through one on both sides; compared where no query point sits "
+                      "on a pixel coordinate, where the value has a kink in alpha."),
+    ]
 
 
 MAPPINGS = _mappings()

@@ -76,7 +76,8 @@ def assert_conserves_gradient(fn, x, *, cotangent=None, window_mass=1.0, seed=0,
         )
 
 
-def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, what="output", x=None, window=None, radius=2):
+def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, zero_sign=False, what="output", x=None, window=None,
+                   radius=2):
     r"""Assert two arrays agree (shape, and values within tolerance), with a readable diff of the first
     mismatch.
 
@@ -86,7 +87,9 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, wha
     keywords ``window`` (``kernel_size``, ``stride``, ``padding``, ``dilation``, ``ceil_mode``,
     ``convention``) to also see the input *window* that produced the first mismatching output.
 
-    Integer arrays (indices) must be equal; NaN equals NaN unless ``equal_nan=False``.
+    Integer arrays (indices) must be equal; NaN equals NaN unless ``equal_nan=False``; an infinity
+    equals only the same infinity; with ``zero_sign=True`` (max-type outputs) a zero must also carry
+    the same sign.
 
     >>> import numpy as np
     >>> assert_matches(np.array([1.0, 2.0]), np.array([1.0, 2.0]))
@@ -95,7 +98,7 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, wha
     >>> assert_matches(wrong, np.array([[[[5.0, 7.0], [13.0, 15.0]]]]), x=x, window=dict(kernel_size=2))
     Traceback (most recent call last):
     ...
-    AssertionError: output: 1 of 4 elements differ (rtol=1e-07, atol=0.0); first at index (0, 0, 1, 1): got np.float64(14.0), expected np.float64(15.0); max abs error 1.000e+00
+    AssertionError: output: 1 of 4 elements differ (rtol=1e-07, atol=0.0); first at index (0, 0, 1, 1): got 14.0, expected 15.0; max abs error 1.000e+00
     around (0, 0, 1, 1), rows 0..1, columns 0..1 (* marks a mismatch):
       got:
                  5          7
@@ -114,6 +117,9 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, wha
         close = actual == expected
     else:
         close = numpy.isclose(actual, expected, rtol=rtol, atol=atol, equal_nan=equal_nan)
+        if zero_sign:
+            zeros = (actual == 0) & (expected == 0)
+            close &= ~zeros | (numpy.signbit(actual) == numpy.signbit(expected))
     if close.all():
         return
     bad = numpy.argwhere(~close)
@@ -122,7 +128,8 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, wha
         error = numpy.abs(actual.astype(numpy.float64) - expected.astype(numpy.float64))
     lines = [
         f"{what}: {len(bad)} of {close.size} elements differ (rtol={rtol}, atol={atol}); first at index "
-        f"{first}: got {actual[first]!r}, expected {expected[first]!r}; max abs error {numpy.nanmax(error):.3e}"
+        f"{first}: got {actual[first].item()!r}, expected {expected[first].item()!r}; max abs error "
+        f"{(numpy.nanmax(error) if numpy.isfinite(error).any() else float('nan')):.3e}"
     ]
     if actual.ndim:
         lines += _neighbourhood(actual, expected, close, first, radius)

@@ -12,6 +12,7 @@ from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import region as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
 from poolref.testing.strategies import smooth_values
+from poolref.testing.torch_compositions import deform_roi_pool_by_gather
 
 RAMP = numpy.arange(100.0).reshape(1, 1, 10, 10)
 
@@ -98,6 +99,25 @@ def test_matches_loop_reference(case):
     want_x, want_offset = ref.deform_roi_pool_backward_reference(g, x, rois, offset, size, scale, ratio, gamma)
     assert_matches(grad_x, want_x, rtol=1e-12, atol=1e-13, what="gradient of x")
     assert_matches(grad_offset, want_offset, rtol=1e-10, atol=1e-12, what="gradient of offset")
+
+
+@settings(max_examples=30)
+@given(deform_cases(spread=0.5))
+def test_matches_torch_composition(case):
+    torch = pytest.importorskip("torch")
+    x, boxes, rois, offset, size, scale, ratio, gamma = case
+    # away from the kinks, where the offsets' derivative is one-sided
+    coords = _sample_coordinates(rois, offset, size, scale, ratio, gamma)
+    assume(coords.size == 0 or numpy.abs(coords - numpy.round(coords)).min() > 1e-6)
+    y, pullback = vjp(lambda t, o: poolref.deform_roi_pool(t, boxes, o, size, scale, ratio, gamma), x, offset)
+    xt, ot = torch.tensor(x, requires_grad=True), torch.tensor(offset, requires_grad=True)
+    yt = deform_roi_pool_by_gather(torch, xt, torch.tensor(rois), ot, size, scale, ratio, gamma)
+    g = smooth_values(y.shape, 3)
+    yt.backward(torch.tensor(g))
+    grad_x, grad_offset = pullback(g)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_matches(grad_x, xt.grad.numpy(), rtol=1e-12, atol=1e-13, what="gradient of x")
+    assert_matches(grad_offset, ot.grad.numpy(), rtol=1e-10, atol=1e-12, what="gradient of offset")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from poolref.ops.learned import bilinear_pool, gem_pool, lse_pool, soft_pool2d
 from poolref.reference import learned as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
 from poolref.testing.strategies import smooth_values
+from poolref.testing.torch_compositions import bilinear_by_einsum, gem_by_pow_mean, lse_by_expm1_log1p, soft_pool_by_unfold
 
 EPS = 1e-6  # gem_pool's default clamp
 
@@ -159,7 +160,7 @@ def test_gem_matches_torch(shape, p, seed):
     g = smooth_values(shape[:2] + (1,) * (len(shape) - 2), seed + 2)
     xt = to_torch(x, requires_grad=True)
     pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
-    yt = xt.clamp(min=EPS).pow(pt).mean(dim=_torch_nd_axes(x), keepdim=True).pow(1 / pt)
+    yt = gem_by_pow_mean(torch, xt, pt, EPS)
     if shape[0]:
         yt.backward(to_torch(g))
     y, pullback = vjp(lambda t, q: gem_pool(t, q), x, numpy.array(p))
@@ -259,23 +260,8 @@ def test_soft_pool_large_inputs_in_every_dtype():
         y, pullback = vjp(lambda t: soft_pool2d(t, 3, 2), xd)
         grad = pullback(numpy.ones(y.shape, dtype=dtype))[0]
         assert numpy.isfinite(y).all() and numpy.isfinite(grad).all()
-        want = _torch_soft_pool(torch, xd.astype(numpy.float64), 3, 2).numpy()
+        want = soft_pool_by_unfold(torch, to_torch(xd.astype(numpy.float64)), 3, 2).numpy()
         assert_matches(y, want, rtol=tol)
-
-
-def _torch_soft_pool(torch, x, kernel_size, stride, requires_grad=False):
-    """unfold + softmax: sum over each window of softmax(window) * window."""
-    F = torch.nn.functional
-    xt = x if torch.is_tensor(x) else to_torch(x, requires_grad=requires_grad)
-    N, C, H, W = xt.shape
-    kernel = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
-    stride = kernel if stride is None else ((stride,) * 2 if isinstance(stride, int) else tuple(stride))
-    out_h = (H - kernel[0]) // stride[0] + 1
-    out_w = (W - kernel[1]) // stride[1] + 1
-    columns = F.unfold(xt, kernel, stride=stride)  # (N, C*kh*kw, out_h*out_w)
-    columns = columns.reshape(N, C, kernel[0] * kernel[1], out_h * out_w)
-    pooled = (columns.softmax(dim=2) * columns).sum(dim=2)  # softmax over each window's taps
-    return pooled.reshape(N, C, out_h, out_w)
 
 
 @given(soft_cases(batch=(1, 2)), seeds, st.booleans())
@@ -284,7 +270,7 @@ def test_soft_pool_matches_torch(case, seed, unbatched):
     shape, kernel, stride = case
     x = smooth_values(shape, seed, low=-4.0, high=4.0)
     xt = to_torch(x, requires_grad=True)
-    yt = _torch_soft_pool(torch, xt, kernel, stride)
+    yt = soft_pool_by_unfold(torch, xt, kernel, stride)
     g = smooth_values(tuple(yt.shape), seed + 3)
     yt.backward(to_torch(g))
     if unbatched:  # (C, H, W) in, (C, H_out, W_out) out
@@ -346,7 +332,7 @@ def test_soft_pool_agrees_with_the_torch_composition_except_on_infinities():
     torch = torch_or_skip()
     x = plant_nonfinite(smooth_values((2, 3, 6, 6), 73), 74, fraction=0.1)
     xt = to_torch(x, requires_grad=True)
-    yt = _torch_soft_pool(torch, xt, 2, None)
+    yt = soft_pool_by_unfold(torch, xt, 2)
     g = smooth_values(tuple(yt.shape), 75)
     yt.backward(to_torch(g))
     y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)
@@ -494,13 +480,11 @@ def test_lse_at_large_inputs_is_finite_and_shift_equivariant(shape, r, seed, shi
 
 
 @given(global_shapes(batch=(1, 2)), sharpness, seeds, st.sampled_from([0.0, 1e3]))
-def test_lse_matches_torch_logsumexp(shape, r, seed, shift):
+def test_lse_matches_torch_composition(shape, r, seed, shift):
     torch = torch_or_skip()
     x = smooth_values(shape, seed) + shift
     xt = to_torch(x, requires_grad=True)
-    axes = _torch_nd_axes(x)
-    S = math.prod(shape[2:])
-    yt = (torch.logsumexp(r * xt, dim=axes, keepdim=True) - math.log(S)) / r
+    yt = lse_by_expm1_log1p(torch, xt, r)
     g = smooth_values(tuple(yt.shape), seed + 4)
     yt.backward(to_torch(g))
     y, pullback = vjp(lambda t: lse_pool(t, r), x)
@@ -515,6 +499,7 @@ def test_lse_infinities_follow_torch_logsumexp():
     y = lse_pool(x)
     want = (torch.logsumexp(to_torch(x), dim=2, keepdim=True) - math.log(3)).numpy()
     assert_matches(y, want, rtol=1e-15)
+    assert_matches(y, lse_by_expm1_log1p(torch, to_torch(x)).numpy(), rtol=1e-15)  # the composition keeps the rule
     assert y[0, :, 0].tolist()[:2] == [inf, -inf] and math.isnan(y[0, 3, 0])
     assert y[0, 2, 0] == pytest.approx(math.log(2 / 3))  # -inf contributes e^{-inf} = 0 to the mean
 
@@ -575,15 +560,6 @@ def test_bilinear_gradcheck_x_and_y(shape, channels_y, flags, seed):
     assert gradcheck(lambda a: bilinear_pool(a, signed_sqrt=signed_sqrt, l2_normalize=l2), x)
 
 
-def _torch_bilinear(torch, xt, yt, signed_sqrt, l2, eps):
-    N = xt.shape[0]
-    a = xt.reshape(N, xt.shape[1], -1)
-    b = (xt if yt is None else yt).reshape(N, a.shape[1] if yt is None else yt.shape[1], -1)
-    B = torch.einsum("ncl,ndl->ncd", a, b).reshape(N, -1) / a.shape[2]
-    s = torch.sign(B) * torch.sqrt(B.abs() + eps) if signed_sqrt else B
-    return torch.nn.functional.normalize(s, dim=1, eps=eps) if l2 else s
-
-
 @given(global_shapes(batch=(1, 2)), st.integers(1, 3), st.sampled_from(FLAGS), st.booleans(), seeds)
 def test_bilinear_matches_torch(shape, channels_y, flags, with_y, seed):
     torch = torch_or_skip()
@@ -593,7 +569,7 @@ def test_bilinear_matches_torch(shape, channels_y, flags, with_y, seed):
     y = y if with_y else None
     xt = to_torch(x, requires_grad=True)
     yt = to_torch(y, requires_grad=True) if with_y else None
-    zt = _torch_bilinear(torch, xt, yt, signed_sqrt, l2, 1e-12)
+    zt = bilinear_by_einsum(torch, xt, yt, signed_sqrt, l2, 1e-12)
     g = smooth_values(tuple(zt.shape), seed + 5)
     zt.backward(to_torch(g))
     z, pullback = vjp(lambda a, b: bilinear_pool(a, b, signed_sqrt=signed_sqrt, l2_normalize=l2), x, y)
@@ -658,7 +634,7 @@ def test_bilinear_l2_norm_floor_is_eps_as_torch_normalize():
     assert_matches(z, B / eps, rtol=1e-15)
     assert numpy.linalg.norm(z) < 1
     xt = to_torch(x, requires_grad=True)
-    zt = _torch_bilinear(torch, xt, None, False, True, eps)
+    zt = bilinear_by_einsum(torch, xt, None, False, True, eps)
     g = numpy.array([[1.0, -2.0, 0.5, 3.0]])
     zt.backward(to_torch(g))
     assert_matches(z, zt.detach().numpy(), rtol=1e-14)
@@ -869,7 +845,7 @@ def test_empty_batch_gem_p_gradient_is_zero():
 def test_empty_batch_soft_pool_matches_torch_shape_and_unbatched_input():
     torch = torch_or_skip()
     x = numpy.zeros((0, 2, 5, 5))
-    assert soft_pool2d(x, 2).shape == tuple(_torch_soft_pool(torch, x, 2, None).shape)
+    assert soft_pool2d(x, 2).shape == tuple(soft_pool_by_unfold(torch, to_torch(x), 2).shape)
     u = smooth_values((3, 5, 4), 14)
     assert_matches(soft_pool2d(u, (2, 1), 1), soft_pool2d(u[None], (2, 1), 1)[0], rtol=0)
 

@@ -23,6 +23,7 @@ from poolref.ops.stochastic import (
 from poolref.reference import stochastic as ref
 from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
 from poolref.testing.strategies import distinct_values, pool_cases, smooth_values
+from poolref.testing.torch_compositions import mixed_by_max_and_avg_pool, stochastic_expectation_by_unfold
 
 FRACTIONAL = {2: fractional_max_pool2d, 3: fractional_max_pool3d}
 TOL = {numpy.float16: 2e-3, numpy.float32: 1e-6, numpy.float64: 1e-12}
@@ -402,6 +403,22 @@ def test_stochastic_training_matches_loop_reference_on_nonfinite_gradients():
 
 
 @settings(max_examples=15)
+@given(stochastic_cases(dtypes=(numpy.float64, numpy.float32)), st.booleans())
+def test_stochastic_inference_matches_torch_composition(case, unbatched):
+    torch = torch_or_skip()
+    x, kernel, stride = case
+    if unbatched and len(x):
+        x = x[0]
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, kernel, stride, training=False), x)
+    xt = to_torch(x, requires_grad=True)
+    yt = stochastic_expectation_by_unfold(torch, xt, kernel, stride)
+    g = smooth_values(y.shape, 6, x.dtype)
+    yt.backward(to_torch(g))
+    tol = TOL[x.dtype.type]
+    assert_matches(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=tol, atol=tol, what="gradient")
+
+
 @given(stochastic_cases(zeros=False, batch=(1, 1)))
 def test_gradcheck_stochastic_inference(case):
     x, kernel, stride = case
@@ -634,8 +651,7 @@ def test_mixed_matches_torch(case, unbatched):
         x = x[0]
     y, pullback = vjp(lambda t: mixed_pool2d(t, **kw, lam=lam), x)
     xt = to_torch(x, requires_grad=True)
-    F = torch.nn.functional
-    yt = lam * F.max_pool2d(xt, **kw) + (1 - lam) * F.avg_pool2d(xt, **kw)  # count_include_pad=True
+    yt = mixed_by_max_and_avg_pool(torch, xt, **kw, lam=lam)  # count_include_pad=True
     g = smooth_values(y.shape, 6, x.dtype)
     yt.backward(to_torch(g))
     tol = TOL[x.dtype.type]
@@ -681,7 +697,7 @@ def test_mixed_low_precision_and_empty_batch():
     x = smooth_values((2, 3, 9, 9), 8, numpy.float16)
     y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x)
     xt = to_torch(x.astype(numpy.float32), requires_grad=True)
-    yt = 0.3 * torch.nn.functional.max_pool2d(xt, 3, 2, 1) + 0.7 * torch.nn.functional.avg_pool2d(xt, 3, 2, 1)
+    yt = mixed_by_max_and_avg_pool(torch, xt, 3, 2, 1, lam=0.3)
     g = smooth_values(y.shape, 9, numpy.float16)
     yt.backward(to_torch(g.astype(numpy.float32)))
     grad = pullback(g)[0]

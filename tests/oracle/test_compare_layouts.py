@@ -38,6 +38,45 @@ def test_nan_must_sit_where_poolref_has_nan():
     assert not compare_arrays(numpy.array([1.0, 2.0, 3.0]), ours, "output").ok
 
 
+# Regression tests: the comparison of the first oracle let these pass (|a - b| = inf was tested against
+# atol + rtol*|inf| = inf, and atol scaled with the largest value of the whole array).
+def test_minus_inf_where_poolref_has_plus_inf_is_a_mismatch():
+    result = compare_arrays(numpy.array([-numpy.inf]), numpy.array([numpy.inf]), "output")
+    assert not result.ok and "an infinity of the other sign" in result.problem
+
+
+def test_a_finite_value_where_poolref_has_inf_is_a_mismatch():
+    assert not compare_arrays(numpy.array([123.0]), numpy.array([numpy.inf]), "output").ok
+    assert not compare_arrays(numpy.array([numpy.inf]), numpy.array([123.0]), "output").ok
+    assert compare_arrays(numpy.array([numpy.inf, -numpy.inf]), numpy.array([numpy.inf, -numpy.inf]), "output").ok
+
+
+def test_the_absolute_tolerance_does_not_scale_with_the_largest_value():
+    ours32 = numpy.array([1e6, 0.0, 0.0], dtype=numpy.float32)
+    assert not compare_arrays(numpy.array([1e6, 0.5, -0.9], dtype=numpy.float32), ours32, "output").ok
+    assert not compare_arrays(numpy.array([1e6, 1e-6]), numpy.array([1e6, 0.0]), "output").ok
+
+
+def test_the_absolute_tolerance_scales_with_the_case_magnitude_only():
+    ours = numpy.array([1e-30, 2e-30])
+    assert compare_arrays(ours * (1 + 1e-12), ours, "output", scale=1e-30).ok
+    # a value that is wrong by a factor of two at magnitude 1e-30 is wrong, whatever atol is at magnitude 1
+    assert not compare_arrays(ours * 2, ours, "output", scale=1e-30).ok
+    assert compare_arrays(ours * 2, ours, "output").ok  # (what an atol of 1e-12 alone would forgive)
+
+
+def test_the_zero_sign_of_max_type_outputs_is_exact():
+    ours = numpy.array([-0.0, 0.0, 1.0])
+    assert not compare_arrays(numpy.array([0.0, 0.0, 1.0]), ours, "output", zero_sign=True).ok
+    assert compare_arrays(numpy.array([0.0, 0.0, 1.0]), ours, "output").ok  # sums: the sign of zero is free
+    assert "another element won" in compare_arrays(numpy.array([0.0, 0.0, 1.0]), ours, "output", zero_sign=True).problem
+
+
+def test_problems_show_plain_numbers():
+    problem = compare_arrays(numpy.array([0.5], dtype=numpy.float32), numpy.array([0.25], dtype=numpy.float32), "output").problem
+    assert "got 0.5, poolref 0.25" in problem and "np.float" not in problem
+
+
 def test_indices_are_exact_and_shapes_must_agree():
     assert not compare_arrays(numpy.array([1, 2]), numpy.array([1, 3]), "indices", exact=True).ok
     assert "shape" in compare_arrays(numpy.zeros(3), numpy.zeros(4), "output").problem

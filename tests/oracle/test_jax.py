@@ -61,3 +61,33 @@ def test_resize_antialiases_by_default_when_downsampling():
 
 def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
     assert reproducers_run("jax") == len(oracle.load_adapter("jax").MAPPINGS)
+
+
+# --------------------------------------------------------------------------------------------------
+# The ops JAX lacks, checked against compositions of jnp, lax and map_coordinates
+# --------------------------------------------------------------------------------------------------
+from conftest import assert_agrees_but_for_poolref_defects, assert_every_public_op_is_a_row  # noqa: E402
+
+JAX_COMPOSED = ["stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool", "dynopool2d"]
+
+
+def test_every_public_op_is_checked_or_says_why():
+    assert_every_public_op_is_a_row("jax")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # poolref's own warnings on non-finite input (conftest)
+def test_the_compositions_agree_with_poolref_but_for_its_listed_defects():
+    report = oracle.check("jax", ops=JAX_COMPOSED, cases=3, seed=1)  # every case compiles: few of them
+    assert [r.op for r in report.results] == JAX_COMPOSED and {r.kind for r in report.results} == {"composition"}
+    assert_agrees_but_for_poolref_defects(report)
+
+
+def test_a_default_run_gives_the_compositions_fewer_cases():
+    adapter = oracle.load_adapter("jax")
+    composed = [m for m in adapter.MAPPINGS if m.kind == "composition"]
+    assert composed and all(m.cases == adapter.COMPOSITION_CASES < adapter.DEFAULT_CASES for m in composed)
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("jax").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("jax", kind="composition") == len(composed)

@@ -86,3 +86,29 @@ def test_lp_pool_does_not_rescale_a_partial_ceil_mode_window():
 
 def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
     assert reproducers_run("onnxruntime") == len(oracle.load_adapter("onnxruntime").MAPPINGS)
+
+
+# --------------------------------------------------------------------------------------------------
+# The ops ONNX lacks, checked (values) against small graphs of its nodes
+# --------------------------------------------------------------------------------------------------
+from conftest import assert_agrees_but_for_poolref_defects, assert_every_public_op_is_a_row  # noqa: E402
+
+ORT_COMPOSED = ["stochastic_pool2d", "mixed_pool2d", "gem_pool", "lse_pool", "bilinear_pool", "dynopool2d"]
+
+
+def test_every_public_op_is_checked_or_says_why():
+    assert_every_public_op_is_a_row("onnxruntime")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # poolref's own warnings on non-finite input (conftest)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_compositions_agree_with_poolref_but_for_its_listed_defects(seed):
+    report = oracle.check("onnxruntime", ops=ORT_COMPOSED, cases=14, seed=seed)
+    assert [r.op for r in report.results] == ORT_COMPOSED and {r.kind for r in report.results} == {"composition"}
+    assert not any(r.gradients for r in report.results)
+    assert_agrees_but_for_poolref_defects(report)
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("onnxruntime").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("onnxruntime", kind="composition") == len(composed)

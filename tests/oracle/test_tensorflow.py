@@ -80,3 +80,33 @@ def test_crop_and_resize_is_aligned_roi_align_of_converted_boxes():
 
 def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
     assert reproducers_run("tensorflow") == len(oracle.load_adapter("tensorflow").MAPPINGS)
+
+
+# --------------------------------------------------------------------------------------------------
+# The ops TensorFlow lacks, checked against compositions of its own ops
+# --------------------------------------------------------------------------------------------------
+from conftest import assert_agrees_but_for_poolref_defects, assert_every_public_op_is_a_row  # noqa: E402
+
+TF_COMPOSED = ["stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool"]
+
+
+def test_every_public_op_is_checked_or_says_why():
+    assert_every_public_op_is_a_row("tensorflow")
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # poolref's own warnings on non-finite input (conftest)
+def test_the_compositions_agree_with_poolref_but_for_its_listed_defects():
+    report = oracle.check("tensorflow", ops=TF_COMPOSED, cases=14, seed=1)
+    assert [r.op for r in report.results] == TF_COMPOSED and {r.kind for r in report.results} == {"composition"}
+    assert_agrees_but_for_poolref_defects(report)
+
+
+def test_explicit_max_pool_padding_reads_as_the_lowest_float_not_minus_infinity():
+    x = tf.constant(numpy.full((1, 1, 2, 1), -numpy.inf))  # NHWC: one column of -inf
+    y = tf.nn.max_pool2d(x, [1, 2], [1, 2], padding=[[0, 0], [0, 0], [1, 1], [0, 0]]).numpy()
+    assert y.ravel().tolist() == [-numpy.finfo(numpy.float64).max] * 2
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("tensorflow").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("tensorflow", kind="composition") == len(composed)

@@ -137,3 +137,50 @@ def test_aliases_name_the_same_adapter():
 
 def test_every_mapping_has_a_reproducer_that_runs(reproducers_run):
     assert reproducers_run("torch") == len(oracle.load_adapter("torch").MAPPINGS)
+
+
+# --------------------------------------------------------------------------------------------------
+# The ops PyTorch lacks, checked against compositions of its own ops
+# --------------------------------------------------------------------------------------------------
+from conftest import COMPOSED_OPS, assert_agrees_but_for_poolref_defects, assert_every_public_op_is_a_row  # noqa: E402
+
+
+def test_every_public_op_is_checked_or_says_why():
+    assert_every_public_op_is_a_row("torch")
+
+
+# poolref warns (a RuntimeWarning, an error under pytest) on some non-finite inputs: a defect of its
+# own, listed with the others in conftest.POOLREF_DEFECTS
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_compositions_agree_with_poolref_but_for_its_listed_defects(seed):
+    report = oracle.check("torch", ops=list(COMPOSED_OPS), cases=14, seed=seed)
+    assert [r.op for r in report.results] == list(COMPOSED_OPS) and {r.kind for r in report.results} == {"composition"}
+    assert all(r.gradients for r in report.results)
+    assert_agrees_but_for_poolref_defects(report)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # poolref's own warnings on non-finite input (conftest)
+def test_a_refused_class_of_a_composition_says_why():
+    report = oracle.check("torch", ops=["soft_pool2d", "dynopool2d"], cases=14)
+    soft, dynopool = report.results
+    assert "subtracts the upstream infinity from itself" in soft.refused["nonfinite_gradient"]
+    assert any("grid coordinates and back" in s for s in dynopool.skips)
+
+
+def test_a_planted_bug_in_a_composition_is_caught(monkeypatch):
+    real = F.unfold
+
+    def unfold(input, *args, **kwargs):  # SoftPool's windows read one column too far right
+        return real(torch.roll(input, shifts=-1, dims=-1), *args, **kwargs)
+
+    monkeypatch.setattr(F, "unfold", unfold)
+    report = oracle.check("torch", ops=["soft_pool2d"], cases=4)
+    assert not report.passed and any(p.startswith("output") for f in report.failures for p in f.problems)
+    with pytest.raises(AssertionError, match="output"):
+        exec(compile(report.failures[0].reproducer, "<reproducer>", "exec"), {})
+
+
+def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
+    composed = [m for m in oracle.load_adapter("torch").MAPPINGS if m.kind == "composition"]
+    assert composed and reproducers_run("torch", kind="composition") == len(composed)
