@@ -686,11 +686,11 @@ GLOBAL_OPS = {
                  lambda torch, t: _torch_lse(torch, t, 1.5), dict(low=-2.0, high=2.0)),
     "bilinear_pool": (lambda t: bilinear_pool(t), lambda x: ref.bilinear_pool_reference(x, None, True, True, 1e-12),
                       lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, True, True, 1e-12)[0],
-                      lambda torch, t: _torch_bilinear(torch, t, None, True, True, 1e-12), dict(low=-2.0, high=2.0)),
+                      lambda torch, t: bilinear_by_einsum(torch, t, None, True, True, 1e-12), dict(low=-2.0, high=2.0)),
     "bilinear_pool_plain": (lambda t: bilinear_pool(t, signed_sqrt=False, l2_normalize=False),
                             lambda x: ref.bilinear_pool_reference(x, None, False, False, 1e-12),
                             lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0],
-                            lambda torch, t: _torch_bilinear(torch, t, None, False, False, 1e-12), dict(low=-2.0, high=2.0)),
+                            lambda torch, t: bilinear_by_einsum(torch, t, None, False, False, 1e-12), dict(low=-2.0, high=2.0)),
 }
 
 
@@ -760,7 +760,7 @@ def test_bilinear_of_two_maps_matches_loop_reference_and_torch_on_nonfinite_valu
     assert_matches(grad_y, want_y, rtol=1e-10, atol=1e-14, what="gradient of y")
     torch = torch_or_skip()
     xt, yt = to_torch(x, requires_grad=True), to_torch(y, requires_grad=True)
-    zt = _torch_bilinear(torch, xt, yt, signed_sqrt, l2, 1e-12)
+    zt = bilinear_by_einsum(torch, xt, yt, signed_sqrt, l2, 1e-12)
     zt.backward(to_torch(g))
     assert_matches(z, zt.detach().numpy(), rtol=1e-10, atol=1e-14)
     assert_matches(grad_x, xt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient of x (torch)")
@@ -780,7 +780,7 @@ def test_bilinear_self_gradient_adds_the_two_factors_after_the_products_as_torch
     assert_matches(grad, ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0], rtol=1e-15)
     torch = torch_or_skip()
     xt = to_torch(x, requires_grad=True)
-    _torch_bilinear(torch, xt, None, False, False, 1e-12).backward(to_torch(g))
+    bilinear_by_einsum(torch, xt, None, False, False, 1e-12).backward(to_torch(g))
     assert_matches(grad, xt.grad.numpy(), rtol=1e-15, what="gradient (torch)")
 
 
