@@ -20,7 +20,16 @@ from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
 from ..autograd.function import apply, define_function
-from .window import LP_POOL, _first_inside_tap, _flat_indices, _lowest, _take_larger, scatter_to_planes
+from .._running_max import (
+    TORCH,
+    RunningMax,
+    first_inside_tap,
+    gather_from_planes,
+    lowest_value,
+    scatter_to_planes,
+    window_indices,
+)
+from .window import LP_POOL
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -190,11 +199,10 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     in_shape = x.shape[x.ndim - n:]
     tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
     taps_per_axis = tuple(t.taps_per_window for t in tables)
-    best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner = xp.empty(best.shape, dtype=numpy.min_scalar_type(numpy.prod(taps_per_axis)))
-    winner[...] = _first_inside_tap(tables, taps_per_axis, xp)
-    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
-    check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
+    # PyTorch's running max over every bin (poolref._running_max), tap by tap
+    scan = RunningMax(TORCH, lead + tuple(output_size), x.dtype, xp, taps=int(numpy.prod(taps_per_axis)),
+                      first_tap=first_inside_tap(tables, taps_per_axis, xp),
+                      nan_possible=bool(xp.isnan(x).any()) if x.dtype.kind == "f" else False)
     # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a
     shapes = [[-1 if b == a else 1 for b in range(n)] for a in range(n)]
     for tap_number, offsets in enumerate(numpy.ndindex(*taps_per_axis)):
@@ -205,13 +213,15 @@ def _adaptive_max_forward(x, *, output_size: tuple):
         value = x[(Ellipsis,) + gather]  # (.., O..): tap ``offsets`` of every bin
         if not inside.all():
             # a tap past a short bin's end is no part of that bin: make it lose every comparison
-            value = xp.where(xp.asarray(inside), value, _lowest(x.dtype))
-        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
-    indices = _flat_indices(winner, tables, in_shape, taps_per_axis)
-    return (best, indices), AdaptiveMaxSaved(indices, x.shape, n)
+            value = xp.where(xp.asarray(inside), value, lowest_value(x.dtype))
+        scan.add(value, tap_number)
+    indices = window_indices(scan.winner, tables, in_shape, taps_per_axis)
+    y = scan.values(lambda: gather_from_planes(x, indices, n))  # y_o = x[index_o]
+    return (y, indices), AdaptiveMaxSaved(indices, x.shape, n)
 
 
 def _adaptive_max_backward(saved: AdaptiveMaxSaved, grad_values, _grad_indices):
+    # forward y_o = x[index_o] (a gather); backward grad_x[index_o] += grad_y[o] (its adjoint scatter)
     return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
 
 

@@ -43,6 +43,7 @@ import numpy
 from .._backend import array_module, sparse_csr, to_numpy
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import as_int_tuple, pool_geometry
+from .._running_max import ONNX, ONNX_MAX_ROI_POOL, TORCHVISION_ROI_POOL
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 from .adaptive import ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL
@@ -50,8 +51,6 @@ from .window import AVG_POOL, MAX_POOL
 
 __all__ = ["spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align"]
 
-# torchvision's RoI pool starts every running maximum at -FLT_MAX (the float32 maximum, negated).
-FLT_MAX = float(numpy.finfo(numpy.float32).max)
 ROI_CONVENTIONS = ("torchvision", "onnx")
 
 
@@ -588,9 +587,9 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
         out /= count[:, None, None, None]
         y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
         return y, RoiAlignSaved(x.shape, x.dtype, geometry, count, matrix, None, None, None)
-    # ONNX max (not linear): fold the weighted corners tap by tap with std::max(best, v) = v if
-    # best < v else best, starting from each bin's first sample; the first of equal maxima keeps
-    # the gradient
+    # ONNX max (not linear): fold the weighted corners tap by tap with ORT's std::max(best, v), the
+    # "onnx" running max of poolref._running_max: each bin's first weighted corner is taken whatever
+    # it holds, a later one when it is greater (first of ties; a NaN survives only as the first)
     out = xp.zeros((K, ph, pw, C), dtype=accumulate)
     winner = xp.full((K, ph, pw, C), -1, dtype=numpy.int32)
     for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, W):
@@ -600,7 +599,7 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
             value *= tap.weight[..., None]
         best = select_boxes(out, tap.boxes, None)
         chosen = select_boxes(winner, tap.boxes, None)
-        take = (chosen < 0) | (best < value)
+        take = (chosen < 0) | ONNX.takes(value, best)
         best = xp.where(take, value, best)
         chosen = xp.where(take, tap.number, chosen)
         if tap.boxes is None:
@@ -813,20 +812,19 @@ def _roi_pool_forward(x, rois, *, output_size, spatial_scale, convention):
     table = channels_last_table(x, x.dtype)
     K = rois.shape[0]
     empty = ((bins.h_end <= bins.h_start)[:, :, None] | (bins.w_end <= bins.w_start)[:, None, :])[..., None]
-    lowest = -numpy.inf if x.dtype == numpy.float16 else -FLT_MAX  # -FLT_MAX overflows float16
+    # the running max of poolref._running_max: from -FLT_MAX (-inf in float16), no winner yet
+    rule = TORCHVISION_ROI_POOL if convention == "torchvision" else ONNX_MAX_ROI_POOL
     best = xp.empty((K, ph, pw, C), dtype=x.dtype)
-    best[...] = xp.where(empty, x.dtype.type(0), x.dtype.type(lowest))  # an empty bin outputs 0
+    best[...] = xp.where(empty, x.dtype.type(0), rule.floor(x.dtype))  # an empty bin outputs 0
     where = xp.full((K, ph, pw, C), -1, dtype=numpy.int64)  # argmax as channels-last table row
     base = (bins.batch * (H * W))[:, None, None]
     for boxes, pixel, inside in pool_bin_cells(bins, W):
         rows = select_boxes(base, boxes, None) + pixel
         value = gather_rows(table, rows)
         old = select_boxes(best, boxes, None)
-        if convention == "torchvision":
-            take = value > old  # first of ties; NaN never taken
-        else:
-            take = ~(value < old)  # std::max(v, best): last of ties; a NaN is taken, then replaced
-        take &= inside[..., None]
+        # torchvision: value > best (first of ties, NaN never taken); ONNX Runtime: std::max(v, best),
+        # not (value < best) (last of ties; a NaN is taken, then replaced by the next element)
+        take = rule.takes(value, old) & inside[..., None]
         new_best = xp.where(take, value, old)
         new_where = xp.where(take, rows[..., None], select_boxes(where, boxes, None))
         if boxes is None:
