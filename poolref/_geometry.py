@@ -62,7 +62,7 @@ __all__ = [
     "unpool_output_shape",
 ]
 
-CONVENTIONS = ("torch", "onnx", "tensorflow")
+CONVENTIONS = ("torch", "onnx", "tensorflow", "jax")
 SAME_PADDINGS = ("same", "same_upper", "same_lower")
 
 
