@@ -626,13 +626,16 @@ def _roi_align_backward(saved: RoiAlignSaved, grad_y):
         grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
         return grad_x.astype(saved.dtype, copy=False), None
     # max: g * w to the corner the forward chose, tap by tap; (K, ph, pw, C) channels-last, in
-    # float64: bincount's weights, so each tap's share needs no cast
+    # float64: bincount's weights, so each tap's share needs no cast. The other bins' g is selected
+    # away (where), not multiplied by a 0/1 mask, so an infinite or NaN g stays with its corner.
     g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
     scatter = RowScatter(N * H * W, C, xp)
     base = (geometry.batch * (H * W))[:, None, None]
     for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W):
-        g_tap = select_boxes(g, tap.boxes, None) * (select_boxes(saved.winner, tap.boxes, None) == tap.number)
-        scatter.add(select_boxes(base, tap.boxes, None) + tap.pixel, tap.weight, g_tap)
+        chose = select_boxes(saved.winner, tap.boxes, None) == tap.number
+        g_tap = xp.where(chose, select_boxes(g, tap.boxes, None), 0.0)
+        with numpy.errstate(invalid="ignore"):  # a chosen corner of weight 0 gets 0 * g: NaN for an infinite g
+            scatter.add(select_boxes(base, tap.boxes, None) + tap.pixel, tap.weight, g_tap)
     grad_x = xp.ascontiguousarray(xp.moveaxis(scatter.total.reshape(N, H, W, C), -1, 1))
     return grad_x.astype(saved.dtype, copy=False), None
 

@@ -331,9 +331,10 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
         \frac{\partial L}{\partial x_t} = \sum_{o:\ \text{index}(o) = t} \frac{\partial L}{\partial y_o}
 
     Overlapping windows that pick the same input accumulate (``+=``), so the sum of ``grad_x`` equals
-    the sum of ``grad_y``. This is the adjoint of a gather (:func:`max_unpool_backward_reference`).
-    An index outside the plane raises ``IndexError``: :func:`max_pool_reference` returns one only for a
-    window that lies wholly in padding (see its Notes).
+    the sum of ``grad_y``, less the outputs of index -1, which have no winner and send nothing. This
+    is the adjoint of a gather (:func:`max_unpool_backward_reference`). Any other index outside the
+    plane raises ``IndexError``: :func:`max_pool_reference` returns one only for a window that lies
+    wholly in padding under PyTorch's rule (see its Notes).
 
     Examples
     --------
@@ -351,6 +352,8 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
     for b, c in itertools.product(range(N), range(C)):
         for out_pos in itertools.product(*[range(O) for O in grad_y.shape[2:]]):
             index = int(indices[(b, c) + out_pos])
+            if index == -1:
+                continue  # no winner (a floor rule took nothing, or padding won): no gradient
             if not 0 <= index < plane_size:
                 # only a window lying wholly in padding (possible with dilation) yields such an
                 # index; PyTorch's backward then writes out of bounds, the reference refuses
