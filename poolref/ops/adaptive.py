@@ -276,8 +276,10 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     .. math:: y_o = \max_{i \in W_o} x_i, \qquad
               \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
 
-    Ties go to the first element in scan order; a NaN wins and the last NaN's index is kept (as
-    PyTorch). Indices are flat within each (n, c) plane.
+    PyTorch's running max (:ref:`max-rules`): ties go to the first element in scan order (``-0.``
+    before ``0.``), a NaN wins and the last NaN's index is kept, a bin of only :math:`-\infty` keeps
+    its first element. Indices are flat within each (n, c) plane; the backward scatters each upstream
+    entry onto its index, so an infinite or NaN one stays there.
 
     Examples
     --------
@@ -341,8 +343,8 @@ def global_max_pool(x):
 
     Notes
     -----
-    :math:`y_{nc} = \max_{s} x_{ncs}` (first of ties, NaN wins); backward sends
-    :math:`\partial L/\partial y_{nc}` to the argmax.
+    :math:`y_{nc} = \max_{s} x_{ncs}` (PyTorch's rule: first of ties, the last NaN wins;
+    :ref:`max-rules`); backward sends :math:`\partial L/\partial y_{nc}` to the argmax.
 
     Examples
     --------

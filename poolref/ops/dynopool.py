@@ -360,8 +360,10 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
         ``(alpha_h, alpha_w)``, finite and > 0: the output is about ``H / alpha_h`` by
         ``W / alpha_w``. A Tensor that requires a gradient gets the straight-through gradient.
     aggregate : {"max", "avg"}
-        How the four query points of an output cell combine: their maximum (the paper's; ties go
-        to the first point in the order (0,0), (0,1), (1,0), (1,1)) or their mean.
+        How the four query points of an output cell combine: their maximum (the paper's), with
+        PyTorch's running max over the points in the order (0,0), (0,1), (1,0), (1,1) (ties go to the
+        first, a NaN wins and the last NaN is kept, as in ``max_pool2d``; :ref:`max-rules`), or their
+        mean.
     return_size : bool
         Also return the output size ``(H_out, W_out)`` as a float array or Tensor of shape (2,),
         whose gradient is the straight-through one, ``d H_out / d alpha_h = -H / alpha_h^2``: chain
@@ -383,7 +385,8 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
               v_{jb} = (j + \tfrac14 + \tfrac{b}{2}) s_w - \tfrac12, \qquad a, b \in \{0, 1\}
 
     bilinearly, :math:`q_{ab} = \sum_{k,l} r_k(u_{ia})\, r_l(v_{jb})\, x_{kl}` with the tent weights
-    :math:`r` of the coordinate clamped into the image, and outputs
+    :math:`r` of the coordinate clamped into the image (a pixel of weight 0 is not read: a point on a
+    pixel reads that pixel only), and outputs
     :math:`y_{ij} = \max_{ab} q_{ab}` (or the mean). Backward: the gradient of :math:`y_{ij}` goes
     to the chosen query point (a quarter to each for the mean) and from there to its four pixels with
     the bilinear weights, :math:`\partial L/\partial x = R_h^\top G R_w` with :math:`R` the

@@ -698,9 +698,10 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
 
     ONNX's max mode takes the largest *weighted corner*, :math:`y = \max_{a,b,q} w_q x_q` (not the
     largest interpolated value; a corner of weight 0 counts as 0, so a bin of negative values can
-    output 0), and its backward sends :math:`w_q \partial L/\partial y` to that one corner (the first
-    in scan order among equals). As in both CPU kernels, a sample outside the image reads pixel
-    (0, 0) with weight 0, so a NaN there reaches such bins.
+    output 0), folded with ONNX Runtime's ``std::max``, the ``onnx`` running max of :ref:`max-rules`
+    (the first of equal values; a NaN survives only as the bin's first weighted corner); its backward
+    sends :math:`w_q \partial L/\partial y` to that one corner. As in both CPU kernels, a sample
+    outside the image reads pixel (0, 0) with weight 0, so a NaN there reaches such bins.
 
     Examples
     --------
@@ -886,12 +887,13 @@ def roi_pool(x, boxes, output_size, spatial_scale=1.0, *, convention="torchvisio
               \frac{\partial L}{\partial x_{b_k c h w}} \mathrel{+}= \frac{\partial L}{\partial y_{kcij}}
               \ \text{at the argmax}
 
-    An empty bin outputs 0 and passes no gradient. The running maximum starts at ``-FLT_MAX`` and
-    scans the bin row by row. torchvision takes an element when ``v > best``: the first of equal
-    values; a NaN is never taken (unlike max pooling, where NaN wins); a bin of values at or below
-    ``-FLT_MAX`` (``-inf``) outputs ``-FLT_MAX`` and passes no gradient. ONNX Runtime's MaxRoiPool takes
-    it unless ``v < best`` (``std::max``): the last of equal values, and a NaN survives only as the
-    bin's last element. (ONNX defines no gradient; poolref's follows the element it took.)
+    An empty bin outputs 0 and passes no gradient. The running maximum (:ref:`max-rules`) starts at
+    ``-FLT_MAX`` (``-inf`` in float16) and scans the bin row by row. torchvision takes an element when
+    ``v > best``: the first of equal values; a NaN is never taken (unlike max pooling, where NaN
+    wins); a bin of values at or below ``-FLT_MAX`` (``-inf``) outputs ``-FLT_MAX`` and passes no
+    gradient. ONNX Runtime's MaxRoiPool takes it unless ``v < best`` (``std::max``): the last of equal
+    values (``[-0., 0.]`` gives ``0.``), and a NaN survives only as the bin's last element. (ONNX
+    defines no gradient; poolref's follows the element it took.)
 
     Examples
     --------

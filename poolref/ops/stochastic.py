@@ -306,9 +306,10 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None, r
     .. math:: y_{ij} = \max_{t \in W_{ij}} x_t, \qquad
               \frac{\partial L}{\partial x_t} = \sum_{(i, j) \,:\, \mathrm{index}_{ij} = t} \frac{\partial L}{\partial y_{ij}}
 
-    with max pooling's rules: taps scanned row-major, a tap taken when ``x_t > y or isnan(x_t)`` (ties
-    to the first, a NaN wins and the last NaN's index is kept), and a scatter-add backward
-    (overlapping windows accumulate; the input gradient sums to the output gradient).
+    with max pooling's rules (PyTorch's running max, :ref:`max-rules`): taps scanned row-major, a tap
+    taken when ``x_t > y or isnan(x_t)`` (ties to the first, ``-0.`` before ``0.``, a NaN wins and the
+    last NaN's index is kept), and a scatter-add backward (overlapping windows accumulate; the input
+    gradient sums to the output gradient; an infinite or NaN upstream entry stays at its argmax).
 
     The windows are computed in the dtype of ``x`` (float16 included), one rounding per operation,
     exactly as PyTorch's CPU kernel does; PyTorch's CUDA kernel computes them in float32 for float16
@@ -350,7 +351,8 @@ def fractional_max_pool3d(x, kernel_size, output_size=None, output_ratio=None, r
     -----
     Per axis, starts :math:`s_i = \lfloor (i + u)\alpha \rfloor - \lfloor u\alpha \rfloor` with
     :math:`\alpha = (L - k)/(O - 1)` and :math:`s_{O-1} = L - k`; :math:`y_o = \max_{t \in W_o} x_t`
-    (first of ties, NaN wins); backward scatters :math:`\partial L/\partial y_o` onto the argmax.
+    (PyTorch's rule: first of ties, the last NaN wins; :ref:`max-rules`); backward scatters
+    :math:`\partial L/\partial y_o` onto the argmax.
 
     Examples
     --------

@@ -189,8 +189,9 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     Notes
     -----
-    :math:`y_o = \max_{m} x[o s - p + m d]` over the taps inside the input (first of ties, NaN wins);
-    backward: :math:`\partial L / \partial x_i = \sum_{o: \mathrm{index}_o = i} \partial L / \partial y_o`.
+    :math:`y_o = \max_{m} x[o s - p + m d]` over the taps inside the input (under ``"torch"``: first
+    of ties, the last NaN wins; other conventions: :ref:`max-rules`); backward, the scatter
+    :math:`\partial L / \partial x_i = \sum_{o: \mathrm{index}_o = i} \partial L / \partial y_o`.
 
     Examples
     --------
@@ -221,9 +222,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         Round the output size up; a window may then overhang the end, but none starts in the end
         padding.
     return_indices : bool
-        Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane.
-    convention : {"torch", "onnx", "tensorflow"}
-        Whose argument rules apply (:mod:`poolref._geometry`); the values are the same in all three.
+        Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane (-1 where a
+        window has no winner).
+    convention : {"torch", "onnx", "tensorflow", "jax"}
+        Whose rules apply: the padding and argument rules (:mod:`poolref._geometry`) and the running
+        max (:mod:`poolref._running_max`), which decides ties, NaN, windows of only :math:`-\infty`
+        and signed zeros, so the values differ between conventions (:ref:`max-rules`). Under
+        ``"tensorflow"``, ``return_indices=True`` models ``tf.nn.max_pool_with_argmax``, whose rule
+        differs from ``tf.nn.max_pool2d``'s, values included.
 
     Returns
     -------
@@ -239,11 +245,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     .. math:: y_o = \max_{i \in W_o} x_i, \qquad \mathrm{index}_o = \operatorname{argmax}_{i \in W_o} x_i
 
-    scanning the taps in row-major order and taking a tap when ``x_i > y or isnan(x_i)`` (PyTorch's
-    rule): ties go to the first, a NaN wins and the last NaN's index is kept.
+    scanning the taps in row-major order. PyTorch's rule (the default) takes a tap when
+    ``x_i > y or isnan(x_i)``: ties go to the first (``[-0., 0.]`` gives ``-0.`` at index 0), a NaN
+    wins and the last NaN's index is kept, a window of only :math:`-\infty` keeps its first element.
+    The other conventions' rules are in :ref:`max-rules`.
 
-    Backward, a scatter-add (overlapping windows accumulate; the input gradient sums to the output
-    gradient):
+    Backward, the adjoint of the gather :math:`y_o = x_{\mathrm{index}_o}`: a scatter-add of each
+    upstream entry onto its argmax (overlapping windows accumulate; the input gradient sums to the
+    output gradient; an infinite or NaN entry reaches its argmax and nothing else):
 
     .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
 
@@ -268,8 +277,9 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     Notes
     -----
-    :math:`y_o = \max_{i \in W_o} x_i` (first of ties, NaN wins); backward scatters each
-    :math:`\partial L / \partial y_o` onto :math:`x_{\mathrm{index}_o}`.
+    :math:`y_o = \max_{i \in W_o} x_i` (under ``"torch"``: first of ties, the last NaN wins; other
+    conventions: :ref:`max-rules`); backward scatters each :math:`\partial L / \partial y_o` onto
+    :math:`x_{\mathrm{index}_o}`.
 
     Examples
     --------
