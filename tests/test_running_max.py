@@ -565,3 +565,20 @@ def test_jax_reduce_window_max_values_and_gradient(n, kernel, stride, padding):
     assert_same_values(ours, numpy.asarray(y))  # NaN propagates, +0 above -0
     g = special_upstream(ours.shape, numpy.float64, seed=n)
     numpy.testing.assert_allclose(pull(g)[0], numpy.asarray(pull_jax(jnp.asarray(g))[0]), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# Gradients of every convention: gradcheck (float64) and the dot-product test, on distinct values
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("convention, return_indices", [("torch", False), ("onnx", True), ("tensorflow", False),
+                                                        ("tensorflow", True), ("jax", False)])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_gradcheck_and_adjoint_of_max_pool_under_every_convention(convention, return_indices, n):
+    from poolref.autograd import adjoint_test, gradcheck
+
+    # distinct, well-separated values (no argmax flips under central differences), windows in padding
+    x = numpy.random.default_rng(n).permutation(2 * 2 * 5**n).reshape((2, 2) + (5,) * n) / 4.0
+    fn = lambda t: _first(getattr(poolref, f"max_pool{n}d")(t, 3, 2, 1, convention=convention,  # noqa: E731
+                                                             return_indices=return_indices))
+    assert gradcheck(fn, x, rtol=1e-6)
+    assert adjoint_test(fn, x)
