@@ -320,16 +320,19 @@ class RunningMax:
             self.ieee = _ieee_maximum(self.ieee, value, xp)
 
     def values(self, read_at_winner):
-        """The output of every window.
+        """The output of every window: the winner's value (the floor where nothing was taken), or the
+        IEEE maximum (JAX).
 
-        ``read_at_winner()`` returns the input at each winner (anything where there is none); it is
-        called only for PyTorch's fast scan, whose ``best`` may hold a zero of the wrong sign.
+        ``read_at_winner()`` returns the input at each winner; it is called only for PyTorch's fast
+        scan, whose ``best`` may hold a zero of the wrong sign (see :meth:`add`).
         """
         if self.ieee is not None:
             return self.ieee
-        if self.fast:
+        if self.fast and bool((self.best == 0).any()):
+            # (speed trick, continued) only a zero maximum can differ from the winner's value, so the
+            # input is read at the winners only when there is one
             return read_at_winner()
-        return self.best  # the winner's value, or the floor where nothing was taken
+        return self.best
 
 
 # ==================================================================================================
@@ -400,9 +403,9 @@ def gather_from_planes(source, indices, n: int, fill=0):
         return xp.zeros(indices.shape, dtype=source.dtype)
     offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
     flat = indices.reshape(planes, -1)
-    found = flat >= 0
-    if bool(found.all()):
+    if int(flat.min()) >= 0:  # every window has a winner
         return xp.take(xp.ravel(source), flat + offsets).reshape(indices.shape)
+    found = flat >= 0
     read = xp.take(xp.ravel(source), xp.where(found, flat + offsets, 0))
     return xp.where(found, read, xp.asarray(fill, dtype=source.dtype)).reshape(indices.shape)
 
@@ -421,9 +424,9 @@ def scatter_to_planes(values, indices, in_shape, n: int):
     if indices.size:
         offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
         flat = indices.reshape(planes, -1)
-        found = flat >= 0
-        if bool(found.all()):
+        if int(flat.min()) >= 0:  # every window has a winner
             xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
         else:  # only the entries with an element are added
+            found = flat >= 0
             xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
     return total.astype(values.dtype, copy=False).reshape(in_shape)
