@@ -101,6 +101,25 @@ def query_axis(length: int, alpha: float) -> QueryAxis:
     return QueryAxis(length, out_length, alpha, low, high, t, inside, phase, d_cell_d_alpha)
 
 
+def _interpolation_matrix(axis: QueryAxis, dtype, xp):
+    """(2O, L) matrix ``R`` with ``R[q, low_q] += 1 - t_q`` and ``R[q, high_q] += t_q``: the gather as a matrix."""
+    matrix = numpy.zeros((axis.low.size, axis.length))
+    rows = numpy.arange(axis.low.size)
+    numpy.add.at(matrix, (rows, axis.low), 1.0 - axis.t)
+    numpy.add.at(matrix, (rows, axis.high), axis.t)
+    return xp.asarray(matrix, dtype=dtype)
+
+
+def _slope_matrix(axis: QueryAxis, dtype, xp):
+    """(2O, L) matrix ``D`` of d(query line)/du: ``-1`` at ``low``, ``+1`` at ``high``, 0 on the border."""
+    matrix = numpy.zeros((axis.low.size, axis.length))
+    rows = numpy.arange(axis.low.size)
+    inside = axis.inside.astype(numpy.float64)
+    numpy.add.at(matrix, (rows, axis.low), -inside)
+    numpy.add.at(matrix, (rows, axis.high), inside)
+    return xp.asarray(matrix, dtype=dtype)
+
+
 def _along(values, dim: int, ndim: int):
     """A per-line (2O,) array shaped to broadcast along dimension ``dim`` of an ``ndim``-d array."""
     shape = [1] * ndim
@@ -138,16 +157,6 @@ def _gather_adjoint(grad_lines, axis: QueryAxis, dim: int, xp):
     """
     dtype = grad_lines.dtype
     t = axis.t.astype(dtype)  # the weights as _gather used them
-    if bool(xp.isfinite(grad_lines).all()):
-        # Speed trick: with finite gradients the product with the transposed (2O, L) interpolation
-        # matrix R adds the same terms (R's other entries are zeros, and 0 * g = 0 for finite g),
-        # and a matrix product (BLAS) is several times faster than a scatter.
-        matrix = numpy.zeros((t.size, axis.length), dtype=dtype)  # R[q, low_q] = 1 - t_q, R[q, high_q] += t_q
-        numpy.add.at(matrix, (numpy.arange(t.size), axis.low), 1 - t)
-        numpy.add.at(matrix, (numpy.arange(t.size), axis.high), t)
-        if dim == -1:  # (.., 2O) @ (2O, L)
-            return xp.matmul(grad_lines, xp.asarray(matrix))
-        return xp.matmul(xp.asarray(numpy.ascontiguousarray(matrix.T)), grad_lines)  # dim -2: (L, 2O) @ (.., 2O, W)
     moved = xp.moveaxis(grad_lines, dim, -1)  # (.., 2O)
     lead = moved.shape[:-1]
     flat = moved.reshape(-1, t.size)  # (R, 2O), one row per line of lines
@@ -235,6 +244,19 @@ def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
 def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis.
 
+    :func:`_backward_by_points` is the definition. Speed trick: where ``x`` and ``grad_y`` are
+    finite, every product with a zero (a weight of 0, a 0/1 mask, a pixel nobody read) is exactly
+    0, so the same sums can be taken with matrix products (:func:`_backward_by_matrices`, BLAS),
+    several times faster; with a NaN or an infinity only the point-wise definition is exact.
+    """
+    if bool(xp.isfinite(x).all()) and bool(xp.isfinite(grad_y).all()):
+        return _backward_by_matrices(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
+    return _backward_by_points(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
+
+
+def _backward_by_points(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The backward point by point (all points at once), exact for NaN and infinities.
+
     ``G`` (N, C, 2Ho, 2Wo) is the gradient of every query point: the chosen point's is ``grad_y``
     (the others get none), or a quarter of it each for "avg". Then::
 
@@ -275,6 +297,43 @@ def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: Qu
             per_line = term.sum(axis=tuple(a for a in range(term.ndim) if a != term.ndim + dim), dtype=numpy.float64)
             sums.append(float(per_line @ xp.asarray(phase)))
     return grad_x, tuple(sums)
+
+
+def _backward_by_matrices(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The same backward with matrix products, exact only where ``x`` and ``grad_y`` are finite.
+
+    With ``R`` the (2O, L) interpolation matrices and ``D`` the slope matrices of each axis (per
+    plane; everything is batched over N and C)::
+
+        query   Q = R_h x R_w^T          grad_x = R_h^T G R_w
+        dQ/du     = D_h x R_w^T          sum_u  = sum_qk phase_h[q] D_h[q, k] M_h[q, k],  M_h = (G R_w) x^T
+        dQ/dv     = R_h x D_w^T          sum_v  = sum_ql phase_w[q] D_w[q, l] M_w[q, l],  M_w = G^T (R_h x)
+
+    summed over N and C: the trace identities ``sum(G * (D A)) = sum(D * (G A^T))`` move the slope
+    matrices out of the big products, so only (2O, L) matrices are left to weigh.
+    """
+    dtype = x.dtype
+    *lead, out_h, out_w = grad_y.shape
+    grad_query = xp.zeros((*lead, 2 * out_h, 2 * out_w), dtype=dtype)  # (N, C, 2Ho, 2Wo)
+    for number, grad_point in enumerate(_points(grad_query)):  # views: writing them fills grad_query
+        if aggregate == "max":
+            xp.multiply(grad_y, choice == number, out=grad_point)  # finite: the product selects
+        else:
+            xp.divide(grad_y, 4, out=grad_point)
+
+    R_h = _interpolation_matrix(rows, dtype, xp)  # (2Ho, H)
+    R_w = _interpolation_matrix(columns, dtype, xp)  # (2Wo, W)
+    grad_query_rows = xp.matmul(grad_query, R_w)  # (N, C, 2Ho, W): G R_w
+    grad_x = xp.matmul(R_h.T, grad_query_rows)  # (N, C, H, W): R_h^T G R_w
+
+    # alpha: the slope terms, contracted over the batch into (2O, L) matrices
+    M_h = xp.matmul(grad_query_rows, x.swapaxes(-1, -2)).sum(axis=tuple(range(x.ndim - 2)), dtype=numpy.float64)
+    M_w = xp.matmul(grad_query.swapaxes(-1, -2), query_rows).sum(axis=tuple(range(x.ndim - 2)), dtype=numpy.float64)
+    phase_h = xp.asarray(rows.phase)[:, None]
+    phase_w = xp.asarray(columns.phase)[:, None]
+    sum_u = float((phase_h * _slope_matrix(rows, numpy.float64, xp) * M_h).sum())
+    sum_v = float((phase_w * _slope_matrix(columns, numpy.float64, xp) * M_w).sum())
+    return grad_x, (sum_u, sum_v)
 
 
 def _uses_kernels(x) -> bool:

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import poolref
 from helpers import torch_or_skip
 from poolref.autograd import gradcheck, vjp
-from poolref.ops.dynopool import _gather, _points, query_axis
+from poolref.ops.dynopool import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points, query_axis
 from poolref.reference import dynopool as ref
 from poolref.testing import assert_matches
 from poolref.testing.torch_compositions import dynopool_by_grid_sample
@@ -163,6 +163,21 @@ def test_dynopool_backward_keeps_an_infinite_upstream_gradient_on_the_pixels_its
     one[0, 0, 1, 1] = 1.0
     reads = pull(one)[0] != 0  # the pixels that output's chosen point read, with nonzero weight
     assert numpy.isinf(grad_x[reads]).all() and (grad_x[~reads] == 0).all()
+
+
+@pytest.mark.parametrize("alpha", [(2.0, 2.0), (1.7, 2.6), (3.75, 1.0), (0.6, 0.8)])
+@pytest.mark.parametrize("aggregate", ["max", "avg"])
+def test_the_matrix_backward_equals_the_point_backward_on_finite_inputs(alpha, aggregate):
+    # the speed trick of _backward_arrays: with finite x and upstream gradient, products with zeros are
+    # zeros and the matrix formulation is the point-wise definition, up to rounding
+    x = random_values((2, 3, 7, 9), seed=5)
+    rows, columns = query_axis(7, alpha[0]), query_axis(9, alpha[1])
+    y, choice, query_rows = _forward_arrays(x, rows, columns, aggregate, numpy)
+    g = random_values(y.shape, seed=6)
+    by_points = _backward_by_points(x, query_rows, g, choice, rows, columns, aggregate, numpy)
+    by_matrices = _backward_by_matrices(x, query_rows, g, choice, rows, columns, aggregate, numpy)
+    numpy.testing.assert_allclose(by_matrices[0], by_points[0], rtol=1e-12, atol=1e-13)
+    numpy.testing.assert_allclose(by_matrices[1], by_points[1], rtol=1e-10)
 
 
 def test_return_size_and_its_straight_through_gradient():
