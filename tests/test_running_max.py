@@ -340,6 +340,20 @@ def test_roi_pool_reference_equals_the_op_on_special_values(convention, dtype):
     numpy.testing.assert_allclose(pull(g)[0], want, rtol=1e-3 if dtype == numpy.float16 else 1e-6)
 
 
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_onnx_max_roi_align_reference_equals_the_op_on_special_values(dtype, aligned):
+    x = special_values((2, 3, 6, 7), dtype, seed=29)
+    boxes = numpy.array([[0, 0.5, 0.5, 5.0, 4.0], [1, 1.0, 1.0, 3.0, 3.0], [1, -1.0, 2.0, 8.0, 7.0]], dtype=dtype)
+    kw = dict(output_size=(2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=aligned, mode="max")
+    y, pull = vjp(lambda t: poolref.roi_align(t, boxes, convention="onnx", **kw), views(x, "reversed"))
+    want = ref.region.roi_align_reference(x, boxes, **kw)
+    numpy.testing.assert_allclose(y, want, rtol=1e-6 if dtype == numpy.float32 else 1e-12)  # NaN where NaN
+    g = special_upstream(y.shape, dtype, seed=4)
+    numpy.testing.assert_allclose(pull(g)[0], ref.region.roi_align_backward_reference(g, x, boxes, **kw),
+                                  rtol=1e-6 if dtype == numpy.float32 else 1e-12)
+
+
 @pytest.mark.parametrize("alpha", [(2.0, 2.0), (1.7, 2.6), (3.75, 1.0), (0.7, 1.3)])
 @pytest.mark.parametrize("aggregate", ["max", "avg"])
 def test_dynopool_reference_equals_the_op_on_special_values(alpha, aggregate):
