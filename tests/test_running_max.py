@@ -77,6 +77,12 @@ def test_jax_padding_competes_as_minus_infinity_and_a_padding_winner_sends_nothi
     assert window_max(JAX, [(numpy.float64(-INF), 0), pad]) == (-INF, 0)
     value, winner = window_max(JAX, [(numpy.float64(NAN), 0), pad])  # the tap after a NaN is taken
     assert numpy.isnan(value) and winner is None
+    # a window wholly in padding (lax.reduce_window allows it): -inf, and no gradient
+    assert window_max(JAX, [pad, pad], numpy.float64) == (-INF, None)
+    scan = RunningMax(JAX, (1,), numpy.float64, numpy, taps=2)
+    for t in range(2):
+        scan.add(numpy.array([-INF]), t)  # padding reads -inf
+    assert scan.values(None).tolist() == [-INF] and scan.winner.tolist() == [0]  # tap 0: a padding tap
     # every other rule skips padding
     assert window_max(TORCH, [pad, (numpy.float64(-INF), 0)]) == (-INF, 0)
 
