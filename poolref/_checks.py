@@ -7,7 +7,7 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "check_positive_number", "batch_shape"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "batch_shape"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -45,6 +45,21 @@ def accumulation_dtype(dtype) -> numpy.dtype:
     """Sums and means run in at least float32 (float16 inputs), and in float64 for float64 inputs."""
     dtype = numpy.dtype(dtype)
     return numpy.dtype(numpy.float32) if dtype == numpy.float16 else dtype
+
+
+def cast_back(values, dtype):
+    """``values``, computed in the accumulation dtype, rounded back to ``dtype`` (the input's).
+
+    A value beyond ``dtype``'s range rounds to +-inf, as IEEE rounding says (the true result
+    overflows the dtype: a float16 gradient above 65504, say); numpy warns about such a cast, and
+    this is where poolref expects it.
+
+    >>> import numpy as np
+    >>> cast_back(np.array([1.0, 1e5], dtype=np.float32), np.float16)
+    array([ 1., inf], dtype=float16)
+    """
+    with numpy.errstate(over="ignore"):
+        return values.astype(dtype, copy=False)
 
 
 def check_positive_number(value, name: str, op: str) -> float:

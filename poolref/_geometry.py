@@ -16,13 +16,23 @@ Per axis (``k_eff = d*(k - 1) + 1`` is the span of a dilated window)::
 
 The conventions differ only in details that are all decided here (SEMANTICS.md sections 1 and 3):
 
-============  =====================================  ===================================  ==========
-convention    padding checks                         padding counted in an average        ceil mode
-============  =====================================  ===================================  ==========
-torch         ``2*p <= k`` on each side               yes if ``count_include_pad``          yes
-onnx          none beyond "every window sees input"  yes if ``count_include_pad``          yes
-tensorflow    none beyond "every window sees input"  never                                no
-============  =====================================  ===================================  ==========
+============  =======================================  ===================================  ==========
+convention    padding checks                           padding counted in an average        ceil mode
+============  =======================================  ===================================  ==========
+torch         ``2*p <= k`` on each side                 yes if ``count_include_pad``          yes
+onnx          none beyond "every window sees input"    yes if ``count_include_pad``          yes
+tensorflow    none beyond "every window sees input"    never                                no
+jax           none at all: pads may be negative (they  yes if ``count_include_pad``         no
+              crop), windows may lie wholly in         (``/ prod(k)``), else
+              padding, the output may be empty         ``/ reduce_window(ones)``
+============  =======================================  ===================================  ==========
+
+``convention="jax"`` is ``lax.reduce_window``'s geometry: per axis ``(low, high)`` pads of any sign
+(a negative pad removes cells, as ``lax.pad`` does), or the strings ``"valid"``, ``"same"`` and
+``"same_lower"`` resolved as :func:`jax.lax.padtype_to_pads` resolves them over the *dilated*
+window (the rule above, never a negative total); the output length is the formula above clamped at
+0 (``reduce_window`` then returns an empty array); no ceil mode. A window that lies wholly in
+padding reads nothing: its maximum is -inf, its sum 0.
 
 Worked example (PyTorch, ``L = 4, k = 3, s = 2, p = 1``, ceil mode): ``(4 + 2 - 3) / 2 = 1.5`` so
 ``O = ceil(1.5) + 1 = 3``; the last window starts at ``2*2 - 1 = 3 < L``, so it is kept:
@@ -40,6 +50,7 @@ window divides by 2, not 3:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import numbers
@@ -94,13 +105,15 @@ def as_int_tuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
     raise TypeError(f"{op}: {name} must be an int or a sequence of {n} ints, got {name}={value!r}")
 
 
-def resolve_padding(padding, lengths, kernel, stride, dilation, op: str):
+def resolve_padding(padding, lengths, kernel, stride, dilation, op: str, *, allow_negative: bool = False):
     """Turn any accepted ``padding`` into per-axis ``(begin, end)`` pairs.
 
     Accepted forms: an int; one int per axis (symmetric); one ``(begin, end)`` pair per axis; or
     ``"valid"`` (no padding), ``"same"`` = ``"same_upper"``, ``"same_lower"``. The "same" modes make
     ``O = ceil(L / s)`` with a total padding of ``max((O - 1)*s + k_eff - L, 0)``, its odd cell at the
-    end (upper) or at the beginning (lower), as ONNX's ``auto_pad`` and TensorFlow's ``SAME`` do.
+    end (upper) or at the beginning (lower), as ONNX's ``auto_pad``, TensorFlow's ``SAME`` and JAX's
+    ``padtype_to_pads`` (``"SAME"``, ``"SAME_LOWER"``) do. Negative pads (JAX's crops) are refused
+    unless ``allow_negative``.
 
     >>> resolve_padding("same_lower", (5,), (2,), (1,), (1,), "max_pool1d")
     ((1, 0),)
@@ -138,7 +151,7 @@ def resolve_padding(padding, lengths, kernel, stride, dilation, op: str):
         raise TypeError(
             f"{op}: padding must be an int, {n} ints, {n} (begin, end) pairs or a string, got padding={padding!r}"
         )
-    if any(p < 0 for pair in pairs for p in pair):
+    if not allow_negative and any(p < 0 for pair in pairs for p in pair):
         raise ValueError(f"{op}: padding must be non-negative, got padding={padding!r}")
     return pairs
 
@@ -170,6 +183,8 @@ class AxisWindows:
     @property
     def end_overhang(self) -> int:
         """Cells the last window reaches past the end padding (ceil mode only; 0 otherwise)."""
+        if self.out_length < 1:
+            return 0
         last_tap = (self.out_length - 1) * self.stride - self.pad_begin + self.effective_kernel - 1
         return max(0, last_tap + 1 - (self.length + self.pad_end))
 
@@ -186,6 +201,47 @@ class AxisWindows:
         taps = self.taps()
         return (taps >= 0) & (taps < self.length)
 
+    def sees_input(self) -> numpy.ndarray:
+        """(O,) True where the window reads at least one input cell (only ``convention="jax"`` has others)."""
+        return self.inside().any(axis=1)
+
+    def cells_read(self) -> numpy.ndarray:
+        """(L,) True where at least one window reads the input cell.
+
+        Strides longer than the window, dilation and the floor of the output length leave cells out:
+
+        >>> axis_windows(5, 2, 2, (0, 0), 1, False).cells_read().tolist()
+        [True, True, True, True, False]
+        """
+        read = numpy.zeros(self.length, dtype=bool)
+        taps = self.taps()
+        read[taps[self.inside()]] = True
+        return read
+
+    @property
+    def buffer_length(self) -> int:
+        """Cells of the padded axis: positions ``-pad_begin .. length + pad_end + overhang - 1``.
+
+        A negative pad removes cells (``lax.pad``'s crop); when pads remove more than the axis holds
+        the buffer is empty (and so is the output).
+        """
+        return max(self.length + self.pad_begin + self.pad_end + self.end_overhang, 0)
+
+    def interior(self) -> tuple[slice, slice]:
+        """Where the input and the padded buffer overlap: ``(slice of the input, slice of the buffer)``.
+
+        Buffer cell ``j`` holds input position ``j - pad_begin``; with non-negative pads the whole
+        input lies in the buffer, a negative pad leaves the cells it removes out of both slices.
+
+        >>> axis_windows(5, 1, 1, (-2, 1), 1, False).interior()
+        (slice(2, 5, None), slice(0, 3, None))
+        """
+        first = max(-self.pad_begin, 0)  # first input cell in the buffer
+        last = min(self.length, self.buffer_length - self.pad_begin)  # one past the last
+        if last <= first:
+            return slice(0, 0), slice(0, 0)  # pads removed every cell
+        return slice(first, last), slice(first + self.pad_begin, last + self.pad_begin)
+
     def counted_taps(self, count_padding: bool) -> numpy.ndarray:
         """(O,) how many taps an average divides by along this axis.
 
@@ -200,6 +256,8 @@ class AxisWindows:
     def tap_slice(self, m: int) -> slice:
         """Slice of the *padded* axis holding tap ``m`` of every window, in output order."""
         first = m * self.dilation
+        if self.out_length < 1:
+            return slice(first, first)  # no window (convention="jax"); a negative stop would wrap around
         return slice(first, first + (self.out_length - 1) * self.stride + 1, self.stride)
 
     def tap_table(self) -> "TapTable":
@@ -270,6 +328,43 @@ class WindowGeometry:
     def needs_padding(self) -> bool:
         return any(b or e for b, e in self.pad_widths)
 
+    @property
+    def crops(self) -> bool:
+        """True when a negative pad (``convention="jax"``) removes input cells."""
+        return any(b < 0 or e < 0 for b, e in self.pad_widths)
+
+    @property
+    def padded_shape(self) -> tuple[int, ...]:
+        """Spatial shape of the padded buffer that every tap of every window addresses."""
+        return tuple(a.buffer_length for a in self.axes)
+
+    def interior(self) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+        """Per axis ``(input slices, buffer slices)`` of the cells the input and the buffer share."""
+        pairs = [a.interior() for a in self.axes]
+        return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+
+    def cells_read(self) -> numpy.ndarray:
+        """(L_0, .., L_{n-1}) True where at least one window reads the input cell.
+
+        A window is the box of its per-axis taps, so a cell is read exactly when each of its
+        coordinates is read along its axis.
+        """
+        result = numpy.ones((), dtype=bool)
+        for a in self.axes:
+            result = numpy.logical_and.outer(result, a.cells_read())
+        return result
+
+    def sees_input(self) -> numpy.ndarray:
+        """(O_0, .., O_{n-1}) True where the window reads at least one input cell.
+
+        Always True except under ``convention="jax"``, where a window may lie wholly in padding
+        (``lax.reduce_window`` then gives its initial value: -inf for a max, 0 for a sum).
+        """
+        result = numpy.ones((), dtype=bool)
+        for a in self.axes:
+            result = numpy.logical_and.outer(result, a.sees_input())
+        return result
+
     def tap_offsets(self):
         """Every tap of the kernel as a tuple ``(m_0, .., m_{n-1})``, in row-major (scan) order."""
         return itertools.product(*(range(a.kernel) for a in self.axes))
@@ -313,8 +408,16 @@ def pool_geometry(
     (padding too large); an output smaller than 1; ceil mode or ``same_lower`` under TensorFlow,
     which has neither.
 
+    ``convention="jax"`` checks only what ``lax.reduce_window`` checks (positive kernel, stride and
+    dilation) and refuses ceil mode, which it lacks: pads may be negative, a window may lie wholly in
+    padding, and an output length of 0 (the formula clamped at 0) gives an empty output.
+
     >>> pool_geometry((5, 5), 2, None, 0, 1, False, "torch", "max_pool2d").out_shape
     (2, 2)
+    >>> pool_geometry((5,), 2, 2, ((3, -1),), 1, False, "jax", "max_pool1d").axes[0].taps().tolist()
+    [[-3, -2], [-1, 0], [1, 2]]
+    >>> pool_geometry((5,), 8, 1, 0, 1, False, "jax", "max_pool1d").out_shape
+    (0,)
     """
     n = len(spatial_shape)
     check_convention(convention, op)
@@ -328,12 +431,12 @@ def pool_geometry(
             raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
     if not isinstance(ceil_mode, (bool, numpy.bool_)):
         raise TypeError(f"{op}: ceil_mode must be a bool, got ceil_mode={ceil_mode!r}")
-    if convention == "tensorflow":
-        if ceil_mode:
-            raise ValueError(f"{op}: convention='tensorflow' has no ceil mode, got ceil_mode={ceil_mode!r}")
-        if isinstance(padding, str) and padding.lower() == "same_lower":
-            raise ValueError(f"{op}: convention='tensorflow' has no padding='same_lower'")
-    pads = resolve_padding(padding, spatial_shape, kernel, stride, dilation, op)
+    if convention in ("tensorflow", "jax") and ceil_mode:
+        raise ValueError(f"{op}: convention={convention!r} has no ceil mode, got ceil_mode={ceil_mode!r}")
+    if convention == "tensorflow" and isinstance(padding, str) and padding.lower() == "same_lower":
+        raise ValueError(f"{op}: convention='tensorflow' has no padding='same_lower'")
+    reduce_window = convention == "jax"
+    pads = resolve_padding(padding, spatial_shape, kernel, stride, dilation, op, allow_negative=reduce_window)
     explicit = not isinstance(padding, str)
     if convention == "torch" and explicit:
         for (begin, end), k in zip(pads, kernel):
@@ -345,6 +448,9 @@ def pool_geometry(
     axes = tuple(
         axis_windows(L, k, s, p, d, bool(ceil_mode)) for L, k, s, p, d in zip(spatial_shape, kernel, stride, pads, dilation)
     )
+    if reduce_window:
+        # lax.reduce_window: a padded axis shorter than the window gives no window (never fewer)
+        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes))
     for axis in axes:
         if axis.out_length < 1:
             raise ValueError(
@@ -370,7 +476,8 @@ class TapTable:
     Tap ``m`` of window ``o`` reads position ``starts[o] + m*step`` when ``inside[o, m]``.
     ``positions`` (O, K) lists them; outside taps are padding for regular windows (out of range),
     and for adaptive bins taps past a short bin, which repeat its last position so that gathers
-    never go out of bounds.
+    never go out of bounds. A :meth:`transposed` table lists windows instead of positions, in no
+    such arithmetic order: only ``positions`` and ``inside`` mean anything there.
     """
 
     positions: numpy.ndarray
@@ -384,6 +491,32 @@ class TapTable:
     @property
     def taps_per_window(self) -> int:
         return self.positions.shape[1]
+
+    def transposed(self, length: int) -> "TapTable":
+        """The table of the adjoint map: for each input cell ``j < length``, the windows that read it.
+
+        Row ``j`` lists, in increasing order, every window ``o`` with an inside tap at ``j``; rows are
+        padded to the longest with ``inside = False`` (position 0 there). Gathering a window-shaped
+        array through it and summing each row is the transpose of the window sum.
+
+        >>> table = adaptive_tap_table(3, 2)  # bins [0, 2) and [1, 3): cell 1 is in both
+        >>> back = table.transposed(3)
+        >>> back.positions.tolist(), back.inside.tolist()
+        ([[0, 0], [0, 1], [1, 0]], [[True, False], [True, True], [True, False]])
+        """
+        n_windows, taps = self.positions.shape
+        windows = numpy.broadcast_to(numpy.arange(n_windows)[:, None], (n_windows, taps))[self.inside]
+        cells = self.positions[self.inside]  # (T,) every inside tap, window by window
+        order = numpy.argsort(cells, kind="stable")  # by cell; within a cell, windows stay in order
+        cells, windows = cells[order], windows[order]
+        counts = numpy.bincount(cells, minlength=length)
+        width = max(int(counts.max(initial=0)), 1)
+        rank = numpy.arange(cells.size) - (numpy.cumsum(counts) - counts)[cells]  # slot within the row
+        positions = numpy.zeros((length, width), dtype=numpy.int64)
+        inside = numpy.zeros((length, width), dtype=bool)
+        positions[cells, rank] = windows
+        inside[cells, rank] = True
+        return TapTable(positions, inside)
 
 
 def adaptive_bins(length: int, out_length: int) -> tuple[numpy.ndarray, numpy.ndarray]:

@@ -38,3 +38,39 @@ def to_torch(x, requires_grad=False):
     torch = torch_or_skip()
     t = torch.from_numpy(numpy.ascontiguousarray(x))
     return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def plant_nonfinite(x, seed, fraction=0.2):
+    """A copy of ``x`` with about ``fraction`` of its elements set to NaN, +inf or -inf, at random.
+
+    For the tests that hold an op equal to its loop reference on non-finite inputs or upstream
+    gradients: NaN, +inf and -inf each land on about a third of the chosen elements, so that windows
+    and bins meet each of them alone and mixed (+inf with -inf, an infinity with a NaN).
+    """
+    rng = numpy.random.default_rng(seed)
+    x = numpy.array(x, copy=True)
+    chosen = rng.random(x.shape) < fraction
+    x[chosen] = rng.choice([numpy.nan, numpy.inf, -numpy.inf], size=int(chosen.sum()))
+    return x
+
+
+def layouts(x, layout):
+    """``x`` (N, C, H, W) as float16 or float32, or as a non-contiguous view of the same values.
+
+    ``"float16"``/``"float32"``: a contiguous cast; ``"transposed"``: a view with H and W strides
+    swapped; ``"reversed"``: a view with negative strides; ``"sliced"``: every other element of a
+    larger array. The values are those of ``x`` (rounded for float16/float32), so a reference run on
+    ``numpy.array(view)`` is the reference of the view.
+    """
+    if layout in ("float16", "float32"):
+        return x.astype(layout)
+    if layout == "transposed":
+        return numpy.ascontiguousarray(numpy.swapaxes(x, -1, -2)).swapaxes(-1, -2)
+    if layout == "reversed":
+        return numpy.ascontiguousarray(x[..., ::-1, ::-1])[..., ::-1, ::-1]
+    if layout == "sliced":
+        wide = numpy.zeros(x.shape[:-1] + (2 * x.shape[-1],), dtype=x.dtype)
+        wide[..., ::2] = x
+        return wide[..., ::2]
+    assert layout == "contiguous", layout
+    return x

@@ -99,3 +99,81 @@ def test_unpool_output_size_rules():
     assert unpool_output_shape((2, 2), (2, 2), (2, 2), ((0, 0), (0, 0)), (1, 1, 5, 5), "t") == (5, 5)
     with pytest.raises(ValueError, match=r"output_size=\(6, 6\)"):
         unpool_output_shape((2, 2), (2, 2), (2, 2), ((0, 0), (0, 0)), (6, 6), "t")
+
+
+# ---------------------------------------------------------------------------------------------------
+# convention="jax": lax.reduce_window's geometry
+# ---------------------------------------------------------------------------------------------------
+@given(L=st.integers(1, 20), k=st.integers(1, 5), s=st.integers(1, 7), d=st.integers(1, 3),
+       mode=st.sampled_from(["same", "same_lower"]))
+def test_jax_same_padding_is_padtype_to_pads_over_the_dilated_window(L, k, s, d, mode):
+    lax = pytest.importorskip("jax.lax")
+    want = lax.padtype_to_pads((L,), (d * (k - 1) + 1,), (s,), mode.upper())  # strides > window included
+    axis = pool_geometry((L,), k, s, mode, d, False, "jax", "t").axes[0]
+    assert [tuple(p) for p in want] == [(axis.pad_begin, axis.pad_end)]
+
+
+@given(L=st.integers(1, 8), k=st.integers(1, 4), s=st.integers(1, 3), d=st.integers(1, 3),
+       low=st.integers(-10, 8), high=st.integers(-10, 8))
+def test_jax_output_length_is_reduce_windows(L, k, s, d, low, high):
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    # eval_shape runs JAX's shape rule without compiling anything (no XLA crash on odd cases)
+    shape = jax.eval_shape(
+        lambda t: jax.lax.reduce_window(t, 0.0, jax.lax.add, (k,), (s,), ((low, high),), window_dilation=(d,)),
+        jax.ShapeDtypeStruct((L,), jnp.float32),
+    ).shape
+    assert pool_geometry((L,), k, s, ((low, high),), d, False, "jax", "t").out_shape == shape
+
+
+def test_jax_allows_negative_pads_windows_in_padding_and_empty_outputs():
+    geometry = pool_geometry((5,), 2, 2, ((3, -1),), 1, False, "jax", "t")
+    assert geometry.axes[0].taps().tolist() == [[-3, -2], [-1, 0], [1, 2]]
+    assert geometry.sees_input().tolist() == [False, True, True]
+    assert geometry.crops and geometry.padded_shape == (7,)
+    # the buffer holds positions -3 .. 3: input cells 0..3 sit at buffer cells 3..6; cell 4 is cut
+    assert geometry.interior() == ((slice(0, 4),), (slice(3, 7),))
+    assert pool_geometry((5,), 1, 1, ((-6, 3),), 1, False, "jax", "t").axes[0].interior() == (slice(0, 0), slice(0, 0))
+    assert pool_geometry((5, 5), (6, 1), 1, 0, 1, False, "jax", "t").out_shape == (0, 5)
+    for convention in ("torch", "onnx", "tensorflow"):  # only jax crops or pools nothing but padding
+        with pytest.raises(ValueError, match="non-negative"):
+            pool_geometry((5,), 2, 2, ((3, -1),), 1, False, convention, "t")
+        with pytest.raises(ValueError):
+            pool_geometry((5,), 2, 2, ((3, 0),), 1, False, convention, "t")
+
+
+def test_jax_convention_has_no_ceil_mode():
+    with pytest.raises(ValueError, match="convention='jax' has no ceil mode"):
+        pool_geometry((5,), 2, 2, 0, 1, True, "jax", "t")
+
+
+def test_jax_divisors_count_the_whole_window_or_the_input_cells():
+    geometry = pool_geometry((3,), 2, 2, ((3, 2),), 1, False, "jax", "t")  # windows (-3,-2) (-1,0) (1,2) (3,4)
+    assert geometry.divisor(count_padding=True).tolist() == [2, 2, 2, 2]  # reduce_window(x) / prod(k)
+    assert geometry.divisor(count_padding=False).tolist() == [0, 1, 2, 0]  # / reduce_window(ones)
+
+
+@given(L=st.integers(1, 12), k=st.integers(1, 4), s=st.integers(1, 5), d=st.integers(1, 3),
+       low=st.integers(-3, 6), high=st.integers(-3, 6))
+def test_cells_read_and_sees_input_follow_the_taps(L, k, s, d, low, high):
+    axis = pool_geometry((L,), k, s, ((low, high),), d, False, "jax", "t").axes[0]
+    taps = axis.taps()
+    read = {int(t) for t in taps.ravel() if 0 <= t < L}
+    assert axis.cells_read().tolist() == [j in read for j in range(L)]
+    assert axis.sees_input().tolist() == [any(0 <= t < L for t in row) for row in taps]
+    # every tap lies in the buffer, and the buffer's input cells are the input's
+    source, target = axis.interior()
+    assert taps.size == 0 or (taps.min() >= -low and taps.max() < -low + axis.buffer_length)
+    assert source.stop - source.start == target.stop - target.start
+    assert all(0 <= j - target.start + source.start < L for j in range(target.start, target.stop))
+
+
+@given(L=st.integers(1, 30), O=st.integers(1, 30))
+def test_transposed_adaptive_table_lists_the_bins_of_each_cell(L, O):
+    table = adaptive_tap_table(L, O)
+    back = table.transposed(L)
+    starts, ends = adaptive_bins(L, O)
+    for j in range(L):
+        bins = [o for o in range(O) if starts[o] <= j < ends[o]]
+        assert back.positions[j][back.inside[j]].tolist() == bins

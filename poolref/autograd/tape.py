@@ -126,7 +126,9 @@ def backpropagate(nodes, grads: dict) -> dict:
                 )
             grad = xp.asarray(grad, dtype=x.dtype)  # float64 math on a float32 input stays float32
             # Fan-in: a tensor used twice gets the sum. Never `+=`: the array may be the caller's.
-            grads[x.uid] = grads[x.uid] + grad if x.uid in grads else grad
+            # inf + (-inf) is NaN here as anywhere, not a warning (gradients may hold both)
+            with numpy.errstate(invalid="ignore", over="ignore"):
+                grads[x.uid] = grads[x.uid] + grad if x.uid in grads else grad
     return grads
 
 

@@ -4,10 +4,11 @@ Bin ``i`` of ``O`` over an axis of length ``L`` is ``[floor(i*L/O), ceil((i+1)*L
 (:func:`poolref._geometry.adaptive_bins`): bins may overlap and need not be equal, e.g. 8 -> 6 gives
 ``[0,2) [1,3) [2,4) [4,6) [5,7) [6,8)``. Global pooling is the case ``O = 1`` on every axis.
 
-Adaptive average pooling is a separable linear map: along each axis, a 0/1 *bin matrix* ``B``
-(O, L) sums the bins, and the result is divided by the bin areas. Its backward is its transpose
-(``B.T`` along each axis). Adaptive max pooling scans the taps of each bin like max pooling, with
-the same tie and NaN rules, and its backward is the same scatter.
+Adaptive average pooling is a separable linear map: along each axis, each bin's cells are summed
+(:func:`_bin_sums`, reading only the cells a bin holds), and the result is divided by the bin areas.
+Its backward is its transpose: the same sums over the transposed bin table (for each input cell,
+the bins that hold it). Adaptive max pooling scans the taps of each bin like max pooling, with the
+same tie and NaN rules, and its backward is the same scatter.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy
 
 from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
-from .._geometry import adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
+from .._geometry import TapTable, adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
 from ..autograd.function import apply, define_function
 from .._running_max import (
     TORCH,
@@ -38,18 +39,53 @@ __all__ = [
 ]
 
 
-def _bin_matrix(length: int, out_length: int, dtype, xp):
-    """(O, L) 0/1 matrix: row ``i`` marks the elements of bin ``i``."""
-    starts, ends = adaptive_bins(length, out_length)
-    positions = numpy.arange(length)
-    matrix = (positions[None, :] >= starts[:, None]) & (positions[None, :] < ends[:, None])
-    return xp.asarray(matrix, dtype=dtype)
+def _bin_sums(x, table: TapTable, dim: int):
+    """Sum, for each row ``o`` of ``table``, the cells of ``x`` it lists along ``dim``: (.., L, ..) -> (.., O, ..).
 
-
-def _apply_along(x, matrix, dim: int):
-    """Contract ``matrix`` (A, B) with dimension ``dim`` (length B) of ``x``; that dimension becomes A."""
+    Only the cells a bin holds are read, so a NaN or an infinity reaches exactly the bins that hold
+    it. (A dense 0/1 bin matrix would not do: its zeros multiply every other cell, and 0 * nan = nan
+    spreads one NaN over every bin; a cumulative sum would not either: inf - inf = nan.) The loop
+    runs over the taps of the longest bin, each a gather of one cell per bin.
+    """
     xp = array_module(x)
-    return xp.moveaxis(xp.tensordot(x, matrix, axes=([dim], [1])), -1, dim)
+    n_bins, taps = table.positions.shape
+    length = x.shape[dim]
+    if table.inside.all() and n_bins * taps == length and (table.positions.ravel() == numpy.arange(length)).all():
+        # equal bins side by side (L = O * K, global pooling too): a reshape and a sum
+        with numpy.errstate(invalid="ignore", over="ignore"):
+            return x.reshape(x.shape[:dim] + (n_bins, taps) + x.shape[dim + 1:]).sum(axis=dim + 1)
+    positions = table.positions
+    masks = None
+    if not table.inside.all():
+        # A tap past a short bin's end is no part of that bin: it must add an exact 0, whatever it
+        # reads. Growing (O > L), it reads a zero cell appended to the (smaller) source; shrinking,
+        # its value is masked in the (smaller) result.
+        if n_bins > length:
+            zero = xp.zeros(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype)
+            x = xp.concatenate([x, zero], axis=dim)
+            positions = numpy.where(table.inside, positions, length)
+        else:
+            along = [-1 if d == dim else 1 for d in range(x.ndim)]  # broadcasts an (O,) mask along dim
+            masks = [None if table.inside[:, m].all() else xp.asarray(table.inside[:, m]).reshape(along) for m in range(taps)]
+    total = None
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+        for m in range(taps):
+            value = xp.take(x, xp.asarray(positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
+            if masks is not None and masks[m] is not None:
+                value = xp.where(masks[m], value, 0)
+            if total is None:
+                total = value
+            else:
+                total += value
+    return total
+
+
+def _axis_order(in_sizes, out_sizes):
+    """The order to sum the axes in: shrinking axes first, so that later steps run on smaller
+    arrays, and growing axes last, the last axis first, so that the largest step gathers whole rows."""
+    shrinking = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O <= L]
+    growing = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O > L]
+    return shrinking + growing[::-1]
 
 
 def _bin_areas(in_shape, output_size, xp, dtype):
@@ -65,32 +101,34 @@ def _bin_areas(in_shape, output_size, xp, dtype):
 # Adaptive average pooling
 # ==================================================================================================
 class AdaptiveAvgSaved(NamedTuple):
-    matrices: tuple  # per axis (O_a, L_a) bin matrix
+    tables: tuple  # per axis the (O_a, K_a) TapTable of its bins
+    in_shape: tuple  # spatial shape of the input
     area: object  # (O..) bin areas
     dtype: numpy.dtype
 
 
 def _adaptive_avg_forward(x, *, output_size: tuple):
-    xp = array_module(x)
     n = len(output_size)
     accumulate = accumulation_dtype(x.dtype)
-    in_shape = x.shape[x.ndim - n:]
-    matrices = tuple(_bin_matrix(L, O, accumulate, xp) for L, O in zip(in_shape, output_size))
+    in_shape = tuple(x.shape[x.ndim - n:])
+    tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
     summed = x.astype(accumulate, copy=False)
-    for a, matrix in enumerate(matrices):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
-        summed = _apply_along(summed, matrix, x.ndim - n + a)
-    area = _bin_areas(in_shape, output_size, xp, accumulate)
-    y = xp.ascontiguousarray(summed / area).astype(x.dtype, copy=False)
-    return y, AdaptiveAvgSaved(matrices, area, x.dtype)
+    for a in _axis_order(in_shape, output_size):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
+        summed = _bin_sums(summed, tables[a], x.ndim - n + a)
+    area = _bin_areas(in_shape, output_size, array_module(x), accumulate)
+    y = (summed / area).astype(x.dtype, copy=False)
+    return y, AdaptiveAvgSaved(tables, in_shape, area, x.dtype)
 
 
 def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
-    # the transpose of the forward: divide by the areas, then B.T along each axis
+    # y_o = (1/|W_o|) sum_{i in W_o} x_i, so dL/dx_i = sum_{o: i in W_o} g_o / |W_o|: the transpose of
+    # the forward. Divide by the areas, then, along each axis, sum for every input cell the bins that
+    # hold it (the transposed tap table), so a NaN or an infinity in g_o reaches exactly the cells of W_o.
     xp = array_module(grad_y)
-    n = len(saved.matrices)
+    n = len(saved.tables)
     spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area
-    for a, matrix in enumerate(saved.matrices):
-        spread = _apply_along(spread, matrix.T, grad_y.ndim - n + a)
+    for a in _axis_order(grad_y.shape[grad_y.ndim - n:], saved.in_shape):  # (.., O_a, ..) -> (.., L_a, ..)
+        spread = _bin_sums(spread, saved.tables[a].transposed(saved.in_shape[a]), grad_y.ndim - n + a)
     return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)
 
 
@@ -154,7 +192,8 @@ def adaptive_avg_pool2d(x, output_size):
     .. math:: y_o = \frac{1}{|W_o|} \sum_{i \in W_o} x_i, \qquad
               \frac{\partial L}{\partial x_i} = \sum_{o \,:\, i \in W_o} \frac{1}{|W_o|} \frac{\partial L}{\partial y_o}
 
-    computed as a separable linear map (a 0/1 bin matrix per axis) and its transpose.
+    computed one axis at a time by summing the cells of each bin (and, backward, the bins of each
+    cell), so a NaN or an infinity stays in the bins that hold it, as in PyTorch.
 
     Examples
     --------

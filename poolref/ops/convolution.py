@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import FLOAT_DTYPES, accumulation_dtype, check_pool_input
+from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
 from ..autograd.function import apply, define_function
 from .window import _crop, _pad
@@ -68,11 +68,15 @@ def _conv2d_forward(x, weight, bias, *, geometry: WindowGeometry):
         columns[:, i, j] = padded[(Ellipsis,) + geometry.tap_slices((i, j))]
 
     weight_matrix = weight.astype(accumulate, copy=False).reshape(c_out, c_in * kh * kw)
-    y = weight_matrix @ columns.reshape(c_in * kh * kw, n * h_out * w_out)  # (C_out, N*H_out*W_out)
-    y = y.reshape(c_out, n, h_out, w_out)
-    if bias is not None:
-        y = y + bias.astype(accumulate, copy=False)[:, None, None, None]
-    y = xp.ascontiguousarray(xp.moveaxis(y, 0, 1)).astype(x.dtype, copy=False)  # (N, C_out, H_out, W_out)
+    # NaN and infinities follow IEEE arithmetic, silently: a NaN reaches exactly the outputs whose
+    # window reads it (with any weight, 0 included), and a padding zero times an infinite weight is
+    # NaN, as in PyTorch, whose padding is zeros that are multiplied too
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        y = weight_matrix @ columns.reshape(c_in * kh * kw, n * h_out * w_out)  # (C_out, N*H_out*W_out)
+        y = y.reshape(c_out, n, h_out, w_out)
+        if bias is not None:
+            y = y + bias.astype(accumulate, copy=False)[:, None, None, None]
+    y = cast_back(xp.ascontiguousarray(xp.moveaxis(y, 0, 1)), x.dtype)  # (N, C_out, H_out, W_out)
     saved = Conv2dSaved(
         columns, weight.astype(accumulate, copy=False), geometry, unbatched, bias is not None, x.dtype, weight.dtype
     )
@@ -92,20 +96,22 @@ def _conv2d_backward(saved: Conv2dSaved, grad_y):
     #   dL/db[o]       = sum_{n, p} g[o, n, p]
     #   dL/dW[o, k]    = sum_{n, p} g[o, n, p] columns[k, n, p]        (g @ columns^T)
     #   dL/dcolumns[k] = sum_o W[o, k] g[o, n, p]                      (W^T @ g)
-    grad_bias = g.sum(axis=1).astype(saved.x_dtype, copy=False) if saved.has_bias else None
-    columns = saved.columns.reshape(c_in * kh * kw, n * h_out * w_out)
-    grad_weight = (g @ columns.T).reshape(saved.weight.shape).astype(saved.weight_dtype, copy=False)
-    grad_columns = (saved.weight.reshape(c_out, c_in * kh * kw).T @ g).reshape(c_in, kh, kw, n, h_out, w_out)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # IEEE on NaN and infinities, as the forward
+        grad_bias = cast_back(g.sum(axis=1), saved.x_dtype) if saved.has_bias else None
+        columns = saved.columns.reshape(c_in * kh * kw, n * h_out * w_out)
+        grad_weight = cast_back((g @ columns.T).reshape(saved.weight.shape), saved.weight_dtype)
+        grad_columns = (saved.weight.reshape(c_out, c_in * kh * kw).T @ g).reshape(c_in, kh, kw, n, h_out, w_out)
 
-    # col2im, the transpose of the forward's gather: every tap's column goes back to the input
-    # positions it was read from. Windows overlap when the stride is below the dilated kernel, so
-    # the taps add into one buffer; what lands in the padding is cropped away.
-    grad_padded = xp.zeros((c_in, n) + _padded_shape(geometry), dtype=accumulate)
-    for i, j in geometry.tap_offsets():
-        view = grad_padded[(Ellipsis,) + geometry.tap_slices((i, j))]  # (C_in, N, H_out, W_out)
-        xp.add(view, grad_columns[:, i, j], out=view)
+        # col2im, the transpose of the forward's gather: every tap's column goes back to the input
+        # positions it was read from. Windows overlap when the stride is below the dilated kernel,
+        # so the taps add into one buffer; what lands in the padding is cropped away (a NaN
+        # gradient that reaches only padding positions reaches no input element).
+        grad_padded = xp.zeros((c_in, n) + _padded_shape(geometry), dtype=accumulate)
+        for i, j in geometry.tap_offsets():
+            view = grad_padded[(Ellipsis,) + geometry.tap_slices((i, j))]  # (C_in, N, H_out, W_out)
+            xp.add(view, grad_columns[:, i, j], out=view)
     grad_x = xp.moveaxis(_crop(grad_padded, geometry), 0, 1)  # (N, C_in, H, W)
-    grad_x = xp.ascontiguousarray(grad_x[0] if saved.unbatched else grad_x).astype(saved.x_dtype, copy=False)
+    grad_x = cast_back(xp.ascontiguousarray(grad_x[0] if saved.unbatched else grad_x), saved.x_dtype)
     return grad_x, grad_weight, grad_bias
 
 
@@ -209,6 +215,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
     The input gradient is a *transposed convolution*: each output's gradient is scattered back, through
     the kernel, onto the input positions its window read (positions in the padding are dropped).
+
+    NaN and infinities follow IEEE arithmetic, as in ``torch.nn.functional.conv2d``: a NaN (or an
+    infinity) in ``x`` reaches exactly the outputs whose window reads it, whatever the weight
+    (:math:`0 \cdot \mathrm{NaN}` is NaN); padding is zeros that enter the products like any value
+    read, so a NaN or infinite weight over the padding gives NaN there; backward, an upstream NaN
+    reaches every input its window read and every weight, and what lands in the padding is
+    dropped. Products and sums run in float32 for float16 input; a result beyond the dtype's range
+    is :math:`\pm\infty`.
 
     Examples
     --------

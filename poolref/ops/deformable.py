@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype
+from .._checks import accumulation_dtype, cast_back
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 from .region import (
@@ -40,7 +40,6 @@ from .region import (
     check_region_arguments,
     check_sampling_ratio,
     gather_rows,
-    has_nonfinite,
     sample_coordinates,
     sampling_matrix,
     select_boxes,
@@ -57,7 +56,6 @@ class DeformSaved(NamedTuple):
     geometry: AlignGeometry
     count: object  # (K,) max(g_h * g_w, 1)
     gamma: float
-    nonfinite: bool  # x holds NaN or inf: mask the 0 * x reads of outside samples
     has_offset: bool
     x_shape: tuple
     dtype: numpy.dtype
@@ -107,7 +105,7 @@ def _deform_roi_pool_forward(x, rois, offset, *, output_size, spatial_scale, sam
     y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
     has_offset = offset is not None
     saved = DeformSaved(matrix, table if has_offset else None, ay if has_offset else None, ax if has_offset else None,
-                        geometry, count, float(gamma), has_nonfinite(x), has_offset,
+                        geometry, count, float(gamma), has_offset,
                         x.shape, x.dtype, None if offset is None else offset.dtype)
     return y, saved
 
@@ -128,8 +126,7 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
     g /= saved.count[:, None, None, None]
     with numpy.errstate(invalid="ignore"):
         grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
-    grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
-    grad_x[...] = xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)
+    grad_x = cast_back(xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)), saved.dtype)
     if not saved.has_offset:
         return grad_x, None, None
     # the offset gradient sums in float64
@@ -139,24 +136,27 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
     along_x = xp.zeros((K, ph, pw), dtype=numpy.float64)
     along_y = xp.zeros((K, ph, pw), dtype=numpy.float64)
     base = (geometry.batch * (H * W))[:, None, None]
-    for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=True):
-        rows = select_boxes(base, tap.boxes, None) + tap.pixel
-        g_tap = select_boxes(g, tap.boxes, None)
-        # <g, x_q> over the channels: how much this corner's value matters to the loss
-        matters = xp.einsum("kijc,kijc->kij", g_tap, gather_rows(saved.table, rows))
-        if saved.nonfinite:
-            matters = xp.where(tap.inside, matters, 0)
-        with numpy.errstate(invalid="ignore"):  # inf * 0 where x is infinite: NaN, as the chain rule gives
+    # NaN and infinite values follow the chain rule in IEEE arithmetic (inf * 0 is NaN, inf - inf
+    # too), silently
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W, slopes=True):
+            rows = select_boxes(base, tap.boxes, None) + tap.pixel
+            g_tap = select_boxes(g, tap.boxes, None)
+            # <g, x_q> over the channels: how much this corner's value matters to the loss. An
+            # outside sample reads nothing (its tap stands in at pixel 0 with slope 0): it sends
+            # nothing, not even the NaN of 0 * nan where the gradient or pixel 0 is NaN or infinite.
+            matters = xp.where(tap.inside, xp.einsum("kijc,kijc->kij", g_tap, gather_rows(saved.table, rows)), 0)
             moved_x, moved_y = matters * tap.d_dx, matters * tap.d_dy
-        if tap.boxes is None:
-            along_x += moved_x
-            along_y += moved_y
-        else:
-            along_x[tap.boxes] += moved_x
-            along_y[tap.boxes] += moved_y
-    gamma = saved.count.dtype.type(saved.gamma)
-    grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
-                            gamma * geometry.roi_h[:, None, None] * along_y], axis=1).astype(saved.offset_dtype, copy=False)
+            if tap.boxes is None:
+                along_x += moved_x
+                along_y += moved_y
+            else:
+                along_x[tap.boxes] += moved_x
+                along_y[tap.boxes] += moved_y
+        gamma = saved.count.dtype.type(saved.gamma)
+        grad_offset = xp.stack([gamma * geometry.roi_w[:, None, None] * along_x,
+                                gamma * geometry.roi_h[:, None, None] * along_y], axis=1)
+    grad_offset = cast_back(grad_offset, saved.offset_dtype)
     return grad_x, None, grad_offset
 
 
@@ -210,7 +210,10 @@ def deform_roi_pool(x, boxes, offset, output_size, spatial_scale=1.0, sampling_r
     :math:`\partial w_q / \partial x` is zero wherever the coordinate is clamped (below 0, on the last
     column) or the sample is outside; at integer coordinates it is the derivative from the right.
     mmcv's CUDA backward uses the unclamped coordinate there; poolref's is the derivative of the
-    forward. A sample outside the image contributes exactly 0. With zero offsets (or ``offset=None``)
+    forward. A sample outside the image contributes exactly 0 and receives nothing, nor does its
+    offset, even next to a NaN or for a NaN upstream gradient; inside, NaN and infinities follow IEEE
+    arithmetic (a weight-0 corner of a NaN is NaN; an infinite value times a slope of 0 makes the
+    offset gradient NaN). With zero offsets (or ``offset=None``)
     this is ``roi_align(x, boxes, output_size, spatial_scale, sampling_ratio, aligned=True)``.
 
     Examples

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._checks import accumulation_dtype, cast_back, check_pool_input, check_positive_number
 from .._geometry import WindowGeometry, pool_geometry
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -118,7 +118,7 @@ def _gem_backward(saved: GemSaved, grad_y):
         dy_dp = (y / p) * (saved.weights * xp.log(z / y)).sum(axis=_spatial_axes(z), keepdims=True)
         grad_p = (g * dy_dp).sum()
     grad_p = xp.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
-    return grad_x.astype(saved.dtype, copy=False), grad_p
+    return cast_back(grad_x, saved.dtype), grad_p
 
 
 GEM_POOL = define_function("gem_pool", _gem_forward, _gem_backward)
@@ -183,9 +183,17 @@ def gem_pool(x, p=3.0, eps=1e-6):
               = \frac{y}{p} \sum_i w_i \log\frac{z_i}{y}
 
     summed over every (n, c) plane for the gradient of ``p``. It is :math:`\ge 0` (power-mean
-    inequality). A NaN input gives NaN; an infinite one gives :math:`y = \infty`. Where the textbook
-    formula would overflow (large :math:`z^p`), PyTorch's composition
-    ``x.clamp(min=eps).pow(p).mean().pow(1/p)`` returns inf; poolref returns the finite value.
+    inequality). Where the textbook formula would overflow (large :math:`z^p`), PyTorch's
+    composition ``x.clamp(min=eps).pow(p).mean().pow(1/p)`` returns inf; poolref returns the finite
+    value.
+
+    Non-finite values follow that composition (IEEE arithmetic on the formulas above): a NaN makes
+    its plane's output NaN, and the gradients of the plane's other elements (the NaN element itself
+    gets 0, since ``NaN >= eps`` is false); :math:`-\infty` is clamped to :math:`\epsilon`;
+    :math:`+\infty` gives :math:`y = +\infty`, the infinite element the gradient NaN
+    (:math:`(\infty / \infty)^{p-1}`), the others :math:`(z_i / \infty)^{p-1} / S`: 0 for
+    :math:`p > 1`, :math:`+\infty` for :math:`p < 1`, :math:`1/S` at :math:`p = 1`. The gradient of
+    ``p`` is NaN for such a plane. An upstream NaN or infinity multiplies every slope, 0 included.
 
     Examples
     --------
@@ -210,50 +218,68 @@ def gem_pool(x, p=3.0, eps=1e-6):
 # ==================================================================================================
 class SoftPoolSaved(NamedTuple):
     x: object  # (.., H, W) the input, in the accumulation dtype
-    largest: object  # (.., H_out, W_out) the maximum of each window (the softmax shift)
-    total: object  # (.., H_out, W_out) sum of exp(x_i - largest) over the window
-    y: object  # (.., H_out, W_out) the output, in the accumulation dtype
+    largest: object  # (.., H_out, W_out) M, the maximum of each window (the softmax shift)
+    total: object  # (.., H_out, W_out) sum of e_i = exp(x_i - M) over the window
+    offset: object  # (.., H_out, W_out) y - M, in the accumulation dtype
     geometry: WindowGeometry
     dtype: numpy.dtype
+
+
+def _below_largest(value, largest, xp):
+    """``d = x - M``, with ``d = 0`` wherever ``x`` equals ``M``, an infinite ``M`` included.
+
+    For a finite maximum this is the plain difference. For an infinite one it is what the limit
+    needs: ``inf - inf`` would be NaN, but the elements equal to the maximum are the ones the
+    softmax keeps (``e = exp(0) = 1``), the others get ``exp(-inf) = 0``. A NaN maximum gives NaN.
+    """
+    return xp.where(value == largest, 0, value - largest)
 
 
 def _soft_pool_forward(x, *, geometry: WindowGeometry):
     xp = array_module(x)
     xa = x.astype(accumulation_dtype(x.dtype), copy=False)
     taps = [(Ellipsis,) + geometry.tap_slices(offsets) for offsets in geometry.tap_offsets()]
-    # pass 1: the window maximum, so that every exp below lies in (0, 1] (a NaN propagates)
+    # pass 1: the window maximum M, so that every exp below lies in [0, 1] (a NaN propagates)
     largest = xa[taps[0]].copy()  # (.., H_out, W_out)
     for tap in taps[1:]:
         xp.maximum(largest, xa[tap], out=largest)
-    # pass 2: total = sum_i e_i and weighted = sum_i e_i x_i, with e_i = exp(x_i - max)
+    # pass 2: total = sum_i e_i and shifted = sum_i e_i d_i, with d_i = x_i - M and e_i = exp(d_i);
+    # then y = M + shifted / total. Relative to M, no sum can overflow (|e_i d_i| <= 1/e), even
+    # where the values are near the dtype's largest; an element of weight 0 (-inf, or far below
+    # M) adds nothing, not 0 * (-inf) = NaN.
     total = xp.zeros_like(largest)
-    weighted = xp.zeros_like(largest)
-    # an infinite input gives inf - inf or 0 * (-inf): NaN, as in PyTorch's composition, silently
-    with numpy.errstate(invalid="ignore", over="ignore"):
+    shifted = xp.zeros_like(largest)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # NaN windows stay NaN; -3e38 - 3e38 is -inf
         for tap in taps:
             value = xa[tap]  # (.., H_out, W_out) strided view: tap ``offsets`` of every window
-            e = xp.exp(value - largest)
+            d = _below_largest(value, largest, xp)
+            e = xp.exp(d)
             total += e
-            weighted += e * value
-        y = weighted / total  # total >= 1 (the maximum contributes e = 1) unless NaN or inf
-    saved = SoftPoolSaved(xa, largest, total, y, geometry, x.dtype)
+            shifted += xp.where(e == 0, 0, e * d)
+        offset = shifted / total  # y - M, in [min d, 0]; total >= 1 (e = 1 at the maximum) unless NaN
+        y = largest + offset  # M = +-inf: y = M
+    saved = SoftPoolSaved(xa, largest, total, offset, geometry, x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
 def _soft_pool_backward(saved: SoftPoolSaved, grad_y):
-    # dy/dx_i = w_i (1 + x_i - y), w_i = e_i / total; overlapping windows add into the same element
+    # dy/dx_i = w_i (1 + x_i - y) = (e_i / total) (1 + d_i - (y - M)), exactly 0 for an element of
+    # weight 0; overlapping windows add into the same element. An infinite maximum gives w_i = 1/m
+    # on the m elements equal to it (d_i = 0 = y - M) and 0 elsewhere.
     xp = array_module(grad_y)
     xa, geometry = saved.x, saved.geometry
     grad = xp.zeros(xa.shape, dtype=xa.dtype)
     g_over_total = grad_y.astype(xa.dtype, copy=False) / saved.total  # (.., H_out, W_out)
-    with numpy.errstate(invalid="ignore", over="ignore"):  # NaN where the forward gave NaN
+    # NaN where the forward gave NaN, and where a NaN or infinite gradient meets a slope of 0
+    with numpy.errstate(invalid="ignore", over="ignore"):
         for offsets in geometry.tap_offsets():
             tap = (Ellipsis,) + geometry.tap_slices(offsets)
-            value = xa[tap]
-            e = xp.exp(value - saved.largest)
+            d = _below_largest(xa[tap], saved.largest, xp)
+            e = xp.exp(d)
+            slope = xp.where(e == 0, 0, e * (1 + (d - saved.offset)))  # total * dy/dx_i
             view = grad[tap]  # no padding: the slices address the input itself
-            view += g_over_total * e * (1 + (value - saved.y))
-    return (grad.astype(saved.dtype, copy=False),)
+            view += g_over_total * slope
+    return (cast_back(grad, saved.dtype),)
 
 
 SOFT_POOL = define_function("soft_pool", _soft_pool_forward, _soft_pool_backward)
@@ -292,10 +318,29 @@ def soft_pool2d(x, kernel_size, stride=None):
               = w_i\,(1 + x_i - y)
 
     accumulated over overlapping windows. Since :math:`\sum_i w_i (1 + x_i - y) = 1`, the input
-    gradient sums to the output gradient (the conservation law of max pooling). A NaN or an
-    infinity in a window makes its output NaN, as PyTorch's ``unfold`` + ``softmax`` composition
-    does: :math:`+\infty - \infty` in the shift, and :math:`0 \cdot (-\infty)` for a
-    :math:`-\infty` element, whose weight is 0 (its limit contribution would be 0).
+    gradient sums to the output gradient (the conservation law of max pooling). Computed as
+    :math:`y = M + \sum_i e_i (x_i - M) / \sum_i e_i` with :math:`e_i = e^{x_i - M}`, which no
+    magnitude can overflow.
+
+    Non-finite values take the limits of these formulas, forward and backward:
+
+    * a NaN in a window makes its output and the gradient of all its elements NaN;
+    * a :math:`-\infty` element has weight 0 and drops out: :math:`e^{x} x \to 0` as
+      :math:`x \to -\infty`, so it adds nothing to :math:`y` and receives gradient 0;
+    * a :math:`+\infty` element takes all the weight: :math:`y = +\infty`, and the :math:`m`
+      elements equal to :math:`+\infty` share the gradient, :math:`1/m` each (the limit as they
+      grow together), the others receive 0;
+    * a window of :math:`-\infty` only gives :math:`y = -\infty` (forced by
+      :math:`\min_i x_i \le y \le \max_i x_i`) and gradient :math:`1/k` to each of its :math:`k`
+      elements (the limit as they fall together).
+
+    The rule behind the last three: elements equal to an infinite maximum :math:`M` count as equal to
+    it (:math:`x_i - M := 0`, weight 1 before normalising), and an element of weight 0 contributes 0,
+    not :math:`0 \cdot \infty`. An upstream gradient that is NaN or infinite is multiplied by each
+    slope, 0 included (IEEE: NaN). PyTorch's ``unfold`` + ``softmax`` composition, which computes the
+    same thing for finite inputs, gives NaN for every window holding an infinity instead:
+    :math:`\infty - \infty` inside its softmax shift, and :math:`0 \cdot (-\infty)` in the
+    weighted sum.
 
     Examples
     --------
@@ -305,6 +350,8 @@ def soft_pool2d(x, kernel_size, stride=None):
     >>> x = np.array([[[0., 0.], [0., np.log(3.)]]])  # weights 1/6, 1/6, 1/6, 1/2
     >>> poolref.soft_pool2d(x, 2).round(6)  # log(3) / 2
     array([[[0.549306]]])
+    >>> poolref.soft_pool2d(np.array([[[-np.inf, 0., np.inf, -np.inf]]]), (1, 2))  # the limits
+    array([[[ 0., inf]]])
     """
     op = "soft_pool2d"
     x = check_pool_input(x, 2, op, integer_ok=False)
@@ -330,10 +377,18 @@ def _lse_forward(x, *, r: float):
     # (0, 1]; an infinite maximum is not subtracted, so +inf gives y = +inf and all -inf gives -inf.
     shift = xp.where(xp.isfinite(largest), largest, 0)
     with numpy.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        e = xp.exp(r * (xa - shift))  # (N, C, *S)
+        scaled = r * (xa - shift)  # (N, C, *S) r (x - M), <= 0 for a finite maximum
+        e = xp.exp(scaled)
         total = e.sum(axis=axes, keepdims=True)  # (N, C, 1..) in [1, S] for a finite maximum
         count = math.prod(x.shape[2:])
-        y = shift + xp.log(total / count) / r
+        # y - M = log(mean(e)) / r. Where the inputs differ by much less than 1/r, every e rounds
+        # to about 1 and log(mean(e)) keeps nothing of what lies below the rounding (at inputs
+        # around 1e-30 it gives y = M instead of about the mean); mean(e) - 1 = mean(expm1(r d)) is
+        # a sum of terms of one sign, accurate at any size, and log1p keeps it. Where that mean is
+        # far below 0 (inputs spread over more than 1/r), log(mean(e)) is the accurate one.
+        below_one = xp.expm1(scaled).sum(axis=axes, keepdims=True) / count  # mean(e) - 1, in [-1, 0]
+        log_mean = xp.where(below_one > -0.5, xp.log1p(below_one), xp.log(total / count))
+        y = shift + log_mean / r
         softmax = e / total
     return y.astype(x.dtype, copy=False), LsePoolSaved(softmax, x.dtype)
 
@@ -341,7 +396,8 @@ def _lse_forward(x, *, r: float):
 def _lse_backward(saved: LsePoolSaved, grad_y):
     # dy/dx_i = softmax(r x)_i: the 1/S of the mean cancels (see lse_pool's Notes)
     g = grad_y.astype(saved.softmax.dtype, copy=False)
-    return ((g * saved.softmax).astype(saved.dtype, copy=False),)
+    with numpy.errstate(invalid="ignore"):  # a NaN or infinite gradient times a weight of 0: NaN
+        return (cast_back(g * saved.softmax, saved.dtype),)
 
 
 LSE_POOL = define_function("lse_pool", _lse_forward, _lse_backward)
@@ -369,7 +425,11 @@ def lse_pool(x, r=1.0):
               = M + \frac{1}{r}\log\Big(\frac{1}{S}\sum_i e^{r (x_i - M)}\Big)
 
     (the right-hand form never overflows, so inputs around :math:`10^3` are fine), and
-    :math:`\operatorname{mean}(x) \le y \le M` (Jensen). Backward:
+    :math:`\operatorname{mean}(x) \le y \le M` (Jensen). The logarithm is taken as
+    :math:`\operatorname{log1p}(\frac{1}{S}\sum_i \operatorname{expm1}(r (x_i - M)))` where that
+    mean lies above :math:`-\frac12`: for inputs that differ by much less than :math:`1/r` (tiny
+    ones, say :math:`10^{-30}`), every :math:`e^{r (x_i - M)}` rounds to about 1 and the plain
+    logarithm would return :math:`M` instead of about the mean. Backward:
 
     .. math:: \frac{\partial y}{\partial x_i} = \frac{1}{r}\,
               \frac{\frac{1}{S}\, r\, e^{r x_i}}{\frac{1}{S}\sum_j e^{r x_j}}
@@ -378,7 +438,10 @@ def lse_pool(x, r=1.0):
     The :math:`1/S` of the mean cancels: the gradient is the softmax itself (no division by the
     count), and sums to 1 over the plane, so the input gradient sums to the output gradient. As
     ``torch.logsumexp``, a plane holding :math:`+\infty` gives :math:`+\infty`, one of
-    :math:`-\infty` only gives :math:`-\infty`, and a NaN gives NaN.
+    :math:`-\infty` only gives :math:`-\infty`, and a NaN gives NaN; the gradient, the softmax
+    evaluated as PyTorch does, is NaN at a :math:`+\infty` element (0 at the plane's finite ones),
+    NaN over a plane of :math:`-\infty` only, 0 at a :math:`-\infty` beside finite values. An
+    upstream NaN or infinity multiplies every weight, 0 included.
 
     Examples
     --------
@@ -398,7 +461,7 @@ def lse_pool(x, r=1.0):
 # Bilinear (second-order) pooling (Lin et al. 2015, B-CNN)
 # ==================================================================================================
 class BilinearSaved(NamedTuple):
-    x: object  # (N, C_x, P) the first factor, flattened over positions, accumulation dtype
+    x: object  # (N, C_x, P) the first factor, flattened over positions, in the products' dtype
     y: object  # (N, C_y, P) the second factor; None when it is x itself
     products: object  # (N, C_x * C_y) B, the averaged outer products
     normalized: object  # (N, C_x * C_y) z, the output before the cast (None without l2_normalize)
@@ -411,9 +474,19 @@ class BilinearSaved(NamedTuple):
     dtype: numpy.dtype
 
 
+def _bilinear_products_dtype(dtype) -> numpy.dtype:
+    """float32 for float16 input, float64 for float32 and float64 input.
+
+    The products square the input's magnitude: in float32, features from about 1e19 up overflow
+    and from 1e-19 down underflow, where the signed square root and the normalisation would bring
+    the output back into range. float64 holds the square of every float32 (and float16) value.
+    """
+    return numpy.dtype(numpy.float64) if numpy.dtype(dtype) == numpy.float32 else accumulation_dtype(dtype)
+
+
 def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float):
     xp = array_module(x, y)
-    accumulate = accumulation_dtype(x.dtype)
+    accumulate = _bilinear_products_dtype(x.dtype)
     N, channels_x = x.shape[:2]
     positions = math.prod(x.shape[2:])
     xf = x.reshape(N, channels_x, positions).astype(accumulate, copy=False)  # (N, C_x, P)
@@ -421,43 +494,47 @@ def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float
     second = xf if yf is None else yf  # (N, C_y, P)
     # B[n, c, d] = (1/P) sum_l x[n, c, l] y[n, d, l], flattened row-major: index c * C_y + d
     channels_y = second.shape[1]
-    products = (xp.matmul(xf, second.transpose(0, 2, 1)) / positions).reshape(N, channels_x * channels_y)
-    out = products
-    if signed_sqrt:
-        out = xp.sign(products) * xp.sqrt(xp.abs(products) + eps)
-    normalized = norm = None
-    if l2_normalize:
-        norm = xp.sqrt((out * out).sum(axis=1, keepdims=True))  # (N, 1)
-        out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
+    # NaN and infinities follow IEEE arithmetic (inf - inf, 0 * inf and inf / inf are NaN), silently
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        products = (xp.matmul(xf, second.transpose(0, 2, 1)) / positions).reshape(N, channels_x * channels_y)
+        out = products
+        if signed_sqrt:
+            out = xp.sign(products) * xp.sqrt(xp.abs(products) + eps)
+        normalized = norm = None
+        if l2_normalize:
+            norm = xp.sqrt((out * out).sum(axis=1, keepdims=True))  # (N, 1)
+            out = normalized = out / xp.maximum(norm, eps)  # F.normalize's rule: divide by max(||s||, eps)
     saved = BilinearSaved(xf, yf, products, normalized, norm, signed_sqrt, l2_normalize, eps,
                           tuple(x.shape), None if y is None else tuple(y.shape), x.dtype)
-    return out.astype(x.dtype, copy=False), saved
+    return cast_back(out, x.dtype), saved  # B alone (no sqrt, no norm) may overflow float16 or float32
 
 
 def _bilinear_backward(saved: BilinearSaved, grad_out):
     xp = array_module(grad_out)
     N, channels_x, positions = saved.x.shape
     g = grad_out.astype(saved.x.dtype, copy=False)  # (N, K), K = C_x * C_y
-    if saved.l2_normalize:
-        # z = s / max(||s||, eps): where ||s|| >= eps, dz/ds = (I - z z^T) / ||s||; below, 1 / eps
-        z, norm = saved.normalized, saved.norm
-        radial = xp.where(norm >= saved.eps, (z * g).sum(axis=1, keepdims=True), 0)  # (N, 1)
-        g = (g - z * radial) / xp.maximum(norm, saved.eps)
-    if saved.signed_sqrt:
-        # d/dB sign(B) sqrt(|B| + eps) = sign(B)^2 / (2 sqrt(|B| + eps)): 1 / (2 sqrt(|B| + eps)) for
-        # B != 0, at most 1 / (2 sqrt(eps)); 0 at B = 0 (sign's derivative is 0, as PyTorch's)
-        b = saved.products
-        g = g * (b != 0) / (2 * xp.sqrt(xp.abs(b) + saved.eps))
-    channels_y = (saved.x if saved.y is None else saved.y).shape[1]
-    g_b = g.reshape(N, channels_x, channels_y) / positions  # (N, C_x, C_y) dL/dB, with B's 1/P
-    if saved.y is None:
-        # B = x x^T / P: x is both factors, so it receives both products' gradients
-        grad_x = xp.matmul(g_b + g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
-        return grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False), None
-    grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
-    grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
-    return (grad_x.reshape(saved.x_shape).astype(saved.dtype, copy=False),
-            grad_y.reshape(saved.y_shape).astype(saved.dtype, copy=False))
+    with numpy.errstate(invalid="ignore", over="ignore"):  # IEEE on NaN and infinities, as the forward
+        if saved.l2_normalize:
+            # z = s / max(||s||, eps): where ||s|| >= eps, dz/ds = (I - z z^T) / ||s||; below, 1 / eps
+            z, norm = saved.normalized, saved.norm
+            radial = xp.where(norm >= saved.eps, (z * g).sum(axis=1, keepdims=True), 0)  # (N, 1)
+            g = (g - z * radial) / xp.maximum(norm, saved.eps)
+        if saved.signed_sqrt:
+            # d/dB sign(B) sqrt(|B| + eps) = sign(B)^2 / (2 sqrt(|B| + eps)): 1 / (2 sqrt(|B| + eps))
+            # for B != 0, at most 1 / (2 sqrt(eps)); 0 at B = 0 (sign's derivative is 0, as PyTorch's)
+            b = saved.products
+            g = g * (b != 0) / (2 * xp.sqrt(xp.abs(b) + saved.eps))
+        channels_y = (saved.x if saved.y is None else saved.y).shape[1]
+        g_b = g.reshape(N, channels_x, channels_y) / positions  # (N, C_x, C_y) dL/dB, with B's 1/P
+        if saved.y is None:
+            # B = x x^T / P: x is both factors, so it receives both factors' gradients, G x + G^T x,
+            # added after the products (as PyTorch's autograd adds them: an infinite x may make
+            # the two inf and -inf, NaN, where (G + G^T) x would give one of them)
+            grad_x = xp.matmul(g_b, saved.x) + xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_x, P)
+            return cast_back(grad_x.reshape(saved.x_shape), saved.dtype), None
+        grad_x = xp.matmul(g_b, saved.y)  # (N, C_x, P): sum_d dL/dB[c, d] y[d, l]
+        grad_y = xp.matmul(g_b.transpose(0, 2, 1), saved.x)  # (N, C_y, P): sum_c dL/dB[c, d] x[c, l]
+    return cast_back(grad_x.reshape(saved.x_shape), saved.dtype), cast_back(grad_y.reshape(saved.y_shape), saved.dtype)
 
 
 BILINEAR_POOL = define_function("bilinear_pool", _bilinear_forward, _bilinear_backward)
@@ -516,6 +593,16 @@ def bilinear_pool(x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12):
     .. math:: \frac{\partial L}{\partial x_l} = \frac{1}{P}\, G\, y_l, \qquad
               \frac{\partial L}{\partial y_l} = \frac{1}{P}\, G^T x_l, \qquad
               \frac{\partial L}{\partial x_l} = \frac{1}{P} (G + G^T)\, x_l \ \ (y = \text{None})
+
+    The products square the features' magnitude: for float32 input they are taken in float64 (float32
+    would overflow from about :math:`10^{19}` and underflow below :math:`10^{-19}`, where the signed
+    square root and the normalisation bring the output back into range); float16 input is computed
+    in float32. An output beyond the dtype's range is :math:`\pm\infty` (float64 products of
+    features beyond about :math:`10^{154}` overflow). NaN and infinities follow IEEE arithmetic in
+    PyTorch's order of evaluation: with ``y`` None, ``x`` receives :math:`G x + G^T x`, the two
+    factors' gradients added after the products, as PyTorch's autograd adds them (an infinite
+    feature can make them :math:`+\infty` and :math:`-\infty`, NaN), and the normalisation's
+    backward is :math:`(g - z\,(z \cdot g)) / n`, its sum taken first.
 
     Examples
     --------

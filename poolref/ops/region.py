@@ -20,7 +20,9 @@ How the array code is organised (no loop over boxes, bins or channels):
   one row per bin holding the bilinear weights of its samples' corners, once, in the forward
   (:func:`sampling_matrix`); then ``y = A @ table`` and the backward is the transpose of the same
   matrix, ``grad_table = A.T @ grad_y`` (:class:`SamplingMatrix`): the adjoint of a linear map,
-  which written out is the scatter-add of every corner's share ``w * g`` into the pixel it read;
+  which written out is the scatter-add of every corner's share ``w * g`` into the pixel it read
+  (save for the weight-0 reads torchvision's forward makes for samples outside the image, which its
+  backward skips: they matter only to NaN and infinities);
 * the max ops (RoI pool, ONNX's max mode of RoI Align) are not linear: their forward keeps a running
   maximum over the taps and their backward scatter-adds the gradient to the winners with
   ``bincount`` (:class:`RowScatter` for RoI Align); position-sensitive RoI pool, which sums the
@@ -41,7 +43,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, sparse_csr, to_numpy
-from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._checks import accumulation_dtype, cast_back, check_pool_input, check_positive_number
 from .._geometry import as_int_tuple, pool_geometry
 from .._running_max import ONNX, ONNX_MAX_ROI_POOL, TORCHVISION_ROI_POOL
 from ..autograd.function import apply, define_function
@@ -432,29 +434,47 @@ class SamplingMatrix(NamedTuple):
     corners of a coordinate snapped to the last row or column, appears once per read, and the
     products add these reads one by one in that order, as the kernels do.
 
+    Reads of weight 0 add nothing for finite values, but ``0 * nan`` and ``0 * inf`` are NaN, and
+    the kernels let that reach the bin (forward) or the pixel (backward). They are kept in two
+    matrices of their own, because the kernels treat them differently:
+
+    * a weight-0 corner of a sample inside the image (a coordinate on a pixel, or snapped to the last
+      row or column) is read by the forward and written by the backward, like any corner;
+    * a sample outside the image: torchvision's RoI Align CPU forward reads pixel (0, 0) with weight
+      0 for it (``pre_calc``), but its backward skips it (``bilinear_interpolate_gradient`` returns
+      corner -1, and nothing is added): so a NaN at pixel (0, 0) reaches such bins, while a NaN
+      gradient of such a bin reaches no pixel. :meth:`times` reads these, :meth:`transpose_times`
+      does not. (Position-sensitive and deformable pooling read nothing outside: no such reads.)
+
     Attributes
     ----------
     weights : sparse matrix, (R, M)
         The reads with a nonzero weight.
     zero_reads : sparse matrix of ones, (R, M), or None
-        The reads with weight 0 (a sample outside the image under torchvision's CPU rule, the
-        weight-0 corner of a snapped coordinate). ``0 * x`` adds nothing for finite ``x``, but is
-        NaN where ``x`` is NaN or infinite, and the kernels let that reach the bin; so where the
-        operand holds such values, ``zero_reads @ (operand * 0)`` (0 or NaN) is added. They are
+        The weight-0 reads of samples inside the image. Where the operand holds a NaN or an
+        infinity, ``zero_reads @ (operand * 0)`` (0 where finite, NaN where not) is added. They are
         kept apart from ``weights`` because cupyx merges repeated columns before a product, and
         ``(0 + w) * inf`` would lose the NaN of ``0 * inf + w * inf``.
+    outside_reads : sparse matrix of ones, (R, M), or None
+        torchvision's weight-0 reads of pixel (0, 0) for samples outside the image: added the same
+        way by :meth:`times` only.
     """
 
     weights: object
     zero_reads: object
+    outside_reads: object
 
     def times(self, dense):
         """``A @ dense``: (R, C) from an (M, C) table in the dtype of the weights."""
-        return self._product(self.weights, self.zero_reads, dense)
+        return self._product(self.weights, (self.zero_reads, self.outside_reads), dense)
 
     def transpose_times(self, dense):
-        """``A.T @ dense``: (M, C) from an (R, C) gradient, the backward of :meth:`times`."""
-        return self._product(self.weights.T, None if self.zero_reads is None else self.zero_reads.T, dense)
+        """``A.T @ dense``: (M, C) from an (R, C) gradient, the backward of :meth:`times`.
+
+        The outside samples' reads are left out, as torchvision's backward leaves them out.
+        """
+        zero_reads = None if self.zero_reads is None else self.zero_reads.T
+        return self._product(self.weights.T, (zero_reads,), dense)
 
     @staticmethod
     def _product(weights, zero_reads, dense):
@@ -463,9 +483,12 @@ class SamplingMatrix(NamedTuple):
             out = weights @ dense
         else:  # no reads at all (no boxes, or no samples): skip the sparse library's corner cases
             out = xp.zeros((weights.shape[0], dense.shape[1]), dtype=dense.dtype)
-        if zero_reads is not None and has_nonfinite(dense):
+        zero_reads = [matrix for matrix in zero_reads if matrix is not None]
+        if zero_reads and has_nonfinite(dense):
             with numpy.errstate(invalid="ignore"):  # inf * 0: NaN, on purpose
-                out += zero_reads @ (dense * dense.dtype.type(0))  # 0 where finite, NaN where not
+                poisoned = dense * dense.dtype.type(0)  # 0 where finite, NaN where not
+                for matrix in zero_reads:
+                    out += matrix @ poisoned
         return out
 
 
@@ -490,15 +513,17 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
     n_columns : int
         ``M``, the rows of the table.
     read_outside : bool
-        Whether a sample outside the image reads pixel 0 with weight 0 (torchvision's RoI Align CPU
-        kernel) or reads nothing (position-sensitive and deformable pooling).
+        Whether a sample outside the image reads pixel 0 with weight 0 in the forward (torchvision's
+        RoI Align CPU kernel; its backward does not: :attr:`SamplingMatrix.outside_reads`) or reads
+        nothing (position-sensitive and deformable pooling).
 
     Notes
     -----
     Every bin of box ``k`` has ``4 g_h g_w`` reads (none when a grid is <= 0), so the rows are laid
     out in advance, box after box; one pass over the taps (a sample and one of its corners, for all
     bins at once) writes each tap's weight and column at the next free place of every row it
-    belongs to. The reads are then split by weight into the two matrices.
+    belongs to. The reads are then split into the three matrices: nonzero weights, weight-0 reads
+    inside the image, and the outside samples' reads of pixel 0.
     """
     xp = array_module(ay.low)
     K = geometry.grid_h.shape[0]
@@ -511,15 +536,14 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
     n_reads = int(box_end[-1]) if K else 0
     weight = xp.empty(n_reads, dtype=dtype)
     column = xp.empty(n_reads, dtype=numpy.int64)
-    read = xp.ones(n_reads, dtype=bool)
+    inside = xp.ones(n_reads, dtype=bool)  # the read belongs to a sample inside the image
     written = xp.zeros(K, dtype=numpy.int64)  # reads written so far into each bin of box k
     for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, width):
         # the tap's place in every row it belongs to: the row's start plus the reads before it
         place = select_boxes(bin_start, tap.boxes, None) + select_boxes(written, tap.boxes, None)[:, None, None]
         weight[place] = tap.weight
         column[place] = select_boxes(xp.broadcast_to(column_base, bin_start.shape), tap.boxes, None) + tap.pixel * column_step
-        if not read_outside:
-            read[place] = tap.inside
+        inside[place] = tap.inside
         if tap.boxes is None:
             written += 1
         else:
@@ -532,11 +556,14 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
         before = xp.concatenate([xp.zeros(1, dtype=numpy.int64), xp.cumsum(mask)])
         return sparse_csr(data, column[mask], before[row_start], n_columns)
 
-    nonzero = read & (weight != 0)
-    zero = read & ~nonzero
-    weights = keep(nonzero, weight[nonzero])
-    zero_reads = keep(zero, xp.ones(int(zero.sum()), dtype=dtype)) if bool(zero.any()) else None
-    return SamplingMatrix(weights, zero_reads)
+    nonzero = inside & (weight != 0)  # an outside sample's weights are all 0
+    zero = inside & ~nonzero
+    outside = ~inside if read_outside else xp.zeros_like(inside)
+
+    def ones(mask):
+        return keep(mask, xp.ones(int(mask.sum()), dtype=dtype)) if bool(mask.any()) else None
+
+    return SamplingMatrix(keep(nonzero, weight[nonzero]), ones(zero), ones(outside))
 
 
 # ==================================================================================================
@@ -624,7 +651,7 @@ def _roi_align_backward(saved: RoiAlignSaved, grad_y):
         with numpy.errstate(invalid="ignore"):
             grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
         grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
-        return grad_x.astype(saved.dtype, copy=False), None
+        return cast_back(grad_x, saved.dtype), None
     # max: g * w to the corner the forward chose, tap by tap; (K, ph, pw, C) channels-last, in
     # float64: bincount's weights, so each tap's share needs no cast. The other bins' g is selected
     # away (where), not multiplied by a 0/1 mask, so an infinite or NaN g stays with its corner.
@@ -695,6 +722,14 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     :math:`Y = A T / \max(g_h g_w, 1)` and the backward is the transpose of the same matrix,
     :math:`\partial L / \partial T = A^T (\partial L / \partial Y) / \max(g_h g_w, 1)`: the
     adjoint of the forward, which poolref builds once, in the forward.
+
+    NaN and infinities (avg mode) reach exactly the bins that read them, with torchvision's CPU
+    rule for a sample outside the image: the forward reads pixel (0, 0) with weight 0 for it, so a
+    NaN or infinity *there* makes such bins NaN (:math:`0 \cdot \mathrm{NaN}`); the backward skips
+    it (its ``bilinear_interpolate_gradient`` returns no corner), so an upstream NaN reaches no pixel
+    through it. A weight-0 corner of a sample inside the image (on a pixel, or snapped to the last
+    row or column) is read and written like any corner. A sum within a factor :math:`4 g_h g_w` of
+    the dtype's largest value overflows before the division, as in the kernel.
 
     ONNX's max mode takes the largest *weighted corner*, :math:`y = \max_{a,b,q} w_q x_q` (not the
     largest interpolated value; a corner of weight 0 counts as 0, so a bin of negative values can
@@ -1077,7 +1112,8 @@ def _ps_roi_align_backward(saved: PsRoiAlignSaved, grad_y):
     with numpy.errstate(invalid="ignore"):
         grad_table = saved.matrix.transpose_times(g.reshape(-1, c_out))  # (N*H*W*ph*pw, c_out)
     grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
-    grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)
+    with numpy.errstate(over="ignore"):  # a gradient beyond float16's range is inf (see cast_back)
+        grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)
     return grad_x, None
 
 
@@ -1114,10 +1150,12 @@ def ps_roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
     .. math:: y_{kcij} = \frac{1}{g_h g_w} \sum_{a, b} \sum_{q=1}^{4} w_q\, x_{b_k c' q}, \qquad
               \frac{\partial L}{\partial x_{b_k c' q}} \mathrel{+}= \frac{w_q}{g_h g_w} \frac{\partial L}{\partial y_{kcij}}
 
-    A sample outside the image contributes exactly 0 (this kernel reads nothing there). As for
-    :func:`roi_align`, the op is a sparse matrix :math:`A` (one row per bin, one column per pixel
-    and bin, so that each bin reads its own score maps) applied to the input, and its backward is
-    :math:`A^T` applied to the output gradient.
+    A sample outside the image contributes exactly 0 (this kernel reads nothing there) and receives
+    nothing, forward and backward, even next to a NaN; otherwise a NaN or infinity reaches exactly
+    the bins that read it (a weight-0 corner included). As for :func:`roi_align`, the op is a sparse
+    matrix :math:`A` (one row per bin, one column per pixel and bin, so that each bin reads its own
+    score maps) applied to the input, and its backward is :math:`A^T` applied to the output
+    gradient.
 
     Examples
     --------
@@ -1200,7 +1238,9 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, binning="adaptive
               \frac{\partial L}{\partial x} = \sum_\ell P_{n_\ell}^{*}\big(\tfrac{\partial L}{\partial y}\big|_\ell\big)
 
     where :math:`P^*` is each level's backward (scatter to the argmax, or spread over the bin) applied
-    to that level's slice of the output gradient.
+    to that level's slice of the output gradient. In average mode a NaN or an infinity stays in the
+    bins that hold it, forward and backward (:math:`+\infty` with :math:`-\infty` gives NaN), as in
+    PyTorch's ``adaptive_avg_pool2d``.
 
     Examples
     --------

@@ -30,18 +30,16 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, to_numpy
-from .._checks import accumulation_dtype, check_pool_input
+from .._checks import accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, pool_geometry
-from ..autograd.function import apply, define_function
 from .._running_max import NO_TAP, TORCH, RunningMax, gather_from_planes, scatter_to_planes, window_indices
+from ..autograd.function import apply, define_function
 from .window import (
     MaxPoolSaved,
     _avg_pool_backward,
     _avg_pool_forward,
     _max_pool_backward,
     _max_pool_forward,
-    _window_sum,
-    _window_sum_adjoint,
 )
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "stochastic_pool2d", "mixed_pool2d"]
@@ -375,8 +373,9 @@ class StochasticSampleSaved(NamedTuple):
 
 class StochasticExpectationSaved(NamedTuple):
     x: object  # the input, in the accumulation dtype
-    window_sum: object  # (.., O..) S = sum of a over the window
-    square_sum: object  # (.., O..) Q = sum of a^2 over the window
+    exponent: object  # (.., O..) e, the binary exponent of the window maximum: M = m 2^e, m in [0.5, 1)
+    ratio_sum: object  # (.., O..) S' = sum of a 2^-e over the window (0 for a window of zeros)
+    square_sum: object  # (.., O..) Q' = sum of (a 2^-e)^2 over the window
     geometry: WindowGeometry
     dtype: numpy.dtype
 
@@ -430,32 +429,52 @@ def _stochastic_sample_backward(saved: StochasticSampleSaved, grad_y):
 
 
 def _stochastic_expectation_forward(x, *, geometry: WindowGeometry):
+    # y = Q/S = sum a^2 / sum a, with every a first divided by 2^e, the power of two of the window
+    # maximum M = m 2^e (m in [0.5, 1)): y = 2^e Q'/S' with S' = sum a 2^-e in [0.5, k] and
+    # Q' = sum (a 2^-e)^2 in [0.25, k]. Dividing by a power of two is exact, so these are the
+    # textbook sums, rounded alike, only rescaled: no square overflows or underflows (a^2 would in
+    # float32 from a ~ 1e19 up or 1e-19 down), whatever the magnitude, and M/(2k) < y <= M.
     xp = array_module(x)
     accumulate = accumulation_dtype(x.dtype)
     xa = x.astype(accumulate, copy=False)
-    window_sum = _window_sum(xa, geometry)  # S_o
-    square_sum = _window_sum(xa * xa, geometry)  # Q_o
-    nonzero = window_sum > 0
-    y = xp.where(nonzero, square_sum / xp.where(nonzero, window_sum, 1), 0)  # Q/S, and 0 where S = 0
-    saved = StochasticExpectationSaved(xa, window_sum, square_sum, geometry, x.dtype)
+    taps = [(Ellipsis,) + geometry.tap_slices(offsets) for offsets in geometry.tap_offsets()]
+    largest = xa[taps[0]].copy()  # (.., O..) M, the window maximum
+    for tap in taps[1:]:
+        xp.maximum(largest, xa[tap], out=largest)
+    _, exponent = xp.frexp(largest)  # M = m 2^e; e = 0 for a window of zeros
+    ratio_sum = xp.zeros_like(largest)
+    square_sum = xp.zeros_like(largest)
+    for tap in taps:  # tap ``offsets`` of every window, a strided view of the input
+        ratio = xp.ldexp(xa[tap], -exponent)  # (.., O..) a 2^-e in [0, 1)
+        ratio_sum += ratio
+        square_sum += ratio * ratio
+    nonzero = largest > 0  # a window of zeros has no distribution: it outputs 0
+    y = xp.where(nonzero, xp.ldexp(square_sum / xp.where(nonzero, ratio_sum, 1), exponent), 0)
+    saved = StochasticExpectationSaved(xa, exponent, ratio_sum, square_sum, geometry, x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
 def _stochastic_expectation_backward(saved: StochasticExpectationSaved, grad_y):
-    # y_o = Q_o / S_o, so dy_o/da_i = (2 a_i S_o - Q_o) / S_o^2 for every tap i of window o. Summed
-    # over the windows that hold a_i (they overlap when stride < kernel):
-    #   grad a_i = 2 a_i * sum_o g_o / S_o  -  sum_o g_o Q_o / S_o^2,
-    # two adjoint window sums. Windows with S_o = 0 contribute nothing.
+    # y_o = Q_o / S_o, so dy_o/da_i = (2 a_i S_o - Q_o) / S_o^2 for every tap i of window o. This is
+    # homogeneous of degree 0 in a: with the forward's r_i = a_i 2^-e_o it is
+    #   dy_o/da_i = (2 r_i S'_o - Q'_o) / S'_o^2,
+    # the same number, rounded alike, with every term of order 1 (no a^2, no 1/S^2 to overflow).
+    # Each tap adds its share into the input; overlapping windows add up. Windows of zeros send
+    # nothing.
     xp = array_module(grad_y)
-    s, q = saved.window_sum, saved.square_sum
-    nonzero = s > 0
-    safe_s = xp.where(nonzero, s, 1)
-    g = grad_y.astype(s.dtype, copy=False)
-    per_window_linear = xp.where(nonzero, g / safe_s, 0)  # (.., O..) g / S
-    per_window_constant = xp.where(nonzero, g * q / (safe_s * safe_s), 0)  # (.., O..) g Q / S^2
-    grad = 2 * saved.x * _window_sum_adjoint(per_window_linear, saved.geometry)
-    grad -= _window_sum_adjoint(per_window_constant, saved.geometry)
-    return (grad.astype(saved.dtype, copy=False),)
+    xa, geometry = saved.x, saved.geometry
+    nonzero = saved.ratio_sum > 0
+    s = xp.where(nonzero, saved.ratio_sum, 1)
+    g = grad_y.astype(xa.dtype, copy=False)
+    grad = xp.zeros(xa.shape, dtype=xa.dtype)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # a NaN or inf gradient times 0: NaN
+        for offsets in geometry.tap_offsets():
+            tap = (Ellipsis,) + geometry.tap_slices(offsets)
+            ratio = xp.ldexp(xa[tap], -saved.exponent)  # (.., O..) r_i of tap ``offsets`` in every window
+            slope = (2 * ratio * s - saved.square_sum) / (s * s)  # dy/da_i
+            view = grad[tap]  # no padding: the slices address the input itself
+            view += xp.where(nonzero, g * slope, 0)
+    return (cast_back(grad, saved.dtype),)
 
 
 STOCHASTIC_POOL_SAMPLE = define_function("stochastic_pool_sample", _stochastic_sample_forward, _stochastic_sample_backward)
@@ -541,6 +560,18 @@ def stochastic_pool2d(x, kernel_size, stride=None, *, training=True, rng=None):
     A window whose sum is zero has no distribution: it outputs 0 with zero gradient, in both modes.
     Sums are accumulated in float32 for float16 input.
 
+    Inference is computed scaled: with :math:`M_o = m\, 2^{e}` (:math:`m \in [0.5, 1)`) the window
+    maximum and :math:`r_i = a_i 2^{-e}`, :math:`y_o = 2^{e} Q'_o / S'_o` and
+    :math:`\partial y_o / \partial a_i = (2 r_i S'_o - Q'_o) / S_o'^2`, where :math:`S'_o = \sum r_i`
+    and :math:`Q'_o = \sum r_i^2` are of order 1. Division by a power of two is exact, so these are
+    the textbook sums rounded alike, at every magnitude (:math:`a^2` alone would overflow float32
+    from about :math:`10^{19}` and lose precision below :math:`10^{-19}`). Training sums the
+    activations themselves: a window whose sum exceeds the dtype's largest value overflows.
+
+    ``x`` must be finite; an upstream gradient may hold NaN or infinities. In inference mode it
+    multiplies every slope of its window, 0 included (NaN); a window of zeros passes nothing. In
+    training mode it goes to the sampled element.
+
     References
     ----------
     M. D. Zeiler and R. Fergus, "Stochastic Pooling for Regularization of Deep Convolutional Neural
@@ -614,8 +645,9 @@ def _mixed_backward(saved: MixedSaved, grad_y):
         grad = grad + grad_max
     if saved.avg_pool is not None:
         (grad_avg,) = _avg_pool_backward(saved.avg_pool, (1 - saved.lam) * g)
-        grad = grad + grad_avg
-    return (grad.astype(saved.dtype, copy=False),)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) from the two parts: NaN
+            grad = grad + grad_avg
+    return (cast_back(grad, saved.dtype),)
 
 
 MIXED_POOL = define_function("mixed_pool", _mixed_forward, _mixed_backward)
@@ -650,7 +682,13 @@ def mixed_pool2d(x, kernel_size, stride=None, padding=0, *, lam=0.5):
               \frac{1}{D_o} \frac{\partial L}{\partial y_o}
 
     where :math:`\mathrm{index}_o` is max pooling's argmax (first of ties, NaN wins). ``lam = 1`` is
-    exactly max pooling and ``lam = 0`` exactly average pooling.
+    exactly max pooling and ``lam = 0`` exactly average pooling: a part of weight 0 is left out, so
+    that :math:`0 \cdot \infty` cannot make the other NaN (PyTorch's composition
+    ``lam * max_pool2d(x) + (1 - lam) * avg_pool2d(x)`` would). Otherwise each part keeps its rules on
+    NaN and infinities: the maximum PyTorch's (a NaN wins, a window of :math:`-\infty` gives
+    :math:`-\infty`), the average holds each NaN or infinity in its own windows (:math:`+\infty`
+    with :math:`-\infty` gives NaN); backward, an upstream NaN or infinity goes through the max part
+    to the argmax only and through the average to every element of its window.
 
     References
     ----------

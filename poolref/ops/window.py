@@ -61,17 +61,19 @@ def _pad(x, geometry: WindowGeometry, fill):
     """Copy ``x`` into a buffer padded with ``fill`` so that every tap of every window is addressable.
 
     (..., L_0, .., L_{n-1}) -> (..., L_0 + b_0 + e_0, ..): ``b`` is the begin padding, ``e`` the end
-    padding plus the ceil-mode overhang. Returns ``x`` itself (no copy) when no padding is needed.
+    padding plus the ceil-mode overhang. A negative pad (``convention="jax"``) removes cells instead,
+    as ``lax.pad`` does. Returns ``x`` itself (no copy) when no padding is needed, and a view of ``x``
+    when pads only remove cells.
     """
     if not geometry.needs_padding:
         return x
+    source, target = geometry.interior()
+    if all(b <= 0 and e <= 0 for b, e in geometry.pad_widths):
+        return x[(Ellipsis,) + source]  # a crop: no cell to fill
     xp = array_module(x)
-    n = geometry.ndim
-    lead = x.shape[: x.ndim - n]
-    padded_shape = lead + tuple(L + b + e for L, (b, e) in zip(geometry.in_shape, geometry.pad_widths))
-    padded = xp.full(padded_shape, fill, dtype=x.dtype)
-    interior = tuple(slice(b, b + L) for L, (b, _) in zip(geometry.in_shape, geometry.pad_widths))
-    padded[(Ellipsis,) + interior] = x
+    lead = x.shape[: x.ndim - geometry.ndim]
+    padded = xp.full(lead + geometry.padded_shape, fill, dtype=x.dtype)
+    padded[(Ellipsis,) + target] = x[(Ellipsis,) + source]
     return padded
 
 
@@ -83,12 +85,20 @@ def _axis_index(ndim: int, dim: int, index) -> tuple:
 
 
 def _crop(padded, geometry: WindowGeometry):
-    """The interior of a buffer laid out by :func:`_pad`, as a contiguous array."""
+    """The adjoint of :func:`_pad`: the input's cells of a padded buffer, as a contiguous array.
+
+    Padding cells are dropped; input cells that a negative pad removed (and so no window read) are 0.
+    """
     if not geometry.needs_padding:
         return padded
     xp = array_module(padded)
-    interior = tuple(slice(b, b + L) for L, (b, _) in zip(geometry.in_shape, geometry.pad_widths))
-    return xp.ascontiguousarray(padded[(Ellipsis,) + interior])
+    source, target = geometry.interior()
+    if not geometry.crops:
+        return xp.ascontiguousarray(padded[(Ellipsis,) + target])
+    lead = padded.shape[: padded.ndim - geometry.ndim]
+    cropped = xp.zeros(lead + geometry.in_shape, dtype=padded.dtype)
+    cropped[(Ellipsis,) + source] = padded[(Ellipsis,) + target]
+    return cropped
 
 
 def _window_sum(x, geometry: WindowGeometry):
@@ -100,12 +110,13 @@ def _window_sum(x, geometry: WindowGeometry):
     xp = array_module(x)
     n = geometry.ndim
     total = _pad(x, geometry, 0)
-    for a, axis in enumerate(geometry.axes):
-        dim = total.ndim - n + a
-        along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
-        for m in range(1, axis.kernel):
-            xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
-        total = along
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+        for a, axis in enumerate(geometry.axes):
+            dim = total.ndim - n + a
+            along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
+            for m in range(1, axis.kernel):
+                xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
+            total = along
     return total
 
 
@@ -119,15 +130,22 @@ def _window_sum_adjoint(g, geometry: WindowGeometry):
     spread = g
     for a in reversed(range(n)):
         axis = geometry.axes[a]
-        begin, end = geometry.pad_widths[a]
         dim = spread.ndim - n + a
         shape = list(spread.shape)
-        shape[dim] = axis.length + begin + end
-        wide = xp.zeros(shape, dtype=g.dtype)
-        for m in range(axis.kernel):
-            view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
-            xp.add(view, spread, out=view)
-        spread = wide[_axis_index(wide.ndim, dim, slice(begin, begin + axis.length))]
+        shape[dim] = axis.buffer_length
+        wide = xp.zeros(shape, dtype=g.dtype)  # the padded axis
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+            for m in range(axis.kernel):
+                view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
+                xp.add(view, spread, out=view)
+        # back to the input's cells: padding is dropped, cells a negative pad removed get nothing
+        source, target = axis.interior()
+        if source == slice(0, axis.length):
+            spread = wide[_axis_index(wide.ndim, dim, target)]
+        else:
+            shape[dim] = axis.length
+            spread = xp.zeros(shape, dtype=g.dtype)
+            spread[_axis_index(wide.ndim, dim, source)] = wide[_axis_index(wide.ndim, dim, target)]
     return xp.ascontiguousarray(spread)
 
 
@@ -229,7 +247,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         max (:mod:`poolref._running_max`), which decides ties, NaN, windows of only :math:`-\infty`
         and signed zeros, so the values differ between conventions (:ref:`max-rules`). Under
         ``"tensorflow"``, ``return_indices=True`` models ``tf.nn.max_pool_with_argmax``, whose rule
-        differs from ``tf.nn.max_pool2d``'s, values included.
+        differs from ``tf.nn.max_pool2d``'s, values included. Under ``"jax"``
+        (``lax.reduce_window``) pads may be negative, a window wholly in padding gives
+        :math:`-\infty` (index -1, no gradient) and the output may be empty; there is no ceil mode.
 
     Returns
     -------
@@ -303,13 +323,20 @@ def _avg_pool_forward(x, *, geometry: WindowGeometry, count_padding: bool, divis
     xp = array_module(x)
     accumulate = accumulation_dtype(x.dtype)
     divisor = xp.asarray(geometry.divisor(count_padding, divisor_override), dtype=accumulate)
-    y = _window_sum(x.astype(accumulate, copy=False), geometry) / divisor
+    # A zero divisor arises only under convention="jax" without count_include_pad, for a window wholly
+    # in padding: its sum is 0, so it gives 0/0 = NaN, as reduce_window(x) / reduce_window(ones) does.
+    with numpy.errstate(invalid="ignore"):
+        y = _window_sum(x.astype(accumulate, copy=False), geometry) / divisor
     return y.astype(x.dtype, copy=False), AvgPoolSaved(divisor, geometry, x.dtype)
 
 
 def _avg_pool_backward(saved: AvgPoolSaved, grad_y):
-    # average pooling is linear: its backward is its transpose, the window sum's adjoint of g / divisor
-    g = grad_y.astype(saved.divisor.dtype, copy=False) / saved.divisor
+    # y_o = (1/D_o) sum_{i in W_o} x_i, so dL/dx_i = sum_{o: i in W_o} g_o / D_o: average pooling is
+    # linear, its backward is its transpose, the window sum's adjoint of g / divisor. A window with
+    # D_o = 0 (jax, wholly in padding) gives inf or NaN here, but it has no tap in the input, so the
+    # adjoint drops it with the padding.
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        g = grad_y.astype(saved.divisor.dtype, copy=False) / saved.divisor
     return (_window_sum_adjoint(g, saved.geometry).astype(saved.dtype, copy=False),)
 
 
@@ -320,6 +347,11 @@ def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_p
     x = check_pool_input(x, n, op, integer_ok=False)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
     if divisor_override is not None:
+        if convention == "jax":
+            raise ValueError(
+                f"{op}: convention='jax' has no divisor_override (reduce_window's averages divide by prod(kernel_size) "
+                f"or by a window sum of ones), got divisor_override={divisor_override!r}"
+            )
         if isinstance(divisor_override, bool) or not isinstance(divisor_override, (int, numpy.integer)):
             raise TypeError(f"{op}: divisor_override must be an int or None, got divisor_override={divisor_override!r}")
         if divisor_override == 0:
@@ -363,8 +395,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         Divide every window by this instead.
     dilation : int or (int, int)
         Spacing between taps (ONNX has it; PyTorch does not).
-    convention : {"torch", "onnx", "tensorflow"}
-        Whose argument and divisor rules apply.
+    convention : {"torch", "onnx", "tensorflow", "jax"}
+        Whose argument and divisor rules apply. ``"jax"``: ``count_include_pad=True`` divides by
+        ``prod(kernel_size)``, ``False`` by the number of input cells, so a window wholly in padding
+        gives 0 or NaN (0/0); no ``divisor_override``.
 
     Returns
     -------
@@ -422,11 +456,15 @@ def avg_pool3d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 # ==================================================================================================
 # Lp pooling
 # ==================================================================================================
+#: TensorFlow has no Lp pooling. JAX has none either: under "jax" poolref takes the true norm of
+#: ONNX's LpPool, (reduce_window(add, |x|**p)) ** (1/p), over reduce_window's geometry.
+LP_CONVENTIONS = ("torch", "onnx", "jax")
+
+
 class LpPoolSaved(NamedTuple):
     x: object  # the input, in the accumulation dtype
-    y: object  # the output, in the accumulation dtype
     window_sum: object  # S of every window (rescaled under "torch")
-    scale: object  # (O..) prod(k) / D under "torch" (rescaling of partial windows), 1 under "onnx"
+    scale: object  # (O..) prod(k) / D under "torch" (rescaling of partial windows), 1 otherwise
     p: float
     convention: str
     geometry: WindowGeometry
@@ -444,30 +482,47 @@ def _lp_pool_forward(x, *, p: float, geometry: WindowGeometry, convention: str):
             scale = xp.asarray(geometry.kernel_volume / geometry.divisor(count_padding=True), dtype=accumulate)
             powered = xa**p
         else:
-            # ONNX LpPool: the true p-norm of the window; padding contributes zero, nothing is rescaled
+            # ONNX LpPool (and poolref's "jax"): the true p-norm of the window; padding contributes
+            # zero, nothing is rescaled. A jax window wholly in padding sums to 0 and gives 0.
             scale = xp.ones(geometry.out_shape, dtype=accumulate)
             powered = xp.abs(xa) ** p
         window_sum = _window_sum(powered, geometry) * scale
         y = window_sum ** (1.0 / p)
-    saved = LpPoolSaved(xa, y, window_sum, scale, p, convention, geometry, x.dtype)
+    saved = LpPoolSaved(xa, window_sum, scale, p, convention, geometry, x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
 def _lp_pool_backward(saved: LpPoolSaved, grad_y):
+    # y_o = S_o^(1/p) with S_o = c_o sum_{i in W_o} f(x_i), f(x) = x^p ("torch") or |x|^p ("onnx",
+    # "jax"), c_o the torch rescaling (1 otherwise); so
+    #   dL/dx_i = sum_{o: i in W_o} g_o * (1/p) S_o^(1/p - 1) * c_o * f'(x_i).
+    # dy/dS is computed as a power of S, not as y / (p S): where S is infinite the two differ
+    # (inf / inf is NaN, while S^(1/p - 1) is 0 for p > 1 and 1 for p = 1, the true limits).
     xp = array_module(grad_y)
-    x, y, s, p = saved.x, saved.y, saved.window_sum, saved.p
+    x, s, p = saved.x, saved.window_sum, saved.p
+    geometry = saved.geometry
     with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        # dy/dS = (1/p) S^(1/p - 1) = y / (p S); poolref's rule: zero where the window sum is zero
-        safe_s = xp.where(s == 0, 1, s)
-        dy_ds = xp.where(s == 0, 0, y / (p * safe_s))
-        spread = _window_sum_adjoint(grad_y.astype(x.dtype, copy=False) * dy_ds * saved.scale, saved.geometry)
-        # d(x^p)/dx = p x^(p-1) under "torch"; d|x|^p/dx = p sign(x) |x|^(p-1) under "onnx"
+        dy_ds = s ** (1.0 / p - 1.0) / p
+        per_window = grad_y.astype(x.dtype, copy=False) * dy_ds * saved.scale  # (.., O..)
+        # poolref's rule: a window whose sum is zero sends nothing (the norm has no derivative
+        # there), not even a NaN or infinite g_o, as PyTorch's relu backward does
+        per_window = xp.where(s == 0, 0, per_window)
+        spread = _window_sum_adjoint(per_window, geometry)  # (.., L..)
+        # f'(x) = p x^(p-1) under "torch"; p sign(x) |x|^(p-1) under "onnx" and "jax"
         if saved.convention == "torch":
             dpow = p * x ** (p - 1)
         else:
             dpow = p * xp.sign(x) * xp.abs(x) ** (p - 1)
-        dpow = xp.where(x == 0, 0, dpow) if p < 1 else dpow
         grad_x = spread * dpow
+    # Cells whose gradient is 0 whatever the product says (0 * inf and 0 * NaN would be NaN):
+    # cells that no window reads (PyTorch's lp_pool gradient leaks a NaN there), and, for p < 1,
+    # cells holding 0, where |x|^p has no derivative (poolref's rule: zero).
+    keep = geometry.cells_read()
+    keep = None if keep.all() else xp.asarray(keep)
+    if p < 1:
+        keep = (x != 0) if keep is None else keep & (x != 0)
+    if keep is not None:
+        grad_x = xp.where(keep, grad_x, 0)
     return (grad_x.astype(saved.dtype, copy=False),)
 
 
@@ -477,7 +532,7 @@ LP_POOL = define_function("lp_pool", _lp_pool_forward, _lp_pool_backward)
 def _lp_pool(x, n, op, norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention):
     x = check_pool_input(x, n, op, integer_ok=False)
     p = check_positive_number(norm_type, "norm_type", op)
-    check_convention(convention, op, allowed=("torch", "onnx"))
+    check_convention(convention, op, allowed=LP_CONVENTIONS)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
     return apply(LP_POOL, x, p=p, geometry=geometry, convention=convention)
 
@@ -519,8 +574,9 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     kernel_size, stride, ceil_mode, padding, dilation
         As for :func:`avg_pool2d` (PyTorch has no padding or dilation for Lp pooling; poolref
         generalises its formula, ONNX has both).
-    convention : {"torch", "onnx"}
-        PyTorch's formula (with its quirks) or ONNX's true norm; TensorFlow has no Lp pooling.
+    convention : {"torch", "onnx", "jax"}
+        PyTorch's formula (with its quirks) or ONNX's true norm; ``"jax"`` is the true norm over
+        ``lax.reduce_window``'s geometry (JAX has no Lp pooling). TensorFlow has no Lp pooling.
 
     Returns
     -------

@@ -152,15 +152,17 @@ def adaptive_avg_pool_backward_reference(grad_y, input_shape, output_size):
     N, C = input_shape[:2]
     spatial = input_shape[2:]
     grad_x = numpy.zeros(input_shape, dtype=numpy.float64)
-    for b, c in itertools.product(range(N), range(C)):
-        for out_pos in itertools.product(*[range(O) for O in output_size]):
-            box = _bin_box(out_pos, spatial, output_size)
-            count = math.prod(len(r) for r in box)
-            if count == 0:
-                continue
-            share = float(grad_y[(b, c) + out_pos]) / count
-            for position in itertools.product(*box):
-                grad_x[(b, c) + position] += share  # overlapping bins accumulate
+    # an infinite gradient meeting its opposite makes NaN, silently (as it should)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for b, c in itertools.product(range(N), range(C)):
+            for out_pos in itertools.product(*[range(O) for O in output_size]):
+                box = _bin_box(out_pos, spatial, output_size)
+                count = math.prod(len(r) for r in box)
+                if count == 0:
+                    continue
+                share = float(grad_y[(b, c) + out_pos]) / count
+                for position in itertools.product(*box):
+                    grad_x[(b, c) + position] += share  # overlapping bins accumulate
     return grad_x.astype(_result_dtype(grad_y.dtype))
 
 

@@ -4,7 +4,10 @@ The executable specification of :func:`poolref.ops.convolution.conv2d`. Every ou
 input channel and every kernel tap is visited by an ordinary Python loop, with the same tap rule as
 pooling (:mod:`poolref.reference.window`): output ``(h, w)`` reads input row
 ``h*s_H - p_H + i*d_H`` and column ``w*s_W - p_W + j*d_W`` for tap ``(i, j)``, and a tap outside the
-input reads zero (padding). Meant for tiny arrays in tests; nothing is validated.
+input reads zero (padding). That zero is multiplied like any value read (as PyTorch's padding is
+zeros that enter the products): an infinite or NaN weight over padding makes the output NaN, and a
+NaN or infinite upstream gradient makes that weight's gradient NaN. Meant for tiny arrays in tests;
+nothing is validated.
 
 Arrays are batched, ``x`` (N, C_in, H, W) and ``weight`` (C_out, C_in, kH, kW); ``stride``,
 ``pad_begin``, ``pad_end`` and ``dilation`` are pairs of ints (already resolved).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import numpy
 
+from ._ieee import ieee
 from .window import output_length
 
 __all__ = ["conv2d_reference", "conv2d_backward_reference"]
@@ -26,6 +30,7 @@ def _output_shape(x_shape, weight_shape, stride, pad_begin, pad_end, dilation):
     )
 
 
+@ieee
 def conv2d_reference(x, weight, bias=None, stride=(1, 1), pad_begin=(0, 0), pad_end=(0, 0), dilation=(1, 1)):
     r"""Convolution by loops: :math:`y_{n,o,h,w} = b_o + \sum_{c,i,j} W_{o,c,i,j}\, x_{n,c,hs-p+id,\,ws-p+jd}`.
 
@@ -60,16 +65,16 @@ def conv2d_reference(x, weight, bias=None, stride=(1, 1), pad_begin=(0, 0), pad_
                     for c in range(c_in):
                         for i in range(kh):
                             row = h * stride[0] - pad_begin[0] + i * dilation[0]
-                            if not 0 <= row < height:
-                                continue  # padding reads zero
                             for j in range(kw):
                                 column = w * stride[1] - pad_begin[1] + j * dilation[1]
-                                if 0 <= column < width:
-                                    total += float(weight[o, c, i, j]) * float(x[n, c, row, column])
+                                inside = 0 <= row < height and 0 <= column < width
+                                value = float(x[n, c, row, column]) if inside else 0.0  # padding reads zero
+                                total += float(weight[o, c, i, j]) * value
                     y[n, o, h, w] = total
     return y
 
 
+@ieee
 def conv2d_backward_reference(
     grad_y, x, weight, stride=(1, 1), pad_begin=(0, 0), pad_end=(0, 0), dilation=(1, 1), has_bias=True
 ):
@@ -110,13 +115,13 @@ def conv2d_backward_reference(
                     for c in range(c_in):
                         for i in range(kh):
                             row = h * stride[0] - pad_begin[0] + i * dilation[0]
-                            if not 0 <= row < height:
-                                continue
                             for j in range(kw):
                                 column = w * stride[1] - pad_begin[1] + j * dilation[1]
-                                if 0 <= column < width:
+                                if 0 <= row < height and 0 <= column < width:
                                     grad_weight[o, c, i, j] += g * float(x[n, c, row, column])
                                     grad_x[n, c, row, column] += g * float(weight[o, c, i, j])
+                                else:  # the padding zero was multiplied too; its gradient is dropped
+                                    grad_weight[o, c, i, j] += g * 0.0
     return (
         grad_x.astype(x.dtype),
         grad_weight.astype(weight.dtype),

@@ -20,6 +20,7 @@ import math
 
 import numpy
 
+from ._ieee import ieee
 from .window import output_length
 
 __all__ = [
@@ -55,6 +56,7 @@ def _clamp(value, eps):
 # --------------------------------------------------------------------------------------------------
 # GeM
 # --------------------------------------------------------------------------------------------------
+@ieee
 def gem_pool_reference(x, p, eps):
     r"""GeM over every plane: :math:`y = (\frac{1}{S}\sum_i \max(x_i, \epsilon)^p)^{1/p}`.
 
@@ -84,6 +86,7 @@ def gem_pool_reference(x, p, eps):
     return y
 
 
+@ieee
 def gem_pool_backward_reference(grad_y, x, p, eps):
     r"""Gradients of GeM with respect to ``x`` and to ``p``, from the first derivation.
 
@@ -151,12 +154,38 @@ def _soft_windows(x, kernel, stride):
 
 
 def _soft_weights(values):
-    """softmax of ``values``, written as the definition :math:`e^{x_i} / \\sum_j e^{x_j}`."""
+    """softmax of ``values``, written as the definition :math:`e^{x_i} / \\sum_j e^{x_j}`, and its limits.
+
+    Where the definition is NaN the limit is taken: a NaN gives NaN weights; if the largest value
+    is infinite (``+inf``, or ``-inf`` for a window of ``-inf`` only) the weight is shared equally
+    by the values equal to it (they are the ones the softmax keeps as they grow, or fall, together);
+    a ``-inf`` beside a finite maximum has weight :math:`e^{-\\infty} = 0`.
+    """
+    if any(math.isnan(v) for v in values):
+        return [math.nan] * len(values)
+    largest = max(values)
+    if math.isinf(largest):
+        top = [1.0 if v == largest else 0.0 for v in values]
+        return [t / sum(top) for t in top]
     exps = [math.exp(v) for v in values]
     total = sum(exps)
     return [e / total for e in exps]
 
 
+def _soft_value(weights, values):
+    """:math:`\\sum_i w_i x_i`, where an element of weight 0 adds 0 (not :math:`0 \\cdot (-\\infty)`)."""
+    return sum(wi * vi for wi, vi in zip(weights, values) if wi != 0)
+
+
+def _soft_slope(wi, vi, y):
+    """:math:`w_i (1 + x_i - y)`: 0 for an element of weight 0; :math:`x_i - y := 0` where both are
+    the same infinity (the elements an infinite maximum keeps)."""
+    if wi == 0:
+        return 0.0
+    return wi * (1.0 + (0.0 if vi == y else vi - y))
+
+
+@ieee
 def soft_pool2d_reference(x, kernel, stride):
     r"""SoftPool over (N, C, H, W): :math:`y = \sum_i \operatorname{softmax}(x)_i\, x_i` per window.
 
@@ -170,10 +199,17 @@ def soft_pool2d_reference(x, kernel, stride):
     -------
     y : ndarray of float64, shape (N, C, H_out, W_out)
 
+    Notes
+    -----
+    Non-finite values take the limits (:func:`_soft_weights`): a NaN gives NaN; a :math:`-\infty`
+    has weight 0 and adds nothing; an infinite maximum gives :math:`y` that infinity.
+
     Examples
     --------
     >>> soft_pool2d_reference(numpy.array([[[[0., 0.], [0., math.log(3.)]]]]), (2, 2), (2, 2)).round(6).tolist()
     [[[[0.549306]]]]
+    >>> soft_pool2d_reference(numpy.array([[[[-math.inf, 0.], [math.inf, -math.inf]]]]), (1, 2), (1, 2)).tolist()
+    [[[[0.0], [inf]]]]
     """
     x = numpy.asarray(x, dtype=numpy.float64)
     N, C, H, W = x.shape
@@ -181,11 +217,11 @@ def soft_pool2d_reference(x, kernel, stride):
                      output_length(W, kernel[1], stride[1], 0, 0, 1, False)))
     for b, c, out_pos, taps in _soft_windows(x, kernel, stride):
         values = [float(x[b, c, h, w]) for h, w in taps]
-        weights = _soft_weights(values)
-        y[(b, c) + out_pos] = sum(wi * vi for wi, vi in zip(weights, values))
+        y[(b, c) + out_pos] = _soft_value(_soft_weights(values), values)
     return y
 
 
+@ieee
 def soft_pool2d_backward_reference(grad_y, x, kernel, stride):
     r"""Gradient of SoftPool: each tap receives :math:`g\, w_i (1 + x_i - y)`, summed over windows.
 
@@ -204,6 +240,10 @@ def soft_pool2d_backward_reference(grad_y, x, kernel, stride):
     .. math:: \frac{\partial y}{\partial x_i} = \frac{\partial}{\partial x_i}\sum_j w_j x_j
               = w_i + \sum_j x_j\, w_j (\delta_{ij} - w_i) = w_i (1 + x_i - y)
 
+    and its limits (:func:`_soft_slope`): 0 for an element of weight 0; :math:`1/m` for each of the
+    :math:`m` elements equal to an infinite maximum. The upstream gradient multiplies each slope
+    (IEEE: a NaN or infinite gradient times 0 is NaN).
+
     Examples
     --------
     Equal values: every weight is 1/4, so every tap receives 1/4 of the gradient.
@@ -217,16 +257,17 @@ def soft_pool2d_backward_reference(grad_y, x, kernel, stride):
     for b, c, out_pos, taps in _soft_windows(x, kernel, stride):
         values = [float(x[b, c, h, w]) for h, w in taps]
         weights = _soft_weights(values)
-        y = sum(wi * vi for wi, vi in zip(weights, values))
+        y = _soft_value(weights, values)
         g = float(grad_y[(b, c) + out_pos])
         for (h, w), wi, vi in zip(taps, weights, values):
-            grad_x[b, c, h, w] += g * wi * (1.0 + vi - y)  # overlapping windows accumulate
+            grad_x[b, c, h, w] += g * _soft_slope(wi, vi, y)  # overlapping windows accumulate
     return grad_x
 
 
 # --------------------------------------------------------------------------------------------------
 # LSE
 # --------------------------------------------------------------------------------------------------
+@ieee
 def lse_pool_reference(x, r):
     r"""LSE pooling over every plane: :math:`y = \frac{1}{r}\log(\frac{1}{S}\sum_i e^{r x_i})`.
 
@@ -249,10 +290,12 @@ def lse_pool_reference(x, r):
     y = numpy.empty(_kept_dims(x))
     for b, c, positions in _planes(x):
         total = sum(math.exp(r * float(x[(b, c) + position])) for position in positions)
-        y[b, c].flat[0] = math.log(total / len(positions)) / r
+        # a plane of -inf only: log(0) = -inf (Python's math.log refuses 0; numpy's log does not)
+        y[b, c].flat[0] = numpy.log(numpy.float64(total / len(positions))) / r
     return y
 
 
+@ieee
 def lse_pool_backward_reference(grad_y, x, r):
     r"""Gradient of LSE pooling: :math:`\partial y / \partial x_i = e^{r x_i} / \sum_j e^{r x_j}`.
 
@@ -284,8 +327,9 @@ def lse_pool_backward_reference(grad_y, x, r):
     for b, c, positions in _planes(x):
         S = len(positions)
         g = float(grad_y[b, c].flat[0])
-        mean = sum(math.exp(r * float(x[(b, c) + position])) for position in positions) / S
+        mean = numpy.float64(sum(math.exp(r * float(x[(b, c) + position])) for position in positions) / S)
         for position in positions:
+            # numpy's division: 0 / 0 is NaN for a plane of -inf only (Python's raises), as in torch
             grad_x[(b, c) + position] = g * (1.0 / r) * (r * math.exp(r * float(x[(b, c) + position])) / S) / mean
     return grad_x
 
@@ -321,6 +365,7 @@ def _bilinear_steps(x, y, signed_sqrt, eps):
     return products, s, positions
 
 
+@ieee
 def bilinear_pool_reference(x, y, signed_sqrt, l2_normalize, eps):
     r"""Bilinear pooling: :math:`B = \frac{1}{P}\sum_l x_l y_l^T` flattened, signed sqrt, L2 norm.
 
@@ -356,6 +401,7 @@ def bilinear_pool_reference(x, y, signed_sqrt, l2_normalize, eps):
     return z
 
 
+@ieee
 def bilinear_pool_backward_reference(grad_z, x, y, signed_sqrt, l2_normalize, eps):
     r"""Gradients of bilinear pooling with respect to ``x`` and ``y``.
 
@@ -379,6 +425,10 @@ def bilinear_pool_backward_reference(grad_z, x, y, signed_sqrt, l2_normalize, ep
     \operatorname{sign}(B)^2 / (2\sqrt{|B| + \epsilon})`. Products:
     :math:`\partial B_{cd} / \partial x_{cl} = y_{dl}/P`, :math:`\partial B_{cd} / \partial y_{dl} = x_{cl}/P`.
 
+    Non-finite values follow IEEE arithmetic in PyTorch's order of evaluation (the order decides
+    where ``inf - inf`` meets): the normalisation's sum over :math:`k` is taken before the
+    subtraction, and with ``y`` None the two factors' gradients are summed separately, then added.
+
     Examples
     --------
     Without the normalisations, :math:`B = x^2` for one channel and one position: :math:`dB/dx = 2x`.
@@ -399,16 +449,16 @@ def bilinear_pool_backward_reference(grad_z, x, y, signed_sqrt, l2_normalize, ep
     if l2_normalize:
         for b in range(N):
             norm = math.sqrt(sum(v * v for v in s[b]))
+            if norm < eps:  # z = s / eps: dz_k/ds_j = delta_kj / eps
+                for j in range(K):
+                    grad_s[b, j] = grad_z[b, j] / eps
+                continue
+            # sum_k g_k (delta_kj - z_k z_j) / n, with the sum over k taken first, as
+            # F.normalize's backward does: (g_j - z_j sum_k z_k g_k) / n (the same number for finite
+            # g; for an infinite g, the NaN of inf - inf that PyTorch's evaluation meets)
+            radial = sum((s[b, k] / norm) * grad_z[b, k] for k in range(K))
             for j in range(K):
-                total = 0.0
-                for k in range(K):
-                    if norm >= eps:
-                        z_k, z_j = s[b, k] / norm, s[b, j] / norm
-                        dz_ds = ((1.0 if k == j else 0.0) - z_k * z_j) / norm
-                    else:
-                        dz_ds = (1.0 if k == j else 0.0) / eps
-                    total += grad_z[b, k] * dz_ds
-                grad_s[b, j] = total
+                grad_s[b, j] = (grad_z[b, j] - (s[b, j] / norm) * radial) / norm
 
     grad_products = grad_s.copy()
     if signed_sqrt:

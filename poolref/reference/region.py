@@ -24,6 +24,7 @@ import math
 
 import numpy
 
+from ._ieee import ieee
 from .._running_max import FLT_MAX, ONNX, ONNX_MAX_ROI_POOL, TORCHVISION_ROI_POOL, window_max
 from .adaptive import adaptive_bin
 
@@ -134,6 +135,7 @@ def _result_dtype(dtype):
     return dtype if numpy.dtype(dtype).kind == "f" else numpy.float64
 
 
+
 # --------------------------------------------------------------------------------------------------
 # Spatial pyramid pooling
 # --------------------------------------------------------------------------------------------------
@@ -157,6 +159,7 @@ def spatial_pyramid_bins(length, n, binning):
     return [(i * stride, i * stride + window) for i in range(n)]
 
 
+@ieee
 def spatial_pyramid_pool_reference(x, levels, mode="max", binning="adaptive"):
     r"""Spatial pyramid pooling (He et al. 2014): every level pooled, flattened and concatenated.
 
@@ -206,6 +209,7 @@ def spatial_pyramid_pool_reference(x, levels, mode="max", binning="adaptive"):
     return numpy.concatenate(columns, axis=1).astype(_result_dtype(x.dtype))
 
 
+@ieee
 def spatial_pyramid_pool_backward_reference(grad_y, x, levels, mode="max", binning="adaptive"):
     r"""Gradient of :func:`spatial_pyramid_pool_reference` with respect to ``x``.
 
@@ -360,6 +364,7 @@ def _weighted_corners(y, x, H, W):
     return bilinear_corners(y, x, H, W) or [(0, 0, 0.0)] * 4
 
 
+@ieee
 def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, mode="avg"):
     r"""RoI Align (He et al. 2017) with torchvision's rules; ``mode="max"`` is ONNX RoiAlign's max mode.
 
@@ -426,6 +431,7 @@ def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=
     return y.astype(_result_dtype(x.dtype))
 
 
+@ieee
 def roi_align_backward_reference(grad_y, x, rois, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False, mode="avg"):
     r"""Gradient of :func:`roi_align_reference` with respect to ``x``.
 
@@ -545,6 +551,7 @@ def ps_roi_pool_backward_reference(grad_y, x_shape, rois, output_size, spatial_s
     return grad_x.astype(_result_dtype(numpy.asarray(grad_y).dtype))
 
 
+@ieee
 def ps_roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=-1):
     r"""Position-sensitive RoI Align with torchvision's rules.
 
@@ -580,6 +587,7 @@ def ps_roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_rat
     return y.astype(_result_dtype(x.dtype))
 
 
+@ieee
 def ps_roi_align_backward_reference(grad_y, x_shape, rois, output_size, spatial_scale=1.0, sampling_ratio=-1):
     r"""Gradient of :func:`ps_roi_align_reference`: ``g * w / (g_h g_w)`` to each corner of each sample.
 
@@ -611,6 +619,7 @@ def _deformed_samples(roi, offset_k, output_size, spatial_scale, sampling_ratio,
     return _samples(sh + dy, sw + dx, bh, bw, gh, gw, i, j), gh, gw, roi_h, roi_w
 
 
+@ieee
 def deform_roi_pool_reference(x, rois, offset, output_size, spatial_scale=1.0, sampling_ratio=0, gamma=0.1):
     r"""Deformable RoI pooling: RoI Align (aligned) with every bin shifted by a learned offset.
 
@@ -656,6 +665,7 @@ def deform_roi_pool_reference(x, rois, offset, output_size, spatial_scale=1.0, s
     return y.astype(_result_dtype(x.dtype))
 
 
+@ieee
 def deform_roi_pool_backward_reference(grad_y, x, rois, offset, output_size, spatial_scale=1.0, sampling_ratio=0, gamma=0.1):
     r"""Gradients of :func:`deform_roi_pool_reference` with respect to ``x`` and ``offset``.
 

@@ -17,6 +17,7 @@ import math
 
 import numpy
 
+from ._ieee import ieee
 from .._running_max import TORCH, window_max
 from .window import _flat_index, _padded_count, _taps_in_window, _unflat_index, _window, output_length
 
@@ -172,6 +173,7 @@ def _stochastic_windows(spatial, kernel, stride):
     return out_shape, windows
 
 
+@ieee
 def stochastic_pool_reference(x, kernel, stride, uniforms=None, training=True):
     r"""Stochastic pooling by plain loops.
 
@@ -247,6 +249,7 @@ def stochastic_pool_reference(x, kernel, stride, uniforms=None, training=True):
     return y if not training else (y, sampled)
 
 
+@ieee
 def stochastic_pool_backward_reference(grad_y, x, kernel, stride, sampled=None, training=True):
     r"""Gradient of stochastic pooling, by plain loops (float64 sums, returned in ``grad_y``'s dtype).
 
@@ -301,6 +304,7 @@ def _mixed_windows(spatial, kernel, stride, padding):
         yield out_pos, list(_taps_in_window(per_dim_taps)), divisor
 
 
+@ieee
 def mixed_pool_reference(x, lam, kernel, stride, padding):
     r"""Mixed pooling by plain loops: ``lam * max + (1 - lam) * average``.
 
@@ -330,6 +334,7 @@ def mixed_pool_reference(x, lam, kernel, stride, padding):
     return y
 
 
+@ieee
 def _mixed(x, lam, kernel, stride, padding):
     x = numpy.asarray(x)
     N, C = x.shape[:2]
@@ -358,6 +363,7 @@ def _mixed(x, lam, kernel, stride, padding):
     return y.astype(x.dtype), argmax
 
 
+@ieee
 def mixed_pool_backward_reference(grad_y, x, lam, kernel, stride, padding):
     r"""Gradient of mixed pooling: ``lam`` times max pooling's scatter plus ``1 - lam`` times the spread.
 

@@ -19,6 +19,11 @@ Along one dimension of length ``L``, output position ``o`` reads the *taps*
 and a tap is *inside* when ``0 <= t_m < L``; the others lie in the padding (or beyond it, in ceil
 mode). A window in ``n`` dimensions is the Cartesian product of its per-dimension taps, scanned in
 row-major order (last spatial dimension fastest).
+
+The same formula covers ``lax.reduce_window``'s geometry (``convention="jax"``): a negative pad
+removes cells (``p_begin < 0`` moves every window into the input, ``p_end < 0`` shortens the output),
+so no tap ever reads a removed cell; a window may lie wholly in padding (no inside tap), and the
+output may be empty (:func:`output_length` is then clamped at 0).
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ __all__ = [
     "max_unpool_backward_reference",
 ]
 
-LP_CONVENTIONS = ("torch", "onnx")
+LP_CONVENTIONS = ("torch", "onnx", "jax")  # "jax": the true norm of "onnx" (JAX has no Lp pooling)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,9 +164,13 @@ def _unflat_index(index, shape):
 
 
 def _output_shape(spatial, kernel, stride, pad_begin, pad_end, dilation, ceil_mode):
-    """Output spatial shape: :func:`output_length` in each dimension."""
+    """Output spatial shape: :func:`output_length` in each dimension, at least 0.
+
+    A length below 1 is refused by every convention but ``"jax"``, where ``lax.reduce_window`` returns
+    an empty output for a padded axis shorter than the window.
+    """
     return tuple(
-        output_length(L, k, s, pb, pe, d, ceil_mode)
+        max(output_length(L, k, s, pb, pe, d, ceil_mode), 0)
         for L, k, s, pb, pe, d in zip(spatial, kernel, stride, pad_begin, pad_end, dilation)
     )
 
@@ -411,7 +420,9 @@ def avg_pool_reference(
     taps before the end of the padding, :math:`\prod_j \#\{m : t_{j,m} < L_j + p_{e,j}\}` (padding is
     counted, the ceil-mode overhang beyond it is not: PyTorch's
     ``pool_size = min(start + k, L + p) - start``); else the number of inside taps. A zero divisor
-    gives 0 (it cannot arise from valid geometry).
+    arises only under ``convention="jax"``, for a window wholly in padding without
+    ``count_include_pad``: its empty sum 0 over its 0 inside taps is NaN, as JAX's
+    ``reduce_window(x) / reduce_window(ones)`` gives (with ``count_include_pad`` it is 0 / prod(k) = 0).
 
     Backward (:func:`avg_pool_backward_reference`): every inside tap of window ``o`` receives
     :math:`g_o / D_o`; it is the transpose of this linear map.
@@ -437,7 +448,8 @@ def avg_pool_reference(
                 if inside:  # padding contributes zero to the sum
                     total += float(x[(b, c) + position])
             divisor = _avg_divisor(per_dim_taps, spatial, pad_end, count_include_pad, divisor_override)
-            y[(b, c) + out_pos] = total / divisor if divisor != 0 else 0.0
+            # 0 / 0 (a jax window wholly in padding) is NaN; Python's float division would raise
+            y[(b, c) + out_pos] = total / divisor if divisor != 0 else math.nan
     return y.astype(_result_dtype(x.dtype))
 
 
@@ -488,16 +500,18 @@ def avg_pool_backward_reference(
     spatial = input_shape[2:]
     out_shape = _output_shape(spatial, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
     grad_x = numpy.zeros(input_shape, dtype=numpy.float64)
-    for b, c in itertools.product(range(N), range(C)):
-        for out_pos in itertools.product(*[range(O) for O in out_shape]):
-            per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
-            divisor = _avg_divisor(per_dim_taps, spatial, pad_end, count_include_pad, divisor_override)
-            if divisor == 0:
-                continue
-            share = float(grad_y[(b, c) + out_pos]) / divisor
-            for position, inside in _taps_in_window(per_dim_taps):
-                if inside:
-                    grad_x[(b, c) + position] += share  # overlapping windows accumulate
+    # an infinite gradient meeting its opposite makes NaN, silently (as it should)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for b, c in itertools.product(range(N), range(C)):
+            for out_pos in itertools.product(*[range(O) for O in out_shape]):
+                per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
+                divisor = _avg_divisor(per_dim_taps, spatial, pad_end, count_include_pad, divisor_override)
+                if divisor == 0:
+                    continue  # a jax window wholly in padding: it has no inside tap to send anything to
+                share = float(grad_y[(b, c) + out_pos]) / divisor
+                for position, inside in _taps_in_window(per_dim_taps):
+                    if inside:
+                        grad_x[(b, c) + position] += share  # overlapping windows accumulate
     return grad_x.astype(_result_dtype(grad_y.dtype))
 
 
@@ -510,12 +524,12 @@ def _check_lp_convention(convention):
 
 
 def _lp_window_sum(x, b, c, per_dim_taps, p, convention):
-    """Sum over the inside taps of ``x**p`` (torch) or ``|x|**p`` (onnx), as a float64 scalar."""
+    """Sum over the inside taps of ``x**p`` (torch) or ``|x|**p`` (onnx, jax), as a float64 scalar."""
     total = numpy.float64(0.0)
     for position, inside in _taps_in_window(per_dim_taps):
         if inside:  # padding contributes zero
             value = numpy.float64(x[(b, c) + position])
-            if convention == "onnx":
+            if convention != "torch":
                 value = abs(value)
             # numpy float power: a negative base with a fractional exponent gives NaN (not complex)
             total += value ** numpy.float64(p)
@@ -541,8 +555,8 @@ def lp_pool_reference(x, p, kernel, stride, pad_begin, pad_end, dilation, ceil_m
         Resolved window geometry.
     ceil_mode : bool
         See :func:`output_length`.
-    convention : {"torch", "onnx"}
-        Which formula (see Notes).
+    convention : {"torch", "onnx", "jax"}
+        Which formula (see Notes); ``"jax"`` is ``"onnx"``'s true norm (JAX has no Lp pooling).
 
     Returns
     -------
@@ -615,22 +629,22 @@ def lp_pool_backward_reference(grad_y, x, p, kernel, stride, pad_begin, pad_end,
 
     Notes
     -----
-    torch, with :math:`c_o = \prod k / D_o` and :math:`S_o` the rescaled window sum:
+    With :math:`S_o = c_o \sum_{t \text{ inside}} f(x_t)` (torch: :math:`f(x) = x^p` and
+    :math:`c_o = \prod k / D_o`; onnx and jax: :math:`f(x) = |x|^p`, :math:`c_o = 1`) and
+    :math:`y_o = S_o^{1/p}`, the chain rule gives
 
     .. math::
 
-        \frac{\partial y_o}{\partial x_t} = \frac{1}{p} S_o^{1/p - 1} c_o\, p\, x_t^{p-1}
-                                          = \frac{y_o}{S_o} c_o\, x_t^{p-1}
+        \frac{\partial y_o}{\partial x_t} = \underbrace{\tfrac{1}{p} S_o^{1/p - 1}}_{\partial y / \partial S}
+                                          \; c_o \, f'(x_t), \qquad
+        f'(x) = p\, x^{p-1} \ \text{(torch)}, \quad p \operatorname{sign}(x) |x|^{p-1} \ \text{(onnx, jax)}
 
-    onnx, with :math:`y_o` the window norm:
-
-    .. math::
-
-        \frac{\partial y_o}{\partial x_t} = \operatorname{sign}(x_t) |x_t|^{p-1} y_o^{1-p}
-
-    Where :math:`S_o = 0` (torch) or :math:`y_o = 0` (onnx) the gradient is zero, not NaN (poolref's
-    rule: the norm has no derivative there, and zero is the subgradient picked). Contributions of
-    overlapping windows accumulate; padding taps receive nothing.
+    :math:`\partial y / \partial S` is taken as that power of :math:`S_o`, not as
+    :math:`y_o / (p S_o)`: for an infinite :math:`S_o` it is 0 (``p > 1``) or 1 (``p = 1``), where
+    the quotient would be NaN. poolref's rules where the derivative does not exist: zero where
+    :math:`S_o = 0` (the norm has no derivative there), and, for ``p < 1``, zero where
+    :math:`x_t = 0` (:math:`|x|^p` has none there). Contributions of overlapping windows accumulate;
+    padding taps receive nothing, and a cell that no window reads gets 0 whatever it holds.
 
     Examples
     --------
@@ -654,24 +668,22 @@ def lp_pool_backward_reference(grad_y, x, p, kernel, stride, pad_begin, pad_end,
                 per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
                 g = numpy.float64(grad_y[(b, c) + out_pos])
                 S = _lp_window_sum(x, b, c, per_dim_taps, p, convention)
-                if convention == "torch":
-                    scale = _lp_scale(per_dim_taps, spatial, pad_end, kernel)
-                    S = S * scale
-                    if S == 0:
-                        continue  # poolref's rule: zero gradient where the window sum is zero
-                    y = S ** (numpy.float64(1.0) / p64)
-                    for position, inside in _taps_in_window(per_dim_taps):
-                        if inside:
-                            xt = numpy.float64(x[(b, c) + position])
-                            grad_x[(b, c) + position] += g * (y / S) * scale * xt ** (p64 - 1)
-                else:
-                    y = S ** (numpy.float64(1.0) / p64)
-                    if y == 0:
-                        continue  # poolref's rule: zero gradient where the norm is zero
-                    for position, inside in _taps_in_window(per_dim_taps):
-                        if inside:
-                            xt = numpy.float64(x[(b, c) + position])
-                            grad_x[(b, c) + position] += g * numpy.sign(xt) * abs(xt) ** (p64 - 1) * y ** (1 - p64)
+                scale = _lp_scale(per_dim_taps, spatial, pad_end, kernel) if convention == "torch" else numpy.float64(1.0)
+                S = S * scale
+                if S == 0:
+                    continue  # poolref's rule: zero gradient where the window sum is zero
+                dy_dS = S ** (numpy.float64(1.0) / p64 - 1) / p64
+                for position, inside in _taps_in_window(per_dim_taps):
+                    if not inside:
+                        continue  # padding receives nothing
+                    xt = numpy.float64(x[(b, c) + position])
+                    if p64 < 1 and xt == 0:
+                        continue  # poolref's rule: |x|^p has no derivative at 0 for p < 1; zero
+                    if convention == "torch":
+                        df_dx = p64 * xt ** (p64 - 1)
+                    else:
+                        df_dx = p64 * numpy.sign(xt) * abs(xt) ** (p64 - 1)
+                    grad_x[(b, c) + position] += g * dy_dS * scale * df_dx
     return grad_x.astype(_result_dtype(grad_y.dtype))
 
 

@@ -191,3 +191,92 @@ def test_inputs_are_never_modified():
         y, pullback = vjp(lambda t: fn(t, 3), x)
         pullback(numpy.ones((2, 3, 3, 3)))
     numpy.testing.assert_array_equal(x, copy)
+
+
+# ---------------------------------------------------------------------------------------------------
+# NaN and infinities stay in the bins that hold them, forward and backward
+# ---------------------------------------------------------------------------------------------------
+def with_nonfinite(shape, seed, dtype=numpy.float64):
+    """Smooth values with NaN, +inf and -inf sprinkled in (about 10%, 10% and 5%)."""
+    x = smooth_values(shape, seed)
+    special = numpy.random.default_rng(seed).random(shape)
+    x[special < 0.1] = numpy.nan
+    x[(special >= 0.1) & (special < 0.2)] = numpy.inf
+    x[(special >= 0.2) & (special < 0.25)] = -numpy.inf
+    return x.astype(dtype)
+
+
+def test_adaptive_avg_pool_keeps_a_nan_in_its_own_bins():
+    # A dense 0/1 bin matrix multiplied the NaN by the zeros of every other bin: [nan nan nan]
+    x = numpy.array([[1.0, numpy.nan, 3.0, 4.0, 5.0, 6.0]])
+    assert_matches(poolref.adaptive_avg_pool1d(x, 3), [[numpy.nan, 3.5, 5.5]], rtol=0)
+    _, pullback = vjp(lambda t: poolref.adaptive_avg_pool1d(t, 3), x)
+    assert_matches(pullback(numpy.array([[1.0, numpy.inf, 2.0]]))[0], [[0.5, 0.5, numpy.inf, numpy.inf, 1.0, 1.0]], rtol=0)
+    # overlapping bins (3 -> 2: [0, 2) and [1, 3)), and an infinity, in 2-D
+    x = numpy.zeros((1, 3, 3))
+    x[0, 0, 0] = numpy.inf
+    assert_matches(poolref.adaptive_avg_pool2d(x, 2), [[[numpy.inf, 0.0], [0.0, 0.0]]], rtol=0)
+    _, pullback = vjp(lambda t: poolref.adaptive_avg_pool2d(t, 2), x)
+    grad = pullback(numpy.array([[[numpy.nan, 1.0], [1.0, 1.0]]]))[0]
+    assert numpy.isnan(grad[0, :2, :2]).all() and numpy.isfinite(grad[0, 2]).all() and numpy.isfinite(grad[0, :, 2]).all()
+    # global pooling: a NaN poisons its own plane only
+    x = numpy.array([[[1.0, numpy.nan], [3.0, 4.0]]])
+    assert_matches(poolref.global_avg_pool(x), [[[numpy.nan], [3.5]]], rtol=0)
+
+
+@given(st.data())
+def test_adaptive_avg_with_nan_and_inf_matches_loop_reference(data):
+    n = data.draw(dims)
+    case = data.draw(adaptive_cases(n, distinct=False, **sized(n)))
+    out = case.kwargs["output_size"]
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    x = with_nonfinite(case.x.shape, seed)
+    y, pullback = vjp(lambda t: AVG[n](t, out), x)
+    assert_matches(y, ref.adaptive_avg_pool_reference(x, out), rtol=1e-12, atol=1e-14)
+    g = with_nonfinite(y.shape, seed + 1)
+    assert_matches(pullback(g)[0], ref.adaptive_avg_pool_backward_reference(g, x.shape, out), rtol=1e-12, atol=1e-14)
+
+
+@given(st.data())
+def test_adaptive_avg_with_nan_and_inf_matches_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(adaptive_cases(n, **sized(n)))
+    out = case.kwargs["output_size"]
+    dtype = data.draw(st.sampled_from([numpy.float64, numpy.float32]))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    x = with_nonfinite(case.x.shape, seed, dtype)
+    x = x[0] if len(x) and data.draw(st.booleans()) else x  # unbatched too
+    xt = to_torch(x, requires_grad=True)
+    yt = getattr(torch.nn.functional, f"adaptive_avg_pool{n}d")(xt, out)
+    g = with_nonfinite(tuple(yt.shape), seed + 1, dtype)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(lambda t: AVG[n](t, out), x)
+    tol = 1e-12 if dtype == numpy.float64 else 1e-5
+    assert_matches(y, yt.detach().numpy(), rtol=tol, atol=tol)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=tol, atol=tol, what="gradient")
+
+
+def test_global_avg_pool_with_nan_and_inf_matches_torch():
+    torch = torch_or_skip()
+    for n in (1, 2, 3):
+        x = with_nonfinite((3, 4) + (3,) * n, n)
+        x[0, 0] = 1.0  # one plane wholly finite
+        g = with_nonfinite((3, 4) + (1,) * n, n + 10)
+        xt = to_torch(x, requires_grad=True)
+        yt = xt.mean(dim=tuple(range(2, 2 + n)), keepdim=True)
+        yt.backward(to_torch(g))
+        y, pullback = vjp(poolref.global_avg_pool, x)
+        assert_matches(y, yt.detach().numpy(), rtol=1e-12)
+        assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-12, what="gradient")
+
+
+def test_adaptive_avg_on_non_contiguous_views_equals_on_copies():
+    base = with_nonfinite((2, 3, 7, 9), 3)
+    for view in (base.transpose(0, 1, 3, 2), base[:, :, ::-1, ::2], base[..., 1:6, 2:]):
+        for out in ((3, 4), (1, 1), (view.shape[2] * 2, 2)):
+            y, pullback = vjp(lambda t: AVG[2](t, out), view)
+            y_copy, pullback_copy = vjp(lambda t: AVG[2](t, out), view.copy())
+            assert_matches(y, y_copy, rtol=0)
+            g = with_nonfinite(y.shape, 4)
+            assert_matches(pullback(g)[0], pullback_copy(g)[0], rtol=0, what="gradient")

@@ -6,7 +6,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import Tape, Tensor, adjoint_test, gradcheck, vjp
 from poolref.ops.convolution import conv2d
 from poolref.reference.convolution import conv2d_backward_reference, conv2d_reference
@@ -100,6 +100,95 @@ def test_conv2d_matches_loop_reference(data):
     assert_matches(grad_w, want_w, rtol=1e-12, atol=1e-12, what="grad weight")
     if bias is not None:
         assert_matches(grad_b, want_b, rtol=1e-12, atol=1e-12, what="grad bias")
+
+
+# Non-finite values: x, weight and the upstream gradient with NaN and +-inf. A NaN reaches exactly the
+# outputs whose window reads it; a padding zero is multiplied like any value read (an infinite
+# weight over padding gives NaN, as in PyTorch)
+NONFINITE_CONV = dict(stride=(2, 1), padding=((2, 1), (1, 2)), dilation=(1, 2))
+NONFINITE_GEOMETRY = dict(stride=(2, 1), pad_begin=(2, 1), pad_end=(1, 2), dilation=(1, 2))
+
+
+def _nonfinite_conv_case(poisoned, seed):
+    rng = numpy.random.default_rng(seed)
+    x, weight, bias = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    if "x" in poisoned:
+        x = plant_nonfinite(x, seed + 1, fraction=0.05)
+    if "weight" in poisoned:
+        weight = plant_nonfinite(weight, seed + 2, fraction=0.05)
+    y_shape = (2, 4) + tuple(conv_output_length(L, k, s, b, e, d) for L, k, s, b, e, d in zip(
+        (7, 6), (3, 2), NONFINITE_GEOMETRY["stride"], NONFINITE_GEOMETRY["pad_begin"], NONFINITE_GEOMETRY["pad_end"],
+        NONFINITE_GEOMETRY["dilation"]))
+    g = rng.standard_normal(y_shape)
+    if "gradient" in poisoned:
+        g = plant_nonfinite(g, seed + 3, fraction=0.1)
+    return x, weight, bias, g
+
+
+POISONED = ["x", "weight", "gradient", "x+gradient", "x+weight+gradient"]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
+@pytest.mark.parametrize("poisoned", POISONED)
+def test_conv2d_matches_loop_reference_on_nonfinite_values(poisoned, layout):
+    x, weight, bias, g = _nonfinite_conv_case(poisoned, 100)
+    if layout == "unbatched":
+        x, g = x[:1], g[:1]
+    x = layouts(x, "contiguous" if layout == "unbatched" else layout)
+    weight, bias, g = (a.astype(x.dtype) for a in (weight, bias, g))
+    want = conv2d_reference(numpy.array(x), weight, bias, **NONFINITE_GEOMETRY)
+    want_x, want_w, want_b = conv2d_backward_reference(g, numpy.array(x), weight, **NONFINITE_GEOMETRY)
+    if layout == "unbatched":
+        x, g, want, want_x = x[0], g[0], want[0], want_x[0]
+    y, grad_x, grad_w, grad_b = gradients(x, weight, bias, g, **NONFINITE_CONV)
+    tol = {"float16": dict(rtol=3e-3, atol=3e-3), "float32": dict(rtol=1e-5, atol=1e-5)}.get(layout, dict(rtol=1e-12, atol=1e-12))
+    assert_matches(y, want, **tol)
+    assert_matches(grad_x, want_x, **tol, what="grad x")
+    if layout == "float16":  # the weight and bias gradients sum many float16 products
+        tol = dict(rtol=2e-2, atol=2e-2)
+    assert_matches(grad_w, want_w, **tol, what="grad weight")
+    assert_matches(grad_b, want_b, **tol, what="grad bias")
+
+
+@pytest.mark.parametrize("poisoned", POISONED)
+def test_conv2d_matches_torch_on_nonfinite_values(poisoned):
+    x, weight, bias, g = _nonfinite_conv_case(poisoned, 110)
+    ours = gradients(x, weight, bias, g, **NONFINITE_CONV)  # no RuntimeWarning: an error under pytest
+    torch_kwargs = dict(stride=(2, 1), padding=0, dilation=(1, 2))  # torch pads symmetrically: pad first
+    padded = numpy.pad(x, ((0, 0), (0, 0), (2, 1), (1, 2)))
+    theirs = list(torch_conv2d(padded, weight, bias, g, **torch_kwargs))
+    theirs[1] = theirs[1][:, :, 2:-1, 1:-2]  # the gradient of the padded copy, cropped
+    for what, a, b in zip(("output", "grad x", "grad weight", "grad bias"), ours, theirs):
+        assert_matches(a, b, rtol=1e-10, atol=1e-12, what=what)
+
+
+def test_conv2d_nan_reaches_exactly_the_outputs_whose_window_reads_it():
+    # and an infinite weight over padding gives NaN there (0 * inf), as in PyTorch
+    x = numpy.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 3] = numpy.nan
+    weight = numpy.zeros((1, 1, 3, 3))  # weight 0 on every tap: 0 * nan is NaN all the same
+    y = conv2d(x, weight, None, 1, 1)
+    reads = poolref.max_pool2d(numpy.isnan(x).astype(float), 3, 1, 1) > 0  # windows holding the NaN
+    assert numpy.array_equal(numpy.isnan(y), reads) and reads.sum() == 9
+    weight[0, 0, 0, 0] = numpy.inf  # the top-left tap: over padding for the first row and column
+    y = conv2d(numpy.ones((1, 1, 5, 5)), weight, None, 1, 1)
+    assert numpy.isnan(y[0, 0, 0]).all() and numpy.isnan(y[0, 0, :, 0]).all() and numpy.isposinf(y[0, 0, 1:, 1:]).all()
+    assert_matches(y, conv2d_reference(numpy.ones((1, 1, 5, 5)), weight, None, pad_begin=(1, 1), pad_end=(1, 1)), rtol=0)
+
+
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    # products of an input of any float32 magnitude with weights of order 1 stay in range (a true
+    # result beyond float32's range is inf, quietly: the weights can make one)
+    rng = numpy.random.default_rng(120)
+    base, weight, bias = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal(4)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        ours = gradients(x, weight.astype(numpy.float32), (bias * v).astype(numpy.float32), numpy.ones((2, 4, 4, 7), numpy.float32), **NONFINITE_CONV)
+        truth = gradients(x.astype(numpy.float64), weight, (bias * v).astype(numpy.float32).astype(numpy.float64),
+                          numpy.ones((2, 4, 4, 7)), **NONFINITE_CONV)
+        for what, a, b in zip(("output", "grad x", "grad weight", "grad bias"), ours, truth):
+            scale = float(numpy.abs(b).max())
+            assert_matches(a, b.astype(numpy.float32), rtol=1e-5, atol=scale * 1e-6, what=f"{what} at {v}")
 
 
 # ---------------------------------------------------------------------------------------------------

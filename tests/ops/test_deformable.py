@@ -7,6 +7,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolref
+from helpers import layouts, plant_nonfinite
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import region as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
@@ -137,7 +138,7 @@ def test_conserves_gradient_mass_when_every_sample_is_inside(case):
                               spatial_scale=scale, sampling_ratio=ratio, gamma=0.1)
 
 
-@given(deform_cases(), st.floats(-3, 3))
+@given(deform_cases(inside=True, spread=0.2), st.floats(-3, 3))  # mostly inside: the assume below rarely rejects
 def test_constant_map_stays_constant_wherever_the_samples_land_inside(case, level):
     x, boxes, rois, offset, size, scale, ratio, gamma = case
     coords = _sample_coordinates(rois, offset, size, scale, 2, gamma)
@@ -146,6 +147,70 @@ def test_constant_map_stays_constant_wherever_the_samples_land_inside(case, leve
     assume(numpy.all((ys >= -1) & (ys <= H) & (xs >= -1) & (xs <= W)))
     y = poolref.deform_roi_pool(numpy.full(x.shape, level), boxes, offset, size, scale, 2, gamma)
     numpy.testing.assert_allclose(y, level, rtol=1e-12, atol=1e-12)
+
+
+def test_offset_gradient_of_a_bin_outside_the_image_is_zero_even_for_a_nan_gradient():
+    # An outside sample reads nothing; the vectorised backward stands its tap in at pixel 0 with
+    # slope 0, and once multiplied <g, x> by that 0 unmasked: a NaN gradient gave NaN, not 0.
+    x = numpy.arange(25.0).reshape(1, 1, 5, 5)
+    boxes = numpy.array([[0, -6.0, -6.0, -4.0, -4.0], [0, 1.0, 1.0, 3.0, 3.0]])  # all outside; inside
+    offset = numpy.zeros((2, 2, 1, 1))
+    y, pullback = vjp(lambda t, o: poolref.deform_roi_pool(t, boxes, o, 1, 1.0, 2, 0.1), x, offset)
+    g = numpy.ones(y.shape)
+    g[0] = numpy.nan
+    grad_x, grad_offset = pullback(g)
+    assert grad_offset[0].tolist() == [[[0.0]], [[0.0]]] and not numpy.isnan(grad_x).any()
+    want_x, want_offset = ref.deform_roi_pool_backward_reference(g, x, boxes, offset, (1, 1), 1.0, 2, 0.1)
+    assert_matches(grad_offset, want_offset, rtol=1e-12, what="gradient of offset")
+    assert_matches(grad_x, want_x, rtol=1e-12, what="gradient of x")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+def test_matches_loop_reference_on_nonfinite_values(poisoned, layout):
+    # NaN, +inf and -inf in the input and/or the upstream gradient: the same NaNs, the same signed
+    # infinities and the same values, for the gradients of x and of the offsets
+    rois = numpy.array([[0, -3.0, -2.0, 2.5, 3.0], [1, 1.0, 0.5, 6.5, 5.0], [0, 7.0, 8.0, 12.0, 11.0], [1, -1.5, 3.0, 4.0, 7.5]])
+    offset = smooth_values((4, 2, 2, 3), 40, low=-0.6, high=0.6)
+    x = smooth_values((2, 3, 6, 7), 41)
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, 42, fraction=0.1)
+    x = layouts(x, layout)
+    offset = offset.astype(x.dtype)
+    fn = lambda t, o: poolref.deform_roi_pool(t, rois, o, (2, 3), 1.0, 2, 0.3)  # noqa: E731
+    y, pullback = vjp(fn, x, offset)
+    tol = {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=1e-5, atol=1e-5)}.get(layout, dict(rtol=1e-12, atol=1e-13))
+    base = numpy.array(x, dtype=numpy.float64)
+    offset64 = offset.astype(numpy.float64)
+    assert_matches(y, ref.deform_roi_pool_reference(base, rois, offset64, (2, 3), 1.0, 2, 0.3), **tol)
+    g = smooth_values(y.shape, 43)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 44)
+    g = g.astype(x.dtype)
+    grad_x, grad_offset = pullback(g)
+    want_x, want_offset = ref.deform_roi_pool_backward_reference(g.astype(numpy.float64), base, rois, offset64, (2, 3), 1.0, 2, 0.3)
+    assert_matches(grad_x, want_x, **tol, what="gradient of x")
+    offset_tol = dict(rtol=max(tol["rtol"], 1e-10), atol=max(tol["atol"], 1e-12))
+    if layout == "float16":  # the offset gradient sums products of float16 values in float64
+        offset_tol = dict(rtol=1e-2, atol=1e-2)
+    assert_matches(grad_offset, want_offset, **offset_tol, what="gradient of offset")
+
+
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    rois = numpy.array([[0, -3.0, -2.0, 2.5, 3.0], [1, 1.0, 0.5, 6.5, 5.0]])
+    offset = smooth_values((2, 2, 2, 3), 45, low=-0.6, high=0.6)
+    base = smooth_values((2, 3, 6, 7), 46)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        fn = lambda t, o: poolref.deform_roi_pool(t, rois, o, (2, 3), 1.0, 2, 0.3)  # noqa: E731
+        y, pullback = vjp(fn, x, offset.astype(numpy.float32))
+        y64, pullback64 = vjp(fn, x.astype(numpy.float64), offset)
+        assert_matches(y, y64.astype(numpy.float32), rtol=2e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 47).astype(numpy.float32)
+        got, want = pullback(g), pullback64(g.astype(numpy.float64))
+        assert_matches(got[0], want[0].astype(numpy.float32), rtol=2e-6, atol=1e-6, what=f"gradient of x at {v}")
+        scale = float(numpy.abs(want[1]).max())  # the offset gradient grows with x: v times the slopes
+        assert_matches(got[1], want[1].astype(numpy.float32), rtol=1e-5, atol=scale * 1e-5, what=f"gradient of offset at {v}")
 
 
 def test_dtypes_and_tensors():

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.ops.learned import bilinear_pool, gem_pool, lse_pool, soft_pool2d
 from poolref.reference import learned as ref
@@ -303,16 +303,84 @@ def test_soft_pool_nan_propagates_to_its_windows_only():
     assert math.isnan(y[0, 0, 0, 0]) and numpy.all(y.ravel()[1:] == 0)
 
 
-def test_soft_pool_infinities_give_nan_as_the_torch_composition():
-    torch = torch_or_skip()
-    x = numpy.zeros((1, 1, 2, 6))
-    x[0, 0, 0, 0], x[0, 0, 1, 2] = numpy.inf, -numpy.inf  # windows 0 and 1; window 2 stays finite
+def test_soft_pool_of_an_infinity_is_the_limit_not_nan():
+    # Once NaN for every window holding an infinity (inf - inf in the shift, 0 * (-inf) in the sum).
+    # Windows: +inf beside finite and -inf values; two +inf; -inf beside finite values; -inf only.
+    inf = numpy.inf
+    x = numpy.array([[[inf, 1.0, inf, inf, -inf, 0.0, -inf, -inf],
+                      [-inf, 0.0, 0.0, -inf, -inf, 2.0, -inf, -inf]]])
     y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)  # no RuntimeWarning (an error under pytest)
-    want = _torch_soft_pool(torch, x, 2, None).numpy()
-    assert_matches(y, want, rtol=0)
-    assert math.isnan(y[0, 0, 0, 0]) and math.isnan(y[0, 0, 0, 1]) and y[0, 0, 0, 2] == 0.0
     grad = pullback(numpy.ones(y.shape))[0]
-    assert numpy.isnan(grad[..., :4]).all() and numpy.all(grad[..., 4:] == 0.25)
+    finite = soft_pool2d(numpy.array([[[0.0, 2.0]]]), (1, 2))[0, 0, 0]  # the two -inf drop out
+    assert y[0, 0, :2].tolist() == [inf, inf] and y[0, 0, 3] == -inf
+    assert_matches(y[0, 0, 2], finite, rtol=1e-15)
+    assert grad[0, :, :2].tolist() == [[1.0, 0.0], [0.0, 0.0]]  # the +inf takes the whole gradient
+    assert grad[0, :, 2:4].tolist() == [[0.5, 0.5], [0.0, 0.0]]  # two +inf share it
+    assert grad[0, :, 6:].tolist() == [[0.25, 0.25], [0.25, 0.25]]  # -inf only: as they fall together
+    assert grad[0, 0, 4] == 0.0 and grad[0, 1, 4] == 0.0 and grad[0, :, 4:6].sum() == pytest.approx(1.0)
+    assert_matches(y, ref.soft_pool2d_reference(x[None], (2, 2), (2, 2))[0], rtol=1e-15)
+    assert_matches(grad, ref.soft_pool2d_backward_reference(numpy.ones((1,) + y.shape), x[None], (2, 2), (2, 2))[0], rtol=1e-15)
+
+
+def test_soft_pool_limits_equal_the_op_at_large_finite_stand_ins():
+    # An infinity is the limit of ever larger values: at +-1e4 every weight that the limit sets to
+    # 0 is exp(-1e4) = 0 already in float64, so outputs and gradients must agree with the limit's
+    # (an output +inf where the stand-in gives about 1e4, the exact output elsewhere)
+    x = plant_nonfinite(smooth_values((2, 3, 6, 6), 70), 71, fraction=0.3)
+    x = numpy.where(numpy.isnan(x), 0.5, x)  # infinities only
+    x[1, 2, :2, :2] = -numpy.inf  # a window of -inf only
+    stand_in = numpy.clip(x, -1e4, 1e4)
+    y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)
+    y_big, pullback_big = vjp(lambda t: soft_pool2d(t, 2), stand_in)
+    rises = numpy.isposinf(y)
+    assert (y_big[rises] > 9e3).all()
+    assert_matches(numpy.where(rises, 0, y), numpy.where(rises, 0, numpy.where(y == -numpy.inf, -numpy.inf, y_big)), rtol=1e-12)
+    assert (y_big[y == -numpy.inf] == -1e4).all()
+    g = smooth_values(y.shape, 72)
+    assert_matches(pullback(g)[0], pullback_big(g)[0], rtol=1e-12, atol=1e-15, what="gradient")
+
+
+def test_soft_pool_agrees_with_the_torch_composition_except_on_infinities():
+    # PyTorch's unfold + softmax composition computes the same for finite values and NaN; for a
+    # window holding an infinity it gives NaN, where poolref gives the limit
+    torch = torch_or_skip()
+    x = plant_nonfinite(smooth_values((2, 3, 6, 6), 73), 74, fraction=0.1)
+    xt = to_torch(x, requires_grad=True)
+    yt = _torch_soft_pool(torch, xt, 2, None)
+    g = smooth_values(tuple(yt.shape), 75)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(lambda t: soft_pool2d(t, 2), x)
+    grad = pullback(g)[0]
+    has_inf = poolref.max_pool2d(numpy.isinf(x).astype(float), 2) > 0  # (N, C, 3, 3) windows with an infinity
+    assert has_inf.any() and (~has_inf).any()
+    assert numpy.isnan(yt.detach().numpy()[has_inf]).all()
+    assert not numpy.isnan(y[has_inf & ~(poolref.max_pool2d(numpy.isnan(x).astype(float), 2) > 0)]).any()
+    assert_matches(y[~has_inf], yt.detach().numpy()[~has_inf], rtol=1e-12)
+    clean = ~numpy.repeat(numpy.repeat(has_inf, 2, axis=2), 2, axis=3)  # elements of windows without one
+    assert_matches(grad[clean], xt.grad.numpy()[clean], rtol=1e-10, atol=1e-14, what="gradient")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+def test_soft_pool_matches_loop_reference_on_nonfinite_values(poisoned, layout):
+    x = smooth_values((2, 3, 7, 8), 76, low=-3.0, high=3.0)
+    x[0, 0, :2, :3] = 1.25  # ties: equal maxima
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, 77, fraction=0.15)
+        x[1, 1, :3, :3] = -numpy.inf
+    x = layouts(x, "contiguous" if layout == "unbatched" else layout)
+    tol = {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=1e-5, atol=1e-6)}.get(layout, dict(rtol=1e-12, atol=1e-14))
+    want = ref.soft_pool2d_reference(numpy.array(x), (3, 3), (2, 2))
+    g = smooth_values(want.shape, 78)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 79)
+    g = g.astype(x.dtype)
+    want_grad = ref.soft_pool2d_backward_reference(g, numpy.array(x), (3, 3), (2, 2))
+    if layout == "unbatched":
+        x, want, g, want_grad = x[0], want[0], g[0], want_grad[0]
+    y, pullback = vjp(lambda t: soft_pool2d(t, 3, 2), x)
+    assert_matches(y, want, **tol)
+    assert_matches(pullback(g)[0], want_grad, **tol, what="gradient")
 
 
 # ===================================================================================================
@@ -365,6 +433,54 @@ def test_lse_tends_to_mean_and_max(shape, seed):
     # max - log(S)/r <= y <= max
     y = lse_pool(x, 1e4)
     assert numpy.all(y >= x.max(axis=axes, keepdims=True) - math.log(S) / 1e4 - 1e-12)
+
+
+def test_lse_of_tiny_inputs_is_about_their_mean_not_their_max():
+    # log(mean(exp(r (x - M)))): at inputs around 1e-30 every exponential rounds to 1, and the log
+    # of their mean gave 0, so y = M = 3e-30; the true value is the mean, 2e-30, up to r var / 2
+    y = lse_pool(numpy.array([[[3e-30, 1e-30]]]))
+    assert_matches(y, numpy.full((1, 1, 1), 2e-30), rtol=1e-15)
+    assert lse_pool(numpy.array([[[3e-30, 1e-30]]], dtype=numpy.float32))[0, 0, 0] == numpy.float32(2e-30)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_lse_is_accurate_from_1e_minus_30_to_1e30(dtype):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    base = smooth_values((1, 2, 7), 96)
+    for v in (1e-30, 1e-12, 1e-4, 0.3, 3.0, 40.0, 1e4, 1e12, 1e30):
+        x = (base * v).astype(dtype)
+        y = lse_pool(x, 1.5)
+        for c in range(2):
+            values = [mpmath.mpf(float(a)) for a in x[0, c]]
+            want = mpmath.log(sum(mpmath.exp(1.5 * a) for a in values) / len(values)) / 1.5
+            # y = M + (y - M): where y is small beside M the sum cancels, so the error is relative
+            # to the inputs' size
+            eps = float(numpy.finfo(dtype).eps)
+            assert_matches(y[0, c, 0], numpy.array(float(want), dtype=dtype), rtol=4 * eps,
+                           atol=4 * eps * float(numpy.abs(x).max()), what=f"output at {v}")
+
+
+@pytest.mark.parametrize("name", ["gem_pool", "gem_pool_p_0.5", "lse_pool", "bilinear_pool", "soft_pool2d"])
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30(name):
+    # no overflow or underflow that the float64 result (the truth at these magnitudes) does not have
+    op = {"soft_pool2d": lambda t: soft_pool2d(t, 2, 1)}.get(name) or GLOBAL_OPS[name][0]
+    if name.startswith("gem"):  # an eps below the smallest input: the clamp must not decide
+        p = 3.0 if name == "gem_pool" else 0.5
+        op = lambda t: gem_pool(t, p, eps=1e-45)  # noqa: E731
+    base = smooth_values((2, 3, 4, 5), 97, low=0.5 if name.startswith("gem") else -2.0, high=2.0)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(op, x)
+        y64, pullback64 = vjp(op, x.astype(numpy.float64))
+        # errors relative to the inputs' size too: SoftPool and LSE add a small correction to the
+        # window maximum, which cancels where the output is small beside it
+        scale = float(numpy.abs(x).max())
+        assert_matches(y, y64.astype(numpy.float32), rtol=1e-6, atol=scale * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 98).astype(numpy.float32)
+        want = pullback64(g.astype(numpy.float64))[0]
+        assert_matches(pullback(g)[0], want.astype(numpy.float32), rtol=1e-5, atol=float(numpy.abs(want).max()) * 1e-6,
+                       what=f"gradient at {v}")
 
 
 @given(global_shapes(batch=(1, 2)), sharpness, seeds, st.sampled_from([1e3, -1e3, 1e5]))
@@ -566,6 +682,146 @@ def test_bilinear_l2_normalised_is_scale_invariant_and_unit_length(shape, seed, 
     C = shape[1]
     square = z.reshape(shape[0], C, C)
     assert_matches(square, square.transpose(0, 2, 1), rtol=0)
+
+
+# ===================================================================================================
+# Non-finite values: loop references and PyTorch's compositions, inputs and upstream gradients
+# ===================================================================================================
+def _torch_gem(torch, xt, p):
+    return xt.clamp(min=EPS).pow(p).mean(dim=_torch_nd_axes(xt), keepdim=True).pow(1 / p)
+
+
+def _torch_lse(torch, xt, r):
+    axes = _torch_nd_axes(xt)
+    count = math.prod(xt.shape[2:])
+    return (torch.logsumexp(r * xt, dim=axes, keepdim=True) - math.log(count)) / r
+
+
+# name: (op, forward reference, backward reference (g, x) -> grad_x, PyTorch composition, values)
+GLOBAL_OPS = {
+    "gem_pool": (lambda t: gem_pool(t, 3.0), lambda x: ref.gem_pool_reference(x, 3.0, EPS),
+                 lambda g, x: ref.gem_pool_backward_reference(g, x, 3.0, EPS)[0],
+                 lambda torch, t: _torch_gem(torch, t, 3.0), dict(low=0.1, high=2.0)),
+    "gem_pool_p_0.5": (lambda t: gem_pool(t, 0.5), lambda x: ref.gem_pool_reference(x, 0.5, EPS),
+                       lambda g, x: ref.gem_pool_backward_reference(g, x, 0.5, EPS)[0],
+                       lambda torch, t: _torch_gem(torch, t, 0.5), dict(low=-0.5, high=2.0)),
+    "lse_pool": (lambda t: lse_pool(t, 1.5), lambda x: ref.lse_pool_reference(x, 1.5),
+                 lambda g, x: ref.lse_pool_backward_reference(g, x, 1.5),
+                 lambda torch, t: _torch_lse(torch, t, 1.5), dict(low=-2.0, high=2.0)),
+    "bilinear_pool": (lambda t: bilinear_pool(t), lambda x: ref.bilinear_pool_reference(x, None, True, True, 1e-12),
+                      lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, True, True, 1e-12)[0],
+                      lambda torch, t: _torch_bilinear(torch, t, None, True, True, 1e-12), dict(low=-2.0, high=2.0)),
+    "bilinear_pool_plain": (lambda t: bilinear_pool(t, signed_sqrt=False, l2_normalize=False),
+                            lambda x: ref.bilinear_pool_reference(x, None, False, False, 1e-12),
+                            lambda g, x: ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0],
+                            lambda torch, t: _torch_bilinear(torch, t, None, False, False, 1e-12), dict(low=-2.0, high=2.0)),
+}
+
+
+def _global_case(name, poisoned, seed):
+    """x (2, 3, 4, 5) and a cotangent maker, with NaN/inf planted where ``poisoned`` says."""
+    values = GLOBAL_OPS[name][4]
+    x = smooth_values((2, 3, 4, 5), seed, **values)
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, seed + 1, fraction=0.08)
+        x[1, 2] = -numpy.inf  # a plane of -inf only
+    return x
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+@pytest.mark.parametrize("name", GLOBAL_OPS)
+def test_global_ops_match_loop_reference_on_nonfinite_values(name, poisoned, layout):
+    op, forward, backward = GLOBAL_OPS[name][:3]
+    x = layouts(_global_case(name, poisoned, 80), layout)
+    tol = {"float16": dict(rtol=3e-3, atol=3e-3), "float32": dict(rtol=2e-5, atol=1e-6)}.get(layout, dict(rtol=1e-11, atol=1e-14))
+    y, pullback = vjp(op, x)
+    assert_matches(y, forward(numpy.array(x)), **tol)
+    g = smooth_values(y.shape, 82)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 83, fraction=0.3)
+    g = g.astype(x.dtype)
+    assert_matches(pullback(g)[0], backward(g, numpy.array(x)), **tol, what="gradient")
+
+
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+@pytest.mark.parametrize("name", GLOBAL_OPS)
+def test_global_ops_match_torch_compositions_on_nonfinite_values(name, poisoned):
+    # the same NaNs, the same signed infinities and the same values as PyTorch's composition, for
+    # NaN and +-inf in the input and the upstream gradient (torch.logsumexp's rules for LSE)
+    torch = torch_or_skip()
+    op, compose = GLOBAL_OPS[name][0], GLOBAL_OPS[name][3]
+    x = _global_case(name, poisoned, 84)
+    xt = to_torch(x, requires_grad=True)
+    yt = compose(torch, xt)
+    g = smooth_values(tuple(yt.shape), 86)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 87, fraction=0.3)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(op, x)
+    assert_matches(y, yt.detach().numpy(), rtol=1e-10, atol=1e-14)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient")
+
+
+@pytest.mark.parametrize("poisoned", ["x", "y", "gradient"])
+@pytest.mark.parametrize("flags", FLAGS)
+def test_bilinear_of_two_maps_matches_loop_reference_and_torch_on_nonfinite_values(flags, poisoned):
+    signed_sqrt, l2 = flags
+    x, y = smooth_values((2, 3, 4, 5), 88), smooth_values((2, 2, 4, 5), 89)
+    if poisoned == "x":
+        x = plant_nonfinite(x, 90, fraction=0.1)
+    if poisoned == "y":
+        y = plant_nonfinite(y, 91, fraction=0.1)
+    fn = lambda a, b: bilinear_pool(a, b, signed_sqrt=signed_sqrt, l2_normalize=l2)  # noqa: E731
+    z, pullback = vjp(fn, x, y)
+    assert_matches(z, ref.bilinear_pool_reference(x, y, signed_sqrt, l2, 1e-12), rtol=1e-11, atol=1e-14)
+    g = smooth_values(z.shape, 92)
+    if poisoned == "gradient":
+        g = plant_nonfinite(g, 93, fraction=0.3)
+    grad_x, grad_y = pullback(g)
+    want_x, want_y = ref.bilinear_pool_backward_reference(g, x, y, signed_sqrt, l2, 1e-12)
+    assert_matches(grad_x, want_x, rtol=1e-10, atol=1e-14, what="gradient of x")
+    assert_matches(grad_y, want_y, rtol=1e-10, atol=1e-14, what="gradient of y")
+    torch = torch_or_skip()
+    xt, yt = to_torch(x, requires_grad=True), to_torch(y, requires_grad=True)
+    zt = _torch_bilinear(torch, xt, yt, signed_sqrt, l2, 1e-12)
+    zt.backward(to_torch(g))
+    assert_matches(z, zt.detach().numpy(), rtol=1e-10, atol=1e-14)
+    assert_matches(grad_x, xt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient of x (torch)")
+    assert_matches(grad_y, yt.grad.numpy(), rtol=1e-9, atol=1e-13, what="gradient of y (torch)")
+
+
+def test_bilinear_self_gradient_adds_the_two_factors_after_the_products_as_torch():
+    # B = x x^T / P: x receives G x + G^T x. With an infinite x the two products can be +inf and
+    # -inf: their sum is NaN, as in PyTorch's autograd (which adds the two factors' gradients);
+    # (G + G^T) x, computed first, gave an infinity there instead
+    x = numpy.array([[[numpy.inf, 1.0], [1.0, 1.0]]])  # channel 0 is +inf at position 0
+    g = numpy.array([[0.0, 1.0, -2.0, 0.0]])  # G = [[0, 1], [-2, 0]]: G[0,1] = 1, G[1,0] = -2
+    _, pullback = vjp(lambda t: bilinear_pool(t, signed_sqrt=False, l2_normalize=False), x)
+    grad = pullback(g)[0]
+    # channel 1, position 0: (G x)[1] = -2 * inf = -inf, (G^T x)[1] = 1 * inf = +inf: NaN
+    assert numpy.isnan(grad[0, 1, 0])
+    assert_matches(grad, ref.bilinear_pool_backward_reference(g, x, None, False, False, 1e-12)[0], rtol=1e-15)
+    torch = torch_or_skip()
+    xt = to_torch(x, requires_grad=True)
+    _torch_bilinear(torch, xt, None, False, False, 1e-12).backward(to_torch(g))
+    assert_matches(grad, xt.grad.numpy(), rtol=1e-15, what="gradient (torch)")
+
+
+def test_bilinear_products_do_not_overflow_or_underflow_in_float32():
+    # B = x x^T / P squares the magnitude: float32 products of features around 1e20 overflowed (inf,
+    # then NaN after the normalisation) and around 1e-25 underflowed to 0 (then sign(0) = 0 lost the
+    # sqrt(eps) floor); the signed square root and the normalisation bring the true output back
+    # into range, and float64 products hold every float32 square
+    for v in (1e20, 1e30, 1e-25, 1e-30):
+        x = (smooth_values((2, 3, 4, 5), 94, low=0.5, high=2.0) * v).astype(numpy.float32)
+        z, pullback = vjp(lambda t: bilinear_pool(t), x)
+        z64, pullback64 = vjp(lambda t: bilinear_pool(t), x.astype(numpy.float64))
+        assert numpy.isfinite(z).all()
+        assert_matches(z, z64, rtol=2e-6, atol=1e-7, what=f"output at {v}")
+        g = smooth_values(z.shape, 95).astype(numpy.float32)
+        assert_matches(pullback(g)[0], pullback64(g.astype(numpy.float64))[0].astype(numpy.float32), rtol=2e-5,
+                       atol=float(numpy.abs(pullback64(g.astype(numpy.float64))[0]).max()) * 1e-6, what=f"gradient at {v}")
 
 
 # ===================================================================================================

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import region as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
@@ -135,6 +135,23 @@ def test_roi_align_reads_pixel_zero_for_samples_outside_like_the_cpu_kernels():
     assert numpy.all(poolref.ps_roi_align(numpy.repeat(x, 4, axis=1), outside, 2, sampling_ratio=2) == 0)
 
 
+def test_roi_align_backward_skips_outside_samples_so_a_nan_gradient_never_reaches_pixel_zero():
+    # torchvision's CPU forward reads pixel (0, 0) with weight 0 for a sample outside the image, but
+    # its backward skips such a sample (bilinear_interpolate_gradient returns corner -1 and nothing
+    # is added): a NaN gradient of a bin whose samples are all outside reaches no pixel. The
+    # vectorised backward once sent the transpose of the forward's weight-0 reads, NaN to (0, 0).
+    x = numpy.arange(25.0).reshape(1, 1, 5, 5)
+    boxes = numpy.array([[0, -4.0, -4.0, -2.0, -2.0], [0, 1.0, 1.0, 3.0, 3.0]])  # all outside; inside
+    y, pullback = vjp(lambda t: poolref.roi_align(t, boxes, 2, 1.0, 2), x)
+    g = numpy.ones(y.shape)
+    g[0] = numpy.nan
+    grad = pullback(g)[0]
+    assert not numpy.isnan(grad).any() and grad.sum() == 4.0  # box 1's four bins, nothing from box 0
+    assert_matches(grad, ref.roi_align_backward_reference(g, x, boxes, (2, 2), 1.0, 2), rtol=0)
+    x[0, 0, 0, 0] = numpy.nan  # the forward does read it: box 0's bins are NaN
+    assert numpy.isnan(poolref.roi_align(x, boxes, 2, 1.0, 2)[0]).all()
+
+
 def test_roi_align_zero_weight_corner_of_an_infinity_is_nan_like_the_kernels(xp):
     # One bin, one sample at (y, x) = (2.5, 1.5) of a 3 x 3 map: y is snapped to the last row, so
     # the lower corners repeat the upper ones with weight 0, and the infinity at (2, 2) is read with
@@ -242,6 +259,25 @@ def test_spatial_pyramid_pool_worked_examples_and_flatten_order():
     assert poolref.spatial_pyramid_pool2d(x[0], (1, 2, 4)).shape == (3 * 21,)  # unbatched
 
 
+@pytest.mark.parametrize("binning", ["adaptive", "sppnet"])
+def test_spatial_pyramid_avg_keeps_a_nan_or_an_infinity_in_its_own_bins(binning):
+    # Adaptive binning once summed each bin as a product with a dense 0/1 matrix: 0 * nan = nan, so
+    # one NaN made every bin of every level NaN, and one NaN in the gradient every input element.
+    x = numpy.arange(36.0).reshape(1, 1, 6, 6)
+    x[0, 0, 0, 0], x[0, 0, 5, 5] = numpy.nan, numpy.inf
+    y, pullback = vjp(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 3), "avg", binning=binning), x)
+    assert_matches(y, ref.spatial_pyramid_pool_reference(x, (1, 2, 3), "avg", binning), rtol=1e-15)
+    # level 1: NaN; level 2: NaN, two finite bins, inf; level 3: the same pattern on a 3 x 3 grid
+    assert numpy.isnan(y[0, [0, 1, 5]]).all() and numpy.isinf(y[0, [4, 13]]).all()
+    assert numpy.isfinite(y[0, [2, 3, 6, 7, 8, 9, 10, 11, 12]]).all()
+    g = numpy.ones(y.shape)
+    g[0, 13] = numpy.nan  # the last bin of level 3: the bottom-right 2 x 2 block
+    grad = pullback(g)[0]
+    assert numpy.isnan(grad[0, 0, 4:, 4:]).all() and numpy.isnan(grad).sum() == 4
+    want = ref.spatial_pyramid_pool_backward_reference(g, x, (1, 2, 3), "avg", binning)
+    assert_matches(grad, want, rtol=1e-15, what="gradient")
+
+
 def test_spatial_pyramid_pool_sppnet_windows():
     # SPPnet's conv5 is 13 x 13 with levels {1, 2, 3, 6}: windows ceil(13/n), strides floor(13/n)
     x = smooth_values((1, 2, 13, 13), 4)
@@ -314,6 +350,84 @@ def test_spatial_pyramid_pool_matches_loop_reference(data):
     g = smooth_values(y.shape, 5)
     want = ref.spatial_pyramid_pool_backward_reference(g, x, levels, mode, binning)
     assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+# Boxes across the top-left corner (outside samples read pixel (0, 0) in RoI Align), inside, wholly
+# outside and degenerate, for a (2, 6, 6, 7) map at scale 1
+NONFINITE_ROIS = numpy.array([[0, -3.0, -2.0, 2.5, 3.0], [1, 1.0, 0.5, 6.5, 5.0], [0, 7.0, 8.0, 12.0, 11.0],
+                              [1, 2.25, 2.0, 2.25, 4.0], [1, -1.5, 3.0, 4.0, 7.5]])
+AVERAGING_OPS = {  # name: (op, forward reference, backward reference (g, x)); all linear in x
+    "roi_align": (lambda t: poolref.roi_align(t, NONFINITE_ROIS, (2, 3), 1.0, -1),
+                  lambda x: ref.roi_align_reference(x, NONFINITE_ROIS, (2, 3), 1.0, -1),
+                  lambda g, x: ref.roi_align_backward_reference(g, x, NONFINITE_ROIS, (2, 3), 1.0, -1)),
+    "roi_align_aligned": (lambda t: poolref.roi_align(t, NONFINITE_ROIS, 2, 1.0, 2, aligned=True),
+                          lambda x: ref.roi_align_reference(x, NONFINITE_ROIS, (2, 2), 1.0, 2, True),
+                          lambda g, x: ref.roi_align_backward_reference(g, x, NONFINITE_ROIS, (2, 2), 1.0, 2, True)),
+    "ps_roi_align": (lambda t: poolref.ps_roi_align(t, NONFINITE_ROIS, (2, 3), 1.0, 2),
+                     lambda x: ref.ps_roi_align_reference(x, NONFINITE_ROIS, (2, 3), 1.0, 2),
+                     lambda g, x: ref.ps_roi_align_backward_reference(g, x.shape, NONFINITE_ROIS, (2, 3), 1.0, 2)),
+    "spp_adaptive": (lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 4), "avg"),
+                     lambda x: ref.spatial_pyramid_pool_reference(x, (1, 2, 4), "avg"),
+                     lambda g, x: ref.spatial_pyramid_pool_backward_reference(g, x, (1, 2, 4), "avg")),
+    "spp_sppnet": (lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 3), "avg", binning="sppnet"),
+                   lambda x: ref.spatial_pyramid_pool_reference(x, (1, 2, 3), "avg", "sppnet"),
+                   lambda g, x: ref.spatial_pyramid_pool_backward_reference(g, x, (1, 2, 3), "avg", "sppnet")),
+}
+TOLERANCE = {"float16": dict(rtol=2e-3, atol=2e-3), "float32": dict(rtol=1e-5, atol=1e-6)}
+# SPPnet's binning runs avg_pool2d, whose window sums (poolref/ops/window.py: _window_sum and
+# _window_sum_adjoint) add inf + (-inf) without silencing numpy: a RuntimeWarning, an error under
+# pytest. A defect of window.py, reported to its owners; strict, so that the fix shows up here.
+OPS_ON_NONFINITE = AVERAGING_OPS
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced"])
+@pytest.mark.parametrize("poisoned", ["x", "gradient", "both"])
+@pytest.mark.parametrize("name", OPS_ON_NONFINITE)
+def test_averaging_ops_match_loop_reference_on_nonfinite_values(name, poisoned, layout):
+    # NaN, +inf and -inf in the input and/or the upstream gradient, alone and mixed in a bin; the
+    # loops and the vectorised code must agree on every NaN, every signed infinity and every value
+    op, forward, backward = AVERAGING_OPS[name]
+    x = smooth_values((2, 6, 6, 7), 30)
+    if poisoned != "gradient":
+        x = plant_nonfinite(x, 31, fraction=0.1)
+    x = layouts(x, layout)
+    y, pullback = vjp(op, x)
+    tol = TOLERANCE.get(layout, dict(rtol=1e-12, atol=1e-14))
+    assert y.dtype == x.dtype
+    assert_matches(y, forward(numpy.array(x)), **tol)
+    g = smooth_values(y.shape, 32)
+    if poisoned != "x":
+        g = plant_nonfinite(g, 33)
+    g = g.astype(x.dtype)
+    assert_matches(pullback(g)[0], backward(g, numpy.array(x)), **tol, what="gradient")
+
+
+@pytest.mark.parametrize("binning", ["adaptive", "sppnet"])
+def test_spatial_pyramid_avg_unbatched_matches_loop_reference_on_nonfinite_values(binning):
+    x = plant_nonfinite(smooth_values((1, 3, 7, 6), 34), 35)
+    fn = lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 3), "avg", binning=binning)  # noqa: E731
+    y, pullback = vjp(fn, x[0])
+    assert_matches(y, ref.spatial_pyramid_pool_reference(x, (1, 2, 3), "avg", binning)[0], rtol=1e-12)
+    g = plant_nonfinite(smooth_values(y.shape, 36), 37)
+    want = ref.spatial_pyramid_pool_backward_reference(g[None], x, (1, 2, 3), "avg", binning)[0]
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@pytest.mark.parametrize("name", AVERAGING_OPS)
+def test_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30(name):
+    # averages of bilinear samples: no overflow or underflow at any magnitude the float32 inputs
+    # hold. (Within a factor 4 g_h g_w of FLT_MAX the sum before the division by the sample count
+    # overflows, as in torchvision's kernel: outside this range.)
+    op = AVERAGING_OPS[name][0]
+    base = smooth_values((2, 6, 6, 7), 38)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(op, x)
+        y64, pullback64 = vjp(op, x.astype(numpy.float64))
+        assert_matches(y, y64.astype(numpy.float32), rtol=2e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 39).astype(numpy.float32)
+        want = pullback64(g.astype(numpy.float64))[0].astype(numpy.float32)
+        assert_matches(pullback(g)[0], want, rtol=2e-6, atol=1e-6, what=f"gradient at {v}")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from fractions import Fraction
+
+from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.ops.stochastic import (
     fractional_max_pool2d,
@@ -311,6 +313,88 @@ def test_stochastic_inference_matches_loop_reference(case):
     assert_matches(pullback(g)[0], want, rtol=tol * 10, atol=tol * 10, what="gradient")
 
 
+def _exact_expectation_and_slopes(window):
+    """y = sum a^2 / sum a and dy/da_i = (2 a_i S - Q) / S^2 in exact rational arithmetic."""
+    a = [Fraction(float(v)) for v in window]
+    S, Q = sum(a), sum(v * v for v in a)
+    return float(Q / S), [float((2 * v * S - Q) / (S * S)) for v in a]
+
+
+def test_stochastic_inference_squares_do_not_overflow_at_1e19_in_float32():
+    # y = Q/S was formed with Q = sum a^2 in the input's dtype: (1e19)^2 * 4 > FLT_MAX, so y = inf
+    x = numpy.array([[[1e19, 2e19], [0.5e19, 1e19]]], dtype=numpy.float32)
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=False), x)
+    want, slopes = _exact_expectation_and_slopes(x.ravel())
+    assert_matches(y, numpy.full((1, 1, 1), want), rtol=2e-7)
+    assert_matches(pullback(numpy.ones(y.shape, numpy.float32))[0], numpy.reshape(slopes, x.shape), rtol=1e-6, what="gradient")
+
+
+def test_stochastic_inference_squares_do_not_lose_precision_at_1e_minus_22_in_float32():
+    # (1e-22)^2 = 1e-44 is a float32 subnormal with 1 significant bit: Q/S came out 2% off
+    x = numpy.array([[[1e-22, 2e-22], [0.5e-22, 1e-22]]], dtype=numpy.float32)
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=False), x)
+    want, slopes = _exact_expectation_and_slopes(x.ravel())
+    assert_matches(y, numpy.full((1, 1, 1), want), rtol=2e-7)
+    assert_matches(pullback(numpy.ones(y.shape, numpy.float32))[0], numpy.reshape(slopes, x.shape), rtol=1e-6, what="gradient")
+
+
+@pytest.mark.parametrize("dtype, magnitudes", [
+    (numpy.float16, [6e-8, 1e-5, 1.0, 1e3, 2e4]),
+    (numpy.float32, [1e-44, 1e-38, 1e-30, 1e-20, 1.0, 1e20, 1e30, 1e38]),
+    (numpy.float64, [1e-320, 1e-300, 1e-30, 1.0, 1e30, 1e300, 5e307]),
+])
+def test_stochastic_inference_is_exact_across_the_dtype_range(dtype, magnitudes):
+    # against exact rational arithmetic on the (rounded) input: one rounding of the output, a few of
+    # the gradient, at every magnitude the dtype holds (windows of 1, 2, 0.5, 1 and 3, 0, 0, 1 times v)
+    tol = {numpy.float16: 1e-3, numpy.float32: 1e-6, numpy.float64: 1e-15}[dtype]
+    for v in magnitudes:
+        x = (numpy.array([[[1, 2, 3, 0], [0.5, 1, 0, 1]]]) * v).astype(dtype)
+        y, pullback = vjp(lambda t: stochastic_pool2d(t, 2, training=False), x)
+        grad = pullback(numpy.ones(y.shape, dtype))[0]
+        for o in range(2):
+            window = x[0, :, 2 * o:2 * o + 2]
+            want, slopes = _exact_expectation_and_slopes(window.ravel())
+            if abs(want) >= numpy.finfo(dtype).tiny:  # a subnormal output has an absolute error only
+                assert_matches(y[0, 0, o], numpy.array(want, dtype), rtol=tol, what=f"output at {v}")
+            assert_matches(grad[0, :, 2 * o:2 * o + 2], numpy.reshape(slopes, (2, 2)), rtol=tol, atol=tol, what=f"gradient at {v}")
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
+def test_stochastic_inference_matches_loop_reference_on_nonfinite_gradients(layout):
+    # the input must be finite (it is a distribution); the upstream gradient may hold NaN and
+    # infinities: each reaches exactly the taps of its window (NaN * 0 is NaN: every tap), and a
+    # window of zeros passes nothing, not even a NaN
+    rng = numpy.random.default_rng(50)
+    x = rng.uniform(0.5, 2.0, (2, 3, 7, 8))
+    x[rng.random(x.shape) < 0.3] = 0
+    x[0, 0, :3, :3] = 0  # a window of zeros
+    x = layouts(x, "contiguous" if layout == "unbatched" else layout)
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 3, 2, training=False), x[0] if layout == "unbatched" else x)
+    g = plant_nonfinite(smooth_values((2, 3, 3, 3), 51), 52, fraction=0.3).astype(x.dtype)
+    g[0, 0, 0, 0] = numpy.nan  # the gradient of the window of zeros
+    tol = TOL.get(x.dtype.type, 1e-12) * 10
+    want = ref.stochastic_pool_backward_reference(g, numpy.array(x), (3, 3), (2, 2), training=False)
+    grad = pullback(g[0] if layout == "unbatched" else g)[0]
+    assert_matches(grad, want[0] if layout == "unbatched" else want, rtol=tol, atol=tol, what="gradient")
+    assert not numpy.isnan(want[0, 0, :2, :2]).any()  # only the window of zeros holds these
+
+
+# max pooling's backward (stochastic training and mixed pooling call it) is a scatter onto the argmax
+# (or sampled tap): a NaN or infinite upstream gradient reaches that element alone, as in the loop
+# references and PyTorch (it used to multiply a 0/1 mask and spread NaN over the window)
+
+
+def test_stochastic_training_matches_loop_reference_on_nonfinite_gradients():
+    rng = numpy.random.default_rng(53)
+    x = rng.uniform(0.5, 2.0, (2, 3, 7, 8))
+    y, pullback = vjp(lambda t: stochastic_pool2d(t, 3, 2, rng=54), x)
+    uniforms = numpy.random.default_rng(54).random(y.shape)
+    _, sampled = ref.stochastic_pool_reference(x, (3, 3), (2, 2), uniforms)
+    g = plant_nonfinite(smooth_values(y.shape, 55), 56, fraction=0.3)
+    want = ref.stochastic_pool_backward_reference(g, x, (3, 3), (2, 2), sampled)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, what="gradient")
+
+
 @settings(max_examples=15)
 @given(stochastic_cases(zeros=False, batch=(1, 1)))
 def test_gradcheck_stochastic_inference(case):
@@ -489,6 +573,50 @@ def test_mixed_matches_loop_reference(case):
     g = smooth_values(y.shape, 5, x.dtype)
     want = ref.mixed_pool_backward_reference(g, x, lam, k, s, tuple(kw["padding"]))
     assert_matches(pullback(g)[0], want, rtol=tol, atol=tol, what="gradient")
+
+
+# avg_pool2d's window sums (poolref/ops/window.py) warn on inf + (-inf): reported to its owners; only
+# warnings issued there are let through, mixed pooling's own are errors
+@pytest.mark.filterwarnings("ignore::RuntimeWarning:poolref.ops.window")
+@pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+def test_mixed_matches_loop_reference_on_nonfinite_input(lam, layout):
+    # the max part takes NaN and -inf by PyTorch's rule (a NaN wins; an all -inf window gives -inf);
+    # the average holds each NaN and infinity in its own windows (inf + (-inf) is NaN); a part of
+    # weight 0 is left out. Forward, and the backward of a finite gradient.
+    x = plant_nonfinite(smooth_values((2, 3, 7, 8), 60), 61, fraction=0.15)
+    x[1, 2, :3, :3] = -numpy.inf  # a window of -inf only
+    x = layouts(x, "contiguous" if layout == "unbatched" else layout)
+    tol = TOL.get(x.dtype.type, 1e-12)
+    want = ref.mixed_pool_reference(numpy.array(x), lam, (3, 3), (2, 2), (1, 1))
+    g = smooth_values(want.shape, 62).astype(x.dtype)
+    want_grad = ref.mixed_pool_backward_reference(g, numpy.array(x), lam, (3, 3), (2, 2), (1, 1))
+    if layout == "unbatched":
+        x, want, g, want_grad = x[0], want[0], g[0], want_grad[0]
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=lam), x)
+    assert_matches(y, want, rtol=tol, atol=tol)
+    assert_matches(pullback(g)[0], want_grad, rtol=tol, atol=tol, what="gradient")
+
+
+@pytest.mark.parametrize("lam", [0.3, 1.0])
+def test_mixed_matches_loop_reference_on_nonfinite_gradients(lam):
+    x = distinct_values((2, 3, 7, 8), 63)
+    y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=lam), x)
+    g = plant_nonfinite(smooth_values(y.shape, 64), 65, fraction=0.3)
+    want = ref.mixed_pool_backward_reference(g, x, lam, (3, 3), (2, 2), (1, 1))
+    assert_matches(pullback(g)[0], want, rtol=1e-12, what="gradient")
+
+
+def test_mixed_float32_is_float64_to_rounding_from_1e_minus_30_to_1e30():
+    base = smooth_values((2, 3, 7, 8), 66)
+    for v in (1e-30, 1e-20, 1e-10, 1e10, 1e20, 1e30):
+        x = (base * v).astype(numpy.float32)
+        y, pullback = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x)
+        y64, pullback64 = vjp(lambda t: mixed_pool2d(t, 3, 2, 1, lam=0.3), x.astype(numpy.float64))
+        assert_matches(y, y64.astype(numpy.float32), rtol=1e-6, atol=float(numpy.abs(x).max()) * 1e-6, what=f"output at {v}")
+        g = smooth_values(y.shape, 67).astype(numpy.float32)
+        assert_matches(pullback(g)[0], pullback64(g.astype(numpy.float64))[0].astype(numpy.float32), rtol=1e-6, atol=1e-7,
+                       what=f"gradient at {v}")
 
 
 @given(mixed_cases(dtypes=(numpy.float64, numpy.float32)), st.booleans())

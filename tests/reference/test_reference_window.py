@@ -256,6 +256,50 @@ def test_lp_pool_backward_matches_finite_differences(convention):
     numpy.testing.assert_allclose(gx, numeric, rtol=1e-5, atol=1e-6)
 
 
+def test_lp_pool_backward_at_infinite_sums_and_unread_cells():
+    # dy/dS = S^(1/p - 1) / p: 0 at S = inf for p > 1, 1 for p = 1; the infinite cell itself gets NaN
+    x = row([4.0, numpy.inf, 1.0])  # cell 2 is read by no window (k = s = 2)
+    g = lp_pool_backward_reference(numpy.ones((1, 1, 1)), x, 2, *geom1(2), False, "torch")
+    assert numpy.array_equal(g, row([0.0, NAN, 0.0]), equal_nan=True)
+    g = lp_pool_backward_reference(numpy.ones((1, 1, 1)), x, 1, *geom1(2), False, "onnx")
+    assert g.tolist() == [[[1.0, 1.0, 0.0]]]
+
+
+def test_lp_pool_jax_is_the_onnx_norm():
+    x = row([-1.0, -2.0, 3.0, 1.0])
+    for p in (1, 2, 3):
+        assert lp_pool_reference(x, p, *geom1(2), False, "jax").tolist() == lp_pool_reference(x, p, *geom1(2), False, "onnx").tolist()
+
+
+# --------------------------------------------------------------------------------------------------
+# lax.reduce_window's geometry (convention="jax")
+# --------------------------------------------------------------------------------------------------
+def test_window_wholly_in_padding_sums_nothing():
+    # L = 3, k = s = 2, pads (3, 2): windows (-3, -2), (-1, 0), (1, 2), (3, 4); JAX gives these numbers
+    x = row([1.0, 2.0, 3.0])
+    geom = ((2,), (2,), (3,), (2,), (1,))
+    assert avg_pool_reference(x, *geom, False, True, None).tolist() == [[[0.0, 0.5, 2.5, 0.0]]]
+    y = avg_pool_reference(x, *geom, False, False, None)  # 0 / 0 where no tap is inside
+    assert numpy.array_equal(y, row([NAN, 1.0, 2.5, NAN]), equal_nan=True)
+    g = avg_pool_backward_reference(row([NAN, 1.0, 1.0, NAN]), x.shape, *geom, False, False, None)
+    assert g.tolist() == [[[1.0, 0.5, 0.5]]]  # a window with no inside tap sends nothing
+    y, idx = max_pool_reference(x, *geom, False)
+    assert y.tolist() == [[[-numpy.inf, 1.0, 3.0, -numpy.inf]]]
+    # poolref marks such a window's index -1 (convention="jax"); the backward skips it
+    g = max_pool_backward_reference(numpy.ones((1, 1, 4)), numpy.array([[[-1, 0, 2, -1]]]), x.shape)
+    assert g.tolist() == [[[1.0, 0.0, 1.0]]]
+    assert lp_pool_reference(x, 2, *geom, False, "jax").tolist() == [[[0.0, 1.0, math.sqrt(13.0), 0.0]]]
+
+
+def test_negative_pads_crop_and_outputs_may_be_empty():
+    x = row([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert avg_pool_reference(x, (2,), (1,), (-1,), (-1,), (1,), False, True, None).tolist() == [[[2.5, 3.5]]]
+    g = avg_pool_backward_reference(numpy.ones((1, 1, 2)), x.shape, (2,), (1,), (-1,), (-1,), (1,), False, True, None)
+    assert g.tolist() == [[[0.0, 0.5, 1.0, 0.5, 0.0]]]
+    assert avg_pool_reference(x, (6,), (1,), (0,), (0,), (1,), False, True, None).shape == (1, 1, 0)
+    assert max_pool_reference(x, (1,), (1,), (-6,), (3,), (1,), False)[0].tolist() == [[[-numpy.inf, -numpy.inf]]]
+
+
 # --------------------------------------------------------------------------------------------------
 # Cross-checks against PyTorch
 # --------------------------------------------------------------------------------------------------
