@@ -424,9 +424,10 @@ def scatter_to_planes(values, indices, in_shape, n: int):
     if indices.size:
         offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
         flat = indices.reshape(planes, -1)
-        if int(flat.min()) >= 0:  # every window has a winner
-            xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
-        else:  # only the entries with an element are added
-            found = flat >= 0
-            xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) at a shared argmax: NaN
+            if int(flat.min()) >= 0:  # every window has a winner
+                xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
+            else:  # only the entries with an element are added
+                found = flat >= 0
+                xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
     return total.astype(values.dtype, copy=False).reshape(in_shape)

@@ -100,9 +100,11 @@ def test_max_pool_backward_keeps_an_infinite_or_nan_upstream_gradient_at_its_arg
         g = numpy.array([numpy.inf, numpy.nan, -numpy.inf, 1.0]).reshape(y.shape)
         grad = pull(g)[0].ravel()
         numpy.testing.assert_array_equal(grad, [0, numpy.inf, 0, numpy.nan, 0, -numpy.inf, 0, 1])
-    # overlapping windows: the argmax of two windows receives both (inf + 1 = inf), its neighbours nothing
+    # overlapping windows: the argmax of two windows receives both (inf + 1 = inf, inf + -inf = NaN,
+    # quietly), its neighbours nothing
     y, pull = vjp(lambda t: poolref.max_pool1d(t, 3, 1), numpy.array([[1.0, 5.0, 2.0, 0.0]]))
     numpy.testing.assert_array_equal(pull(numpy.array([[numpy.inf, 1.0]]))[0], [[0, numpy.inf, 0, 0]])
+    numpy.testing.assert_array_equal(pull(numpy.array([[numpy.inf, -numpy.inf]]))[0], [[0, numpy.nan, 0, 0]])
 
 
 def test_tensorflow_max_pool_ignores_nan_and_floors_a_window_of_minus_inf_at_the_lowest_finite_value():
