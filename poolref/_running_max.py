@@ -380,7 +380,7 @@ def window_indices(winner, tables, in_shape, kernel):
     index = xp.asarray(base) + xp.take(xp.asarray(offset.ravel()), tap)
     # padding winners: the window's own inside table, read at its winning tap
     out_shape = inside.shape[:n]
-    inside = xp.asarray(inside.reshape(out_shape + (-1,)))  # (O.., taps)
+    inside = xp.asarray(inside.reshape(out_shape + (math.prod(kernel),)))  # (O.., taps)
     lead = winner.shape[: winner.ndim - n]
     in_window = xp.take_along_axis(xp.broadcast_to(inside, lead + inside.shape), tap[..., None], axis=-1)[..., 0]
     return xp.where(found & in_window, index, NO_TAP)
