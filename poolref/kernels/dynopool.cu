@@ -11,9 +11,13 @@
 // double; values in the input's type T (float or double). Compile with --fmad=false so that every
 // product and sum rounds as NumPy's do.
 //
+// A pixel is read by a query point where its bilinear weight is not zero (blend: a point lying on a
+// pixel reads that pixel only), as in the array code; the max of the four points is PyTorch's
+// running max (poolref/_running_max.py, rule "torch"), max_pool2d's.
+//
 // Backward, one thread per output element again:
 //   d/dx     the output's gradient goes to its chosen query point (a quarter to each for "avg") and
-//            from there to the point's four pixels with the bilinear weights: a scatter, so the
+//            from there to the pixels the point read, with the bilinear weights: a scatter, so the
 //            adds are atomic (several outputs share pixels when cells overlap or enlarge).
 //   d/dalpha each point adds  g * dq/du * phase_h  (and the v-twin); a warp sums its 32 threads'
 //            terms with shuffles and one lane adds the sum to a global double accumulator. The
@@ -41,25 +45,35 @@ __device__ __forceinline__ Query query(int i, int a, int length, double cell) {
     return q;
 }
 
+// (1 - t) a + t b, and exactly a where t == 0: a point lying on a pixel reads that pixel only, so a
+// NaN or infinity in b is not multiplied by 0 (and -0 stays -0), as in the array code's _gather.
+template <typename T>
+__device__ __forceinline__ T blend(T a, T b, T t) {
+    return t == T(0) ? a : a * (T(1) - t) + b * t;
+}
+
+// The row blend at one column: the query row's value there (NumPy's first gather).
+template <typename T>
+__device__ __forceinline__ T row_blend(const T* plane, int W, const Query& row, int column) {
+    return blend(plane[row.low * W + column], plane[row.high * W + column], static_cast<T>(row.t));
+}
+
 // Value of one query point: blend the two rows first, then the two columns (NumPy's order).
 template <typename T>
 __device__ __forceinline__ T query_value(const T* plane, int W, const Query& row, const Query& column) {
-    const T th = static_cast<T>(row.t), tw = static_cast<T>(column.t);
-    const T at_low_column = plane[row.low * W + column.low] * (T(1) - th) + plane[row.high * W + column.low] * th;
-    const T at_high_column = plane[row.low * W + column.high] * (T(1) - th) + plane[row.high * W + column.high] * th;
-    return at_low_column * (T(1) - tw) + at_high_column * tw;
+    return blend(row_blend(plane, W, row, column.low), row_blend(plane, W, row, column.high), static_cast<T>(column.t));
 }
 
 template <typename T>
 __device__ __forceinline__ bool is_nan(T v) { return v != v; }
 
-// The first maximum of the four points, a NaN counting as the largest (as numpy.argmax).
+// PyTorch's running max over the four points (poolref/_running_max.py, rule "torch", as max_pool2d):
+// a later point is taken when it is greater or NaN, so ties go to the first and the last NaN wins.
 template <typename T>
 __device__ __forceinline__ int first_max(const T values[4]) {
     int best = 0;
     for (int p = 1; p < 4; ++p) {
-        if (is_nan(values[best])) break;
-        if (is_nan(values[p]) || values[p] > values[best]) best = p;
+        if (values[p] > values[best] || is_nan(values[p])) best = p;
     }
     return best;
 }
@@ -119,20 +133,27 @@ __device__ void backward(const T* __restrict__ x, const T* __restrict__ grad_y,
                 const T g_point = use_max ? g : g / T(4);
                 const Query column = query(j, b, W, cell_w);
                 const T tw = static_cast<T>(column.t);
-                // d/dx: the point's gradient, spread with its bilinear weights
-                atomicAdd(grad_plane + row.low * W + column.low, g_point * ((T(1) - th) * (T(1) - tw)));
-                atomicAdd(grad_plane + row.low * W + column.high, g_point * ((T(1) - th) * tw));
-                atomicAdd(grad_plane + row.high * W + column.low, g_point * (th * (T(1) - tw)));
-                atomicAdd(grad_plane + row.high * W + column.high, g_point * (th * tw));
-                // d/du: the row slope x[high] - x[low], blended along the columns (zero on the border)
-                const T inside_h = static_cast<T>(row.inside), inside_w = static_cast<T>(column.inside);
-                const T slope_low_column = (plane[row.high * W + column.low] - plane[row.low * W + column.low]) * inside_h;
-                const T slope_high_column = (plane[row.high * W + column.high] - plane[row.low * W + column.high]) * inside_h;
-                const T d_query_d_u = slope_low_column * (T(1) - tw) + slope_high_column * tw;
-                // d/dv: the column slope, blended along the rows
-                const T slope_low_row = (plane[row.low * W + column.high] - plane[row.low * W + column.low]) * inside_w;
-                const T slope_high_row = (plane[row.high * W + column.high] - plane[row.high * W + column.low]) * inside_w;
-                const T d_query_d_v = slope_low_row * (T(1) - th) + slope_high_row * th;
+                // d/dx: the point's gradient, spread with its bilinear weights onto the pixels it
+                // read (a pixel of weight 0 is not read, and gets nothing: no 0 * inf)
+                const int rows_read[2] = {row.low, row.high};
+                const T row_weights[2] = {T(1) - th, th};
+                const int columns_read[2] = {column.low, column.high};
+                const T column_weights[2] = {T(1) - tw, tw};
+                for (int r = 0; r < 2; ++r) {
+                    if (row_weights[r] == T(0)) continue;
+                    for (int c = 0; c < 2; ++c) {
+                        if (column_weights[c] == T(0)) continue;
+                        atomicAdd(grad_plane + rows_read[r] * W + columns_read[c], g_point * (row_weights[r] * column_weights[c]));
+                    }
+                }
+                // d/du: the row slope x[high] - x[low] at each column, blended along the columns
+                // (exactly 0, not multiplied by 0, where the row coordinate is clamped)
+                const bool row_slides = row.inside != 0.0, column_slides = column.inside != 0.0;
+                const T slope_low_column = row_slides ? plane[row.high * W + column.low] - plane[row.low * W + column.low] : T(0);
+                const T slope_high_column = row_slides ? plane[row.high * W + column.high] - plane[row.low * W + column.high] : T(0);
+                const T d_query_d_u = blend(slope_low_column, slope_high_column, tw);
+                // d/dv: the column slope of the row blends (exactly 0 where the column coordinate is clamped)
+                const T d_query_d_v = column_slides ? row_blend(plane, W, row, column.high) - row_blend(plane, W, row, column.low) : T(0);
                 cell_terms[0] += static_cast<double>(g_point * d_query_d_u) * row.phase;
                 cell_terms[1] += static_cast<double>(g_point * d_query_d_v) * column.phase;
             }

@@ -21,7 +21,16 @@ from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import TapTable, adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
 from ..autograd.function import apply, define_function
-from .window import LP_POOL, _first_inside_tap, _flat_indices, _lowest, _take_larger, scatter_to_planes
+from .._running_max import (
+    TORCH,
+    RunningMax,
+    first_inside_tap,
+    gather_from_planes,
+    lowest_value,
+    scatter_to_planes,
+    window_indices,
+)
+from .window import LP_POOL
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -229,11 +238,10 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     in_shape = x.shape[x.ndim - n:]
     tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
     taps_per_axis = tuple(t.taps_per_window for t in tables)
-    best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner = xp.empty(best.shape, dtype=numpy.min_scalar_type(numpy.prod(taps_per_axis)))
-    winner[...] = _first_inside_tap(tables, taps_per_axis, xp)
-    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
-    check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
+    # PyTorch's running max over every bin (poolref._running_max), tap by tap
+    scan = RunningMax(TORCH, lead + tuple(output_size), x.dtype, xp, taps=int(numpy.prod(taps_per_axis)),
+                      first_tap=first_inside_tap(tables, taps_per_axis, xp),
+                      nan_possible=bool(xp.isnan(x).any()) if x.dtype.kind == "f" else False)
     # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a
     shapes = [[-1 if b == a else 1 for b in range(n)] for a in range(n)]
     for tap_number, offsets in enumerate(numpy.ndindex(*taps_per_axis)):
@@ -244,13 +252,15 @@ def _adaptive_max_forward(x, *, output_size: tuple):
         value = x[(Ellipsis,) + gather]  # (.., O..): tap ``offsets`` of every bin
         if not inside.all():
             # a tap past a short bin's end is no part of that bin: make it lose every comparison
-            value = xp.where(xp.asarray(inside), value, _lowest(x.dtype))
-        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
-    indices = _flat_indices(winner, tables, in_shape, taps_per_axis)
-    return (best, indices), AdaptiveMaxSaved(indices, x.shape, n)
+            value = xp.where(xp.asarray(inside), value, lowest_value(x.dtype))
+        scan.add(value, tap_number)
+    indices = window_indices(scan.winner, tables, in_shape, taps_per_axis)
+    y = scan.values(lambda: gather_from_planes(x, indices, n))  # y_o = x[index_o]
+    return (y, indices), AdaptiveMaxSaved(indices, x.shape, n)
 
 
 def _adaptive_max_backward(saved: AdaptiveMaxSaved, grad_values, _grad_indices):
+    # forward y_o = x[index_o] (a gather); backward grad_x[index_o] += grad_y[o] (its adjoint scatter)
     return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
 
 
@@ -305,8 +315,10 @@ def adaptive_max_pool2d(x, output_size, return_indices=False):
     .. math:: y_o = \max_{i \in W_o} x_i, \qquad
               \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
 
-    Ties go to the first element in scan order; a NaN wins and the last NaN's index is kept (as
-    PyTorch). Indices are flat within each (n, c) plane.
+    PyTorch's running max (:ref:`max-rules`): ties go to the first element in scan order (``-0.``
+    before ``0.``), a NaN wins and the last NaN's index is kept, a bin of only :math:`-\infty` keeps
+    its first element. Indices are flat within each (n, c) plane; the backward scatters each upstream
+    entry onto its index, so an infinite or NaN one stays there.
 
     Examples
     --------
@@ -370,8 +382,8 @@ def global_max_pool(x):
 
     Notes
     -----
-    :math:`y_{nc} = \max_{s} x_{ncs}` (first of ties, NaN wins); backward sends
-    :math:`\partial L/\partial y_{nc}` to the argmax.
+    :math:`y_{nc} = \max_{s} x_{ncs}` (PyTorch's rule: first of ties, the last NaN wins;
+    :ref:`max-rules`); backward sends :math:`\partial L/\partial y_{nc}` to the argmax.
 
     Examples
     --------

@@ -24,8 +24,16 @@ gradient is a *straight-through* surrogate: ``O`` takes the derivative of ``L_co
 
 Bilinear sampling on such a grid is separable: it is a gather of two rows (``floor(u)`` and the
 next) followed by a gather of two columns. The forward does exactly that on the whole batch at
-once; the backward to ``x`` is the transpose of each gather, written as the product with the
-transposed (2O, L) interpolation matrix of each axis.
+once; the backward to ``x`` is the transpose of each gather, a scatter-add of each line's gradient
+onto the pixels it read.
+
+A pixel is *read* by a query point where its bilinear weight is not zero: a point lying exactly on
+a pixel reads that pixel only (so ``alpha = 2`` is ``max_pool2d(x, 2)`` even next to a NaN, an
+infinity or a ``-0.``). The slope ``dq/du`` reads the two pixels of its forward difference, and is
+exactly zero where the coordinate is clamped. Nothing else is ever multiplied, so a NaN or an
+infinity reaches only the outputs and gradients that read it. The four points of a cell are reduced
+by PyTorch's running max (:mod:`poolref._running_max`, rule ``torch``), the rule of ``max_pool2d``:
+first of ties, a NaN wins and the last NaN is kept.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import numpy
 from .. import kernels
 from .._backend import array_module, is_cupy_array
 from .._checks import accumulation_dtype, check_pool_input
+from .._running_max import TORCH, RunningMax
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 
@@ -111,21 +120,63 @@ def _slope_matrix(axis: QueryAxis, dtype, xp):
     return xp.asarray(matrix, dtype=dtype)
 
 
+def _along(values, dim: int, ndim: int):
+    """A per-line (2O,) array shaped to broadcast along dimension ``dim`` of an ``ndim``-d array."""
+    shape = [1] * ndim
+    shape[dim] = values.size
+    return values.reshape(shape)
+
+
 def _gather(x, axis: QueryAxis, dim: int, xp):
     """Blend along ``dim`` (-2: rows, -1: columns): query line q is ``(1 - t_q) x[low_q] + t_q x[high_q]``.
 
-    A gather, not a product with the interpolation matrix: a NaN or infinity then reaches only the
-    query lines that read it (a matrix product would also multiply it by the zeros of other rows).
+    Where ``t_q == 0`` the line lies on pixel ``low_q`` and is exactly ``x[low_q]``: ``x[high_q]``
+    is not read (a NaN or infinity there would otherwise be multiplied by 0, and ``-0.`` would
+    become ``+0.``). A gather, not a product with the interpolation matrix: a NaN or infinity reaches
+    only the query lines that read it.
     """
-    shape = [1] * x.ndim
-    shape[dim] = axis.t.size
-    t = xp.asarray(axis.t, dtype=x.dtype).reshape(shape)
     lines = xp.take(x, xp.asarray(axis.low), axis=dim)
-    lines *= 1 - t
-    upper = xp.take(x, xp.asarray(axis.high), axis=dim)
-    upper *= t
-    lines += upper
-    return lines
+    t = axis.t.astype(x.dtype)  # (2O,) host weights, as rounded to x's dtype
+    reads_high = t != 0
+    if not reads_high.any():
+        return lines
+    weight = xp.asarray(_along(t, dim, x.ndim))
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf * 0 where t = 0: replaced just below
+        blended = lines * (1 - weight) + xp.take(x, xp.asarray(axis.high), axis=dim) * weight
+    if reads_high.all():
+        return blended
+    return xp.where(xp.asarray(_along(reads_high, dim, x.ndim)), blended, lines)
+
+
+def _gather_adjoint(grad_lines, axis: QueryAxis, dim: int, xp):
+    """Transpose of :func:`_gather` along ``dim``: (.., 2O, ..) -> (.., L, ..).
+
+    Line q's gradient goes back to the pixels it read, with the weights it read them with:
+    ``x[low_q] += (1 - t_q) g_q`` and, where ``t_q != 0``, ``x[high_q] += t_q g_q``. A scatter-add
+    (lines share pixels), so an infinite or NaN gradient reaches only the pixels its line read.
+    """
+    dtype = grad_lines.dtype
+    t = axis.t.astype(dtype)  # the weights as _gather used them
+    moved = xp.moveaxis(grad_lines, dim, -1)  # (.., 2O)
+    lead = moved.shape[:-1]
+    flat = moved.reshape(-1, t.size)  # (R, 2O), one row per line of lines
+    row_start = (xp.arange(flat.shape[0], dtype=numpy.int64) * axis.length)[:, None]  # (R, 1)
+    total = xp.zeros(flat.shape[0] * axis.length, dtype=dtype)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf * (1 - t), inf + -inf: on purpose
+        xp.add.at(total, (row_start + xp.asarray(axis.low)).ravel(), (flat * xp.asarray(1 - t)).ravel())
+        reads_high = numpy.flatnonzero(t != 0)  # the lines that read their high pixel
+        if reads_high.size:
+            high_share = flat[:, reads_high] * xp.asarray(t[reads_high])
+            xp.add.at(total, (row_start + xp.asarray(axis.high[reads_high])).ravel(), high_share.ravel())
+    return xp.moveaxis(total.reshape(lead + (axis.length,)), -1, dim)
+
+
+def _slopes(lines_source, axis: QueryAxis, dim: int, xp):
+    """The forward difference ``x[high_q] - x[low_q]`` of every query line along ``dim``, and exactly
+    0 where the coordinate is clamped (on or beyond the border the value does not depend on it)."""
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf - inf: NaN, on purpose
+        difference = xp.take(lines_source, xp.asarray(axis.high), axis=dim) - xp.take(lines_source, xp.asarray(axis.low), axis=dim)
+    return xp.where(xp.asarray(_along(axis.inside, dim, lines_source.ndim)), difference, 0)
 
 
 def _points(query):
@@ -138,19 +189,24 @@ def _points(query):
     return [cells[..., a, :, b] for a in (0, 1) for b in (0, 1)]
 
 
-def _first_max(points, xp):
-    """Running max over the four points: the value and the index of the first maximum (a NaN wins).
+def _running_max_of_points(points, xp):
+    """PyTorch's running max over the four points (poolref._running_max.TORCH), as max_pool2d's.
 
-    The same rule as ``numpy.argmax`` and as the CUDA kernel: a later point replaces the best only if
-    it is strictly larger, or a NaN where the best is not.
+    Returns the maximum and ``choice``, the number ``a*2 + b`` of the point holding it: ties go to the
+    first point, a NaN wins and the last NaN is kept.
     """
-    best = points[0].copy()
-    choice = xp.zeros(best.shape, dtype=numpy.int8)
-    for index, value in enumerate(points[1:], start=1):
-        take = (value > best) | (xp.isnan(value) & ~xp.isnan(best))
-        xp.copyto(best, value, where=take)
-        choice[take] = index
-    return best, choice
+    scan = RunningMax(TORCH, points[0].shape, points[0].dtype, xp, taps=4, first_tap=0)
+    for number, value in enumerate(points):
+        scan.add(value, number)
+    choice = scan.winner
+
+    def read_at_winner():
+        best = points[0].copy()
+        for number in (1, 2, 3):
+            xp.copyto(best, points[number], where=choice == number)
+        return best
+
+    return scan.values(read_at_winner), choice
 
 
 # ==================================================================================================
@@ -171,15 +227,16 @@ class DynOPoolSaved(NamedTuple):
 def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     """The forward in array code: gather the query rows, then the query columns, then reduce each cell.
 
-    Returns ``y``, ``choice`` (int8 winner per cell for "max", else None) and the query rows
+    Returns ``y``, ``choice`` (the winning point per cell for "max", else None) and the query rows
     ``(N, C, 2Ho, W)``, which the backward reuses.
     """
     query_rows = _gather(x, rows, -2, xp)  # (N, C, 2Ho, W)
-    points = _points(_gather(query_rows, columns, -1, xp))  # 4 x (N, C, Ho, Wo)
-    if aggregate == "max":
-        y, choice = _first_max(points, xp)
-        return y, choice, query_rows
-    y = ((points[0] + points[1]) + points[2]) + points[3]
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        points = _points(_gather(query_rows, columns, -1, xp))  # 4 x (N, C, Ho, Wo)
+        if aggregate == "max":
+            y, choice = _running_max_of_points(points, xp)
+            return y, choice, query_rows
+        y = ((points[0] + points[1]) + points[2]) + points[3]
     y /= 4  # the mean of the four, summed in order (as the CUDA kernel does)
     return y, None, query_rows
 
@@ -187,8 +244,66 @@ def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
 def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis.
 
-    With ``G`` (2Ho, 2Wo) the gradient of the query points, ``R`` the interpolation matrices and
-    ``D`` the slope matrices of each axis (per plane; everything is batched over N and C)::
+    :func:`_backward_by_points` is the definition. Speed trick: where ``x`` and ``grad_y`` are
+    finite, every product with a zero (a weight of 0, a 0/1 mask, a pixel nobody read) is exactly
+    0, so the same sums can be taken with matrix products (:func:`_backward_by_matrices`, BLAS),
+    several times faster; with a NaN or an infinity only the point-wise definition is exact.
+    """
+    if bool(xp.isfinite(x).all()) and bool(xp.isfinite(grad_y).all()):
+        return _backward_by_matrices(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
+    return _backward_by_points(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
+
+
+def _backward_by_points(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The backward point by point (all points at once), exact for NaN and infinities.
+
+    ``G`` (N, C, 2Ho, 2Wo) is the gradient of every query point: the chosen point's is ``grad_y``
+    (the others get none), or a quarter of it each for "avg". Then::
+
+        grad_x = the transpose of the two gathers applied to G
+                 (each point's gradient goes back to the pixels it read, with their weights)
+        sum_u  = sum over the points with a gradient of  G * dq/du * phase_h
+        sum_v  = sum over the points with a gradient of  G * dq/dv * phase_w
+
+    with ``dq/du`` the bilinear slope at the point (zero where its coordinate is clamped). Only the
+    points the forward read and that receive a gradient enter these sums: no ``0 * NaN`` from a
+    pixel nobody read, or from a point that was not chosen.
+    """
+    dtype = x.dtype
+    *lead, out_h, out_w = grad_y.shape
+    grad_query = xp.zeros((*lead, 2 * out_h, 2 * out_w), dtype=dtype)  # (N, C, 2Ho, 2Wo)
+    receives = None  # every point receives a gradient ("avg")
+    if aggregate == "max":
+        receives = xp.zeros(grad_query.shape, dtype=bool)
+        for number, (grad_point, gets) in enumerate(zip(_points(grad_query), _points(receives))):
+            xp.equal(choice, number, out=gets)  # views: writing them fills receives and grad_query
+            xp.copyto(grad_point, grad_y, where=gets)  # selected, not multiplied by a 0/1 mask
+    else:
+        for grad_point in _points(grad_query):
+            xp.divide(grad_y, 4, out=grad_point)
+
+    grad_x = _gather_adjoint(_gather_adjoint(grad_query, columns, -1, xp), rows, -2, xp)  # (N, C, H, W)
+
+    # alpha: the slope of every query point along each axis, read like its value
+    d_query_d_u = _gather(_slopes(x, rows, -2, xp), columns, -1, xp)  # (N, C, 2Ho, 2Wo)
+    d_query_d_v = _slopes(query_rows, columns, -1, xp)  # (N, C, 2Ho, 2Wo)
+    sums = []
+    for slope, phase, dim in ((d_query_d_u, rows.phase, -2), (d_query_d_v, columns.phase, -1)):
+        with numpy.errstate(invalid="ignore", over="ignore"):  # NaN and infinities flow through
+            term = grad_query * slope  # (N, C, 2Ho, 2Wo), in x's dtype as in the kernel
+            if receives is not None:
+                term = xp.where(receives, term, 0)  # the other points' 0 * slope may be 0 * NaN
+            # summed in float64 per query line, then weighted by the line's phase
+            per_line = term.sum(axis=tuple(a for a in range(term.ndim) if a != term.ndim + dim), dtype=numpy.float64)
+            sums.append(float(per_line @ xp.asarray(phase)))
+    return grad_x, tuple(sums)
+
+
+def _backward_by_matrices(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """The same backward with matrix products, exact only where ``x`` and ``grad_y`` are finite.
+
+    With ``R`` the (2O, L) interpolation matrices and ``D`` the slope matrices of each axis (per
+    plane; everything is batched over N and C)::
 
         query   Q = R_h x R_w^T          grad_x = R_h^T G R_w
         dQ/du     = D_h x R_w^T          sum_u  = sum_qk phase_h[q] D_h[q, k] M_h[q, k],  M_h = (G R_w) x^T
@@ -198,12 +313,11 @@ def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: Qu
     matrices out of the big products, so only (2O, L) matrices are left to weigh.
     """
     dtype = x.dtype
-    # gradient of each query point: the chosen one takes it all (max), or each a quarter (avg)
     *lead, out_h, out_w = grad_y.shape
     grad_query = xp.zeros((*lead, 2 * out_h, 2 * out_w), dtype=dtype)  # (N, C, 2Ho, 2Wo)
-    for index, grad_point in enumerate(_points(grad_query)):  # views: writing them fills grad_query
+    for number, grad_point in enumerate(_points(grad_query)):  # views: writing them fills grad_query
         if aggregate == "max":
-            xp.multiply(grad_y, choice == index, out=grad_point)
+            xp.multiply(grad_y, choice == number, out=grad_point)  # finite: the product selects
         else:
             xp.divide(grad_y, 4, out=grad_point)
 
@@ -305,8 +419,10 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
         ``(alpha_h, alpha_w)``, finite and > 0: the output is about ``H / alpha_h`` by
         ``W / alpha_w``. A Tensor that requires a gradient gets the straight-through gradient.
     aggregate : {"max", "avg"}
-        How the four query points of an output cell combine: their maximum (the paper's; ties go
-        to the first point in the order (0,0), (0,1), (1,0), (1,1)) or their mean.
+        How the four query points of an output cell combine: their maximum (the paper's), with
+        PyTorch's running max over the points in the order (0,0), (0,1), (1,0), (1,1) (ties go to the
+        first, a NaN wins and the last NaN is kept, as in ``max_pool2d``; :ref:`max-rules`), or their
+        mean.
     return_size : bool
         Also return the output size ``(H_out, W_out)`` as a float array or Tensor of shape (2,),
         whose gradient is the straight-through one, ``d H_out / d alpha_h = -H / alpha_h^2``: chain
@@ -328,7 +444,8 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
               v_{jb} = (j + \tfrac14 + \tfrac{b}{2}) s_w - \tfrac12, \qquad a, b \in \{0, 1\}
 
     bilinearly, :math:`q_{ab} = \sum_{k,l} r_k(u_{ia})\, r_l(v_{jb})\, x_{kl}` with the tent weights
-    :math:`r` of the coordinate clamped into the image, and outputs
+    :math:`r` of the coordinate clamped into the image (a pixel of weight 0 is not read: a point on a
+    pixel reads that pixel only), and outputs
     :math:`y_{ij} = \max_{ab} q_{ab}` (or the mean). Backward: the gradient of :math:`y_{ij}` goes
     to the chosen query point (a quarter to each for the mean) and from there to its four pixels with
     the bilinear weights, :math:`\partial L/\partial x = R_h^\top G R_w` with :math:`R` the

@@ -45,6 +45,7 @@ import numpy
 from .._backend import array_module, sparse_csr, to_numpy
 from .._checks import accumulation_dtype, cast_back, check_pool_input, check_positive_number
 from .._geometry import as_int_tuple, pool_geometry
+from .._running_max import ONNX, ONNX_MAX_ROI_POOL, TORCHVISION_ROI_POOL
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 from .adaptive import ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL
@@ -52,8 +53,6 @@ from .window import AVG_POOL, MAX_POOL
 
 __all__ = ["spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align"]
 
-# torchvision's RoI pool starts every running maximum at -FLT_MAX (the float32 maximum, negated).
-FLT_MAX = float(numpy.finfo(numpy.float32).max)
 ROI_CONVENTIONS = ("torchvision", "onnx")
 
 
@@ -615,9 +614,9 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
         out /= count[:, None, None, None]
         y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)
         return y, RoiAlignSaved(x.shape, x.dtype, geometry, count, matrix, None, None, None)
-    # ONNX max (not linear): fold the weighted corners tap by tap with std::max(best, v) = v if
-    # best < v else best, starting from each bin's first sample; the first of equal maxima keeps
-    # the gradient
+    # ONNX max (not linear): fold the weighted corners tap by tap with ORT's std::max(best, v), the
+    # "onnx" running max of poolref._running_max: each bin's first weighted corner is taken whatever
+    # it holds, a later one when it is greater (first of ties; a NaN survives only as the first)
     out = xp.zeros((K, ph, pw, C), dtype=accumulate)
     winner = xp.full((K, ph, pw, C), -1, dtype=numpy.int32)
     for tap in bilinear_taps(ay, ax, geometry.grid_h, geometry.grid_w, W):
@@ -627,7 +626,7 @@ def _roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, a
             value *= tap.weight[..., None]
         best = select_boxes(out, tap.boxes, None)
         chosen = select_boxes(winner, tap.boxes, None)
-        take = (chosen < 0) | (best < value)
+        take = (chosen < 0) | ONNX.takes(value, best)
         best = xp.where(take, value, best)
         chosen = xp.where(take, tap.number, chosen)
         if tap.boxes is None:
@@ -654,13 +653,16 @@ def _roi_align_backward(saved: RoiAlignSaved, grad_y):
         grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
         return cast_back(grad_x, saved.dtype), None
     # max: g * w to the corner the forward chose, tap by tap; (K, ph, pw, C) channels-last, in
-    # float64: bincount's weights, so each tap's share needs no cast
+    # float64: bincount's weights, so each tap's share needs no cast. The other bins' g is selected
+    # away (where), not multiplied by a 0/1 mask, so an infinite or NaN g stays with its corner.
     g = xp.ascontiguousarray(xp.moveaxis(grad_y, 1, -1), dtype=numpy.float64)
     scatter = RowScatter(N * H * W, C, xp)
     base = (geometry.batch * (H * W))[:, None, None]
     for tap in bilinear_taps(saved.ay, saved.ax, geometry.grid_h, geometry.grid_w, W):
-        g_tap = select_boxes(g, tap.boxes, None) * (select_boxes(saved.winner, tap.boxes, None) == tap.number)
-        scatter.add(select_boxes(base, tap.boxes, None) + tap.pixel, tap.weight, g_tap)
+        chose = select_boxes(saved.winner, tap.boxes, None) == tap.number
+        g_tap = xp.where(chose, select_boxes(g, tap.boxes, None), 0.0)
+        with numpy.errstate(invalid="ignore"):  # a chosen corner of weight 0 gets 0 * g: NaN for an infinite g
+            scatter.add(select_boxes(base, tap.boxes, None) + tap.pixel, tap.weight, g_tap)
     grad_x = xp.ascontiguousarray(xp.moveaxis(scatter.total.reshape(N, H, W, C), -1, 1))
     return grad_x.astype(saved.dtype, copy=False), None
 
@@ -731,9 +733,10 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
 
     ONNX's max mode takes the largest *weighted corner*, :math:`y = \max_{a,b,q} w_q x_q` (not the
     largest interpolated value; a corner of weight 0 counts as 0, so a bin of negative values can
-    output 0), and its backward sends :math:`w_q \partial L/\partial y` to that one corner (the first
-    in scan order among equals). As in both CPU kernels, a sample outside the image reads pixel
-    (0, 0) with weight 0, so a NaN there reaches such bins.
+    output 0), folded with ONNX Runtime's ``std::max``, the ``onnx`` running max of :ref:`max-rules`
+    (the first of equal values; a NaN survives only as the bin's first weighted corner); its backward
+    sends :math:`w_q \partial L/\partial y` to that one corner. As in both CPU kernels, a sample
+    outside the image reads pixel (0, 0) with weight 0, so a NaN there reaches such bins.
 
     Examples
     --------
@@ -848,20 +851,19 @@ def _roi_pool_forward(x, rois, *, output_size, spatial_scale, convention):
     table = channels_last_table(x, x.dtype)
     K = rois.shape[0]
     empty = ((bins.h_end <= bins.h_start)[:, :, None] | (bins.w_end <= bins.w_start)[:, None, :])[..., None]
-    lowest = -numpy.inf if x.dtype == numpy.float16 else -FLT_MAX  # -FLT_MAX overflows float16
+    # the running max of poolref._running_max: from -FLT_MAX (-inf in float16), no winner yet
+    rule = TORCHVISION_ROI_POOL if convention == "torchvision" else ONNX_MAX_ROI_POOL
     best = xp.empty((K, ph, pw, C), dtype=x.dtype)
-    best[...] = xp.where(empty, x.dtype.type(0), x.dtype.type(lowest))  # an empty bin outputs 0
+    best[...] = xp.where(empty, x.dtype.type(0), rule.floor(x.dtype))  # an empty bin outputs 0
     where = xp.full((K, ph, pw, C), -1, dtype=numpy.int64)  # argmax as channels-last table row
     base = (bins.batch * (H * W))[:, None, None]
     for boxes, pixel, inside in pool_bin_cells(bins, W):
         rows = select_boxes(base, boxes, None) + pixel
         value = gather_rows(table, rows)
         old = select_boxes(best, boxes, None)
-        if convention == "torchvision":
-            take = value > old  # first of ties; NaN never taken
-        else:
-            take = ~(value < old)  # std::max(v, best): last of ties; a NaN is taken, then replaced
-        take &= inside[..., None]
+        # torchvision: value > best (first of ties, NaN never taken); ONNX Runtime: std::max(v, best),
+        # not (value < best) (last of ties; a NaN is taken, then replaced by the next element)
+        take = rule.takes(value, old) & inside[..., None]
         new_best = xp.where(take, value, old)
         new_where = xp.where(take, rows[..., None], select_boxes(where, boxes, None))
         if boxes is None:
@@ -920,12 +922,13 @@ def roi_pool(x, boxes, output_size, spatial_scale=1.0, *, convention="torchvisio
               \frac{\partial L}{\partial x_{b_k c h w}} \mathrel{+}= \frac{\partial L}{\partial y_{kcij}}
               \ \text{at the argmax}
 
-    An empty bin outputs 0 and passes no gradient. The running maximum starts at ``-FLT_MAX`` and
-    scans the bin row by row. torchvision takes an element when ``v > best``: the first of equal
-    values; a NaN is never taken (unlike max pooling, where NaN wins); a bin of values at or below
-    ``-FLT_MAX`` (``-inf``) outputs ``-FLT_MAX`` and passes no gradient. ONNX Runtime's MaxRoiPool takes
-    it unless ``v < best`` (``std::max``): the last of equal values, and a NaN survives only as the
-    bin's last element. (ONNX defines no gradient; poolref's follows the element it took.)
+    An empty bin outputs 0 and passes no gradient. The running maximum (:ref:`max-rules`) starts at
+    ``-FLT_MAX`` (``-inf`` in float16) and scans the bin row by row. torchvision takes an element when
+    ``v > best``: the first of equal values; a NaN is never taken (unlike max pooling, where NaN
+    wins); a bin of values at or below ``-FLT_MAX`` (``-inf``) outputs ``-FLT_MAX`` and passes no
+    gradient. ONNX Runtime's MaxRoiPool takes it unless ``v < best`` (``std::max``): the last of equal
+    values (``[-0., 0.]`` gives ``0.``), and a NaN survives only as the bin's last element. (ONNX
+    defines no gradient; poolref's follows the element it took.)
 
     Examples
     --------

@@ -32,16 +32,14 @@ import numpy
 from .._backend import array_module, to_numpy
 from .._checks import accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, pool_geometry
+from .._running_max import NO_TAP, TORCH, RunningMax, gather_from_planes, scatter_to_planes, window_indices
 from ..autograd.function import apply, define_function
 from .window import (
     MaxPoolSaved,
     _avg_pool_backward,
     _avg_pool_forward,
-    _lowest,
     _max_pool_backward,
     _max_pool_forward,
-    _take_larger,
-    scatter_to_planes,
 )
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "stochastic_pool2d", "mixed_pool2d"]
@@ -140,24 +138,23 @@ def _fractional_max_forward(x, *, samples, kernel: tuple, output_size: tuple, wi
     taps = list(itertools.product(*(range(k) for k in kernel)))
     tap_offset = numpy.array([sum(m * s for m, s in zip(offsets, plane_strides)) for offsets in taps], dtype=numpy.int64)
 
-    # PyTorch's running max over the window (``val > max or isnan(val)``): ties to the first tap,
-    # a NaN wins and the last NaN is kept. Windows never leave the input, so the scan starts at tap 0.
+    # PyTorch's running max over every window (poolref._running_max), tap by tap. Windows never
+    # leave the input, so every scan starts at tap 0.
     planes = x.reshape(lead + (math.prod(in_shape),))  # (.., L_0*..*L_{n-1})
     window_number = base.reshape(lead + (math.prod(output_size),))  # (.., O_0*..*O_{n-1})
-    best = xp.full(lead + tuple(output_size), _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner = xp.zeros(best.shape, dtype=numpy.min_scalar_type(len(taps)))  # number of the winning tap
-    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
-    check_nan = bool(xp.isnan(x).any())
+    scan = RunningMax(TORCH, lead + tuple(output_size), x.dtype, xp, taps=len(taps), first_tap=0,
+                      nan_possible=bool(xp.isnan(x).any()))
     for tap_number, offset in enumerate(tap_offset.tolist()):
-        value = xp.take_along_axis(planes, window_number + offset, axis=-1).reshape(best.shape)
-        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
-    indices = base + xp.take(xp.asarray(tap_offset), winner.astype(numpy.int64))
+        scan.add(xp.take_along_axis(planes, window_number + offset, axis=-1).reshape(base.shape), tap_number)
+    indices = base + xp.take(xp.asarray(tap_offset), scan.winner.astype(numpy.int64))
+    best = scan.values(lambda: gather_from_planes(x, indices, n))  # y_o = x[index_o]
     saved = FractionalSaved(indices, tuple(x.shape), n)
     return ((best, indices) if with_indices else best), saved
 
 
 def _fractional_max_backward(saved: FractionalSaved, grad_values, *_grad_indices):
-    # max pooling's backward: each window's gradient goes to its argmax; overlapping windows add up
+    # max pooling's backward: y_o = x[index_o] is a gather, so grad_x[index_o] += grad_y[o], its
+    # adjoint scatter; overlapping windows add up
     return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
 
 
@@ -307,9 +304,10 @@ def fractional_max_pool2d(x, kernel_size, output_size=None, output_ratio=None, r
     .. math:: y_{ij} = \max_{t \in W_{ij}} x_t, \qquad
               \frac{\partial L}{\partial x_t} = \sum_{(i, j) \,:\, \mathrm{index}_{ij} = t} \frac{\partial L}{\partial y_{ij}}
 
-    with max pooling's rules: taps scanned row-major, a tap taken when ``x_t > y or isnan(x_t)`` (ties
-    to the first, a NaN wins and the last NaN's index is kept), and a scatter-add backward
-    (overlapping windows accumulate; the input gradient sums to the output gradient).
+    with max pooling's rules (PyTorch's running max, :ref:`max-rules`): taps scanned row-major, a tap
+    taken when ``x_t > y or isnan(x_t)`` (ties to the first, ``-0.`` before ``0.``, a NaN wins and the
+    last NaN's index is kept), and a scatter-add backward (overlapping windows accumulate; the input
+    gradient sums to the output gradient; an infinite or NaN upstream entry stays at its argmax).
 
     The windows are computed in the dtype of ``x`` (float16 included), one rounding per operation,
     exactly as PyTorch's CPU kernel does; PyTorch's CUDA kernel computes them in float32 for float16
@@ -351,7 +349,8 @@ def fractional_max_pool3d(x, kernel_size, output_size=None, output_ratio=None, r
     -----
     Per axis, starts :math:`s_i = \lfloor (i + u)\alpha \rfloor - \lfloor u\alpha \rfloor` with
     :math:`\alpha = (L - k)/(O - 1)` and :math:`s_{O-1} = L - k`; :math:`y_o = \max_{t \in W_o} x_t`
-    (first of ties, NaN wins); backward scatters :math:`\partial L/\partial y_o` onto the argmax.
+    (PyTorch's rule: first of ties, the last NaN wins; :ref:`max-rules`); backward scatters
+    :math:`\partial L/\partial y_o` onto the argmax.
 
     Examples
     --------
@@ -417,13 +416,15 @@ def _stochastic_sample_forward(x, *, uniforms, geometry: WindowGeometry):
     unpicked = sampled == taps
     sampled[unpicked] = last_positive[unpicked]
     value[unpicked] = last_positive_value[unpicked]
-    saved = StochasticSampleSaved(MaxPoolSaved(sampled, geometry, x.dtype))
+    winner = xp.where(sampled == taps, NO_TAP, sampled.astype(numpy.int32))  # the sampled tap, -1 for none
+    indices = window_indices(winner, geometry.tap_tables(), geometry.in_shape, geometry.kernel)
+    saved = StochasticSampleSaved(MaxPoolSaved(indices, tuple(x.shape), geometry.ndim, x.dtype))
     return value.astype(x.dtype, copy=False), saved
 
 
 def _stochastic_sample_backward(saved: StochasticSampleSaved, grad_y):
     # y_o = a at the sampled tap, the sample held fixed: max pooling's backward with the sampled tap
-    # in place of the argmax (the "none" marker of an all-zero window matches no tap: zero gradient)
+    # in place of the argmax (an all-zero window has index -1: zero gradient)
     return _max_pool_backward(saved.max_pool, grad_y)
 
 

@@ -26,13 +26,23 @@ import numpy
 from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import (
-    TapTable,
     WindowGeometry,
     as_int_tuple,
     check_convention,
     pool_geometry,
     resolve_padding,
     unpool_output_shape,
+)
+from .._running_max import (
+    TORCH,
+    MaxRule,
+    RunningMax,
+    first_inside_tap,
+    gather_from_planes,
+    lowest_value,
+    max_pool_rule,
+    scatter_to_planes,
+    window_indices,
 )
 from ..autograd.function import apply, define_function
 
@@ -139,155 +149,45 @@ def _window_sum_adjoint(g, geometry: WindowGeometry):
     return xp.ascontiguousarray(spread)
 
 
-def _flat_indices(winner, tables: tuple[TapTable, ...], in_shape, kernel):
-    """Turn the number of each window's winning tap into a flat index within its (n, c) plane.
-
-    ``winner`` (.., O_0, .., O_{n-1}) counts taps in row-major order over ``kernel``. Tap ``m`` of
-    window ``o`` sits at ``starts[o] + m*step`` on each axis, so the flat index splits into a
-    per-window base and a per-tap offset: ``base[o] + offset[winner]`` (a lookup in a table of
-    ``prod(kernel)`` entries). PyTorch's layout: ``h*W + w`` in 2-D, ``(d*H + h)*W + w`` in 3-D.
-    """
-    xp = array_module(winner)
-    n = len(tables)
-    plane_strides = [math.prod(in_shape[a + 1:]) for a in range(n)]
-    base = numpy.zeros((1,) * n, dtype=numpy.int64)  # (O_0, .., O_{n-1}) flat index of tap 0
-    offset = numpy.zeros((1,) * n, dtype=numpy.int64)  # (k_0, .., k_{n-1}) flat offset of each tap
-    for a, (table, stride) in enumerate(zip(tables, plane_strides)):
-        along = [-1 if b == a else 1 for b in range(n)]
-        base = base + (table.starts.astype(numpy.int64) * stride).reshape(along)
-        offset = offset + (numpy.arange(kernel[a]) * table.step * stride).reshape(along)
-    return xp.asarray(base) + xp.take(xp.asarray(offset.ravel()), winner)
-
-
-def _first_inside_tap(tables: tuple[TapTable, ...], kernel, xp):
-    """(O_0, .., O_{n-1}) number of each window's first tap inside the input, in row-major order.
-
-    This is where PyTorch's running max starts (``maxindex`` before the scan), so a window whose
-    values are all -inf reports its first input element, as PyTorch does.
-    """
-    n = len(tables)
-    number = xp.zeros((1,) * n, dtype=numpy.int64)
-    for a, table in enumerate(tables):
-        first = xp.asarray(table.inside.argmax(axis=1))  # every window has an inside tap (checked)
-        number = number * kernel[a] + first.reshape([-1 if b == a else 1 for b in range(n)])
-    return number
-
-
-def _lowest(dtype):
-    """The value padding takes in a max: -inf for floats, the smallest integer for integer dtypes."""
-    dtype = numpy.dtype(dtype)
-    return -numpy.inf if dtype.kind == "f" else numpy.iinfo(dtype).min
-
-
-def _take_larger(best, winner, value, tap_number, better, check_nan: bool, xp):
-    """One step of PyTorch's running max: ``if value > best or isnan(value): take it``.
-
-    Strictly greater keeps the FIRST of equal values; a NaN always wins, so the LAST NaN's index is
-    kept and the result is NaN (NaN propagates). ``best`` and ``winner`` are updated in place
-    (``better`` is a bool scratch buffer), with arithmetic rather than masked copies, which are
-    several times slower: ``maximum`` gives the new best value (NaN-propagating), and since a tap
-    can only win if it is inside its window, its number exceeds every earlier winner's, so
-    ``winner = max(winner, better * tap_number)``.
-    """
-    xp.greater(value, best, out=better)
-    if check_nan:
-        better |= xp.isnan(value)
-    xp.maximum(best, value, out=best)
-    if winner.dtype == numpy.uint8:
-        flag = better.view(numpy.uint8)  # reuse the scratch buffer: better is not needed any more
-        xp.multiply(flag, numpy.uint8(tap_number), out=flag)
-    else:
-        flag = better.astype(winner.dtype) * winner.dtype.type(tap_number)
-    xp.maximum(winner, flag, out=winner)
-
-
 def _planes(shape, n):
     """Number of (n, c) planes and elements per plane of an (.., *spatial) shape with n spatial dims."""
     return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
-
-
-def scatter_to_planes(values, indices, in_shape, n: int):
-    """Add each of ``values`` into a zero array of ``in_shape`` at its flat index within its plane.
-
-    (.., O..) values and indices -> (.., L..). Overlapping windows accumulate. This is adaptive max
-    pooling's backward, whose bins are irregular; regular max pooling scatters tap by tap instead
-    (:func:`_max_pool_backward`). A single ``bincount`` over plane-offset indices does the scatter-add
-    without a loop.
-    """
-    xp = array_module(values)
-    planes, plane_size = _planes(in_shape, n)
-    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
-    flat = (indices.reshape(planes, _planes(indices.shape, n)[1]) + offsets).ravel()
-    summed = xp.bincount(flat, weights=values.reshape(-1).astype(numpy.float64), minlength=planes * plane_size)
-    return summed.astype(values.dtype).reshape(in_shape)
-
-
-def gather_from_planes(source, indices, n: int):
-    """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..): the adjoint scatter."""
-    xp = array_module(source)
-    planes, plane_size = _planes(source.shape, n)
-    flat_source = source.reshape(planes, plane_size)
-    rows = xp.arange(planes).reshape(planes, 1)
-    return flat_source[rows, indices.reshape(planes, _planes(indices.shape, n)[1])].reshape(indices.shape)
 
 
 # ==================================================================================================
 # Max pooling
 # ==================================================================================================
 class MaxPoolSaved(NamedTuple):
-    winner: object  # (.., O..) number of each window's winning tap, row-major over the kernel
-    geometry: WindowGeometry
+    indices: object  # (.., O..) flat in-plane index of each window's winner, -1 for none
+    in_shape: tuple  # the input's shape (.., L..)
+    ndim: int  # number of spatial dims
     dtype: numpy.dtype  # the input's dtype, for the gradient
 
 
-def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool):
+def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: MaxRule = TORCH):
+    # The running max of every window, tap by tap (poolref._running_max): tap ``offsets`` of every
+    # window is one strided view of the padded input, padding reading as -inf.
     xp = array_module(x)
     lead = x.shape[: x.ndim - geometry.ndim]
     tables = geometry.tap_tables()
-    padded = _pad(x, geometry, _lowest(x.dtype))
-    best = xp.full(lead + geometry.out_shape, _lowest(x.dtype), dtype=x.dtype)  # (.., O..)
-    winner_dtype = numpy.min_scalar_type(geometry.kernel_volume)  # tap numbers: uint8 for most kernels
-    winner = xp.empty(best.shape, dtype=winner_dtype)
-    winner[...] = _first_inside_tap(tables, geometry.kernel, xp)
-    better = xp.empty(best.shape, dtype=bool)  # scratch, reused by every tap
-    # one pass over the input decides whether the NaN rule can ever fire
-    check_nan = x.dtype.kind == "f" and bool(xp.isnan(x).any())
+    padded = _pad(x, geometry, lowest_value(x.dtype))
+    scan = RunningMax(rule, lead + geometry.out_shape, x.dtype, xp, taps=geometry.kernel_volume,
+                      first_tap=first_inside_tap(tables, geometry.kernel, xp),
+                      nan_possible=bool(xp.isnan(x).any()) if x.dtype.kind == "f" else False)
     for tap_number, offsets in enumerate(geometry.tap_offsets()):
-        value = padded[(Ellipsis,) + geometry.tap_slices(offsets)]  # (.., O..) strided view, no copy
-        _take_larger(best, winner, value, tap_number, better, check_nan, xp)
-    saved = MaxPoolSaved(winner, geometry, x.dtype)
-    if with_indices:
-        indices = _flat_indices(winner, tables, geometry.in_shape, geometry.kernel)
-        sees_input = geometry.sees_input()
-        if not sees_input.all():
-            # convention="jax": a window wholly in padding has no element to point at
-            indices = xp.where(xp.asarray(sees_input), indices, -1)
-        return (best, indices), saved
-    return best, saved
+        scan.add(padded[(Ellipsis,) + geometry.tap_slices(offsets)], tap_number)  # (.., O..) view
+    indices = window_indices(scan.winner, tables, geometry.in_shape, geometry.kernel)  # (.., O..)
+    # y_o = x[index_o]: the output is read at the winner (or is the rule's floor / IEEE maximum)
+    y = scan.values(lambda: gather_from_planes(x, indices, geometry.ndim))
+    saved = MaxPoolSaved(indices, tuple(x.shape), geometry.ndim, x.dtype)
+    return ((y, indices) if with_indices else y), saved
 
 
 def _max_pool_backward(saved: MaxPoolSaved, grad_values, *_grad_indices):
-    # The adjoint of the forward's tap loop: tap t of every window whose winner is t receives the
-    # window's gradient. Overlapping windows accumulate, since each tap adds into the same buffer.
-    xp = array_module(grad_values)
-    geometry = saved.geometry
-    accumulate = accumulation_dtype(grad_values.dtype)
-    lead = grad_values.shape[: grad_values.ndim - geometry.ndim]
-    grad = xp.zeros(lead + geometry.padded_shape, dtype=accumulate)
-    won = xp.empty(grad_values.shape, dtype=bool)
-    # Windows overlap unless every axis steps past a whole (dilated) window; without overlap no
-    # element is a tap of two windows, so each tap's share can be written instead of added.
-    overlapping = any(a.stride < a.effective_kernel for a in geometry.axes)
-    share = xp.empty(grad_values.shape, dtype=accumulate) if overlapping else None  # scratch
-    for tap_number, offsets in enumerate(geometry.tap_offsets()):
-        xp.equal(saved.winner, tap_number, out=won)
-        view = grad[(Ellipsis,) + geometry.tap_slices(offsets)]
-        if overlapping:
-            xp.multiply(grad_values, won, out=share)
-            xp.add(view, share, out=view)
-        else:
-            xp.multiply(grad_values, won, out=view)
-    return (_crop(grad, geometry).astype(saved.dtype, copy=False),)
+    # forward  y_o = x[index_o]              (a gather)
+    # backward grad_x[index_o] += grad_y[o]  (its adjoint: a scatter-add; nothing where index_o = -1)
+    grad = scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim)
+    return (grad.astype(saved.dtype, copy=False),)
 
 
 MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
@@ -296,7 +196,8 @@ MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
 def _max_pool(x, n, op, kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention):
     x = check_pool_input(x, n, op, integer_ok=True)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
-    return apply(MAX_POOL, x, geometry=geometry, with_indices=bool(return_indices))
+    rule = max_pool_rule(convention, with_indices=bool(return_indices))
+    return apply(MAX_POOL, x, geometry=geometry, with_indices=bool(return_indices), rule=rule)
 
 
 
@@ -306,8 +207,9 @@ def max_pool1d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     Notes
     -----
-    :math:`y_o = \max_{m} x[o s - p + m d]` over the taps inside the input (first of ties, NaN wins);
-    backward: :math:`\partial L / \partial x_i = \sum_{o: \mathrm{index}_o = i} \partial L / \partial y_o`.
+    :math:`y_o = \max_{m} x[o s - p + m d]` over the taps inside the input (under ``"torch"``: first
+    of ties, the last NaN wins; other conventions: :ref:`max-rules`); backward, the scatter
+    :math:`\partial L / \partial x_i = \sum_{o: \mathrm{index}_o = i} \partial L / \partial y_o`.
 
     Examples
     --------
@@ -338,11 +240,16 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
         Round the output size up; a window may then overhang the end, but none starts in the end
         padding.
     return_indices : bool
-        Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane.
+        Also return the flat index ``h*W + w`` of each maximum within its (n, c) plane (-1 where a
+        window has no winner).
     convention : {"torch", "onnx", "tensorflow", "jax"}
-        Whose argument rules apply (:mod:`poolref._geometry`). Under ``"jax"`` (``lax.reduce_window``)
-        pads may be negative, a window wholly in padding gives :math:`-\infty` (index -1, no
-        gradient) and the output may be empty; there is no ceil mode.
+        Whose rules apply: the padding and argument rules (:mod:`poolref._geometry`) and the running
+        max (:mod:`poolref._running_max`), which decides ties, NaN, windows of only :math:`-\infty`
+        and signed zeros, so the values differ between conventions (:ref:`max-rules`). Under
+        ``"tensorflow"``, ``return_indices=True`` models ``tf.nn.max_pool_with_argmax``, whose rule
+        differs from ``tf.nn.max_pool2d``'s, values included. Under ``"jax"``
+        (``lax.reduce_window``) pads may be negative, a window wholly in padding gives
+        :math:`-\infty` (index -1, no gradient) and the output may be empty; there is no ceil mode.
 
     Returns
     -------
@@ -358,11 +265,14 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     .. math:: y_o = \max_{i \in W_o} x_i, \qquad \mathrm{index}_o = \operatorname{argmax}_{i \in W_o} x_i
 
-    scanning the taps in row-major order and taking a tap when ``x_i > y or isnan(x_i)`` (PyTorch's
-    rule): ties go to the first, a NaN wins and the last NaN's index is kept.
+    scanning the taps in row-major order. PyTorch's rule (the default) takes a tap when
+    ``x_i > y or isnan(x_i)``: ties go to the first (``[-0., 0.]`` gives ``-0.`` at index 0), a NaN
+    wins and the last NaN's index is kept, a window of only :math:`-\infty` keeps its first element.
+    The other conventions' rules are in :ref:`max-rules`.
 
-    Backward, a scatter-add (overlapping windows accumulate; the input gradient sums to the output
-    gradient):
+    Backward, the adjoint of the gather :math:`y_o = x_{\mathrm{index}_o}`: a scatter-add of each
+    upstream entry onto its argmax (overlapping windows accumulate; the input gradient sums to the
+    output gradient; an infinite or NaN entry reaches its argmax and nothing else):
 
     .. math:: \frac{\partial L}{\partial x_i} = \sum_{o \,:\, \mathrm{index}_o = i} \frac{\partial L}{\partial y_o}
 
@@ -387,8 +297,9 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
     Notes
     -----
-    :math:`y_o = \max_{i \in W_o} x_i` (first of ties, NaN wins); backward scatters each
-    :math:`\partial L / \partial y_o` onto :math:`x_{\mathrm{index}_o}`.
+    :math:`y_o = \max_{i \in W_o} x_i` (under ``"torch"``: first of ties, the last NaN wins; other
+    conventions: :ref:`max-rules`); backward scatters each :math:`\partial L / \partial y_o` onto
+    :math:`x_{\mathrm{index}_o}`.
 
     Examples
     --------

@@ -19,6 +19,7 @@ import math
 
 import numpy
 
+from .._running_max import TORCH, window_max
 from .window import _flat_index, _result_dtype, max_pool_backward_reference
 
 __all__ = [
@@ -183,10 +184,11 @@ def adaptive_max_pool_reference(x, output_size):
 
     Notes
     -----
-    :math:`y_o = \max_{t \in B_o} x_t`. As in :func:`~poolref.reference.window.max_pool_reference`:
-    ``maxval`` starts at :math:`-\infty` (dtype minimum for integers), ``maxindex`` at the bin's first
-    element, and over the bin in row-major order ``if val > maxval or isnan(val)`` takes the element:
-    ties go to the first, a NaN wins and the last NaN's index is kept. Backward
+    :math:`y_o = \max_{t \in B_o} x_t`, PyTorch's running max
+    (:data:`poolref._running_max.TORCH`, applied by :func:`~poolref._running_max.window_max`): the
+    scan starts with the bin's first element and, over the bin in row-major order, takes an element
+    ``if val > maxval or isnan(val)``: ties go to the first (``-0.`` before ``0.``), a NaN wins and
+    the last NaN's index is kept, a bin of only :math:`-\infty` keeps its first element. Backward
     (:func:`adaptive_max_pool_backward_reference`): scatter-add to the indices.
 
     Examples
@@ -201,20 +203,11 @@ def adaptive_max_pool_reference(x, output_size):
     output_size = tuple(output_size)
     y = numpy.empty((N, C) + output_size, dtype=x.dtype)
     indices = numpy.empty((N, C) + output_size, dtype=numpy.int64)
-    is_float = x.dtype.kind == "f"
-    lowest = -math.inf if is_float else numpy.iinfo(x.dtype).min
     for b, c in itertools.product(range(N), range(C)):
         for out_pos in itertools.product(*[range(O) for O in output_size]):
             box = _bin_box(out_pos, spatial, output_size)
-            maxval = lowest
-            maxindex = _flat_index([r.start for r in box], spatial)  # the bin's first element
-            for position in itertools.product(*box):
-                val = x[(b, c) + position]
-                if val > maxval or (is_float and math.isnan(val)):
-                    maxval = val
-                    maxindex = _flat_index(position, spatial)
-            y[(b, c) + out_pos] = maxval
-            indices[(b, c) + out_pos] = maxindex
+            taps = [(x[(b, c) + position], _flat_index(position, spatial)) for position in itertools.product(*box)]
+            y[(b, c) + out_pos], indices[(b, c) + out_pos] = window_max(TORCH, taps, x.dtype)
     return y, indices
 
 

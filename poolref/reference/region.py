@@ -25,6 +25,7 @@ import math
 import numpy
 
 from ._ieee import ieee
+from .._running_max import FLT_MAX, ONNX, ONNX_MAX_ROI_POOL, TORCHVISION_ROI_POOL, window_max
 from .adaptive import adaptive_bin
 
 __all__ = [
@@ -47,8 +48,6 @@ __all__ = [
     "deform_roi_pool_backward_reference",
 ]
 
-# torchvision's RoI pool starts every running maximum at -FLT_MAX (the float32 maximum, negated).
-FLT_MAX = float(numpy.finfo(numpy.float32).max)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,11 +283,12 @@ def roi_pool_reference(x, rois, output_size, spatial_scale=1.0, convention="torc
     Corners are rounded half away from zero, ``x1 = round(x1 * scale)``; the box is end-inclusive,
     ``roi_w = max(x2 - x1 + 1, 1)``; bin ``j`` covers ``[floor(j * roi_w / pw), ceil((j+1) * roi_w / pw))``
     shifted by ``x1`` and clipped to ``[0, W]``. An empty bin outputs 0. Otherwise the running maximum
-    starts at ``-FLT_MAX`` and scans the bin row by row; torchvision takes an element when
-    ``val > best`` (first of ties; NaN never taken; values at or below ``-FLT_MAX`` never taken, so a
-    bin of ``-inf`` outputs ``-FLT_MAX`` with no argmax); ONNX Runtime when ``not (val < best)``
-    (``std::max``: last of ties; a NaN is taken and then replaced by the next element, so it survives
-    only as the bin's last element).
+    (:func:`poolref._running_max.window_max`) starts at ``-FLT_MAX`` (``-inf`` in float16) and scans the
+    bin row by row; torchvision takes an element when ``val > best`` (:data:`~poolref._running_max.TORCHVISION_ROI_POOL`:
+    first of ties; NaN never taken; values at or below ``-FLT_MAX`` never taken, so a bin of ``-inf``
+    outputs ``-FLT_MAX`` with no argmax); ONNX Runtime when ``not (val < best)``
+    (:data:`~poolref._running_max.ONNX_MAX_ROI_POOL`, ``std::max``: last of ties; a NaN is taken and
+    then replaced by the next element, so it survives only as the bin's last element).
 
     Examples
     --------
@@ -300,6 +300,7 @@ def roi_pool_reference(x, rois, output_size, spatial_scale=1.0, convention="torc
     N, C, H, W = x.shape
     ph, pw = output_size
     K = len(rois)
+    rule = TORCHVISION_ROI_POOL if convention == "torchvision" else ONNX_MAX_ROI_POOL
     y = numpy.zeros((K, C, ph, pw), dtype=numpy.float64)
     argmax = numpy.full((K, C, ph, pw), -1, dtype=numpy.int64)
     for k in range(K):
@@ -309,14 +310,9 @@ def roi_pool_reference(x, rois, output_size, spatial_scale=1.0, convention="torc
             (h0, h1), (w0, w1) = rows[i], cols[j]
             if h1 <= h0 or w1 <= w0:
                 continue  # empty bin: 0, no argmax
-            best, where = -FLT_MAX, -1
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    v = float(x[b, c, h, w])
-                    take = v > best if convention == "torchvision" else not (v < best)
-                    if take:
-                        best, where = v, h * W + w
-            y[k, c, i, j], argmax[k, c, i, j] = best, where
+            taps = [(x[b, c, h, w], h * W + w) for h in range(h0, h1) for w in range(w0, w1)]  # row by row
+            best, where = window_max(rule, taps, x.dtype)
+            y[k, c, i, j], argmax[k, c, i, j] = best, (-1 if where is None else where)
     return y.astype(_result_dtype(x.dtype)), argmax
 
 
@@ -427,12 +423,11 @@ def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=
                 total = sum(w * float(x[b, c, h, ww]) for py, px in points for h, ww, w in _weighted_corners(py, px, H, W))
                 y[k, c, i, j] = total / max(gh * gw, 1)
             else:
-                best = None
-                for py, px in points:
-                    for h, ww, w in _weighted_corners(py, px, H, W):
-                        v = w * float(x[b, c, h, ww])
-                        best = v if best is None or best < v else best
-                y[k, c, i, j] = 0.0 if best is None else best
+                # ONNX Runtime's std::max fold, the "onnx" running max: the first weighted corner,
+                # then any greater one
+                weighted = [w * float(x[b, c, h, ww]) for py, px in points for h, ww, w in _weighted_corners(py, px, H, W)]
+                best, _ = window_max(ONNX, list(zip(weighted, itertools.count())), numpy.float64)
+                y[k, c, i, j] = best if weighted else 0.0  # a bin without samples outputs 0
     return y.astype(_result_dtype(x.dtype))
 
 
@@ -464,12 +459,8 @@ def roi_align_backward_reference(grad_y, x, rois, output_size, spatial_scale=1.0
                     for h, ww, w in bilinear_corners(py, px, H, W):
                         grad_x[b, c, h, ww] += g * w / (gh * gw)
             else:
-                best, where = None, None
-                for py, px in points:
-                    for h, ww, w in _weighted_corners(py, px, H, W):
-                        v = w * float(x[b, c, h, ww])
-                        if best is None or best < v:
-                            best, where = v, (h, ww, w)
+                corners = [(h, ww, w) for py, px in points for h, ww, w in _weighted_corners(py, px, H, W)]
+                _, where = window_max(ONNX, [(w * float(x[b, c, h, ww]), (h, ww, w)) for h, ww, w in corners], numpy.float64)
                 if where is not None:
                     grad_x[b, c, where[0], where[1]] += g * where[2]
     return grad_x.astype(_result_dtype(numpy.asarray(grad_y).dtype))

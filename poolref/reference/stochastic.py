@@ -18,6 +18,7 @@ import math
 import numpy
 
 from ._ieee import ieee
+from .._running_max import TORCH, window_max
 from .window import _flat_index, _padded_count, _taps_in_window, _unflat_index, _window, output_length
 
 __all__ = [
@@ -102,8 +103,10 @@ def fractional_max_pool_reference(x, kernel, output_size, samples):
     -----
     The window of output :math:`o` is the box :math:`\prod_a [s_a(o_a), s_a(o_a) + k_a)` with the
     starts of :func:`fractional_intervals`; :math:`y_o` is its maximum, scanned in row-major order
-    with PyTorch's rule ``if val > maxval or isnan(val)`` from ``maxval = -inf`` and the window's first
-    element as the initial index: ties go to the first, a NaN wins and the last NaN is kept.
+    with PyTorch's running max (:data:`poolref._running_max.TORCH`, applied by
+    :func:`~poolref._running_max.window_max`): the scan starts with the window's first element and
+    takes a later one ``if val > maxval or isnan(val)``: ties go to the first, a NaN wins and the
+    last NaN is kept.
 
     Examples
     --------
@@ -127,16 +130,11 @@ def fractional_max_pool_reference(x, kernel, output_size, samples):
         ]
         for out_pos in itertools.product(*[range(O) for O in output_size]):
             first = tuple(starts[a][out_pos[a]] for a in range(n))
-            maxval = -math.inf
-            maxindex = _flat_index(first, spatial)
+            taps = []
             for offsets in itertools.product(*[range(k) for k in kernel]):  # row-major scan
                 position = tuple(s + m for s, m in zip(first, offsets))
-                val = x[(b, c) + position]
-                if val > maxval or math.isnan(val):
-                    maxval = val
-                    maxindex = _flat_index(position, spatial)
-            y[(b, c) + out_pos] = maxval
-            indices[(b, c) + out_pos] = maxindex
+                taps.append((x[(b, c) + position], _flat_index(position, spatial)))
+            y[(b, c) + out_pos], indices[(b, c) + out_pos] = window_max(TORCH, taps, x.dtype)
     return y, indices
 
 

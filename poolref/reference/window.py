@@ -33,6 +33,8 @@ import math
 
 import numpy
 
+from .._running_max import MAX_POOL_RULES, TORCH, window_max
+
 __all__ = [
     "output_length",
     "window_taps",
@@ -222,7 +224,7 @@ def _inside_count(per_dim_taps):
 # --------------------------------------------------------------------------------------------------
 # Max pooling
 # --------------------------------------------------------------------------------------------------
-def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mode):
+def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mode, rule="torch"):
     r"""Max pooling by plain loops, with PyTorch's argmax indices.
 
     Parameters
@@ -233,34 +235,41 @@ def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mod
         Resolved window geometry.
     ceil_mode : bool
         See :func:`output_length`.
+    rule : str or :class:`poolref._running_max.MaxRule`
+        The running max: a convention (``"torch"``, ``"onnx"``, ``"tensorflow"``, ``"jax"``) or a rule
+        such as ``TENSORFLOW_ARGMAX``.
 
     Returns
     -------
     y : ndarray, shape (N, C, *out), dtype of ``x``
         Window maxima.
     indices : ndarray of int64, shape (N, C, *out)
-        Flat index of each maximum within its ``(n, c)`` plane of the unpadded input (``h*W + w`` in
-        2-D, ``(d*H + h)*W + w`` in 3-D).
+        Flat index of each winner within its ``(n, c)`` plane of the unpadded input (``h*W + w`` in
+        2-D, ``(d*H + h)*W + w`` in 3-D); -1 where the window has no winner.
 
     Notes
     -----
     .. math::
 
-        y_o = \max_{t \in \text{window}(o),\ t \text{ inside}} x_t
+        y_o = \max_{t \in 	ext{window}(o),\ t 	ext{ inside}} x_t
 
-    Padding counts as :math:`-\infty` and is never selected. The scan follows PyTorch's kernel
-    exactly: ``maxval`` starts at :math:`-\infty` (the dtype's minimum for integers), ``maxindex`` at
-    the window's first tap at or after 0 in every dimension; then, over the inside taps in row-major
-    order, ``if val > maxval or isnan(val)`` takes the tap. Hence ties go to the FIRST tap, a window
-    holding a NaN yields NaN, and the index kept is that of the LAST NaN.
+    Each window's taps are listed in row-major order and handed to
+    :func:`poolref._running_max.window_max`, the plain-loop statement of every rule. PyTorch's rule
+    (the default) follows its kernel exactly: the scan starts with the window's first inside tap,
+    and a later tap is taken ``if val > maxval or isnan(val)``. Hence ties go to the FIRST tap (the
+    first of ``[-0., 0.]`` in value and index), a window holding a NaN yields NaN, and the index kept
+    is that of the LAST NaN; a window of only :math:`-\infty` keeps its first inside tap. Padding is
+    never selected, except under ``"jax"``, where it competes as :math:`-\infty` (and a padding
+    winner has index -1).
 
     A window may lie wholly in padding when dilation steps over the input (``L = 1, k = 2, d = 2,
     p = 1``: taps -1 and 1), which PyTorch accepts. Like PyTorch, the reference then returns
-    :math:`-\infty` and the initial index, which lies outside the plane (PyTorch's backward then writes
-    out of bounds; :func:`max_pool_backward_reference` raises instead).
+    :math:`-\infty` and PyTorch's initial index, that of the first tap at or after 0, which lies
+    outside the plane (PyTorch's backward then writes out of bounds;
+    :func:`max_pool_backward_reference` raises instead).
 
     Backward (:func:`max_pool_backward_reference`): :math:`\partial L / \partial x_t = \sum_{o:
-    \text{index}(o) = t} \partial L / \partial y_o`.
+    	ext{index}(o) = t} \partial L / \partial y_o`.
 
     Examples
     --------
@@ -269,39 +278,43 @@ def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mod
     >>> y.tolist(), idx.tolist()
     ([[[3, 3, 5]]], [[[1, 2, 4]]])
     """
+    rule = MAX_POOL_RULES[rule] if isinstance(rule, str) else rule
     x = numpy.asarray(x)
     N, C = x.shape[:2]
     spatial = x.shape[2:]
     out_shape = _output_shape(spatial, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
     y = numpy.empty((N, C) + out_shape, dtype=x.dtype)
     indices = numpy.empty((N, C) + out_shape, dtype=numpy.int64)
-    is_float = x.dtype.kind == "f"
-    # the starting maximum: below every value the dtype can hold
-    lowest = -math.inf if is_float else numpy.iinfo(x.dtype).min
 
     for b, c in itertools.product(range(N), range(C)):
         for out_pos in itertools.product(*[range(O) for O in out_shape]):
             per_dim_taps = _window(out_pos, spatial, kernel, stride, pad_begin, dilation)
-            # PyTorch: per dimension `start = o*s - p; while start < 0: start += d`; the initial
-            # index is that of the first tap at or after 0 (it is returned when every value is -inf)
-            first = []
-            for o, s, pb, d in zip(out_pos, stride, pad_begin, dilation):
-                start = o * s - pb
-                while start < 0:
-                    start += d
-                first.append(start)
-            maxval = lowest
-            maxindex = _flat_index(first, spatial)
-            for position, inside in _taps_in_window(per_dim_taps):
-                if not inside:
-                    continue  # padding is -inf: never selected
-                val = x[(b, c) + position]
-                if val > maxval or (is_float and math.isnan(val)):
-                    maxval = val
-                    maxindex = _flat_index(position, spatial)
+            # (value, flat index) of every tap in scan order; (None, None) for a padding tap
+            taps = [
+                (x[(b, c) + position], _flat_index(position, spatial)) if inside else (None, None)
+                for position, inside in _taps_in_window(per_dim_taps)
+            ]
+            maxval, maxindex = window_max(rule, taps, x.dtype)
+            if maxindex is None:
+                maxindex = _torch_initial_index(out_pos, stride, pad_begin, dilation, spatial) if rule is TORCH else -1
             y[(b, c) + out_pos] = maxval
             indices[(b, c) + out_pos] = maxindex
     return y, indices
+
+
+def _torch_initial_index(out_pos, stride, pad_begin, dilation, spatial):
+    """PyTorch's ``maxindex`` before its scan: per dimension ``start = o*s - p; while start < 0: start += d``.
+
+    It is the first inside tap of a window that has one; for a window wholly in padding it lies outside
+    the plane, and PyTorch returns it.
+    """
+    first = []
+    for o, s, pb, d in zip(out_pos, stride, pad_begin, dilation):
+        start = o * s - pb
+        while start < 0:
+            start += d
+        first.append(start)
+    return _flat_index(first, spatial)
 
 
 def max_pool_backward_reference(grad_y, indices, input_shape):
@@ -327,9 +340,10 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
         \frac{\partial L}{\partial x_t} = \sum_{o:\ \text{index}(o) = t} \frac{\partial L}{\partial y_o}
 
     Overlapping windows that pick the same input accumulate (``+=``), so the sum of ``grad_x`` equals
-    the sum of ``grad_y``. This is the adjoint of a gather (:func:`max_unpool_backward_reference`).
-    An index outside the plane raises ``IndexError``: :func:`max_pool_reference` returns one only for a
-    window that lies wholly in padding (see its Notes).
+    the sum of ``grad_y``, less the outputs of index -1, which have no winner and send nothing. This
+    is the adjoint of a gather (:func:`max_unpool_backward_reference`). Any other index outside the
+    plane raises ``IndexError``: :func:`max_pool_reference` returns one only for a window that lies
+    wholly in padding under PyTorch's rule (see its Notes).
 
     Examples
     --------
@@ -348,7 +362,7 @@ def max_pool_backward_reference(grad_y, indices, input_shape):
         for out_pos in itertools.product(*[range(O) for O in grad_y.shape[2:]]):
             index = int(indices[(b, c) + out_pos])
             if index == -1:
-                continue  # poolref's mark (convention="jax") of a window wholly in padding: no element
+                continue  # no winner (a floor rule took nothing, or padding won): no gradient
             if not 0 <= index < plane_size:
                 # only a window lying wholly in padding (possible with dilation) yields such an
                 # index; PyTorch's backward then writes out of bounds, the reference refuses

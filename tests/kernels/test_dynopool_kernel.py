@@ -1,12 +1,16 @@
 """The fused CUDA kernels of DynOPool against the NumPy array code: values and both gradients.
 
-Skipped where cupy or a GPU is missing (CI has neither); run on a GPU machine with
-``pytest tests/kernels``. The source is also compiled to PTX with nvcc where nvcc is on the PATH,
-so that a syntax or type error in the kernel fails here even without a GPU.
+The GPU tests are skipped where cupy or a GPU is missing (CI has neither); run them on a GPU machine
+with ``pytest tests/kernels``. Everywhere else the same source is compiled to PTX with nvcc (where nvcc
+is on the PATH) and, unchanged, as C++ against a shim of the CUDA built-ins (``cuda_shim.hpp``), so
+that the kernels run on the CPU and are held to the array code, NaN, infinities and signed zeros
+included.
 """
 
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy
 import pytest
@@ -14,6 +18,7 @@ import pytest
 import poolref
 from poolref import kernels
 from poolref.autograd import vjp
+from poolref.ops.dynopool import _backward_arrays, _forward_arrays, query_axis
 
 
 def cupy_or_skip():
@@ -86,3 +91,112 @@ def test_float16_on_the_gpu_computes_in_float32_like_numpy():
     x = numpy.random.default_rng(1).standard_normal((1, 2, 6, 6)).astype(numpy.float16)
     y = poolref.dynopool2d(cupy.asarray(x), numpy.array([1.5, 2.0]))
     numpy.testing.assert_array_equal(cupy.asnumpy(y), poolref.dynopool2d(x, numpy.array([1.5, 2.0])))
+
+
+# --------------------------------------------------------------------------------------------------
+# The kernels on the CPU: dynopool.cu compiled unchanged as C++ against tests/kernels/cuda_shim.hpp
+# (every CUDA thread a std::thread, warp shuffles behind a barrier, real atomics), so that the
+# kernels are run and held to the array code on every machine with a C++20 compiler, GPU or not.
+# --------------------------------------------------------------------------------------------------
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def cpu_kernels(tmp_path_factory):
+    compiler = shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler")
+    binary = tmp_path_factory.mktemp("dynopool_cpu") / "run_dynopool_on_cpu"
+    result = subprocess.run(
+        [compiler, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", f"-I{HERE}",
+         f'-DDYNOPOOL_CU="{kernels.SOURCE}"', str(HERE / "run_dynopool_on_cpu.cpp"), "-o", str(binary)],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail("dynopool.cu does not compile against the CUDA shim:\n" + result.stderr)
+
+    def run(mode, x, out_h, out_w, cell_h, cell_w, use_max, grad_y=None, choice=None):
+        folder = Path(tempfile.mkdtemp(dir=binary.parent))
+        numpy.ascontiguousarray(x).tofile(folder / "x.bin")
+        total = x.shape[0] * x.shape[1] * out_h * out_w
+        if mode == "backward":
+            numpy.ascontiguousarray(grad_y, dtype=x.dtype).tofile(folder / "grad_y.bin")
+            numpy.ascontiguousarray(choice, dtype=numpy.int8).tofile(folder / "choice.bin")
+        args = [str(binary), mode, x.dtype.name, str(folder), str(total), str(x.shape[2]), str(x.shape[3]),
+                str(out_h), str(out_w), repr(cell_h), repr(cell_w), str(int(use_max))]
+        subprocess.run(args, check=True)
+        if mode == "forward":
+            y = numpy.fromfile(folder / "y.bin", dtype=x.dtype).reshape(x.shape[:2] + (out_h, out_w))
+            return y, numpy.fromfile(folder / "choice.bin", dtype=numpy.int8).reshape(y.shape)
+        grad_x = numpy.fromfile(folder / "grad_x.bin", dtype=x.dtype).reshape(x.shape)
+        return grad_x, tuple(numpy.fromfile(folder / "grad_cell.bin", dtype=numpy.float64).tolist())
+
+    return run
+
+
+def _array_code(x, alpha, aggregate, grad_y):
+    rows, columns = query_axis(x.shape[2], alpha[0]), query_axis(x.shape[3], alpha[1])
+    y, choice, query_rows = _forward_arrays(x, rows, columns, aggregate, numpy)
+    g = grad_y(y.shape)
+    grad_x, sums = _backward_arrays(x, query_rows, g, choice, rows, columns, aggregate, numpy)
+    return rows, columns, y, choice, g, grad_x, sums
+
+
+def _special_values(shape, dtype, seed):
+    """Random values with NaN, +-inf, ties and signed zeros planted, some of them where no point reads."""
+    rng = numpy.random.default_rng(seed)
+    x = rng.integers(-3, 4, shape).astype(dtype) * dtype(0.5)  # many ties
+    flat = x.reshape(-1)
+    spots = rng.choice(flat.size, size=min(flat.size, 6), replace=False)
+    for spot, value in zip(spots, [numpy.nan, numpy.inf, -numpy.inf, -0.0, 0.0, numpy.nan]):
+        flat[spot] = value
+    return x
+
+
+KERNEL_CASES = CASES[:4] + [
+    ((1, 1, 5, 3), (3.75, 1.0)),  # rows 2 of 5 is never read
+    ((2, 2, 6, 8), (2.0, 2.0)),  # every point lies on a pixel: max_pool2d
+]
+
+
+@pytest.mark.parametrize("shape, alpha", KERNEL_CASES)
+@pytest.mark.parametrize("aggregate", ["max", "avg"])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("special", [False, True])
+def test_kernels_on_the_cpu_match_the_array_code(cpu_kernels, shape, alpha, aggregate, dtype, special):
+    rng = numpy.random.default_rng(1)
+    x = _special_values(shape, dtype, 3) if special else rng.standard_normal(shape).astype(dtype)
+
+    def grad_y(out_shape):
+        g = rng.standard_normal(out_shape).astype(dtype)
+        if special:
+            g.reshape(-1)[:2] = [numpy.inf, numpy.nan]  # upstream inf / NaN stay with their point
+            g.reshape(-1)[-1] = 0.0
+        return g
+
+    rows, columns, y, choice, g, grad_x, sums = _array_code(x, alpha, aggregate, grad_y)
+    use_max = aggregate == "max"
+    cell_h, cell_w = rows.length / rows.out_length, columns.length / columns.out_length
+    y_cpu, choice_cpu = cpu_kernels("forward", x, rows.out_length, columns.out_length, cell_h, cell_w, use_max)
+    # the forward rounds as NumPy's does: equal bit for bit, NaN where NaN, signed zeros included
+    numpy.testing.assert_array_equal(y_cpu, y)
+    numpy.testing.assert_array_equal(numpy.signbit(y_cpu), numpy.signbit(y))
+    if use_max:
+        numpy.testing.assert_array_equal(choice_cpu, choice)
+    grad_x_cpu, sums_cpu = cpu_kernels("backward", x, rows.out_length, columns.out_length, cell_h, cell_w, use_max,
+                                       grad_y=g, choice=choice_cpu)
+    rtol = 1e-12 if dtype == numpy.float64 else 1e-5
+    numpy.testing.assert_allclose(grad_x_cpu, grad_x, rtol=rtol, atol=rtol)  # NaN and inf where they are
+    numpy.testing.assert_allclose(sums_cpu, sums, rtol=max(rtol, 1e-9) * 100, atol=rtol * 100)
+
+
+def test_kernels_on_the_cpu_read_no_pixel_twice_and_no_unread_nan(cpu_kernels):
+    # the review's case: row 2 of a 5-row map is read by no query point; its NaN must not reach the
+    # alpha gradient (NumPy gave [nan, 1.5156], the loop reference and the kernel [-0.2987, 1.5156])
+    x = numpy.random.default_rng(0).standard_normal((1, 1, 5, 3))
+    x[0, 0, 2, 1] = numpy.nan
+    rows, columns, y, choice, g, grad_x, sums = _array_code(x, (3.75, 1.0), "max", numpy.ones)
+    _, sums_cpu = cpu_kernels("backward", x, rows.out_length, columns.out_length, 5.0, 1.0, True,
+                              grad_y=g, choice=choice)
+    numpy.testing.assert_allclose(sums_cpu, sums, rtol=1e-12)
+    assert numpy.isfinite(sums).all()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import poolref
 from helpers import torch_or_skip
 from poolref.autograd import gradcheck, vjp
-from poolref.ops.dynopool import _gather, _points, query_axis
+from poolref.ops.dynopool import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points, query_axis
 from poolref.reference import dynopool as ref
 from poolref.testing import assert_matches
 from poolref.testing.torch_compositions import dynopool_by_grid_sample
@@ -104,6 +104,80 @@ def test_a_nan_wins_the_max_like_the_loop_reference_and_pytorch():
     want = dynopool_by_grid_sample(torch, torch.tensor(x), torch.tensor(alpha)).numpy()
     numpy.testing.assert_array_equal(numpy.isnan(y), numpy.isnan(want))
     assert numpy.isnan(y[0, 0]).any() and not numpy.isnan(y[0, 1]).any()
+
+
+def test_max_pool2d_and_dynopool2d_send_a_nan_window_gradient_to_the_same_last_nan():
+    # regression: at alpha = 2 max_pool2d sent a NaN window's gradient to the LAST NaN (PyTorch's
+    # rule), dynopool2d to the FIRST; both follow poolref._running_max.TORCH now
+    x = numpy.array([[[[numpy.nan, 1.0], [numpy.nan, 2.0]]]])
+    grads = []
+    for op in (lambda t: poolref.max_pool2d(t, 2), lambda t: poolref.dynopool2d(t, numpy.array([2.0, 2.0]))):
+        y, pull = vjp(op, x)
+        assert numpy.isnan(y).all()
+        grads.append(pull(numpy.ones(y.shape))[0])
+    numpy.testing.assert_array_equal(grads[0], [[[[0, 0], [1, 0]]]])
+    numpy.testing.assert_array_equal(grads[1], grads[0])
+
+
+def test_dynopool2d_at_alpha_2_is_max_pool2d_with_nan_infinities_and_signed_zeros():
+    # every query point lies on a pixel, which it alone reads: the NaN, infinities and -0. of a
+    # neighbour must not leak in (0 * NaN), and the routing, index for index, is max_pool2d's
+    x = random_values((2, 3, 6, 8), seed=2).round(0)  # many ties
+    flat = x.reshape(-1)
+    flat[::7] = numpy.nan
+    flat[3::11] = numpy.inf
+    flat[5::13] = -numpy.inf
+    flat[1::9] = -0.0
+    x[1, 2] = -0.0
+    x[1, 1, :2, :2] = -numpy.inf
+    (y, i), pull = vjp(lambda t: poolref.max_pool2d(t, 2, return_indices=True), x)
+    yd, pull_d = vjp(lambda t: poolref.dynopool2d(t, numpy.array([2.0, 2.0])), x)
+    numpy.testing.assert_array_equal(yd, y)
+    numpy.testing.assert_array_equal(numpy.signbit(yd), numpy.signbit(y))
+    g = random_values(y.shape, seed=3)
+    g.reshape(-1)[[0, 5, 9]] = [numpy.inf, numpy.nan, -numpy.inf]
+    numpy.testing.assert_array_equal(pull_d(g)[0], pull(g)[0])  # inf and NaN at the argmax only
+
+
+def test_dynopool_alpha_gradient_ignores_a_nan_no_query_point_reads():
+    # regression: row 2 of this 5-row map is read by no query point (alpha_h = 3.75: one output row,
+    # query rows 0.75 and 3.25), but the NumPy alpha gradient multiplied it by zeros: [nan, 1.5156]
+    x = numpy.random.default_rng(0).standard_normal((1, 1, 5, 3))
+    x[0, 0, 2, 1] = numpy.nan
+    alpha = numpy.array([3.75, 1.0])
+    y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a), x, alpha)
+    grad_x, grad_alpha = pull(numpy.ones(y.shape))
+    numpy.testing.assert_allclose(grad_alpha, [-0.29868355, 1.51564035], rtol=1e-7)
+    numpy.testing.assert_allclose(grad_alpha, ref.dynopool_backward_reference(numpy.ones(y.shape), x, alpha)[1], rtol=1e-12)
+    assert not numpy.isnan(y).any() and not numpy.isnan(grad_x).any() and grad_x[0, 0, 2].tolist() == [0, 0, 0]
+
+
+def test_dynopool_backward_keeps_an_infinite_upstream_gradient_on_the_pixels_its_point_read():
+    x = random_values((1, 1, 7, 6), seed=4)
+    alpha = numpy.array([1.7, 2.6])
+    y, pull = vjp(lambda t, a: poolref.dynopool2d(t, a), x, alpha)
+    g = numpy.zeros(y.shape)
+    g[0, 0, 1, 1] = numpy.inf
+    grad_x, _ = pull(g)
+    one = numpy.zeros(y.shape)
+    one[0, 0, 1, 1] = 1.0
+    reads = pull(one)[0] != 0  # the pixels that output's chosen point read, with nonzero weight
+    assert numpy.isinf(grad_x[reads]).all() and (grad_x[~reads] == 0).all()
+
+
+@pytest.mark.parametrize("alpha", [(2.0, 2.0), (1.7, 2.6), (3.75, 1.0), (0.6, 0.8)])
+@pytest.mark.parametrize("aggregate", ["max", "avg"])
+def test_the_matrix_backward_equals_the_point_backward_on_finite_inputs(alpha, aggregate):
+    # the speed trick of _backward_arrays: with finite x and upstream gradient, products with zeros are
+    # zeros and the matrix formulation is the point-wise definition, up to rounding
+    x = random_values((2, 3, 7, 9), seed=5)
+    rows, columns = query_axis(7, alpha[0]), query_axis(9, alpha[1])
+    y, choice, query_rows = _forward_arrays(x, rows, columns, aggregate, numpy)
+    g = random_values(y.shape, seed=6)
+    by_points = _backward_by_points(x, query_rows, g, choice, rows, columns, aggregate, numpy)
+    by_matrices = _backward_by_matrices(x, query_rows, g, choice, rows, columns, aggregate, numpy)
+    numpy.testing.assert_allclose(by_matrices[0], by_points[0], rtol=1e-12, atol=1e-13)
+    numpy.testing.assert_allclose(by_matrices[1], by_points[1], rtol=1e-10)
 
 
 def test_return_size_and_its_straight_through_gradient():

@@ -380,17 +380,11 @@ def test_stochastic_inference_matches_loop_reference_on_nonfinite_gradients(layo
     assert not numpy.isnan(want[0, 0, :2, :2]).any()  # only the window of zeros holds these
 
 
-# max pooling's backward (poolref/ops/window.py: _max_pool_backward, which stochastic training and
-# mixed pooling call) multiplies each tap's share by a 0/1 mask: a NaN or infinite upstream
-# gradient reaches every tap of its window (NaN * 0), not the argmax (or sampled tap) alone, as the
-# loop references and PyTorch send it. A defect of window.py, reported to its owners; strict, so
-# that the fix shows up here. Average pooling's window sums there also warn on inf + (-inf) (an
-# error under pytest).
-MAX_BACKWARD_SPREADS_NAN = pytest.mark.xfail(raises=(AssertionError, RuntimeWarning), strict=True,
-                                             reason="max pooling's backward spreads a NaN gradient (window.py)")
+# max pooling's backward (stochastic training and mixed pooling call it) is a scatter onto the argmax
+# (or sampled tap): a NaN or infinite upstream gradient reaches that element alone, as in the loop
+# references and PyTorch (it used to multiply a 0/1 mask and spread NaN over the window)
 
 
-@MAX_BACKWARD_SPREADS_NAN
 def test_stochastic_training_matches_loop_reference_on_nonfinite_gradients():
     rng = numpy.random.default_rng(53)
     x = rng.uniform(0.5, 2.0, (2, 3, 7, 8))
@@ -598,8 +592,8 @@ def test_mixed_matches_loop_reference(case):
     assert_matches(pullback(g)[0], want, rtol=tol, atol=tol, what="gradient")
 
 
-# avg_pool2d's window sums (poolref/ops/window.py) warn on inf + (-inf): reported to its owners (see
-# MAX_BACKWARD_SPREADS_NAN); only warnings issued there are let through, mixed pooling's own are errors
+# avg_pool2d's window sums (poolref/ops/window.py) warn on inf + (-inf): reported to its owners; only
+# warnings issued there are let through, mixed pooling's own are errors
 @pytest.mark.filterwarnings("ignore::RuntimeWarning:poolref.ops.window")
 @pytest.mark.parametrize("layout", ["contiguous", "float16", "float32", "transposed", "reversed", "sliced", "unbatched"])
 @pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
@@ -621,7 +615,6 @@ def test_mixed_matches_loop_reference_on_nonfinite_input(lam, layout):
     assert_matches(pullback(g)[0], want_grad, rtol=tol, atol=tol, what="gradient")
 
 
-@MAX_BACKWARD_SPREADS_NAN
 @pytest.mark.parametrize("lam", [0.3, 1.0])
 def test_mixed_matches_loop_reference_on_nonfinite_gradients(lam):
     x = distinct_values((2, 3, 7, 8), 63)

@@ -76,6 +76,73 @@ def test_max_pool_all_minus_infinity_reports_first_inside_element():
     assert numpy.all(numpy.isneginf(y)) and i[0, 0].tolist() == [[0, 1], [3, 4]]
 
 
+def test_max_pool_keeps_the_first_of_two_signed_zeros_in_value_and_index():
+    # regression: max_pool1d([[-0., 0.]], 2) gave +0 at index 0 (numpy.maximum returns its second
+    # argument on equality); PyTorch gives -0: the first of equal values, in value and index
+    for dtype in (numpy.float16, numpy.float32, numpy.float64):
+        for n in (1, 2, 3):
+            x = numpy.array([-0.0, 0.0], dtype=dtype).reshape((1,) * n + (2,))
+            y, i = MAX[n](x, (1,) * (n - 1) + (2,), return_indices=True)
+            assert numpy.signbit(y).all() and (i == 0).all(), (dtype, n)
+            y, i = MAX[n](-x, (1,) * (n - 1) + (2,), return_indices=True)  # [0., -0.]: +0 at 0
+            assert not numpy.signbit(y).any() and (i == 0).all(), (dtype, n)
+    torch = torch_or_skip()
+    want = torch.nn.functional.max_pool1d(torch.tensor([[-0.0, 0.0]]), 2)
+    assert numpy.signbit(want.numpy()).all()
+
+
+def test_max_pool_backward_keeps_an_infinite_or_nan_upstream_gradient_at_its_argmax():
+    # regression: the backward multiplied the gradient by a 0/1 mask per tap, so one inf or NaN
+    # upstream entry became 0 * inf = NaN over its whole window; it is a scatter onto the argmax
+    for n in (1, 2, 3):
+        x = numpy.arange(1.0, 9.0).reshape((1, 1) + (1,) * (n - 1) + (8,))
+        y, pull = vjp(lambda t: MAX[n](t, (1,) * (n - 1) + (2,), (1,) * (n - 1) + (2,)), x)
+        g = numpy.array([numpy.inf, numpy.nan, -numpy.inf, 1.0]).reshape(y.shape)
+        grad = pull(g)[0].ravel()
+        numpy.testing.assert_array_equal(grad, [0, numpy.inf, 0, numpy.nan, 0, -numpy.inf, 0, 1])
+    # overlapping windows: the argmax of two windows receives both (inf + 1 = inf, inf + -inf = NaN,
+    # quietly), its neighbours nothing
+    y, pull = vjp(lambda t: poolref.max_pool1d(t, 3, 1), numpy.array([[1.0, 5.0, 2.0, 0.0]]))
+    numpy.testing.assert_array_equal(pull(numpy.array([[numpy.inf, 1.0]]))[0], [[0, numpy.inf, 0, 0]])
+    numpy.testing.assert_array_equal(pull(numpy.array([[numpy.inf, -numpy.inf]]))[0], [[0, numpy.nan, 0, 0]])
+
+
+def test_tensorflow_max_pool_ignores_nan_and_floors_a_window_of_minus_inf_at_the_lowest_finite_value():
+    x = numpy.array([[numpy.nan, 1.0, -numpy.inf, -numpy.inf, numpy.nan, numpy.nan, 3.0, numpy.nan]])
+    y, pull = vjp(lambda t: poolref.max_pool1d(t, 2, convention="tensorflow"), x)
+    numpy.testing.assert_array_equal(y, [[1.0, -numpy.finfo(numpy.float64).max, -numpy.finfo(numpy.float64).max, 3.0]])
+    # the gradient is the derivative: to the element output, nowhere for the constant floor
+    numpy.testing.assert_array_equal(pull(numpy.ones((1, 4)))[0], [[0, 1, 0, 0, 0, 0, 1, 0]])
+    assert poolref.max_pool1d(x.astype(numpy.float16), 2, convention="tensorflow")[0, 1] == -65504.0
+
+
+def test_tensorflow_return_indices_is_max_pool_with_argmax_whose_rule_differs():
+    # tf.nn.max_pool_with_argmax takes each window's first element, then anything greater: a NaN
+    # first stays, a window of -inf stays -inf (unlike tf.nn.max_pool)
+    x = numpy.array([[numpy.nan, 1.0, 1.0, numpy.nan, -numpy.inf, -numpy.inf]])
+    y, i = poolref.max_pool1d(x, 2, convention="tensorflow", return_indices=True)
+    numpy.testing.assert_array_equal(y, [[numpy.nan, 1.0, -numpy.inf]])
+    numpy.testing.assert_array_equal(i, [[0, 2, 4]])
+
+
+def test_onnx_max_pool_keeps_a_nan_only_when_first_in_its_window():
+    x = numpy.array([[numpy.nan, 1.0, 1.0, numpy.nan, 2.0, 2.0, -numpy.inf, -numpy.inf]])
+    y, i = poolref.max_pool1d(x, 2, convention="onnx", return_indices=True)
+    numpy.testing.assert_array_equal(y, [[numpy.nan, 1.0, 2.0, -numpy.inf]])
+    numpy.testing.assert_array_equal(i, [[0, 2, 4, 6]])
+
+
+def test_jax_max_pool_gradient_goes_to_the_first_maximum_after_the_last_nan():
+    # values propagate NaN (and +0 beats -0); select_and_scatter_add takes a tap unless the best so
+    # far is >= it, so the tap after a NaN is always taken
+    # windows [NaN, 3, 3, 1], [1, NaN, 2, NaN] and [-0, 0, pad, pad]
+    x = numpy.array([[numpy.nan, 3.0, 3.0, 1.0, 1.0, numpy.nan, 2.0, numpy.nan, -0.0, 0.0]])
+    y, pull = vjp(lambda t: poolref.max_pool1d(t, 4, 4, ((0, 2),), convention="jax"), x)
+    assert numpy.isnan(y).tolist() == [[True, True, False]] and not numpy.signbit(y[0, 2])
+    # the first 3 after the NaN; the NaN ending its window; the first of the two zeros
+    numpy.testing.assert_array_equal(pull(numpy.ones((1, 3)))[0], [[0, 1, 0, 0, 0, 0, 0, 1, 1, 0]])
+
+
 def test_same_padding_upper_and_lower():
     x = numpy.array([[[1.0, 2, 3, 4, 5]]])
     # L=5, k=2, s=1: O=5, one pad cell, at the end (upper) or the beginning (lower)

@@ -58,7 +58,11 @@ def test_max_pool_keeps_a_nan_only_when_it_comes_first():
     first = numpy.array([[[[numpy.nan, 1.0, 3.0], [0.0, 2.0, 0.0]]]])
     y, i = _max_pool(first, kernel_shape=[2, 3])
     assert numpy.isnan(y.item()) and i.item() == 0
-    assert numpy.isnan(poolref.max_pool2d(later, (2, 3), convention="onnx")).all()  # poolref: NaN wins
+    # poolref's "onnx" running max is ONNX Runtime's (poolref/_running_max.py): same values and indices
+    for x, (value, index) in ((later, (3.0, 2)), (first, (numpy.nan, 0))):
+        y, i = poolref.max_pool2d(x, (2, 3), convention="onnx", return_indices=True)
+        numpy.testing.assert_array_equal(y.ravel(), [value])
+        assert i.item() == index
 
 
 def test_same_padding_goes_negative_when_the_stride_exceeds_the_window():
