@@ -42,6 +42,8 @@ class Results(NamedTuple):
 class Outcome(NamedTuple):
     comparisons: list  # (name, Comparison) for the output, the indices and each gradient
     error: str  # "" or what the framework raised
+    ours: object = None  # poolref's Results
+    theirs: object = None  # the framework's Results
 
     @property
     def ok(self) -> bool:
@@ -170,7 +172,7 @@ def evaluate(imports: str, mapping: Mapping, case: Case, seed: int, index: int, 
     except Exception as error:  # a framework refusing a case poolref accepts is a finding too
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return Outcome([], f"{mapping.call} raised {type(error).__name__}: {message}"), cotangent
-    return Outcome(compare_case(mapping, case, ours, theirs), ""), cotangent
+    return Outcome(compare_case(mapping, case, ours, theirs), "", ours, theirs), cotangent
 
 
 # --------------------------------------------------------------------------------------------------
@@ -329,15 +331,26 @@ def plan_cases(mapping: Mapping, count: int, seed: int) -> Plan:
     return Plan(worked + plan.cases, counts, plan.refused)
 
 
-def _known_defect(mapping: Mapping, case: Case, outcome: Outcome):
-    """The known defect that explains every mismatch of ``outcome``, or None."""
+def _known_defects(mapping: Mapping, case: Case, outcome: Outcome, cotangent) -> list:
+    """The known defects that explain every mismatch of ``outcome`` (empty when they do not).
+
+    Where each defect that applies to the case models the framework's wrong answer
+    (``KnownDefect.model``), the framework must give *exactly* that answer: a defect then excuses
+    nothing else. Otherwise the defects' ``affects`` must cover every mismatching comparison.
+    """
     failing = {name for name, c in outcome.comparisons if not c.ok}
     if outcome.error or not failing:
-        return None
-    for defect in mapping.defects:
-        if failing <= set(defect.affects) and defect.applies(case):
-            return defect
-    return None
+        return []
+    applicable = [d for d in mapping.defects if d.applies(case)]
+    if not applicable:
+        return []
+    if all(d.model is not None for d in applicable):
+        expected = outcome.ours
+        for defect in applicable:
+            expected = defect.model(case, expected, cotangent)
+        return applicable if all(c.ok for _, c in compare_case(mapping, case, expected, outcome.theirs)) else []
+    covered = set().union(*(d.affects for d in applicable))
+    return applicable if failing <= covered else []
 
 
 def _record_crash(result: OpResult, framework, imports, mapping, case, seed, index, crash) -> None:
@@ -378,18 +391,18 @@ def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: in
         outcome, cotangent = evaluate(imports, mapping, case, seed, index)
         forward = [c for name, c in outcome.comparisons if name == "output"]
         backward = [c for name, c in outcome.comparisons if name.startswith("grad_")]
-        defect = None if outcome.ok else _known_defect(mapping, case, outcome)
-        if defect is None:  # a known defect's errors are the framework's, not the row's
+        defects = [] if outcome.ok else _known_defects(mapping, case, outcome, cotangent)
+        if not defects:  # a known defect's errors are the framework's, not the row's
             result.record(
                 (max((c.abs_error for c in forward), default=0.0), max((c.rel_error for c in forward), default=0.0)),
                 (max((c.abs_error for c in backward), default=0.0), max((c.rel_error for c in backward), default=0.0)),
             )
         if not outcome.ok:
             small, small_cotangent, small_outcome = shrink(imports, mapping, case, cotangent, outcome, seed, index)
-            problems = ([f"known {framework} defect: {defect.text}"] if defect else []) + outcome.problems
+            problems = [f"known {framework} defect: {defect.text}" for defect in defects] + outcome.problems
             record = Failure(small.describe(), problems,
                              reproducer(framework, imports, mapping, small, small_cotangent, small_outcome), case.input_class)
-            (result.known if defect else result.failures).append(record)
+            (result.known if defects else result.failures).append(record)
         result.cases += 1
         if progress:
             progress(f"{framework} {mapping.op}")

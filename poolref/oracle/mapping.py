@@ -42,13 +42,19 @@ __all__ = ["Mapping", "KnownDefect", "format_kwargs", "format_value", "array_lit
 
 @dataclass(frozen=True)
 class KnownDefect:
-    """A framework defect: ``applies(case)`` says whether a case can show it, ``affects`` which
-    comparisons it explains (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"abort"`` for a
-    framework that ends the process), ``text`` what is wrong."""
+    """A framework defect: ``applies(case)`` says whether a case can show it, ``text`` what is wrong.
+
+    Best, ``model(case, ours, cotangent)`` returns the framework's wrong answer computed from
+    poolref's right one (a :class:`~poolref.oracle.engine.Results`): the framework must then give
+    exactly that, so the defect excuses nothing else. Without a model, ``affects`` names the
+    comparisons it may spoil (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"abort"`` for a
+    framework that ends the process), and the case's other comparisons must still agree.
+    """
 
     text: str
     applies: Callable[[Case], bool]
     affects: tuple = ("grad_x",)
+    model: Optional[Callable] = None
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy
+
+from .._geometry import pool_geometry
 from .case import VIEWS, Case, with_indices
-from .mapping import Mapping, format_kwargs
+from .mapping import KnownDefect, Mapping, format_kwargs
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
@@ -199,7 +202,7 @@ def _mappings() -> list[Mapping]:
             skips=("avg_pool3d: inputs smaller than the kernel (PyTorch's avg_pool3d alone refuses them)",) if n == 3 else (),
         ))
         mappings.append(Mapping(
-            f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool,
+            f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool, defects=_lp_pool_defects(),
             space=dict(POOLING, dtypes=ALL_FLOATS if n < 3 else BOTH_FLOATS, padding=("none",), dilation=False,
                        input_at_least_kernel=n == 3),
             express=_window_express,
@@ -222,7 +225,7 @@ def _mappings() -> list[Mapping]:
         Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),
         Mapping("global_max_pool", "torch.nn.functional.adaptive_max_pool{n}d(x, 1)", _global, space=dict(POOLING)),
         Mapping("global_lp_pool", "torch.nn.functional.lp_pool{n}d(kernel_size=the whole plane)", _global,
-                space=dict(POOLING, dtypes=BOTH_FLOATS)),
+                space=dict(POOLING, dtypes=BOTH_FLOATS), defects=_lp_pool_defects()),
     ]
     for n in (2, 3):
         mappings.append(Mapping(
@@ -231,7 +234,8 @@ def _mappings() -> list[Mapping]:
             notes="The samples are passed in, so both sides place the same windows.",
         ))
     mappings += [
-        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS)),
+        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS),
+                model=_refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"))),
         Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
@@ -246,6 +250,76 @@ def _mappings() -> list[Mapping]:
             UNCOVERED[op] = (f"torchvision.ops.{op}: torchvision is not installed, or its compiled ops do not load "
                              "with this torch")
     return mappings
+
+
+def _refuse(**reasons: str):
+    """``model=``: refuse the input classes named, each with its reason (where the composition's own
+    arithmetic, not the framework's rule, decides the answer)."""
+
+    def model(case: Case):
+        return reasons.get(case.input_class)
+
+    return model
+
+
+STOCHASTIC_CHAIN_RULE = ("the composition's autograd sends the upstream gradient through Q and S separately, "
+                         "g 2a/S - g Q/S^2: inf - inf = NaN where the op's derivative (2 a S - Q)/S^2 is finite")
+SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by its "
+                   "weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
+DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multiplies it (0 * inf = NaN) and sends it a "
+                  "gradient; DynOPool reads only the pixels it weighs (DYNOPOOL.md), so NaN and infinities differ there")
+GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
+                       "about 1e-2 that the same function in float32 does not make (checked: 6.2e-3 against float64 on "
+                       "the same half inputs)")
+
+
+def _lp_cells_read(case: Case):
+    """(..spatial) True where some window of an Lp pooling case reads the input cell."""
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    if "kernel_size" not in kw:  # global Lp pooling: one window over everything
+        return numpy.ones(case.x.shape[-n:], dtype=bool)
+    return pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), 0, 1, kw.get("ceil_mode", False),
+                         "torch", case.op).cells_read()
+
+
+def _unread_nonfinite(case: Case) -> bool:
+    # x^(p-1) is x^0 = 1 for p = 1, NaN and infinities included: the defect needs p != 1
+    return (case.kwargs["norm_type"] != 1.0 and bool(case.x.size)
+            and bool((~numpy.isfinite(case.x[..., ~_lp_cells_read(case)])).any()))
+
+
+def _nan_unread_cells(case: Case, ours, cotangent):
+    """PyTorch's gradient with NaN at the unread cells that hold NaN or an infinity."""
+    grad = ours.grads["x"].copy()
+    grad[~numpy.isfinite(case.x) & ~_lp_cells_read(case)] = numpy.nan
+    return ours._replace(grads={**ours.grads, "x": grad})
+
+
+def _nan_window_at_p_one(case: Case) -> bool:
+    return case.kwargs["norm_type"] == 1.0 and bool(numpy.isnan(case.x).any())
+
+
+def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
+    """PyTorch's gradient: poolref's pullback of an upstream gradient that is 0 on the NaN windows."""
+    from .engine import run_poolref
+
+    silenced = numpy.where(numpy.isnan(ours.values), 0, cotangent).astype(cotangent.dtype)
+    return run_poolref(case, cotangent=silenced)[0]
+
+
+def _lp_pool_defects() -> tuple:
+    """PyTorch's Lp pooling is ``relu``-wrapped ``avg_pool(x^p) * k`` to the 1/p: its gradient is that
+    composition's, which differs from the derivative in two places (found by the oracle, modelled
+    exactly, so that they excuse nothing else)."""
+    return (
+        KnownDefect("with norm_type=1, a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), "
+                    "where the sum's derivative is 1", _nan_window_at_p_one, model=_no_gradient_from_nan_windows),
+        KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
+                    "norm_type != 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there",
+                    _unread_nonfinite,
+                    model=_nan_unread_cells),
+    )
 
 
 def _not_for_nonfinite_gradients(why: str):
@@ -276,6 +350,8 @@ DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): 
 def _dynopool_model(case: Case):
     if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
         return DYNOPOOL_TIES
+    if case.input_class in ("nan", "inf", "nonfinite_gradient"):
+        return DYNOPOOL_READS
     return None
 
 
@@ -285,8 +361,10 @@ def _compositions() -> list[Mapping]:
     return [
         Mapping("stochastic_pool2d", "unfold: sum(a^2) / sum(a) per window (training=False)",
                 _composition("stochastic_expectation_by_unfold", drop=("training",)), space=dict(POOLING), **composed,
+                model=_refuse(nonfinite_gradient=STOCHASTIC_CHAIN_RULE),
                 notes="Inference only: training draws its samples from poolref's generator, which PyTorch cannot share.",
-                skips=("training=True: the samples come from poolref's random generator",)),
+                skips=("training=True: the samples come from poolref's random generator",
+                       "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE)),
         Mapping("mixed_pool2d", "lam * F.max_pool2d + (1 - lam) * F.avg_pool2d",
                 _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed),
         Mapping("gem_pool", "clamp(min=eps).pow(p).mean().pow(1/p), the maximum factored out",
@@ -294,7 +372,8 @@ def _compositions() -> list[Mapping]:
                 model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 notes="p is a 0-d tensor with a gradient."),
         Mapping("soft_pool2d", "unfold + softmax", _composition("soft_pool_by_unfold"), space=dict(POOLING), **composed,
-                model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE), skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,)),
+                model=_refuse(nonfinite_gradient=SOFTMAX_CHAIN_RULE, inf=SOFTPOOL_LIMITS),
+                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS)),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _composition("lse_by_expm1_log1p"),
                 space=dict(dtypes=ALL_FLOATS), **composed, model=_not_for_nonfinite_gradients(EXPM1_CHAIN_RULE),
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE,)),
@@ -306,7 +385,7 @@ def _compositions() -> list[Mapping]:
                 space=dict(dtypes=ALL_FLOATS), **composed),
         Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
                 _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
-                model=_dynopool_model, skips=(DYNOPOOL_TIES,),
+                model=_dynopool_model, skips=(DYNOPOOL_TIES, "NaN and infinities: " + DYNOPOOL_READS),
                 notes="alpha's gradient is the straight-through one on both sides; compared where no query point sits "
                       "on a pixel coordinate, where the value has a kink in alpha."),
     ]
