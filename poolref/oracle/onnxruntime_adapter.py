@@ -325,7 +325,10 @@ def _mixed(case: Case) -> str:
     lam = kw["lam"]
     nodes, terms = [], []
     if lam > 0:
-        nodes += [_constant("lam", lam), ("MaxPool", ["X"], ["maxima"], window), ("Mul", ["lam", "maxima"], ["max_term"], {})]
+        # with its Indices output MaxPool runs the kernel that follows one rule (the "onnx" rule of
+        # docs/conventions.rst): without, float32 goes through MLAS, which has none for NaN or -inf
+        nodes += [_constant("lam", lam), ("MaxPool", ["X"], ["maxima", "winners"], window),
+                  ("Mul", ["lam", "maxima"], ["max_term"], {})]
         terms.append("max_term")
     if lam < 1:
         nodes += [_constant("rest", 1 - lam), ("AveragePool", ["X"], ["means"], dict(window, count_include_pad=1)),
@@ -443,10 +446,30 @@ def _window_model(case: Case):
 
 
 def _max_pool_model(case: Case):
-    if numpy.isnan(case.x).any():
-        return ("ONNX Runtime's MaxPool ignores a NaN unless it is the first element of its window "
-                "(checked with 1.32); poolref models PyTorch's rule (NaN wins, the last NaN's index)")
+    # NaN and infinities are compared: with its Indices output, MaxPool takes the first element of
+    # the window and then only a strictly greater one, poolref's "onnx" rule (docs/conventions.rst)
     return _window_model(case)
+
+
+MLAS_MAX = ("ONNX Runtime's float32 GlobalMaxPool (MLAS) ignores NaN and starts from the lowest finite value "
+            "(-FLT_MAX for a plane of only -inf); poolref's global_max_pool follows PyTorch and has no convention "
+            "to model it")
+GRID_ZERO_WEIGHTS = ("at a clamped coordinate (border and reflection padding) ONNX Runtime's GridSample does not read "
+                     "the neighbour of weight 0, which PyTorch and poolref read and multiply (0 * inf = NaN): a NaN "
+                     "or an infinity there differs")
+DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool's (which reads only the pixels it "
+                 "weighs): NaN and infinities differ there")
+
+
+def _classes(**reasons):
+    """``model=``: refuse the input classes named, each with its reason."""
+    return lambda case: reasons.get(case.input_class)
+
+
+def _grid_sample_model(case: Case):
+    if case.input_class in ("nan", "inf") and case.kwargs["padding_mode"] != "zeros":
+        return GRID_ZERO_WEIGHTS
+    return None
 
 
 def _unpool_express(case: Case):
@@ -485,9 +508,6 @@ WINDOW_SKIPS = (
     "auto_pad SAME with a stride larger than the window: ONNX's padding formula goes negative and "
     "ONNX Runtime shifts the windows; poolref clamps the padding at 0",
 )
-NAN_SKIP = ("NaN inputs to MaxPool: ONNX Runtime keeps a NaN only when it comes first in its window "
-            "(the atlas shows it); poolref models PyTorch's NaN rule",)
-
 
 SQUARES = ("magnitudes: a^2 overflows float32 from a = 2e19 and is subnormal below 1e-19, in AveragePool(a^2); "
            "an artefact of the composition (poolref must factor out each window's maximum, as the PyTorch check does)")
@@ -503,8 +523,16 @@ def _lse_model(case: Case):
     return LOG_COUNT if case.input_class == "magnitude" and case.scale < 1 else None
 
 
+MIXED_NAN = ("NaN: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), ONNX's MaxPool keeps a NaN only when it "
+             "comes first in its window")
+ZERO_SIGN_MLAS = ("signed zeros: ONNX Runtime's float32 GlobalMaxPool (MLAS) returns either of a tied -0.0 and +0.0; "
+                  "poolref's global_max_pool returns the first, as PyTorch")
+
+
 def _mixed_model(case: Case):
-    return _max_pool_model(case) if case.kwargs["lam"] > 0 else None
+    if case.kwargs["lam"] > 0 and case.input_class == "nan":
+        return MIXED_NAN
+    return _window_model(case) if case.kwargs["lam"] > 0 else None
 
 
 #: Public ops with no ONNX node (ONNX Runtime computes no gradients, so compositions check values only).
@@ -531,13 +559,13 @@ def _mappings() -> list[Mapping]:
         mappings.append(Mapping(
             f"max_pool{n}d", "onnx MaxPool", _max_pool(0), onnx_convention,
             dict(window_space, dtypes=("float64", "float32")), gradients=False,
-            express=_window_express, model=_max_pool_model, skips=NAN_SKIP + WINDOW_SKIPS,
+            express=_window_express, model=_max_pool_model, skips=WINDOW_SKIPS,
             notes="Indices flatten the whole NCHW tensor: converted to poolref's in-plane layout.",
         ))
     mappings.append(Mapping(
         "max_pool2d", "onnx MaxPool(storage_order=1)", _max_pool(1), onnx_convention,
         dict(window_space, dtypes=("float64",)), gradients=False, express=_window_express, model=_max_pool_model,
-        skips=NAN_SKIP + WINDOW_SKIPS, worked=False,
+        skips=WINDOW_SKIPS, worked=False,
         notes="Column-major indices within each plane: converted.",
     ))
     for n in (1, 2, 3):
@@ -564,7 +592,9 @@ def _mappings() -> list[Mapping]:
         ))
     mappings += [
         Mapping("global_avg_pool", "onnx GlobalAveragePool", _global, space=dict(dtypes=FLOAT32), gradients=False),
-        Mapping("global_max_pool", "onnx GlobalMaxPool", _global, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("global_max_pool", "onnx GlobalMaxPool", _global, space=dict(dtypes=FLOAT32), gradients=False,
+                model=_classes(nan=MLAS_MAX, inf=MLAS_MAX, signed_zero=ZERO_SIGN_MLAS),
+                skips=("NaN and infinities: " + MLAS_MAX, ZERO_SIGN_MLAS)),
         Mapping("global_lp_pool", "onnx GlobalLpPool", _global, onnx_convention,
                 dict(dtypes=FLOAT32, norm_types=(1.0, 2.0, 3.0)), gradients=False),
         Mapping("roi_align", "onnx RoiAlign", _roi_align, onnx_convention,
@@ -577,7 +607,8 @@ def _mappings() -> list[Mapping]:
         Mapping("interpolate", "onnx Resize", _resize, space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear")),
                 gradients=False, express=_no_area,
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime")),
-        Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
+                model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
         Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
     ]
     composed = dict(kind="composition", gradients=False, space=dict(dtypes=FLOAT32))
@@ -586,12 +617,12 @@ def _mappings() -> list[Mapping]:
                 model=_stochastic_model, skips=("training=True: the samples come from poolref's random generator", SQUARES),
                 **composed),
         Mapping("mixed_pool2d", "lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1)", _mixed, model=_mixed_model,
-                skips=NAN_SKIP, **composed),
+                skips=(MIXED_NAN,), **composed),
         Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", _gem, **composed),
         Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", _lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
         Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", _bilinear, **composed),
         Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", _dynopool,
-                **composed, notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
+                **composed, model=_classes(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings
 
