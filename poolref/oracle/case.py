@@ -94,9 +94,14 @@ def window_of(case: Case) -> Window:
     return Window(n, kernel, stride, dilation)
 
 
-def with_indices(op: str) -> bool:
-    """Whether ``op`` is called with ``return_indices=True`` by the oracle (its indices are compared)."""
-    return op.startswith(("max_pool", "adaptive_max_pool", "fractional_max_pool"))
+def with_indices(case) -> bool:
+    """Whether a case (or, given an op's name, that op's cases by default) calls poolref with
+    ``return_indices=True``, so that its indices are compared. A mapping of a framework op without
+    indices draws its cases without them (TensorFlow's ``tf.nn.max_pool`` follows another NaN rule
+    than its ``max_pool_with_argmax``, which poolref models under ``return_indices=True``)."""
+    if isinstance(case, str):
+        return case.startswith(("max_pool", "adaptive_max_pool", "fractional_max_pool"))
+    return bool(case.kwargs.get("return_indices", False))
 
 
 def resize_size(case: Case) -> tuple:

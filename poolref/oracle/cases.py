@@ -215,6 +215,8 @@ def _apply_class(rng, case: Case, input_class: str, space: dict, occurrence: int
         exponent = sign * int(rng.integers(max(1, limit // 2), limit + 1))
         factor = 10.0 ** exponent
         case = _replace_values(case, lambda a: (a.astype(numpy.float64) * factor).astype(a.dtype))
+        if case.op == "gem_pool":  # GeM clamps at eps: its outputs are of order max(10^e, eps)
+            return case.replace(scale=max(factor, float(case.kwargs.get("eps", 1e-6))))
         return case.replace(scale=factor)
     if input_class == "integer":
         integer = numpy.dtype(_pick(rng, space["integer_dtypes"]))

@@ -111,7 +111,7 @@ def run_poolref(case: Case, seed: int = 0, index: int = 0, gradients: bool = Tru
             outputs, pullback = vjp(call, *primals)
         else:
             outputs, pullback = call(*primals), None
-        values, indices = outputs if with_indices(case.op) else (outputs, None)
+        values, indices = outputs if with_indices(case) else (outputs, None)
         if cotangent is None and gradients:
             cotangent = cotangent_for(values.shape, values.dtype, seed, index, case.input_class == "nonfinite_gradient")
         grads = dict(zip(case.grad_inputs, pullback(cotangent))) if gradients else {}
@@ -283,7 +283,7 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
         lines.append(f"cotangent = {array_literal(cotangent)}")
     lines += ["", f"# {framework}", mapping.code(case).strip(), "", "# poolref, with the keywords that model it"]
     call = poolref_source(case)
-    expected = "(expected, expected_indices)" if with_indices(case.op) else "expected"
+    expected = "(expected, expected_indices)" if with_indices(case) else "expected"
     if gradients:
         params = ", ".join(case.grad_inputs)
         lines.append(f"{expected}, pullback = poolref.vjp(lambda {params}: {call}, {params})")
@@ -301,7 +301,7 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
     # a windowed op's first mismatch is shown with the input window that produced it
     window = f", x=x, window=dict({format_kwargs(case.kwargs)})" if case.op.startswith(("max_pool", "avg_pool", "lp_pool")) else ""
     lines.append(f'assert_matches(y, expected{tol("output")}, what="output"{zero_sign}{window})')
-    if with_indices(case.op) and mapping.indices:
+    if with_indices(case) and mapping.indices:
         lines.append('assert_matches(y_indices, expected_indices, what="indices")')
     if gradients:
         for position, name in enumerate(case.grad_inputs):

@@ -63,10 +63,13 @@ WINDOWED_DEFAULTS = dict(
     max_kernel=3,
     max_stride=3,
     input_at_least_kernel=False,  # PyTorch's avg_pool3d refuses an input smaller than its kernel
+    return_indices=True,  # max pooling: False where the framework op returns no indices (tf.nn.max_pool)
 )
 
 
 def _draw_padding(rng, kind, kernel, dilation):
+    """Padding of ``kind``: none, symmetric, asymmetric (begin != end somewhere), cropping (a negative
+    pad somewhere, for convention "jax"), or a string kind as it is."""
     spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     if kind == "none":
         return 0
@@ -80,6 +83,12 @@ def _draw_padding(rng, kind, kernel, dilation):
             b = int(rng.integers(0, spans[a]))
             pairs[a] = (b, (b + 1 + int(rng.integers(0, spans[a] - 1))) % spans[a])
         return tuple(pairs)
+    if kind == "cropping":  # lax.reduce_window's negative pads: they crop the input (convention "jax")
+        pairs = [(int(rng.integers(-1, s)), int(rng.integers(-1, s))) for s in spans]
+        if all(b >= 0 and e >= 0 for b, e in pairs):
+            a = int(rng.integers(len(pairs)))
+            pairs[a] = (-1, pairs[a][1]) if rng.random() < 0.5 else (pairs[a][0], -1)
+        return tuple(pairs)
     return kind  # "same", "same_lower", "valid"
 
 
@@ -88,6 +97,8 @@ CONVENTION_SPACES = {
     "torch": dict(padding=("none", "symmetric"), ceil_mode=True),
     "onnx": dict(padding=("none", "asymmetric", "same", "same_lower", "valid"), ceil_mode=True),
     "tensorflow": dict(padding=("same", "valid", "asymmetric"), ceil_mode=False),
+    "jax": dict(padding=("none", "asymmetric", "cropping", "same", "same_lower", "valid"), ceil_mode=False,
+                divisor_override=False),
 }
 
 
@@ -131,7 +142,7 @@ def _windowed(rng, op, space):
         allow_override = space["divisor_override"] if space["divisor_override"] is not None else n > 1
         if allow_override and rng.random() < 0.25:
             kwargs["divisor_override"] = int(rng.integers(1, 6))
-    if kind == "max":
+    if kind == "max" and space["return_indices"]:
         kwargs["return_indices"] = True
     if convention != "torch":
         kwargs["convention"] = convention

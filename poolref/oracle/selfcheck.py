@@ -24,6 +24,7 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple, pool_geometry
+from .._running_max import max_pool_rule
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
 from ..reference import convolution as convolution_ref
@@ -50,7 +51,7 @@ SELF_OPS = OPS
 EVERYTHING = dict(dtypes=("float64", "float32", "float16"), integer_dtypes=("int64", "int32", "int16", "int8", "uint8"),
                   unbatched=True, empty=True)
 SPACES = {  # per op family: what the self-checks draw beyond the defaults
-    "windowed": dict(conventions=("torch", "onnx", "tensorflow"), dilation=True, divisor_override=True),
+    "windowed": dict(conventions=("torch", "onnx", "tensorflow", "jax"), dilation=True, divisor_override=True),
     "roi_align": dict(modes=("avg",)),
 }
 #: Inputs whose gradient is not the derivative of the forward, so that finite differences cannot check
@@ -106,7 +107,8 @@ def reference(case: Case, cotangent):
 def _reference(case: Case, cotangent):
     op, x, kw = case.op, case.arrays["x"], case.kwargs
     if op.startswith("max_pool"):
-        y, i = window_ref.max_pool_reference(x, *_geometry(case))
+        rule = max_pool_rule(kw.get("convention", "torch"), with_indices=bool(kw.get("return_indices")))
+        y, i = window_ref.max_pool_reference(x, *_geometry(case), rule=rule)
         return y, i, {"x": window_ref.max_pool_backward_reference(cotangent, i, x.shape)}
     if op.startswith("avg_pool"):
         # TensorFlow's averages never count padding
@@ -300,7 +302,7 @@ def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_diff
         return
     zero_sign = case.op in MAX_TYPE_OPS
     comparisons = [compare_arrays(ours.values, values, "output", zero_sign=zero_sign, scale=case.scale, expected="loop reference")]
-    if with_indices(case.op) and indices is not None:
+    if with_indices(case) and indices is not None:
         comparisons.append(compare_arrays(ours.indices, indices, "indices", exact=True, expected="loop reference"))
     gradient_comparisons = [
         compare_arrays(ours.grads[name], grads[name], f"gradient to {name}", expected="loop reference",

@@ -80,7 +80,7 @@ def _inputs(case: Case) -> list[str]:
 def _outputs(case: Case) -> list[str]:
     lines = ["y_t.backward(torch.tensor(cotangent))"] if case.grad_inputs else []
     lines.append("y = y_t.detach().numpy()")
-    if with_indices(case.op):
+    if with_indices(case):
         lines.append("y_indices = indices_t.numpy()")
     for name in case.grad_inputs:
         if name in case.views:  # the view's gradient is the same view of the base's gradient
@@ -91,7 +91,7 @@ def _outputs(case: Case) -> list[str]:
 
 
 def _source(case: Case, call: str) -> str:
-    target = "y_t, indices_t" if with_indices(case.op) else "y_t"
+    target = "y_t, indices_t" if with_indices(case) else "y_t"
     return "\n".join(_inputs(case) + [f"{target} = {call}"] + _outputs(case))
 
 

@@ -289,9 +289,15 @@ def lse_pool_reference(x, r):
     x = numpy.asarray(x, dtype=numpy.float64)
     y = numpy.empty(_kept_dims(x))
     for b, c, positions in _planes(x):
-        total = sum(math.exp(r * float(x[(b, c) + position])) for position in positions)
-        # a plane of -inf only: log(0) = -inf (Python's math.log refuses 0; numpy's log does not)
-        y[b, c].flat[0] = numpy.log(numpy.float64(total / len(positions))) / r
+        values = [float(x[(b, c) + position]) for position in positions]
+        m = max(values) if not any(math.isnan(v) for v in values) else math.nan
+        if not math.isfinite(m):  # NaN, or a plane whose largest value is +inf or -inf: that value
+            y[b, c].flat[0] = m
+            continue
+        # y = m + log(mean(e^{r (x - m)})) / r, the mean written as 1 + mean(expm1(r (x - m))):
+        # exact for values far apart (no overflow) and for values close together (no cancellation)
+        mean_expm1 = math.fsum(math.expm1(r * (v - m)) for v in values) / len(values)
+        y[b, c].flat[0] = m + math.log1p(mean_expm1) / r
     return y
 
 

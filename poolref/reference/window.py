@@ -251,7 +251,7 @@ def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mod
     -----
     .. math::
 
-        y_o = \max_{t \in 	ext{window}(o),\ t 	ext{ inside}} x_t
+        y_o = \max_{t \in \text{window}(o),\ t \text{ inside}} x_t
 
     Each window's taps are listed in row-major order and handed to
     :func:`poolref._running_max.window_max`, the plain-loop statement of every rule. PyTorch's rule
@@ -269,7 +269,7 @@ def max_pool_reference(x, kernel, stride, pad_begin, pad_end, dilation, ceil_mod
     :func:`max_pool_backward_reference` raises instead).
 
     Backward (:func:`max_pool_backward_reference`): :math:`\partial L / \partial x_t = \sum_{o:
-    	ext{index}(o) = t} \partial L / \partial y_o`.
+    \text{index}(o) = t} \partial L / \partial y_o`.
 
     Examples
     --------

@@ -43,7 +43,7 @@ FLAT_OUTPUTS = ("bilinear_pool", "spatial_pyramid_pool2d")
 def test_every_op_draws_finite_cases_poolref_accepts(op):
     for case in _finite(op, 4, 0):
         outputs = poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
-        values = outputs[0] if with_indices(case.op) else outputs
+        values = outputs[0] if with_indices(case) else outputs
         ndim = 2 if op in FLAT_OUTPUTS else case.x.ndim
         assert values.ndim == ndim and values.size and numpy.isfinite(values).all(), case.describe()
 
@@ -237,7 +237,7 @@ def test_random_cases_are_not_trivial(op):
     for case in plan.cases:
         with numpy.errstate(all="ignore"):
             outputs = poolref_function(case)(*[case.arrays[name] for name in case.grad_inputs])
-        values = numpy.asarray(outputs[0] if with_indices(op) else outputs, dtype=numpy.float64)
+        values = numpy.asarray(outputs[0] if with_indices(case) else outputs, dtype=numpy.float64)
         finite = values[numpy.isfinite(values)]
         trivial += case.input_class != "empty" and (values.size == 0 or (finite.size > 1 and numpy.ptp(finite) == 0 and
                                                                          case.input_class == "finite"))
