@@ -312,12 +312,12 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
         full["dtypes"] = tuple(d for d in floats if d != numpy.float16) or floats
     if input_class == "integer" and not full["integer_dtypes"]:
         raise ClassNotApplicable("no integer input")
-    if input_class == "unbatched" and not full["unbatched"]:
-        raise ClassNotApplicable("batched input only")
+    if input_class == "unbatched" and full["unbatched"] is not True:
+        raise ClassNotApplicable(full["unbatched"] if isinstance(full["unbatched"], str) else "batched input only")
     if input_class == "unbatched" and op.startswith("global_"):
         raise ClassNotApplicable("global pooling reads (N, C, *spatial) of any rank: an unbatched input is ambiguous")
-    if input_class == "empty" and not full["empty"]:
-        raise ClassNotApplicable("no empty batch")
+    if input_class == "empty" and full["empty"] is not True:
+        raise ClassNotApplicable(full["empty"] if isinstance(full["empty"], str) else "no empty batch")
     if input_class in INTERPOLATE_ONLY and op != "interpolate":
         raise ClassNotApplicable("interpolate only")
     if input_class in REFUSED_CLASSES.get(op, {}):

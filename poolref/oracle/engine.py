@@ -338,11 +338,11 @@ def _known_defects(mapping: Mapping, case: Case, outcome: Outcome, cotangent) ->
     (``KnownDefect.model``), the framework must give *exactly* that answer: a defect then excuses
     nothing else. Otherwise the defects' ``affects`` must cover every mismatching comparison.
     """
-    failing = {name for name, c in outcome.comparisons if not c.ok}
-    if outcome.error or not failing:
-        return []
     applicable = [d for d in mapping.defects if d.applies(case)]
-    if not applicable:
+    if outcome.error:  # the framework raised: known only where a defect says it raises on such cases
+        return [d for d in applicable if "raises" in d.affects and outcome.error.startswith(mapping.call)]
+    failing = {name for name, c in outcome.comparisons if not c.ok}
+    if not failing or not applicable:
         return []
     if all(d.model is not None for d in applicable):
         expected = outcome.ours

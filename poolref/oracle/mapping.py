@@ -47,8 +47,9 @@ class KnownDefect:
     Best, ``model(case, ours, cotangent)`` returns the framework's wrong answer computed from
     poolref's right one (a :class:`~poolref.oracle.engine.Results`): the framework must then give
     exactly that, so the defect excuses nothing else. Without a model, ``affects`` names the
-    comparisons it may spoil (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"abort"`` for a
-    framework that ends the process), and the case's other comparisons must still agree.
+    comparisons it may spoil (``"output"``, ``"indices"``, ``"grad_x"``, ...; ``"raises"`` for a
+    framework that raises on such cases, ``"abort"`` for one that ends the process), and the case's
+    other comparisons must still agree.
     """
 
     text: str

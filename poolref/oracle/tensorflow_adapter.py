@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from .case import Case, resize_scales, resize_size, window_of
+from . import tensorflow_rules
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
@@ -294,7 +295,7 @@ def _bilinear(case: Case) -> str:
     if kw["l2_normalize"]:
         lines += [
             "    squares = tf.reduce_sum(s * s, axis=1, keepdims=True)",
-            "    positive = squares > 0",
+            "    positive = tf.logical_not(squares <= 0)  # NaN too: it must reach the output",
             "    norm = tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))",
             f"    s = s / tf.maximum(norm, {eps!r})  # F.normalize's floor (no 0 / 0 at a zero row)",
         ]
@@ -353,14 +354,6 @@ def _dilated_express(case: Case):
     return None
 
 
-NAN_REASON = ("TensorFlow's max pooling ignores NaN (a window of only NaN gives the lowest finite float); "
-              "poolref models PyTorch's rule, NaN wins")
-
-
-def _no_nan(case: Case):
-    return NAN_REASON if numpy.isnan(case.x).any() else None
-
-
 def _resize_express(case: Case):
     if case.x.ndim != 4:
         return "tf.image.resize is 2-D (NHWC)"
@@ -403,7 +396,10 @@ def _crop_express(case: Case):
 
 
 def _crop_model(case: Case):
-    """Every crop point inside the image, where crop_and_resize and RoI Align interpolate alike."""
+    """Every crop point inside the image, where crop_and_resize and RoI Align interpolate alike; and
+    no infinities (crop_and_resize's lerp makes NaN of two of one sign)."""
+    if case.input_class == "inf":
+        return CROP_LERP
     ph, pw = as_int_tuple(case.kwargs["output_size"], 2, "output_size", case.op)
     H, W = case.x.shape[2:]
     boxes = case.arrays["boxes"].astype(numpy.float64)
@@ -418,7 +414,15 @@ def _crop_model(case: Case):
 
 FLOATS = ("float64", "float32")
 TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
-                 count_include_pad=(False,), divisor_override=False)
+                 count_include_pad=(False,), divisor_override=False, return_indices=False)
+ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError)"
+FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('pooling ratio is higher than input dimension size')"
+CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, which is NaN for two infinities of one sign "
+             "(torchvision's RoI Align, which poolref models, weighs them: -inf)")
+SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by "
+                   "its weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
+STOCHASTIC_CHAIN_RULE = ("the composition's gradient goes through Q and S separately, g 2a/S - g Q/S^2: inf - inf = "
+                         "NaN where the op's derivative (2 a S - Q)/S^2 is finite")
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
 
 
@@ -442,7 +446,16 @@ def _mixed_model(case: Case):
         return None
     if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
         return LOWEST_PADDING
-    return _no_nan(case)
+    return MIXED_NAN if numpy.isnan(case.x).any() else None
+
+
+MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), tf.nn.max_pool2d ignores NaN")
+
+
+def _soft_pool_model(case: Case):
+    if case.input_class == "inf":
+        return SOFTPOOL_LIMITS
+    return _not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
 
 
 GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
@@ -480,13 +493,15 @@ def _mappings() -> list[Mapping]:
         mappings.append(Mapping(
             f"max_pool{n}d", f"tf.nn.max_pool{n}d", _pool("tf.nn.max_pool{n}d"), tf_convention,
             dict(TF_WINDOW, dtypes=dtypes, padding=("same", "valid", "asymmetric") if explicit else ("same", "valid")),
-            indices=False, express=_window_express(explicit), model=_no_nan,
-            skips=WINDOW_SKIPS + float_skip + ("NaN inputs: " + NAN_REASON,),
-            notes="Explicit padding (1-D and 2-D) reads as -inf; indices come from max_pool_with_argmax.",
+            indices=False, express=_window_express(explicit),
+            defects=(tensorflow_rules.MAX_POOL_ROUTING,) if n < 3 else (tensorflow_rules.MAX_POOL3D_NEAR_TIES,),
+            skips=WINDOW_SKIPS + float_skip,
+            notes="NaN ignored, the lowest finite value for windows of only -inf or NaN (convention='tensorflow'); "
+                  "indices come from max_pool_with_argmax.",
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", f"tf.nn.avg_pool{n}d", _pool("tf.nn.avg_pool{n}d"), tf_convention,
-            dict(TF_WINDOW, dtypes=dtypes), express=_window_express(False),
+            dict(TF_WINDOW, dtypes=dtypes), express=_window_express(False), defects=(tensorflow_rules.AVG_POOL_SAME_LONG_WINDOW,),
             skips=WINDOW_SKIPS + float_skip + ("explicit padding: tf.nn.avg_pool takes only SAME or VALID",),
             notes="SAME never counts padding in the divisor (convention='tensorflow').",
         ))
@@ -495,27 +510,30 @@ def _mappings() -> list[Mapping]:
         mappings.append(Mapping(
             op, f"tf.nn.pool(pooling_type={kind!r}, dilations=...)", _dilated_pool(kind), tf_convention,
             dict(TF_WINDOW, dtypes=FLOATS, padding=("valid",), dilation=True, max_stride=1),
-            indices=False, express=_dilated_express, model=_no_nan if kind == "MAX" else None,
+            indices=False, express=_dilated_express, defects=(tensorflow_rules.MAX_POOL_ROUTING,) if kind == "MAX" else (),
             skips=("SAME, strides > 1: tf.nn.pool refuses them with dilations",), worked=False,
         ))
     for include_batch in (True, False):
         mappings.append(Mapping(
             "max_pool2d", f"tf.nn.max_pool_with_argmax(include_batch_in_index={include_batch})", _argmax(include_batch),
-            tf_convention, dict(TF_WINDOW, dtypes=FLOATS), express=_window_express(False), model=_no_nan,
-            skips=("NaN inputs: " + NAN_REASON, "explicit padding: max_pool_with_argmax takes SAME or VALID"),
+            tf_convention, dict(TF_WINDOW, dtypes=FLOATS, return_indices=True, empty=ARGMAX_EMPTY), express=_window_express(False),
+            skips=("explicit padding: max_pool_with_argmax takes SAME or VALID", "empty batches: " + ARGMAX_EMPTY),
             notes="NHWC flat indices, converted exactly to poolref's in-plane layout.",
         ))
     mappings += [
         Mapping("global_avg_pool", "tf.reduce_mean(keepdims=True)", _global, space=dict(dtypes=FLOATS)),
-        Mapping("global_max_pool", "tf.reduce_max(keepdims=True)", _global, space=dict(dtypes=FLOATS), model=_no_nan),
+        Mapping("global_max_pool", "tf.reduce_max(keepdims=True)", _global, space=dict(dtypes=FLOATS),
+                defects=(tensorflow_rules.REDUCE_MAX,)),
         Mapping("fractional_max_pool2d", "tf.nn.fractional_max_pool (ratio 2)", _fractional,
-                space=dict(dtypes=FLOATS, ratio_two=True), indices=False, worked=False,
+                space=dict(dtypes=FLOATS, ratio_two=True, empty=FRACTIONAL_EMPTY), indices=False, worked=False,
+                defects=(tensorflow_rules.FRACTIONAL_NONFINITE,),
                 skips=("pooling ratios other than 2, overlapping=True: TensorFlow's random interval sequences are "
-                       "not PyTorch's fixed-size windows, which poolref models",)),
+                       "not PyTorch's fixed-size windows, which poolref models", "empty batches: " + FRACTIONAL_EMPTY)),
         Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), crop_and_resize=True),
                 express=_crop_express, model=_crop_model, notes="Boxes converted to pixels; equal to roi_align(aligned=True, sampling_ratio=1).",
                 skips=("crop points outside the image: crop_and_resize returns extrapolation_value there, RoI Align "
-                       "interpolates toward the border", "float64: crop_and_resize computes in float32")),
+                       "interpolates toward the border", "float64: crop_and_resize computes in float32",
+                       "infinities: " + CROP_LERP)),
         Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize,
                 space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear")),
                 express=_resize_express, model=_resize_model, skips=("bicubic, lanczos: poolref has no such mode", "antialias=True"),
@@ -531,15 +549,17 @@ def _mappings() -> list[Mapping]:
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
         Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
-                skips=("training=True: the samples come from poolref's random generator",), **composed),
+                model=_not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
+                skips=("training=True: the samples come from poolref's random generator",
+                       "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
         Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", _mixed, model=_mixed_model,
-                skips=("NaN inputs with lam > 0: " + NAN_REASON, "-inf inputs with padding and lam > 0: " + LOWEST_PADDING),
+                skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + LOWEST_PADDING),
                 **composed),
         Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", _gem,
                 model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
-        Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE),
-                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
+        Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_soft_pool_model,
+                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, **composed),
         Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
     ]

@@ -1,0 +1,130 @@
+r"""TensorFlow's deviations from the derivative, modelled exactly for the oracle.
+
+poolref keeps the true derivative where TensorFlow's gradient is wrong; the oracle still compares,
+and these *models* compute TensorFlow's answer from poolref's right one, so that a mismatch that is
+exactly the known defect is reported as such (with its reproducer) and any other difference fails
+(:class:`poolref.oracle.mapping.KnownDefect`). Each was found by the oracle and checked by hand on
+TensorFlow 2.21:
+
+* ``tf.nn.max_pool1d/2d`` (and ``tf.nn.pool``'s MAX) ignore NaN and start from the lowest finite
+  value, but their gradient is routed like ``tf.nn.max_pool_with_argmax``'s: to the window's first
+  element, then to a strictly greater one. ``[nan, 1]`` outputs 1 and sends its gradient to the NaN;
+  a window of only -inf outputs -FLT_MAX and sends its gradient to its first element.
+* ``tf.nn.max_pool3d``'s gradient goes to *every* element within 1e-5 of the window's maximum
+  (``MaxPool3DGrad``): ties share nothing, each receives the whole upstream value, so the input
+  gradient no longer sums to the output gradient. ``[1.0, 1.000005]`` gets ``[1, 1]`` (true
+  ``[0, 1]``), ``[2, 2]`` gets ``[1, 1]`` (true ``[1, 0]``); an infinite maximum gets nothing.
+* ``tf.reduce_max``'s gradient is shared evenly among tied maxima, multiplies the upstream gradient
+  by 0 elsewhere (``0 * inf = NaN``), and is NaN everywhere when the maximum is NaN; of tied maxima
+  its value is the last's, which shows for zeros (``[0., -0.]`` gives ``-0.``).
+* ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient:
+  ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25, 0.9167, 0.9167,
+  0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is right).
+* ``tf.nn.fractional_max_pool``'s gradient raises on NaN and infinities (``FractionalMaxPoolGrad``
+  re-runs the forward and finds ``tensor_out_dup is not the same as tensor_out``, NaN being unequal
+  to itself).
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from .._geometry import pool_geometry
+from .case import Case
+from .mapping import KnownDefect
+
+__all__ = ["MAX_POOL_ROUTING", "MAX_POOL3D_NEAR_TIES", "REDUCE_MAX", "AVG_POOL_SAME_LONG_WINDOW", "FRACTIONAL_NONFINITE"]
+
+
+def _nonfinite(case: Case) -> bool:
+    return case.x.dtype.kind == "f" and not numpy.isfinite(case.x).all()
+
+
+def _routed_like_argmax(case: Case, ours, cotangent):
+    """The gradient of ``max_pool_with_argmax``'s rule (poolref with ``return_indices=True``)."""
+    from .engine import run_poolref
+
+    argmax = case.replace(kwargs={**case.kwargs, "return_indices": True})
+    return ours._replace(grads=run_poolref(argmax, cotangent=cotangent)[0].grads)
+
+
+MAX_POOL_ROUTING = KnownDefect(
+    "tf.nn.max_pool ignores NaN and starts from the lowest finite value, but routes its gradient like "
+    "max_pool_with_argmax (first element, then a strictly greater one): [nan, 1] outputs 1 and sends its "
+    "gradient to the NaN, a window of only -inf sends it to its first element",
+    _nonfinite, model=_routed_like_argmax)
+
+
+def _near_ties_gradient(case: Case, ours, cotangent):
+    """TensorFlow's MaxPool3DGrad: every element within 1e-5 of its window's maximum receives the
+    window's whole upstream gradient (computed in the input's dtype, tap by tap)."""
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    geometry = pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                             kw.get("dilation", 1), False, "tensorflow", case.op)
+    lead = case.x.shape[:-n]
+    padded = numpy.full(lead + geometry.padded_shape, numpy.nan, dtype=case.x.dtype)  # padding is never near
+    inside, buffer = geometry.interior()
+    padded[(Ellipsis,) + buffer] = case.x[(Ellipsis,) + inside]
+    grad = numpy.zeros(padded.shape, dtype=numpy.float64)
+    for offsets in geometry.tap_offsets():
+        taps = (Ellipsis,) + geometry.tap_slices(offsets)
+        with numpy.errstate(invalid="ignore"):
+            near = numpy.abs(padded[taps] - ours.values) < case.x.dtype.type(1e-5)
+        grad[taps] += numpy.where(near, cotangent, 0.0)
+    result = numpy.zeros(case.x.shape, dtype=numpy.float64)
+    result[(Ellipsis,) + inside] = grad[(Ellipsis,) + buffer]
+    return ours._replace(grads={**ours.grads, "x": result.astype(case.x.dtype)})
+
+
+MAX_POOL3D_NEAR_TIES = KnownDefect(
+    "tf.nn.max_pool3d's gradient goes to every element within 1e-5 of its window's maximum, each the whole "
+    "upstream value ([1.0, 1.000005] gets [1, 1], the derivative is [0, 1]; [2, 2] gets [1, 1], not [1, 0]): "
+    "the input gradient no longer sums to the output gradient",
+    lambda case: case.x.dtype.kind == "f", model=_near_ties_gradient)
+
+
+def _reduce_max(case: Case, ours, cotangent):
+    """``tf.reduce_max`` over the spatial axes: the IEEE maximum, and its gradient
+    ``(x == y) / count(x == y) * g``."""
+    n = case.x.ndim - (2 if case.batched else 1)
+    axes = tuple(range(case.x.ndim - n, case.x.ndim))
+    x = case.x.astype(numpy.float64)
+    with numpy.errstate(invalid="ignore", divide="ignore"):
+        y = numpy.max(x, axis=axes, keepdims=True)  # NaN propagates
+        # of tied maxima the value is the LAST's (it shows for zeros: [-0., 0.] gives 0., [0., -0.] gives -0.)
+        flat = x.reshape(x.shape[:x.ndim - n] + (-1,))
+        last = flat.shape[-1] - 1 - numpy.argmax((flat == y.reshape(flat.shape[:-1] + (1,)))[..., ::-1], axis=-1)
+        y = numpy.where(y == 0, numpy.take_along_axis(flat, last[..., None], axis=-1).reshape(y.shape), y)
+        selected = (x == y).astype(numpy.float64)
+        grad = selected / selected.sum(axis=axes, keepdims=True) * cotangent.astype(numpy.float64)
+    return ours._replace(values=y.astype(ours.values.dtype), grads={**ours.grads, "x": grad.astype(case.x.dtype)})
+
+
+REDUCE_MAX = KnownDefect(
+    "tf.reduce_max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), "
+    "multiplies the upstream gradient by 0 elsewhere (0 * inf = NaN) and gives NaN everywhere when the maximum "
+    "is NaN; of tied maxima its value is the last's, which shows for zeros ([0., -0.] gives -0.)",
+    lambda case: case.input_class in ("ties", "signed_zero", "nan", "inf", "nonfinite_gradient", "magnitude", "integer"),
+    affects=("output", "grad_x"), model=_reduce_max)
+
+
+def _same_window_longer_than_input(case: Case) -> bool:
+    kw = case.kwargs
+    if not (isinstance(kw.get("padding"), str) and kw["padding"].lower() in ("same", "same_upper")):
+        return False
+    n = case.x.ndim - (2 if case.batched else 1)
+    kernel = kw["kernel_size"]
+    kernel = (kernel,) * n if isinstance(kernel, int) else tuple(kernel)
+    return any(k > L for k, L in zip(kernel, case.x.shape[-n:]))
+
+
+AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
+    "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient: x = [1, 2, 3, 4], "
+    "k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is [1/3, 1, 1, 2/3]",
+    _same_window_longer_than_input, affects=("grad_x",))
+
+FRACTIONAL_NONFINITE = KnownDefect(
+    "tf.nn.fractional_max_pool's gradient raises on NaN and infinities (FractionalMaxPoolGrad re-runs the forward "
+    "and finds 'tensor_out_dup is not the same as tensor_out': NaN is unequal to itself)",
+    _nonfinite, affects=("raises",))
