@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import poolref
 from helpers import to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
-from poolref.ops.sampling import linear_taps, nearest_indices
+from poolref._sampling_weights import nearest_indices, torch_linear
 from poolref.reference import sampling as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
 from poolref.testing.strategies import smooth_values
