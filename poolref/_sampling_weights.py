@@ -692,7 +692,7 @@ def jax_nearest(length: int, out_length: int) -> Taps:
     return _one_tap(length, numpy.minimum(numpy.floor(source).astype(numpy.int64), length - 1))
 
 
-def jax_dense(length: int, out_length: int, method: str, antialias: bool) -> Taps:
+def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=F64) -> Taps:
     r"""``jax.image.resize``'s weight matrix along one axis (``compute_weight_mat``), as a dense table.
 
     Parameters
@@ -701,6 +701,9 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool) -> Tap
     method : {"linear", "area"}
     antialias : bool
         Widen the triangle by the downsampling factor (ignored by ``area``).
+    dtype : numpy dtype
+        The data's dtype: JAX rounds the weights to it before the product (a float16 weight can
+        underflow to 0).
 
     Notes
     -----
@@ -743,7 +746,8 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool) -> Tap
                          weight / numpy.where(total != 0, total, 1.0), 0.0)
     inside = (sample >= -0.5) & (sample <= L - 0.5)
     weight = numpy.where(inside[None, :], weight, 0.0)  # (L, O)
-    return Taps(L, numpy.broadcast_to(numpy.arange(L), (O, L)), weight.T.copy(), None, dense=True)
+    weight = weight.T.astype(dtype).astype(F64)  # (O, L), rounded as JAX's .astype(x.dtype)
+    return Taps(L, numpy.broadcast_to(numpy.arange(L), (O, L)), weight, None, dense=True)
 
 
 # ==================================================================================================

@@ -1,7 +1,8 @@
 r"""Bilinear sampling and interpolation: the fixed resizes (``grid_sample``, ``interpolate``).
 
 These are the resizes a network uses when the output size is fixed in advance; DynOPool learns it
-instead. Both follow PyTorch's rules exactly (SEMANTICS.md section 9).
+instead. Both follow PyTorch's rules exactly (SEMANTICS.md section 9); ``interpolate`` also those of
+``tf.image.resize`` and ``jax.image.resize`` (``convention=``).
 
 ``grid_sample`` reads ``x`` at arbitrary points. A grid coordinate ``g`` in ``[-1, 1]`` becomes a
 pixel coordinate ``i`` (``align_corners=False``: ``-1`` and ``1`` are the outer edges of the corner
@@ -18,8 +19,9 @@ channels-last copy of ``x`` (one row of channels per pixel) inside a zero frame,
 needs a bounds test. The backward to ``x`` is then the transpose of the same matrix,
 ``grad_image = S.T @ grad_y``: this is the adjoint relationship ``<grad_y, S x> = <S.T grad_y, x>``
 that every linear op's backward obeys, and written out it is a scatter-add of each point's gradient,
-times its weights, into the pixels it read. The gradient to the grid is the derivative of the
-bilinear weights (the same sparsity, other weights) times the derivative of the coordinate map.
+times its weights, into the pixels it read (zero weights included: 0 * inf is NaN there, as in
+PyTorch). The gradient to the grid is the derivative of the bilinear weights, written as PyTorch
+writes it (differences of neighbouring pixels), times the derivative of the coordinate map.
 
 ``interpolate`` resizes to a given size. Every mode is separable: along each spatial axis, output
 ``o`` reads a few input positions with weights (one for nearest, two for linear, a window for
@@ -437,7 +439,8 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
         elif mode == "nearest-exact":
             plans.append(_transposed(weights.jax_nearest(L, O)))
         else:
-            plans.append(_transposed(weights.jax_dense(L, O, "area" if mode == "area" else "linear", antialias)))
+            method = "area" if mode == "area" else "linear"
+            plans.append(_transposed(weights.jax_dense(L, O, method, antialias, dtype)))
     return tuple(plans), last_first
 
 
