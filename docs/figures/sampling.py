@@ -68,3 +68,28 @@ def sampling_coordinates():
     right.set_ylim(-(len(modes) + 0.6) * 0.75, 0.5)
     right.axis("off")
     right.set_title(f"interpolate {L} -> {out}: where output d reads (measured on a ramp)", fontsize=9)
+
+
+def antialias_weights():
+    """The weights of a 12 -> 4 resize per output, read from poolref's tap tables (poolref._sampling_weights)."""
+    from poolref import _sampling_weights as taps
+
+    L, O = 12, 4
+    tables = [
+        ("linear (PyTorch, antialias=False)", taps.torch_linear(L, O, align_corners=False).matrix()),
+        ("antialiased triangle (PyTorch; TensorFlow and JAX alike)", taps.torch_antialias(L, O, align_corners=False).matrix()),
+        ("area (TensorFlow, JAX): pixel coverage", taps.jax_dense(L, O, "area", antialias=False).matrix()),
+    ]
+    fig, axes = plt.subplots(1, len(tables), figsize=(12, 2.8), sharey=True)
+    width = 0.8 / O
+    for ax, (title, matrix) in zip(axes, tables):
+        for o in range(O):
+            ax.bar(np.arange(L) + (o - (O - 1) / 2) * width, matrix[o], width=width, color=COLOURS[o],
+                   label=f"output {o}")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(L))
+        ax.set_xlabel("input pixel", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("weight", fontsize=8)
+    axes[0].legend(fontsize=7, frameon=False)
+    fig.tight_layout()

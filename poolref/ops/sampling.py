@@ -1,7 +1,8 @@
 r"""Bilinear sampling and interpolation: the fixed resizes (``grid_sample``, ``interpolate``).
 
 These are the resizes a network uses when the output size is fixed in advance; DynOPool learns it
-instead. Both follow PyTorch's rules exactly (SEMANTICS.md section 9).
+instead. Both follow PyTorch's rules exactly (SEMANTICS.md section 9); ``interpolate`` also those of
+``tf.image.resize`` and ``jax.image.resize`` (``convention=``).
 
 ``grid_sample`` reads ``x`` at arbitrary points. A grid coordinate ``g`` in ``[-1, 1]`` becomes a
 pixel coordinate ``i`` (``align_corners=False``: ``-1`` and ``1`` are the outer edges of the corner
@@ -18,13 +19,17 @@ channels-last copy of ``x`` (one row of channels per pixel) inside a zero frame,
 needs a bounds test. The backward to ``x`` is then the transpose of the same matrix,
 ``grad_image = S.T @ grad_y``: this is the adjoint relationship ``<grad_y, S x> = <S.T grad_y, x>``
 that every linear op's backward obeys, and written out it is a scatter-add of each point's gradient,
-times its weights, into the pixels it read. The gradient to the grid is the derivative of the
-bilinear weights (the same sparsity, other weights) times the derivative of the coordinate map.
+times its weights, into the pixels it read (zero weights included: 0 * inf is NaN there, as in
+PyTorch). The gradient to the grid is the derivative of the bilinear weights, written as PyTorch
+writes it (differences of neighbouring pixels), times the derivative of the coordinate map.
 
 ``interpolate`` resizes to a given size. Every mode is separable: along each spatial axis, output
-``o`` reads one input position (nearest) or two with weights (linear), so the forward gathers along
-one axis at a time and the backward applies the transposed (O, L) matrix along each axis; ``area`` is
-adaptive average pooling (:func:`poolref.adaptive_avg_pool2d`).
+``o`` reads a few input positions with weights (one for nearest, two for linear, a window for
+antialiased and area resizing), so the forward gathers and weighs along one axis at a time and the
+backward gathers along the same axes with the transposed tables: for each input position, the outputs
+that read it. Which taps are read, and with which weights, is each framework's own rule, kept in
+:mod:`poolref._sampling_weights` (``convention=`` picks PyTorch's, TensorFlow's or JAX's); only the
+taps a framework reads are ever read, so a NaN or an infinity spreads exactly as far as it does there.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ from typing import NamedTuple
 
 import numpy
 
+from .. import _sampling_weights as weights
 from .._backend import array_module, sparse_rows
 from .._checks import accumulation_dtype, check_pool_input
+from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
-from .adaptive import ADAPTIVE_AVG_POOL
 
 __all__ = ["grid_sample", "interpolate"]
 
@@ -169,23 +175,24 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
         # PyTorch rounds half to even (nearbyint), as rint does
         cells = _cells(xp.rint(ix), xp.rint(iy), H, W, xp)
         columns = _image_rows(cells, plane, xp).reshape(N * P, 1)  # the one pixel each point reads
-        weights = xp.ones((N * P, 1), dtype=accumulate)
+        corner_weights = xp.ones((N * P, 1), dtype=accumulate)
     else:
-        left, top = xp.floor(ix), xp.floor(iy)
-        wx, wy = (ix - left).reshape(-1), (iy - top).reshape(-1)  # (N*P,) weights of the right / lower pixels
+        left, _, wx = weights.linear_point_taps(ix, xp)
+        top, _, wy = weights.linear_point_taps(iy, xp)
+        wx, wy = wx.reshape(-1), wy.reshape(-1)  # (N*P,) weights of the right / lower pixels
         cells = _cells(left, top, H, W, xp)
         offsets = xp.asarray(_corner_offsets(W), dtype=numpy.intp)
         columns = _image_rows(cells, plane, xp).reshape(N * P, 1) + offsets  # (N*P, 4): tl, tr, bl, br
-        weights = xp.empty((N * P, 4), dtype=accumulate)
-        weights[:, 0] = (1 - wy) * (1 - wx)
-        weights[:, 1] = (1 - wy) * wx
-        weights[:, 2] = wy * (1 - wx)
-        weights[:, 3] = wy * wx
-    # The whole op is one sparse matrix S: y[p] = sum_k weights[p, k] * image[columns[p, k]]. The
+        corner_weights = xp.empty((N * P, 4), dtype=accumulate)
+        corner_weights[:, 0] = (1 - wy) * (1 - wx)
+        corner_weights[:, 1] = (1 - wy) * wx
+        corner_weights[:, 2] = wy * (1 - wx)
+        corner_weights[:, 3] = wy * wx
+    # The whole op is one sparse matrix S: y[p] = sum_k corner_weights[p, k] * image[columns[p, k]]. The
     # product adds each row's terms in the order tl, tr, bl, br, in the accumulation dtype (float32
     # for float16 input); zero weights stay stored, so a NaN or infinite corner makes the point NaN
     # even at weight 0, as PyTorch's weighted sum does.
-    sampling = sparse_rows(weights, columns, N * plane, columns.shape[1])  # (N*P, N*plane)
+    sampling = sparse_rows(corner_weights, columns, N * plane, columns.shape[1])  # (N*P, N*plane)
     if mode == "nearest":
         # a single 1 per row: S @ image is a plain gather of rows, which take does faster
         y = xp.take(image, columns[:, 0], axis=0)  # (N*P, C)
@@ -219,28 +226,25 @@ def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     grad_x[...] = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)
 
     # d/dgrid: zero for nearest (piecewise constant). For bilinear, differentiate the weights: with
-    # v the corner values and <v, g> their inner products with the gradient over channels,
-    #   d/dix = -(1 - wy) <v_tl, g> + (1 - wy) <v_tr, g> - wy <v_bl, g> + wy <v_br, g>,
-    #   d/diy = -(1 - wx) <v_tl, g> - wx <v_tr, g> + (1 - wx) <v_bl, g> + wx <v_br, g>,
-    # i.e. a matrix with the sparsity of S but these derivative weights, applied to the image, and
-    # each point's row then dotted with g; times the slope d ix/d gx of the coordinate map.
+    # v the corner values (0 off the image) and g the gradient, summed over channels,
+    #   d/dix = sum_c g_c [(v_tr - v_tl)(1 - wy) + (v_br - v_bl) wy]_c,
+    #   d/diy = sum_c g_c [(v_bl - v_tl)(1 - wx) + (v_br - v_tr) wx]_c,
+    # in PyTorch's form (differences of neighbours, not four separate products: where the two agree
+    # mathematically, only this form gives exactly 0, and so exactly PyTorch's NaN for an infinite
+    # gradient times it); then times the slope d ix/d gx of the coordinate map.
     if saved.mode == "nearest":
         return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
     wx, wy = saved.fractions
     slope_x, slope_y = saved.slopes
-    columns = saved.sampling.indices  # (N*P*4,) the pixels each point reads: tl, tr, bl, br
+    columns = saved.sampling.indices.astype(numpy.intp, copy=False)  # (N*P*4,) cells read: tl, tr, bl, br
+    corners = xp.take(saved.image, columns, axis=0).reshape(N * P, 4, C)
+    tl, tr, bl, br = corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3]  # (N*P, C) each
     grad_grid = xp.empty((N * P, 2), dtype=saved.grid_dtype)
-    for axis, corner_derivatives, slope in (
-        (0, (-(1 - wy), 1 - wy, -wy, wy), slope_x),  # d weight / d ix for tl, tr, bl, br
-        (1, (-(1 - wx), -wx, 1 - wx, wx), slope_y),  # d weight / d iy
-    ):
-        d_weights = xp.empty((N * P, 4), dtype=accumulate)
-        for corner, derivative in enumerate(corner_derivatives):
-            d_weights[:, corner] = derivative
-        d_sampling = sparse_rows(d_weights, columns, N * plane, 4)  # (N*P, N*plane)
-        d_coordinate = xp.einsum("pc,pc->p", d_sampling @ saved.image, g_points)  # (N*P,)
-        with numpy.errstate(invalid="ignore"):  # inf * a zero slope is NaN, as the chain rule gives
-            grad_grid[:, axis] = d_coordinate * slope
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf - inf, 0 * inf: NaN, as in PyTorch
+        along_x = (tr - tl) * (1 - wy)[:, None] + (br - bl) * wy[:, None]
+        along_y = (bl - tl) * (1 - wx)[:, None] + (br - tr) * wx[:, None]
+        grad_grid[:, 0] = xp.einsum("pc,pc->p", along_x, g_points) * slope_x
+        grad_grid[:, 1] = xp.einsum("pc,pc->p", along_y, g_points) * slope_y
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
 
 
@@ -353,195 +357,133 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
 
 
 # ==================================================================================================
-# interpolate: where each output position reads, per axis
+# interpolate: which taps each axis reads, per framework
 # ==================================================================================================
-class AxisTaps(NamedTuple):
-    r"""Where the outputs along one axis read: ``y[o] = sum_t weights[t][o] * x[indices[t][o]]``."""
+class AxisPlan(NamedTuple):
+    """How one spatial axis is resized: the forward's table and the table the gradient is read with.
 
-    length: int  # L, the input length
-    indices: tuple  # one (O,) int64 numpy array per tap
-    weights: tuple  # one (O,) float64 numpy array per tap; () for nearest (weight 1)
-
-
-def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool = False):
-    r"""Input position read by each output of ``nearest`` / ``nearest-exact`` resizing (PyTorch's rule).
-
-    Parameters
-    ----------
-    length, out_length : int
-        Input and output lengths ``L`` and ``O``.
-    scale_factor : float or None
-        The user's scale factor, when one was given (and not recomputed): the scale is then
-        ``1/scale_factor`` rather than ``L/O``.
-    exact : bool
-        ``nearest-exact`` (pixel centres) instead of ``nearest`` (left edges).
-
-    Returns
-    -------
-    (O,) int64 numpy array
-
-    Notes
-    -----
-    ``nearest``: :math:`\min(\lfloor o\,s \rfloor, L - 1)`; ``nearest-exact``:
-    :math:`\min(\lfloor (o + 1/2)\,s \rfloor, L - 1)`, with :math:`s = L/O` or
-    :math:`1/\mathrm{scale\_factor}`. PyTorch computes :math:`s` in float32 and, for ``nearest``,
-    the product too (for ``nearest-exact`` the product in float64, rounded to float32 before the
-    floor), whatever the dtype of the data; we do the same, so indices agree with PyTorch's even
-    where float32 rounding moves them (``L = 14, O = 46``: output 23 reads 6, not 7). ``nearest``
-    also copies when ``O = L`` and reads :math:`\lfloor o/2 \rfloor` when ``O = 2L``, even if a
-    scale factor was given (PyTorch's ``nearest_idx``).
-
-    Examples
-    --------
-    >>> nearest_indices(3, 5).tolist(), nearest_indices(3, 5, exact=True).tolist()
-    ([0, 0, 1, 1, 2], [0, 0, 1, 2, 2])
+    ``forward`` is a :class:`~poolref._sampling_weights.Taps`, a
+    :class:`~poolref._sampling_weights.Lerp` (TensorFlow's bilinear) or None (the axis is copied);
+    ``backward`` is a Taps (L, K) reading the upstream gradient, or None (copied). The backward is
+    the transpose of the forward, except where a framework's backward reads other taps than its
+    forward (PyTorch's antialiased and TensorFlow's bilinear backward resample axes their forward
+    copies; TensorFlow's antialiased gradient has spans of its own).
     """
-    o = numpy.arange(out_length)
-    if not exact and out_length == length:
-        return o
-    if not exact and out_length == 2 * length:
-        return o // 2
-    if scale_factor is not None:
-        scale = numpy.float32(1.0 / scale_factor)
-    else:
-        scale = numpy.float32(length) / numpy.float32(out_length)
-    if exact:
-        source = ((o + 0.5) * numpy.float64(scale)).astype(numpy.float32)
-    else:
-        source = o.astype(numpy.float32) * scale
-    return numpy.minimum(numpy.floor(source).astype(numpy.int64), length - 1)
+
+    forward: object
+    backward: object
 
 
-def linear_taps(length: int, out_length: int, align_corners: bool, scale_factor=None):
-    r"""The two input positions and weights of each output of linear resizing (PyTorch's rule).
+def _transposed(taps) -> AxisPlan:
+    """A plan whose backward is the transpose of its forward (None: an identity axis)."""
+    if taps is None:
+        return AxisPlan(None, None)
+    return AxisPlan(taps, taps.transpose())
 
-    Parameters
-    ----------
-    length, out_length : int
-        Input and output lengths ``L`` and ``O``.
-    align_corners : bool
-    scale_factor : float or None
-        As for :func:`nearest_indices` (ignored with ``align_corners``).
 
-    Returns
-    -------
-    ((O,) int64, (O,) int64, (O,) float64, (O,) float64) or None
-        ``(i0, i1, w0, w1)``, or None when ``O = L`` (PyTorch then copies, whatever the scale).
+def _is_identity(taps: weights.Taps) -> bool:
+    """A one-tap table that reads position o for output o: a copy."""
+    return (taps.index.shape[1] == 1 and taps.out_length == taps.length
+            and bool((taps.index[:, 0] == numpy.arange(taps.length)).all()))
 
-    Notes
-    -----
-    The source coordinate is :math:`c = o\,(L - 1)/(O - 1)` with ``align_corners`` (0 when
-    :math:`O = 1`), else :math:`c = \max(s\,(o + 1/2) - 1/2,\ 0)` with :math:`s = L/O` or
-    :math:`1/\mathrm{scale\_factor}`. Then :math:`i_0 = \min(\lfloor c \rfloor, L - 1)`,
-    :math:`i_1 = \min(i_0 + 1, L - 1)`, :math:`w_1 = \mathrm{clip}(c - i_0, 0, 1)`,
-    :math:`w_0 = 1 - w_1`, all in float64.
 
-    Examples
-    --------
-    >>> i0, i1, w0, w1 = linear_taps(2, 4, align_corners=False)
-    >>> i0.tolist(), i1.tolist(), w1.tolist()
-    ([0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.25])
+def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: bool, convention: str,
+                scale_factors, dtype) -> tuple[tuple[AxisPlan, ...], tuple[int, ...]]:
+    """Per spatial axis an :class:`AxisPlan`, and the order in which the axes are resized.
+
+    The rules are the frameworks' own (poolref._sampling_weights). The order follows each
+    framework's loops (the last axis first, except TensorFlow's antialiased resize, which resamples
+    rows before columns); it changes only the rounding, except for TensorFlow's bilinear form, whose
+    NaNs depend on it.
     """
-    if out_length == length:
-        return None
-    o = numpy.arange(out_length, dtype=numpy.float64)
-    if align_corners:
-        scale = (length - 1) / (out_length - 1) if out_length > 1 else 0.0
-        source = scale * o
-    else:
-        scale = 1.0 / scale_factor if scale_factor is not None else length / out_length
-        source = numpy.maximum(scale * (o + 0.5) - 0.5, 0.0)
-    i0 = numpy.minimum(numpy.floor(source).astype(numpy.int64), length - 1)
-    w1 = numpy.clip(source - i0, 0.0, 1.0)
-    i1 = numpy.minimum(i0 + 1, length - 1)
-    return i0, i1, 1.0 - w1, w1
-
-
-def _resize_taps(in_shape, out_shape, mode, align_corners, scale_factors):
-    """Per spatial axis, an :class:`AxisTaps` or None (the axis is copied)."""
-    taps = []
-    for L, O, s in zip(in_shape, out_shape, scale_factors):
-        if mode in ("nearest", "nearest-exact"):
-            index = nearest_indices(L, O, s, exact=mode == "nearest-exact")
-            same = O == L and numpy.array_equal(index, numpy.arange(O))
-            taps.append(None if same else AxisTaps(L, (index,), ()))
+    n = len(in_shape)
+    last_first = tuple(reversed(range(n)))
+    plans = []
+    if convention == "torch":
+        for L, O, s in zip(in_shape, out_shape, scale_factors):
+            if mode in ("nearest", "nearest-exact"):
+                taps = weights.torch_nearest(L, O, s, exact=mode == "nearest-exact")
+                plans.append(_transposed(None if _is_identity(taps) else taps))
+            elif mode == "area":
+                plans.append(_transposed(weights.adaptive_average(L, O)))
+            elif antialias:
+                # the forward copies an axis whose size does not change; the backward resamples it
+                taps = weights.torch_antialias(L, O, align_corners, s, dtype)
+                plans.append(AxisPlan(None if O == L else taps, taps.transpose()))
+            else:
+                plans.append(_transposed(weights.torch_linear(L, O, align_corners, s, dtype)))
+        return tuple(plans), last_first
+    if convention == "tensorflow":
+        if mode == "bilinear" and antialias:
+            for L, O in zip(in_shape, out_shape):
+                forward, backward = weights.tf_antialias(L, O)
+                plans.append(AxisPlan(forward, backward))
+            return tuple(plans), tuple(range(n))  # rows, then columns
+        for L, O in zip(in_shape, out_shape):
+            if mode in ("nearest", "nearest-exact"):
+                taps = weights.tf_nearest(L, O, half_pixel=mode == "nearest-exact", align_corners=align_corners)
+                plans.append(_transposed(None if _is_identity(taps) else taps))
+            elif mode == "area":
+                plans.append(_transposed(weights.tf_area(L, O, align_corners)))
+            else:
+                lerp = weights.tf_bilinear(L, O, align_corners)
+                plans.append(AxisPlan(lerp, lerp.weighted().transpose()))
+        if mode == "bilinear" and tuple(in_shape) == tuple(out_shape):
+            # ResizeBilinear copies an image whose size does not change; its gradient does not
+            plans = [AxisPlan(None, plan.backward) for plan in plans]
+        return tuple(plans), last_first
+    # jax: axes whose size does not change are left alone (jax.image.resize skips them)
+    for L, O in zip(in_shape, out_shape):
+        if O == L:
+            plans.append(AxisPlan(None, None))
+        elif mode == "nearest-exact":
+            plans.append(_transposed(weights.jax_nearest(L, O)))
         else:
-            linear = linear_taps(L, O, align_corners, s)
-            taps.append(None if linear is None else AxisTaps(L, linear[:2], linear[2:]))
-    return tuple(taps)
-
-
-def _axis_matrix(taps: AxisTaps, dtype, xp):
-    """The (O, L) matrix of one axis's resize: row ``o`` holds the weights of the positions it reads."""
-    O = len(taps.indices[0])
-    matrix = numpy.zeros((O, taps.length))
-    weights = taps.weights or (numpy.ones(O),)
-    for index, weight in zip(taps.indices, weights):
-        numpy.add.at(matrix, (numpy.arange(O), index), weight)  # the two taps may be one position
-    return xp.asarray(matrix, dtype=dtype)
-
-
-def _contract(a, matrix, dim: int):
-    """Apply ``matrix`` (A, B) to dimension ``dim`` (length B) of ``a``; that dimension becomes A."""
-    shape = a.shape
-    lead, rest = math.prod(shape[:dim]), math.prod(shape[dim + 1:])
-    if rest == 1:  # the last axis: one matrix product over all lines at once
-        out = a.reshape(lead, shape[dim]) @ matrix.T
-    else:
-        out = matrix @ a.reshape(lead, shape[dim], rest)
-    return out.reshape(shape[:dim] + (matrix.shape[0],) + shape[dim + 1:])
+            method = "area" if mode == "area" else "linear"
+            plans.append(_transposed(weights.jax_dense(L, O, method, antialias, dtype)))
+    return tuple(plans), last_first
 
 
 # ==================================================================================================
 # interpolate: forward and backward
 # ==================================================================================================
 class InterpolateSaved(NamedTuple):
-    taps: tuple  # per spatial axis: AxisTaps, or None where the axis is copied
+    plans: tuple  # per spatial axis: AxisPlan
+    order: tuple  # the order in which the axes are resized
     dtype: numpy.dtype
 
 
-def _interpolate_forward(x, *, mode: str, size: tuple, align_corners: bool, scale_factors: tuple):
+def _interpolate_forward(x, *, mode: str, size: tuple, align_corners: bool, scale_factors: tuple,
+                         antialias: bool, convention: str):
     xp = array_module(x)
     n = len(size)
-    taps = _resize_taps(x.shape[x.ndim - n:], size, mode, align_corners, scale_factors)
-    linear = mode in LINEAR_MODES
-    y = x.astype(accumulation_dtype(x.dtype), copy=False) if linear else x
-    # one axis at a time, (.., L_a, ..) -> (.., O_a, ..), the last axis first as PyTorch nests its
-    # sums (and the cheap contiguous gathers along the leading axes then fall on the larger arrays)
-    for a in reversed(range(n)):
-        axis = taps[a]
-        if axis is None:
-            continue
-        dim = y.ndim - n + a
-        if not linear:
-            y = xp.take(y, xp.asarray(axis.indices[0]), axis=dim)
-            continue
-        along = [-1 if d == dim else 1 for d in range(y.ndim)]  # weights broadcast along dim
-        (i0, i1), (w0, w1) = axis.indices, axis.weights
-        # PyTorch's form w0*x[i0] + w1*x[i1] (not x[i0] + w1*(x[i1] - x[i0])): same rounding
-        first = xp.take(y, xp.asarray(i0), axis=dim)
-        first *= xp.asarray(w0, dtype=y.dtype).reshape(along)
-        second = xp.take(y, xp.asarray(i1), axis=dim)
-        second *= xp.asarray(w1, dtype=y.dtype).reshape(along)
-        first += second
-        y = first
-    y = xp.ascontiguousarray(y).astype(x.dtype, copy=False)
-    return (y.copy() if y is x else y), InterpolateSaved(taps, x.dtype)
+    plans, order = resize_plan(x.shape[x.ndim - n:], size, mode, align_corners, antialias, convention,
+                               scale_factors, x.dtype)
+    # one axis at a time, (.., L_a, ..) -> (.., O_a, ..), each axis's taps gathered and weighed in
+    # the accumulation dtype (float32 for float16), the result rounded once
+    y = x.astype(accumulation_dtype(x.dtype), copy=False)
+    for a in order:
+        y = weights.resample(y, plans[a].forward, y.ndim - n + a)
+    out = xp.empty(y.shape, dtype=x.dtype)
+    out[...] = y
+    return out, InterpolateSaved(plans, order, x.dtype)
 
 
 def _interpolate_backward(saved: InterpolateSaved, grad_y):
-    # the transpose of the forward: along each axis the transposed (O, L) matrix (the axes' maps
-    # commute; the last axis first keeps the single large matrix product on the largest array)
+    # forward:  y = A_1 A_2 ... A_n x, one (O_a, L_a) map per axis (separable);
+    # backward: grad_x = A_n^T ... A_1^T grad_y, each transpose a gather table of its own (for each
+    # input position, the outputs that read it, with their weights): the scatter-add of each
+    # output's gradient onto exactly the taps the forward read, zero weights included (0 * inf is
+    # NaN there, as in PyTorch), and onto no other. Where a framework's backward reads other taps
+    # than its forward, the plan's backward table says so.
+    n = len(saved.plans)
+    grad = grad_y.astype(accumulation_dtype(saved.dtype), copy=False)
+    for a in saved.order:
+        grad = weights.resample(grad, saved.plans[a].backward, grad.ndim - n + a)
     xp = array_module(grad_y)
-    n = len(saved.taps)
-    accumulate = accumulation_dtype(saved.dtype)
-    grad = grad_y.astype(accumulate, copy=False)
-    for a in reversed(range(n)):
-        axis = saved.taps[a]
-        if axis is not None:
-            transposed = xp.ascontiguousarray(_axis_matrix(axis, accumulate, xp).T)  # (L, O)
-            grad = _contract(grad, transposed, grad.ndim - n + a)
-    return (xp.ascontiguousarray(grad).astype(saved.dtype, copy=True),)
+    grad_x = xp.empty(grad.shape, dtype=saved.dtype)
+    grad_x[...] = grad
+    return (grad_x,)
 
 
 INTERPOLATE = define_function("interpolate", _interpolate_forward, _interpolate_backward)
@@ -600,8 +542,47 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
     return out, ((None,) * n if recompute_scale_factor else factors)
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None, *, recompute_scale_factor=None):
-    r"""Resize ``x`` to a given size or by a scale factor, as PyTorch's ``interpolate``.
+RESIZE_CONVENTIONS = ("torch", "tensorflow", "jax")
+# What each convention calls its modes (poolref's names: "nearest" reads the left edge, floor(o L/O),
+# "nearest-exact" the pixel centre, floor((o + 1/2) L/O), in every convention)
+CONVENTION_MODES = {
+    "torch": INTERPOLATE_MODES,
+    "tensorflow": ("nearest", "nearest-exact", "bilinear", "area"),
+    "jax": ("nearest-exact", "linear", "bilinear", "trilinear", "area"),
+}
+DEFAULT_ANTIALIAS = {"torch": False, "tensorflow": False, "jax": True}
+
+
+def _check_convention_mode(mode, convention, align_corners, antialias, x, op):
+    """Refuse, with the reason, what the chosen framework's resize does not have."""
+    if mode not in CONVENTION_MODES[convention]:
+        if convention == "jax" and mode == "nearest":
+            reason = "jax.image.resize's 'nearest' reads pixel centres: that is mode='nearest-exact'"
+        elif convention == "tensorflow":
+            reason = "tf.image.resize is 2-D: its linear mode is 'bilinear'"
+        else:
+            reason = f"its modes are {', '.join(map(repr, CONVENTION_MODES[convention]))}"
+        raise ValueError(f"{op}: convention={convention!r} has no mode={mode!r} ({reason})")
+    if convention == "torch":
+        if antialias and (mode != "bilinear"):
+            raise ValueError(f"{op}: antialias=True is defined for mode='bilinear' (and 'bicubic') on 4-D input only, as in PyTorch, got mode={mode!r}")
+        return
+    if convention == "tensorflow":
+        if x.ndim != 4:
+            raise ValueError(f"{op}: convention='tensorflow' resizes 2-D images only (tf.image.resize), got x with shape {tuple(x.shape)}")
+        if align_corners and mode == "nearest-exact":
+            raise ValueError(f"{op}: TensorFlow's half-pixel nearest has no align_corners (ResizeNearestNeighbor refuses both), got align_corners=True with mode='nearest-exact'")
+        if align_corners and antialias and mode == "bilinear":
+            raise ValueError(f"{op}: tf.compat.v1.image.resize_bilinear(align_corners=True) has no antialias, got align_corners=True and antialias=True")
+        return
+    if align_corners:
+        raise ValueError(f"{op}: jax.image.resize has no align_corners, got align_corners=True")
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None, *, recompute_scale_factor=None,
+                antialias=None, convention="torch"):
+    r"""Resize ``x`` to a given size or by a scale factor, as PyTorch's ``interpolate`` (or as
+    ``tf.image.resize`` / ``jax.image.resize`` with ``convention=``).
 
     Parameters
     ----------
@@ -612,13 +593,25 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         Output spatial size.
     scale_factor : float or tuple of float, optional
         Multiplier of each spatial size: the output size is :math:`\lfloor L \cdot s \rfloor`.
-        Exactly one of ``size`` and ``scale_factor`` is given.
+        Exactly one of ``size`` and ``scale_factor`` is given (``convention="torch"`` only).
     mode : {"nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area"}
+        "bicubic" is not implemented yet.
     align_corners : bool, optional
         Linear modes only (default False): True maps the corner pixel centres onto each other.
+        With ``convention="tensorflow"`` it selects the legacy ``tf.compat.v1`` ops (also for
+        ``mode="nearest"`` and ``"area"``).
     recompute_scale_factor : bool, optional
         With ``scale_factor``: True derives the scale from the sizes (``L/O``) instead of using
         ``1/scale_factor``.
+    antialias : bool, optional
+        Widen the linear kernel by the downsampling factor (a triangle filter). None means the
+        convention's default: False for "torch" and "tensorflow", True for "jax". PyTorch has it
+        for ``bilinear`` only; TensorFlow and JAX ignore it for ``nearest`` and ``area``, and so
+        does poolref under their conventions.
+    convention : {"torch", "tensorflow", "jax"}
+        Whose resize rules: ``torch.nn.functional.interpolate``, ``tf.image.resize`` (2-D only,
+        ``size`` only) or ``jax.image.resize`` (``size`` only), including which taps each reads
+        where values are NaN or infinite (see Notes and docs/ops/sampling.rst).
 
     Returns
     -------
@@ -627,22 +620,50 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
 
     Notes
     -----
-    Separable: along each axis output :math:`o` reads one position (nearest) or two with weights
-    (linear), :math:`y_o = \sum_t w_{o,t} \, x_{i_{o,t}}`; in n dimensions the weights multiply.
-    With scale :math:`s = L/O`, or :math:`1/\mathrm{scale\_factor}` when a scale factor was given
-    (PyTorch's rule unless ``recompute_scale_factor``):
+    Separable: along each axis output :math:`o` reads a few positions with weights,
+    :math:`y_o = \sum_k w_{o,k} \, x_{i_{o,k}}`, and the axes are resized one after the other
+    (the weights of an n-linear tap multiply). With PyTorch's scale :math:`s = L/O`, or
+    :math:`1/\mathrm{scale\_factor}` when a scale factor was given (unless
+    ``recompute_scale_factor``):
 
     * ``nearest`` reads :math:`\lfloor o\,s \rfloor`, ``nearest-exact``
       :math:`\lfloor (o + 1/2)\,s \rfloor`, both capped at :math:`L - 1` and computed in float32
-      as PyTorch does (:func:`nearest_indices`);
+      as PyTorch does (:func:`~poolref._sampling_weights.nearest_indices`);
     * linear modes read :math:`c = \max(s (o + 1/2) - 1/2, 0)`, or :math:`c = o (L - 1)/(O - 1)`
-      with ``align_corners``, blending :math:`\lfloor c \rfloor` and the next position
-      (:func:`linear_taps`); an axis with :math:`O = L` is copied unchanged;
-    * ``area`` is adaptive average pooling to the output size.
+      with ``align_corners``, blending :math:`i_0 = \lfloor c \rfloor` (``floorf``) with weight
+      :math:`1 - (c - i_0)` and :math:`i_0 + 1` (or :math:`i_0` again at the last pixel) with
+      weight :math:`c - i_0`; an axis with :math:`O = L` reads :math:`x_o` with weight 1 and
+      again with weight 0 (:func:`~poolref._sampling_weights.torch_linear`);
+    * ``antialias=True`` (bilinear): output :math:`o` averages the window
+      :math:`|i + 1/2 - s(o + 1/2)| < \max(s, 1)` with triangle weights
+      :math:`1 - |i + 1/2 - s(o + 1/2)|/\max(s, 1)`, normalized
+      (:func:`~poolref._sampling_weights.torch_antialias`);
+    * ``area`` is adaptive average pooling: bin :math:`[\lfloor oL/O \rfloor, \lceil (o+1)L/O \rceil)`.
 
-    Backward, the transpose: :math:`\partial L/\partial x_i = \sum_{o,t:\, i_{o,t} = i} w_{o,t}
-    \, \partial L/\partial y_o`, applied one axis at a time as the transposed (O, L) matrix (a
-    matrix product, so an infinite or NaN gradient entry spreads along its whole line).
+    ``convention="tensorflow"``: ``nearest-exact`` is ``tf.image.resize(method="nearest")``,
+    ``bilinear`` is ``method="bilinear"`` (half-pixel centres, computed as
+    :math:`a + (b - a) t`, columns then rows), ``area`` is ``method="area"`` (each input pixel
+    weighted by the fraction of it the output pixel covers: any sizes), ``antialias=True`` with
+    ``bilinear`` is TensorFlow's ``scale_and_translate`` triangle; ``align_corners=True`` selects
+    ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` (or ``resize_nearest_neighbor`` /
+    ``resize_area`` with it), and ``mode="nearest"`` the legacy
+    ``tf.compat.v1.image.resize_nearest_neighbor`` (:math:`\lfloor o s \rfloor`). Coordinates are
+    float32 as in TensorFlow; the sums run in the accumulation dtype (TensorFlow's are float32
+    whatever the input, and it returns float32 for ``bilinear`` and ``area``).
+
+    ``convention="jax"``: ``nearest-exact`` is ``jax.image.resize(method="nearest")``, the linear
+    modes ``"linear"`` and ``area`` ``"area"``, each a dense weight matrix per axis computed in
+    float64 (as JAX with ``jax_enable_x64``), ``antialias`` True by default; axes whose size does
+    not change are left alone.
+
+    Backward, the transpose: :math:`\partial L/\partial x_i = \sum_{o,k:\, i_{o,k} = i} w_{o,k}
+    \, \partial L/\partial y_o`, applied one axis at a time as a gather of exactly the taps the
+    forward read (a NaN or infinite gradient reaches only those inputs, and a zero weight times an
+    infinite gradient is NaN, as in the frameworks). Where a framework's backward reads other taps
+    than its forward, poolref does the same: PyTorch's antialiased backward resamples axes whose
+    size does not change (its forward copies them), TensorFlow's bilinear gradient does so too, and
+    TensorFlow's antialiased gradient reads windows of its own. TensorFlow has no gradient for
+    ``area`` (poolref returns the true one).
 
     Examples
     --------
@@ -654,8 +675,19 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     array([[[0. , 0.5, 1.5, 2. ]]])
     >>> poolref.interpolate(np.array([[[0., 2., 4., 6.]]]), size=2, mode="area")
     array([[[1., 5.]]])
+    >>> line = np.array([[[0., 1., 2., 3., 4., 5.]]])
+    >>> poolref.interpolate(line, size=2, mode="linear", convention="jax")  # antialiased
+    array([[[1.25, 3.75]]])
+    >>> poolref.interpolate(line, size=2, mode="linear", convention="jax", antialias=False)
+    array([[[1., 4.]]])
     """
     op = "interpolate"
+    convention = check_convention(convention, op, RESIZE_CONVENTIONS)
+    if antialias is not None and not isinstance(antialias, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: antialias must be True, False or None (the convention's default), got antialias={antialias!r}")
+    antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else bool(antialias)
+    if mode == "bicubic":
+        raise NotImplementedError(f"{op}: mode='bicubic' is not implemented yet (PyTorch's, TensorFlow's and JAX's cubic kernels differ)")
     _check_choice(mode, "mode", INTERPOLATE_MODES, op)
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         x = numpy.asarray(x)
@@ -669,13 +701,22 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         if x.ndim not in (3, 4, 5):
             raise ValueError(f"{op}: x must have shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}")
         n = x.ndim - 2
-        if align_corners is not None:
+        if align_corners is not None and convention != "tensorflow":
             raise ValueError(
                 f"{op}: align_corners can only be set with the linear modes (linear, bilinear, trilinear), "
                 f"got align_corners={align_corners!r} with mode={mode!r}"
             )
+        align_corners = False if align_corners is None else _check_align_corners(align_corners, op)
+    _check_convention_mode(mode, convention, align_corners, antialias, x, op)
+    if convention != "torch":
+        if scale_factor is not None or recompute_scale_factor is not None:
+            name = "tf.image.resize" if convention == "tensorflow" else "jax.image.resize"
+            raise ValueError(
+                f"{op}: convention={convention!r} takes a size only ({name} has no scale factor), "
+                f"got scale_factor={scale_factor!r} and recompute_scale_factor={recompute_scale_factor!r}"
+            )
+        antialias = antialias and mode in LINEAR_MODES  # TensorFlow and JAX ignore it for nearest and area
     x = check_pool_input(x, n, op, integer_ok=False)
     size, scale_factors = _output_size(x, n, size, scale_factor, recompute_scale_factor, op)
-    if mode == "area":
-        return apply(ADAPTIVE_AVG_POOL, x, output_size=size)
-    return apply(INTERPOLATE, x, mode=mode, size=size, align_corners=bool(align_corners), scale_factors=scale_factors)
+    return apply(INTERPOLATE, x, mode=mode, size=size, align_corners=bool(align_corners), scale_factors=scale_factors,
+                 antialias=antialias, convention=convention)

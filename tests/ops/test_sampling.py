@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 import poolref
 from helpers import to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
-from poolref.ops.sampling import linear_taps, nearest_indices
+from poolref import _sampling_weights as weights
+from poolref._sampling_weights import nearest_indices, torch_linear
 from poolref.reference import sampling as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
 from poolref.testing.strategies import smooth_values
@@ -52,16 +53,33 @@ def smooth_grid(rng, shape, H, W, align_corners):
     return numpy.stack([axis(W, shape), axis(H, shape)], axis=-1)
 
 
+def sprinkle(rng, a, fraction=0.15):
+    """A copy of ``a`` with about ``fraction`` of its entries NaN, +inf or -inf."""
+    a = numpy.array(a, dtype=numpy.float64)
+    pick = rng.random(a.shape)
+    a[pick < fraction / 3] = numpy.nan
+    a[(pick >= fraction / 3) & (pick < 2 * fraction / 3)] = numpy.inf
+    a[(pick >= 2 * fraction / 3) & (pick < fraction)] = -numpy.inf
+    return a
+
+
 @st.composite
-def interpolate_cases(draw, max_size=6, max_out=12):
-    """(x, kwargs, output_size, scale_factors for the reference)."""
-    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area"]))
+def interpolate_cases(draw, max_size=6, max_out=12, non_finite=False):
+    """(x, kwargs, output_size, scale_factors for the reference); with ``non_finite`` some inputs
+    carry NaN and infinities."""
+    mode = draw(st.sampled_from(["nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area", "antialias"]))
+    antialias = mode == "antialias"
+    mode = "bilinear" if antialias else mode
     n = LINEAR.get(mode) or draw(st.integers(1, 3))
     small = n == 3
     spatial = tuple(draw(st.integers(1, 4 if small else max_size)) for _ in range(n))
-    x = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1))).standard_normal(
-        (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + spatial)
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + spatial)
+    if non_finite and draw(st.booleans()):
+        x = sprinkle(rng, x)
     kwargs = {"mode": mode}
+    if antialias:
+        kwargs["antialias"] = True
     if mode in LINEAR:
         kwargs["align_corners"] = draw(st.sampled_from([None, False, True]))
     if draw(st.booleans()):
@@ -69,16 +87,59 @@ def interpolate_cases(draw, max_size=6, max_out=12):
         kwargs["size"] = out if n > 1 or draw(st.booleans()) else out[0]
         factors = (None,) * n
     else:
-        # scale factors with few decimals, as people write them, each giving an output of 1 or more
+        # scale factors with few decimals, as people write them (1.7, 0.3, ...), each giving an
+        # output of 1 or more
         factors = tuple(
             draw(st.integers(math.ceil(100 / L), 300).map(lambda k: k / 100)) for L in spatial
         )
         kwargs["scale_factor"] = factors
         out = tuple(math.floor(L * s) for L, s in zip(spatial, factors))
         if mode != "area" and draw(st.integers(0, 3)) == 0:
-            kwargs["recompute_scale_factor"] = True
-            factors = (None,) * n
+            kwargs["recompute_scale_factor"] = draw(st.booleans())
+            if kwargs["recompute_scale_factor"]:
+                factors = (None,) * n
     return x, kwargs, out, factors
+
+
+CONVENTION_MODES = {
+    "tensorflow": ("nearest", "nearest-exact", "bilinear", "bilinear-antialias", "bilinear-align", "nearest-align", "area", "area-align"),
+    "jax": ("nearest-exact", "linear", "bilinear", "trilinear", "area"),
+}
+
+
+@st.composite
+def convention_cases(draw, convention, max_size=5, max_out=9):
+    """(x, kwargs) for interpolate under ``convention``, sometimes with NaN and infinities in x."""
+    choice = draw(st.sampled_from(CONVENTION_MODES[convention]))
+    mode = choice.split("-")[0] if choice != "nearest-exact" else choice
+    kwargs = {"mode": mode, "convention": convention}
+    if choice.endswith("-align"):
+        kwargs["align_corners"] = True
+    if convention == "tensorflow":
+        kwargs["antialias"] = choice.endswith("-antialias")
+        n = 2
+    else:
+        kwargs["antialias"] = draw(st.booleans())
+        n = LINEAR.get(mode) or draw(st.integers(1, 3))
+    small = n == 3
+    spatial = tuple(draw(st.integers(1, 3 if small else max_size)) for _ in range(n))
+    kwargs["size"] = tuple(draw(st.integers(1, 4 if small else max_out)) for _ in range(n))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((draw(st.integers(1, 2)), draw(st.integers(1, 2))) + spatial)
+    if draw(st.booleans()):
+        x = sprinkle(rng, x)
+    return x, kwargs
+
+
+def reference_kwargs(kwargs):
+    """The reference's keywords for an interpolate call: the effective antialias flag and the rest."""
+    convention = kwargs.get("convention", "torch")
+    antialias = kwargs.get("antialias")
+    if antialias is None:
+        antialias = convention == "jax"
+    if convention != "torch" and kwargs["mode"] not in LINEAR:
+        antialias = False  # TensorFlow and JAX ignore it for nearest and area
+    return dict(antialias=antialias, convention=convention)
 
 
 def _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners):
@@ -241,29 +302,130 @@ def test_grid_sample_matches_loop_reference(case):
     assert_matches(grad_grid, want_grid, rtol=1e-10, atol=1e-12, what="grad_grid")
 
 
-@given(interpolate_cases())
-def test_interpolate_matches_loop_reference(case):
+@given(interpolate_cases(non_finite=True), st.booleans())
+def test_interpolate_matches_loop_reference(case, non_finite_gradient):
     x, kwargs, out, factors = case
     mode, align = kwargs["mode"], bool(kwargs.get("align_corners"))
     y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
     assert y.shape == x.shape[:2] + out
-    assert_matches(y, ref.interpolate_reference(x, out, mode, align, factors), rtol=1e-12, atol=1e-14)
+    extra = reference_kwargs(kwargs)
+    assert_matches(y, ref.interpolate_reference(x, out, mode, align, factors, **extra), rtol=1e-12, atol=1e-14)
     g = smooth_values(y.shape, 2)
-    want = ref.interpolate_backward_reference(g, x.shape, mode, align, factors)
+    if non_finite_gradient:
+        g = sprinkle(numpy.random.default_rng(y.size), g)
+    want = ref.interpolate_backward_reference(g, x.shape, mode, align, factors, **extra)
     assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
 
 
-@pytest.mark.parametrize("L, O", [(3, 5), (5, 3), (4, 8), (7, 7), (1, 4), (4, 1), (14, 46), (6, 37)])
-@pytest.mark.parametrize("scale_factor", [None, 1.7])
+@pytest.mark.parametrize("convention", ["tensorflow", "jax"])
+@given(data=st.data())
+def test_interpolate_conventions_match_loop_reference(convention, data):
+    x, kwargs = data.draw(convention_cases(convention))
+    extra = reference_kwargs(kwargs)
+    mode, align, size = kwargs["mode"], bool(kwargs.get("align_corners")), kwargs["size"]
+    y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
+    assert_matches(y, ref.interpolate_reference(x, size, mode, align, **extra), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 3)
+    if data.draw(st.booleans()):
+        g = sprinkle(numpy.random.default_rng(y.size + 1), g)
+    want = ref.interpolate_backward_reference(g, x.shape, mode, align, **extra)
+    assert_matches(pullback(g)[0], want, rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@pytest.mark.parametrize("dtype", [numpy.float16, numpy.float32])
+@pytest.mark.parametrize("kwargs", [
+    dict(size=(7, 3), mode="bilinear"), dict(size=(7, 3), mode="bilinear", align_corners=True),
+    dict(size=(2, 9), mode="bilinear", antialias=True), dict(size=(5, 4), mode="nearest-exact"),
+    dict(size=(3, 2), mode="area"), dict(size=(7, 3), mode="bilinear", convention="tensorflow"),
+    dict(size=(2, 9), mode="bilinear", convention="tensorflow", antialias=True),
+    dict(size=(3, 7), mode="area", convention="tensorflow"), dict(size=(7, 3), mode="bilinear", convention="jax"),
+    dict(size=(3, 2), mode="area", convention="jax"), dict(size=(9, 2), mode="nearest-exact", convention="jax"),
+])
+def test_low_precision_matches_loop_reference(dtype, kwargs):
+    """float16 and float32: the taps of the data's precision (PyTorch computes float32 coordinates for
+    both), the sums in float32, rounded once; NaN and infinities in the same places."""
+    rng = numpy.random.default_rng(7)
+    x = sprinkle(rng, rng.standard_normal((2, 2, 5, 6)), 0.1).astype(dtype)
+    y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
+    g = sprinkle(rng, rng.standard_normal(y.shape), 0.1).astype(dtype)
+    grad = pullback(g)[0]
+    assert y.dtype == dtype and grad.dtype == dtype
+    extra = reference_kwargs(kwargs)
+    mode, align, size = kwargs["mode"], bool(kwargs.get("align_corners")), kwargs["size"]
+    tol = 2e-3 if dtype == numpy.float16 else 2e-6
+    assert_matches(y, ref.interpolate_reference(x, size, mode, align, **extra), rtol=tol, atol=tol)
+    want = ref.interpolate_backward_reference(g, x.shape, mode, align, **extra, dtype=dtype)
+    assert_matches(grad, want, rtol=tol, atol=tol, what="gradient")
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(size=(7, 3), mode="bilinear"), dict(size=(2, 9), mode="bilinear", antialias=True),
+    dict(size=(7, 3), mode="nearest"), dict(size=(3, 2), mode="area"),
+    dict(size=(7, 3), mode="bilinear", convention="tensorflow"),
+    dict(size=(2, 9), mode="bilinear", convention="tensorflow", antialias=True),
+    dict(size=(4, 9), mode="area", convention="tensorflow"), dict(size=(7, 3), mode="bilinear", convention="jax"),
+])
+def test_interpolate_non_contiguous_inputs_give_the_contiguous_result(kwargs):
+    rng = numpy.random.default_rng(8)
+    base = sprinkle(rng, rng.standard_normal((3, 2, 6, 10)), 0.1)
+    for view in (base[::-1, :, ::-1, ::2], base.transpose(1, 0, 2, 3), base[:, :, 1:, 3:]):
+        y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), view)
+        y_copy, pullback_copy = vjp(lambda t: poolref.interpolate(t, **kwargs), numpy.ascontiguousarray(view))
+        assert_matches(y, y_copy, rtol=0)
+        g = sprinkle(rng, rng.standard_normal(y.shape), 0.1)[:, :, ::-1]
+        assert_matches(pullback(g)[0], pullback_copy(numpy.ascontiguousarray(g))[0], rtol=0, what="gradient")
+
+
+def _rows(taps):
+    """A Taps table as one list of (position, weight) per output: the taps read, in order."""
+    reads = taps.reads()
+    return [[(int(i), float(w)) for i, w, r in zip(taps.index[o], taps.weight[o], reads[o]) if r]
+            for o in range(taps.out_length)]
+
+
+SIZES = [(3, 5), (5, 3), (4, 8), (7, 7), (1, 4), (4, 1), (14, 46), (6, 37), (2, 50), (3, 47), (1, 5), (10, 25), (2, 6), (9, 2)]
+
+
+@pytest.mark.parametrize("L, O", SIZES)
+@pytest.mark.parametrize("scale_factor", [None, 1.7, 0.3])
 def test_index_rules_match_the_reference_rules(L, O, scale_factor):
+    """Every vectorised tap rule of poolref/_sampling_weights.py equals the loop reference's rule for
+    one output at a time: the same taps read, in the same order, with the same weights."""
     for exact in (False, True):
         assert nearest_indices(L, O, scale_factor, exact).tolist() == [ref.nearest_source_index(o, L, O, scale_factor, exact) for o in range(O)]
+    for dtype in (numpy.float64, numpy.float32, numpy.float16):
+        for align in (False, True):
+            s = None if align else scale_factor
+            assert _rows(torch_linear(L, O, align, s, dtype)) == [ref.torch_linear_taps(o, L, O, align, s, dtype) for o in range(O)]
+            assert _rows(weights.torch_antialias(L, O, align, s, dtype)) == [ref.torch_antialias_taps(o, L, O, align, s, dtype) for o in range(O)]
+    assert _rows(weights.adaptive_average(L, O)) == [ref.adaptive_bin_taps(o, L, O) for o in range(O)]
+    if scale_factor is not None:
+        return  # TensorFlow and JAX take sizes only
     for align in (False, True):
-        taps = linear_taps(L, O, align, scale_factor)
-        want = [ref.resize_taps(o, L, O, "linear", align, scale_factor) for o in range(O)]
-        got = [[(o, 1.0)] for o in range(O)] if taps is None else [
-            [(int(taps[0][o]), float(taps[2][o])), (int(taps[1][o]), float(taps[3][o]))] for o in range(O)]
-        assert got == want
+        for half_pixel in ((False, True) if not align else (False,)):
+            assert _rows(weights.tf_nearest(L, O, half_pixel, align)) == [[(ref.tf_nearest_index(o, L, O, half_pixel, align), 1.0)] for o in range(O)]
+        lerp = weights.tf_bilinear(L, O, align)
+        assert [(int(a), int(b), float(t)) for a, b, t in zip(lerp.lower, lerp.upper, lerp.fraction)] == [ref.tf_bilinear_lerp(o, L, O, align) for o in range(O)]
+        assert _rows(weights.tf_area(L, O, align)) == [ref.tf_area_taps(o, L, O, align) for o in range(O)]
+    forward, backward = weights.tf_antialias(L, O)
+    assert _rows(forward) == [ref.tf_antialias_taps(o, L, O) for o in range(O)]
+    assert _rows(backward) == [ref.tf_antialias_gradient_taps(i, L, O) for i in range(L)]
+    assert _rows(weights.jax_nearest(L, O)) == [[(ref.jax_nearest_index(o, L, O), 1.0)] for o in range(O)]
+    for method in ("linear", "area"):
+        for antialias in (False, True):
+            dense = weights.jax_dense(L, O, method, antialias)
+            want = [ref.jax_dense_taps(o, L, O, method, antialias) for o in range(O)]
+            numpy.testing.assert_allclose(dense.weight, [[w for _, w in row] for row in want], rtol=1e-13, atol=1e-15)
+            assert ((dense.weight == 0) == numpy.array([[w == 0 for _, w in row] for row in want])).all()
+
+
+@pytest.mark.parametrize("L, O", SIZES)
+def test_a_taps_transpose_is_the_matrix_transpose(L, O):
+    for taps in (torch_linear(L, O, False), weights.torch_antialias(L, O, False), weights.tf_area(L, O),
+                 weights.tf_antialias(L, O)[0], weights.jax_dense(L, O, "linear", True), weights.adaptive_average(L, O)):
+        numpy.testing.assert_allclose(taps.transpose().matrix(), taps.matrix().T, rtol=1e-15, atol=0)
+        # and it reads exactly the taps the forward reads: one entry per read tap
+        assert taps.transpose().reads().sum() == taps.reads().sum()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -287,6 +449,18 @@ def test_gradcheck_grid_sample_for_x_and_grid(seed, mode, padding_mode, align_co
 def test_gradcheck_and_adjoint_interpolate(case):
     x, kwargs, _, _ = case
     x = x[:1, :1]
+    assert gradcheck(lambda t: poolref.interpolate(t, **kwargs), x)
+    assert adjoint_test(lambda t: poolref.interpolate(t, **kwargs), x)
+
+
+@settings(max_examples=15)
+@pytest.mark.parametrize("convention", ["tensorflow", "jax"])
+@given(data=st.data())
+def test_gradcheck_and_adjoint_interpolate_conventions(convention, data):
+    # linear in x: float64 central differences equal the backward, and the backward is the forward's
+    # transpose (TensorFlow's own gradient tables included), for finite values
+    x, kwargs = data.draw(convention_cases(convention, max_size=4, max_out=6))
+    x = numpy.nan_to_num(x[:1, :1], nan=0.5, posinf=2.0, neginf=-2.0)
     assert gradcheck(lambda t: poolref.interpolate(t, **kwargs), x)
     assert adjoint_test(lambda t: poolref.interpolate(t, **kwargs), x)
 
@@ -422,13 +596,21 @@ def _generic_torch_nearest(L, O, factor, exact):
     return numpy.minimum(numpy.floor(source.astype(numpy.float32)).astype(numpy.int64), L - 1)
 
 
-@given(interpolate_cases(max_size=9, max_out=18))
-def test_interpolate_matches_torch(case):
+def _torch_antialias_repeats_row_zero(kwargs, x_shape, out):
+    """PyTorch's CPU antialiased bilinear resize returns the first output row for every row when the
+    output width is 1 and the height changes (see test_torch_antialias_defect_with_output_width_1)."""
+    return kwargs.get("antialias") and out[-1] == 1 and out[-2] != x_shape[-2]
+
+
+@given(interpolate_cases(max_size=9, max_out=18, non_finite=True), st.booleans())
+def test_interpolate_matches_torch(case, non_finite_gradient):
     torch = torch_or_skip()
     x, kwargs, out, factors = case
     xt = to_torch(x, requires_grad=True)
     yt = torch.nn.functional.interpolate(xt, **kwargs)
     g = smooth_values(tuple(yt.shape), 4)
+    if non_finite_gradient:
+        g = sprinkle(numpy.random.default_rng(g.size), g)
     yt.backward(to_torch(g))
     y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
     assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-12, atol=1e-13, what="gradient")
@@ -442,7 +624,46 @@ def test_interpolate_matches_torch(case):
         if not all(numpy.array_equal(a, b) for a, b in zip(generic, ours)):
             assert_matches(yt.detach().numpy(), x[numpy.ix_(range(x.shape[0]), range(x.shape[1]), *generic)], rtol=0)
             return
+    if _torch_antialias_repeats_row_zero(kwargs, x.shape, out):
+        return
     assert_matches(y, yt.detach().numpy(), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("mode, n", [("nearest", 1), ("nearest", 2), ("nearest", 3), ("nearest-exact", 2), ("linear", 1),
+                                     ("bilinear", 2), ("trilinear", 3), ("area", 1), ("area", 2), ("area", 3), ("antialias", 2)])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_every_mode_with_nan_and_inf_matches_torch_at_every_size_rule(mode, n, dtype):
+    """Non-finite values in x and in the upstream gradient, every way of giving the size (size=,
+    scale_factor= with recompute_scale_factor None/False/True, factors like 1.7 and 0.3), both
+    align_corners: output and gradient as PyTorch's, NaN and infinities in the same places."""
+    torch = torch_or_skip()
+    rng = numpy.random.default_rng(31)
+    antialias = mode == "antialias"
+    mode = "bilinear" if antialias else mode
+    x = sprinkle(rng, rng.standard_normal((2, 2) + (5, 4, 3)[:n]), 0.2).astype(dtype)
+    calls = [dict(size=(7, 3, 2)[:n]), dict(size=(2, 8, 4)[:n]), dict(size=(5, 4, 3)[:n])]
+    for factor in (1.7, 0.3, 2.0, 0.5):
+        if all(math.floor(L * factor) >= 1 for L in x.shape[2:]):
+            calls += [dict(scale_factor=factor), dict(scale_factor=factor, recompute_scale_factor=False),
+                      dict(scale_factor=factor, recompute_scale_factor=True)]
+    aligns = (False, True) if mode in LINEAR else (None,)
+    tol = 1e-12 if dtype == numpy.float64 else 3e-6
+    for call in calls:
+        for align in aligns:
+            kwargs = dict(call, mode=mode, align_corners=align, **({"antialias": True} if antialias else {}))
+            if mode == "area":
+                kwargs.pop("recompute_scale_factor", None)
+            xt = to_torch(x, requires_grad=True)
+            yt = torch.nn.functional.interpolate(xt, **kwargs)
+            g = sprinkle(rng, rng.standard_normal(tuple(yt.shape)), 0.2).astype(dtype)
+            yt.backward(to_torch(g))
+            y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
+            assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=tol, atol=tol, what=f"gradient {kwargs}")
+            if mode.startswith("nearest") and n != 2 and dtype == numpy.float64:
+                continue  # PyTorch's 1-D/3-D nearest forward uses a float64 rule of its own (above)
+            if _torch_antialias_repeats_row_zero(kwargs, x.shape, y.shape[2:]):
+                continue
+            assert_matches(y, yt.detach().numpy(), rtol=tol, atol=tol, what=f"output {kwargs}")
 
 
 @pytest.mark.parametrize("dtype, tol", [(numpy.float32, 2e-6), (numpy.float16, 3e-3)])
@@ -502,6 +723,278 @@ def test_numpy_and_cupy_agree(xp):
         assert_matches(y_xp, y, rtol=1e-12, atol=1e-12)
         h = rng.standard_normal(y.shape)
         assert_matches(pullback_xp(xp.asarray(h))[0], pullback(h)[0], rtol=1e-12, atol=1e-12, what="gradient")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Non-finite values: the defects fixed here, each pinned by a test named after it
+# ---------------------------------------------------------------------------------------------------
+def _torch_pair(x, g, **kwargs):
+    """PyTorch's output and input gradient, and poolref's."""
+    torch = torch_or_skip()
+    xt = to_torch(x, requires_grad=True)
+    yt = torch.nn.functional.interpolate(xt, **kwargs)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
+    return (y, pullback(g)[0]), (yt.detach().numpy(), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(size=8, mode="nearest"), dict(size=8, mode="nearest-exact"), dict(size=8, mode="linear"),
+    dict(size=8, mode="linear", align_corners=True), dict(size=3, mode="linear"), dict(size=2, mode="area"),
+    dict(size=3, mode="area"),
+])
+def test_interpolate_backward_keeps_an_infinite_gradient_on_the_taps_that_read_it(kwargs):
+    # The backward used to multiply the upstream gradient by a dense (O, L) matrix per axis, so one
+    # infinite entry met every zero of its row: nearest 4 -> 8 gave [inf, nan, nan, nan] where
+    # PyTorch gives [inf, 2, 2, 2]. Now the gradient is gathered from the taps each input was read by.
+    x = numpy.arange(4.0).reshape(1, 1, 4)
+    g = numpy.ones((1, 1, kwargs["size"]))
+    g[0, 0, 0] = numpy.inf
+    (y, grad), (_, want) = _torch_pair(x, g, **kwargs)
+    assert_matches(grad, want, rtol=1e-12, what=str(kwargs))
+    assert numpy.isfinite(grad[0, 0, 2:]).all()
+    if kwargs["mode"] == "nearest":
+        assert grad[0, 0].tolist() == [numpy.inf, 2.0, 2.0, 2.0]
+
+
+def test_interpolate_area_keeps_a_nan_in_its_own_bins():
+    # area used to be a product with a dense 0/1 bin matrix: one NaN poisoned every bin (0 * NaN)
+    x = numpy.array([[[1.0, numpy.nan, 3.0, 4.0, 5.0, 6.0]]])
+    y = poolref.interpolate(x, size=3, mode="area")
+    assert numpy.isnan(y[0, 0, 0]) and y[0, 0, 1:].tolist() == [3.5, 5.5]
+    (y, grad), (y_torch, grad_torch) = _torch_pair(x, numpy.array([[[numpy.nan, 1.0, 2.0]]]), size=3, mode="area")
+    assert_matches(y, y_torch, rtol=1e-15)
+    assert_matches(grad, grad_torch, rtol=1e-15, what="gradient")
+    assert numpy.isnan(grad[0, 0, :2]).all() and grad[0, 0, 2:].tolist() == [0.5, 0.5, 1.0, 1.0]
+
+
+def test_interpolate_linear_to_the_same_size_reads_each_pixel_twice_like_torch():
+    # PyTorch's linear "copy" of an axis whose size does not change is 1 * x[o] + 0 * x[o]: an
+    # infinite pixel becomes NaN, forward and backward (poolref used to copy the axis)
+    x = numpy.array([[[1.0, numpy.inf, 3.0]]])
+    g = numpy.array([[[1.0, 1.0, -numpy.inf]]])
+    for align in (False, True):
+        (y, grad), (y_torch, grad_torch) = _torch_pair(x, g, size=3, mode="linear", align_corners=align)
+        assert_matches(y, y_torch, rtol=0)
+        assert_matches(grad, grad_torch, rtol=0, what="gradient")
+        assert numpy.isnan(y[0, 0, 1]) and numpy.isnan(grad[0, 0, 2])
+
+
+def test_interpolate_linear_floors_the_coordinate_in_float32_like_torch():
+    # PyTorch floors a float64 coordinate with floorf: 2 -> 50 with aligned corners, the last output
+    # is at c = 49 * (1/49) = 0.9999999999999999, which floorf reads from pixel 1 (weight 1, and
+    # pixel 1 again with weight 0), not from pixel 0 with weight 1e-16
+    x = numpy.array([[[numpy.inf, 0.0]]])
+    (y, _), (y_torch, _) = _torch_pair(x, numpy.ones((1, 1, 50)), size=50, mode="linear", align_corners=True)
+    assert y[0, 0, -1] == 0.0 and y_torch[0, 0, -1] == 0.0
+    assert_matches(y, y_torch, rtol=1e-12)
+
+
+def test_interpolate_linear_coordinate_is_one_fused_multiply_add_like_torch():
+    # 1 -> 5: output 2 is at c = 0.2 * 2.5 - 0.5, which is 0 rounded twice but 2.8e-17 rounded once
+    # (PyTorch's compiled fma): both taps then have nonzero weight, and an infinite pixel stays inf
+    x = numpy.array([[[numpy.inf]]])
+    (y, grad), (y_torch, grad_torch) = _torch_pair(x, numpy.ones((1, 1, 5)), size=5, mode="linear")
+    assert_matches(y, y_torch, rtol=0)
+    assert y[0, 0].tolist()[2] == numpy.inf
+    g = numpy.zeros((1, 1, 5))
+    g[0, 0, 2] = numpy.inf
+    (_, grad), (_, grad_torch) = _torch_pair(numpy.zeros((1, 1, 1)), g, size=5, mode="linear")
+    assert grad.tolist() == grad_torch.tolist() == [[[numpy.inf]]]
+
+
+def test_interpolate_antialias_backward_resamples_an_axis_the_forward_copies():
+    # PyTorch's antialiased forward copies an axis whose size does not change, its backward applies
+    # the triangle taps there too: pixel i with weight 1 and pixel i + 1 with weight 0
+    x = numpy.zeros((1, 1, 4, 6))
+    g = numpy.ones((1, 1, 4, 3))
+    g[0, 0, 1, 1] = numpy.inf
+    (y, grad), (y_torch, grad_torch) = _torch_pair(x, g, size=(4, 3), mode="bilinear", antialias=True)
+    assert_matches(grad, grad_torch, rtol=1e-12, what="gradient")
+    assert numpy.isinf(grad[0, 0, 1, 1:5]).all() and numpy.isnan(grad[0, 0, 2, 1:5]).all()
+
+
+def test_torch_antialias_defect_with_output_width_1():
+    """PyTorch's CPU antialiased bilinear resize, with an output width of 1 and a height that changes,
+    writes the first output row into every row (its vertical pass assumes the tap tables have zero
+    strides, which TensorIterator's coalescing breaks when the width is 1). poolref resizes each row
+    (the true resize, which PyTorch gives for any other width). Pinned here so that a fix is noticed."""
+    torch = torch_or_skip()
+    F = torch.nn.functional
+    x = numpy.arange(6.0).reshape(1, 1, 6, 1)
+    theirs = F.interpolate(to_torch(x), size=(2, 1), mode="bilinear", antialias=True).numpy().ravel()
+    wide = F.interpolate(to_torch(numpy.repeat(x, 2, axis=3)), size=(2, 2), mode="bilinear", antialias=True).numpy()[..., 0].ravel()
+    ours = poolref.interpolate(x, size=(2, 1), mode="bilinear", antialias=True).ravel()
+    assert theirs.tolist() == [1.25, 1.25]  # the defect
+    assert wide.tolist() == [1.25, 3.75] and ours.tolist() == [1.25, 3.75]
+
+
+def test_grid_sample_with_nan_and_inf_upstream_gradient_matches_torch():
+    # an infinite or NaN upstream gradient reaches, through grad_x, only the corners its point read
+    # (zero weights included: 0 * inf is NaN) and its own grid gradient
+    torch_or_skip()
+    rng = numpy.random.default_rng(22)
+    x = sprinkle(rng, rng.standard_normal((2, 3, 4, 5)), 0.1)
+    steps = numpy.arange(-1.5, 1.51, 0.25)
+    gx, gy = numpy.meshgrid(steps, steps)
+    grid = numpy.broadcast_to(numpy.stack([gx, gy], axis=-1), (2,) + gx.shape + (2,)).copy()
+    g = sprinkle(rng, rng.standard_normal((2, 3) + gx.shape), 0.2)
+    for mode in GRID_MODES:
+        for padding_mode in PADDINGS:
+            for align_corners in (False, True):
+                ours = _assert_grid_sample_matches_torch(x, grid, g, mode, padding_mode, align_corners)
+                assert not numpy.isfinite(ours[1]).all()
+                # nearest: the grid gradient is 0 whatever the upstream gradient (PyTorch writes zeros)
+                assert numpy.isfinite(ours[2]).all() == (mode == "nearest")
+
+
+def test_grid_sample_grid_gradient_takes_torchs_difference_form():
+    # d/dix = sum_c g_c [(v_tr - v_tl)(1 - wy) + (v_br - v_bl) wy]: with equal neighbours the bracket
+    # is exactly 0, so an infinite gradient gives NaN, as in PyTorch (four separate products
+    # -(1-wy) v_tl + (1-wy) v_tr - wy v_bl + wy v_br do not always cancel exactly)
+    torch_or_skip()
+    x = numpy.array([[[[0.3, 0.3], [0.3, 0.3]]]])
+    grid = numpy.array([[[[-0.25, -0.3]]]])
+    g = numpy.full((1, 1, 1, 1), numpy.inf)
+    ours = _assert_grid_sample_matches_torch(x, grid, g, "bilinear", "zeros", False)
+    assert numpy.isnan(ours[2]).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# TensorFlow: tf.image.resize and the tf.compat.v1 resize ops (convention="tensorflow")
+# ---------------------------------------------------------------------------------------------------
+TF_CALLS = {  # (poolref keywords, the TensorFlow call on an NHWC tensor)
+    "nearest-exact": (dict(mode="nearest-exact"), "tf.image.resize(t, size, method='nearest')"),
+    "bilinear": (dict(mode="bilinear"), "tf.image.resize(t, size, method='bilinear')"),
+    "bilinear-antialias": (dict(mode="bilinear", antialias=True), "tf.image.resize(t, size, method='bilinear', antialias=True)"),
+    "area": (dict(mode="area"), "tf.image.resize(t, size, method='area')"),
+    "area-antialias": (dict(mode="area", antialias=True), "tf.image.resize(t, size, method='area', antialias=True)"),
+    "nearest-antialias": (dict(mode="nearest-exact", antialias=True), "tf.image.resize(t, size, method='nearest', antialias=True)"),
+    "legacy-nearest": (dict(mode="nearest"), "tf.compat.v1.image.resize_nearest_neighbor(t, size, align_corners=False, half_pixel_centers=False)"),
+    "legacy-nearest-align": (dict(mode="nearest", align_corners=True), "tf.compat.v1.image.resize_nearest_neighbor(t, size, align_corners=True)"),
+    "legacy-bilinear-align": (dict(mode="bilinear", align_corners=True), "tf.compat.v1.image.resize_bilinear(t, size, align_corners=True)"),
+    "legacy-area-align": (dict(mode="area", align_corners=True), "tf.compat.v1.image.resize_area(t, size, align_corners=True)"),
+}
+
+
+def _tensorflow(call, x, size, g):
+    """TensorFlow's output and gradient (None where it has none), NCHW in and out."""
+    tf = pytest.importorskip("tensorflow")
+    t = tf.constant(numpy.moveaxis(x, 1, -1))
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        y = eval(call, {"tf": tf, "t": t, "size": list(size)})  # the calls are the table's, above
+    try:
+        grad = tape.gradient(y, t, output_gradients=tf.constant(numpy.moveaxis(g, 1, -1).astype(y.dtype.as_numpy_dtype)))
+        grad = None if grad is None else numpy.moveaxis(grad.numpy(), -1, 1)
+    except (LookupError, tf.errors.InvalidArgumentError):  # no gradient registered (area), or not for this dtype
+        grad = None
+    return numpy.moveaxis(y.numpy(), -1, 1), grad
+
+
+@pytest.mark.parametrize("name", sorted(TF_CALLS))
+@pytest.mark.parametrize("dtype", [numpy.float32, numpy.float64])
+def test_tensorflow_convention_matches_tensorflow(name, dtype):
+    """Output and gradient of every TensorFlow resize poolref models, NaN and infinities in x and in
+    the gradient included, sizes that divide and sizes that do not. TensorFlow computes bilinear, area
+    and the antialiased resize in float32 whatever the input (and returns float32): float64 inputs are
+    compared with float32 tolerances there."""
+    kwargs, call = TF_CALLS[name]
+    rng = numpy.random.default_rng(41)
+    tol = 1e-12 if dtype == numpy.float64 and kwargs["mode"] == "nearest" or name == "nearest-exact" and dtype == numpy.float64 else 3e-5
+    for shape, sizes in (((2, 3, 4, 6), [(8, 12), (3, 4), (7, 5), (4, 6), (1, 1)]), ((1, 2, 1, 5), [(3, 7), (1, 2)])):
+        x = sprinkle(rng, rng.standard_normal(shape), 0.15).astype(dtype)
+        for size in sizes:
+            g = sprinkle(rng, rng.standard_normal(shape[:2] + size), 0.15).astype(dtype)
+            y_tf, grad_tf = _tensorflow(call, x, size, g)
+            y, pullback = vjp(lambda t: poolref.interpolate(t, size=size, convention="tensorflow", **kwargs), x)
+            assert_matches(y, y_tf, rtol=tol, atol=tol, what=f"{name} {size}")
+            if grad_tf is not None:
+                assert_matches(pullback(g)[0], grad_tf, rtol=tol, atol=tol, what=f"{name} {size} gradient")
+
+
+def test_tensorflow_gradients_that_tensorflow_lacks():
+    """TensorFlow registers no gradient for ResizeArea, and the antialiased gradient
+    (ScaleAndTranslateGrad) for float32 only; poolref's are the true ones (gradcheck)."""
+    tf = pytest.importorskip("tensorflow")
+    x = numpy.random.default_rng(5).standard_normal((1, 1, 4, 5))
+    _, grad = _tensorflow(TF_CALLS["area"][1], x.astype(numpy.float32), (3, 2), numpy.ones((1, 1, 3, 2)))
+    assert grad is None
+    _, grad = _tensorflow(TF_CALLS["bilinear-antialias"][1], x, (3, 2), numpy.ones((1, 1, 3, 2)))
+    assert grad is None
+    for kwargs in (dict(mode="area"), dict(mode="bilinear", antialias=True)):
+        assert gradcheck(lambda t: poolref.interpolate(t, size=(3, 2), convention="tensorflow", **kwargs), x)
+    del tf
+
+
+def test_tensorflow_worked_examples():
+    line = numpy.array([[[[0.0, 1.0, 2.0, 3.0]]]])
+    # area 4 -> 3: each output covers 4/3 pixels: out[0] = (x0 + x1/3) * 3/4
+    numpy.testing.assert_allclose(poolref.interpolate(line, size=(1, 3), mode="area", convention="tensorflow"),
+                                  [[[[0.25, 1.5, 2.75]]]], rtol=1e-6)
+    # half-pixel nearest (tf.image.resize) against the legacy one (floor(o * 4/3))
+    assert poolref.interpolate(line, size=(1, 3), mode="nearest-exact", convention="tensorflow")[0, 0, 0].tolist() == [0.0, 2.0, 3.0]
+    assert poolref.interpolate(line, size=(1, 3), mode="nearest", convention="tensorflow")[0, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    # bilinear is a + (b - a) t: an infinite left neighbour gives NaN even where t = 0 (TensorFlow),
+    # where PyTorch's weighted sum 1 * inf + 0 * b gives inf
+    x = numpy.array([[[[numpy.inf, 1.0, 2.0, 3.0]]]])
+    tf_y = poolref.interpolate(x, size=(1, 8), mode="bilinear", convention="tensorflow")
+    torch_y = poolref.interpolate(x[0], size=8, mode="linear")  # 1-D: no 1 -> 1 axis read twice
+    assert numpy.isnan(tf_y[0, 0, 0, :3]).all() and numpy.isinf(torch_y[0, 0, :2]).all()
+
+
+# ---------------------------------------------------------------------------------------------------
+# JAX: jax.image.resize (convention="jax")
+# ---------------------------------------------------------------------------------------------------
+def _jax(x, size, method, antialias, g):
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(True):
+        y, pullback = jax.vjp(lambda a: jax.image.resize(a, x.shape[:2] + tuple(size), method, antialias=antialias), x)
+        return numpy.asarray(y), numpy.asarray(pullback(g)[0])
+
+
+@pytest.mark.parametrize("mode, n", [("nearest-exact", 1), ("nearest-exact", 2), ("linear", 1), ("bilinear", 2),
+                                     ("trilinear", 3), ("area", 1), ("area", 2)])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+def test_jax_convention_matches_jax(mode, n, dtype):
+    """jax.image.resize with jax_enable_x64 (its weights in float64), antialias on and off, NaN and
+    infinities in x and in the gradient: one NaN reaches its whole line through the dense weights."""
+    rng = numpy.random.default_rng(43)
+    method = {"nearest-exact": "nearest", "area": "area"}.get(mode, "linear")
+    tol = 1e-12 if dtype == numpy.float64 else 3e-6
+    # one NaN or infinity in a few of the (N, C) planes only: the others stay finite and check the values
+    x = rng.standard_normal((2, 2) + (5, 4, 3)[:n])
+    x[0, 0] = sprinkle(rng, x[0, 0], 0.2)
+    x[0, 0].reshape(-1)[1] = numpy.nan
+    x[1, 1].reshape(-1)[0] = numpy.inf
+    x = x.astype(dtype)
+    for size in ((3, 7, 2)[:n], (10, 2, 6)[:n])[:1 if n == 3 else 2]:  # one size in 3-D (compiles are slow)
+        g = rng.standard_normal((2, 2) + size)
+        g[1, 0] = sprinkle(rng, g[1, 0], 0.2)
+        g = g.astype(dtype)
+        for antialias in (True, False):
+            y_jax, grad_jax = _jax(x, size, method, antialias, g)
+            y, pullback = vjp(lambda t: poolref.interpolate(t, size=size, mode=mode, convention="jax", antialias=antialias), x)
+            assert_matches(y, y_jax, rtol=tol, atol=tol, what=f"{mode} {size} {antialias}")
+            assert_matches(pullback(g)[0], grad_jax, rtol=tol, atol=tol, what=f"{mode} {size} {antialias} gradient")
+            assert numpy.isfinite(y[0, 1]).all()
+            if method != "nearest":  # dense weights: the NaN reaches its whole plane
+                assert numpy.isnan(y[0, 0]).all()
+
+
+def test_jax_worked_examples():
+    line = numpy.array([[[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]])
+    # antialias (JAX's default) widens the triangle to 3 pixels when shrinking 6 -> 2
+    assert poolref.interpolate(line, size=2, mode="linear", convention="jax").tolist() == [[[1.25, 3.75]]]
+    assert poolref.interpolate(line, size=2, mode="linear", convention="jax", antialias=False).tolist() == [[[1.0, 4.0]]]
+    # one NaN reaches every output of its line (dense weights: 0 * NaN), unlike PyTorch's taps
+    line[0, 0, 0] = numpy.nan
+    assert numpy.isnan(poolref.interpolate(line, size=3, mode="linear", convention="jax")).all()
+    assert numpy.isnan(poolref.interpolate(line, size=3, mode="linear")).tolist() == [[[True, False, False]]]
+    # "nearest" at an exact half-way point: XLA computes (o + 1/2) * fl(m * fl(1/n)), just below 1
+    ramp = numpy.arange(10.0).reshape(1, 1, 10)
+    assert poolref.interpolate(ramp, size=25, mode="nearest-exact", convention="jax")[0, 0, 2] == 0.0
+    assert poolref.interpolate(ramp, size=25, mode="nearest-exact")[0, 0, 2] == 1.0
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -582,6 +1075,23 @@ L3 = numpy.zeros((1, 2, 4))
     (lambda: poolref.interpolate(L3, size=3, recompute_scale_factor=True), ValueError, "recompute_scale_factor=True"),
     (lambda: poolref.interpolate(L3.astype(int), size=3), TypeError, "dtype int64"),
     (lambda: poolref.interpolate(numpy.zeros((1, 2, 0)), size=3), ValueError, "shape (1, 2, 0)"),
+    (lambda: poolref.interpolate(X, size=3, mode="bilinear", antialias="yes"), TypeError, "antialias='yes'"),
+    (lambda: poolref.interpolate(X, size=3, mode="bilinear", antialias=1), TypeError, "antialias=1"),
+    (lambda: poolref.interpolate(X, size=3, convention="onnx"), ValueError, "convention='onnx'"),
+    (lambda: poolref.interpolate(X, size=3, convention=None), ValueError, "convention=None"),
+    (lambda: poolref.interpolate(X, size=3, mode="nearest", antialias=True), ValueError, "mode='nearest'"),
+    (lambda: poolref.interpolate(L3, size=3, mode="linear", antialias=True), ValueError, "mode='linear'"),
+    (lambda: poolref.interpolate(X, size=3, mode="area", antialias=True), ValueError, "mode='area'"),
+    (lambda: poolref.interpolate(X, size=3, convention="jax"), ValueError, "mode='nearest'"),
+    (lambda: poolref.interpolate(X, size=3, mode="bilinear", align_corners=True, convention="jax"), ValueError, "align_corners=True"),
+    (lambda: poolref.interpolate(L3, size=3, mode="linear", convention="tensorflow"), ValueError, "mode='linear'"),
+    (lambda: poolref.interpolate(L3, size=3, mode="nearest-exact", convention="tensorflow"), ValueError, "x with shape (1, 2, 4)"),
+    (lambda: poolref.interpolate(X, size=3, mode="nearest-exact", align_corners=True, convention="tensorflow"), ValueError, "align_corners=True"),
+    (lambda: poolref.interpolate(X, size=3, mode="bilinear", align_corners=True, antialias=True, convention="tensorflow"), ValueError, "antialias=True"),
+    (lambda: poolref.interpolate(X, scale_factor=2.0, mode="bilinear", convention="tensorflow"), ValueError, "scale_factor=2.0"),
+    (lambda: poolref.interpolate(X, scale_factor=2.0, mode="bilinear", convention="jax"), ValueError, "scale_factor=2.0"),
+    (lambda: poolref.interpolate(X, size=3, mode="bicubic"), NotImplementedError, "mode='bicubic'"),
+    (lambda: poolref.interpolate(X, size=3, mode="bicubic", convention="jax"), NotImplementedError, "mode='bicubic'"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(call, error, words):
     with pytest.raises(error) as info:
@@ -606,6 +1116,9 @@ def test_torch_rejects_what_poolref_rejects():
         lambda: F.interpolate(l3, scale_factor=0.2),
         lambda: F.interpolate(l3, size=3, mode="bilinear"),
         lambda: F.interpolate(l3, size=3, recompute_scale_factor=True),
+        lambda: F.interpolate(x, size=3, mode="nearest", antialias=True),
+        lambda: F.interpolate(l3, size=3, mode="linear", antialias=True),
+        lambda: F.interpolate(x, size=3, mode="area", antialias=True),
     ):
         with pytest.raises((RuntimeError, ValueError, TypeError, NotImplementedError)):
             call()
