@@ -269,14 +269,29 @@ def _grid_sample(rng, op, space):
 LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
+#: What ``interpolate`` takes under each convention (modes, dimensions, align_corners, where
+#: ``antialias`` matters): PyTorch antialiases bilinear only; tf.image.resize is 2-D; jax.image.resize
+#: has no legacy "nearest" and no align_corners, and antialiases by default.
+RESIZE_CONVENTIONS = {
+    "torch": dict(modes=("nearest", "nearest-exact", "linear", "area"), ndims=(1, 2, 3), align_corners=(False, True),
+                  antialiased=lambda mode, n: mode == "linear" and n == 2),
+    "tensorflow": dict(modes=("nearest", "nearest-exact", "linear", "area"), ndims=(2,), align_corners=(False, True),
+                       antialiased=lambda mode, n: mode == "linear"),
+    "jax": dict(modes=("nearest-exact", "linear", "area"), ndims=(1, 2, 3), align_corners=(False,),
+                antialiased=lambda mode, n: mode == "linear"),
+}
+
+
 def _interpolate(rng, op, space):
-    modes = space.get("modes", ("nearest", "nearest-exact", "linear", "area"))
-    ndims = space.get("ndims", (1, 2, 3))
+    convention = _pick(rng, space["conventions"]) if space.get("conventions") else space.get("convention", "torch")
+    rules = RESIZE_CONVENTIONS[convention]
+    modes = tuple(m for m in space.get("modes", rules["modes"]) if m in rules["modes"])
+    ndims = tuple(n for n in space.get("ndims", rules["ndims"]) if n in rules["ndims"])
     mode = _pick(rng, modes)
     n = int(_pick(rng, ndims))
     max_size = 7 if n < 3 else 4
     shape = _ints(rng, 1, max_size, n)
-    if space.get("integer_ratio"):  # sizes whose ratio is an integer either way (TF's area resize)
+    if space.get("integer_ratio"):  # sizes whose ratio is an integer either way
         size = tuple(L * int(rng.integers(1, 3)) if rng.random() < 0.5 else L for L in shape)
         shape, size = (size, shape) if rng.random() < 0.5 else (shape, size)
     else:
@@ -285,7 +300,14 @@ def _interpolate(rng, op, space):
     dtype = numpy.dtype(_pick(rng, space["dtypes"]))
     kwargs = dict(size=size, mode=LINEAR_MODE[n] if mode == "linear" else mode)
     if mode == "linear":
-        kwargs["align_corners"] = bool(_pick(rng, space.get("align_corners", (False, True))))
+        choices = tuple(a for a in space.get("align_corners", (False, True)) if a in rules["align_corners"])
+        kwargs["align_corners"] = bool(_pick(rng, choices or (False,)))
+    if rules["antialiased"](mode, n) and not kwargs.get("align_corners"):
+        antialias = _pick(rng, space.get("antialias", (False,)))
+        if antialias is not False or convention == "jax":  # JAX antialiases by default: say which
+            kwargs["antialias"] = antialias
+    if convention != "torch":
+        kwargs["convention"] = convention
     return Case(op, {"x": smooth_values(rng, full, dtype)}, kwargs)
 
 

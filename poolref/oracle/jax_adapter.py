@@ -138,15 +138,17 @@ def _global(case: Case) -> str:
     return _vjp(case, f"lambda x: {reduce}(x, axis={axes!r}, keepdims=True)")
 
 
-def _resize(antialias: bool):
-    def code(case: Case) -> str:
-        n = case.x.ndim - 2
-        size = resize_size(case)
-        method = "nearest" if case.kwargs["mode"] == "nearest-exact" else "linear"
-        shape = tuple(case.x.shape[:2]) + size
-        return _vjp(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
+RESIZE_METHODS = {"nearest-exact": "nearest", "linear": "linear", "bilinear": "linear", "trilinear": "linear", "area": "area"}
 
-    return code
+
+def _resize(case: Case) -> str:
+    """jax.image.resize; ``antialias`` as the case says it (JAX's default, True, where it says None)."""
+    size = resize_size(case)
+    method = RESIZE_METHODS[case.kwargs["mode"]]
+    antialias = case.kwargs.get("antialias")
+    antialias = True if antialias is None else bool(antialias)
+    shape = tuple(case.x.shape[:2]) + size
+    return _vjp(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
 
 
 MAP_MODES = {  # (padding_mode, align_corners) -> map_coordinates mode
@@ -370,17 +372,6 @@ def _no_nan(case: Case):
 def _resize_express(case: Case):
     if resize_scales(case) is not None:
         return "jax.image.resize takes an output shape, and maps coordinates by in/out, not by a scale factor"
-    if case.kwargs["mode"] in ("area", "nearest"):
-        return f"jax.image.resize has no {case.kwargs['mode']!r} mode (its nearest is half-pixel: 'nearest-exact')"
-    if case.kwargs.get("align_corners"):
-        return "jax.image.resize has no align_corners"
-    return None
-
-
-def _antialias_model(case: Case):
-    size = resize_size(case)
-    if any(O < L for L, O in zip(case.x.shape[2:], size)):
-        return "antialias=True widens the kernel when downsampling; poolref has no antialiased resize"
     return None
 
 
@@ -482,13 +473,11 @@ def _mappings() -> list[Mapping]:
     mappings += [
         Mapping("global_avg_pool", "jnp.mean(keepdims=True)", _global, space=dict(dtypes=FLOATS)),
         Mapping("global_max_pool", "jnp.max(keepdims=True)", _global, space=dict(dtypes=FLOATS), model=_no_nan),
-        Mapping("interpolate", "jax.image.resize(antialias=False)", _resize(False),
-                space=dict(dtypes=FLOATS, modes=("nearest-exact", "linear"), align_corners=(False,)),
-                express=_resize_express, skips=("'nearest' (legacy), 'area', align_corners=True: jax.image.resize has none",)),
-        Mapping("interpolate", "jax.image.resize (antialias=True, the default)", _resize(True),
-                space=dict(dtypes=FLOATS, modes=("nearest-exact", "linear"), align_corners=(False,)),
-                express=_resize_express, model=_antialias_model, worked=False,
-                skips=("downsampling: antialiasing widens the kernel, which poolref does not model (the atlas shows it)",)),
+        Mapping("interpolate", "jax.image.resize", _resize, {"convention": "jax"},
+                space=dict(dtypes=FLOATS, antialias=(None, False, True)), express=_resize_express,
+                notes="convention='jax': dense weights per axis (a NaN reaches its whole line), antialiased by default "
+                      "(antialias=None), 'nearest-exact' is its nearest.",
+                skips=("'nearest' (legacy), align_corners=True: jax.image.resize has neither",)),
         Mapping("grid_sample", "jax.scipy.ndimage.map_coordinates", _map_coordinates, space=dict(dtypes=FLOATS),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
         Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS)),

@@ -53,6 +53,7 @@ EVERYTHING = dict(dtypes=("float64", "float32", "float16"), integer_dtypes=("int
 SPACES = {  # per op family: what the self-checks draw beyond the defaults
     "windowed": dict(conventions=("torch", "onnx", "tensorflow", "jax"), dilation=True, divisor_override=True),
     "roi_align": dict(modes=("avg",)),
+    "interpolate": dict(conventions=("torch", "tensorflow", "jax"), antialias=(False, True)),
 }
 #: Inputs whose gradient is not the derivative of the forward, so that finite differences cannot check
 #: it: DynOPool's output size round(L / alpha) is an integer, piecewise constant in alpha, and alpha
@@ -158,8 +159,10 @@ def _reference(case: Case, cotangent):
             factors = (kw["scale_factor"],) * n if isinstance(kw["scale_factor"], float) else tuple(kw["scale_factor"])
             size = tuple(int(math.floor(L * f)) for L, f in zip(x.shape[2:], factors))
             scales = None if kw.get("recompute_scale_factor") else factors
-        y = sampling_ref.interpolate_reference(x, size, kw["mode"], align, scales)
-        return y, None, {"x": sampling_ref.interpolate_backward_reference(cotangent, x.shape, kw["mode"], align, scales)}
+        rules = dict(antialias=kw.get("antialias"), convention=kw.get("convention", "torch"))
+        y = sampling_ref.interpolate_reference(x, size, kw["mode"], align, scales, **rules)
+        grad = sampling_ref.interpolate_backward_reference(cotangent, x.shape, kw["mode"], align, scales, **rules, dtype=x.dtype)
+        return y, None, {"x": grad}
     size = as_int_tuple(kw["output_size"], 2, "output_size", op) if "roi" in op else None
     if op == "roi_align":
         args = (size, kw["spatial_scale"], kw["sampling_ratio"], kw["aligned"], kw.get("mode", "avg"))

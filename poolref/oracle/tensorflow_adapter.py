@@ -164,7 +164,8 @@ def _resize(case: Case) -> str:
     if mode == "bilinear" and case.kwargs.get("align_corners"):
         call = f"tf.compat.v1.image.resize_bilinear(x_t, {size}, align_corners=True)"
     elif mode == "bilinear":
-        call = f"tf.image.resize(x_t, {size}, method='bilinear')"
+        antialias = bool(case.kwargs.get("antialias"))
+        call = f"tf.image.resize(x_t, {size}, method='bilinear', antialias={antialias})"
     elif mode == "nearest-exact":
         call = f"tf.image.resize(x_t, {size}, method='nearest')"
     elif mode == "nearest":
@@ -375,10 +376,8 @@ def _area_express(case: Case):
 
 
 def _resize_model(case: Case):
-    if case.kwargs["mode"] == "area":
-        for L, O in zip(case.x.shape[2:], _size(case)):
-            if L % O and O % L:
-                return "TensorFlow's area resize weighs fractional pixel coverage; it is adaptive average pooling only where the sizes divide"
+    if case.kwargs.get("antialias") and case.kwargs.get("mode") == "bilinear" and case.input_class == "float16":
+        return "tf.image.resize's antialiased bilinear has a gradient for float32 only"
     return None
 
 
@@ -534,15 +533,18 @@ def _mappings() -> list[Mapping]:
                 skips=("crop points outside the image: crop_and_resize returns extrapolation_value there, RoI Align "
                        "interpolates toward the border", "float64: crop_and_resize computes in float32",
                        "infinities: " + CROP_LERP)),
-        Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize,
-                space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear")),
-                express=_resize_express, model=_resize_model, skips=("bicubic, lanczos: poolref has no such mode", "antialias=True"),
-                notes="bilinear returns float32 whatever the input: checked in float32."),
-        Mapping("interpolate", "tf.image.resize(method='area')", _resize,
-                space=dict(dtypes=FLOATS, ndims=(2,), modes=("area",), integer_ratio=True), gradients=False,
-                express=_area_express, model=_resize_model, worked=False,
-                skips=("sizes that do not divide: TensorFlow's area resize is not adaptive pooling there",
-                       "gradients: TensorFlow registers none for ResizeArea")),
+        Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize, tf_convention,
+                space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear"), antialias=(False, True)),
+                express=_resize_express, model=_resize_model, skips=("bicubic, lanczos: poolref has no such mode yet",),
+                notes="convention='tensorflow': 'nearest-exact' is tf.image.resize's nearest, 'nearest' the legacy "
+                      "resize_nearest_neighbor, align_corners=True the v1 resize_bilinear; bilinear returns float32 "
+                      "whatever the input: checked in float32."),
+        Mapping("interpolate", "tf.image.resize(method='area')", _resize, tf_convention,
+                space=dict(dtypes=FLOATS, ndims=(2,), modes=("area",)), gradients=False,
+                express=_area_express, worked=False,
+                notes="Any sizes: TensorFlow's area resize weighs each pixel by the fraction of it a bin covers "
+                      "(convention='tensorflow').",
+                skips=("gradients: TensorFlow registers none for ResizeArea",)),
         Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS), express=_conv_express,
                 skips=("dilation > 1: no CPU gradient in TensorFlow",)),
     ]
