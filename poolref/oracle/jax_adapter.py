@@ -34,8 +34,9 @@ import math
 
 import numpy
 
-from .._geometry import as_int_tuple
+from .._geometry import as_int_tuple, pool_geometry
 from .case import Case, resize_scales, resize_size, window_of
+from . import defects as known
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
@@ -102,13 +103,15 @@ def _jax_padding(padding, n):
 
 
 def _reduce_window(case: Case, kind: str) -> str:
-    """PyTorch-layout (N, C, *spatial) pooling with lax.reduce_window: the batch and channel axes get a
-    window of 1 and no padding."""
+    """PyTorch-layout (N, C, *spatial) or unbatched (C, *spatial) pooling with lax.reduce_window: the
+    leading axes get a window of 1 and no padding."""
     n, kernel, stride, dilation = _window(case)
+    lead = case.x.ndim - n
     padding = _jax_padding(case.kwargs.get("padding", 0), n)
-    full_padding = padding if isinstance(padding, str) else ((0, 0), (0, 0)) + padding
-    shape = dict(window_dimensions=(1, 1) + kernel, window_strides=(1, 1) + stride, padding=full_padding,
-                 window_dilation=(1, 1) + dilation)
+    full_padding = padding if isinstance(padding, str) else ((0, 0),) * lead + padding
+    ones = (1,) * lead
+    shape = dict(window_dimensions=ones + kernel, window_strides=ones + stride, padding=full_padding,
+                 window_dilation=ones + dilation)
     arguments = ", ".join(f"{k}={v!r}" for k, v in shape.items())
     if kind == "max":
         return _vjp(case, f"lambda x: lax.reduce_window(x, -jnp.inf, lax.max, {arguments})")
@@ -338,35 +341,52 @@ def _dynopool(case: Case) -> str:
 def _window_express(case: Case):
     if case.kwargs.get("ceil_mode"):
         return "lax.reduce_window has no ceil mode"
-    padding = case.kwargs.get("padding", 0)
-    if isinstance(padding, str) and padding.lower() == "same_lower":
-        return "JAX's SAME puts the odd cell at the end only (no SAME_LOWER)"
     if case.kwargs.get("divisor_override") is not None:
         return "no divisor_override"
+    if _aborts(case):
+        return ("a window of one cell with unit strides and a negative pad: XLA aborts the process (its algebraic "
+                "simplifier's check fails; a known JAX defect, the atlas shows it)")
     return None
 
 
+def _aborts(case: Case) -> bool:
+    n, kernel, stride, _ = _window(case)
+    padding = case.kwargs.get("padding", 0)
+    negative = isinstance(padding, tuple) and any(b < 0 or e < 0 for b, e in _jax_padding(padding, n))
+    return negative and all(k == 1 for k in kernel) and all(s == 1 for s in stride)
+
+
+def _output_is_empty(case: Case) -> bool:
+    n = case.x.ndim - (2 if case.batched else 1)
+    kw = case.kwargs
+    geometry = pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                             kw.get("dilation", 1), False, "jax", case.op)
+    return 0 in geometry.out_shape
+
+
 def _max_express(case: Case):
+    """reduce_window's max: jax.vjp has no gradient for window dilation (select_and_gather:
+    NotImplementedError), a negative pad or an empty output (TypeError)."""
     reason = _window_express(case)
-    if reason is None and case.kwargs.get("dilation", 1) not in (1, (1,) * (case.x.ndim - 2)):
+    if reason:
+        return reason
+    n = case.x.ndim - (2 if case.batched else 1)
+    if case.kwargs.get("dilation", 1) not in (1, (1,) * n):
         return "JAX has no gradient for a dilated max reduce_window (select_and_gather's VJP: NotImplementedError)"
-    return reason
+    padding = case.kwargs.get("padding", 0)
+    if isinstance(padding, tuple) and any(b < 0 or e < 0 for b, e in _jax_padding(padding, n)):
+        return "JAX has no gradient for a max reduce_window with a negative pad (TypeError)"
+    if _output_is_empty(case):
+        return "JAX has no gradient for a max reduce_window whose output is empty (TypeError)"
+    return None
 
 
 def _flax_express(case: Case):
     reason = _window_express(case)
-    if reason is None and case.kwargs.get("dilation", 1) not in (1, (1,) * (case.x.ndim - 2)):
+    n = case.x.ndim - (2 if case.batched else 1)
+    if reason is None and case.kwargs.get("dilation", 1) not in (1, (1,) * n):
         return "flax.linen pooling has no dilation"
     return reason
-
-
-NAN_REASON = ("NaN: the values propagate NaN, but the gradient of a reduce_window max (select_and_scatter_add, "
-              "which keeps its pick while pick >= next) moves past every NaN, since a comparison with NaN is "
-              "false, and lands on a finite element; poolref models PyTorch's rule (the last NaN)")
-
-
-def _no_nan(case: Case):
-    return NAN_REASON if numpy.isnan(case.x).any() else None
 
 
 def _resize_express(case: Case):
@@ -375,8 +395,8 @@ def _resize_express(case: Case):
     return None
 
 
-JAX_WINDOW = dict(convention="onnx", padding=("none", "asymmetric", "same", "valid"), ceil_mode=False,
-                  dilation=True, divisor_override=False)
+JAX_WINDOW = dict(convention="jax", padding=("none", "asymmetric", "cropping", "same", "same_lower", "valid"),
+                  ceil_mode=False, dilation=True, divisor_override=False, return_indices=False, unbatched=True)
 FLOATS = ("float64", "float32")
 
 
@@ -395,12 +415,52 @@ MINUS_INF_PADDING = ("a window of only -inf that overlaps the padding: reduce_wi
                      "window's first element")
 
 
+MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (the gradient to the last NaN), "
+             "reduce_window's gradient goes elsewhere (convention='jax')")
+
+
+MAP_READS = ("at a clamped coordinate (border and reflection padding) map_coordinates reads other neighbours than "
+             "grid_sample, which PyTorch and poolref read and weigh (0 * inf = NaN): a NaN or an infinity there differs")
+SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by "
+                   "its weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
+DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): the composition's query points go "
+                 "through grid coordinates and back, so points of equal value in exact arithmetic differ by an ulp "
+                 "and the max picks by rounding; poolref picks the first")
+
+
+MAP_GRID_GRADIENT = ("an infinite upstream gradient: map_coordinates' gradient to the coordinates subtracts the two "
+                     "weighted neighbours after multiplying them by it (inf - inf = NaN), grid_sample's multiplies "
+                     "their difference (+-inf)")
+
+
+def _map_coordinates_model(case: Case):
+    if case.input_class in ("nan", "inf") and case.kwargs["padding_mode"] != "zeros":
+        return MAP_READS
+    if case.input_class == "nonfinite_gradient" and "grid" in case.grad_inputs:
+        return MAP_GRID_GRADIENT
+    return None
+
+
+def _soft_pool_model(case: Case):
+    if case.input_class == "inf":
+        return SOFTPOOL_LIMITS
+    return _not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
+
+
+def _dynopool_model(case: Case):
+    if case.input_class in ("nan", "inf"):
+        return DYNOPOOL_BORDER
+    if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
+        return DYNOPOOL_TIES
+    return None
+
+
 def _mixed_model(case: Case):
     if case.kwargs["lam"] == 0:
         return None
     if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
         return MINUS_INF_PADDING
-    return _no_nan(case)
+    return MIXED_NAN if numpy.isnan(case.x).any() else None
 
 
 GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
@@ -424,6 +484,8 @@ def _lse_model(case: Case):
 
 #: How many random cases the compositions get in a default run (each compiles its own program).
 COMPOSITION_CASES = 6
+#: flax.linen's pooling is reduce_window with padding handed through: fewer cases than reduce_window's own
+FLAX_CASES = 8
 
 
 #: Public ops with no JAX function or lax composition here.
@@ -445,61 +507,68 @@ UNCOVERED = {
 
 
 def _mappings() -> list[Mapping]:
-    onnx_convention = {"convention": "onnx"}
+    jax_convention = {"convention": "jax"}
     mappings = []
     for n in (1, 2, 3):
         mappings.append(Mapping(
             f"max_pool{n}d", "jax.lax.reduce_window(lax.max, -inf)", lambda case: _reduce_window(case, "max"),
-            onnx_convention, dict(JAX_WINDOW, dtypes=FLOATS), indices=False, express=_max_express, model=_no_nan,
-            skips=("ceil mode, SAME_LOWER: reduce_window has neither", "NaN inputs: " + NAN_REASON,
-                   "dilation: JAX has no gradient for a dilated max reduce_window"),
+            jax_convention, dict(JAX_WINDOW, dtypes=FLOATS), indices=False, express=_max_express,
+            notes="convention='jax': the values are the IEEE maximum (NaN propagates, +0 above -0), the gradient goes "
+                  "where select_and_scatter_add sends it (docs/conventions.rst).",
+            skips=("ceil mode: reduce_window has none",
+                   "dilation, negative pads, empty outputs: JAX has no gradient of a max reduce_window there"),
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", "jax.lax.reduce_window(lax.add) / count", lambda case: _reduce_window(case, "avg"),
-            onnx_convention, dict(JAX_WINDOW, dtypes=FLOATS), express=_window_express,
-            notes="Divided by the window size (padding counted) or by a window sum of ones (not counted), as flax.linen.avg_pool does.",
-            skips=("ceil mode, SAME_LOWER, divisor_override",),
+            jax_convention, dict(JAX_WINDOW, dtypes=FLOATS), express=_window_express,
+            notes="Divided by the window size (padding counted) or by a window sum of ones (not counted), as "
+                  "flax.linen.avg_pool does; windows wholly in padding and negative pads included (convention='jax').",
+            skips=("ceil mode, divisor_override",),
         ))
         if HAS_FLAX:
-            flax_space = dict(JAX_WINDOW, dtypes=FLOATS, dilation=False)
+            flax_space = dict(JAX_WINDOW, dtypes=FLOATS, dilation=False, padding=("none", "asymmetric", "same", "valid"),
+                              unbatched=False)
             mappings.append(Mapping(
-                f"max_pool{n}d", "flax.linen.max_pool", lambda case: _flax_pool(case, "max"), onnx_convention, flax_space,
-                indices=False, express=_flax_express, model=_no_nan, skips=("dilation: flax pooling has none", "NaN inputs"),
+                f"max_pool{n}d", "flax.linen.max_pool", lambda case: _flax_pool(case, "max"), jax_convention, flax_space,
+                indices=False, express=_max_express, cases=FLAX_CASES,
+                skips=("dilation: flax pooling has none",),
             ))
             mappings.append(Mapping(
-                f"avg_pool{n}d", "flax.linen.avg_pool", lambda case: _flax_pool(case, "avg"), onnx_convention, flax_space,
-                express=_flax_express, skips=("dilation: flax pooling has none",),
+                f"avg_pool{n}d", "flax.linen.avg_pool", lambda case: _flax_pool(case, "avg"), jax_convention, flax_space,
+                express=_flax_express, cases=FLAX_CASES, skips=("dilation: flax pooling has none",),
             ))
     mappings += [
         Mapping("global_avg_pool", "jnp.mean(keepdims=True)", _global, space=dict(dtypes=FLOATS)),
-        Mapping("global_max_pool", "jnp.max(keepdims=True)", _global, space=dict(dtypes=FLOATS), model=_no_nan),
+        Mapping("global_max_pool", "jnp.max(keepdims=True)", _global, space=dict(dtypes=FLOATS), defects=(known.JAX_REDUCE_MAX,)),
         Mapping("interpolate", "jax.image.resize", _resize, {"convention": "jax"},
                 space=dict(dtypes=FLOATS, antialias=(None, False, True)), express=_resize_express,
                 notes="convention='jax': dense weights per axis (a NaN reaches its whole line), antialiased by default "
                       "(antialias=None), 'nearest-exact' is its nearest.",
                 skips=("'nearest' (legacy), align_corners=True: jax.image.resize has neither",)),
         Mapping("grid_sample", "jax.scipy.ndimage.map_coordinates", _map_coordinates, space=dict(dtypes=FLOATS),
+                model=_map_coordinates_model, skips=("NaN and infinities with border or reflection padding: " + MAP_READS,
+                                                     MAP_GRID_GRADIENT),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
-        Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS)),
+        Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS),
+                defects=(known.JAX_CONV_ABORT,)),
     ]
     composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
     mappings += [
         Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
                 skips=("training=True: the samples come from poolref's random generator",), **composed),
         Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", _mixed, model=_mixed_model,
-                skips=("NaN inputs with lam > 0: " + NAN_REASON, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
+                skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
                 **composed),
         Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", _gem,
                 model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
-        Mapping("soft_pool2d", "strided taps + jax.nn.softmax", _soft_pool, model=_not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE),
-                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE,), **composed),
+        Mapping("soft_pool2d", "strided taps + jax.nn.softmax", _soft_pool, model=_soft_pool_model,
+                skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
         Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
         Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
-                model=lambda case: DYNOPOOL_BORDER if case.input_class in ("nan", "inf") else None,
-                skips=(DYNOPOOL_BORDER,), **composed,
+                model=_dynopool_model, skips=(DYNOPOOL_BORDER, DYNOPOOL_TIES), **composed,
                 notes="The query points are computed as DYNOPOOL.md writes them; alpha's gradient is the straight-through one."),
     ]
     return mappings

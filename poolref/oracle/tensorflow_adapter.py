@@ -37,7 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from .case import Case, resize_scales, resize_size, window_of
-from . import tensorflow_rules
+from . import defects as known
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
@@ -493,14 +493,14 @@ def _mappings() -> list[Mapping]:
             f"max_pool{n}d", f"tf.nn.max_pool{n}d", _pool("tf.nn.max_pool{n}d"), tf_convention,
             dict(TF_WINDOW, dtypes=dtypes, padding=("same", "valid", "asymmetric") if explicit else ("same", "valid")),
             indices=False, express=_window_express(explicit),
-            defects=(tensorflow_rules.MAX_POOL_ROUTING,) if n < 3 else (tensorflow_rules.MAX_POOL3D_NEAR_TIES,),
+            defects=(known.TF_MAX_POOL_ROUTING,) if n < 3 else (known.TF_MAX_POOL3D_NEAR_TIES,),
             skips=WINDOW_SKIPS + float_skip,
             notes="NaN ignored, the lowest finite value for windows of only -inf or NaN (convention='tensorflow'); "
                   "indices come from max_pool_with_argmax.",
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", f"tf.nn.avg_pool{n}d", _pool("tf.nn.avg_pool{n}d"), tf_convention,
-            dict(TF_WINDOW, dtypes=dtypes), express=_window_express(False), defects=(tensorflow_rules.AVG_POOL_SAME_LONG_WINDOW,),
+            dict(TF_WINDOW, dtypes=dtypes), express=_window_express(False), defects=(known.TF_AVG_POOL_SAME_LONG_WINDOW,),
             skips=WINDOW_SKIPS + float_skip + ("explicit padding: tf.nn.avg_pool takes only SAME or VALID",),
             notes="SAME never counts padding in the divisor (convention='tensorflow').",
         ))
@@ -509,7 +509,7 @@ def _mappings() -> list[Mapping]:
         mappings.append(Mapping(
             op, f"tf.nn.pool(pooling_type={kind!r}, dilations=...)", _dilated_pool(kind), tf_convention,
             dict(TF_WINDOW, dtypes=FLOATS, padding=("valid",), dilation=True, max_stride=1),
-            indices=False, express=_dilated_express, defects=(tensorflow_rules.MAX_POOL_ROUTING,) if kind == "MAX" else (),
+            indices=False, express=_dilated_express, defects=(known.TF_MAX_POOL_ROUTING,) if kind == "MAX" else (),
             skips=("SAME, strides > 1: tf.nn.pool refuses them with dilations",), worked=False,
         ))
     for include_batch in (True, False):
@@ -522,10 +522,10 @@ def _mappings() -> list[Mapping]:
     mappings += [
         Mapping("global_avg_pool", "tf.reduce_mean(keepdims=True)", _global, space=dict(dtypes=FLOATS)),
         Mapping("global_max_pool", "tf.reduce_max(keepdims=True)", _global, space=dict(dtypes=FLOATS),
-                defects=(tensorflow_rules.REDUCE_MAX,)),
+                defects=(known.TF_REDUCE_MAX,)),
         Mapping("fractional_max_pool2d", "tf.nn.fractional_max_pool (ratio 2)", _fractional,
                 space=dict(dtypes=FLOATS, ratio_two=True, empty=FRACTIONAL_EMPTY), indices=False, worked=False,
-                defects=(tensorflow_rules.FRACTIONAL_NONFINITE,),
+                defects=(known.TF_FRACTIONAL_NONFINITE,),
                 skips=("pooling ratios other than 2, overlapping=True: TensorFlow's random interval sequences are "
                        "not PyTorch's fixed-size windows, which poolref models", "empty batches: " + FRACTIONAL_EMPTY)),
         Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), crop_and_resize=True),

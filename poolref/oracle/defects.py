@@ -1,9 +1,12 @@
-r"""TensorFlow's deviations from the derivative, modelled exactly for the oracle.
+r"""The frameworks' known defects and deviations, modelled exactly for the oracle.
 
-poolref keeps the true derivative where TensorFlow's gradient is wrong; the oracle still compares,
-and these *models* compute TensorFlow's answer from poolref's right one, so that a mismatch that is
-exactly the known defect is reported as such (with its reproducer) and any other difference fails
-(:class:`poolref.oracle.mapping.KnownDefect`). Each was found by the oracle and checked by hand on
+poolref keeps the true derivative where a framework's gradient is wrong, and PyTorch's rule where a
+framework's op follows one of its own that poolref's op has no convention for; the oracle still
+compares, and these *models* compute the framework's answer from poolref's right one, so that a
+mismatch that is exactly the known defect is reported as such (with its reproducer) and any other
+difference fails (:class:`poolref.oracle.mapping.KnownDefect`). The docs' atlas lists them all
+(:data:`ALL`). Each was found by the oracle and checked by hand.
+
 TensorFlow 2.21:
 
 * ``tf.nn.max_pool1d/2d`` (and ``tf.nn.pool``'s MAX) ignore NaN and start from the lowest finite
@@ -33,7 +36,8 @@ from .._geometry import pool_geometry
 from .case import Case
 from .mapping import KnownDefect
 
-__all__ = ["MAX_POOL_ROUTING", "MAX_POOL3D_NEAR_TIES", "REDUCE_MAX", "AVG_POOL_SAME_LONG_WINDOW", "FRACTIONAL_NONFINITE"]
+__all__ = ["TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
+           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -48,7 +52,7 @@ def _routed_like_argmax(case: Case, ours, cotangent):
     return ours._replace(grads=run_poolref(argmax, cotangent=cotangent)[0].grads)
 
 
-MAX_POOL_ROUTING = KnownDefect(
+TF_MAX_POOL_ROUTING = KnownDefect(
     "tf.nn.max_pool ignores NaN and starts from the lowest finite value, but routes its gradient like "
     "max_pool_with_argmax (first element, then a strictly greater one): [nan, 1] outputs 1 and sends its "
     "gradient to the NaN, a window of only -inf sends it to its first element",
@@ -77,16 +81,21 @@ def _near_ties_gradient(case: Case, ours, cotangent):
     return ours._replace(grads={**ours.grads, "x": result.astype(case.x.dtype)})
 
 
-MAX_POOL3D_NEAR_TIES = KnownDefect(
+TF_MAX_POOL3D_NEAR_TIES = KnownDefect(
     "tf.nn.max_pool3d's gradient goes to every element within 1e-5 of its window's maximum, each the whole "
     "upstream value ([1.0, 1.000005] gets [1, 1], the derivative is [0, 1]; [2, 2] gets [1, 1], not [1, 0]): "
     "the input gradient no longer sums to the output gradient",
     lambda case: case.x.dtype.kind == "f", model=_near_ties_gradient)
 
 
-def _reduce_max(case: Case, ours, cotangent):
-    """``tf.reduce_max`` over the spatial axes: the IEEE maximum, and its gradient
-    ``(x == y) / count(x == y) * g``."""
+REDUCE_MAX_CLASSES = ("ties", "signed_zero", "nan", "inf", "nonfinite_gradient", "magnitude", "integer")
+
+
+def _reduce_max(case: Case, ours, cotangent, last_zero: bool = True, nan_gradient: float = numpy.nan):
+    """``tf.reduce_max`` (``jnp.max`` with ``last_zero=False``) over the spatial axes: the maximum,
+    and its gradient ``(x == y) / count(x == y) * g``. Of tied zeros TensorFlow keeps the last's sign,
+    JAX gives +0. A plane whose maximum is NaN gets ``nan_gradient`` everywhere (TensorFlow: 0/0 =
+    NaN; JAX under ``jax.jit``, as the oracle runs it: 0, although eagerly it is NaN)."""
     n = case.x.ndim - (2 if case.batched else 1)
     axes = tuple(range(case.x.ndim - n, case.x.ndim))
     x = case.x.astype(numpy.float64)
@@ -95,18 +104,21 @@ def _reduce_max(case: Case, ours, cotangent):
         # of tied maxima the value is the LAST's (it shows for zeros: [-0., 0.] gives 0., [0., -0.] gives -0.)
         flat = x.reshape(x.shape[:x.ndim - n] + (-1,))
         last = flat.shape[-1] - 1 - numpy.argmax((flat == y.reshape(flat.shape[:-1] + (1,)))[..., ::-1], axis=-1)
-        y = numpy.where(y == 0, numpy.take_along_axis(flat, last[..., None], axis=-1).reshape(y.shape), y)
+        if last_zero:
+            y = numpy.where(y == 0, numpy.take_along_axis(flat, last[..., None], axis=-1).reshape(y.shape), y)
+        else:
+            y = numpy.where(y == 0, 0.0, y)
         selected = (x == y).astype(numpy.float64)
         grad = selected / selected.sum(axis=axes, keepdims=True) * cotangent.astype(numpy.float64)
+        grad = numpy.where(numpy.isnan(y), nan_gradient, grad)
     return ours._replace(values=y.astype(ours.values.dtype), grads={**ours.grads, "x": grad.astype(case.x.dtype)})
 
 
-REDUCE_MAX = KnownDefect(
+TF_REDUCE_MAX = KnownDefect(
     "tf.reduce_max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), "
     "multiplies the upstream gradient by 0 elsewhere (0 * inf = NaN) and gives NaN everywhere when the maximum "
     "is NaN; of tied maxima its value is the last's, which shows for zeros ([0., -0.] gives -0.)",
-    lambda case: case.input_class in ("ties", "signed_zero", "nan", "inf", "nonfinite_gradient", "magnitude", "integer"),
-    affects=("output", "grad_x"), model=_reduce_max)
+    lambda case: case.input_class in REDUCE_MAX_CLASSES, affects=("output", "grad_x"), model=_reduce_max)
 
 
 def _same_window_longer_than_input(case: Case) -> bool:
@@ -119,12 +131,47 @@ def _same_window_longer_than_input(case: Case) -> bool:
     return any(k > L for k, L in zip(kernel, case.x.shape[-n:]))
 
 
-AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
+TF_AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
     "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient: x = [1, 2, 3, 4], "
     "k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is [1/3, 1, 1, 2/3]",
     _same_window_longer_than_input, affects=("grad_x",))
 
-FRACTIONAL_NONFINITE = KnownDefect(
+TF_FRACTIONAL_NONFINITE = KnownDefect(
     "tf.nn.fractional_max_pool's gradient raises on NaN and infinities (FractionalMaxPoolGrad re-runs the forward "
     "and finds 'tensor_out_dup is not the same as tensor_out': NaN is unequal to itself)",
     _nonfinite, affects=("raises",))
+
+
+# --------------------------------------------------------------------------------------------------
+# JAX 0.10
+# --------------------------------------------------------------------------------------------------
+JAX_REDUCE_MAX = KnownDefect(
+    "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), multiplies "
+    "the upstream gradient by 0 elsewhere (0 * inf = NaN), gives +0 of tied zeros, and where the maximum is NaN a "
+    "gradient of 0 under jax.jit (NaN when run eagerly)",
+    lambda case: case.input_class in REDUCE_MAX_CLASSES, affects=("output", "grad_x"),
+    model=lambda case, ours, cotangent: _reduce_max(case, ours, cotangent, last_zero=False, nan_gradient=0.0))
+
+
+def _strided_and_dilated_float32(case: Case) -> bool:
+    kw = case.kwargs
+    return (case.dtype == numpy.float32 and any(s > 1 for s in _pair(kw.get("stride", 1)))
+            and any(d > 1 for d in _pair(kw.get("dilation", 1))))
+
+
+def _pair(value) -> tuple:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+JAX_CONV_ABORT = KnownDefect(
+    "jax.vjp of lax.conv_general_dilated aborts the process (XLA's algebraic simplifier: 'Check failed: ... Window "
+    "dimensions do not match RHS shape') on some float32 weight gradients with strides and dilation, e.g. x (1, 2, 4, 4), "
+    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2)",
+    _strided_and_dilated_float32, affects=("abort",))
+
+#: Every known defect, for the docs.
+ALL = {
+    "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
+                   TF_FRACTIONAL_NONFINITE),
+    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),
+}
