@@ -166,9 +166,14 @@ class Lerp:
         return self.lower.shape[0]
 
     def weighted(self) -> Taps:
-        """The same interpolation as a weighted sum of both taps, ``(1 - t) a + t b``, both always read."""
-        t = self.fraction.astype(F32)
-        weight = numpy.stack([(F32(1) - t), t], axis=1).astype(F64)
+        """The same interpolation as a weighted sum of both taps, ``(1 - t) a + t b``, both always read.
+
+        ``1 - t`` is exact in float64 (``t`` holds a float32 value), so the backward is the exact
+        transpose of the forward, the true derivative (TensorFlow's ``ResizeBilinearGrad`` rounds
+        ``1 - t`` to float32, a difference far below the float32 tolerance its results are held to).
+        """
+        t = self.fraction.astype(F64)
+        weight = numpy.stack([1.0 - t, t], axis=1)
         return Taps(self.length, numpy.stack([self.lower, self.upper], axis=1), weight)
 
 
