@@ -26,7 +26,7 @@ from . import available_frameworks, load_adapter
 from .case import Case
 from .worked import RAMP_4x4, RAMP_10x10
 from .worked import plane as _plane
-from .engine import compare_case, run_framework, run_poolref
+from .engine import Outcome, known_defects, compare_case, run_framework, run_poolref
 from .mapping import format_kwargs
 
 __all__ = ["Topic", "TOPICS", "atlas_rst", "write_atlas"]
@@ -204,6 +204,9 @@ def _run(framework: str, adapter, mapping, case: Case) -> Cell:
         verdict = f"reproduces it with {keywords}"
     else:
         unmodelled = mapping.model(case) if mapping.model else None
+        known = known_defects(mapping, case, Outcome(comparisons, "", ours, theirs), ones)
+        if known:
+            unmodelled = "a known " + framework + " defect: " + "; ".join(d.text for d in known)
         what = ", ".join(name.replace("grad_", "gradient to ") for name, c in comparisons if not c.ok)
         verdict = f"differs ({what}) with {keywords}: " + (unmodelled or "NOT DECLARED: a mismatch the oracle reports")
         if any(name == "output" for name, c in comparisons if not c.ok):

@@ -28,7 +28,7 @@ from .report import Failure, OpResult
 
 __all__ = [
     "Results", "Outcome", "poolref_function", "run_poolref", "run_framework", "compare_case", "evaluate",
-    "plan_cases", "check_mapping", "shrink", "reproducer", "poolref_refusal",
+    "plan_cases", "check_mapping", "shrink", "reproducer", "poolref_refusal", "known_defects",
 ]
 
 
@@ -331,7 +331,7 @@ def plan_cases(mapping: Mapping, count: int, seed: int) -> Plan:
     return Plan(worked + plan.cases, counts, plan.refused)
 
 
-def _known_defects(mapping: Mapping, case: Case, outcome: Outcome, cotangent) -> list:
+def known_defects(mapping: Mapping, case: Case, outcome: Outcome, cotangent) -> list:
     """The known defects that explain every mismatch of ``outcome`` (empty when they do not).
 
     Where each defect that applies to the case models the framework's wrong answer
@@ -391,7 +391,7 @@ def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: in
         outcome, cotangent = evaluate(imports, mapping, case, seed, index)
         forward = [c for name, c in outcome.comparisons if name == "output"]
         backward = [c for name, c in outcome.comparisons if name.startswith("grad_")]
-        defects = [] if outcome.ok else _known_defects(mapping, case, outcome, cotangent)
+        defects = [] if outcome.ok else known_defects(mapping, case, outcome, cotangent)
         if not defects:  # a known defect's errors are the framework's, not the row's
             result.record(
                 (max((c.abs_error for c in forward), default=0.0), max((c.rel_error for c in forward), default=0.0)),

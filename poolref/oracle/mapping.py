@@ -107,7 +107,10 @@ class Mapping:
         arrays = case.arrays
         if case.dtype not in dtypes:
             arrays = {name: a.astype(dtypes[0]) if a.dtype.kind == "f" else a for name, a in arrays.items()}
-        return case.replace(arrays=arrays, kwargs={**case.kwargs, **self.convention})
+        kwargs = {**case.kwargs, **self.convention}
+        if "return_indices" in kwargs and self.space.get("return_indices") is False:
+            del kwargs["return_indices"]  # the framework op returns none (and may follow another rule)
+        return case.replace(arrays=arrays, kwargs=kwargs)
 
 
 def format_value(value) -> str:

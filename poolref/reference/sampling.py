@@ -613,9 +613,9 @@ def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, conve
         return tf_antialias_gradient_taps(i, L, O)
     reads = []
     for o in range(O):
-        if convention == "tensorflow" and mode == "bilinear":  # ResizeBilinearGrad: both taps, always
+        if convention == "tensorflow" and mode == "bilinear":  # the forward's transpose: both taps, always
             lower, upper, t = tf_bilinear_lerp(o, L, O, align_corners)
-            taps = [(lower, float(F32(1) - F32(t))), (upper, t)]
+            taps = [(lower, 1.0 - float(t)), (upper, float(t))]
         elif convention == "torch" and antialias:  # the backward resamples unchanged axes too
             taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
         else:
