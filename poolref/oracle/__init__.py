@@ -94,7 +94,8 @@ def load_adapter(framework: str):
     return importlib.import_module(ADAPTERS[framework][0])
 
 
-def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None, on_case=None, crashed=()) -> Report:
+def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None, on_case=None, crashed=(),
+          isolated: bool = False) -> Report:
     """Cross-check ``framework`` against poolref on ``cases`` seeded random cases per framework op.
 
     Parameters
@@ -117,6 +118,9 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None,
         For :mod:`poolref.oracle.runner`, which runs checks in worker processes: ``on_case(key)``
         hears of each case before it runs, and the cases in ``crashed`` (which ended an earlier
         worker) are reported as mismatches instead of being run again.
+    isolated : bool
+        True in such a worker. Otherwise the cases on which a known defect aborts the framework's
+        process (XLA's check failures) are not drawn, with that reason: they would end the caller.
 
     Returns
     -------
@@ -149,7 +153,7 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None,
     for op in [op for op in PUBLIC_OPS if ops is None or op in ops]:
         mappings = [m for m in adapter.MAPPINGS if m.op == op]
         if mappings:
-            rows.append((op, [(m, plan_cases(m, count(m), seed)) for m in mappings]))
+            rows.append((op, [(m, plan_cases(m, count(m), seed, isolated)) for m in mappings]))
         else:
             rows.append((op, adapter.UNCOVERED.get(op, f"no {framework} op or composition is declared for it")))
     total = sum(len(p.cases) for _, plans in rows if isinstance(plans, list) for _, p in plans)

@@ -32,6 +32,7 @@ from .mapping import format_kwargs
 __all__ = ["Topic", "TOPICS", "atlas_rst", "write_atlas"]
 
 NAN = float("nan")
+INF = float("inf")
 
 
 class Topic(NamedTuple):
@@ -126,15 +127,35 @@ TOPICS = (
     ),
     Topic(
         "NaN and ties",
-        "PyTorch takes a tap when ``value > max or isnan(value)``: ties go to the first element in scan "
-        "order, a NaN propagates and the last NaN's index is kept. TensorFlow's max pooling ignores NaN (a "
-        "window of only NaN gives the lowest finite float); ONNX Runtime keeps a NaN only when it comes "
-        "first; JAX propagates NaN in the values, but its gradient (``>=`` selection) lands on a finite "
-        "element.",
+        "One rule per framework (the conventions page has the table). PyTorch takes a tap when "
+        "``value > max or isnan(value)``: ties go to the first element in scan order, a NaN propagates and "
+        "the last NaN's index is kept. TensorFlow's ``tf.nn.max_pool`` ignores NaN and starts from the lowest "
+        "finite value (a window of only NaN or -inf gives it), while its ``max_pool_with_argmax`` and ONNX "
+        "Runtime's MaxPool (with its Indices output) take the window's first element, then only a strictly "
+        "greater one, so a NaN survives only where it comes first. JAX's values are the IEEE maximum (NaN "
+        "propagates), and its gradient goes where ``select_and_scatter_add`` sends it. poolref models each "
+        "(``convention=``); TensorFlow's ``tf.nn.max_pool`` routes its *gradient* by the argmax rule, which "
+        "is a known defect (below).",
         (
             _case("max_pool2d", _plane([[1.0, 3, 3], [3, 2, 0]]), kernel_size=(2, 3), return_indices=True),
             _case("max_pool2d", _plane([[1.0, NAN, 3], [NAN, 2, 0]]), kernel_size=(2, 3), return_indices=True),
             _case("max_pool2d", _plane([[NAN, NAN], [NAN, NAN]]), kernel_size=2, return_indices=True),
+            _case("max_pool1d", _plane([-INF, -INF, 1.0]), kernel_size=2, return_indices=True),
+        ),
+    ),
+    Topic(
+        "JAX: windows wholly in padding, negative pads, SAME_LOWER",
+        "``lax.reduce_window`` accepts what no other framework does: a window lying wholly in padding (a max "
+        "of it is -inf, a sum 0, a mean by a window sum of ones 0/0 = NaN), negative pads, which crop the "
+        "input, and ``\"SAME_LOWER\"``. poolref models it with ``convention='jax'``; the other frameworks "
+        "cannot express these cases.",
+        (
+            _case("avg_pool1d", _plane([1.0, 2, 3]), kernel_size=2, stride=2, padding=((3, 2),), count_include_pad=False,
+                  convention="jax"),
+            _case("avg_pool1d", _plane([1.0, 2, 3, 4, 5]), kernel_size=2, stride=1, padding=((-1, -1),), count_include_pad=True,
+                  convention="jax"),
+            _case("avg_pool1d", _plane([1.0, 2, 3, 4, 5]), kernel_size=2, stride=1, padding="same_lower", count_include_pad=True,
+                  convention="jax"),
         ),
     ),
     Topic(
@@ -148,11 +169,36 @@ TOPICS = (
         ),
     ),
     Topic(
-        "Antialiasing when downsampling",
+        "Antialiasing and area resizing",
         "``jax.image.resize`` antialiases by default: when downsampling, its linear kernel is widened to the "
-        "output's pixel size, so it no longer reads two neighbours. PyTorch's ``bilinear`` (without "
-        "``antialias=True``), ONNX's ``Resize`` and ``tf.image.resize`` (``antialias=False`` by default) do not.",
-        (_case("interpolate", _plane(numpy.arange(8.0).reshape(1, 8) ** 2), size=(1, 3), mode="bilinear", align_corners=False),),
+        "output's pixel size, so it reads more than two neighbours. PyTorch (``antialias=True``) and "
+        "``tf.image.resize`` (``antialias=True``) can too, but do not by default; ONNX's ``Resize`` here does not. "
+        "An area resize of sizes that do not divide is adaptive average pooling in PyTorch, but TensorFlow and "
+        "JAX weigh each pixel by the fraction of it a bin covers. poolref models each "
+        "(``interpolate(..., antialias=, convention=)``).",
+        (
+            _case("interpolate", _plane(numpy.arange(8.0).reshape(1, 8) ** 2), size=(1, 3), mode="bilinear", align_corners=False),
+            _case("interpolate", _plane(numpy.arange(4.0).reshape(1, 4)), size=(1, 3), mode="area"),
+        ),
+    ),
+    Topic(
+        "Known framework defects",
+        "Where a framework's answer is wrong, poolref keeps the right one and the oracle reports the "
+        "difference as a known defect, with its reproducer; the framework must give exactly the modelled wrong "
+        "answer, so a defect excuses nothing else (``poolref/oracle/defects.py``; every one is listed at the "
+        "end of this page). Below: TensorFlow's SAME average with a window longer than the input (its gradient), "
+        "TensorFlow's 3-D max pooling sending its gradient to every element within 1e-5 of the maximum, "
+        "``tf.nn.max_pool`` routing the gradient of ``[nan, 1]`` to the NaN it ignored, ``tf.reduce_max`` and "
+        "``jnp.max`` sharing the gradient among ties, and PyTorch's Lp pooling sending NaN to a cell no window "
+        "reads.",
+        (
+            _case("avg_pool1d", _plane([1.0, 2, 3, 4]), kernel_size=5, stride=3, padding="same", count_include_pad=False),
+            _case("max_pool3d", numpy.array([1.0, 1.000005, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]).reshape(1, 1, 2, 2, 2), kernel_size=2,
+                  return_indices=True),
+            _case("max_pool1d", _plane([NAN, 1.0]), kernel_size=2, return_indices=True),
+            _case("global_max_pool", _plane([2.0, 2.0, 1.0])),
+            _case("lp_pool1d", _plane([1.0, 2.0, INF]), norm_type=2.0, kernel_size=2),
+        ),
     ),
 )
 
@@ -310,8 +356,23 @@ def atlas_rst(frameworks=None) -> str:
                 out += _literal_cell(cell.output, False, literal=cell.data)
                 out += _literal_cell(cell.poolref, False)
             out.append("")
+    out += _defects()
     out += _declarations(frameworks)
     return "\n".join(out).rstrip() + "\n"
+
+
+def _defects() -> list[str]:
+    """Every known framework defect the oracle models (:mod:`poolref.oracle.defects`)."""
+    from .defects import ALL
+
+    out = ["Every known framework defect", "----------------------------", "",
+           "The oracle still compares these cases; a mismatch that is exactly the defect is listed under "
+           "KNOWN DEFECT with its reproducer, and does not fail the run. Found by the oracle.", ""]
+    for framework, defects in ALL.items():
+        out += [framework, "~" * len(framework), ""]
+        out += [f"* {_escape(defect.text)}" for defect in defects]
+        out.append("")
+    return out
 
 
 def _declarations(frameworks) -> list[str]:

@@ -7,6 +7,14 @@ mismatch that is exactly the known defect is reported as such (with its reproduc
 difference fails (:class:`poolref.oracle.mapping.KnownDefect`). The docs' atlas lists them all
 (:data:`ALL`). Each was found by the oracle and checked by hand.
 
+PyTorch 2.13:
+
+* Lp pooling's gradient is that of its composition ``relu(avg_pool(x^p) * k)^(1/p)``: with
+  ``norm_type=1`` a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), and an
+  input cell no window reads gets NaN where it holds NaN or an infinity (``0 * p x^(p-1)``).
+* ``interpolate(mode="bilinear", antialias=True)`` with an output width of 1 and a height that changes
+  writes its first output row into every row.
+
 TensorFlow 2.21:
 
 * ``tf.nn.max_pool1d/2d`` (and ``tf.nn.pool``'s MAX) ignore NaN and start from the lowest finite
@@ -36,7 +44,7 @@ from .._geometry import pool_geometry
 from .case import Case
 from .mapping import KnownDefect
 
-__all__ = ["TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
+__all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
 
 
@@ -88,9 +96,6 @@ TF_MAX_POOL3D_NEAR_TIES = KnownDefect(
     lambda case: case.x.dtype.kind == "f", model=_near_ties_gradient)
 
 
-REDUCE_MAX_CLASSES = ("ties", "signed_zero", "nan", "inf", "nonfinite_gradient", "magnitude", "integer")
-
-
 def _reduce_max(case: Case, ours, cotangent, last_zero: bool = True, nan_gradient: float = numpy.nan):
     """``tf.reduce_max`` (``jnp.max`` with ``last_zero=False``) over the spatial axes: the maximum,
     and its gradient ``(x == y) / count(x == y) * g``. Of tied zeros TensorFlow keeps the last's sign,
@@ -118,7 +123,7 @@ TF_REDUCE_MAX = KnownDefect(
     "tf.reduce_max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), "
     "multiplies the upstream gradient by 0 elsewhere (0 * inf = NaN) and gives NaN everywhere when the maximum "
     "is NaN; of tied maxima its value is the last's, which shows for zeros ([0., -0.] gives -0.)",
-    lambda case: case.input_class in REDUCE_MAX_CLASSES, affects=("output", "grad_x"), model=_reduce_max)
+    lambda case: True, affects=("output", "grad_x"), model=_reduce_max)  # modelled exactly: it hides nothing
 
 
 def _same_window_longer_than_input(case: Case) -> bool:
@@ -143,13 +148,89 @@ TF_FRACTIONAL_NONFINITE = KnownDefect(
 
 
 # --------------------------------------------------------------------------------------------------
+# PyTorch 2.13
+# --------------------------------------------------------------------------------------------------
+def _lp_cells_read(case: Case):
+    """(..spatial) True where some window of an Lp pooling case reads the input cell."""
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    if "kernel_size" not in kw:  # global Lp pooling: one window over everything
+        return numpy.ones(case.x.shape[-n:], dtype=bool)
+    return pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), 0, 1, kw.get("ceil_mode", False),
+                         "torch", case.op).cells_read()
+
+
+def _unread_nonfinite(case: Case) -> bool:
+    # x^(p-1) is x^0 = 1 for p = 1, NaN and infinities included: the defect needs p != 1
+    return (case.kwargs["norm_type"] != 1.0 and bool(case.x.size)
+            and bool((~numpy.isfinite(case.x[..., ~_lp_cells_read(case)])).any()))
+
+
+def _nan_unread_cells(case: Case, ours, cotangent):
+    """PyTorch's gradient with NaN at the unread cells that hold NaN or an infinity."""
+    grad = ours.grads["x"].copy()
+    grad[~numpy.isfinite(case.x) & ~_lp_cells_read(case)] = numpy.nan
+    return ours._replace(grads={**ours.grads, "x": grad})
+
+
+def _nan_window_at_p_one(case: Case) -> bool:
+    return case.kwargs["norm_type"] == 1.0 and bool(numpy.isnan(case.x).any())
+
+
+def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
+    """PyTorch's gradient: poolref's pullback of an upstream gradient that is 0 on the NaN windows."""
+    from .engine import run_poolref
+
+    silenced = numpy.where(numpy.isnan(ours.values), 0, cotangent).astype(cotangent.dtype)
+    return run_poolref(case, cotangent=silenced)[0]
+
+
+def _lp_pool_defects() -> tuple:
+    """PyTorch's Lp pooling is ``relu``-wrapped ``avg_pool(x^p) * k`` to the 1/p: its gradient is that
+    composition's, which differs from the derivative in two places (found by the oracle, modelled
+    exactly, so that they excuse nothing else)."""
+    return (
+        KnownDefect("with norm_type=1, a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), "
+                    "where the sum's derivative is 1", _nan_window_at_p_one, model=_no_gradient_from_nan_windows),
+        KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
+                    "norm_type != 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there",
+                    _unread_nonfinite,
+                    model=_nan_unread_cells),
+    )
+
+
+TORCH_LP_POOL = _lp_pool_defects()
+
+
+def _antialias_width_one(case: Case) -> bool:
+    kw = case.kwargs
+    if not (kw.get("antialias") and kw.get("mode") == "bilinear" and kw.get("size") is not None):
+        return False
+    size = (kw["size"],) * 2 if isinstance(kw["size"], int) else tuple(kw["size"])
+    return size[-1] == 1 and size[-2] != case.x.shape[-2]
+
+
+def _first_row_everywhere(case: Case, ours, cotangent):
+    """PyTorch's output: the first output row written into every row (the gradient is right)."""
+    values = numpy.broadcast_to(ours.values[..., :1, :], ours.values.shape).copy()
+    return ours._replace(values=values)
+
+
+TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
+    "interpolate(mode='bilinear', antialias=True) on the CPU, with an output width of 1 and a height that changes, "
+    "writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize is "
+    "[1.25, 3.75] (as PyTorch gives for any other width); the gradient is right",
+    _antialias_width_one, affects=("output",), model=_first_row_everywhere)
+
+
+# --------------------------------------------------------------------------------------------------
 # JAX 0.10
 # --------------------------------------------------------------------------------------------------
 JAX_REDUCE_MAX = KnownDefect(
     "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), multiplies "
     "the upstream gradient by 0 elsewhere (0 * inf = NaN), gives +0 of tied zeros, and where the maximum is NaN a "
     "gradient of 0 under jax.jit (NaN when run eagerly)",
-    lambda case: case.input_class in REDUCE_MAX_CLASSES, affects=("output", "grad_x"),
+    lambda case: True, affects=("output", "grad_x"),  # modelled exactly: it hides nothing
     model=lambda case, ours, cotangent: _reduce_max(case, ours, cotangent, last_zero=False, nan_gradient=0.0))
 
 
@@ -171,6 +252,7 @@ JAX_CONV_ABORT = KnownDefect(
 
 #: Every known defect, for the docs.
 ALL = {
+    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE,),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE),
     "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),

@@ -157,7 +157,7 @@ def compare_case(mapping: Mapping, case: Case, ours: Results, theirs: Results) -
             # the gradient to an input scaled with x is of order one; to any other input, of order x
             scale = 1.0 if name in VALUE_ARRAYS else case.scale
             comparisons.append((f"grad_{name}", compare_arrays(theirs.grads.get(name), ours.grads[name], f"gradient to {name}",
-                                                               scale=scale)))
+                                                               scale=scale, gradient=True)))
     return comparisons
 
 
@@ -313,9 +313,13 @@ def reproducer(framework: str, imports: str, mapping: Mapping, case: Case, cotan
 # --------------------------------------------------------------------------------------------------
 # One mapping, all its cases
 # --------------------------------------------------------------------------------------------------
-def plan_cases(mapping: Mapping, count: int, seed: int) -> Plan:
+def plan_cases(mapping: Mapping, count: int, seed: int, isolated: bool = False) -> Plan:
     """The worked examples the mapping can check, then ``count`` seeded random cases going round the
-    input classes that the framework can express and poolref takes."""
+    input classes that the framework can express and poolref takes.
+
+    Unless ``isolated`` (a worker process of :mod:`poolref.oracle.runner`), a case on which a known
+    defect aborts the framework's process is not drawn: the calling process would end with it.
+    """
     worked = []
     if mapping.worked:
         for example in worked_examples(mapping.op):
@@ -323,7 +327,12 @@ def plan_cases(mapping: Mapping, count: int, seed: int) -> Plan:
             if mapping.refusal(case) is None and poolref_refusal(case) is None:
                 worked.append(case)
 
+    aborts = [d for d in mapping.defects if "abort" in d.affects] if not isolated else []
+
     def accept(case):
+        for defect in aborts:
+            if defect.applies(case):
+                return f"not run in the calling process (poolref check runs it in a worker): {defect.text}"
         return mapping.refusal(case) or poolref_refusal(case)
 
     plan = generate_plan(mapping.op, count, seed, mapping.generation_space(), accept=accept)

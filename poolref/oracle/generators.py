@@ -622,7 +622,12 @@ GENERATORS.update({
 #: Classes an op cannot take whatever the framework, and why (:func:`poolref.oracle.cases.draw_case`
 #: refuses them with this reason).
 GLOBAL_UNBATCHED = "a global op reads (N, C, *spatial) of any rank: an unbatched input is ambiguous"
+DYNOPOOL_TIES = ("equal pixels make equal query values only in exact arithmetic: between interpolated points a tie "
+                 "is decided by rounding, which each implementation (and its dtype) does its own way (at alpha = 2, "
+                 "where the query points are the pixels, tests/ops/test_dynopool.py holds the ties to max_pool2d's)")
+
 REFUSED_CLASSES = {
+    "dynopool2d": {"ties": DYNOPOOL_TIES, "signed_zero": DYNOPOOL_TIES},
     "gem_pool": {"unbatched": GLOBAL_UNBATCHED},
     "lse_pool": {"unbatched": GLOBAL_UNBATCHED},
     "bilinear_pool": {

@@ -299,7 +299,8 @@ def _bilinear(case: Case) -> str:
     if kw["l2_normalize"]:
         lines += [
             "    squares = jnp.sum(s * s, axis=1, keepdims=True)",
-            "    norm = jnp.where(squares > 0, jnp.sqrt(jnp.where(squares > 0, squares, 1.0)), 0.0)  # no 0 / 0 at a zero row",
+            "    nonzero = ~(squares <= 0)  # NaN too: it must reach the output",
+            "    norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1.0)), 0.0)  # no 0 / 0 at a zero row",
             f"    s = s / jnp.maximum(norm, {eps!r})  # F.normalize's floor",
         ]
     lines += ["    return s", "", _vjp(case, "bilinear")]
@@ -448,10 +449,22 @@ def _soft_pool_model(case: Case):
 
 
 def _dynopool_model(case: Case):
-    if case.input_class in ("nan", "inf"):
+    if case.input_class in ("nan", "inf", "nonfinite_gradient"):
         return DYNOPOOL_BORDER
     if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
         return DYNOPOOL_TIES
+    return None
+
+
+STOCHASTIC_CHAIN_RULE = ("the composition's gradient goes through Q and S separately, g 2a/S - g Q/S^2: inf - inf = "
+                         "NaN where the op's derivative (2 a S - Q)/S^2 is finite")
+CONV_PADDING_GRADIENT = ("non-finite upstream gradients with padding: JAX's weight gradient does not multiply the zero "
+                         "padding by the upstream gradient, PyTorch's (which poolref follows) does (0 * inf = NaN)")
+
+
+def _conv_model(case: Case):
+    if case.input_class == "nonfinite_gradient" and any(as_int_tuple(case.kwargs["padding"], 2, "padding", case.op)):
+        return CONV_PADDING_GRADIENT
     return None
 
 
@@ -469,9 +482,9 @@ SOFTMAX_CHAIN_RULE = ("jax.nn.softmax's derivative, w * (g - sum(w * g)), subtra
                       "NaN where SoftPool's derivative w (1 + x - y) is finite")
 EXPM1_CHAIN_RULE = ("the derivative of expm1 is taken as expm1(t) + 1, which rounds to 0 where t = r (x - max) is "
                     "below about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there")
-DYNOPOOL_BORDER = ("NaN or infinite inputs: map_coordinates (mode='nearest') reads the pixel past a clamped or integer "
-                   "coordinate with weight 0, as poolref does: both give NaN (0 * inf) where DYNOPOOL.md's read of "
-                   "one pixel gives its value; the check would hold the two to a shared artefact")
+DYNOPOOL_BORDER = ("NaN and infinities (in x or the upstream gradient): map_coordinates (mode='nearest') reads the pixel "
+                   "past a clamped or integer coordinate with weight 0 and multiplies it (0 * inf = NaN); DynOPool "
+                   "reads only the pixels it weighs (DYNOPOOL.md), so the two differ there")
 MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN (torch.logsumexp's rule, which poolref "
                    "models); JAX's derivative of the composition, through log1p at -1, gives 0")
 
@@ -550,12 +563,14 @@ def _mappings() -> list[Mapping]:
                                                      MAP_GRID_GRADIENT),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
         Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS),
-                defects=(known.JAX_CONV_ABORT,)),
+                defects=(known.JAX_CONV_ABORT,), model=_conv_model, skips=(CONV_PADDING_GRADIENT,)),
     ]
     composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
     mappings += [
         Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
-                skips=("training=True: the samples come from poolref's random generator",), **composed),
+                model=_not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
+                skips=("training=True: the samples come from poolref's random generator",
+                       "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
         Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", _mixed, model=_mixed_model,
                 skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
                 **composed),

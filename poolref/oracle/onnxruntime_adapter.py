@@ -466,6 +466,12 @@ def _classes(**reasons):
     return lambda case: reasons.get(case.input_class)
 
 
+def _resize_model(case: Case):
+    if case.input_class in ("nan", "inf") and case.kwargs.get("align_corners"):
+        return RESIZE_ALIGNED_FLOAT32
+    return None
+
+
 def _grid_sample_model(case: Case):
     if case.input_class in ("nan", "inf") and case.kwargs["padding_mode"] != "zeros":
         return GRID_ZERO_WEIGHTS
@@ -480,6 +486,11 @@ def _unpool_express(case: Case):
         return ("ONNX Runtime's MaxUnpool requires the default output length (L - 1)*s - 2p + k to be "
                 "positive, even when output_shape is given")
     return None
+
+
+RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
+                          "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
+                          "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
 
 
 def _no_area(case: Case):
@@ -605,8 +616,8 @@ def _mappings() -> list[Mapping]:
         Mapping("roi_pool", "onnx MaxRoiPool", _roi_pool, onnx_convention, dict(dtypes=FLOAT32), gradients=False,
                 skips=("float64: not registered in ONNX Runtime",)),
         Mapping("interpolate", "onnx Resize", _resize, space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear")),
-                gradients=False, express=_no_area,
-                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime")),
+                gradients=False, express=_no_area, model=_resize_model,
+                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
         Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .cases import CLASS_LABELS, INPUT_CLASSES
-from .compare import TOLERANCES, describe_tolerances
+from .compare import GRADIENT_TOLERANCES, TOLERANCES, describe_tolerances
 
 __all__ = ["Failure", "OpResult", "Report", "plural"]
 
@@ -231,8 +231,10 @@ class Report:
             entry["status"] = r.status
             results.append(entry)
         tolerances = {d.name: {"rtol": t.rtol, "atol": t.atol} for d, t in TOLERANCES.items()}
+        gradient_tolerances = {d.name: {"rtol": t.rtol, "atol": t.atol} for d, t in GRADIENT_TOLERANCES.items()}
         return json.dumps({
             "verdict": self.verdict, "passed": self.passed, "summary": self.summary(), "versions": self.versions,
-            "tolerances": tolerances, "comparison": describe_tolerances(), "input_classes": INPUT_CLASSES,
+            "tolerances": tolerances, "gradient_tolerances": gradient_tolerances, "comparison": describe_tolerances(),
+            "input_classes": INPUT_CLASSES,
             "results": results,
         }, indent=2)

@@ -30,10 +30,11 @@ CRASH = "the framework aborted the process on this case (exit code {code}){said}
 MAX_RESTARTS = 20  # per framework: a framework that crashes on everything is reported, not retried forever
 
 
-def _check(framework, ops, cases, seed, progress=None, on_case=None, crashed=None):
+def _check(framework, ops, cases, seed, progress=None, on_case=None, crashed=None, isolated=False):
     from . import check
 
-    return check(framework, ops=ops, cases=cases, seed=seed, progress=progress, on_case=on_case, crashed=crashed)
+    return check(framework, ops=ops, cases=cases, seed=seed, progress=progress, on_case=on_case, crashed=crashed,
+                 isolated=isolated)
 
 
 def _quiet_frameworks() -> None:
@@ -60,7 +61,7 @@ def _worker(messages, framework, ops, cases, seed, crashed, log):
             framework, ops, cases, seed,
             progress=lambda done, total, label: messages.send(("step", framework, done, total, label)),
             on_case=lambda key: messages.send(("case", framework, key)),
-            crashed=crashed,
+            crashed=crashed, isolated=True,
         )
         messages.send(("report", framework, report))
     except BaseException:  # noqa: BLE001 - an exception in the worker is reported, not lost

@@ -309,7 +309,7 @@ def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_diff
         comparisons.append(compare_arrays(ours.indices, indices, "indices", exact=True, expected="loop reference"))
     gradient_comparisons = [
         compare_arrays(ours.grads[name], grads[name], f"gradient to {name}", expected="loop reference",
-                       scale=1.0 if name in VALUE_ARRAYS else case.scale)
+                       scale=1.0 if name in VALUE_ARRAYS else case.scale, gradient=True)
         for name in ours.grads
     ]
     problems += [c.problem for c in comparisons + gradient_comparisons if not c.ok]

@@ -414,6 +414,7 @@ def _crop_model(case: Case):
 FLOATS = ("float64", "float32")
 TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
                  count_include_pad=(False,), divisor_override=False, return_indices=False)
+CONV_EMPTY = "tf.nn.conv2d's gradient refuses an empty batch (Conv2DCustomBackpropInput: InvalidArgumentError)"
 ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError)"
 FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('pooling ratio is higher than input dimension size')"
 CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, which is NaN for two infinities of one sign "
@@ -435,15 +436,15 @@ def _not_for_nonfinite_gradients(why: str):
     return model
 
 
-LOWEST_PADDING = ("a window of only -inf that overlaps the padding: tf.nn.max_pool2d's explicit padding reads as the "
-                  "lowest finite float, not -inf, so such a window gives -1.8e308 where PyTorch's, which poolref "
-                  "models, gives -inf")
+LOWEST_PADDING = ("-inf with lam > 0: tf.nn.max_pool2d starts from the lowest finite float (its padding reads as it "
+                  "too), so a window of only -inf gives -1.8e308 where PyTorch's max, which poolref's mixed_pool2d "
+                  "takes, gives -inf")
 
 
 def _mixed_model(case: Case):
     if case.kwargs["lam"] == 0:
         return None
-    if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
+    if numpy.isneginf(case.x).any():
         return LOWEST_PADDING
     return MIXED_NAN if numpy.isnan(case.x).any() else None
 
@@ -545,8 +546,8 @@ def _mappings() -> list[Mapping]:
                 notes="Any sizes: TensorFlow's area resize weighs each pixel by the fraction of it a bin covers "
                       "(convention='tensorflow').",
                 skips=("gradients: TensorFlow registers none for ResizeArea",)),
-        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS), express=_conv_express,
-                skips=("dilation > 1: no CPU gradient in TensorFlow",)),
+        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS, empty=CONV_EMPTY), express=_conv_express,
+                skips=("dilation > 1: no CPU gradient in TensorFlow", "empty batches: " + CONV_EMPTY)),
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
@@ -555,7 +556,7 @@ def _mappings() -> list[Mapping]:
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
         Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", _mixed, model=_mixed_model,
-                skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + LOWEST_PADDING),
+                skips=(MIXED_NAN, LOWEST_PADDING),
                 **composed),
         Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", _gem,
                 model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),

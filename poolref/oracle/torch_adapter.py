@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy
-
-from .._geometry import pool_geometry
 from .case import VIEWS, Case, with_indices
-from .mapping import KnownDefect, Mapping, format_kwargs
+from . import defects as known
+from .mapping import Mapping, format_kwargs
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
 
@@ -202,7 +200,7 @@ def _mappings() -> list[Mapping]:
             skips=("avg_pool3d: inputs smaller than the kernel (PyTorch's avg_pool3d alone refuses them)",) if n == 3 else (),
         ))
         mappings.append(Mapping(
-            f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool, defects=_lp_pool_defects(),
+            f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool, defects=known.TORCH_LP_POOL,
             space=dict(POOLING, dtypes=ALL_FLOATS if n < 3 else BOTH_FLOATS, padding=("none",), dilation=False,
                        input_at_least_kernel=n == 3),
             express=_window_express,
@@ -225,7 +223,7 @@ def _mappings() -> list[Mapping]:
         Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),
         Mapping("global_max_pool", "torch.nn.functional.adaptive_max_pool{n}d(x, 1)", _global, space=dict(POOLING)),
         Mapping("global_lp_pool", "torch.nn.functional.lp_pool{n}d(kernel_size=the whole plane)", _global,
-                space=dict(POOLING, dtypes=BOTH_FLOATS), defects=_lp_pool_defects()),
+                space=dict(POOLING, dtypes=BOTH_FLOATS), defects=known.TORCH_LP_POOL),
     ]
     for n in (2, 3):
         mappings.append(Mapping(
@@ -237,7 +235,8 @@ def _mappings() -> list[Mapping]:
         Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS),
                 model=_refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
-                space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"))),
+                space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"), antialias=(False, True)),
+                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE,)),
         Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
     ]
     mappings += _compositions()
@@ -271,55 +270,6 @@ DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multip
 GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
                        "about 1e-2 that the same function in float32 does not make (checked: 6.2e-3 against float64 on "
                        "the same half inputs)")
-
-
-def _lp_cells_read(case: Case):
-    """(..spatial) True where some window of an Lp pooling case reads the input cell."""
-    kw = case.kwargs
-    n = case.x.ndim - (2 if case.batched else 1)
-    if "kernel_size" not in kw:  # global Lp pooling: one window over everything
-        return numpy.ones(case.x.shape[-n:], dtype=bool)
-    return pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), 0, 1, kw.get("ceil_mode", False),
-                         "torch", case.op).cells_read()
-
-
-def _unread_nonfinite(case: Case) -> bool:
-    # x^(p-1) is x^0 = 1 for p = 1, NaN and infinities included: the defect needs p != 1
-    return (case.kwargs["norm_type"] != 1.0 and bool(case.x.size)
-            and bool((~numpy.isfinite(case.x[..., ~_lp_cells_read(case)])).any()))
-
-
-def _nan_unread_cells(case: Case, ours, cotangent):
-    """PyTorch's gradient with NaN at the unread cells that hold NaN or an infinity."""
-    grad = ours.grads["x"].copy()
-    grad[~numpy.isfinite(case.x) & ~_lp_cells_read(case)] = numpy.nan
-    return ours._replace(grads={**ours.grads, "x": grad})
-
-
-def _nan_window_at_p_one(case: Case) -> bool:
-    return case.kwargs["norm_type"] == 1.0 and bool(numpy.isnan(case.x).any())
-
-
-def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
-    """PyTorch's gradient: poolref's pullback of an upstream gradient that is 0 on the NaN windows."""
-    from .engine import run_poolref
-
-    silenced = numpy.where(numpy.isnan(ours.values), 0, cotangent).astype(cotangent.dtype)
-    return run_poolref(case, cotangent=silenced)[0]
-
-
-def _lp_pool_defects() -> tuple:
-    """PyTorch's Lp pooling is ``relu``-wrapped ``avg_pool(x^p) * k`` to the 1/p: its gradient is that
-    composition's, which differs from the derivative in two places (found by the oracle, modelled
-    exactly, so that they excuse nothing else)."""
-    return (
-        KnownDefect("with norm_type=1, a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), "
-                    "where the sum's derivative is 1", _nan_window_at_p_one, model=_no_gradient_from_nan_windows),
-        KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
-                    "norm_type != 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there",
-                    _unread_nonfinite,
-                    model=_nan_unread_cells),
-    )
 
 
 def _not_for_nonfinite_gradients(why: str):
