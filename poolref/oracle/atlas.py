@@ -305,7 +305,7 @@ def _source(a) -> str:
     """``np.array([...]).reshape(shape)``: the array without its unit axes, then its real shape."""
     a = numpy.asarray(a)
     body = numpy.array2string(numpy.squeeze(a), separator=", ", max_line_width=90, prefix="x = np.array(")
-    body = body.replace("nan", "np.nan")
+    body = re.sub(r"\b(nan|inf)\b", r"np.\1", body)
     return f"np.array({body}).reshape{tuple(a.shape)!r}"
 
 

@@ -267,6 +267,8 @@ SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum 
                    "weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
 DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multiplies it (0 * inf = NaN) and sends it a "
                   "gradient; DynOPool reads only the pixels it weighs (DYNOPOOL.md), so NaN and infinities differ there")
+MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and their sum to float16 (a few ulps), "
+                 "where poolref rounds once")
 GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
                        "about 1e-2 that the same function in float32 does not make (checked: 6.2e-3 against float64 on "
                        "the same half inputs)")
@@ -316,7 +318,8 @@ def _compositions() -> list[Mapping]:
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE)),
         Mapping("mixed_pool2d", "lam * F.max_pool2d + (1 - lam) * F.avg_pool2d",
-                _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed),
+                _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed,
+                model=_refuse(float16=MIXED_FLOAT16), skips=("float16: " + MIXED_FLOAT16,)),
         Mapping("gem_pool", "clamp(min=eps).pow(p).mean().pow(1/p), the maximum factored out",
                 _composition("gem_by_pow_mean", ("x", "p")), space=dict(dtypes=ALL_FLOATS), **composed,
                 model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
