@@ -189,3 +189,27 @@ def test_the_nonfinite_gradient_class_sends_nan_and_inf_upstream():
     case = next(c for c in engine.plan_cases(mapping, 20, 0).cases if c.input_class == "nonfinite_gradient")
     _, cotangent = engine.run_poolref(case, 0, 3)
     assert numpy.isnan(cotangent).any() or numpy.isinf(cotangent).any()
+
+
+def test_an_op_without_a_mapping_is_a_row_with_its_reason_not_dropped():
+    # regression: oracle.check("torch", ops=["max_pool2d", "roi_align"]) used to drop roi_align silently
+    pytest.importorskip("torch")
+    from poolref import oracle
+
+    report = oracle.check("torch", ops=["max_pool2d", "roi_align"], cases=2)
+    rows = {r.op: r for r in report.results}
+    assert set(rows) == {"max_pool2d", "roi_align"}
+    if not rows["roi_align"].covered:  # torchvision does not load here: a row saying so
+        assert rows["roi_align"].status == "not covered" and "torchvision" in rows["roi_align"].reason
+        assert "roi_align" in report.table() and "not covered" in report.table()
+
+
+def test_a_run_over_uncovered_ops_alone_checks_nothing_and_never_passes():
+    # regression: `poolref check torch --ops roi_align` printed "0 cases ... all checks passed"
+    pytest.importorskip("torch")
+    from poolref import oracle
+
+    report = oracle.check("torch", ops=["ps_roi_pool"])
+    if not report.checked:
+        assert report.cases == 0 and report.verdict == "nothing checked" and not report.passed
+        assert "NOTHING CHECKED" in report.verdict_line()
