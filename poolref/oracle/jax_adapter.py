@@ -37,6 +37,7 @@ import numpy
 from .._geometry import as_int_tuple, pool_geometry
 from .case import Case, resize_scales, resize_size, window_of
 from . import defects as known
+from .artefacts import not_for_nonfinite_gradients, refuse, EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
@@ -401,16 +402,6 @@ JAX_WINDOW = dict(convention="jax", padding=("none", "asymmetric", "cropping", "
 FLOATS = ("float64", "float32")
 
 
-def _not_for_nonfinite_gradients(why: str):
-    """``model=``: refuse non-finite upstream gradients where the composition's chain rule, not the op,
-    decides (an infinity times a partial derivative that is zero inside the formula)."""
-
-    def model(case: Case):
-        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
-
-    return model
-
-
 MINUS_INF_PADDING = ("a window of only -inf that overlaps the padding: reduce_window's max ties with its -inf padding "
                      "and sends the gradient there, where it is dropped; PyTorch, which poolref models, sends it to the "
                      "window's first element")
@@ -422,11 +413,6 @@ MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (the 
 
 MAP_READS = ("at a clamped coordinate (border and reflection padding) map_coordinates reads other neighbours than "
              "grid_sample, which PyTorch and poolref read and weigh (0 * inf = NaN): a NaN or an infinity there differs")
-SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by "
-                   "its weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
-DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): the composition's query points go "
-                 "through grid coordinates and back, so points of equal value in exact arithmetic differ by an ulp "
-                 "and the max picks by rounding; poolref picks the first")
 
 
 MAP_GRID_GRADIENT = ("an infinite upstream gradient: map_coordinates' gradient to the coordinates subtracts the two "
@@ -445,19 +431,15 @@ def _map_coordinates_model(case: Case):
 def _soft_pool_model(case: Case):
     if case.input_class == "inf":
         return SOFTPOOL_LIMITS
-    return _not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
+    return not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
 
 
 def _dynopool_model(case: Case):
     if case.input_class in ("nan", "inf", "nonfinite_gradient"):
         return DYNOPOOL_BORDER
-    if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
-        return DYNOPOOL_TIES
     return None
 
 
-STOCHASTIC_CHAIN_RULE = ("the composition's gradient goes through Q and S separately, g 2a/S - g Q/S^2: inf - inf = "
-                         "NaN where the op's derivative (2 a S - Q)/S^2 is finite")
 CONV_PADDING_GRADIENT = ("non-finite upstream gradients with padding: JAX's weight gradient does not multiply the zero "
                          "padding by the upstream gradient, PyTorch's (which poolref follows) does (0 * inf = NaN)")
 
@@ -476,12 +458,6 @@ def _mixed_model(case: Case):
     return MIXED_NAN if numpy.isnan(case.x).any() else None
 
 
-GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
-                  "largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
-SOFTMAX_CHAIN_RULE = ("jax.nn.softmax's derivative, w * (g - sum(w * g)), subtracts the upstream infinity from itself: "
-                      "NaN where SoftPool's derivative w (1 + x - y) is finite")
-EXPM1_CHAIN_RULE = ("the derivative of expm1 is taken as expm1(t) + 1, which rounds to 0 where t = r (x - max) is "
-                    "below about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there")
 DYNOPOOL_BORDER = ("NaN and infinities (in x or the upstream gradient): map_coordinates (mode='nearest') reads the pixel "
                    "past a clamped or integer coordinate with weight 0 and multiplies it (0 * inf = NaN); DynOPool "
                    "reads only the pixels it weighs (DYNOPOOL.md), so the two differ there")
@@ -492,7 +468,7 @@ MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN
 def _lse_model(case: Case):
     if case.x.size and numpy.isneginf(case.x).all(axis=_spatial_axes(case)).any():
         return MINUS_INF_PLANE
-    return _not_for_nonfinite_gradients(EXPM1_CHAIN_RULE)(case)
+    return not_for_nonfinite_gradients(EXPM1_CHAIN_RULE)(case)
 
 
 #: How many random cases the compositions get in a default run (each compiles its own program).
@@ -568,14 +544,14 @@ def _mappings() -> list[Mapping]:
     composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
     mappings += [
         Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
-                model=_not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
+                model=not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
         Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", _mixed, model=_mixed_model,
                 skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
                 **composed),
         Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", _gem,
-                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
         Mapping("soft_pool2d", "strided taps + jax.nn.softmax", _soft_pool, model=_soft_pool_model,
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
@@ -583,7 +559,7 @@ def _mappings() -> list[Mapping]:
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
         Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
         Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
-                model=_dynopool_model, skips=(DYNOPOOL_BORDER, DYNOPOOL_TIES), **composed,
+                model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
                 notes="The query points are computed as DYNOPOOL.md writes them; alpha's gradient is the straight-through one."),
     ]
     return mappings

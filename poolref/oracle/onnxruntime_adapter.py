@@ -38,6 +38,7 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from .case import Case, resize_scales, resize_size, window_of
+from .artefacts import refuse
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "OPSET", "run_node", "run_graph", "version"]
@@ -461,11 +462,6 @@ DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool'
                  "weighs): NaN and infinities differ there")
 
 
-def _classes(**reasons):
-    """``model=``: refuse the input classes named, each with its reason."""
-    return lambda case: reasons.get(case.input_class)
-
-
 def _resize_model(case: Case):
     if case.input_class in ("nan", "inf") and case.kwargs.get("align_corners"):
         return RESIZE_ALIGNED_FLOAT32
@@ -604,7 +600,7 @@ def _mappings() -> list[Mapping]:
     mappings += [
         Mapping("global_avg_pool", "onnx GlobalAveragePool", _global, space=dict(dtypes=FLOAT32), gradients=False),
         Mapping("global_max_pool", "onnx GlobalMaxPool", _global, space=dict(dtypes=FLOAT32), gradients=False,
-                model=_classes(nan=MLAS_MAX, inf=MLAS_MAX, signed_zero=ZERO_SIGN_MLAS),
+                model=refuse(nan=MLAS_MAX, inf=MLAS_MAX, signed_zero=ZERO_SIGN_MLAS),
                 skips=("NaN and infinities: " + MLAS_MAX, ZERO_SIGN_MLAS)),
         Mapping("global_lp_pool", "onnx GlobalLpPool", _global, onnx_convention,
                 dict(dtypes=FLOAT32, norm_types=(1.0, 2.0, 3.0)), gradients=False),
@@ -633,7 +629,7 @@ def _mappings() -> list[Mapping]:
         Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", _lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
         Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", _bilinear, **composed),
         Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", _dynopool,
-                **composed, model=_classes(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
+                **composed, model=refuse(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings
 

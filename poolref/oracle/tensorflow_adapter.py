@@ -38,6 +38,7 @@ import numpy
 from .._geometry import as_int_tuple
 from .case import Case, resize_scales, resize_size, window_of
 from . import defects as known
+from .artefacts import not_for_nonfinite_gradients, refuse, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
@@ -419,21 +420,7 @@ ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgume
 FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('pooling ratio is higher than input dimension size')"
 CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, which is NaN for two infinities of one sign "
              "(torchvision's RoI Align, which poolref models, weighs them: -inf)")
-SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by "
-                   "its weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
-STOCHASTIC_CHAIN_RULE = ("the composition's gradient goes through Q and S separately, g 2a/S - g Q/S^2: inf - inf = "
-                         "NaN where the op's derivative (2 a S - Q)/S^2 is finite")
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
-
-
-def _not_for_nonfinite_gradients(why: str):
-    """``model=``: refuse non-finite upstream gradients where the composition's chain rule, not the op,
-    decides (an infinity times a partial derivative that is zero inside the formula)."""
-
-    def model(case: Case):
-        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
-
-    return model
 
 
 LOWEST_PADDING = ("-inf with lam > 0: tf.nn.max_pool2d starts from the lowest finite float (its padding reads as it "
@@ -455,13 +442,7 @@ MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (a Na
 def _soft_pool_model(case: Case):
     if case.input_class == "inf":
         return SOFTPOOL_LIMITS
-    return _not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
-
-
-GEM_CHAIN_RULE = ("d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 for the plane's "
-                  "largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
-SOFTMAX_CHAIN_RULE = ("tf.nn.softmax's derivative, w * (g - sum(w * g)), subtracts the upstream infinity from itself: "
-                      "NaN where SoftPool's derivative w (1 + x - y) is finite")
+    return not_for_nonfinite_gradients(SOFTMAX_CHAIN_RULE)(case)
 
 
 #: Public ops with no TensorFlow function.
@@ -552,14 +533,14 @@ def _mappings() -> list[Mapping]:
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
         Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
-                model=_not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
+                model=not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
         Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", _mixed, model=_mixed_model,
                 skips=(MIXED_NAN, LOWEST_PADDING),
                 **composed),
         Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", _gem,
-                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
         Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_soft_pool_model,
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),

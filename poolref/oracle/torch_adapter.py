@@ -22,6 +22,7 @@ import importlib.util
 
 from .case import VIEWS, Case, with_indices
 from . import defects as known
+from .artefacts import not_for_nonfinite_gradients, refuse, EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
 from .mapping import Mapping, format_kwargs
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
@@ -233,7 +234,7 @@ def _mappings() -> list[Mapping]:
         ))
     mappings += [
         Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS),
-                model=_refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
+                model=refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"), antialias=(False, True)),
                 defects=(known.TORCH_ANTIALIAS_WIDTH_ONE,)),
@@ -251,20 +252,6 @@ def _mappings() -> list[Mapping]:
     return mappings
 
 
-def _refuse(**reasons: str):
-    """``model=``: refuse the input classes named, each with its reason (where the composition's own
-    arithmetic, not the framework's rule, decides the answer)."""
-
-    def model(case: Case):
-        return reasons.get(case.input_class)
-
-    return model
-
-
-STOCHASTIC_CHAIN_RULE = ("the composition's autograd sends the upstream gradient through Q and S separately, "
-                         "g 2a/S - g Q/S^2: inf - inf = NaN where the op's derivative (2 a S - Q)/S^2 is finite")
-SOFTPOOL_LIMITS = ("the composition's softmax subtracts a window's +inf maximum from itself and multiplies a -inf by its "
-                   "weight 0 (NaN), where SoftPool has limits, which poolref takes (+inf wins; a -inf drops out)")
 DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multiplies it (0 * inf = NaN) and sends it a "
                   "gradient; DynOPool reads only the pixels it weighs (DYNOPOOL.md), so NaN and infinities differ there")
 MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and their sum to float16 (a few ulps), "
@@ -274,34 +261,7 @@ GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates 
                        "the same half inputs)")
 
 
-def _not_for_nonfinite_gradients(why: str):
-    """``model=``: refuse the non-finite upstream gradients, where the composition's chain rule
-    multiplies an infinity by a partial derivative that is zero inside the formula (``why``): the
-    NaN it gives is the composition's, while poolref multiplies by the op's own (finite) derivative."""
-
-    def model(case: Case):
-        return f"non-finite upstream gradients: {why}" if case.input_class == "nonfinite_gradient" else None
-
-    return model
-
-
-GEM_CHAIN_RULE = ("the composition's d/dp passes the upstream infinity through d(r^p)/dp = r^p log r, which is 0 "
-                  "for the plane's largest element (r = 1): inf * 0 = NaN where dy/dp is finite")
-SOFTMAX_CHAIN_RULE = ("softmax's backward, w * (g - sum(w * g)), subtracts the upstream infinity from itself: NaN for "
-                      "every tap of the window, where SoftPool's derivative w (1 + x - y) is finite")
-
-
-EXPM1_CHAIN_RULE = ("torch's expm1 backward multiplies by expm1(t) + 1, which rounds to 0 where t = r (x - max) is below "
-                    "about -17 in float32 (-37 in float64) although exp(t) > 0: inf * 0 = NaN there, where the op's "
-                    "derivative, the softmax weight, is positive")
-DYNOPOOL_TIES = ("ties in the max aggregate (the ties and signed-zero classes): the composition's query points go through "
-                 "grid coordinates and back, u -> (u + 1/2) 2/L - 1 -> u, so two points of equal value in exact "
-                 "arithmetic differ by an ulp there and the max picks by rounding; poolref picks the first")
-
-
 def _dynopool_model(case: Case):
-    if case.kwargs["aggregate"] == "max" and case.input_class in ("ties", "signed_zero"):
-        return DYNOPOOL_TIES
     if case.input_class in ("nan", "inf", "nonfinite_gradient"):
         return DYNOPOOL_READS
     return None
@@ -313,22 +273,22 @@ def _compositions() -> list[Mapping]:
     return [
         Mapping("stochastic_pool2d", "unfold: sum(a^2) / sum(a) per window (training=False)",
                 _composition("stochastic_expectation_by_unfold", drop=("training",)), space=dict(POOLING), **composed,
-                model=_refuse(nonfinite_gradient=STOCHASTIC_CHAIN_RULE),
+                model=refuse(nonfinite_gradient=STOCHASTIC_CHAIN_RULE),
                 notes="Inference only: training draws its samples from poolref's generator, which PyTorch cannot share.",
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE)),
         Mapping("mixed_pool2d", "lam * F.max_pool2d + (1 - lam) * F.avg_pool2d",
                 _composition("mixed_by_max_and_avg_pool"), space=dict(POOLING), **composed,
-                model=_refuse(float16=MIXED_FLOAT16), skips=("float16: " + MIXED_FLOAT16,)),
+                model=refuse(float16=MIXED_FLOAT16), skips=("float16: " + MIXED_FLOAT16,)),
         Mapping("gem_pool", "clamp(min=eps).pow(p).mean().pow(1/p), the maximum factored out",
                 _composition("gem_by_pow_mean", ("x", "p")), space=dict(dtypes=ALL_FLOATS), **composed,
-                model=_not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
+                model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 notes="p is a 0-d tensor with a gradient."),
         Mapping("soft_pool2d", "unfold + softmax", _composition("soft_pool_by_unfold"), space=dict(POOLING), **composed,
-                model=_refuse(nonfinite_gradient=SOFTMAX_CHAIN_RULE, inf=SOFTPOOL_LIMITS),
+                model=refuse(nonfinite_gradient=SOFTMAX_CHAIN_RULE, inf=SOFTPOOL_LIMITS),
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS)),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _composition("lse_by_expm1_log1p"),
-                space=dict(dtypes=ALL_FLOATS), **composed, model=_not_for_nonfinite_gradients(EXPM1_CHAIN_RULE),
+                space=dict(dtypes=ALL_FLOATS), **composed, model=not_for_nonfinite_gradients(EXPM1_CHAIN_RULE),
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE,)),
         Mapping("bilinear_pool", "einsum, sign * sqrt(|B| + eps), F.normalize", _composition("bilinear_by_einsum", ("x", "second")),
                 space=dict(dtypes=ALL_FLOATS), **composed),
@@ -338,7 +298,7 @@ def _compositions() -> list[Mapping]:
                 space=dict(dtypes=ALL_FLOATS), **composed),
         Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
                 _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
-                model=_dynopool_model, skips=(DYNOPOOL_TIES, "NaN and infinities: " + DYNOPOOL_READS),
+                model=_dynopool_model, skips=("NaN and infinities: " + DYNOPOOL_READS,),
                 notes="alpha's gradient is the straight-through one on both sides; compared where no query point sits "
                       "on a pixel coordinate, where the value has a kink in alpha."),
     ]
