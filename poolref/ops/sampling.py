@@ -381,6 +381,14 @@ def _transposed(taps) -> AxisPlan:
     return AxisPlan(taps, taps.transpose())
 
 
+def _weighs_as_copy(taps: weights.Taps) -> bool:
+    """Whether each output o weighs its own position o by 1 and every other tap by 0."""
+    on_self = taps.index == numpy.arange(taps.out_length)[:, None]
+    read = numpy.ones(taps.index.shape, bool) if taps.read is None else taps.read
+    weight = numpy.where(read, taps.weight, 0.0)
+    return bool(numpy.all(numpy.where(on_self, weight, 0.0).sum(axis=1) == 1.0) and numpy.all(weight[~on_self] == 0.0))
+
+
 def _is_identity(taps: weights.Taps) -> bool:
     """A one-tap table that reads position o for output o: a copy."""
     return (taps.index.shape[1] == 1 and taps.out_length == taps.length
@@ -407,9 +415,17 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
             elif mode == "area":
                 plans.append(_transposed(weights.adaptive_average(L, O)))
             elif antialias:
-                # the forward copies an axis whose size does not change; the backward resamples it
+                # PyTorch's forward copies an axis whose size does not change, and its backward
+                # resamples that axis all the same. Where the resampling table is a copy too (weight 1
+                # on the pixel itself, 0 elsewhere) that changes only where a NaN or an infinity meets
+                # a zero weight, and poolref reads as PyTorch does; where it is not (a scale factor
+                # other than 1: PyTorch's gradient is then not its forward's derivative, a known
+                # defect of PyTorch, poolref.oracle.defects) the axis's gradient is the copy's.
                 taps = weights.torch_antialias(L, O, align_corners, s, dtype)
-                plans.append(AxisPlan(None if O == L else taps, taps.transpose()))
+                if O != L:
+                    plans.append(_transposed(taps))
+                else:
+                    plans.append(AxisPlan(None, taps.transpose() if _weighs_as_copy(taps) else None))
             else:
                 plans.append(_transposed(weights.torch_linear(L, O, align_corners, s, dtype)))
         return tuple(plans), last_first
@@ -660,9 +676,11 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     \, \partial L/\partial y_o`, applied one axis at a time as a gather of exactly the taps the
     forward read (a NaN or infinite gradient reaches only those inputs, and a zero weight times an
     infinite gradient is NaN, as in the frameworks). Where a framework's backward reads other taps
-    than its forward, poolref does the same: PyTorch's antialiased backward resamples axes whose
-    size does not change (its forward copies them), TensorFlow's bilinear gradient does so too, and
-    TensorFlow's antialiased gradient reads windows of its own. TensorFlow has no gradient for
+    than its forward and the same derivative, poolref reads as it does: PyTorch's antialiased backward
+    resamples axes whose size does not change (its forward copies them) with a table that is a copy
+    too, TensorFlow's bilinear gradient does so too, and TensorFlow's antialiased gradient reads
+    windows of its own. Where PyTorch's resampling of such an axis is not a copy (a scale factor
+    other than 1), its gradient is not its forward's derivative; poolref returns the derivative. TensorFlow has no gradient for
     ``area`` (poolref returns the true one).
 
     Examples

@@ -13,7 +13,9 @@ PyTorch 2.13:
   ``norm_type=1`` a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), and an
   input cell no window reads gets NaN where it holds NaN or an infinity (``0 * p x^(p-1)``).
 * ``interpolate(mode="bilinear", antialias=True)`` with an output width of 1 and a height that changes
-  writes its first output row into every row.
+  writes its first output row into every row; and it copies an axis whose size does not change, but
+  its backward resamples that axis with the scale factor's weights (not a copy where the factor is
+  not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985).
 
 TensorFlow 2.21:
 
@@ -44,7 +46,7 @@ from .._geometry import pool_geometry
 from .case import Case
 from .mapping import KnownDefect
 
-__all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
+__all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
 
 
@@ -216,6 +218,48 @@ def _first_row_everywhere(case: Case, ours, cotangent):
     return ours._replace(values=values)
 
 
+def _resamples_a_copied_axis(case: Case) -> bool:
+    """Antialiased bilinear with an axis whose size does not change but whose table is not a copy."""
+    from .._sampling_weights import torch_antialias
+    from ..ops.sampling import _weighs_as_copy
+    from .case import resize_factors, resize_size
+
+    kw = case.kwargs
+    if not (kw.get("antialias") and kw.get("mode") == "bilinear"):
+        return False
+    n = case.x.ndim - 2
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    return any(L == O and not _weighs_as_copy(torch_antialias(L, O, bool(kw.get("align_corners")), f, dtype))
+               for L, O, f in zip(case.x.shape[-n:], resize_size(case), factors))
+
+
+def _every_axis_resampled(case: Case, ours, cotangent):
+    """PyTorch's antialiased backward: every axis resampled with its table's transpose, copied ones too."""
+    from .._sampling_weights import resample, torch_antialias
+    from .case import resize_factors, resize_size
+
+    kw = case.kwargs
+    n = case.x.ndim - 2
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    grad = cotangent.astype(numpy.float64)
+    for a in reversed(range(n)):
+        L, O = case.x.shape[2 + a], resize_size(case)[a]
+        table = torch_antialias(L, O, bool(kw.get("align_corners")), factors[a], dtype)
+        grad = resample(grad, table.transpose(), 2 + a)
+    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
+
+
+TORCH_ANTIALIAS_COPIED_AXIS = KnownDefect(
+    "interpolate(mode='bilinear', antialias=True) copies an axis whose size does not change, but its backward "
+    "resamples that axis with the weights of the scale factor: with scale_factor=(1.0, 1.01) on a (1, 2) input the "
+    "gradient of the copied x[..., 1] is 0.985, not 1",
+    _resamples_a_copied_axis, model=_every_axis_resampled)
+
+
 TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
     "interpolate(mode='bilinear', antialias=True) on the CPU, with an output width of 1 and a height that changes, "
     "writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize is "
@@ -252,7 +296,7 @@ JAX_CONV_ABORT = KnownDefect(
 
 #: Every known defect, for the docs.
 ALL = {
-    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE,),
+    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE),
     "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),

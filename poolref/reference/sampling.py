@@ -606,6 +606,15 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
     return jax_dense_taps(o, L, O, "area" if mode == "area" else "linear", antialias and linear)
 
 
+def _weighs_as_copy(L, O, align_corners, scale_factor, dtype) -> bool:
+    """Whether PyTorch's antialiased table of a same-size axis weighs each output's own pixel 1, the rest 0."""
+    for o in range(O):
+        taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
+        if sum(w for position, w in taps if position == o) != 1.0 or any(w != 0.0 for position, w in taps if position != o):
+            return False
+    return True
+
+
 def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, convention, dtype):
     """What the gradient of input position ``i`` reads along one axis: ``[(o, w), ...]``, in the order
     ``(o, tap)`` in which a scatter-add over the outputs accumulates."""
@@ -616,8 +625,13 @@ def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, conve
         if convention == "tensorflow" and mode == "bilinear":  # the forward's transpose: both taps, always
             lower, upper, t = tf_bilinear_lerp(o, L, O, align_corners)
             taps = [(lower, 1.0 - float(t)), (upper, float(t))]
-        elif convention == "torch" and antialias:  # the backward resamples unchanged axes too
+        elif convention == "torch" and antialias:
+            # PyTorch's backward resamples an axis whose size does not change too: as it does where
+            # that table is a copy (weight 1 on o, 0 elsewhere: only the zero-weight reads differ),
+            # and as the copy the forward is where it is not (PyTorch's known defect)
             taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
+            if O == L and not _weighs_as_copy(L, O, align_corners, scale_factor, dtype):
+                taps = [(o, 1.0)]
         else:
             taps = resize_taps(o, L, O, mode, align_corners, scale_factor, antialias=antialias,
                                convention=convention, dtype=dtype)

@@ -1122,3 +1122,26 @@ def test_torch_rejects_what_poolref_rejects():
     ):
         with pytest.raises((RuntimeError, ValueError, TypeError, NotImplementedError)):
             call()
+
+
+def test_antialias_gradient_of_a_copied_axis_is_the_copy_not_pytorchs_resampling():
+    """Regression (found by hypothesis): with scale_factor=(1.0, 1.01) on a (1, 2) input, the width is
+    copied (its size does not change) but PyTorch's backward resamples it with the weights of 1/1.01,
+    a gradient of 0.985 for the copied element. poolref's backward is its forward's derivative (1); the
+    oracle models PyTorch's as a known defect, which must reproduce PyTorch exactly."""
+    x = numpy.array([[[[0.12573022, -0.13210486]]]])
+    kwargs = dict(mode="bilinear", antialias=True, scale_factor=(1.0, 1.01))
+    y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
+    assert numpy.array_equal(y, x) and numpy.array_equal(pullback(numpy.ones(y.shape))[0], numpy.ones(x.shape))
+    assert gradcheck(lambda t: poolref.interpolate(t, **kwargs), x, rtol=1e-6)
+    torch = torch_or_skip()
+    from poolref.oracle import defects, engine, load_adapter
+    from poolref.oracle.case import Case
+
+    mapping = next(m for m in load_adapter("torch").MAPPINGS if m.op == "interpolate")
+    case = Case("interpolate", {"x": x}, kwargs)
+    outcome, cotangent = engine.evaluate(load_adapter("torch").IMPORTS, mapping, case, 0, 0)
+    assert not outcome.ok and engine.known_defects(mapping, case, outcome, cotangent) == [defects.TORCH_ANTIALIAS_COPIED_AXIS]
+    grad_torch = outcome.theirs.grads["x"]
+    assert abs(grad_torch[0, 0, 0, 1] - 0.985 * cotangent[0, 0, 0, 1]) < 1e-3 * abs(cotangent[0, 0, 0, 1])
+    del torch
