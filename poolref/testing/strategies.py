@@ -137,7 +137,7 @@ def adaptive_cases(draw, n: int = 2, *, max_size: int = 9, dtype=numpy.float64, 
 def oracle_cases(op: str, **space):
     """Draw the oracle's cases of any op: a :class:`poolref.oracle.Case` (op, arrays, keywords).
 
-    These are the configurations ``poolref check`` runs (:func:`poolref.oracle.cases.draw_case`;
+    These are the configurations ``poolref check`` runs (:func:`poolref.cases.draw_case`;
     ``space`` keywords such as ``convention="onnx"``, ``padding=("same", "valid")`` or
     ``dtypes=("float32",)`` narrow them), so a property test of your own implementation covers what
     the oracle covers. Call poolref with ``poolref.oracle.engine.poolref_function(case)``, or spell the
@@ -151,6 +151,6 @@ def oracle_cases(op: str, **space):
     ...     assert y.shape[:2] == case.x.shape[:2]
     >>> test_tensorflow_averages_are_means()
     """
-    from ..oracle.cases import draw_case
+    from ..cases import draw_case
 
     return st.integers(0, 2**63 - 1).map(lambda seed: draw_case(numpy.random.default_rng(seed), op, space))

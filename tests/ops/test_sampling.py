@@ -1136,7 +1136,7 @@ def test_antialias_gradient_of_a_copied_axis_is_the_copy_not_pytorchs_resampling
     assert gradcheck(lambda t: poolref.interpolate(t, **kwargs), x, rtol=1e-6)
     torch = torch_or_skip()
     from poolref.oracle import defects, engine, load_adapter
-    from poolref.oracle.case import Case
+    from poolref.cases.case import Case
 
     mapping = next(m for m in load_adapter("torch").MAPPINGS if m.op == "interpolate")
     case = Case("interpolate", {"x": x}, kwargs)

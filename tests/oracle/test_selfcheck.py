@@ -6,7 +6,7 @@ import pytest
 
 from poolref import oracle
 from poolref.autograd import GradcheckError, gradcheck
-from poolref.oracle.cases import PUBLIC_OPS, draw_case
+from poolref.cases import PUBLIC_OPS, draw_case
 from poolref.oracle.engine import poolref_function
 from poolref.oracle.selfcheck import NO_FINITE_DIFFERENCES, SELF_OPS, reference
 
