@@ -107,7 +107,7 @@ def pool_configs(
 
 
 @st.composite
-def pool_cases(draw, n: int = 2, *, op: str = "max", batch=(0, 2), channels=(1, 3), dtype=numpy.float64, positive=False, **config):
+def pool_cases(draw, n: int = 2, *, op: str = "max", batch=(1, 2), channels=(1, 3), dtype=numpy.float64, positive=False, **config):
     """Draw a :class:`PoolCase`: a configuration from :func:`pool_configs` and a matching input.
 
     Max-type ops get distinct values (no ties, so no flipping argmax); others get smooth values,
@@ -128,7 +128,7 @@ def adaptive_cases(draw, n: int = 2, *, max_size: int = 9, dtype=numpy.float64, 
     """Draw ``PoolCase(x, {"output_size": ...})`` for adaptive pooling (sizes up and down)."""
     shape = tuple(draw(st.integers(1, max_size)) for _ in range(n))
     out = tuple(draw(st.integers(1, max_size)) for _ in range(n))
-    full = (draw(st.integers(0, 2)), draw(st.integers(1, 3))) + shape
+    full = (draw(st.integers(1, 2)), draw(st.integers(1, 3))) + shape
     seed = draw(st.integers(0, 2**32 - 1))
     x = distinct_values(full, seed, dtype) if distinct else smooth_values(full, seed, dtype)
     return PoolCase(x, {"output_size": out})
