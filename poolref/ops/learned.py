@@ -118,8 +118,8 @@ def _gem_backward(saved: GemSaved, grad_y):
         # dy/dp = (y/p) sum_i w_i log(z_i / y), w_i = z_i^p / sum_j z_j^p (see gem_pool's Notes)
         dy_dp = (y / p) * (saved.weights * xp.log(z / y)).sum(axis=_spatial_axes(z), keepdims=True)
         grad_p = (g * dy_dp).sum()  # a 0-d array where x lives
-    if saved.p_module is not xp:  # p on the host, x on the device: read the one value back
-        grad_p = float(grad_p)
+    if saved.p_module is not xp:  # p and x on different devices (a host p, a device x): move the one
+        grad_p = float(grad_p)  # value explicitly, to where p lives
     grad_p = saved.p_module.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
     return cast_back(grad_x, saved.dtype), grad_p
 
