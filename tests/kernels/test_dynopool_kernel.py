@@ -9,8 +9,6 @@ included.
 
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy
 import pytest
@@ -98,38 +96,31 @@ def test_float16_on_the_gpu_computes_in_float32_like_numpy():
 # (every CUDA thread a std::thread, warp shuffles behind a barrier, real atomics), so that the
 # kernels are run and held to the array code on every machine with a C++20 compiler, GPU or not.
 # --------------------------------------------------------------------------------------------------
-HERE = Path(__file__).resolve().parent
+from kernels import emulator  # noqa: E402  (tests/ is on pytest's pythonpath)
 
 
 @pytest.fixture(scope="module")
-def cpu_kernels(tmp_path_factory):
-    compiler = shutil.which("g++") or shutil.which("clang++")
-    if compiler is None:
-        pytest.skip("no C++ compiler")
-    binary = tmp_path_factory.mktemp("dynopool_cpu") / "run_dynopool_on_cpu"
-    result = subprocess.run(
-        [compiler, "-std=c++20", "-O1", "-ffp-contract=off", "-pthread", f"-I{HERE}",
-         f'-DDYNOPOOL_CU="{kernels.SOURCE}"', str(HERE / "run_dynopool_on_cpu.cpp"), "-o", str(binary)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.fail("dynopool.cu does not compile against the CUDA shim:\n" + result.stderr)
+def cpu_kernels():
+    if not emulator.available():
+        pytest.skip(emulator.why_not())
+    module = emulator.module_for(kernels.SOURCE)
 
     def run(mode, x, out_h, out_w, cell_h, cell_w, use_max, grad_y=None, choice=None):
-        folder = Path(tempfile.mkdtemp(dir=binary.parent))
-        numpy.ascontiguousarray(x).tofile(folder / "x.bin")
         total = x.shape[0] * x.shape[1] * out_h * out_w
-        if mode == "backward":
-            numpy.ascontiguousarray(grad_y, dtype=x.dtype).tofile(folder / "grad_y.bin")
-            numpy.ascontiguousarray(choice, dtype=numpy.int8).tofile(folder / "choice.bin")
-        args = [str(binary), mode, x.dtype.name, str(folder), str(total), str(x.shape[2]), str(x.shape[3]),
-                str(out_h), str(out_w), repr(cell_h), repr(cell_w), str(int(use_max))]
-        subprocess.run(args, check=True)
+        sizes = (numpy.int32(total), numpy.int32(x.shape[2]), numpy.int32(x.shape[3]), numpy.int32(out_h),
+                 numpy.int32(out_w), numpy.float64(cell_h), numpy.float64(cell_w), numpy.int32(use_max))
+        blocks = ((total + 255) // 256,)
         if mode == "forward":
-            y = numpy.fromfile(folder / "y.bin", dtype=x.dtype).reshape(x.shape[:2] + (out_h, out_w))
-            return y, numpy.fromfile(folder / "choice.bin", dtype=numpy.int8).reshape(y.shape)
-        grad_x = numpy.fromfile(folder / "grad_x.bin", dtype=x.dtype).reshape(x.shape)
-        return grad_x, tuple(numpy.fromfile(folder / "grad_cell.bin", dtype=numpy.float64).tolist())
+            y = numpy.empty(x.shape[:2] + (out_h, out_w), dtype=x.dtype)
+            chosen = numpy.empty(y.shape, dtype=numpy.int8)
+            module.get_function(f"dynopool_forward_{x.dtype.name}")(blocks, (256,), (x, y, chosen, *sizes))
+            return y, chosen
+        grad_x = numpy.zeros_like(x)
+        grad_cell = numpy.zeros(2)
+        module.get_function(f"dynopool_backward_{x.dtype.name}")(
+            blocks, (256,), (x, numpy.ascontiguousarray(grad_y, dtype=x.dtype), numpy.ascontiguousarray(choice, dtype=numpy.int8),
+                             grad_x, grad_cell, *sizes))
+        return grad_x, tuple(grad_cell.tolist())
 
     return run
 
