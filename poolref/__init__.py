@@ -13,10 +13,9 @@ array([[[0., 0.],
         [1., 0.]]])
 """
 
+from ._version import __version__
 from .autograd import Tape, Tensor, vjp
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
-
-__version__ = "0.1.0"
 
 __all__ = ["Tensor", "Tape", "vjp", "__version__"] + list(_ops_all)

@@ -12,8 +12,8 @@ it, the *winner*. Frameworks agree on the scan and differ in three choices only:
   the IEEE maximum of the whole window, which need not be the winner's value.
 
 The gradient goes to the winner and nowhere else, and nowhere at all where there is no winner: the
-backward is a scatter of each upstream entry onto its winner (:func:`scatter_to_planes`), the adjoint
-of the forward's gather (:func:`gather_from_planes`). A scatter adds, it never multiplies, so an
+backward is a scatter of each upstream entry onto its winner (:func:`poolref._windows.scatter_to_planes`), the adjoint
+of the forward's gather (:func:`poolref._windows.gather_from_planes`). A scatter adds, it never multiplies, so an
 infinite or NaN upstream entry reaches its winner and no other element.
 
 The rules (checked against torch 2.13, TensorFlow 2.21, ONNX Runtime 1.32 and JAX 0.10; the docs page
@@ -86,12 +86,11 @@ from typing import Callable, Optional
 import numpy
 
 from ._backend import array_module
-from ._checks import accumulation_dtype
 
 __all__ = [
     "MaxRule", "TORCH", "ONNX", "TENSORFLOW", "TENSORFLOW_ARGMAX", "JAX", "TORCHVISION_ROI_POOL",
     "ONNX_MAX_ROI_POOL", "MAX_POOL_RULES", "max_pool_rule", "FLT_MAX", "NO_TAP", "lowest_value", "window_max",
-    "RunningMax", "first_inside_tap", "window_indices", "gather_from_planes", "scatter_to_planes",
+    "RunningMax", "first_inside_tap", "window_indices",
 ]
 
 # torchvision's and ONNX Runtime's RoI pooling start every running maximum at -FLT_MAX
@@ -384,50 +383,3 @@ def window_indices(winner, tables, in_shape, kernel):
     lead = winner.shape[: winner.ndim - n]
     in_window = xp.take_along_axis(xp.broadcast_to(inside, lead + inside.shape), tap[..., None], axis=-1)[..., 0]
     return xp.where(found & in_window, index, NO_TAP)
-
-
-def _planes(shape, n):
-    """Number of (n, c) planes and elements per plane of an (.., *spatial) shape with n spatial dims."""
-    return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
-
-
-def gather_from_planes(source, indices, n: int, fill=0):
-    """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..); ``fill`` where -1.
-
-    The forward of every max-type op reads its output here (``y_o = x[index_o]``); its adjoint is
-    :func:`scatter_to_planes`.
-    """
-    xp = array_module(source)
-    planes, plane_size = _planes(source.shape, n)
-    if indices.size == 0:
-        return xp.zeros(indices.shape, dtype=source.dtype)
-    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
-    flat = indices.reshape(planes, -1)
-    if int(flat.min()) >= 0:  # every window has a winner
-        return xp.take(xp.ravel(source), flat + offsets).reshape(indices.shape)
-    found = flat >= 0
-    read = xp.take(xp.ravel(source), xp.where(found, flat + offsets, 0))
-    return xp.where(found, read, xp.asarray(fill, dtype=source.dtype)).reshape(indices.shape)
-
-
-def scatter_to_planes(values, indices, in_shape, n: int):
-    """Add each of ``values`` (.., O..) into zeros of ``in_shape`` at its flat index within its plane.
-
-    The backward of every max-type op: ``grad_x[index_o] += grad_y[o]``, overlapping windows
-    accumulating in order (in float32 for float16 values), an index of -1 sending its value nowhere.
-    Entries are added, never multiplied by a mask, so an infinite or NaN entry reaches its own
-    element and no other.
-    """
-    xp = array_module(values)
-    planes, plane_size = _planes(in_shape, n)
-    total = xp.zeros(planes * plane_size, dtype=accumulation_dtype(values.dtype))
-    if indices.size:
-        offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
-        flat = indices.reshape(planes, -1)
-        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) at a shared argmax: NaN
-            if int(flat.min()) >= 0:  # every window has a winner
-                xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
-            else:  # only the entries with an element are added
-                found = flat >= 0
-                xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
-    return total.astype(values.dtype, copy=False).reshape(in_shape)

@@ -22,7 +22,8 @@ import argparse
 import difflib
 import sys
 
-from . import __version__, oracle
+from . import oracle
+from ._version import __version__
 from .oracle.progress import ProgressBar
 
 __all__ = ["main"]

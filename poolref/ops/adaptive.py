@@ -25,11 +25,10 @@ from .._running_max import (
     TORCH,
     RunningMax,
     first_inside_tap,
-    gather_from_planes,
     lowest_value,
-    scatter_to_planes,
     window_indices,
 )
+from .._windows import gather_from_planes, scatter_to_planes
 from .window import LP_POOL
 
 __all__ = [

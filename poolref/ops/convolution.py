@@ -29,8 +29,8 @@ import numpy
 from .._backend import array_module
 from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
+from .._windows import crop_padding, pad_for_windows
 from ..autograd.function import apply, define_function
-from .window import _crop, _pad
 
 __all__ = ["conv2d"]
 
@@ -61,7 +61,7 @@ def _conv2d_forward(x, weight, bias, *, geometry: WindowGeometry):
     # Channels before batch: one tap's patches of every image then form one contiguous block of the
     # column matrix, and the matrix product below needs no transposed copy.
     channels_first = xp.moveaxis(batched, 1, 0).astype(accumulate, copy=False)  # (C_in, N, H, W)
-    padded = _pad(channels_first, geometry, 0)  # (C_in, N, H + pads, W + pads); padding reads as zero
+    padded = pad_for_windows(channels_first, geometry, 0)  # (C_in, N, H + pads, W + pads); padding reads as zero
     columns = xp.empty((c_in, kh, kw, n, h_out, w_out), dtype=accumulate)
     for i, j in geometry.tap_offsets():
         # tap (i, j) of every window: a strided view (C_in, N, H_out, W_out) of the padded input
@@ -110,7 +110,7 @@ def _conv2d_backward(saved: Conv2dSaved, grad_y):
         for i, j in geometry.tap_offsets():
             view = grad_padded[(Ellipsis,) + geometry.tap_slices((i, j))]  # (C_in, N, H_out, W_out)
             xp.add(view, grad_columns[:, i, j], out=view)
-    grad_x = xp.moveaxis(_crop(grad_padded, geometry), 0, 1)  # (N, C_in, H, W)
+    grad_x = xp.moveaxis(crop_padding(grad_padded, geometry), 0, 1)  # (N, C_in, H, W)
     grad_x = cast_back(xp.ascontiguousarray(grad_x[0] if saved.unbatched else grad_x), saved.x_dtype)
     return grad_x, grad_weight, grad_bias
 

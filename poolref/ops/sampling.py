@@ -209,7 +209,6 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
-    plane = (H + 2 * FRAME) * (W + 2 * FRAME)
     P = grad_y.shape[2] * grad_y.shape[3]
     accumulate = accumulation_dtype(saved.x_dtype)
     g_points = xp.empty((N, P, C), dtype=accumulate)  # channels-last, one row per point like y

@@ -32,15 +32,10 @@ import numpy
 from .._backend import array_module, to_numpy
 from .._checks import accumulation_dtype, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, pool_geometry
-from .._running_max import NO_TAP, TORCH, RunningMax, gather_from_planes, scatter_to_planes, window_indices
+from .._running_max import NO_TAP, TORCH, RunningMax, window_indices
+from .._windows import gather_from_planes, scatter_to_planes
 from ..autograd.function import apply, define_function
-from .window import (
-    MaxPoolSaved,
-    _avg_pool_backward,
-    _avg_pool_forward,
-    _max_pool_backward,
-    _max_pool_forward,
-)
+from .window import AVG_POOL, MAX_POOL, MaxPoolSaved
 
 __all__ = ["fractional_max_pool2d", "fractional_max_pool3d", "stochastic_pool2d", "mixed_pool2d"]
 
@@ -425,7 +420,7 @@ def _stochastic_sample_forward(x, *, uniforms, geometry: WindowGeometry):
 def _stochastic_sample_backward(saved: StochasticSampleSaved, grad_y):
     # y_o = a at the sampled tap, the sample held fixed: max pooling's backward with the sampled tap
     # in place of the argmax (an all-zero window has index -1: zero gradient)
-    return _max_pool_backward(saved.max_pool, grad_y)
+    return MAX_POOL.backward(saved.max_pool, grad_y)
 
 
 def _stochastic_expectation_forward(x, *, geometry: WindowGeometry):
@@ -626,12 +621,12 @@ def _mixed_forward(x, *, geometry: WindowGeometry, lam: float):
     y = 0
     max_saved = avg_saved = None
     if lam > 0:
-        maxima, max_saved = _max_pool_forward(x, geometry=geometry, with_indices=False)
+        maxima, max_saved = MAX_POOL.forward(x, geometry=geometry, with_indices=False)
         max_saved = max_saved._replace(dtype=accumulate)
         y = lam * maxima.astype(accumulate, copy=False)
     if lam < 1:
         # PyTorch's avg_pool2d default: count_include_pad=True (padding cells count in the divisor)
-        means, avg_saved = _avg_pool_forward(x.astype(accumulate, copy=False), geometry=geometry, count_padding=True, divisor_override=None)
+        means, avg_saved = AVG_POOL.forward(x.astype(accumulate, copy=False), geometry=geometry, count_padding=True, divisor_override=None)
         y = y + (1 - lam) * means
     return y.astype(x.dtype, copy=False), MixedSaved(max_saved, avg_saved, lam, x.dtype)
 
@@ -641,10 +636,10 @@ def _mixed_backward(saved: MixedSaved, grad_y):
     g = grad_y.astype(accumulation_dtype(saved.dtype), copy=False)
     grad = 0
     if saved.max_pool is not None:
-        (grad_max,) = _max_pool_backward(saved.max_pool, saved.lam * g)
+        (grad_max,) = MAX_POOL.backward(saved.max_pool, saved.lam * g)
         grad = grad + grad_max
     if saved.avg_pool is not None:
-        (grad_avg,) = _avg_pool_backward(saved.avg_pool, (1 - saved.lam) * g)
+        (grad_avg,) = AVG_POOL.backward(saved.avg_pool, (1 - saved.lam) * g)
         with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) from the two parts: NaN
             grad = grad + grad_avg
     return (cast_back(grad, saved.dtype),)

@@ -6,7 +6,7 @@ asks :mod:`poolref._geometry` where the windows lie and applies the pair. The pa
 way Chainer makes explicit:
 
 * average pooling is linear, so its backward is its transpose: each window's gradient is spread back
-  over the window's taps (:func:`_window_sum_adjoint` is the transpose of :func:`_window_sum`);
+  over the window's taps (:func:`window_sum_adjoint` is the transpose of :func:`window_sum`);
 * max pooling selects, so its backward is a scatter of each gradient onto the selected element, whose
   adjoint is a gather; max *unpooling* is that scatter, and its backward is the gather.
 
@@ -38,12 +38,11 @@ from .._running_max import (
     MaxRule,
     RunningMax,
     first_inside_tap,
-    gather_from_planes,
     lowest_value,
     max_pool_rule,
-    scatter_to_planes,
     window_indices,
 )
+from .._windows import gather_from_planes, pad_for_windows, plane_layout, scatter_to_planes, window_sum, window_sum_adjoint
 from ..autograd.function import apply, define_function
 
 __all__ = [
@@ -52,106 +51,6 @@ __all__ = [
     "lp_pool1d", "lp_pool2d", "lp_pool3d",
     "max_unpool1d", "max_unpool2d", "max_unpool3d",
 ]
-
-
-# ==================================================================================================
-# Shared array helpers
-# ==================================================================================================
-def _pad(x, geometry: WindowGeometry, fill):
-    """Copy ``x`` into a buffer padded with ``fill`` so that every tap of every window is addressable.
-
-    (..., L_0, .., L_{n-1}) -> (..., L_0 + b_0 + e_0, ..): ``b`` is the begin padding, ``e`` the end
-    padding plus the ceil-mode overhang. A negative pad (``convention="jax"``) removes cells instead,
-    as ``lax.pad`` does. Returns ``x`` itself (no copy) when no padding is needed, and a view of ``x``
-    when pads only remove cells.
-    """
-    if not geometry.needs_padding:
-        return x
-    source, target = geometry.interior()
-    if all(b <= 0 and e <= 0 for b, e in geometry.pad_widths):
-        return x[(Ellipsis,) + source]  # a crop: no cell to fill
-    xp = array_module(x)
-    lead = x.shape[: x.ndim - geometry.ndim]
-    padded = xp.full(lead + geometry.padded_shape, fill, dtype=x.dtype)
-    padded[(Ellipsis,) + target] = x[(Ellipsis,) + source]
-    return padded
-
-
-def _axis_index(ndim: int, dim: int, index) -> tuple:
-    """An index tuple that applies ``index`` to dimension ``dim`` and takes everything elsewhere."""
-    key = [slice(None)] * ndim
-    key[dim] = index
-    return tuple(key)
-
-
-def _crop(padded, geometry: WindowGeometry):
-    """The adjoint of :func:`_pad`: the input's cells of a padded buffer, as a contiguous array.
-
-    Padding cells are dropped; input cells that a negative pad removed (and so no window read) are 0.
-    """
-    if not geometry.needs_padding:
-        return padded
-    xp = array_module(padded)
-    source, target = geometry.interior()
-    if not geometry.crops:
-        return xp.ascontiguousarray(padded[(Ellipsis,) + target])
-    lead = padded.shape[: padded.ndim - geometry.ndim]
-    cropped = xp.zeros(lead + geometry.in_shape, dtype=padded.dtype)
-    cropped[(Ellipsis,) + source] = padded[(Ellipsis,) + target]
-    return cropped
-
-
-def _window_sum(x, geometry: WindowGeometry):
-    """Sum of every window's taps; padding and overhang read as zero. (.., L..) -> (.., O..).
-
-    A box sum is separable, so we sum along one axis at a time: k_0 + k_1 + .. strided adds instead
-    of k_0 * k_1 * .. of them.
-    """
-    xp = array_module(x)
-    n = geometry.ndim
-    total = _pad(x, geometry, 0)
-    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
-        for a, axis in enumerate(geometry.axes):
-            dim = total.ndim - n + a
-            along = total[_axis_index(total.ndim, dim, axis.tap_slice(0))].copy()
-            for m in range(1, axis.kernel):
-                xp.add(along, total[_axis_index(total.ndim, dim, axis.tap_slice(m))], out=along)
-            total = along
-    return total
-
-
-def _window_sum_adjoint(g, geometry: WindowGeometry):
-    """Transpose of :func:`_window_sum`: each window's value is added to every one of its taps.
-
-    (.., O..) -> (.., L..); what lands in padding is dropped.
-    """
-    xp = array_module(g)
-    n = geometry.ndim
-    spread = g
-    for a in reversed(range(n)):
-        axis = geometry.axes[a]
-        dim = spread.ndim - n + a
-        shape = list(spread.shape)
-        shape[dim] = axis.buffer_length
-        wide = xp.zeros(shape, dtype=g.dtype)  # the padded axis
-        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
-            for m in range(axis.kernel):
-                view = wide[_axis_index(wide.ndim, dim, axis.tap_slice(m))]
-                xp.add(view, spread, out=view)
-        # back to the input's cells: padding is dropped, cells a negative pad removed get nothing
-        source, target = axis.interior()
-        if source == slice(0, axis.length):
-            spread = wide[_axis_index(wide.ndim, dim, target)]
-        else:
-            shape[dim] = axis.length
-            spread = xp.zeros(shape, dtype=g.dtype)
-            spread[_axis_index(wide.ndim, dim, source)] = wide[_axis_index(wide.ndim, dim, target)]
-    return xp.ascontiguousarray(spread)
-
-
-def _planes(shape, n):
-    """Number of (n, c) planes and elements per plane of an (.., *spatial) shape with n spatial dims."""
-    return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
 
 
 # ==================================================================================================
@@ -170,7 +69,7 @@ def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: 
     xp = array_module(x)
     lead = x.shape[: x.ndim - geometry.ndim]
     tables = geometry.tap_tables()
-    padded = _pad(x, geometry, lowest_value(x.dtype))
+    padded = pad_for_windows(x, geometry, lowest_value(x.dtype))
     scan = RunningMax(rule, lead + geometry.out_shape, x.dtype, xp, taps=geometry.kernel_volume,
                       first_tap=first_inside_tap(tables, geometry.kernel, xp),
                       nan_possible=bool(xp.isnan(x).any()) if x.dtype.kind == "f" else False)
@@ -326,7 +225,7 @@ def _avg_pool_forward(x, *, geometry: WindowGeometry, count_padding: bool, divis
     # A zero divisor arises only under convention="jax" without count_include_pad, for a window wholly
     # in padding: its sum is 0, so it gives 0/0 = NaN, as reduce_window(x) / reduce_window(ones) does.
     with numpy.errstate(invalid="ignore"):
-        y = _window_sum(x.astype(accumulate, copy=False), geometry) / divisor
+        y = window_sum(x.astype(accumulate, copy=False), geometry) / divisor
     return y.astype(x.dtype, copy=False), AvgPoolSaved(divisor, geometry, x.dtype)
 
 
@@ -337,7 +236,7 @@ def _avg_pool_backward(saved: AvgPoolSaved, grad_y):
     # adjoint drops it with the padding.
     with numpy.errstate(divide="ignore", invalid="ignore"):
         g = grad_y.astype(saved.divisor.dtype, copy=False) / saved.divisor
-    return (_window_sum_adjoint(g, saved.geometry).astype(saved.dtype, copy=False),)
+    return (window_sum_adjoint(g, saved.geometry).astype(saved.dtype, copy=False),)
 
 
 AVG_POOL = define_function("avg_pool", _avg_pool_forward, _avg_pool_backward)
@@ -486,9 +385,9 @@ def _lp_pool_forward(x, *, p: float, geometry: WindowGeometry, convention: str):
             # zero, nothing is rescaled. A jax window wholly in padding sums to 0 and gives 0.
             scale = xp.ones(geometry.out_shape, dtype=accumulate)
             powered = xp.abs(xa) ** p
-        window_sum = _window_sum(powered, geometry) * scale
-        y = window_sum ** (1.0 / p)
-    saved = LpPoolSaved(xa, window_sum, scale, p, convention, geometry, x.dtype)
+        powered_sum = window_sum(powered, geometry) * scale
+        y = powered_sum ** (1.0 / p)
+    saved = LpPoolSaved(xa, powered_sum, scale, p, convention, geometry, x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
@@ -507,7 +406,7 @@ def _lp_pool_backward(saved: LpPoolSaved, grad_y):
         # poolref's rule: a window whose sum is zero sends nothing (the norm has no derivative
         # there), not even a NaN or infinite g_o, as PyTorch's relu backward does
         per_window = xp.where(s == 0, 0, per_window)
-        spread = _window_sum_adjoint(per_window, geometry)  # (.., L..)
+        spread = window_sum_adjoint(per_window, geometry)  # (.., L..)
         # f'(x) = p x^(p-1) under "torch"; p sign(x) |x|^(p-1) under "onnx" and "jax"
         if saved.convention == "torch":
             dpow = p * x ** (p - 1)
@@ -638,11 +537,11 @@ def _max_unpool_forward(x, indices, *, out_spatial: tuple):
     xp = array_module(x)
     n = len(out_spatial)
     lead = x.shape[: x.ndim - n]
-    planes, plane_size = _planes(lead + tuple(out_spatial), n)
+    planes, plane_size = plane_layout(lead + tuple(out_spatial), n)
     y = xp.zeros((planes, plane_size), dtype=x.dtype)
     rows = xp.arange(planes).reshape(planes, 1)
     # each value goes to its index in its plane; with repeated indices the last write wins
-    values_per_plane = _planes(x.shape, n)[1]
+    values_per_plane = plane_layout(x.shape, n)[1]
     y[rows, indices.reshape(planes, values_per_plane)] = x.reshape(planes, values_per_plane)
     return y.reshape(lead + tuple(out_spatial)), MaxUnpoolSaved(indices, n)
 

@@ -176,4 +176,4 @@ def check(framework: str, ops=None, cases=None, seed: int = 0, *, progress=None,
     return report
 
 
-from . import runner  # noqa: E402 - runs checks in worker processes; needs check() above
+from . import runner  # noqa: E402, F401 - runs checks in worker processes; needs check() above

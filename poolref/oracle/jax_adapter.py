@@ -38,7 +38,7 @@ from .._geometry import as_int_tuple, pool_geometry
 from ..cases.case import Case, resize_scales, resize_size, window_of
 from . import defects as known
 from .artefacts import (
-    EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+    EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
 )
 from .mapping import Mapping
 
@@ -221,7 +221,7 @@ def _gem(case: Case) -> str:
     axes, eps = _spatial_axes(case), case.kwargs.get("eps", 1e-6)
     return "\n".join([
         "def gem(x, p):  # the plane's largest clamped value factored out: no power overflows",
-        f"    # max(x, eps), the gradient passing where x >= eps (torch.clamp's rule, GeM's definition): none to a NaN",
+        "    # max(x, eps), the gradient passing where x >= eps (torch.clamp's rule, GeM's definition): none to a NaN",
         f"    z = jnp.where(x >= {eps!r}, x, lax.stop_gradient(jnp.maximum(x, {eps!r})))",
         f"    largest = lax.stop_gradient(jnp.max(z, axis={axes!r}, keepdims=True))  # y does not depend on it",
         "    scale = jnp.where(jnp.isfinite(largest), largest, 1.0)  # an infinite maximum is not factored out",

@@ -40,7 +40,7 @@ from ..cases.case import Case, resize_scales, resize_size, window_of
 from ..cases.generators import smooth_values
 from . import defects as known
 from .artefacts import (
-    GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+    GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
 )
 from .layouts import crop_boxes_to_rois
 from .mapping import Mapping

@@ -1,0 +1,182 @@
+r"""Window helpers shared by every op that reads windows: padding, cropping, window sums and their
+adjoints, and the per-plane gather and scatter of the max-type ops.
+
+A *window op* (max, average and Lp pooling, fractional and mixed pooling, strided and dilated
+convolution) asks :mod:`poolref._geometry` where its windows lie, pads its input so that every tap of
+every window is addressable, and reads tap ``m`` of every window at once as one strided view of the
+padded buffer (``geometry.tap_slices``). Its backward runs the same steps transposed:
+
+==========================================  ==============================================
+forward                                     backward (the adjoint)
+==========================================  ==============================================
+:func:`pad_for_windows` (copy into padding)   :func:`crop_padding` (drop the padding cells)
+:func:`window_sum` (add a window's taps)      :func:`window_sum_adjoint` (spread to the taps)
+:func:`gather_from_planes` (``y = x[i]``)      :func:`scatter_to_planes` (``grad_x[i] += g``)
+==========================================  ==============================================
+
+Every function here works on NumPy and CuPy arrays alike and loops only over kernel taps, never over
+output pixels, batch or channels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from ._backend import array_module
+from ._checks import accumulation_dtype
+from ._geometry import WindowGeometry
+
+__all__ = [
+    "pad_for_windows", "crop_padding", "along_axis", "window_sum", "window_sum_adjoint",
+    "plane_layout", "gather_from_planes", "scatter_to_planes",
+]
+
+
+# ==================================================================================================
+# Padding and its adjoint
+# ==================================================================================================
+def pad_for_windows(x, geometry: WindowGeometry, fill):
+    """Copy ``x`` into a buffer padded with ``fill`` so that every tap of every window is addressable.
+
+    (..., L_0, .., L_{n-1}) -> (..., L_0 + b_0 + e_0, ..): ``b`` is the begin padding, ``e`` the end
+    padding plus the ceil-mode overhang. A negative pad (``convention="jax"``) removes cells instead,
+    as ``lax.pad`` does. Returns ``x`` itself (no copy) when no padding is needed, and a view of ``x``
+    when pads only remove cells.
+    """
+    if not geometry.needs_padding:
+        return x
+    source, target = geometry.interior()
+    if all(b <= 0 and e <= 0 for b, e in geometry.pad_widths):
+        return x[(Ellipsis,) + source]  # a crop: no cell to fill
+    xp = array_module(x)
+    lead = x.shape[: x.ndim - geometry.ndim]
+    padded = xp.full(lead + geometry.padded_shape, fill, dtype=x.dtype)
+    padded[(Ellipsis,) + target] = x[(Ellipsis,) + source]
+    return padded
+
+
+def along_axis(ndim: int, dim: int, index) -> tuple:
+    """An index tuple that applies ``index`` to dimension ``dim`` and takes everything elsewhere."""
+    key = [slice(None)] * ndim
+    key[dim] = index
+    return tuple(key)
+
+
+def crop_padding(padded, geometry: WindowGeometry):
+    """The adjoint of :func:`pad_for_windows`: the input's cells of a padded buffer, as a contiguous array.
+
+    Padding cells are dropped; input cells that a negative pad removed (and so no window read) are 0.
+    """
+    if not geometry.needs_padding:
+        return padded
+    xp = array_module(padded)
+    source, target = geometry.interior()
+    if not geometry.crops:
+        return xp.ascontiguousarray(padded[(Ellipsis,) + target])
+    lead = padded.shape[: padded.ndim - geometry.ndim]
+    cropped = xp.zeros(lead + geometry.in_shape, dtype=padded.dtype)
+    cropped[(Ellipsis,) + source] = padded[(Ellipsis,) + target]
+    return cropped
+
+
+# ==================================================================================================
+# Window sums and their adjoint
+# ==================================================================================================
+def window_sum(x, geometry: WindowGeometry):
+    """Sum of every window's taps; padding and overhang read as zero. (.., L..) -> (.., O..).
+
+    A box sum is separable, so we sum along one axis at a time: k_0 + k_1 + .. strided adds instead
+    of k_0 * k_1 * .. of them.
+    """
+    xp = array_module(x)
+    n = geometry.ndim
+    total = pad_for_windows(x, geometry, 0)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+        for a, axis in enumerate(geometry.axes):
+            dim = total.ndim - n + a
+            along = total[along_axis(total.ndim, dim, axis.tap_slice(0))].copy()
+            for m in range(1, axis.kernel):
+                xp.add(along, total[along_axis(total.ndim, dim, axis.tap_slice(m))], out=along)
+            total = along
+    return total
+
+
+def window_sum_adjoint(g, geometry: WindowGeometry):
+    """Transpose of :func:`window_sum`: each window's value is added to every one of its taps.
+
+    (.., O..) -> (.., L..); what lands in padding is dropped.
+    """
+    xp = array_module(g)
+    n = geometry.ndim
+    spread = g
+    for a in reversed(range(n)):
+        axis = geometry.axes[a]
+        dim = spread.ndim - n + a
+        shape = list(spread.shape)
+        shape[dim] = axis.buffer_length
+        wide = xp.zeros(shape, dtype=g.dtype)  # the padded axis
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+            for m in range(axis.kernel):
+                view = wide[along_axis(wide.ndim, dim, axis.tap_slice(m))]
+                xp.add(view, spread, out=view)
+        # back to the input's cells: padding is dropped, cells a negative pad removed get nothing
+        source, target = axis.interior()
+        if source == slice(0, axis.length):
+            spread = wide[along_axis(wide.ndim, dim, target)]
+        else:
+            shape[dim] = axis.length
+            spread = xp.zeros(shape, dtype=g.dtype)
+            spread[along_axis(wide.ndim, dim, source)] = wide[along_axis(wide.ndim, dim, target)]
+    return xp.ascontiguousarray(spread)
+
+
+# ==================================================================================================
+# Per-plane gather and scatter (the max-type ops' forward read and backward write)
+# ==================================================================================================
+def plane_layout(shape, n):
+    """Number of (n, c) planes and elements per plane of an (.., *spatial) shape with n spatial dims."""
+    return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
+
+
+def gather_from_planes(source, indices, n: int, fill=0):
+    """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..); ``fill`` where -1.
+
+    The forward of every max-type op reads its output here (``y_o = x[index_o]``); its adjoint is
+    :func:`scatter_to_planes`.
+    """
+    xp = array_module(source)
+    planes, plane_size = plane_layout(source.shape, n)
+    if indices.size == 0:
+        return xp.zeros(indices.shape, dtype=source.dtype)
+    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
+    flat = indices.reshape(planes, -1)
+    if int(flat.min()) >= 0:  # every window has a winner
+        return xp.take(xp.ravel(source), flat + offsets).reshape(indices.shape)
+    found = flat >= 0
+    read = xp.take(xp.ravel(source), xp.where(found, flat + offsets, 0))
+    return xp.where(found, read, xp.asarray(fill, dtype=source.dtype)).reshape(indices.shape)
+
+
+def scatter_to_planes(values, indices, in_shape, n: int):
+    """Add each of ``values`` (.., O..) into zeros of ``in_shape`` at its flat index within its plane.
+
+    The backward of every max-type op: ``grad_x[index_o] += grad_y[o]``, overlapping windows
+    accumulating in order (in float32 for float16 values), an index of -1 sending its value nowhere.
+    Entries are added, never multiplied by a mask, so an infinite or NaN entry reaches its own
+    element and no other.
+    """
+    xp = array_module(values)
+    planes, plane_size = plane_layout(in_shape, n)
+    total = xp.zeros(planes * plane_size, dtype=accumulation_dtype(values.dtype))
+    if indices.size:
+        offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
+        flat = indices.reshape(planes, -1)
+        with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) at a shared argmax: NaN
+            if int(flat.min()) >= 0:  # every window has a winner
+                xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
+            else:  # only the entries with an element are added
+                found = flat >= 0
+                xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
+    return total.astype(values.dtype, copy=False).reshape(in_shape)
