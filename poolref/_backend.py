@@ -23,17 +23,37 @@ def _cupy() -> ModuleType | None:
     return sys.modules.get("cupy")
 
 
+def _array_of(value):
+    """A Tensor's ``data``; any other value as it is.
+
+    Found through ``sys.modules``, as cupy is: no Tensor exists before poolref.autograd is imported
+    (and poolref.autograd imports this module, so it cannot be imported here).
+    """
+    tensor = sys.modules.get("poolref.autograd.tensor")
+    if tensor is not None and isinstance(value, tensor.Tensor):
+        return value.data
+    return value
+
+
 def is_cupy_array(value) -> bool:
-    """True when ``value`` is a ``cupy.ndarray`` (False whenever cupy has not been imported)."""
+    """True when ``value`` is a ``cupy.ndarray``, or a Tensor holding one (False whenever cupy has not
+    been imported)."""
     cupy = _cupy()
-    return cupy is not None and isinstance(value, cupy.ndarray)
+    return cupy is not None and isinstance(_array_of(value), cupy.ndarray)
 
 
 def array_module(*values) -> ModuleType:
-    """Return ``cupy`` if any of ``values`` is a cupy array, else ``numpy``.
+    """Return ``cupy`` if any of ``values`` is a cupy array (or a Tensor holding one), else ``numpy``.
 
-    Values that are not arrays (None, Python scalars, tuples) are ignored. Mixing numpy and cupy
-    arrays in one call is refused, because silently moving data between devices hides bugs.
+    A Tensor counts as the array it holds: an op asking where its Tensor input lives gets the
+    module of the Tensor's data, not numpy. Values that are not arrays (None, Python scalars,
+    tuples) are ignored. Mixing numpy and cupy arrays in one call is refused, because silently
+    moving data between devices hides bugs.
+
+    >>> import numpy as np
+    >>> from poolref.autograd import Tensor
+    >>> array_module(Tensor(np.zeros(2)), np.ones(3), None, 2.0) is np
+    True
     """
     on_gpu = [is_cupy_array(v) for v in values if v is not None and hasattr(v, "shape")]
     if any(on_gpu):

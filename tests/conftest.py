@@ -1,5 +1,7 @@
+import importlib.util
 import os
 
+import fake_cupy
 import numpy
 import pytest
 from hypothesis import HealthCheck, settings
@@ -11,16 +13,43 @@ settings.register_profile("thorough", deadline=None, max_examples=400, suppress_
 settings.load_profile(os.environ.get("POOLREF_HYPOTHESIS") or ("ci" if os.environ.get("CI") else "dev"))
 
 
+def _real_cupy():
+    """The real ``cupy`` where it can run (installed, with a driver and a GPU), else None."""
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    try:
+        import cupy
+
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return None
+    except Exception:  # no driver or no device
+        return None
+    return cupy
 
 
-@pytest.fixture(params=["numpy", "cupy"])
-def xp(request):
-    """Run a test on numpy, and on cupy where cupy and a GPU are present (skipped otherwise)."""
+REAL_CUPY = _real_cupy()
+# What the device half of the `xp` tests runs on: real CuPy on a GPU machine, the stand-in elsewhere
+DEVICE = "cupy" if REAL_CUPY is not None else "fake_cupy"
+
+
+def device_module(monkeypatch):
+    """Real ``cupy`` where it runs, else the stand-in (tests/fake_cupy), registered as ``cupy`` and
+    ``cupyx`` in ``sys.modules`` until the test ends (``monkeypatch`` undoes it)."""
+    if REAL_CUPY is not None:
+        return REAL_CUPY
+    return fake_cupy.install(monkeypatch)
+
+
+@pytest.fixture(params=["numpy", DEVICE])
+def xp(request, monkeypatch):
+    """Run a test on numpy, and on cupy: real CuPy on a GPU, else the stand-in, which is as strict
+    as CuPy about host arrays (tests/fake_cupy). Never skipped."""
     if request.param == "numpy":
         return numpy
-    cupy = pytest.importorskip("cupy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception:  # no driver or no device
-        pytest.skip("cupy is installed but no GPU is available")
-    return cupy
+    return device_module(monkeypatch)
+
+
+@pytest.fixture
+def cupy(monkeypatch):
+    """The device module alone: real CuPy on a GPU, else the stand-in (as for ``xp``)."""
+    return device_module(monkeypatch)

@@ -74,3 +74,34 @@ def layouts(x, layout):
         return wide[..., ::2]
     assert layout == "contiguous", layout
     return x
+
+
+def assert_device_agrees(xp, fn, *primals, rtol=1e-12, atol=1e-13, seed=0):
+    """``fn`` on ``xp`` (numpy, cupy, or the CuPy stand-in) gives NumPy's outputs and gradients.
+
+    Runs ``vjp(fn, *primals)`` once on the host arrays and once on their ``xp`` copies, pulls back
+    the same random cotangent (NaN-free) on both, and checks every output and gradient: same type
+    of array as the primals' (no host array coming back from the device), same dtype, values
+    within ``rtol``/``atol`` (integer outputs, the indices, equal).
+    """
+    from poolref._backend import array_module, to_numpy
+    from poolref.autograd import vjp
+    from poolref.testing import assert_matches
+
+    want, pullback = vjp(fn, *primals)
+    got, pullback_xp = vjp(fn, *(xp.asarray(p) if hasattr(p, "shape") else p for p in primals))
+    want, got = (want, got) if isinstance(want, tuple) else ((want,), (got,))
+    for number, (a, b) in enumerate(zip(got, want)):
+        assert array_module(a) is xp and a.dtype == b.dtype, (number, type(a), a.dtype, b.dtype)
+        assert_matches(to_numpy(a), b, rtol=rtol, atol=atol, what=f"output {number}")
+    rng = numpy.random.default_rng(seed)
+    cotangents = [rng.standard_normal(b.shape).astype(b.dtype) for b in want if b.dtype.kind == "f"]
+    single = len(cotangents) == 1
+    grads = pullback(cotangents[0] if single else tuple(cotangents))
+    grads_xp = pullback_xp(xp.asarray(cotangents[0]) if single else tuple(xp.asarray(c) for c in cotangents))
+    for number, (a, b) in enumerate(zip(grads_xp, grads)):
+        if b is None:
+            assert a is None
+            continue
+        assert array_module(a) is xp and a.dtype == b.dtype, (number, type(a), a.dtype, b.dtype)
+        assert_matches(to_numpy(a), b, rtol=rtol, atol=atol, what=f"gradient of primal {number}")

@@ -19,6 +19,17 @@ def test_import_poolref_does_not_import_cupy():
     assert out.stdout.strip() == "False"
 
 
+def test_array_module_of_a_device_tensor_is_the_device_module(cupy):
+    # a Tensor counted as numpy whatever it held: ops asking where their (Tensor) input lives got
+    # numpy for device data and built host arrays beside it (fractional pooling's samples)
+    on_device = poolref.Tensor(cupy.ones((1, 1, 4, 4)))
+    assert array_module(on_device) is cupy
+    assert array_module(on_device, cupy.zeros(2), None) is cupy  # no "mix" with the device array
+    with pytest.raises(TypeError, match="mix numpy and cupy"):
+        array_module(on_device, numpy.zeros(2))
+    assert array_module(poolref.Tensor(numpy.ones(2)), numpy.zeros(2)) is numpy
+
+
 def test_same_code_runs_on_cupy(xp):
     x = xp.asarray(numpy.arange(16.0).reshape(1, 1, 4, 4))
     y, i = poolref.max_pool2d(x, 2, return_indices=True)

@@ -13,6 +13,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Callable
 
+from .._backend import array_module
 from .tape import Node, record
 from .tensor import Tensor
 
@@ -113,6 +114,7 @@ def apply(function: Function, *inputs, **params):
             output_dtypes=tuple(y.dtype for y in results),
             saved=saved,
             params=params,
+            output_modules=tuple(array_module(y.data) for y in results),  # numpy or cupy, per output
         )
         for y in results:
             if y.requires_grad:  # integer outputs have no gradient, so no node to send one to

@@ -30,8 +30,8 @@ _active_tapes: list[Tape] = []
 class Node:
     r"""One entry of the Wengert list: an applied Function and what its backward needs.
 
-    Outputs are kept as uids, shapes and dtypes rather than as Tensors, so that a node does not keep
-    its own outputs alive (the outputs point at the node, not the other way round).
+    Outputs are kept as uids, shapes, dtypes and array modules rather than as Tensors, so that a node
+    does not keep its own outputs alive (the outputs point at the node, not the other way round).
     """
 
     seq: int  # global creation order; a larger number was created later
@@ -42,6 +42,9 @@ class Node:
     output_dtypes: tuple
     saved: Any  # what function.forward returned for its backward
     params: dict  # the keyword parameters, kept for printing
+    # numpy or cupy: where each output lives (one op may return outputs on both, as dynopool2d's
+    # device values and host size do), so that an output no gradient reached gets zeros there
+    output_modules: tuple
 
     def describe(self, label) -> str:
         r"""One line such as ``%2 = mul(%0, 3.0)  -> (2,) float64``; ``label(uid)`` names tensors."""
@@ -65,7 +68,8 @@ def record(node: Node) -> None:
 def seed_gradient(tensor, grad=None):
     r"""The gradient a reverse walk starts from: ``grad`` checked and cast, or ones for one element.
 
-    A fresh array is returned, so the walk never hands the caller's own array back to them.
+    A fresh array is returned, so the walk never hands the caller's own array back to them. An array
+    ``grad`` must live where the tensor does (numpy or cupy): it is never moved between devices.
     """
     if tensor.dtype.kind != "f":
         raise TypeError(f"cannot differentiate a tensor of dtype {tensor.dtype}; it is not floating")
@@ -77,6 +81,11 @@ def seed_gradient(tensor, grad=None):
                 f"{tensor.shape}, so pass grad= explicitly"
             )
         return xp.ones(tensor.shape, dtype=tensor.dtype)
+    if hasattr(grad, "shape") and not isinstance(grad, numpy.generic) and array_module(grad) is not xp:
+        raise TypeError(
+            f"grad is a {array_module(grad).__name__} array, but the tensor's data is a {xp.__name__} array; "
+            f"move grad to the tensor's device first"
+        )
     grad = xp.asarray(grad)
     if grad.shape != tensor.shape:
         raise ValueError(f"grad has shape {grad.shape}, but the tensor has shape {tensor.shape}")
@@ -97,17 +106,20 @@ def backpropagate(nodes, grads: dict) -> dict:
     Notes
     -----
     A node none of whose outputs received a gradient lies off the path to the target and is skipped.
-    A float output that received nothing gets zeros; an integer output (indices) gets None.
-    A tensor used by several ops receives the sum of their gradients (fan-in).
+    A float output that received nothing gets zeros (where that output lives); an integer output
+    (indices) gets None. A tensor used by several ops receives the sum of their gradients (fan-in).
+
+    Every gradient lives where its tensor lives: an op may take inputs from the host and the device
+    at once (dynopool2d's host ``alpha`` beside a device ``x``), and its backward must return each
+    input's gradient in that input's array module; one returned elsewhere is refused, never moved.
     """
     for node in nodes:
-        reached = [grads[uid] for uid in node.output_uids if uid in grads]
-        if not reached:
+        if not any(uid in grads for uid in node.output_uids):
             continue
-        xp = array_module(*reached)
         grad_outputs = tuple(
             grads[uid] if uid in grads else xp.zeros(shape, dtype) if dtype.kind == "f" else None
-            for uid, shape, dtype in zip(node.output_uids, node.output_shapes, node.output_dtypes)
+            for uid, shape, dtype, xp in zip(node.output_uids, node.output_shapes, node.output_dtypes,
+                                             node.output_modules)
         )
         grad_inputs = node.function.backward(node.saved, *grad_outputs)
         if len(grad_inputs) != len(node.inputs):
@@ -123,6 +135,13 @@ def backpropagate(nodes, grads: dict) -> dict:
                     f"{node.function.name}: backward returned a gradient of shape "
                     f"{getattr(grad, 'shape', type(grad).__name__)} for input {position}, "
                     f"whose shape is {x.shape}"
+                )
+            xp = array_module(x.data)  # where the input lives, and so its gradient
+            if not isinstance(grad, numpy.generic) and array_module(grad) is not xp:
+                raise RuntimeError(
+                    f"{node.function.name}: backward returned a {array_module(grad).__name__} gradient for "
+                    f"input {position}, whose data is a {xp.__name__} array; a gradient must live where its "
+                    f"input lives"
                 )
             grad = xp.asarray(grad, dtype=x.dtype)  # float64 math on a float32 input stays float32
             # Fan-in: a tensor used twice gets the sum. Never `+=`: the array may be the caller's.
@@ -217,7 +236,8 @@ class Tape:
             # The walk may hand one array to several tensors (``a + b`` passes g to both): copy a
             # gradient that shares memory with another one we return, so that the caller can change
             # one without changing the other. (A large copy costs as much as a pooling backward.)
-            sharing = sum(1 for other in returned if xp.may_share_memory(grad, other))
+            # Only gradients on the same device can share memory (and cupy compares only cupy arrays).
+            sharing = sum(1 for other in returned if array_module(other) is xp and xp.may_share_memory(grad, other))
             return xp.array(grad, copy=True) if sharing > 1 else grad
 
         if isinstance(sources, (list, tuple)):

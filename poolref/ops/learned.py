@@ -78,6 +78,7 @@ class GemSaved(NamedTuple):
     p: float
     p_shape: tuple
     p_dtype: numpy.dtype
+    p_module: object  # numpy or cupy: where p (and so its gradient) lives, maybe not where x does
     dtype: numpy.dtype
 
 
@@ -100,7 +101,7 @@ def _gem_forward(x, p, *, eps: float):
         # is >= eps or NaN, so an infinite one is +inf
         y = xp.where(xp.isinf(largest), largest, y)
         weights = powered / power_sum
-    saved = GemSaved(clamped, xa >= eps, y, weights, exponent, tuple(p.shape), p.dtype, x.dtype)
+    saved = GemSaved(clamped, xa >= eps, y, weights, exponent, tuple(p.shape), p.dtype, array_module(p), x.dtype)
     return y.astype(x.dtype, copy=False), saved
 
 
@@ -116,8 +117,10 @@ def _gem_backward(saved: GemSaved, grad_y):
         grad_x = xp.where(saved.passes, g * dy_dz, 0)  # the clamp passes the gradient where x >= eps
         # dy/dp = (y/p) sum_i w_i log(z_i / y), w_i = z_i^p / sum_j z_j^p (see gem_pool's Notes)
         dy_dp = (y / p) * (saved.weights * xp.log(z / y)).sum(axis=_spatial_axes(z), keepdims=True)
-        grad_p = (g * dy_dp).sum()
-    grad_p = xp.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
+        grad_p = (g * dy_dp).sum()  # a 0-d array where x lives
+    if saved.p_module is not xp:  # p and x on different devices (a host p, a device x): move the one
+        grad_p = float(grad_p)  # value explicitly, to where p lives
+    grad_p = saved.p_module.full(saved.p_shape, grad_p, dtype=saved.p_dtype)
     return cast_back(grad_x, saved.dtype), grad_p
 
 

@@ -225,3 +225,21 @@ def test_composite_expression_matches_torch():
     (h[:, [1, 1, 3, 0]].exp() + (h**2).mean(dim=0, keepdim=True)).log().sum().backward()
     for ours, theirs in zip(tensors, torch_tensors):
         np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------
+# numpy / cupy parity (on the CuPy stand-in where no GPU is: tests/fake_cupy)
+# ---------------------------------------------------------------------------------------------------
+def _every_operator(a, b):
+    h = (a @ b) * 2.0 - 1.0  # (2, 4)
+    h = h / (b.sum(axis=0) + 10.0) + (-a).mean(axis=1, keepdims=True)
+    h = (h**2).exp().log() + h.T.reshape(4, 2).transpose()  # log(exp(h^2)) = h^2
+    return (h[:, [1, 1, 3, 0]] + h[1:, ::2].sum() + 3.0 * h[0]).mean(axis=0)
+
+
+def test_numpy_and_cupy_agree(xp):
+    from helpers import assert_device_agrees
+
+    a, b = _rand(2, 3) * 0.5, _rand(3, 4) * 0.5
+    assert_device_agrees(xp, _every_operator, a, b)
+    assert_device_agrees(xp, lambda t: (t * t).sum(), a.astype(np.float32), rtol=1e-6)

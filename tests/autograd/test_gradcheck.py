@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from poolref._backend import array_module, to_numpy
 from poolref.autograd import Function, GradcheckError, Tensor, adjoint_test, apply, gradcheck, vjp
 
 
@@ -147,3 +148,34 @@ def test_vjp_and_gradcheck_accept_tensor_primals():
     outputs, pullback = vjp(lambda t: t * 3.0, x)
     np.testing.assert_array_equal(pullback(np.ones(2))[0], [3.0, 3.0])
     assert gradcheck(lambda t: t * 3.0, x)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Host and device (the `cupy` fixture: real CuPy on a GPU, else the CuPy stand-in of tests/fake_cupy)
+# ---------------------------------------------------------------------------------------------------
+def _scale_forward(x, alpha):
+    return x * float(alpha[0]), (x, alpha)  # x on the device, alpha (2,) on the host
+
+
+def _scale_backward(saved, grad_y):
+    x, alpha = saved
+    grad_alpha = array_module(alpha).asarray([float((grad_y * x).sum()), 0.0])  # where alpha lives
+    return grad_y * float(alpha[0]), grad_alpha
+
+
+scale_by_host_alpha = Function("scale_by_host_alpha", _scale_forward, _scale_backward)
+
+
+def test_vjp_gives_each_primal_its_gradient_where_it_lives(cupy):
+    # a host alpha got a device gradient through the pullback (the tape's conversion)
+    x, alpha = cupy.asarray(np.arange(4.0)), np.array([3.0, 1.0])
+    y, pullback = vjp(lambda t, a: apply(scale_by_host_alpha, t, a), x, alpha)
+    grad_x, grad_alpha = pullback(cupy.ones(4))
+    assert array_module(y) is cupy and array_module(grad_x) is cupy and isinstance(grad_alpha, np.ndarray)
+    assert to_numpy(grad_x).tolist() == [3.0] * 4 and grad_alpha.tolist() == [6.0, 0.0]
+
+
+def test_gradcheck_and_adjoint_test_take_primals_on_host_and_device(cupy):
+    x, alpha = cupy.asarray(np.array([0.5, -1.0, 2.0])), np.array([1.5, 2.0])
+    assert gradcheck(lambda t, a: apply(scale_by_host_alpha, t, a), x, alpha, rtol=1e-6)
+    assert adjoint_test(lambda t, a: apply(scale_by_host_alpha, t, a), x, alpha)

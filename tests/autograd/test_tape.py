@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from poolref.autograd import Tape, Tensor
+from poolref._backend import array_module, to_numpy
+from poolref.autograd import Function, Tape, Tensor, apply
 
 
 def _loss(x, w):
@@ -120,3 +121,107 @@ def test_tape_cannot_be_entered_twice():
     with tape:
         with pytest.raises(RuntimeError, match="already recording"):
             tape.__enter__()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Host and device: every gradient lives where its tensor lives (the `cupy` fixture is real CuPy on a
+# GPU, else the CuPy stand-in of tests/fake_cupy, which refuses host/device mixes as CuPy does)
+# ---------------------------------------------------------------------------------------------------
+def _scale_forward(x, alpha):
+    # shaped like dynopool2d: x on the device, alpha (2,) possibly on the host; y lives with x, size
+    # with alpha
+    return (x * float(alpha[0]), alpha * 2.0), (x, alpha)
+
+
+def _scale_backward(saved, grad_y, grad_size):
+    # y = alpha_0 x, size = 2 alpha: dy/dx = alpha_0, dy/dalpha_0 = x, dsize/dalpha = 2
+    x, alpha = saved
+    grad_alpha_0 = float((grad_y * x).sum())  # one number read back from x's device
+    grad_alpha = array_module(alpha).asarray([grad_alpha_0, 0.0]) + 2.0 * grad_size  # where alpha lives
+    return grad_y * float(alpha[0]), grad_alpha
+
+
+SCALE_AND_SIZE = Function("scale_and_size", _scale_forward, _scale_backward)
+
+
+def _host_and_device(cupy):
+    x = Tensor(cupy.asarray(np.arange(6.0).reshape(2, 3)), requires_grad=True)
+    alpha = Tensor(np.array([1.5, 2.0]), requires_grad=True)
+    return x, alpha
+
+
+def test_a_host_input_of_a_device_op_gets_a_host_gradient_on_the_tape(cupy):
+    # the tape converted every input's gradient with the array module of the outputs' gradients:
+    # a host alpha got a device gradient (and real CuPy refuses the implicit conversion)
+    x, alpha = _host_and_device(cupy)
+    with Tape() as tape:
+        y, _ = apply(SCALE_AND_SIZE, x, alpha)
+        loss = y.sum()
+    grad_x, grad_alpha = tape.gradient(loss, [x, alpha])
+    assert array_module(grad_x) is cupy and isinstance(grad_alpha, np.ndarray)
+    assert to_numpy(grad_x).tolist() == [[1.5] * 3] * 2 and grad_alpha.tolist() == [15.0, 0.0]
+
+
+def test_an_output_no_gradient_reached_gets_zeros_where_it_lives(cupy):
+    # only y is used: the zeros standing for size's gradient must be on the host, where size is
+    # (they were made with the module of y's gradient, the device's)
+    x, alpha = _host_and_device(cupy)
+    with Tape() as tape:
+        y, size = apply(SCALE_AND_SIZE, x, alpha)
+        loss = y.sum()
+    assert isinstance(size.data, np.ndarray)
+    assert tape.gradient(loss, alpha).tolist() == [15.0, 0.0]
+
+
+def test_an_op_with_outputs_on_host_and_device_takes_the_gradients_of_both(cupy):
+    # both outputs reached: their gradients live on two devices, which array_module refused as a mix
+    x, alpha = _host_and_device(cupy)
+    with Tape() as tape:
+        y, size = apply(SCALE_AND_SIZE, x, alpha)
+    grad_x, grad_alpha = tape.gradient([y, size], [x, alpha], [cupy.ones((2, 3)), np.array([1.0, 10.0])])
+    assert array_module(grad_x) is cupy and grad_alpha.tolist() == [15.0 + 2.0, 20.0]
+
+
+def test_tape_gradient_of_host_and_device_sources_compares_memory_on_one_device_only(cupy):
+    # tape.gradient copies a gradient that shares memory with another returned one; it asked
+    # cupy.may_share_memory about a host gradient too, which CuPy refuses
+    x, alpha = _host_and_device(cupy)
+    with Tape() as tape:
+        y, _ = apply(SCALE_AND_SIZE, x, alpha)
+        z = (y + y).sum()  # y + y hands one gradient array to both operands
+    grad_alpha, grad_x = tape.gradient(z, [alpha, x])
+    assert grad_alpha.tolist() == [30.0, 0.0] and to_numpy(grad_x).tolist() == [[3.0] * 3] * 2
+
+
+def test_backward_fills_each_leafs_grad_where_the_leaf_lives(cupy):
+    x, alpha = _host_and_device(cupy)
+    y, _ = apply(SCALE_AND_SIZE, x, alpha)
+    y.sum().backward()
+    assert array_module(x.grad) is cupy and isinstance(alpha.grad, np.ndarray)
+    assert alpha.grad.tolist() == [15.0, 0.0]
+
+
+def test_a_backward_returning_a_gradient_on_the_wrong_device_is_refused(cupy):
+    # a gradient is never moved between devices behind the op's back: it is a bug in the op
+    def wrong_backward(saved, grad_y, grad_size):
+        x, alpha = saved
+        return grad_y * float(alpha[0]), cupy.zeros(2)  # alpha is on the host
+
+    wrong = Function("scale_and_size_wrong", _scale_forward, wrong_backward)
+    x, alpha = _host_and_device(cupy)
+    with Tape() as tape:
+        y, _ = apply(wrong, x, alpha)
+        loss = y.sum()
+    with pytest.raises(RuntimeError, match=r"scale_and_size_wrong: backward returned a \w+ gradient for input 1"):
+        tape.gradient(loss, alpha)
+
+
+def test_a_seed_gradient_on_another_device_is_refused(cupy):
+    on_device = Tensor(cupy.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match="move grad to the tensor's device"):
+        (on_device * 2.0).backward(np.ones(2))
+    on_host = Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(TypeError, match="move grad to the tensor's device"):
+        (on_host * 2.0).backward(cupy.ones(2))
+    (on_device * 2.0).backward(cupy.ones(2))  # where the tensor is: fine
+    assert to_numpy(on_device.grad).tolist() == [2.0, 2.0]

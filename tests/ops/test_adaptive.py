@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import assert_device_agrees, layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import adaptive as ref
 from poolref.testing import assert_conserves_gradient, assert_matches
@@ -280,3 +280,25 @@ def test_adaptive_avg_on_non_contiguous_views_equals_on_copies():
             assert_matches(y, y_copy, rtol=0)
             g = with_nonfinite(y.shape, 4)
             assert_matches(pullback(g)[0], pullback_copy(g)[0], rtol=0, what="gradient")
+
+
+# ---------------------------------------------------------------------------------------------------
+# numpy / cupy parity (on the CuPy stand-in where no GPU is: tests/fake_cupy)
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("call", [
+    lambda x: poolref.adaptive_avg_pool2d(x, (4, 3)),
+    lambda x: poolref.adaptive_max_pool2d(x, (4, 3), return_indices=True),
+    lambda x: poolref.adaptive_max_pool2d(x, (12, 5)),  # larger than the input along H
+    lambda x: poolref.adaptive_avg_pool1d(x.reshape(tuple(x.shape[:-2]) + (90,)), 7),
+    lambda x: poolref.adaptive_max_pool3d(x.reshape(tuple(x.shape[:-2]) + (3, 3, 10)), (2, 3, 4), return_indices=True),
+    lambda x: poolref.global_avg_pool(x),
+    lambda x: poolref.global_max_pool(x),
+    lambda x: poolref.global_lp_pool(x, 2.0),
+])
+@pytest.mark.parametrize("layout", ["contiguous", "nonfinite", "float16", "transposed", "unbatched", "empty"])
+def test_numpy_and_cupy_agree(xp, call, layout):
+    x = smooth_values((2, 3, 9, 10), 33, low=0.1, high=2.0)
+    x = {"nonfinite": lambda: plant_nonfinite(x, 34), "float16": lambda: x.astype(numpy.float16),
+         "transposed": lambda: layouts(x, "transposed"), "unbatched": lambda: x[0], "empty": lambda: x[:0],
+         "contiguous": lambda: x}[layout]()
+    assert_device_agrees(xp, call, x, rtol=1e-12 if x.dtype == numpy.float64 else 1e-3)

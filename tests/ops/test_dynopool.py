@@ -358,3 +358,48 @@ def test_bad_input_is_refused_with_a_clear_message(x, kwargs, error, words):
     with pytest.raises(error) as info:
         poolref.dynopool2d(x, numpy.array([2.0, 2.0]), **kwargs)
     assert words in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# numpy / cupy parity: on a GPU the fused CUDA kernels; in CI the same kernels run by the emulator of
+# tests/kernels through the CuPy stand-in (tests/fake_cupy)
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("aggregate", ["max", "avg"])
+@pytest.mark.parametrize("alpha_on", ["host", "device"])
+@pytest.mark.parametrize("layout", ["float64", "float32", "nonfinite", "unbatched", "empty"])
+def test_numpy_and_cupy_agree(xp, aggregate, alpha_on, layout):
+    from helpers import plant_nonfinite
+    from poolref._backend import array_module, to_numpy
+
+    x = random_values((2, 3, 9, 11), 41)
+    x = {"float64": x, "float32": x.astype(numpy.float32), "nonfinite": plant_nonfinite(x, 42), "unbatched": x[0],
+         "empty": x[:0]}[layout]
+    alpha = numpy.array([1.7, 2.3])
+    alpha_xp = alpha if alpha_on == "host" else xp.asarray(alpha)
+    fn = lambda t, a: poolref.dynopool2d(t, a, aggregate=aggregate, return_size=True)  # noqa: E731
+    (y, size), pullback = vjp(fn, x, alpha)
+    (y_xp, size_xp), pullback_xp = vjp(fn, xp.asarray(x), alpha_xp)
+    assert array_module(y_xp) is xp and array_module(size_xp) is array_module(alpha_xp)
+    assert_matches(to_numpy(y_xp), y)  # the kernels round as the array code does: equal
+    assert_matches(to_numpy(size_xp), size)
+    g, g_size = random_values(y.shape, 43).astype(x.dtype), numpy.array([0.5, -0.25])
+    grad_x, grad_alpha = pullback((g, g_size))
+    grad_x_xp, grad_alpha_xp = pullback_xp((xp.asarray(g), array_module(alpha_xp).asarray(g_size)))
+    assert array_module(grad_x_xp) is xp and array_module(grad_alpha_xp) is array_module(alpha_xp)
+    # the kernels' atomics add in another order than the array code's sums
+    rtol = 1e-12 if x.dtype == numpy.float64 else 1e-5
+    assert_matches(to_numpy(grad_x_xp), grad_x, rtol=rtol, atol=rtol, what="gradient of x")
+    assert_matches(to_numpy(grad_alpha_xp), grad_alpha, rtol=rtol * 1000, atol=rtol * 1000, what="gradient of alpha")
+
+
+def test_dynopool_gives_a_host_alpha_a_host_gradient_for_a_device_x(cupy):
+    # the tape converted alpha's gradient with the module of y's gradient: nn.DynOPool's alpha (on the
+    # host) got a device gradient, and real CuPy refuses the implicit conversion that followed
+    from poolref.nn import DynOPool
+
+    x = random_values((2, 3, 8, 9), 44)
+    on_device, on_host = DynOPool(init_alpha=(1.6, 2.2)), DynOPool(init_alpha=(1.6, 2.2))
+    (on_device(poolref.Tensor(cupy.asarray(x))).sum() * 0.5).backward()
+    (on_host(poolref.Tensor(x)).sum() * 0.5).backward()
+    assert isinstance(on_device.alpha.data, numpy.ndarray) and isinstance(on_device.alpha.grad, numpy.ndarray)
+    assert_matches(on_device.alpha.grad, on_host.alpha.grad, rtol=1e-9, atol=1e-12, what="gradient of alpha")

@@ -915,6 +915,27 @@ def test_numpy_and_cupy_agree(xp):
             assert_matches(got, want, rtol=1e-11, atol=1e-14, what="gradient")
 
 
+def test_gem_pool_gives_a_host_p_a_host_gradient_for_a_device_x(cupy):
+    # p's gradient was made where x lives: a host p (the usual learnable exponent) got a device
+    # gradient, which the tape now refuses
+    from poolref._backend import array_module, to_numpy
+
+    x = smooth_values((2, 3, 5, 4), 24, low=0.1, high=2.0)
+    p = numpy.array([2.5])
+    _, pullback = vjp(lambda a, b: gem_pool(a, b), x, p)
+    _, pullback_device = vjp(lambda a, b: gem_pool(a, b), cupy.asarray(x), p)
+    g = smooth_values((2, 3, 1, 1), 25)
+    (grad_x, grad_p), (want_x, want_p) = pullback_device(cupy.asarray(g)), pullback(g)
+    assert array_module(grad_x) is cupy and isinstance(grad_p, numpy.ndarray) and grad_p.dtype == p.dtype
+    assert_matches(to_numpy(grad_x), want_x, rtol=1e-12, atol=1e-14)
+    assert_matches(grad_p, want_p, rtol=1e-12, atol=1e-14, what="gradient of p")
+    # and a device p with a host x: the gradient goes to the device
+    _, pullback_p_on_device = vjp(lambda a, b: gem_pool(a, b), x, cupy.asarray(p))
+    grad_p_device = pullback_p_on_device(g)[1]
+    assert array_module(grad_p_device) is cupy
+    assert_matches(to_numpy(grad_p_device), want_p, rtol=1e-12, atol=1e-14)
+
+
 X = numpy.ones((1, 2, 4, 4))
 
 

@@ -758,3 +758,17 @@ def test_numpy_and_cupy_agree(xp, call):
     assert_matches(to_numpy(values_xp), values, rtol=1e-12, atol=1e-13)
     g = smooth_values(values.shape, 22)
     assert_matches(to_numpy(pullback_xp(xp.asarray(g))[0]), pullback(g)[0], rtol=1e-12, atol=1e-13, what="gradient")
+
+
+def test_fractional_max_pool_of_a_device_tensor_draws_its_samples_on_the_device(cupy):
+    # the samples were drawn where array_module(x) said x lives; for a Tensor that was numpy
+    # whatever its data, so a device Tensor's windows were computed from host samples and the
+    # forward added a numpy array to a cupy one (refused by CuPy)
+    from poolref._backend import to_numpy
+
+    x = numpy.random.default_rng(23).uniform(0.0, 2.0, (2, 3, 9, 11))
+    want = fractional_max_pool2d(x, 2, (5, 4), rng=7)
+    got = fractional_max_pool2d(poolref.Tensor(cupy.asarray(x)), 2, (5, 4), rng=7)
+    assert_matches(to_numpy(got.data), want)
+    got_3d = fractional_max_pool3d(poolref.Tensor(cupy.asarray(x.reshape(2, 3, 3, 3, 11))), 2, (1, 1, 6), rng=8)
+    assert_matches(to_numpy(got_3d.data), fractional_max_pool3d(x.reshape(2, 3, 3, 3, 11), 2, (1, 1, 6), rng=8))

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import resolved, to_torch, torch_or_skip
+from helpers import assert_device_agrees, layouts, plant_nonfinite, resolved, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import window as ref
 from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
@@ -917,3 +917,50 @@ def test_jax_convention_on_non_contiguous_views_equals_on_copies():
             assert_matches(y, y_copy, rtol=0)
             g = _with_nonfinite(y.shape, 4)
             assert_matches(pullback(g)[0], pullback_copy(g)[0], rtol=0, what="gradient")
+
+
+# ---------------------------------------------------------------------------------------------------
+# numpy / cupy parity (on the CuPy stand-in where no GPU is: tests/fake_cupy)
+# ---------------------------------------------------------------------------------------------------
+def _as_1d(x):
+    return x.reshape(tuple(x.shape[:-2]) + (90,))  # (.., 9, 10) -> (.., 90)
+
+
+def _as_3d(x):
+    return x.reshape(tuple(x.shape[:-2]) + (3, 3, 10))  # (.., 9, 10) -> (.., 3, 3, 10)
+
+
+_DEVICE_CALLS = [
+    lambda x: poolref.max_pool2d(x, 3, 2, 1, return_indices=True),
+    lambda x: poolref.max_pool2d(x, 2, 2, 0, 2, True),
+    lambda x: poolref.max_pool2d(x, 3, 2, "same", convention="tensorflow"),
+    lambda x: poolref.max_pool2d(x, 3, 2, ((1, 0), (0, 1)), convention="onnx"),
+    lambda x: poolref.max_pool2d(x, 3, 2, "same", convention="jax"),
+    lambda x: poolref.max_pool1d(_as_1d(x), 3, 2, 1, return_indices=True),
+    lambda x: poolref.max_pool3d(_as_3d(x), 2, 2, 1, return_indices=True),
+    lambda x: poolref.avg_pool2d(x, 3, 2, 1),
+    lambda x: poolref.avg_pool2d(x, 3, 2, 1, True, False),
+    lambda x: poolref.avg_pool2d(x, 3, 2, 1, divisor_override=5),
+    lambda x: poolref.avg_pool2d(x, 3, 2, "same", convention="tensorflow"),
+    lambda x: poolref.avg_pool3d(_as_3d(x), 2, 2, 1),
+    lambda x: poolref.lp_pool2d(x, 2.0, 3, 2),
+    lambda x: poolref.lp_pool1d(_as_1d(x), 3.0, 3, 2),
+    lambda x: poolref.max_unpool2d(*poolref.max_pool2d(x, 2, return_indices=True), 2),
+]
+
+
+@pytest.mark.parametrize("call", _DEVICE_CALLS)
+@pytest.mark.parametrize("layout", ["contiguous", "nonfinite", "float32", "transposed", "unbatched", "empty"])
+def test_numpy_and_cupy_agree(xp, call, layout):
+    x = smooth_values((2, 3, 9, 10), 31, low=0.1, high=2.0)
+    if layout == "nonfinite":
+        x = plant_nonfinite(x, 32)
+    elif layout == "float32":
+        x = x.astype(numpy.float32)
+    elif layout == "transposed":
+        x = layouts(x, "transposed")
+    elif layout == "unbatched":
+        x = x[0]
+    elif layout == "empty":
+        x = x[:0]
+    assert_device_agrees(xp, call, x, rtol=1e-12 if x.dtype == numpy.float64 else 1e-6)
