@@ -7,7 +7,7 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "batch_shape"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -67,9 +67,4 @@ def check_positive_number(value, name: str, op: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{op}: {name} must be a finite number > 0, got {name}={value!r}")
     return float(value)
-
-
-def batch_shape(x, n: int) -> tuple[int, ...]:
-    """The leading (non-spatial) dims of ``x``: (N, C), or (C,) for an unbatched input."""
-    return tuple(x.shape[:-n])
 

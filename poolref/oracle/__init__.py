@@ -29,7 +29,7 @@ import importlib
 import importlib.util
 import os
 
-from .cases import OPS, PUBLIC_OPS, Case
+from ..cases import OPS, PUBLIC_OPS, Case
 from .report import Failure, OpResult, Report
 
 __all__ = ["check", "available_frameworks", "load_adapter", "FRAMEWORKS", "ALIASES", "OPS", "PUBLIC_OPS", "Case", "Report",

@@ -14,7 +14,7 @@ that refuse classes (:class:`poolref.oracle.mapping.Mapping`).
 
 from __future__ import annotations
 
-from .case import Case
+from ..cases.case import Case
 
 __all__ = [
     "refuse", "not_for_nonfinite_gradients", "SOFTMAX_CHAIN_RULE", "SOFTPOOL_LIMITS", "GEM_CHAIN_RULE",

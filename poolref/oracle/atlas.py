@@ -23,9 +23,9 @@ from typing import NamedTuple
 import numpy
 
 from . import available_frameworks, load_adapter
-from .case import Case
-from .worked import RAMP_4x4, RAMP_10x10
-from .worked import plane as _plane
+from ..cases.case import Case
+from ..cases.worked import RAMP_4x4, RAMP_10x10
+from ..cases.worked import plane as _plane
 from .engine import Outcome, known_defects, compare_case, run_framework, run_poolref
 from .mapping import format_kwargs
 

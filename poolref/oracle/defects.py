@@ -43,7 +43,7 @@ from __future__ import annotations
 import numpy
 
 from .._geometry import pool_geometry
-from .case import Case
+from ..cases.case import Case
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
@@ -222,7 +222,7 @@ def _resamples_a_copied_axis(case: Case) -> bool:
     """Antialiased bilinear with an axis whose size does not change but whose table is not a copy."""
     from .._sampling_weights import torch_antialias
     from ..ops.sampling import _weighs_as_copy
-    from .case import resize_factors, resize_size
+    from ..cases.case import resize_factors, resize_size
 
     kw = case.kwargs
     if not (kw.get("antialias") and kw.get("mode") == "bilinear"):
@@ -238,7 +238,7 @@ def _resamples_a_copied_axis(case: Case) -> bool:
 def _every_axis_resampled(case: Case, ours, cotangent):
     """PyTorch's antialiased backward: every axis resampled with its table's transpose, copied ones too."""
     from .._sampling_weights import resample, torch_antialias
-    from .case import resize_factors, resize_size
+    from ..cases.case import resize_factors, resize_size
 
     kw = case.kwargs
     n = case.x.ndim - 2

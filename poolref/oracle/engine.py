@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional
 
 import numpy
 
-from .cases import MAX_TYPE_OPS, VALUE_ARRAYS, VIEWS, Case, Plan, generate_plan, materialise, with_indices, worked_examples
+from ..cases import MAX_TYPE_OPS, VALUE_ARRAYS, VIEWS, Case, Plan, generate_plan, materialise, with_indices, worked_examples
 from .compare import compare_arrays
 from .mapping import Mapping, array_literal, format_kwargs
 from .report import Failure, OpResult
@@ -66,9 +66,9 @@ class Outcome(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 def poolref_function(case: Case):
     """``f(*grad_inputs)`` calling ``poolref.<op>`` with the case's other arrays and keywords fixed."""
-    import poolref
+    from .. import ops
 
-    fn = getattr(poolref, case.op)
+    fn = getattr(ops, case.op)
 
     def call(*primals):
         arrays = dict(case.arrays)

@@ -35,9 +35,11 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple, pool_geometry
-from .case import Case, resize_scales, resize_size, window_of
+from ..cases.case import Case, resize_scales, resize_size, window_of
 from . import defects as known
-from .artefacts import not_for_nonfinite_gradients, refuse, EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
+from .artefacts import (
+    EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+)
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]

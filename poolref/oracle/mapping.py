@@ -6,7 +6,7 @@ Each adapter module (``torch_adapter``, ``onnxruntime_adapter``, ``tensorflow_ad
 * which framework function (``call``) computes which poolref op (``op``), and with which poolref
   keyword arguments (``convention``) poolref reproduces it exactly: ``{"convention": "tensorflow"}``
   for TensorFlow's SAME averages, ``{"convention": "onnx"}`` for ONNX's LpPool, and so on;
-* which configurations to draw (``space``, see :func:`poolref.oracle.cases.draw_case`);
+* which configurations to draw (``space``, see :func:`poolref.cases.draw_case`);
 * which cases the framework cannot *express* (``express``: no ceil mode in TensorFlow, no asymmetric
   padding in PyTorch) and which it expresses but poolref cannot *model* (``model``: TensorFlow's
   max pooling ignores NaN); both return the reason, or None;
@@ -35,7 +35,7 @@ from typing import Callable, Optional
 
 import numpy
 
-from .case import Case
+from ..cases.case import Case
 
 __all__ = ["Mapping", "KnownDefect", "format_kwargs", "format_value", "array_literal"]
 

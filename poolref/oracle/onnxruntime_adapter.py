@@ -37,7 +37,7 @@ import math
 import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
-from .case import Case, resize_scales, resize_size, window_of
+from ..cases.case import Case, resize_scales, resize_size, window_of
 from .artefacts import refuse
 from .mapping import Mapping
 

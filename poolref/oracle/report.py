@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from .cases import CLASS_LABELS, INPUT_CLASSES
+from ..cases import CLASS_LABELS, INPUT_CLASSES
 from .compare import GRADIENT_TOLERANCES, TOLERANCES, describe_tolerances
 
 __all__ = ["Failure", "OpResult", "Report", "plural"]

@@ -1,7 +1,7 @@
 r"""poolref's self-checks: every vectorised op against its plain-loop reference (values, indices and
 gradients), finite-difference gradchecks, and the gradient-conservation laws. Needs no framework.
 
-The cases are the oracle's own (:mod:`poolref.oracle.cases`), every input class of every op (NaN,
+The cases are the oracle's own (:mod:`poolref.cases`), every input class of every op (NaN,
 infinities, ties, signed zeros, float16, integers, unbatched, empty, strided views, extreme
 magnitudes, non-finite upstream gradients), with the windowed ops drawn under all three conventions
 (``torch``, ``onnx``, ``tensorflow``) and their paddings. For each case:
@@ -35,7 +35,7 @@ from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
 from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass
-from .cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
+from ..cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
 from .compare import compare_arrays
 from .engine import poolref_function, poolref_refusal, run_poolref
 from .report import Failure, OpResult, Report
@@ -44,7 +44,7 @@ __all__ = ["self_check", "reference", "SELF_OPS", "DEFAULT_CASES", "NO_FINITE_DI
 
 DEFAULT_CASES = 20
 GRADCHECK_CASES = 2  # the finite-difference Jacobian is the expensive check: a few cases per op
-#: The ops with a loop reference (all of :data:`~poolref.oracle.cases.OPS`).
+#: The ops with a loop reference (all of :data:`~poolref.cases.OPS`).
 SELF_OPS = OPS
 #: Every dtype and layout: the self-checks hold poolref to its references on every input class
 #: poolref takes (a class it refuses, such as integer input to an average, is not drawn).

@@ -36,9 +36,13 @@ import os
 import numpy
 
 from .._geometry import as_int_tuple
-from .case import Case, resize_scales, resize_size, window_of
+from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.generators import smooth_values
 from . import defects as known
-from .artefacts import not_for_nonfinite_gradients, refuse, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
+from .artefacts import (
+    GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+)
+from .layouts import crop_boxes_to_rois
 from .mapping import Mapping
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
@@ -147,6 +151,18 @@ def _fractional(case: Case) -> str:
         "assert (cols_t.numpy() == np.arange(0, x.shape[3] + 1, 2)).all(), cols_t.numpy()",
     )
     return _taped(case, call, outputs="y_t, rows_t, cols_t", extra=extra)
+
+
+def _crop_and_resize_case(rng, op, space) -> Case:
+    """RoI Align cases that TensorFlow's crop_and_resize samples identically: aligned, one sample per
+    bin, every sample inside the image (see :func:`poolref.oracle.layouts.crop_boxes_to_rois`)."""
+    N, C, H, W = int(rng.integers(1, 3)), int(rng.integers(1, 4)), *tuple(int(v) for v in rng.integers(2, 8, 2))
+    crop, K = tuple(int(v) for v in rng.integers(1, 4, 2)), int(rng.integers(1, 4))
+    normalised = rng.uniform(0, 1, size=(K, 4))  # [y1, x1, y2, x2]; y2 < y1 flips the crop
+    dtype = numpy.dtype(space["dtypes"][int(rng.integers(len(space["dtypes"])))])
+    boxes = crop_boxes_to_rois(normalised, rng.integers(0, N, K), crop, H, W).astype(dtype)
+    kwargs = dict(output_size=crop, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    return Case(op, {"x": smooth_values(rng, (N, C, H, W), dtype), "boxes": boxes}, kwargs, positional=("x", "boxes"))
 
 
 def _crop_and_resize(case: Case) -> str:
@@ -510,7 +526,7 @@ def _mappings() -> list[Mapping]:
                 defects=(known.TF_FRACTIONAL_NONFINITE,),
                 skips=("pooling ratios other than 2, overlapping=True: TensorFlow's random interval sequences are "
                        "not PyTorch's fixed-size windows, which poolref models", "empty batches: " + FRACTIONAL_EMPTY)),
-        Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), crop_and_resize=True),
+        Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), generator=_crop_and_resize_case),
                 express=_crop_express, model=_crop_model, notes="Boxes converted to pixels; equal to roi_align(aligned=True, sampling_ratio=1).",
                 skips=("crop points outside the image: crop_and_resize returns extrapolation_value there, RoI Align "
                        "interpolates toward the border", "float64: crop_and_resize computes in float32",

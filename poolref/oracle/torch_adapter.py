@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import importlib.util
 
-from .case import VIEWS, Case, with_indices
+from ..cases.case import VIEWS, Case, with_indices
 from . import defects as known
-from .artefacts import not_for_nonfinite_gradients, refuse, EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE
+from .artefacts import (
+    EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+)
 from .mapping import Mapping, format_kwargs
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]

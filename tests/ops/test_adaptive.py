@@ -2,7 +2,7 @@
 
 import numpy
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolref
@@ -75,6 +75,7 @@ def test_gradcheck_adaptive(data):
     n = data.draw(dims)
     case = data.draw(adaptive_cases(n, max_size=6 if n < 3 else 3))
     x = case.x[:1, :1]
+    assume(x.size > 1)  # one input element broadcast to every bin: constant outputs prove nothing
     out = case.kwargs["output_size"]
     assert gradcheck(lambda t: AVG[n](t, out), x)
     assert adjoint_test(lambda t: AVG[n](t, out), x)
@@ -152,9 +153,9 @@ def test_global_lp_matches_torch_lp_pool_with_the_whole_plane():
 
 def test_global_ops_gradcheck():
     x = distinct_values((2, 2, 3, 4), 7) + 10.0
-    assert gradcheck(poolref.global_avg_pool, x)
-    assert gradcheck(poolref.global_max_pool, x)
-    assert gradcheck(lambda t: poolref.global_lp_pool(t, 2.5), x)
+    assert gradcheck(poolref.global_avg_pool, x, rtol=1e-6)
+    assert gradcheck(poolref.global_max_pool, x, rtol=1e-6)
+    assert gradcheck(lambda t: poolref.global_lp_pool(t, 2.5), x, rtol=1e-6)
 
 
 def test_empty_batch_and_unbatched():
@@ -197,12 +198,13 @@ def test_inputs_are_never_modified():
 # NaN and infinities stay in the bins that hold them, forward and backward
 # ---------------------------------------------------------------------------------------------------
 def with_nonfinite(shape, seed, dtype=numpy.float64):
-    """Smooth values with NaN, +inf and -inf sprinkled in (about 10%, 10% and 5%)."""
+    """Smooth values with NaN, +inf and -inf sprinkled in (about 4%, 4% and 2%: sparse enough that most
+    bins stay finite and the test compares numbers, not just NaN with NaN)."""
     x = smooth_values(shape, seed)
     special = numpy.random.default_rng(seed).random(shape)
-    x[special < 0.1] = numpy.nan
-    x[(special >= 0.1) & (special < 0.2)] = numpy.inf
-    x[(special >= 0.2) & (special < 0.25)] = -numpy.inf
+    x[special < 0.04] = numpy.nan
+    x[(special >= 0.04) & (special < 0.08)] = numpy.inf
+    x[(special >= 0.08) & (special < 0.1)] = -numpy.inf
     return x.astype(dtype)
 
 

@@ -251,7 +251,7 @@ def test_dynopool_backward_with_x_and_alpha_on_the_device_never_waits_for_the_de
 # --------------------------------------------------------------------------------------------------
 @given(st.data())
 def test_matches_loop_reference(data):
-    N, C, H, W = data.draw(st.integers(0, 2)), data.draw(st.integers(1, 2)), data.draw(lengths), data.draw(lengths)
+    N, C, H, W = data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2)), data.draw(lengths), data.draw(lengths)
     alpha = numpy.array([data.draw(alphas), data.draw(alphas)])
     aggregate = data.draw(st.sampled_from(["max", "avg"]))
     x = random_values((N, C, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))  # no ties
@@ -271,7 +271,7 @@ def test_gradcheck_x(data):
     alpha = smooth_alpha(data.draw, H, W)
     aggregate = data.draw(st.sampled_from(["max", "avg"]))
     x = random_values((1, 2, H, W), seed=data.draw(st.integers(0, 2**32 - 1)))
-    assert gradcheck(lambda t: poolref.dynopool2d(t, alpha, aggregate=aggregate), x)
+    assert gradcheck(lambda t: poolref.dynopool2d(t, alpha, aggregate=aggregate), x, rtol=1e-6)
 
 
 def frozen_size_forward(x, alpha, alpha0, aggregate):

@@ -24,7 +24,7 @@ EPS = 1e-6  # gem_pool's default clamp
 # Strategies
 # ---------------------------------------------------------------------------------------------------
 @st.composite
-def global_shapes(draw, batch=(0, 2), channels=(1, 3)):
+def global_shapes(draw, batch=(1, 2), channels=(1, 3)):
     """(N, C, *spatial) with 1 to 3 spatial dims (small: a plain-loop reference runs on them)."""
     n = draw(st.integers(1, 3))
     spatial = tuple(draw(st.integers(1, 4 if n < 3 else 2)) for _ in range(n))
@@ -32,7 +32,7 @@ def global_shapes(draw, batch=(0, 2), channels=(1, 3)):
 
 
 @st.composite
-def soft_cases(draw, batch=(0, 2), channels=(1, 3)):
+def soft_cases(draw, batch=(1, 2), channels=(1, 3)):
     """(x shape, kernel_size, stride): windows of a floor-mode, unpadded 2-D pooling."""
     kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
@@ -87,7 +87,7 @@ def test_gem_matches_loop_reference(shape, p, seed):
 @given(global_shapes(batch=(1, 2), channels=(1, 2)), st.floats(0.7, 6.0), seeds)
 def test_gem_gradcheck_x_and_p(shape, p, seed):
     x = _gem_input(shape, seed)
-    assert gradcheck(lambda t, q: gem_pool(t, q), x, numpy.array([p]))
+    assert gradcheck(lambda t, q: gem_pool(t, q), x, numpy.array([p]), rtol=1e-6)
 
 
 @given(global_shapes(batch=(1, 2)), seeds)
@@ -556,8 +556,8 @@ def test_bilinear_gradcheck_x_and_y(shape, channels_y, flags, seed):
     signed_sqrt, l2 = flags
     x, y = _away_from_zero_products(shape, channels_y, seed)
     fn = lambda a, b: bilinear_pool(a, b, signed_sqrt=signed_sqrt, l2_normalize=l2)  # noqa: E731
-    assert gradcheck(fn, x, y)
-    assert gradcheck(lambda a: bilinear_pool(a, signed_sqrt=signed_sqrt, l2_normalize=l2), x)
+    assert gradcheck(fn, x, y, rtol=1e-6)
+    assert gradcheck(lambda a: bilinear_pool(a, signed_sqrt=signed_sqrt, l2_normalize=l2), x, rtol=1e-6)
 
 
 @given(global_shapes(batch=(1, 2)), st.integers(1, 3), st.sampled_from(FLAGS), st.booleans(), seeds)

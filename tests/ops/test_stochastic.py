@@ -33,7 +33,7 @@ TOL = {numpy.float16: 2e-3, numpy.float32: 1e-6, numpy.float64: 1e-12}
 # Fractional max pooling
 # ===================================================================================================
 @st.composite
-def fractional_cases(draw, n=None, *, dtypes=(numpy.float64,), batch=(0, 2), ties=True):
+def fractional_cases(draw, n=None, *, dtypes=(numpy.float64,), batch=(1, 2), ties=True):
     """(x, kernel, output_size, samples) that PyTorch accepts: O + k - 1 <= L (< L in 3-D)."""
     n = n or draw(st.sampled_from([2, 3]))
     strict = 1 if n == 3 else 0
@@ -131,7 +131,7 @@ def test_gradcheck_fractional(case):
 def test_gradcheck_fractional_with_a_seed_holds_the_windows_fixed():
     # an int seed redraws the same samples on every call, so finite differences see the same windows
     x = distinct_values((1, 2, 7, 6), 5)
-    assert gradcheck(lambda t: fractional_max_pool2d(t, 2, (4, 3), rng=11), x)
+    assert gradcheck(lambda t: fractional_max_pool2d(t, 2, (4, 3), rng=11), x, rtol=1e-6)
 
 
 @given(fractional_cases(ties=False))
@@ -267,7 +267,7 @@ def test_fractional_tensor_in_tensor_out_and_recorded_on_tape():
 # Stochastic pooling
 # ===================================================================================================
 @st.composite
-def stochastic_cases(draw, *, dtypes=(numpy.float64,), zeros=True, batch=(0, 2)):
+def stochastic_cases(draw, *, dtypes=(numpy.float64,), zeros=True, batch=(1, 2)):
     """(x, kernel, stride): non-negative input, some exact zeros (ReLU-like), no padding."""
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(2))
     stride = tuple(draw(st.integers(1, 3)) for _ in range(2))  # overlapping windows too
@@ -564,7 +564,7 @@ def test_stochastic_bad_input_is_refused_with_a_clear_message(call, error, words
 # Mixed pooling
 # ===================================================================================================
 @st.composite
-def mixed_cases(draw, *, dtypes=(numpy.float64,), batch=(0, 2)):
+def mixed_cases(draw, *, dtypes=(numpy.float64,), batch=(1, 2)):
     case = draw(pool_cases(2, op="max", batch=batch, dilation=False))
     lam = draw(st.one_of(st.sampled_from([0.0, 1.0, 0.5]), st.floats(0, 1)))
     # mixed pooling has no ceil mode or dilation; a configuration valid in ceil mode is valid without

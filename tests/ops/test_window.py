@@ -246,7 +246,7 @@ def test_max_unpool_matches_loop_reference(data):
 def test_gradcheck_max_pool(data):
     n = data.draw(dims)
     case = data.draw(pool_cases(n, op="max", batch=(1, 1), channels=(1, 2), string_padding=True, **small(n)))
-    assert gradcheck(lambda t: MAX[n](t, **case.kwargs), case.x)
+    assert gradcheck(lambda t: MAX[n](t, **case.kwargs), case.x, rtol=1e-6)
 
 
 @settings(max_examples=15)
@@ -268,7 +268,7 @@ def test_gradcheck_lp_pool(data):
     if convention == "onnx":  # signs of the input matter only for the true norm; keep away from 0
         case.x[..., ::2] *= -1
     p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 2.5]))
-    assert gradcheck(lambda t: LP[n](t, p, **case.kwargs), case.x)
+    assert gradcheck(lambda t: LP[n](t, p, **case.kwargs), case.x, rtol=1e-6)
 
 
 @settings(max_examples=10)
@@ -617,8 +617,14 @@ def jax_cases(draw, n, op):
     if draw(st.booleans()):
         padding = draw(st.sampled_from(["valid", "same", "same_lower"]))
     else:
-        padding = tuple((draw(st.integers(-2, span + 1)), draw(st.integers(-2, span + 1))) for span in spans)
-    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 5 if n < 3 else 3)) for _ in range(n))
+        padding = tuple((draw(st.integers(-1, span)), draw(st.integers(-1, span))) for span in spans)
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(2, 5 if n < 3 else 3)) for _ in range(n))
+    # an empty output compares nothing: test_jax_output_can_be_empty has those
+    try:
+        out = poolref._geometry.pool_geometry(shape[2:], kernel, stride, padding, dilation, False, "jax", "jax_cases").out_shape
+    except ValueError:
+        out = (0,)
+    assume(min(out) > 0)
     seed = draw(st.integers(0, 2**32 - 1))
     x = distinct_values(shape, seed) if op == "max" else smooth_values(shape, seed)
     kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, convention="jax")
@@ -640,13 +646,14 @@ def _reads_input(spatial, geometry):
 
 
 def _with_nonfinite(shape, seed):
-    """Smooth values with NaN, +inf and -inf sprinkled in (about 10%, 10% and 5%)."""
+    """Smooth values with NaN, +inf and -inf sprinkled in (about 4%, 4% and 2%: sparse enough that most
+    windows stay finite and the test compares numbers, not just NaN with NaN)."""
     g = smooth_values(shape, seed)
     rng = numpy.random.default_rng(seed)
     special = rng.random(shape)
-    g[special < 0.1] = numpy.nan
-    g[(special >= 0.1) & (special < 0.2)] = numpy.inf
-    g[(special >= 0.2) & (special < 0.25)] = -numpy.inf
+    g[special < 0.04] = numpy.nan
+    g[(special >= 0.04) & (special < 0.08)] = numpy.inf
+    g[(special >= 0.08) & (special < 0.1)] = -numpy.inf
     return g
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import poolref
 from poolref._geometry import pool_geometry
-from poolref.oracle.cases import (
+from poolref.cases import (
     INPUT_CLASSES,
     OPS,
     WORKED,
@@ -18,7 +18,7 @@ from poolref.oracle.cases import (
     worked_examples,
 )
 from poolref.oracle.engine import poolref_function, poolref_refusal
-from poolref.oracle.generators import _deform_coordinates, _dynopool_queries, _off_the_kinks
+from poolref.cases.generators import _deform_coordinates, _dynopool_queries, _off_the_kinks
 
 
 def _finite(op, count, seed, space=None):
@@ -117,7 +117,9 @@ def test_unpool_cases_hold_unique_indices_within_the_output():
 
 
 def test_crop_and_resize_space_draws_aligned_single_sample_boxes():
-    for case in _finite("roi_align", 5, 0, dict(crop_and_resize=True)):
+    from poolref.oracle.tensorflow_adapter import _crop_and_resize_case
+
+    for case in _finite("roi_align", 5, 0, dict(generator=_crop_and_resize_case)):
         assert case.kwargs["aligned"] and case.kwargs["sampling_ratio"] == 1 and case.x.shape[2] >= 2
 
 

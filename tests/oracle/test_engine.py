@@ -6,7 +6,7 @@ import pytest
 
 import poolref
 from poolref.oracle import engine
-from poolref.oracle.cases import VIEWS, Case, generate_cases
+from poolref.cases import VIEWS, Case, generate_cases
 from poolref.oracle.mapping import KnownDefect, Mapping, array_literal, format_kwargs
 
 IMPORTS = "import poolref"

@@ -1,6 +1,6 @@
 r"""The worked examples of SEMANTICS.md: small hand-written inputs that are both tests and docs.
 
-Each is a convention-free :class:`~poolref.oracle.case.Case` with a label naming the rule it
+Each is a convention-free :class:`~poolref.cases.case.Case` with a label naming the rule it
 illustrates; an adapter adds its own convention and skips those its framework cannot express. They
 run on every ``poolref check``, ahead of the random cases, and the atlas (:mod:`poolref.oracle.atlas`)
 reuses their inputs.

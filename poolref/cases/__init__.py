@@ -1,4 +1,8 @@
-r"""Seeded case generation for the oracle: valid calls of every op, drawn for every class of input.
+r"""Seeded case generation: valid calls of every op, drawn for every class of input.
+
+The oracle (:mod:`poolref.oracle`) checks frameworks on these cases, and
+:func:`poolref.testing.strategies.oracle_cases` hands the same cases to a user's hypothesis tests;
+neither of the two imports the other.
 
 A framework can be right on smooth random numbers and wrong on everything that matters: a tie, a
 NaN, a window of only -inf, float16, an unbatched or non-contiguous input, an empty batch, a value
@@ -13,7 +17,7 @@ A case is drawn from a ``numpy.random.Generator`` seeded with ``(seed, op)``, so
 --seed S`` reproduces a run exactly, and from a *space* of options that each adapter declares for
 each framework op (which paddings, whether ceil mode exists, which dtypes, ...; see
 :func:`draw_case`). The op's configuration comes from its generator
-(:mod:`poolref.oracle.generators`); the class is applied to its arrays here.
+(:mod:`poolref.cases.generators`); the class is applied to its arrays here.
 
 >>> case = generate_cases("avg_pool2d", 2, seed=0)[1]
 >>> case.op, case.input_class, bool(numpy.isnan(case.x).any())
@@ -293,9 +297,10 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
     ``norm_types``, ``positive``, ``max_kernel``, ``max_stride``, ``input_at_least_kernel``; for
     the others ``ndims``, ``modes``, ``padding_modes``, ``align_corners``, ``integer_ratio``,
     ``sampling_ratios``, ``aligned``, ``ordered_boxes``, ``scales``, ``convention``,
-    ``output_size``, ``grid_gradient``, ``crop_and_resize``, ``ratio_two``; ``conventions``
+    ``output_size``, ``grid_gradient``, ``ratio_two``; ``generator`` (a generator of the
+    framework's own, ``gen(rng, op, space) -> Case``, in place of the op's); ``conventions``
     (windowed ops: draw the convention too, with its paddings,
-    :data:`~poolref.oracle.generators.CONVENTION_SPACES`).
+    :data:`~poolref.cases.generators.CONVENTION_SPACES`).
 
     Raises :class:`ClassNotApplicable` where the space rules the class out.
     """
@@ -322,7 +327,7 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
         raise ClassNotApplicable("interpolate only")
     if input_class in REFUSED_CLASSES.get(op, {}):
         raise ClassNotApplicable(REFUSED_CLASSES[op][input_class])
-    case = GENERATORS[op](rng, op, full)
+    case = full.get("generator", GENERATORS[op])(rng, op, full)
     if input_class in INTERPOLATE_ONLY:
         case = case.replace(kwargs=_scale_factor_kwargs(rng, case, input_class == "recompute_scale_factor"))
     return _apply_class(rng, case, input_class, full, occurrence)

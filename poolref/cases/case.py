@@ -2,7 +2,7 @@ r"""One oracle case: a poolref call written down as data, with the input class i
 
 A :class:`Case` names the op, its array arguments and its other keyword arguments (the convention
 that models the framework under test, ``"onnx"`` or ``"tensorflow"``, is already among them), which
-*input class* it was drawn for (:data:`poolref.oracle.cases.INPUT_CLASSES`: finite values, ties,
+*input class* it was drawn for (:data:`poolref.cases.INPUT_CLASSES`: finite values, ties,
 NaN, infinities, float16, a non-contiguous view, ...), and the magnitude of its inputs, which the
 comparison's absolute tolerance is multiplied by (:mod:`poolref.oracle.compare`).
 

@@ -2,9 +2,9 @@ r"""The oracle's configuration generators: one per op family, each drawing a val
 
 A generator ``gen(rng, op, space) -> Case`` draws the op's keyword arguments and shapes from
 ``space`` (the options an adapter declares for a framework op: which paddings, whether ceil mode
-exists, which dtypes, ...; see :func:`poolref.oracle.cases.draw_case` for the keys) and fills the
+exists, which dtypes, ...; see :func:`poolref.cases.draw_case` for the keys) and fills the
 arrays with *finite* values of order one. The input classes (ties, NaN, infinities, float16,
-unbatched, non-contiguous views, ...) are applied on top by :mod:`poolref.oracle.cases`, which is
+unbatched, non-contiguous views, ...) are applied on top by :mod:`poolref.cases`, which is
 why a generator never thinks about them.
 
 Values are chosen so that a comparison tests semantics and not luck:
@@ -163,7 +163,7 @@ def _windowed(rng, op, space):
 # --------------------------------------------------------------------------------------------------
 def _unpool(rng, op, space):
     """Values and indices of a max pooling whose windows do not overlap (so no index repeats)."""
-    import poolref
+    from .. import ops
 
     n = int(op[-2])
     max_size = 8 if n < 3 else 5
@@ -179,7 +179,7 @@ def _unpool(rng, op, space):
         break
     full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
     dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    pooled, indices = getattr(poolref, f"max_pool{n}d")(distinct_values(rng, full, dtype), kernel, stride, padding, return_indices=True)
+    pooled, indices = getattr(ops, f"max_pool{n}d")(distinct_values(rng, full, dtype), kernel, stride, padding, return_indices=True)
     kwargs = dict(kernel_size=kernel, stride=stride, padding=padding)
     # the default output length (L_out - 1)*s - 2p + k can fall short of the pooled input's length L
     # (the remainder the pooling dropped), and then an index may point past it: give L itself, which
@@ -324,23 +324,7 @@ def _boxes(rng, K, N, H, W, scale, ordered):
     return numpy.column_stack([rng.integers(0, N, K), xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]])
 
 
-def _crop_and_resize(rng, op, space):
-    """RoI Align cases that TensorFlow's crop_and_resize samples identically: aligned, one sample per
-    bin, every sample inside the image (see :func:`poolref.oracle.layouts.crop_boxes_to_rois`)."""
-    from .layouts import crop_boxes_to_rois
-
-    N, C, H, W = int(rng.integers(1, 3)), int(rng.integers(1, 4)), *_ints(rng, 2, 7, 2)
-    crop, K = _ints(rng, 1, 3, 2), int(rng.integers(1, 4))
-    normalised = rng.uniform(0, 1, size=(K, 4))  # [y1, x1, y2, x2]; y2 < y1 flips the crop
-    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
-    boxes = crop_boxes_to_rois(normalised, rng.integers(0, N, K), crop, H, W).astype(dtype)
-    kwargs = dict(output_size=crop, spatial_scale=1.0, sampling_ratio=1, aligned=True)
-    return Case(op, {"x": smooth_values(rng, (N, C, H, W), dtype), "boxes": boxes}, kwargs, positional=("x", "boxes"))
-
-
 def _region(rng, op, space):
-    if space.get("crop_and_resize"):
-        return _crop_and_resize(rng, op, space)
     N, H, W = int(rng.integers(1, 3)), *_ints(rng, 1, 7, 2)
     ph, pw = _ints(rng, 1, 3, 2)
     C = ph * pw * int(rng.integers(1, 3)) if op.startswith("ps_") else int(rng.integers(1, 4))
@@ -619,7 +603,7 @@ GENERATORS.update({
     "dynopool2d": _dynopool,
 })
 
-#: Classes an op cannot take whatever the framework, and why (:func:`poolref.oracle.cases.draw_case`
+#: Classes an op cannot take whatever the framework, and why (:func:`poolref.cases.draw_case`
 #: refuses them with this reason).
 GLOBAL_UNBATCHED = "a global op reads (N, C, *spatial) of any rank: an unbatched input is ambiguous"
 DYNOPOOL_TIES = ("equal pixels make equal query values only in exact arithmetic: between interpolated points a tie "

@@ -1,0 +1,48 @@
+"""The triviality plugin (tests/triviality.py) fails a run whose property tests pass on empty or
+constant outputs, and lets a run of real examples through."""
+
+import os
+import pathlib
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+TESTS = pathlib.Path(__file__).parent
+
+PROPERTY_TESTS = '''
+import numpy
+from hypothesis import given, settings, strategies as st
+import poolref
+
+@settings(max_examples=20, database=None)
+@given(st.integers(1, 60))
+def test_{name}(width):
+    x = numpy.{fill}(({batch}, 1, 3, width + 1))
+    poolref.max_pool2d(x, 1)
+'''
+
+
+def run(pytester, monkeypatch, source):
+    pytester.makepyfile(source)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    return pytester.runpytest_subprocess("-p", "triviality", "-p", "no:randomly", "-p", "no:cacheprovider")
+
+
+def test_a_property_test_of_empty_outputs_fails_the_run(pytester, monkeypatch):
+    result = run(pytester, monkeypatch, PROPERTY_TESTS.format(name="empty", fill="ones", batch=0))
+    result.stdout.fnmatch_lines(["*more than 25% trivial*", "*test_empty: 20 of 20 examples trivial*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_property_test_of_constant_outputs_fails_the_run(pytester, monkeypatch):
+    result = run(pytester, monkeypatch, PROPERTY_TESTS.format(name="constant", fill="zeros", batch=1))
+    result.stdout.fnmatch_lines(["*test_constant: 20 of 20 examples trivial*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_property_test_of_real_data_passes(pytester, monkeypatch):
+    source = PROPERTY_TESTS.format(name="data", fill="ones", batch=1)
+    result = run(pytester, monkeypatch, source.replace("numpy.ones(", "numpy.random.default_rng(width).standard_normal("))
+    assert "trivial" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK
