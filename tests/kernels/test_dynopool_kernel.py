@@ -13,6 +13,7 @@ On a GPU the same comparisons run with real CuPy: test_dynopool_gpu.py (``python
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,12 +36,18 @@ needs_emulator = pytest.mark.skipif(not emulator.available(), reason=emulator.wh
 # ==================================================================================================
 # The kernels on the CPU, launched by poolref's launchers
 # ==================================================================================================
+def poisoned_empty(shape, dtype=numpy.float64):
+    """``empty`` that fills the memory with NaN (or 99 for integers), so that an element a kernel fails
+    to write cannot pass for a right one."""
+    return numpy.full(shape, numpy.nan if numpy.dtype(dtype).kind == "f" else 99, dtype=dtype)
+
+
 def numpy_device(concurrent_blocks: int = 1):
     """Just the part of ``cupy`` that poolref.kernels uses, with numpy arrays as device memory and the
     emulator as ``RawModule`` (no ``cuda.nvrtc``, so the launchers compile with ``RawModule``)."""
     return types.SimpleNamespace(
         __name__=f"numpy_device({concurrent_blocks})",
-        ascontiguousarray=numpy.ascontiguousarray, empty=numpy.empty, zeros=numpy.zeros, asarray=numpy.asarray,
+        ascontiguousarray=numpy.ascontiguousarray, empty=poisoned_empty, zeros=numpy.zeros, asarray=numpy.asarray,
         RawModule=functools.partial(emulator.EmulatedModule, concurrent_blocks=concurrent_blocks),
         cuda=types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0)),
     )
@@ -350,12 +357,23 @@ def test_the_compiled_kernels_flush_no_subnormal(tmp_path):
         return target.read_text()
 
     ours = ptx()
+    entries = {}
     for name in ("forward", "grad_x", "grad_cell"):
         for dtype in ("float32", "float64"):
-            assert f".entry dynopool_{name}_{dtype}" in ours
+            start = ours.index(f".entry dynopool_{name}_{dtype}(")
+            entries[name, dtype] = ours[start:ours.find(".entry", start + 1) % (len(ours) + 1)]
     assert ".ftz" not in ours
     assert not any(op in ours for op in ("atom.global.add.f32", "red.global.add.f32", "atom.add.f32", "red.add.f32"))
     assert "local" not in ours  # no array spilled to local memory
+    # the float32 forward and grad_x compute no coordinate: no double arithmetic, no conversion
+    # (they recomputed the query coordinates in double per output: 33 fp64 ops and 17 conversions)
+    for name in ("forward", "grad_x"):
+        body = entries[name, "float32"]
+        assert ".f64" not in body, name
+        assert not re.search(r"\bcvt\.[\w.]*f(16|32|64)\b", body), name  # integer conversions (indices) are fine
+    # atomics: none in forward and grad_x (no scatter, no clearing); grad_cell's two, one per axis
+    for (name, dtype), body in entries.items():
+        assert len(re.findall(r"\b(?:atom|red)\.", body)) == (2 if name == "grad_cell" else 0), (name, dtype)
     assert ptx("-ftz=true").count(".ftz") > 100  # what RawModule(code=..., options=...) would have made
 
 
