@@ -470,3 +470,27 @@ def test_bad_input_is_refused_with_a_clear_message(call, error, words):
     with pytest.raises(error) as info:
         call()
     assert words in str(info.value)
+
+
+def test_the_gpu_script_runs_its_deform_conv2d_rows():
+    # benchmarks/gpu_torchvision_check.py compares with torchvision where it is installed (a GPU
+    # machine); here its code path runs with the torch composition standing in for torchvision, on
+    # the kinds of case where the composition is torchvision's rule (smooth offsets, NaN and inf in x)
+    torch = pytest.importorskip("torch")
+    import importlib.util
+    from pathlib import Path
+
+    from poolref.testing.torch_compositions import deform_conv2d_by_gather
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_torchvision_check.py"
+    spec = importlib.util.spec_from_file_location("gpu_torchvision_check", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+
+    def stand_in(x, offset, weight, bias, stride, padding, dilation, mask=None):
+        return deform_conv2d_by_gather(torch, x, offset, weight, bias, stride, padding, dilation, mask=mask)
+
+    for dtype in (numpy.float64, numpy.float32):
+        dy, dg, failure = script.check_deform_conv2d(torch, stand_in, "cpu", dtype, 6, 0, kinds=("smooth", "nan_inf"))
+        assert failure is None, failure
+        assert dy <= script.DEFORM_TOLERANCE[dtype] and dg <= script.DEFORM_TOLERANCE[dtype]
