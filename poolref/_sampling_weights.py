@@ -879,10 +879,10 @@ def zero_padded_bilinear(y, x, height: int, width: int, xp=numpy) -> PointCorner
     corners = []
     for row, weight_y, slope_y in ((row_low, wy_low, -1), (row_low + 1, wy_high, 1)):
         row_valid = (row >= 0) & (row < height)
-        near_y = xp.abs(y - row) < 1
+        near_y = xp.abs(y - row.astype(y.dtype)) < 1  # in the points' dtype, as the kernel's |y - y_p| < 1
         for col, weight_x, slope_x in ((col_low, wx_low, -1), (col_low + 1, wx_high, 1)):
             valid = row_valid & (col >= 0) & (col < width)
-            near = valid & near_y & (xp.abs(x - col) < 1)
+            near = valid & near_y & (xp.abs(x - col.astype(x.dtype)) < 1)
             corners.append(Corner(xp.clip(row, 0, height - 1), xp.clip(col, 0, width - 1), valid,
                                   weight_y, weight_x, slope_y, slope_x, near))
     return PointCorners(tuple(corners), inside)

@@ -98,8 +98,8 @@ def _deform_conv2d_forward(x, offset, weight, bias, mask, *, geometry: DeformGeo
     c_out = weight.shape[0]
 
     ys, xs = sampling_points(offset, geometry, x.dtype)  # (N, G, T, H_out, W_out), in x's dtype
-    flat = (N, G, 1, T * P)  # every sample of a group, broadcast over its channels
-    points = zero_padded_bilinear(ys.astype(accumulate).reshape(flat), xs.astype(accumulate).reshape(flat), H, W, xp)
+    per_group = (N, G, 1, T * P)  # every sample of an offset group, broadcast over the group's channels
+    points = zero_padded_bilinear(ys.astype(accumulate).reshape(per_group), xs.astype(accumulate).reshape(per_group), H, W, xp)
     planes = x.astype(accumulate, copy=False).reshape(N, G, C // G, H * W)
 
     # im2col, bilinear: a sample is the weighted sum of the corners the rule reads (a point outside

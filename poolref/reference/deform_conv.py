@@ -34,6 +34,7 @@ def bilinear_interpolate(plane, y: float, x: float) -> float:
     (3.0, 0.0, 0.0)
     """
     H, W = plane.shape
+    y, x = float(y), float(x)  # Python floats: IEEE arithmetic, no numpy warnings
     if y <= -1 or H <= y or x <= -1 or W <= x:
         return 0.0
     y_low, x_low = math.floor(y), math.floor(x)
@@ -58,6 +59,7 @@ def coordinate_weight(plane, y: float, x: float, along_y: bool) -> float:
     -20.0
     """
     H, W = plane.shape
+    y, x = float(y), float(x)
     y_low, x_low = math.floor(y), math.floor(x)
     y_high, x_high = y_low + 1, x_low + 1
 

@@ -163,6 +163,30 @@ def test_groups_and_offset_groups_are_inferred_from_the_shapes():
     assert_matches(y, case.reference(), rtol=1e-12, atol=1e-13)
 
 
+def test_zero_padded_bilinear_is_the_reference_rule_point_by_point():
+    # poolref._sampling_weights.zero_padded_bilinear (the corners, weights and slopes the op uses)
+    # against the loop reference's bilinear_interpolate and coordinate_weight, at random points,
+    # on pixels, at -1, 0, H - 1 and H, and far outside; NaN and inf in the plane
+    from poolref._sampling_weights import zero_padded_bilinear, zero_padded_bilinear_slopes
+
+    rng = numpy.random.default_rng(17)
+    plane = plant_nonfinite(rng.uniform(-2, 2, (4, 5)), 18, fraction=0.15)
+    edges = numpy.array([-2.0, -1.0, -0.5, 0.0, 1.0, 2.5, 3.0, 4.0, 5.0, 6.5])
+    ys = numpy.concatenate([rng.uniform(-2, 6, 200), numpy.repeat(edges, edges.size)])
+    xs = numpy.concatenate([rng.uniform(-2, 7, 200), numpy.tile(edges, edges.size)])
+    points = zero_padded_bilinear(ys, xs, 4, 5)
+    with numpy.errstate(invalid="ignore"):
+        terms = [numpy.where(points.inside & c.valid, c.weight_y * c.weight_x * plane[c.row, c.col], 0.0) for c in points.corners]
+        values = terms[0] + terms[1] + terms[2] + terms[3]
+        along_y, along_x = zero_padded_bilinear_slopes(points, [numpy.where(c.valid, plane[c.row, c.col], 0.0) for c in points.corners])
+    want = numpy.array([ref.bilinear_interpolate(plane, y, x) for y, x in zip(ys, xs)])
+    want_y = numpy.array([ref.coordinate_weight(plane, y, x, True) for y, x in zip(ys, xs)])
+    want_x = numpy.array([ref.coordinate_weight(plane, y, x, False) for y, x in zip(ys, xs)])
+    assert_matches(values, want, rtol=1e-15, atol=1e-15)
+    assert_matches(along_y, want_y, rtol=1e-15, atol=1e-15, what="d/dy")
+    assert_matches(along_x, want_x, rtol=1e-15, atol=1e-15, what="d/dx")
+
+
 # ---------------------------------------------------------------------------------------------------
 # Loop reference == vectorised, forward and every gradient
 # ---------------------------------------------------------------------------------------------------
