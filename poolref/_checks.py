@@ -7,7 +7,7 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -82,3 +82,19 @@ def check_positive_number(value, name: str, op: str) -> float:
         raise ValueError(f"{op}: {name} must be a finite number > 0, got {name}={value!r}")
     return float(value)
 
+
+def random_generator(rng, op: str) -> numpy.random.Generator:
+    """A ``numpy.random.Generator`` from ``rng``: a Generator (used as is), an int seed, or None.
+
+    None draws fresh entropy (not reproducible); an int seed gives the same draws on every call, which
+    is what a gradient check needs; a Generator advances with every call.
+    """
+    if rng is None:
+        return numpy.random.default_rng()
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    if is_int(rng):
+        if rng < 0:
+            raise ValueError(f"{op}: an int seed rng must be non-negative, got rng={rng!r}")
+        return numpy.random.default_rng(int(rng))
+    raise TypeError(f"{op}: rng must be a numpy.random.Generator, an int seed or None, got rng={rng!r}")
