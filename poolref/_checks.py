@@ -7,7 +7,8 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
+           "check_flag", "check_global_input"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -53,6 +54,25 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     if any(s < 1 for s in spatial):
         raise ValueError(f"{op}: {name} must have non-empty spatial dimensions, got {name} with shape {tuple(x.shape)}")
     return x
+
+
+def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x"):
+    """Return ``x`` of shape (N, C, *spatial) with at least one spatial dim, for the ops that pool
+    whole planes (global pooling, GeM, LSE, bilinear pooling)."""
+    x = as_array(x)
+    if x.ndim < 3:
+        raise ValueError(
+            f"{op}: {name} must have shape (N, C, *spatial) with at least one spatial dim, "
+            f"got {name} with shape {tuple(x.shape)}"
+        )
+    return check_pool_input(x, x.ndim - 2, op, integer_ok=integer_ok, name=name)
+
+
+def check_flag(value, name: str, op: str) -> bool:
+    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused."""
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+    return bool(value)
 
 
 def accumulation_dtype(dtype) -> numpy.dtype:

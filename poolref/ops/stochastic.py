@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, data_of, to_numpy
-from .._checks import accumulation_dtype, as_array, cast_back, check_pool_input, random_generator
+from .._checks import accumulation_dtype, as_array, cast_back, check_flag, check_pool_input, random_generator
 from .._geometry import WindowGeometry, pool_geometry
 from .._running_max import NO_TAP, window_indices
 from ..autograd.function import apply, define_function
@@ -263,8 +263,7 @@ def stochastic_pool2d(x, kernel_size, stride=None, *, training=True, rng=None):
     """
     op = "stochastic_pool2d"
     x = check_pool_input(x, 2, op, integer_ok=False)
-    if not isinstance(training, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: training must be a bool, got training={training!r}")
+    training = check_flag(training, "training", op)
     geometry = pool_geometry(x.shape[-2:], kernel_size, stride, 0, 1, False, "torch", op)
     _check_non_negative_finite(x, op)
     if not training:
