@@ -47,7 +47,7 @@ from ..cases.case import Case
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
+           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -294,10 +294,42 @@ JAX_CONV_ABORT = KnownDefect(
     "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2)",
     _strided_and_dilated_float32, affects=("abort",))
 
+def _float64_depthwise_nonfinite(case: Case) -> bool:
+    """A float64 conv2d with one input channel per group (and several groups) on an input with NaN or
+    infinities."""
+    groups = case.kwargs.get("groups", 1)
+    return (case.op == "conv2d" and case.dtype == numpy.float64 and groups > 1 and case.arrays["weight"].shape[1] == 1
+            and not numpy.isfinite(case.x).all())
+
+
+def _dense_block_diagonal_output(case: Case, ours, cotangent):
+    """XLA's output: the convolution by the dense (C_out, C_in) weight that is zero off each group's
+    block, so a NaN or an infinity of any channel meets a zero weight (NaN) in every output reading its
+    position (the gradients are right)."""
+    from ..ops.convolution import conv2d
+
+    weight, groups = case.arrays["weight"], case.kwargs["groups"]
+    c_out, per_group = weight.shape[0] // groups, weight.shape[1]
+    dense = numpy.zeros((weight.shape[0], groups * per_group) + weight.shape[2:], dtype=weight.dtype)
+    for g in range(groups):  # the groups' blocks on the diagonal
+        dense[g * c_out:(g + 1) * c_out, g * per_group:(g + 1) * per_group] = weight[g * c_out:(g + 1) * c_out]
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("groups", "convention")}
+    with numpy.errstate(all="ignore"):
+        values = conv2d(case.arrays["x"], dense, case.arrays["bias"], **kwargs)
+    return ours._replace(values=values)
+
+
+JAX_DEPTHWISE_FLOAT64 = KnownDefect(
+    "lax.conv_general_dilated with feature_group_count = C_in in float64 (a depthwise convolution) computes, on the "
+    "CPU, the dense convolution whose weight is zero outside each group's block: a NaN or an infinity in one channel "
+    "makes every other group's output at the positions that read it NaN (0 * inf); float32, and groups of several "
+    "channels, are right, and so are the gradients",
+    _float64_depthwise_nonfinite, affects=("output",), model=_dense_block_diagonal_output)
+
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE),
-    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),
+    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64),
 }

@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
 from . import onnx_compositions as compositions
 from .artefacts import refuse
 from .onnx_compositions import node_source
@@ -248,10 +249,12 @@ def _grid_sample(case: Case) -> str:
 
 
 def _conv(case: Case) -> str:
+    """``Conv`` with explicit pads (``[top, left, bottom, right]``, "same"/"valid" resolved as PyTorch
+    resolves them) and the ``group`` attribute."""
     kw = case.kwargs
-    (pt, pl) = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
-    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[pt, pl, pt, pl],
-                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")))
+    (top, bottom), (left, right) = conv_pads(case)
+    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[top, left, bottom, right],
+                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")), group=kw.get("groups", 1))
     return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
                       'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
 
@@ -359,6 +362,13 @@ def _unpool_express(case: Case):
 RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
                           "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
                           "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
+
+
+CONV_PADDING_MODES = "ONNX Conv pads with zeros only (it has no padding_mode; a Pad node before it would be a composition)"
+
+
+def _conv_express(case: Case):
+    return CONV_PADDING_MODES if case.kwargs.get("padding_mode", "zeros") != "zeros" else None
 
 
 def _no_area(case: Case):
@@ -496,7 +506,9 @@ def _mappings() -> list[Mapping]:
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
-        Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32, padding_modes=("zeros",)), gradients=False, express=_conv_express,
+                notes="groups as the group attribute; padding='same'/'valid' as explicit pads.",
+                skips=("padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES,)),
         Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,
                 model=_deform_conv_model,
                 notes="Groups and offset groups as attributes; torchvision's bilinear rule otherwise (checked on points "

@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
 from ..cases.values import smooth_values
 from . import defects as known
 from .artefacts import (
@@ -194,8 +195,7 @@ def _resize(case: Case) -> str:
 
 def _conv(case: Case) -> str:
     kw = case.kwargs
-    padding = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
-    pads = [[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]]
+    pads = [[0, 0]] + [list(pair) for pair in conv_pads(case)] + [[0, 0]]  # "same"/"valid" resolved
     stride, dilation = list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d"))
     return "\n".join([
         f"x_t, filters_t, bias_t = tf.constant({_last('x')}), tf.constant(weight.transpose(2, 3, 1, 0)), tf.constant(bias)",
@@ -398,9 +398,18 @@ def _resize_model(case: Case):
     return None
 
 
+CONV_GROUPS = ("TensorFlow's CPU conv2d has no gradient for grouped convolutions (Conv2DBackpropInput: 'Gradients for "
+               "grouped convolutions are not supported on CPU')")
+CONV_PADDING_MODES = "tf.nn.conv2d pads with zeros only (no padding_mode)"
+
+
 def _conv_express(case: Case):
     if any(d > 1 for d in as_int_tuple(case.kwargs["dilation"], 2, "dilation", "conv2d")):
         return "TensorFlow's CPU conv2d has no gradient for dilations > 1 (Conv2DBackpropInput refuses them)"
+    if case.kwargs.get("groups", 1) > 1:
+        return CONV_GROUPS
+    if case.kwargs.get("padding_mode", "zeros") != "zeros":
+        return CONV_PADDING_MODES
     return None
 
 
@@ -545,8 +554,9 @@ def _mappings() -> list[Mapping]:
                 notes="Any sizes: TensorFlow's area resize weighs each pixel by the fraction of it a bin covers "
                       "(convention='tensorflow').",
                 skips=("gradients: TensorFlow registers none for ResizeArea",)),
-        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS, empty=CONV_EMPTY), express=_conv_express,
-                skips=("dilation > 1: no CPU gradient in TensorFlow", "empty batches: " + CONV_EMPTY)),
+        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS, empty=CONV_EMPTY, groups=False, padding_modes=("zeros",)), express=_conv_express,
+                skips=("dilation > 1: no CPU gradient in TensorFlow", "empty batches: " + CONV_EMPTY, "groups > 1: " + CONV_GROUPS,
+                       "padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES)),
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
