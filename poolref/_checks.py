@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy
+
+from ._backend import is_cupy_array
 
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
            "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count"]
@@ -23,9 +26,46 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, numpy.bool_))
 
 
-def as_array(value):
-    """Arrays (numpy, cupy) and Tensors as they are; lists and scalars as numpy arrays."""
-    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
+def _is_native(value) -> bool:
+    """A numpy or cupy array, or a poolref Tensor: what the ops compute on directly."""
+    if isinstance(value, numpy.ndarray) or is_cupy_array(value):
+        return True
+    tensor = sys.modules.get("poolref.autograd.tensor")
+    return tensor is not None and isinstance(value, tensor.Tensor)
+
+
+def as_array(value, name: str = "x", op: str = "poolref"):
+    """``value`` as something the ops compute on: numpy and cupy arrays and Tensors as they are; any
+    other array through the DLPack protocol (``__dlpack__``: zero-copy, e.g. a CPU PyTorch tensor or a
+    JAX array) or ``__array__``; lists and numbers as numpy arrays.
+
+    None, ragged lists and other objects are refused with a TypeError naming the argument.
+
+    >>> as_array([[1.0, 2.0]]).shape
+    (1, 2)
+    >>> as_array(None, "x", "max_pool2d")
+    Traceback (most recent call last):
+    ...
+    TypeError: max_pool2d: x must be an array (numpy, cupy, a poolref Tensor, or any array with __dlpack__ or __array__), got x=None
+    """
+    if _is_native(value):
+        return value
+    what = "an array (numpy, cupy, a poolref Tensor, or any array with __dlpack__ or __array__)"
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise TypeError(f"{op}: {name} must be {what}, got {name}={value!r}")
+    if hasattr(value, "__dlpack__"):
+        try:
+            return numpy.from_dlpack(value)  # zero-copy where the producer's memory is on the host
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass  # a device array, or one the producer will not export (a tensor that requires grad)
+    try:
+        array = numpy.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as error:  # ragged nesting, a tensor that requires grad, ...
+        raise TypeError(f"{op}: {name} must be {what}, got {name} of type {type(value).__name__} that numpy "
+                        f"cannot convert ({error})") from None
+    if array.dtype == object:
+        raise TypeError(f"{op}: {name} must be {what}, got {name} of type {type(value).__name__} (not numeric)")
+    return array
 
 
 def _layout(n: int) -> str:
@@ -38,7 +78,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     Anything with ``shape`` and ``dtype`` (numpy, cupy, Tensor) is passed through; other array-likes
     become numpy arrays. Floating dtypes are accepted, integer dtypes only where ``integer_ok``.
     """
-    x = as_array(x)
+    x = as_array(x, name, op)
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(
             f"{op}: {name} must have shape (N, C, {_layout(n)}) or (C, {_layout(n)}), "
@@ -59,7 +99,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
 def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x"):
     """Return ``x`` of shape (N, C, *spatial) with at least one spatial dim, for the ops that pool
     whole planes (global pooling, GeM, LSE, bilinear pooling)."""
-    x = as_array(x)
+    x = as_array(x, name, op)
     if x.ndim < 3:
         raise ValueError(
             f"{op}: {name} must have shape (N, C, *spatial) with at least one spatial dim, "
