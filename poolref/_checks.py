@@ -7,9 +7,24 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
+
+
+def is_int(value) -> bool:
+    """A Python or NumPy integer, and not a bool: ``kernel_size=True`` is a bug, not a size."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
+
+
+def is_real(value) -> bool:
+    """A Python or NumPy real number (integers included), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, numpy.bool_))
+
+
+def as_array(value):
+    """Arrays (numpy, cupy) and Tensors as they are; lists and scalars as numpy arrays."""
+    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
 
 
 def _layout(n: int) -> str:
@@ -22,8 +37,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     Anything with ``shape`` and ``dtype`` (numpy, cupy, Tensor) is passed through; other array-likes
     become numpy arrays. Floating dtypes are accepted, integer dtypes only where ``integer_ok``.
     """
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-        x = numpy.asarray(x)
+    x = as_array(x)
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(
             f"{op}: {name} must have shape (N, C, {_layout(n)}) or (C, {_layout(n)}), "

@@ -371,6 +371,62 @@ def _conv2d(rng, op, space):
     return Case(op, arrays, kwargs, positional=names, grad_inputs=names)
 
 
+def _deform_conv2d(rng, op, space):
+    """torchvision's deformable convolution: groups and offset groups of 1 or 2, half the time a mask
+    (DCN v2), offsets of order one that send some samples off the image.
+
+    The offsets are redrawn until no sampling coordinate (rounded to the case's dtype, as the op
+    computes it) lies within 1e-4 of an integer, where the bilinear derivative jumps: a pixel row
+    or column, and the edges -1 and H of the readable range (a finite-difference step must not
+    cross one). float16 coordinates, a 256th of a pixel apart from 4 on, land on integers too often
+    for that; both sides of a comparison then take the same one-sided derivative.
+    """
+    dtype = numpy.dtype(_pick(rng, space["dtypes"]))
+    groups, offset_groups = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    per_group = int(rng.integers(1, 3))
+    C = groups * offset_groups * per_group  # both kinds of group divide the channels
+    c_out = groups * int(rng.integers(1, 3))
+    N = int(rng.integers(1, 3))
+    for _ in range(1000):
+        kernel = _ints(rng, 1, 3, 2)
+        stride, dilation = _ints(rng, 1, 2, 2), _ints(rng, 1, 2, 2)
+        padding = tuple(int(rng.integers(0, k)) for k in kernel)
+        H, W = _ints(rng, 1, 6, 2)
+        out = [(L + 2 * p - d * (k - 1) - 1) // s + 1 for L, p, d, k, s in zip((H, W), padding, dilation, kernel, stride)]
+        if min(out) >= 1:
+            break
+    taps = kernel[0] * kernel[1]
+    for _ in range(100):
+        offset = (rng.normal(scale=1.0, size=(N, 2 * offset_groups * taps) + tuple(out))).astype(dtype)
+        if dtype == numpy.float16 or _off_the_kinks(_deform_conv_coordinates(offset, kernel, stride, padding, dilation)):
+            break
+    arrays = {
+        "x": smooth_values(rng, (N, C, H, W), dtype),
+        "offset": offset,
+        "weight": smooth_values(rng, (c_out, C // groups) + kernel, dtype, -1.0, 1.0),
+    }
+    if rng.random() < 0.7:
+        arrays["bias"] = smooth_values(rng, (c_out,), dtype, -1.0, 1.0)
+    if rng.random() < 0.5:
+        arrays["mask"] = smooth_values(rng, (N, offset_groups * taps) + tuple(out), dtype, 0.0, 1.0)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation)
+    positional = ("x", "offset", "weight") + (("bias",) if "bias" in arrays else ())
+    return Case(op, arrays, kwargs, positional=positional, grad_inputs=tuple(arrays))
+
+
+def _deform_conv_coordinates(offset, kernel, stride, padding, dilation) -> numpy.ndarray:
+    """Every sampling coordinate of deformable convolution (rows and columns, flattened), as the op
+    computes them: the tap's place plus its offset, in the offset's dtype."""
+    N, channels, h_out, w_out = offset.shape
+    kh, kw = kernel
+    shifts = offset.reshape(N, -1, kh, kw, 2, h_out, w_out)
+    rows = (numpy.arange(h_out) * stride[0] - padding[0])[None, :] + (numpy.arange(kh) * dilation[0])[:, None]  # (kh, H_out)
+    cols = (numpy.arange(w_out) * stride[1] - padding[1])[None, :] + (numpy.arange(kw) * dilation[1])[:, None]  # (kw, W_out)
+    ys = rows[:, None, :, None].astype(offset.dtype) + shifts[:, :, :, :, 0]
+    xs = cols[None, :, None, :].astype(offset.dtype) + shifts[:, :, :, :, 1]
+    return numpy.concatenate([ys.ravel(), xs.ravel()]).astype(numpy.float64)
+
+
 # --------------------------------------------------------------------------------------------------
 # Stochastic (inference), mixed, and the learned and smooth pools
 # --------------------------------------------------------------------------------------------------
@@ -597,7 +653,7 @@ GENERATORS.update({
     "global_avg_pool": _global, "global_max_pool": _global, "global_lp_pool": _global,
     "fractional_max_pool2d": _fractional, "fractional_max_pool3d": _fractional,
     "stochastic_pool2d": _stochastic, "mixed_pool2d": _mixed, "gem_pool": _gem, "soft_pool2d": _soft, "lse_pool": _lse,
-    "bilinear_pool": _bilinear, "conv2d": _conv2d, "spatial_pyramid_pool2d": _spatial_pyramid,
+    "bilinear_pool": _bilinear, "conv2d": _conv2d, "deform_conv2d": _deform_conv2d, "spatial_pyramid_pool2d": _spatial_pyramid,
     "roi_align": _region, "roi_pool": _region, "ps_roi_align": _region, "ps_roi_pool": _region,
     "deform_roi_pool": _deform_roi_pool, "grid_sample": _grid_sample, "interpolate": _interpolate,
     "dynopool2d": _dynopool,
@@ -611,6 +667,7 @@ DYNOPOOL_TIES = ("equal pixels make equal query values only in exact arithmetic:
                  "where the query points are the pixels, tests/ops/test_dynopool.py holds the ties to max_pool2d's)")
 
 REFUSED_CLASSES = {
+    "deform_conv2d": {"unbatched": "torchvision.ops.deform_conv2d takes (N, C, H, W) input only, and so does poolref's"},
     "dynopool2d": {"ties": DYNOPOOL_TIES, "signed_zero": DYNOPOOL_TIES},
     "gem_pool": {"unbatched": GLOBAL_UNBATCHED},
     "lse_pool": {"unbatched": GLOBAL_UNBATCHED},

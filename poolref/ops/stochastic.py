@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy
 
-from .._backend import array_module, to_numpy
-from .._checks import accumulation_dtype, cast_back, check_pool_input
+from .._backend import array_module, data_of, to_numpy
+from .._checks import accumulation_dtype, as_array, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, pool_geometry
 from .._running_max import NO_TAP, TORCH, RunningMax, window_indices
 from .._windows import gather_from_planes, scatter_to_planes
@@ -58,12 +58,6 @@ def _generator(rng, op: str) -> numpy.random.Generator:
             raise ValueError(f"{op}: an int seed rng must be non-negative, got rng={rng!r}")
         return numpy.random.default_rng(int(rng))
     raise TypeError(f"{op}: rng must be a numpy.random.Generator, an int seed or None, got rng={rng!r}")
-
-
-def _as_array(value):
-    """The array inside a Tensor, or ``value`` itself; array-likes become numpy arrays."""
-    value = value.data if hasattr(value, "requires_grad") and hasattr(value, "data") else value
-    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
 
 
 # ==================================================================================================
@@ -207,7 +201,7 @@ def _fractional_samples(x, n, op, random_samples, rng):
     if random_samples is not None:
         if rng is not None:
             raise ValueError(f"{op}: give random_samples or rng, not both (got rng={rng!r})")
-        samples = _as_array(random_samples)
+        samples = as_array(data_of(random_samples))
         if numpy.dtype(samples.dtype).kind != "f":
             raise TypeError(f"{op}: random_samples must be a float array, got random_samples with dtype {samples.dtype}")
         # PyTorch's checks: (N_s, C, n) with N_s >= the batch size (the first rows are used)
@@ -480,7 +474,7 @@ STOCHASTIC_POOL_EXPECTATION = define_function(
 
 def _check_non_negative_finite(x, op: str):
     """Stochastic pooling's probabilities a_i / sum a need finite, non-negative activations."""
-    raw = _as_array(x)
+    raw = as_array(data_of(x))
     if raw.size == 0:
         return
     xp = array_module(raw)
@@ -598,7 +592,7 @@ def stochastic_pool2d(x, kernel_size, stride=None, *, training=True, rng=None):
         return apply(STOCHASTIC_POOL_EXPECTATION, x, geometry=geometry)
     generator = _generator(rng, op)
     out_shape = tuple(x.shape[:-2]) + geometry.out_shape
-    xp = array_module(_as_array(x))
+    xp = array_module(x)
     uniforms = xp.asarray(generator.random(out_shape)).astype(accumulation_dtype(x.dtype))  # (.., O..)
     return apply(STOCHASTIC_POOL_SAMPLE, x, uniforms=uniforms, geometry=geometry)
 
