@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from ._checks import is_int
+from ._checks import check_flag, is_int
 
 __all__ = [
     "CONVENTIONS",
@@ -425,8 +425,7 @@ def pool_geometry(
     for name, value in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation)):
         if any(v <= 0 for v in value):
             raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
-    if not isinstance(ceil_mode, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: ceil_mode must be a bool, got ceil_mode={ceil_mode!r}")
+    ceil_mode = check_flag(ceil_mode, "ceil_mode", op)
     if convention in ("tensorflow", "jax") and ceil_mode:
         raise ValueError(f"{op}: convention={convention!r} has no ceil mode, got ceil_mode={ceil_mode!r}")
     if convention == "tensorflow" and isinstance(padding, str) and padding.lower() == "same_lower":

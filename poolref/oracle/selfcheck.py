@@ -31,6 +31,7 @@ from ..reference import convolution as convolution_ref
 from ..reference import deform_conv as deform_conv_ref
 from ..reference import dynopool as dynopool_ref
 from ..reference import learned as learned_ref
+from ..reference import lp_pool as lp_pool_ref
 from ..reference import region as region_ref
 from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
@@ -125,8 +126,8 @@ def _reference(case: Case, cotangent):
             geometry = (x.shape[2:], x.shape[2:], (0,) * n, (0,) * n, (1,) * n, False)
         else:
             geometry = _geometry(case)
-        y = window_ref.lp_pool_reference(x, p, *geometry, convention)
-        return y, None, {"x": window_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, convention)}
+        y = lp_pool_ref.lp_pool_reference(x, p, *geometry, convention)
+        return y, None, {"x": lp_pool_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, convention)}
     if op.startswith("max_unpool"):
         indices = case.arrays["indices"]
         out = kw.get("output_size") or _unpool_default(case)

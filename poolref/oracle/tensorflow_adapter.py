@@ -37,7 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from ..cases.case import Case, resize_scales, resize_size, window_of
-from ..cases.generators import smooth_values
+from ..cases.values import smooth_values
 from . import defects as known
 from .artefacts import (
     GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,

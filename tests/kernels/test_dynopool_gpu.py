@@ -42,11 +42,11 @@ GPU_CASES = [
 
 @pytest.mark.parametrize("shape, alpha", GPU_CASES)
 @pytest.mark.parametrize("aggregate", ["max", "avg"])
-@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
-@pytest.mark.parametrize("kind", ["normal", "special", "subnormal"])
+# float64 subnormals are left out: nothing flushes them on either side
+@pytest.mark.parametrize("dtype, kind", [(numpy.float64, "normal"), (numpy.float64, "special"),
+                                         (numpy.float32, "normal"), (numpy.float32, "special"),
+                                         (numpy.float32, "subnormal")])
 def test_gpu_kernels_match_the_array_code(shape, alpha, aggregate, dtype, kind):
-    if kind == "subnormal" and dtype is numpy.float64:
-        pytest.skip("float64 subnormals: nothing flushes them in either case")
     rng = numpy.random.default_rng(0)
     x, grad_y = make_case(rng, shape, alpha, dtype, kind)
     y_gpu, choice_gpu = kernels.dynopool_forward(cupy, cupy.asarray(x), query_axis(x.shape[-2], alpha[0]),

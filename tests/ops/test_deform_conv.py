@@ -52,9 +52,9 @@ class DeformCase(NamedTuple):
 
     def coordinates(self):
         """Every sampling coordinate (rows and columns), as the op computes them."""
-        from poolref.cases.generators import _deform_conv_coordinates
+        from poolref.cases.learned import deform_conv_coordinates
 
-        return _deform_conv_coordinates(self.offset, self.weight.shape[2:], self.kwargs["stride"], self.kwargs["padding"],
+        return deform_conv_coordinates(self.offset, self.weight.shape[2:], self.kwargs["stride"], self.kwargs["padding"],
                                         self.kwargs["dilation"])
 
 
