@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module
-from ..._checks import accumulation_dtype, cast_back
+from ..._checks import accumulation_dtype, cast_back, check_flag
 from ..._running_max import ONNX
 from ..._sampling_weights import AxisTaps, bilinear_taps, select_boxes
 from ...autograd.function import apply, define_function
@@ -258,12 +258,11 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     op = "roi_align"
     x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
-    if not isinstance(aligned, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: aligned must be a bool, got aligned={aligned!r}")
+    aligned = check_flag(aligned, "aligned", op)
     check_roi_convention(convention, op)
     if not isinstance(mode, str) or mode not in ("avg", "max"):
         raise ValueError(f"{op}: mode must be 'avg' or 'max', got mode={mode!r}")
     if mode == "max" and convention != "onnx":
         raise ValueError(f"{op}: mode='max' is ONNX RoiAlign's (torchvision has only 'avg'); pass convention='onnx', got mode='max' with convention={convention!r}")
     function = ROI_ALIGN_AVG if mode == "avg" else ROI_ALIGN_MAX
-    return apply(function, x, rois, output_size=size, spatial_scale=scale, sampling_ratio=ratio, aligned=bool(aligned))
+    return apply(function, x, rois, output_size=size, spatial_scale=scale, sampling_ratio=ratio, aligned=aligned)
