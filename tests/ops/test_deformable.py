@@ -130,7 +130,7 @@ def _sample_coordinates(rois, offset, size, scale, ratio, gamma):
     for k in range(len(rois)):
         for i in range(size[0]):
             for j in range(size[1]):
-                points = ref._deformed_samples(rois[k], offset[k], size, scale, ratio, gamma, i, j)[0]
+                points = ref.deformed_samples(rois[k], offset[k], size, scale, ratio, gamma, i, j)[0]
                 coordinates.extend(c for point in points for c in point)
     return numpy.array(coordinates)
 
