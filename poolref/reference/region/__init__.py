@@ -18,7 +18,7 @@ Bilinear sampling, shared by every "align" op, is torchvision's ``bilinear_inter
 """
 
 from ..._running_max import FLT_MAX
-from .boxes import (
+from .boxes import (  # noqa: F401 - the shared helpers, reachable as region.<name>
     align_geometry,
     bilinear_corner_slopes,
     bilinear_corners,
@@ -28,7 +28,7 @@ from .boxes import (
     round_half_away_from_zero,
     weighted_corners,
 )
-from .deformable import deform_roi_pool_backward_reference, deform_roi_pool_reference, deformed_samples
+from .deformable import deform_roi_pool_backward_reference, deform_roi_pool_reference, deformed_samples  # noqa: F401
 from .position_sensitive import (
     ps_roi_align_backward_reference,
     ps_roi_align_reference,
