@@ -66,6 +66,7 @@ __all__ = [
     "TapTable",
     "axis_windows",
     "pool_geometry",
+    "geometry_of_keywords",
     "adaptive_tap_table",
     "adaptive_bins",
     "as_int_tuple",
@@ -299,6 +300,13 @@ class WindowGeometry:
     def ndim(self) -> int:
         return len(self.axes)
 
+    def loop_reference_arguments(self) -> tuple:
+        """``(kernel, stride, pad_begin, pad_end, dilation, ceil_mode)``, per-axis tuples: the resolved
+        geometry the plain-loop references of :mod:`poolref.reference.window` take."""
+        axes = self.axes
+        return (tuple(a.kernel for a in axes), tuple(a.stride for a in axes), tuple(a.pad_begin for a in axes),
+                tuple(a.pad_end for a in axes), tuple(a.dilation for a in axes), self.ceil_mode)
+
     @property
     def in_shape(self) -> tuple[int, ...]:
         return tuple(a.length for a in self.axes)
@@ -513,6 +521,18 @@ class TapTable:
         positions[cells, rank] = windows
         inside[cells, rank] = True
         return TapTable(positions, inside)
+
+
+def geometry_of_keywords(spatial_shape, kwargs: dict, op: str) -> WindowGeometry:
+    """:func:`pool_geometry` from a windowed op's keyword arguments, with the ops' defaults (stride the
+    kernel, no padding, no dilation, floor mode, PyTorch's convention): how the tests and the oracle's
+    self-checks resolve a case's geometry for the loop references.
+
+    >>> geometry_of_keywords((5,), dict(kernel_size=2, ceil_mode=True), "max_pool1d").loop_reference_arguments()
+    ((2,), (2,), (0,), (0,), (1,), True)
+    """
+    return pool_geometry(tuple(spatial_shape), kwargs["kernel_size"], kwargs.get("stride"), kwargs.get("padding", 0),
+                         kwargs.get("dilation", 1), kwargs.get("ceil_mode", False), kwargs.get("convention", "torch"), op)
 
 
 def adaptive_bins(length: int, out_length: int) -> tuple[numpy.ndarray, numpy.ndarray]:

@@ -23,7 +23,7 @@ import math
 
 import numpy
 
-from .._geometry import as_int_tuple, pool_geometry
+from .._geometry import as_int_tuple, geometry_of_keywords
 from .._running_max import max_pool_rule
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
@@ -76,16 +76,8 @@ def _space(op: str) -> dict:
 # The loop references, called like the ops
 # --------------------------------------------------------------------------------------------------
 def _geometry(case: Case):
-    kw = case.kwargs
-    geometry = pool_geometry(
-        case.x.shape[2 if case.batched else 1:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("dilation", 1),
-        kw.get("ceil_mode", False), kw.get("convention", "torch"), case.op,
-    )
-    axes = geometry.axes
-    return (
-        tuple(a.kernel for a in axes), tuple(a.stride for a in axes), tuple(a.pad_begin for a in axes),
-        tuple(a.pad_end for a in axes), tuple(a.dilation for a in axes), bool(kw.get("ceil_mode", False)),
-    )
+    """The case's windows as the loop references take them (kernel, stride, pads, dilation, ceil_mode)."""
+    return geometry_of_keywords(case.x.shape[2 if case.batched else 1:], case.kwargs, case.op).loop_reference_arguments()
 
 
 def _rois(case: Case):
