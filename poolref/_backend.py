@@ -23,7 +23,7 @@ def _cupy() -> ModuleType | None:
     return sys.modules.get("cupy")
 
 
-def _array_of(value):
+def data_of(value):
     """A Tensor's ``data``; any other value as it is.
 
     Found through ``sys.modules``, as cupy is: no Tensor exists before poolref.autograd is imported
@@ -39,7 +39,7 @@ def is_cupy_array(value) -> bool:
     """True when ``value`` is a ``cupy.ndarray``, or a Tensor holding one (False whenever cupy has not
     been imported)."""
     cupy = _cupy()
-    return cupy is not None and isinstance(_array_of(value), cupy.ndarray)
+    return cupy is not None and isinstance(data_of(value), cupy.ndarray)
 
 
 def array_module(*values) -> ModuleType:

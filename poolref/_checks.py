@@ -7,9 +7,25 @@ import numbers
 
 import numpy
 
-__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number"]
+__all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
+           "check_flag", "check_global_input"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
+
+
+def is_int(value) -> bool:
+    """A Python or NumPy integer, and not a bool: ``kernel_size=True`` is a bug, not a size."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
+
+
+def is_real(value) -> bool:
+    """A Python or NumPy real number (integers included), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, numpy.bool_))
+
+
+def as_array(value):
+    """Arrays (numpy, cupy) and Tensors as they are; lists and scalars as numpy arrays."""
+    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
 
 
 def _layout(n: int) -> str:
@@ -22,8 +38,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     Anything with ``shape`` and ``dtype`` (numpy, cupy, Tensor) is passed through; other array-likes
     become numpy arrays. Floating dtypes are accepted, integer dtypes only where ``integer_ok``.
     """
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-        x = numpy.asarray(x)
+    x = as_array(x)
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(
             f"{op}: {name} must have shape (N, C, {_layout(n)}) or (C, {_layout(n)}), "
@@ -39,6 +54,25 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     if any(s < 1 for s in spatial):
         raise ValueError(f"{op}: {name} must have non-empty spatial dimensions, got {name} with shape {tuple(x.shape)}")
     return x
+
+
+def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x"):
+    """Return ``x`` of shape (N, C, *spatial) with at least one spatial dim, for the ops that pool
+    whole planes (global pooling, GeM, LSE, bilinear pooling)."""
+    x = as_array(x)
+    if x.ndim < 3:
+        raise ValueError(
+            f"{op}: {name} must have shape (N, C, *spatial) with at least one spatial dim, "
+            f"got {name} with shape {tuple(x.shape)}"
+        )
+    return check_pool_input(x, x.ndim - 2, op, integer_ok=integer_ok, name=name)
+
+
+def check_flag(value, name: str, op: str) -> bool:
+    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused."""
+    if not isinstance(value, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+    return bool(value)
 
 
 def accumulation_dtype(dtype) -> numpy.dtype:
@@ -68,3 +102,19 @@ def check_positive_number(value, name: str, op: str) -> float:
         raise ValueError(f"{op}: {name} must be a finite number > 0, got {name}={value!r}")
     return float(value)
 
+
+def random_generator(rng, op: str) -> numpy.random.Generator:
+    """A ``numpy.random.Generator`` from ``rng``: a Generator (used as is), an int seed, or None.
+
+    None draws fresh entropy (not reproducible); an int seed gives the same draws on every call, which
+    is what a gradient check needs; a Generator advances with every call.
+    """
+    if rng is None:
+        return numpy.random.default_rng()
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    if is_int(rng):
+        if rng < 0:
+            raise ValueError(f"{op}: an int seed rng must be non-negative, got rng={rng!r}")
+        return numpy.random.default_rng(int(rng))
+    raise TypeError(f"{op}: rng must be a numpy.random.Generator, an int seed or None, got rng={rng!r}")

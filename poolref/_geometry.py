@@ -57,11 +57,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy
 
+from ._checks import check_flag, is_int
 from ._taps import Taps
 
 __all__ = [
@@ -92,20 +92,15 @@ def check_convention(convention, op: str, allowed=CONVENTIONS) -> str:
     return convention
 
 
-def _is_int(value) -> bool:
-    # bool is an int subclass in Python, but kernel_size=True is a bug, not a size
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def as_int_tuple(value, n: int, name: str, op: str) -> tuple[int, ...]:
     """Expand an int or a length-``n`` sequence of ints into an n-tuple (PyTorch's ``_ntuple``).
 
     >>> as_int_tuple(2, 3, "kernel_size", "max_pool3d")
     (2, 2, 2)
     """
-    if _is_int(value):
+    if is_int(value):
         return (int(value),) * n
-    if isinstance(value, (tuple, list)) and len(value) == n and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and len(value) == n and all(is_int(v) for v in value):
         return tuple(int(v) for v in value)
     raise TypeError(f"{op}: {name} must be an int or a sequence of {n} ints, got {name}={value!r}")
 
@@ -142,14 +137,14 @@ def resolve_padding(padding, lengths, kernel, stride, dilation, op: str, *, allo
             small, large = total // 2, total - total // 2
             pairs.append((small, large) if mode in ("same", "same_upper") else (large, small))
         return tuple(pairs)
-    if _is_int(padding):
+    if is_int(padding):
         pairs = ((int(padding), int(padding)),) * n
-    elif isinstance(padding, (tuple, list)) and len(padding) == n and all(_is_int(p) for p in padding):
+    elif isinstance(padding, (tuple, list)) and len(padding) == n and all(is_int(p) for p in padding):
         pairs = tuple((int(p), int(p)) for p in padding)
     elif (
         isinstance(padding, (tuple, list))
         and len(padding) == n
-        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p) for p in padding)
+        and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(is_int(q) for q in p) for p in padding)
     ):
         pairs = tuple((int(p[0]), int(p[1])) for p in padding)
     else:
@@ -441,8 +436,7 @@ def pool_geometry(
     for name, value in (("kernel_size", kernel), ("stride", stride), ("dilation", dilation)):
         if any(v <= 0 for v in value):
             raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
-    if not isinstance(ceil_mode, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: ceil_mode must be a bool, got ceil_mode={ceil_mode!r}")
+    ceil_mode = check_flag(ceil_mode, "ceil_mode", op)
     if convention in ("tensorflow", "jax") and ceil_mode:
         raise ValueError(f"{op}: convention={convention!r} has no ceil mode, got ceil_mode={ceil_mode!r}")
     if convention == "tensorflow" and isinstance(padding, str) and padding.lower() == "same_lower":

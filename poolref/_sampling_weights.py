@@ -18,10 +18,12 @@ from this one (``from poolref import _sampling_weights as weights; weights.tf_ar
   the taps a framework reads, zero weights included, and nothing else), :class:`~poolref._taps.Lerp`,
   :func:`~poolref._taps.resample` and :func:`~poolref._taps.contract` live in :mod:`poolref._taps`,
   with the windows of pooling and the adaptive bins, which are tables of the same kind;
-* PyTorch's rules, here: nearest, linear and antialiased taps (ATen's upsample kernels, CPU), and the
-  two taps of a single point (``grid_sample``). PyTorch's ``area`` mode is adaptive average pooling
-  (``torch.nn.functional.interpolate`` calls ``adaptive_avg_pool{1,2,3}d``): its bins are
-  :func:`poolref._geometry.adaptive_taps`, and ``interpolate`` calls adaptive average pooling itself;
+* PyTorch's rules, here: nearest, linear and antialiased taps (ATen's upsample kernels, CPU), the
+  two taps of a single point (``grid_sample``), and the four corners of a point on a zero-padded
+  plane, with their slopes (torchvision's deformable convolution, :func:`zero_padded_bilinear`).
+  PyTorch's ``area`` mode is adaptive average pooling (``torch.nn.functional.interpolate`` calls
+  ``adaptive_avg_pool{1,2,3}d``): its bins are :func:`poolref._geometry.adaptive_taps`, and
+  ``interpolate`` calls adaptive average pooling itself;
 * TensorFlow's rules in :mod:`poolref._sampling_tensorflow`, JAX's in :mod:`poolref._sampling_jax`.
 
 Each rule reproduces its framework's arithmetic (float32 or float64, the order of the operations),
@@ -37,6 +39,7 @@ to the data's device.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy
 
@@ -62,6 +65,10 @@ __all__ = [
     "jax_nearest",
     "jax_dense",
     "linear_point_taps",
+    "Corner",
+    "PointCorners",
+    "zero_padded_bilinear",
+    "zero_padded_bilinear_slopes",
 ]
 
 F32 = numpy.float32
@@ -318,3 +325,131 @@ def linear_point_taps(coord, xp=numpy):
     low = xp.floor(coord)
     w_high = coord - low
     return low, 1 - w_high, w_high
+
+
+# ==================================================================================================
+# A single point on the zero-padded plane (torchvision's deformable convolution)
+# ==================================================================================================
+class Corner(NamedTuple):
+    r"""One of the four pixels around every sampling point, for all points at once (arrays of the
+    points' shape).
+
+    ``row``, ``col`` : int64, the pixel, clipped into the image (so that a gather never goes out of
+    bounds; ``valid`` says whether it is the real pixel); ``valid`` : bool, the pixel lies in the
+    image; ``weight_y``, ``weight_x`` : the linear weights along each axis, ``1 - t`` for the low
+    row (column) and ``t`` for the high one, so that the corner's bilinear weight is their product;
+    ``slope_y``, ``slope_x`` : ``-1`` or ``+1``, the derivative of ``weight_y`` (``weight_x``) with
+    respect to the coordinate; ``near`` : bool, the point lies within distance < 1 of the pixel
+    along both axes, in the image (where the corner's weight is not 0).
+    """
+
+    row: object
+    col: object
+    valid: object
+    weight_y: object
+    weight_x: object
+    slope_y: int
+    slope_x: int
+    near: object
+
+
+class PointCorners(NamedTuple):
+    """The four :class:`Corner` of every point, in the order (low, low), (low, high), (high, low),
+    (high, high), and ``inside``: whether the point reads the image at all."""
+
+    corners: tuple
+    inside: object
+
+
+def zero_padded_bilinear(y, x, height: int, width: int, xp=numpy) -> PointCorners:
+    r"""Bilinear sampling of a plane padded with zeros, at arbitrary points ``(y, x)`` (pixel
+    coordinates), by torchvision's rule for deformable convolution (``bilinear_interpolate``,
+    ``get_coordinate_weight`` and ``deformable_col2im`` in ``deform_conv2d_kernel.cpp``).
+
+    Parameters
+    ----------
+    y, x : float arrays of one shape
+        The points, rows and columns; finite. The weights are computed in their dtype.
+    height, width : int
+        ``H`` and ``W`` of the plane.
+    xp : module
+        numpy or cupy.
+
+    Returns
+    -------
+    PointCorners
+
+    Notes
+    -----
+    Along each axis the point has the taps of :func:`linear_point_taps`: ``low = floor(c)`` with
+    weight ``1 - t`` and ``low + 1`` with weight ``t = c - low``. The value at ``(y, x)`` is
+
+    .. math:: f(y, x) = \sum_{q} [q \in \text{image}]\; w^y_q\, w^x_q\, v_q
+
+    over the four corners ``q``, and exactly 0 for a point outside
+    :math:`(-1, H) \times (-1, W)` (``inside`` False): such a point reads nothing, not even a NaN
+    at weight 0. Inside, every corner in the image is read, weight 0 included (a point on a
+    pixel row reads the next row with weight 0; a NaN there makes the value NaN). A corner outside
+    the image reads as 0: this is bilinear interpolation of the image padded with zeros, which is
+    continuous; the outside rule only decides what a NaN or an infinity at weight 0 does.
+
+    The derivatives, as torchvision's ``get_coordinate_weight``, are taken from the corners in the
+    image (``valid``) whether or not the point is ``inside`` (at :math:`y = -1` exactly the forward
+    reads nothing, yet row 0 gives a slope: the derivative from the right), written as differences:
+
+    .. math::
+        \partial_y f &= t_x (v_{hh} - v_{lh}) + (1 - t_x)(v_{hl} - v_{ll}) \\
+        \partial_x f &= t_y (v_{hh} - v_{hl}) + (1 - t_y)(v_{lh} - v_{ll})
+
+    (:func:`zero_padded_bilinear_slopes`), the derivative from the right at an integer coordinate.
+    The transpose (the gradient to the plane) sends a point's gradient times the corner's weight to
+    the corners that are ``near``: in the image and at distance < 1 along both axes, so not to the
+    corners of weight 0 that the forward reads (torchvision's ``deformable_col2im``).
+
+    Examples
+    --------
+    >>> points = zero_padded_bilinear(numpy.array([0.25, -0.5, -1.0]), numpy.array([1.5, 2.5, 0.0]), 3, 3)
+    >>> [c.row.tolist() for c in points.corners], points.inside.tolist()
+    ([[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 0, 0]], [True, True, False])
+    >>> [(c.weight_y * c.weight_x).tolist() for c in points.corners]
+    [[0.375, 0.25, 1.0], [0.375, 0.25, 0.0], [0.125, 0.25, 0.0], [0.125, 0.25, 0.0]]
+    >>> [c.valid.tolist() for c in points.corners]  # the second point's only pixel is (0, 2)
+    [[True, False, False], [True, False, False], [True, True, True], [True, False, True]]
+    """
+    row_low, wy_low, wy_high = linear_point_taps(y, xp)
+    col_low, wx_low, wx_high = linear_point_taps(x, xp)
+    row_low = row_low.astype(numpy.int64)
+    col_low = col_low.astype(numpy.int64)
+    inside = (y > -1) & (y < height) & (x > -1) & (x < width)
+    corners = []
+    for row, weight_y, slope_y in ((row_low, wy_low, -1), (row_low + 1, wy_high, 1)):
+        row_valid = (row >= 0) & (row < height)
+        near_y = xp.abs(y - row.astype(y.dtype)) < 1  # in the points' dtype, as the kernel's |y - y_p| < 1
+        for col, weight_x, slope_x in ((col_low, wx_low, -1), (col_low + 1, wx_high, 1)):
+            valid = row_valid & (col >= 0) & (col < width)
+            near = valid & near_y & (xp.abs(x - col.astype(x.dtype)) < 1)
+            corners.append(Corner(xp.clip(row, 0, height - 1), xp.clip(col, 0, width - 1), valid,
+                                  weight_y, weight_x, slope_y, slope_x, near))
+    return PointCorners(tuple(corners), inside)
+
+
+def zero_padded_bilinear_slopes(points: PointCorners, values):
+    r"""``(d/dy, d/dx)`` of :func:`zero_padded_bilinear` sampling, from the four corners' values.
+
+    ``values`` are the corners' values in the order of ``points.corners``, each 0 where its corner
+    is not ``valid`` (broadcastable against the points: one value per channel, say). Written as
+    torchvision's ``get_coordinate_weight`` writes them, differences first, so that NaN and
+    infinities go where they go there: ``t_x (v_hh - v_lh) + (1 - t_x)(v_hl - v_ll)`` along y, and
+    likewise along x.
+
+    >>> points = zero_padded_bilinear(numpy.array([0.5]), numpy.array([0.25]), 2, 2)
+    >>> slopes = zero_padded_bilinear_slopes(points, [numpy.array([v]) for v in (0.0, 1.0, 10.0, 11.0)])
+    >>> [s.tolist() for s in slopes]  # a ramp 10 y + x
+    [[10.0], [1.0]]
+    """
+    low_low, low_high, high_low, high_high = values
+    wy_low, wx_low = points.corners[0].weight_y, points.corners[0].weight_x
+    wy_high, wx_high = points.corners[3].weight_y, points.corners[3].weight_x
+    along_y = wx_high * (high_high - low_high) + wx_low * (high_low - low_low)
+    along_x = wy_high * (high_high - high_low) + wy_low * (low_high - low_low)
+    return along_y, along_x

@@ -30,7 +30,8 @@ from poolref._running_max import (
     window_max,
 )
 from poolref.autograd import vjp
-from poolref.ops.stochastic import fractional_max_pool2d, fractional_max_pool3d, mixed_pool2d
+from poolref.ops.fractional import fractional_max_pool2d, fractional_max_pool3d
+from poolref.ops.stochastic import mixed_pool2d
 from poolref.reference.stochastic import fractional_max_pool_reference
 
 NAN, INF = numpy.nan, numpy.inf

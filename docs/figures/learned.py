@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 import poolref
-from poolref.ops.stochastic import fractional_starts
+from poolref.ops.fractional import fractional_starts
 
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf"]
 

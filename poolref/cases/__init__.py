@@ -48,7 +48,7 @@ OPS = tuple(
     + [f"adaptive_{kind}_pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)]
     + ["global_avg_pool", "global_max_pool", "global_lp_pool", "fractional_max_pool2d", "fractional_max_pool3d",
        "stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool", "conv2d",
-       "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
+       "deform_conv2d", "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
        "grid_sample", "interpolate", "dynopool2d"]
 )
 assert set(OPS) == set(GENERATORS)
@@ -97,8 +97,9 @@ CLASS_LABELS = {
     "nonfinite_gradient": "dinf", "scale_factor": "sf", "recompute_scale_factor": "rsf",
 }
 INTERPOLATE_ONLY = ("scale_factor", "recompute_scale_factor")
-#: Arrays whose first axis is the batch (dropped when unbatched, emptied for an empty batch).
-BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "second")
+#: Arrays whose first axis is the batch (dropped when unbatched, emptied for an empty batch); an
+#: ``offset`` is per image too where the case has no boxes (deformable convolution).
+BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "second", "mask")
 #: Arrays whose first axis runs over the boxes of a region op.
 BOX_ARRAYS = ("boxes", "offset")
 #: Arrays whose values the classes replace; the others (grids, boxes, samples, weights) keep theirs.
@@ -233,7 +234,7 @@ def _apply_class(rng, case: Case, input_class: str, space: dict, occurrence: int
         return case.replace(arrays=arrays)
     if input_class == "empty":
         region = "boxes" in case.arrays
-        aligned = BOX_ARRAYS if region else BATCH_ARRAYS
+        aligned = BOX_ARRAYS if region else BATCH_ARRAYS + ("offset",)
         arrays = {name: (a[:0] if name in aligned else a) for name, a in case.arrays.items()}
         return case.replace(arrays=arrays)
     if input_class == "strided":

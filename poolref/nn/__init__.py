@@ -2,9 +2,10 @@ r"""Neural-network building blocks on poolref's tape: enough to train the tutori
 
 * :mod:`~poolref.nn.module`: :class:`Module` (parameters found by walking attributes) and
   :class:`Parameter`;
-* :mod:`~poolref.nn.layers`: :class:`Conv2d`, :class:`Linear`, :class:`ReLU`, :class:`Flatten`,
+* :mod:`~poolref.nn.layers`: :class:`Conv2d`, :class:`DeformConv2d`, :class:`Linear`, :class:`ReLU`, :class:`Flatten`,
   :class:`MaxPool2d`, :class:`AvgPool2d`, :class:`Sequential`;
-* :mod:`~poolref.nn.functional`: elementwise Functions (:func:`~poolref.nn.functional.relu`);
+* :mod:`~poolref.nn.functional`: elementwise Functions (:func:`~poolref.nn.functional.relu`,
+  :func:`~poolref.nn.functional.sigmoid`);
 * :mod:`~poolref.nn.losses`: :func:`cross_entropy`;
 * :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules;
 * :mod:`~poolref.nn.dynopool`: :class:`DynOPool` (learned alpha), :func:`gmacs_loss`.
@@ -13,8 +14,8 @@ Every backward is a hand-written Function; the layers only own weights and setti
 """
 
 from .dynopool import DynOPool, conv2d_gmacs, gmacs_loss, straight_through_size
-from .functional import relu
-from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .functional import relu, sigmoid
+from .layers import AvgPool2d, Conv2d, DeformConv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
 from .losses import cross_entropy
 from .module import Module, Parameter
 from .optim import SGD, Adam, Optimizer
@@ -23,6 +24,7 @@ __all__ = [
     "Module",
     "Parameter",
     "Conv2d",
+    "DeformConv2d",
     "Linear",
     "ReLU",
     "Flatten",
@@ -30,6 +32,7 @@ __all__ = [
     "AvgPool2d",
     "Sequential",
     "relu",
+    "sigmoid",
     "cross_entropy",
     "Optimizer",
     "SGD",

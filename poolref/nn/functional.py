@@ -13,7 +13,7 @@ import numpy
 from .._backend import array_module
 from ..autograd.function import apply, define_function
 
-__all__ = ["relu"]
+__all__ = ["relu", "sigmoid"]
 
 
 class ReluSaved(NamedTuple):
@@ -64,3 +64,55 @@ def relu(x):
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         x = numpy.asarray(x)
     return apply(RELU, x)
+
+
+class SigmoidSaved(NamedTuple):
+    y: object  # the output, from which the derivative y (1 - y) is computed
+
+
+def _sigmoid_forward(x):
+    xp = array_module(x)
+    # 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) below: no exp of a positive number, no overflow
+    e = xp.exp(-xp.abs(x))
+    y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    y = xp.where(xp.isnan(x), x, y)  # NaN stays NaN (x >= 0 is False for it)
+    return y, SigmoidSaved(y)
+
+
+def _sigmoid_backward(saved: SigmoidSaved, grad_y):
+    # y = 1 / (1 + e^-x)  =>  dy/dx = y (1 - y)
+    return (grad_y * (saved.y * (1 - saved.y)),)
+
+
+SIGMOID = define_function("sigmoid", _sigmoid_forward, _sigmoid_backward)
+
+
+def sigmoid(x):
+    r"""Logistic sigmoid, elementwise: :math:`1 / (1 + e^{-x})` (the mask of modulated deformable
+    convolution, :class:`poolref.nn.DeformConv2d`).
+
+    Parameters
+    ----------
+    x : array or Tensor
+        Any shape; NaN stays NaN.
+
+    Returns
+    -------
+    array or Tensor
+        Same shape and dtype as ``x``, in [0, 1].
+
+    Notes
+    -----
+    Forward :math:`y = 1/(1 + e^{-x})`, computed as :math:`e^{x}/(1 + e^{x})` for :math:`x < 0` so
+    that no exponential overflows; backward :math:`\partial L/\partial x = \partial L/\partial y \cdot y (1 - y)`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn.functional import sigmoid
+    >>> sigmoid(np.array([-1000.0, 0.0, 1000.0]))
+    array([0. , 0.5, 1. ])
+    """
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        x = numpy.asarray(x)
+    return apply(SIGMOID, x)

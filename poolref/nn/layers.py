@@ -1,4 +1,4 @@
-r"""Layers: Conv2d, Linear, ReLU, Flatten, MaxPool2d, AvgPool2d and Sequential.
+r"""Layers: Conv2d, DeformConv2d, Linear, ReLU, Flatten, MaxPool2d, AvgPool2d and Sequential.
 
 Each layer is a thin :class:`~poolref.nn.module.Module` around a functional op: the math and its
 backward live in the op (``poolref.ops``), the layer only owns the weights and the settings.
@@ -14,11 +14,12 @@ import numpy
 
 from .._geometry import as_int_tuple
 from ..ops.convolution import conv2d
+from ..ops.deform_conv import deform_conv2d
 from ..ops.window import avg_pool2d, max_pool2d
-from .functional import relu
+from .functional import relu, sigmoid
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "Linear", "ReLU", "Flatten", "MaxPool2d", "AvgPool2d", "Sequential"]
+__all__ = ["Conv2d", "DeformConv2d", "Linear", "ReLU", "Flatten", "MaxPool2d", "AvgPool2d", "Sequential"]
 
 
 def _generator(rng) -> numpy.random.Generator:
@@ -103,6 +104,101 @@ class Conv2d(Module):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}"
+        )
+
+
+class DeformConv2d(Module):
+    r"""Deformable convolution layer (DCN, Dai et al. 2017; modulated, DCN v2, Zhu et al. 2019) with its
+    own offset-predicting convolution, as DCN uses it.
+
+    ``offset = offset_conv(x)``, a plain convolution with the layer's kernel, stride, padding and
+    dilation, so that it predicts one ``(dy, dx)`` per tap and output position; with ``modulated``,
+    also ``mask = sigmoid(mask_conv(x))``; then
+    ``y = deform_conv2d(x, offset, weight, bias, stride, padding, dilation, mask)``. Both predicting
+    convolutions start at zero (weights and biases), as in DCN: the layer starts as a plain
+    convolution (with every mask at 1/2 when modulated) and its sampling points move as the offsets
+    learn.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int or (int, int)
+    stride, padding, dilation : int or (int, int)
+        As for :func:`poolref.deform_conv2d` (and the predicting convolutions).
+    groups : int
+        Groups of the deformable convolution's weights; divides both channel counts.
+    offset_groups : int
+        Groups of channels sharing one set of offsets (and masks); divides ``in_channels``.
+    bias : bool
+        Whether the deformable convolution has a bias.
+    modulated : bool
+        Predict a mask too (DCN v2).
+    rng : numpy.random.Generator, int or None
+        Source of the initial weights.
+    dtype : numpy dtype
+        Of the parameters.
+
+    Attributes
+    ----------
+    weight : Parameter, shape (out_channels, in_channels / groups, kH, kW)
+        :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`, ``fan_in = in_channels / groups * kH * kW``.
+    bias : Parameter, shape (out_channels,), or None
+    offset_conv : Conv2d, ``in_channels -> 2 * offset_groups * kH * kW``, zero at the start
+    mask_conv : Conv2d, ``in_channels -> offset_groups * kH * kW``, zero at the start, or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import DeformConv2d
+    >>> layer = DeformConv2d(2, 4, 3, padding=1, modulated=True, rng=0)
+    >>> x = np.random.default_rng(1).standard_normal((1, 2, 5, 5)).astype(np.float32)
+    >>> layer(x).shape
+    (1, 4, 5, 5)
+    >>> [name for name, _ in layer.named_parameters()]
+    ['weight', 'bias', 'offset_conv.weight', 'offset_conv.bias', 'mask_conv.weight', 'mask_conv.bias']
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, offset_groups=1,
+                 bias=True, modulated=False, *, rng=None, dtype=numpy.float32):
+        super().__init__()
+        layer = "DeformConv2d"
+        self.in_channels = _positive_int(in_channels, "in_channels", layer)
+        self.out_channels = _positive_int(out_channels, "out_channels", layer)
+        self.groups = _positive_int(groups, "groups", layer)
+        self.offset_groups = _positive_int(offset_groups, "offset_groups", layer)
+        for name, value, what, divisor in (("in_channels", self.in_channels, "groups", self.groups),
+                                           ("out_channels", self.out_channels, "groups", self.groups),
+                                           ("in_channels", self.in_channels, "offset_groups", self.offset_groups)):
+            if value % divisor:
+                raise ValueError(f"{layer}: {name} must be divisible by {what}, got {name}={value} and {what}={divisor}")
+        self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"{layer}: kernel_size must be positive, got kernel_size={kernel_size!r}")
+        self.stride, self.padding, self.dilation, self.modulated = stride, padding, dilation, bool(modulated)
+        rng = _generator(rng)
+        fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        self.weight = Parameter(_uniform_init(rng, shape, fan_in, dtype))
+        self.bias = Parameter(_uniform_init(rng, (self.out_channels,), fan_in, dtype)) if bias else None
+        taps = math.prod(self.kernel_size)
+        geometry = dict(stride=stride, padding=padding, dilation=dilation, rng=rng, dtype=dtype)
+        self.offset_conv = Conv2d(self.in_channels, 2 * self.offset_groups * taps, self.kernel_size, **geometry)
+        self.mask_conv = Conv2d(self.in_channels, self.offset_groups * taps, self.kernel_size, **geometry) if modulated else None
+        for conv in (self.offset_conv, self.mask_conv):
+            if conv is not None:  # DCN starts from a plain convolution: no offsets, masks sigmoid(0) = 1/2
+                conv.weight.data[...] = 0
+                conv.bias.data[...] = 0
+
+    def forward(self, x):
+        offset = self.offset_conv(x)
+        mask = sigmoid(self.mask_conv(x)) if self.mask_conv is not None else None
+        return deform_conv2d(x, offset, self.weight, self.bias, self.stride, self.padding, self.dilation, mask=mask)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, dilation={self.dilation}, groups={self.groups}, offset_groups={self.offset_groups}, "
+            f"bias={self.bias is not None}, modulated={self.modulated}"
         )
 
 

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back, check_pool_input
+from .._checks import FLOAT_DTYPES, accumulation_dtype, as_array, cast_back, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
 from .._windows import crop_padding, pad_for_windows
 from ..autograd.function import apply, define_function
@@ -121,14 +121,9 @@ CONV2D = define_function("conv2d", _conv2d_forward, _conv2d_backward)
 # ==================================================================================================
 # Argument checks
 # ==================================================================================================
-def _as_array(value):
-    """Arrays and Tensors as they are; lists and scalars as numpy arrays."""
-    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
-
-
 def _check_parameter(value, name: str, ndim: int, layout: str, x, op: str):
     """A float array or Tensor with ``ndim`` axes and the dtype of ``x``."""
-    value = _as_array(value)
+    value = as_array(value)
     if value.ndim != ndim:
         raise ValueError(f"{op}: {name} must have shape {layout}, got {name} with shape {tuple(value.shape)}")
     dtype = numpy.dtype(value.dtype)

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy
 
 from .. import kernels
-from .._backend import array_module, is_cupy_array
+from .._backend import array_module, is_cupy_array, to_numpy
 from .._checks import accumulation_dtype, check_pool_input
 from .._running_max import TORCH, RunningMax
 from ..autograd.function import apply, define_function
@@ -341,23 +341,20 @@ def _uses_kernels(x) -> bool:
     return is_cupy_array(x) and numpy.dtype(x.dtype) in kernels.KERNEL_DTYPES
 
 
-def _cell_size(axis: QueryAxis) -> float:
-    return axis.length / axis.out_length
-
-
 def _dynopool_forward(x, alpha, *, aggregate: str):
+    # x and alpha may live apart (x on the GPU, alpha on the host): each output lives with the input
+    # it is made of, y with x and size with alpha, and nothing is moved between them
     xp = array_module(x)
+    alpha_xp = array_module(alpha)
     H, W = x.shape[-2:]
     alpha_h, alpha_w = _alpha_values(alpha)
     rows, columns = query_axis(H, alpha_h), query_axis(W, alpha_w)
     xa = x.astype(accumulation_dtype(x.dtype), copy=False)
     if _uses_kernels(xa):
-        y, choice = kernels.dynopool_forward(xp, xa, rows.out_length, columns.out_length,
-                                             _cell_size(rows), _cell_size(columns), aggregate == "max")
+        y, choice = kernels.dynopool_forward(xp, xa, rows, columns, aggregate == "max")
         query_rows = None  # the fused kernels keep no query values
     else:
         y, choice, query_rows = _forward_arrays(xa, rows, columns, aggregate, xp)
-    alpha_xp = array_module(alpha)  # alpha may live on the host while x is on the GPU
     size = alpha_xp.asarray([rows.out_length, columns.out_length], dtype=alpha.dtype)
     saved = DynOPoolSaved(xa, query_rows, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
     return (y.astype(x.dtype, copy=False), size), saved
@@ -369,22 +366,37 @@ def _alpha_values(alpha) -> tuple[float, float]:
 
 
 def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
-    xp = array_module(grad_y)
+    # grad_y lives with x (and y), grad_size with alpha (and size); grad_x goes back to x's module and
+    # grad_alpha to alpha's, whichever device each is on
+    xp = array_module(saved.x)
     rows, columns = saved.rows, saved.columns
     g = grad_y.astype(saved.x.dtype, copy=False)
     if _uses_kernels(saved.x):
-        grad_x, (sum_u, sum_v) = kernels.dynopool_backward(xp, saved.x, g, saved.choice, _cell_size(rows),
-                                                           _cell_size(columns), saved.aggregate == "max")
+        # sums: a float64 (2,) device array, left there (no synchronisation) unless alpha is on the host
+        grad_x, sums = kernels.dynopool_backward(xp, saved.x, g, saved.choice, rows, columns, saved.aggregate == "max")
+        if saved.alpha_xp is not xp:
+            sums = to_numpy(sums)  # a host alpha gets a host gradient: this waits for the kernels
     else:
-        grad_x, (sum_u, sum_v) = _backward_arrays(saved.x, saved.query_rows, g, saved.choice, rows, columns,
-                                                  saved.aggregate, xp)
-    # chain rule through the cell size, ds/dalpha (straight-through output size), and the returned
-    # size (O_h, O_w) itself: d O / d alpha = -L / alpha^2
-    grad_size_h, grad_size_w = (float(v) for v in grad_size.tolist())
-    grad_alpha_h = sum_u * rows.d_cell_d_alpha - grad_size_h * rows.length / rows.alpha**2
-    grad_alpha_w = sum_v * columns.d_cell_d_alpha - grad_size_w * columns.length / columns.alpha**2
-    grad_alpha = saved.alpha_xp.asarray([grad_alpha_h, grad_alpha_w], dtype=saved.alpha_dtype)
+        grad_x, sums = _backward_arrays(saved.x, saved.query_rows, g, saved.choice, rows, columns, saved.aggregate, xp)
+    grad_alpha = _alpha_gradient(saved, sums, grad_size)
     return grad_x.astype(saved.x_dtype, copy=False), grad_alpha
+
+
+def _alpha_gradient(saved: DynOPoolSaved, sums, grad_size):
+    """``d L / d alpha`` in alpha's array module: the chain rule through the cell size, ``ds/dalpha``
+    (straight-through output size), and through the returned size itself, ``d O / d alpha = -L / alpha^2``::
+
+        grad_alpha_h = sum_u * ds_h/dalpha_h - grad_size_h * H / alpha_h^2     (likewise w)
+
+    ``sums`` = (sum_u, sum_v): Python floats or a float64 array; computed in float64, elementwise.
+    """
+    alpha_xp, rows, columns = saved.alpha_xp, saved.rows, saved.columns
+    sums = alpha_xp.asarray(sums, dtype=numpy.float64)
+    d_cell_d_alpha = alpha_xp.asarray([rows.d_cell_d_alpha, columns.d_cell_d_alpha])
+    lengths = alpha_xp.asarray([float(rows.length), float(columns.length)])
+    alpha_squared = alpha_xp.asarray([rows.alpha**2, columns.alpha**2])
+    grad_alpha = sums * d_cell_d_alpha - grad_size.astype(numpy.float64) * lengths / alpha_squared
+    return grad_alpha.astype(saved.alpha_dtype, copy=False)
 
 
 DYNOPOOL = define_function("dynopool2d", _dynopool_forward, _dynopool_backward)

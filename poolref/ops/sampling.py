@@ -35,14 +35,13 @@ taps a framework reads are ever read, so a NaN or an infinity spreads exactly as
 from __future__ import annotations
 
 import math
-import numbers
 from typing import NamedTuple
 
 import numpy
 
 from .. import _sampling_weights as weights
 from .._backend import array_module, sparse_rows
-from .._checks import accumulation_dtype, check_pool_input
+from .._checks import accumulation_dtype, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -505,14 +504,6 @@ def _interpolate_backward(saved: InterpolateSaved, grad_y):
 INTERPOLATE = define_function("interpolate", _interpolate_forward, _interpolate_backward)
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, numpy.bool_))
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, numpy.bool_))
-
-
 def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
     """Resolve ``size`` / ``scale_factor`` into (output size, scale factors or Nones), PyTorch's way."""
     spatial = tuple(x.shape[x.ndim - n:])
@@ -528,10 +519,10 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
         if isinstance(size, (tuple, list)):
             if len(size) != n:
                 raise ValueError(f"{op}: size must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got size={size!r}")
-            if not all(_is_int(v) for v in size):
+            if not all(is_int(v) for v in size):
                 raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
             out = tuple(int(v) for v in size)
-        elif _is_int(size):
+        elif is_int(size):
             out = (int(size),) * n
         else:
             raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
@@ -544,7 +535,7 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
         factors = tuple(scale_factor)
     else:
         factors = (scale_factor,) * n
-    if not all(_is_real(s) for s in factors):
+    if not all(is_real(s) for s in factors):
         raise TypeError(f"{op}: scale_factor must be a number or a sequence of {n} numbers, got scale_factor={scale_factor!r}")
     factors = tuple(float(s) for s in factors)
     if not all(math.isfinite(s) and s > 0 for s in factors):

@@ -18,7 +18,7 @@ from ..cases.case import Case
 
 __all__ = [
     "refuse", "not_for_nonfinite_gradients", "SOFTMAX_CHAIN_RULE", "SOFTPOOL_LIMITS", "GEM_CHAIN_RULE",
-    "EXPM1_CHAIN_RULE", "STOCHASTIC_CHAIN_RULE",
+    "EXPM1_CHAIN_RULE", "STOCHASTIC_CHAIN_RULE", "DEFORM_CONV_CHAIN_RULE",
 ]
 
 
@@ -49,3 +49,7 @@ EXPM1_CHAIN_RULE = ("the derivative of expm1 is taken as expm1(t) + 1, which rou
                     "derivative, the softmax weight, is positive")
 STOCHASTIC_CHAIN_RULE = ("the composition's gradient goes through Q and S separately, g 2a/S - g Q/S^2: inf - inf = NaN "
                          "where the op's derivative (2 a S - Q)/S^2 is finite")
+DEFORM_CONV_CHAIN_RULE = ("the composition's chain rule multiplies the upstream infinity by each corner's weighted value "
+                          "before the corners are added (inf * v_q - inf * v_p is NaN), where torchvision, and poolref, "
+                          "multiply it by the slope, the corners' difference, once (+-inf where the slope is finite and "
+                          "not 0); it also sends 0 * inf = NaN to a corner of weight 0, which torchvision's col2im skips")

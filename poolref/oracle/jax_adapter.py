@@ -492,6 +492,8 @@ UNCOVERED = {
     "ps_roi_pool": "JAX has no position-sensitive RoI pooling",
     "ps_roi_align": "JAX has no position-sensitive RoI Align",
     "deform_roi_pool": "JAX has no RoI Align, which deformable RoI pooling shifts bin by bin",
+    "deform_conv2d": "JAX has no deformable convolution (jax.scipy.ndimage.map_coordinates samples bilinearly, but "
+                     "no composition of it is written here)",
     "spatial_pyramid_pool2d": "JAX has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
                               "(its SPPnet binning, plain max and average pooling, is not composed here)",
 }

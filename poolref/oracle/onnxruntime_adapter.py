@@ -1,7 +1,7 @@
 r"""ONNX Runtime: single-node ONNX models, built with ``onnx.helper``, against poolref's ONNX convention.
 
 Every check builds a model of one node (``MaxPool``, ``AveragePool``, ``LpPool``, the global pools,
-``MaxUnpool``, ``RoiAlign``, ``MaxRoiPool``, ``Resize``, ``GridSample``, ``Conv``) with
+``MaxUnpool``, ``RoiAlign``, ``MaxRoiPool``, ``Resize``, ``GridSample``, ``Conv``, ``DeformConv``) with
 :func:`run_node` and runs it on the CPU provider. ONNX Runtime is an inference engine: outputs and
 indices are compared, gradients are not.
 
@@ -260,6 +260,34 @@ def _conv(case: Case) -> str:
                       'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
 
 
+def _deform_conv(case: Case) -> str:
+    """``DeformConv`` (opset 19): the groups and offset groups are attributes, which poolref infers
+    from the shapes as torchvision does; absent optional inputs are named ``""`` (a trailing one dropped)."""
+    kw, arrays = case.kwargs, case.arrays
+    c_out, c_per_group, kh, kw_ = arrays["weight"].shape
+    (ph, pw) = as_int_tuple(kw["padding"], 2, "padding", "deform_conv2d")
+    attributes = dict(kernel_shape=[kh, kw_], strides=list(as_int_tuple(kw["stride"], 2, "stride", "deform_conv2d")),
+                      pads=[ph, pw, ph, pw], dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "deform_conv2d")),
+                      group=case.x.shape[1] // c_per_group, offset_group=arrays["offset"].shape[1] // (2 * kh * kw_))
+    inputs = ["X", "W", "offset", "B" if "bias" in arrays else "", "mask" if "mask" in arrays else ""]
+    while not inputs[-1]:
+        inputs.pop()
+    names = dict(X="x", W="weight", offset="offset", B="bias", mask="mask")
+    feeds = ", ".join(f'"{name}": {names[name]}' for name in inputs if name)
+    return "\n".join([_node("DeformConv", inputs, ["Y"], attributes), f'y, = run_node(node, {{{feeds}}}, {{"Y": x.dtype}})'])
+
+
+def _deform_conv_model(case: Case):
+    """Refuse float16 (sampled at float32 points) and the cases where ONNX Runtime's zero-weight reads of
+    pixel (0, 0) meet a NaN or an infinity."""
+    if case.dtype == numpy.float16:
+        return DEFORM_CONV_FLOAT16
+    corner = case.x[..., 0, 0]
+    if corner.dtype.kind == "f" and not numpy.isfinite(corner).all():
+        return DEFORM_CONV_PIXEL_ZERO
+    return None
+
+
 # --------------------------------------------------------------------------------------------------
 # Compositions: small graphs of ONNX nodes for the ops ONNX lacks
 # --------------------------------------------------------------------------------------------------
@@ -509,6 +537,14 @@ def _roi_align_express(case: Case):
 
 WINDOW_PADDINGS = ("none", "asymmetric", "same", "same_lower", "valid")
 FLOAT32 = ("float32",)
+DEFORM_CONV_PIXEL_ZERO = ("ONNX Runtime reads pixel (0, 0) of the plane with weight 0 in place of every corner outside "
+                          "the image, and four times for a point outside it (0 * inf = NaN there), where torchvision, and "
+                          "poolref, read nothing (checked: a 1x1 plane holding inf sampled at (0, 0) gives NaN, not inf; a "
+                          "point at (-0.5, 0) next to an infinite pixel (0, 0) gives NaN)")
+DEFORM_CONV_FLOAT16 = ("ONNX Runtime computes a float16 DeformConv's sampling points in float32 from the float16 offsets, "
+                       "where torchvision (and poolref) round them to float16 (checked: ONNX Runtime's float16 output equals "
+                       "poolref's on float32 copies, rounded to float16, and differs from it by up to 2e-2 on the float16 "
+                       "inputs)")
 WINDOW_SKIPS = (
     "a pad >= the kernel size: ONNX Runtime refuses it",
     "auto_pad SAME with dilations > 1: ONNX Runtime 1.32 derives the padding from the undilated kernel",
@@ -617,6 +653,11 @@ def _mappings() -> list[Mapping]:
         Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
         Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,
+                model=_deform_conv_model,
+                notes="Groups and offset groups as attributes; torchvision's bilinear rule otherwise (checked on points "
+                      "on the pixels, at -1, past the last row and column, next to NaN and infinities).",
+                skips=("float16: " + DEFORM_CONV_FLOAT16, "a NaN or an infinity at pixel (0, 0) of a plane: " + DEFORM_CONV_PIXEL_ZERO)),
     ]
     composed = dict(kind="composition", gradients=False, space=dict(dtypes=FLOAT32))
     mappings += [

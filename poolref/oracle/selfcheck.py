@@ -28,8 +28,10 @@ from .._running_max import max_pool_rule
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
 from ..reference import convolution as convolution_ref
+from ..reference import deform_conv as deform_conv_ref
 from ..reference import dynopool as dynopool_ref
 from ..reference import learned as learned_ref
+from ..reference import lp_pool as lp_pool_ref
 from ..reference import region as region_ref
 from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
@@ -124,8 +126,8 @@ def _reference(case: Case, cotangent):
             geometry = (x.shape[2:], x.shape[2:], (0,) * n, (0,) * n, (1,) * n, False)
         else:
             geometry = _geometry(case)
-        y = window_ref.lp_pool_reference(x, p, *geometry, convention)
-        return y, None, {"x": window_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, convention)}
+        y = lp_pool_ref.lp_pool_reference(x, p, *geometry, convention)
+        return y, None, {"x": lp_pool_ref.lp_pool_backward_reference(cotangent, x, p, *geometry, convention)}
     if op.startswith("max_unpool"):
         indices = case.arrays["indices"]
         out = kw.get("output_size") or _unpool_default(case)
@@ -232,6 +234,14 @@ def _reference(case: Case, cotangent):
         y = convolution_ref.conv2d_reference(x, w, b, *geometry)
         grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
         return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
+    if op == "deform_conv2d":  # the sampling points are rounded to x's dtype, as the op's
+        arrays = case.arrays
+        geometry = (tuple(kw["stride"]), tuple(kw["padding"]), tuple(kw["dilation"]))
+        inputs = (x, arrays["offset"], arrays["weight"])
+        y = deform_conv_ref.deform_conv2d_reference(*inputs, arrays.get("bias"), *geometry, arrays.get("mask"))
+        grads = deform_conv_ref.deform_conv2d_backward_reference(cotangent, *inputs, *geometry, arrays.get("mask"),
+                                                                 has_bias="bias" in arrays)
+        return y, None, {name: g for name, g in zip(("x", "offset", "weight", "bias", "mask"), grads) if name in arrays}
     raise KeyError(op)
 
 

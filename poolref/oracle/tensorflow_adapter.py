@@ -37,7 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from ..cases.case import Case, resize_scales, resize_size, window_of
-from ..cases.generators import smooth_values
+from ..cases.values import smooth_values
 from . import defects as known
 from .artefacts import (
     GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
@@ -475,6 +475,8 @@ UNCOVERED = {
     "dynopool2d": "TensorFlow has no bilinear sampling at arbitrary points (no grid_sample or map_coordinates; "
                   "tfa.image.resampler is not part of TensorFlow), which DynOPool's query points need",
     "deform_roi_pool": "TensorFlow has no RoI Align with per-bin shifts (crop_and_resize samples one regular grid per box)",
+    "deform_conv2d": "TensorFlow has no deformable convolution, and no bilinear sampling at arbitrary points (no "
+                     "grid_sample or map_coordinates; tfa.image.resampler is not part of TensorFlow) to compose it from",
     "spatial_pyramid_pool2d": "TensorFlow has no adaptive pooling, which spatial pyramid pooling's adaptive levels are "
                               "(its SPPnet binning, plain max and average pooling, is not composed here)",
 }

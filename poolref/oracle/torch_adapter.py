@@ -23,7 +23,7 @@ import importlib.util
 from ..cases.case import VIEWS, Case, with_indices
 from . import defects as known
 from .artefacts import (
-    EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
+    DEFORM_CONV_CHAIN_RULE, EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
 )
 from .mapping import Mapping, format_kwargs
 
@@ -130,14 +130,16 @@ def _global(case: Case) -> str:
     return _source(case, f"F.lp_pool{n}d(x_t, {case.kwargs['norm_type']!r}, kernel_size={kernel!r})")
 
 
-def _composition(function: str, tensors=("x",), drop=()):
+def _composition(function: str, tensors=("x",), drop=(), keyword_tensors=()):
     """``function(torch, <tensors>, **kwargs)`` from :mod:`poolref.testing.torch_compositions`, imported
     by the check's own source so that its reproducer runs as written; an array the case does not
-    hold (bilinear pooling's ``y``) is passed as None."""
+    hold (bilinear pooling's ``y``) is passed as None. ``keyword_tensors`` are passed by name, where
+    the case holds them (deformable convolution's ``mask``, after the keywords in torchvision's order)."""
 
     def code(case: Case) -> str:
         args = ["torch"] + [f"{name}_t" if name in case.arrays else "None" for name in tensors]
-        keywords = format_kwargs(case.kwargs, drop=drop)
+        keywords = ", ".join([format_kwargs(case.kwargs, drop=drop)] + [f"{name}={name}_t" for name in keyword_tensors if name in case.arrays])
+        keywords = keywords.strip(", ")
         call = f"{function}({', '.join(args + ([keywords] if keywords else []))})"
         return f"from poolref.testing.torch_compositions import {function}\n" + _source(case, call)
 
@@ -298,6 +300,12 @@ def _compositions() -> list[Mapping]:
                 _composition("spatial_pyramid_by_pooling"), space=dict(POOLING), **composed),
         Mapping("deform_roi_pool", "torch indexing: mmcv's DeformRoIPool", _composition("deform_roi_pool_by_gather", ("x", "boxes", "offset")),
                 space=dict(dtypes=ALL_FLOATS), **composed),
+        Mapping("deform_conv2d", "torch indexing: torchvision.ops.deform_conv2d's sampling, a grouped matmul",
+                _composition("deform_conv2d_by_gather", ("x", "offset", "weight", "bias"), keyword_tensors=("mask",)),
+                space=dict(dtypes=ALL_FLOATS), **composed, model=refuse(nonfinite_gradient=DEFORM_CONV_CHAIN_RULE),
+                skips=("non-finite upstream gradients: " + DEFORM_CONV_CHAIN_RULE,),
+                notes="Gradients to x, offset, weight, bias and mask; the offsets are drawn off the pixel rows and "
+                      "columns, where the bilinear derivative jumps."),
         Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
                 _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
                 model=_dynopool_model, skips=("NaN and infinities: " + DYNOPOOL_READS,),

@@ -13,11 +13,10 @@ from .adaptive import (
     adaptive_max_pool_reference,
 )
 from . import region, sampling
+from .lp_pool import lp_pool_backward_reference, lp_pool_reference
 from .window import (
     avg_pool_backward_reference,
     avg_pool_reference,
-    lp_pool_backward_reference,
-    lp_pool_reference,
     max_pool_backward_reference,
     max_pool_reference,
     max_unpool_backward_reference,

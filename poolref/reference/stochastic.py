@@ -13,7 +13,6 @@ Randomness enters only as arrays the caller passes in (the fractional ``samples`
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy
 
@@ -344,18 +343,15 @@ def _mixed(x, lam, kernel, stride, padding):
     argmax = numpy.zeros((N, C) + out_shape, dtype=numpy.int64)
     for b, c in itertools.product(range(N), range(C)):
         for out_pos, taps, divisor in _mixed_windows(spatial, kernel, stride, padding):
-            maxval, maxindex, total = -math.inf, None, 0.0
-            for position, inside in taps:
-                if not inside:
-                    continue
-                val = float(x[(b, c) + position])
-                total += val
-                # the first inside tap starts the scan (PyTorch's initial index); then its rule
-                if maxindex is None or val > maxval or math.isnan(val):
-                    maxval, maxindex = val, _flat_index(position, spatial)
+            # (value, flat index) of every tap in scan order, (None, None) for a padding tap
+            scanned = [(x[(b, c) + position], _flat_index(position, spatial)) if inside else (None, None)
+                       for position, inside in taps]
+            # the max half is max pooling's: PyTorch's rule (first inside tap, then val > max or NaN)
+            maxval, maxindex = window_max(TORCH, scanned, x.dtype)
+            total = sum(float(value) for value, index in scanned if index is not None)
             value = 0.0
             if lam > 0:
-                value += lam * maxval
+                value += lam * float(maxval)
             if lam < 1:
                 value += (1 - lam) * total / divisor
             y[(b, c) + out_pos] = value

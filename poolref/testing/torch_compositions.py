@@ -23,7 +23,7 @@ import numpy
 __all__ = [
     "gem_by_pow_mean", "soft_pool_by_unfold", "lse_by_expm1_log1p", "bilinear_by_einsum", "mixed_by_max_and_avg_pool",
     "stochastic_expectation_by_unfold", "spatial_pyramid_by_pooling", "deform_roi_pool_by_gather",
-    "dynopool_by_grid_sample",
+    "deform_conv2d_by_gather", "dynopool_by_grid_sample",
 ]
 
 
@@ -301,6 +301,73 @@ def deform_roi_pool_by_gather(torch, x, boxes, offset, output_size, spatial_scal
     count = (grid_h * grid_w).clamp(min=1).to(work)
     y = total.sum(dim=(3, 4)) / count[:, None, None, None]  # (K, ph, pw, C)
     return y.permute(0, 3, 1, 2).to(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------------
+# Deformable convolution
+# --------------------------------------------------------------------------------------------------
+def deform_conv2d_by_gather(torch, x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None):
+    r"""Deformable convolution, modulated by ``mask`` where one is given (``torchvision.ops.deform_conv2d``),
+    written with torch indexing (``gather``) and a grouped matrix product.
+
+    ``x`` is (N, C, H, W), ``offset`` (N, 2 G kh kw, H_out, W_out) with ``(dy, dx)`` per tap, ``weight``
+    (C_out, C / groups, kh, kw), ``mask`` (N, G kh kw, H_out, W_out) or None; the groups are
+    ``C / weight.shape[1]`` and the offset groups ``G = offset.shape[1] / (2 kh kw)``, as torchvision
+    infers them. Tap ``(i, j)`` of output ``(h, w)`` samples channel ``c`` (of offset group ``g``) at
+    ``y = h s - p + i d + dy``, ``x = w s - p + j d + dx`` (the sum in x's dtype, as torchvision
+    stores it), bilinearly: the four corners ``floor`` and ``floor + 1`` with weights ``(1 - t)``
+    and ``t`` per axis, a corner outside the image reading 0, a point outside
+    ``(-1, H) x (-1, W)`` reading nothing (not even a NaN at weight 0). The samples, times the mask,
+    are contracted with the weights per group; the bias is added. Gradients are autograd's of this
+    composition. float16 input is computed in float32, as poolref accumulates it.
+
+    >>> import pytest; torch = pytest.importorskip("torch")  # skips this example without PyTorch
+    >>> from poolref.testing.torch_compositions import deform_conv2d_by_gather
+    >>> x = torch.arange(9.).reshape(1, 1, 3, 3)
+    >>> offset = torch.zeros(1, 2, 3, 3); offset[0, 1] = 0.5  # half a pixel to the right
+    >>> deform_conv2d_by_gather(torch, x, offset, torch.ones(1, 1, 1, 1))
+    tensor([[[[0.5000, 1.5000, 1.0000],
+              [3.5000, 4.5000, 2.5000],
+              [6.5000, 7.5000, 4.0000]]]])
+    """
+    N, C, H, W = x.shape
+    c_out, c_per_group, kh, kw = weight.shape
+    groups, taps = C // c_per_group, kh * kw
+    G = offset.shape[1] // (2 * taps)
+    (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
+    h_out, w_out = offset.shape[2], offset.shape[3]
+    P = h_out * w_out
+    work = torch.float32 if x.dtype == torch.float16 else x.dtype
+    device = x.device
+    # where each tap sits before its offset: (taps, H_out, 1) rows and (taps, 1, W_out) columns
+    i = torch.arange(kh, device=device).repeat_interleave(kw)
+    j = torch.arange(kw, device=device).repeat(kh)
+    rows = (torch.arange(h_out, device=device) * sh - ph)[None, :, None] + (i * dh)[:, None, None]
+    cols = (torch.arange(w_out, device=device) * sw - pw)[None, None, :] + (j * dw)[:, None, None]
+    shifts = offset.reshape(N, G, taps, 2, h_out, w_out)
+    ys = (rows.to(x.dtype) + shifts[:, :, :, 0]).to(work).reshape(N, G, 1, taps * P)
+    xs = (cols.to(x.dtype) + shifts[:, :, :, 1]).to(work).reshape(N, G, 1, taps * P)
+    inside = (ys > -1) & (ys < H) & (xs > -1) & (xs < W)
+    y_low, x_low = ys.detach().floor(), xs.detach().floor()
+    t_y, t_x = ys - y_low, xs - x_low
+    planes = x.to(work).reshape(N, G, C // G, H * W)
+    samples = torch.zeros((N, G, C // G, taps * P), dtype=work, device=device)
+    for corner_rows, weight_y in ((y_low, 1 - t_y), (y_low + 1, t_y)):
+        for corner_cols, weight_x in ((x_low, 1 - t_x), (x_low + 1, t_x)):
+            read = inside & (corner_rows >= 0) & (corner_rows < H) & (corner_cols >= 0) & (corner_cols < W)
+            index = (corner_rows.clamp(0, H - 1) * W + corner_cols.clamp(0, W - 1)).long()
+            values = planes.gather(3, index.expand(N, G, C // G, taps * P))
+            values = torch.where(read, values, torch.zeros_like(values))  # an unread corner is 0, gradient too
+            samples = samples + weight_y * weight_x * values
+    samples = samples.reshape(N, G, C // G, taps, P)
+    if mask is not None:
+        samples = samples * mask.to(work).reshape(N, G, 1, taps, P)
+    columns = samples.reshape(N, groups, (C // groups) * taps, P)
+    y = weight.to(work).reshape(groups, c_out // groups, (C // groups) * taps) @ columns  # (N, groups, C_out/groups, P)
+    y = y.reshape(N, c_out, h_out, w_out)
+    if bias is not None:
+        y = y + bias.to(work)[:, None, None]
+    return y.to(x.dtype)
 
 
 # --------------------------------------------------------------------------------------------------

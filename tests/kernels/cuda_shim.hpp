@@ -4,7 +4,7 @@
 // as it is, then one launch wrapper per `extern "C" __global__` function, into a shared library.
 //
 // What is emulated, and how strictly:
-//   * Every CUDA thread of a block is a std::thread, all of a block's threads run at once (so the
+//   * Every CUDA thread of a block is a std::thread (from a pool kept by the library), all of a block's threads run at once (so the
 //     warps of a block are concurrent); blocks run one after another within one library, and the
 //     emulator can run several copies of the library side by side for blocks that are concurrent too.
 //   * Warps are 32 consecutive threads of the block (x fastest, then y, then z), as on the GPU.
@@ -23,7 +23,8 @@
 //     (PTX ISA: "atom.add.f32 ... flushes subnormal inputs and results to sign-preserving zero").
 //   * CUDA's launch limits (a block of at most 1024 threads, 1024 x 1024 x 64; a grid of at most
 //     (2^31 - 1) x 65535 x 65535; every dimension at least 1), checked before anything runs.
-//   * __shared__ variables are static: shared by the threads of a block, and reused by the next
+//   * __shared__ variables are static (and the library is compiled with -fno-gnu-unique, so that each
+//     copy of it keeps its own, even in template functions): shared by the threads of a block, and reused by the next
 //     block (so a kernel that reads shared memory it did not write in this block reads stale values
 //     here, and garbage on the GPU; the emulator does not catch that).
 // Arithmetic is the host's IEEE arithmetic, subnormals kept (compiled with -ffp-contract=off: no
@@ -39,6 +40,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -82,32 +84,43 @@ struct Aborted {};
 constexpr unsigned FULL_MASK = 0xffffffffu;
 
 // The shared state of the block being run: who has returned, who waits where.
+//
+// Locks: each warp's shuffle rounds (and its lanes' `exited` flags) have the warp's mutex,
+// __syncthreads has its own; no thread holds two at once. Deadlocks are found with one atomic count,
+// `stuck`: the threads waiting in a round that has not completed, plus the threads that have
+// returned. Only a running thread can complete a round, so when `stuck` reaches the block's size,
+// no thread can go on.
 struct Block {
     explicit Block(unsigned threads) : threads(threads), warps((threads + 31) / 32), exited(threads, 0), warp(warps) {}
 
     struct WarpExchange {
-        unsigned arrived = 0;                  // lanes waiting in the current round
-        unsigned long long round = 0;          // completed rounds; values[round & 1] is the current one
-        const char* name = nullptr;            // the intrinsic of the current round
-        unsigned long long values[2][32] = {};  // the lanes' values, by round parity
+        std::mutex mutex;
+        std::condition_variable changed;           // the lanes of this warp wait here
+        std::atomic<unsigned> arrived{0};          // lanes waiting in the current round
+        unsigned long long round = 0;              // completed rounds; values[round & 1] is the current one
+        const char* name = nullptr;                // the intrinsic of the current round
+        unsigned long long values[2][32] = {};     // the lanes' values, by round parity
     };
 
-    std::mutex mutex;
-    std::condition_variable changed;
     const unsigned threads, warps;
-    std::vector<char> exited;  // per thread: returned from the kernel in this block
-    unsigned exited_count = 0;
-    unsigned blocked = 0;  // threads waiting at a barrier that has not completed
+    std::vector<char> exited;  // per thread: returned from the kernel in this block (under its warp's mutex)
     std::vector<WarpExchange> warp;
-    unsigned sync_arrived = 0;
+    std::mutex sync_mutex;
+    std::condition_variable sync_changed;  // threads waiting in __syncthreads wait here
+    std::atomic<unsigned> sync_arrived{0};
     unsigned long long sync_round = 0;
+    std::atomic<unsigned> exited_count{0};  // (changed under sync_mutex)
+    std::atomic<unsigned> stuck{0};
+    std::atomic<bool> failed{false};  // set once
+    std::mutex fault_mutex;
+    std::string fault;  // the first fault, read after the launch
     uint3 index{0, 0, 0};
-    bool failed = false;  // set once; read by every thread after the end-of-block barrier
-    std::string fault;
 
     void next_block(uint3 next) {  // called by one thread while all others wait between blocks
         std::fill(exited.begin(), exited.end(), 0);
-        exited_count = blocked = sync_arrived = 0;
+        exited_count = 0;
+        stuck = 0;
+        sync_arrived = 0;
         for (auto& w : warp) w.arrived = 0;
         index = next;
     }
@@ -122,30 +135,39 @@ struct Block {
     }
 
     // Record the first fault, wake everybody, unwind this thread.
-    [[noreturn]] void fail(std::unique_lock<std::mutex>&, const std::string& message) {
-        if (!failed) {
-            failed = true;
-            fault = message;
+    [[noreturn]] void fail(std::unique_lock<std::mutex>& held, const std::string& message) {
+        if (held.owns_lock()) held.unlock();
+        {
+            std::lock_guard<std::mutex> lock(fault_mutex);
+            if (!failed) {
+                fault = message;
+                failed = true;
+            }
         }
-        changed.notify_all();
+        // take each mutex once before notifying: a thread that saw `failed` false is waiting by then
+        { std::lock_guard<std::mutex> lock(sync_mutex); }
+        sync_changed.notify_all();
+        for (auto& w : warp) {
+            { std::lock_guard<std::mutex> lock(w.mutex); }
+            w.changed.notify_all();
+        }
         throw Aborted{};
     }
 
-    std::string stuck() const {
-        std::string text = std::to_string(sync_arrived) + " thread(s) in __syncthreads()";
+    std::string describe_stuck() const {
+        std::string text = std::to_string(sync_arrived.load()) + " thread(s) in __syncthreads()";
         for (unsigned w = 0; w < warps; ++w)
-            if (warp[w].arrived)
-                text += ", " + std::to_string(warp[w].arrived) + " lane(s) of warp " + std::to_string(w) + " in " + warp[w].name;
-        return text + ", " + std::to_string(exited_count) + " returned";
+            if (const unsigned n = warp[w].arrived.load())
+                text += ", " + std::to_string(n) + " lane(s) of warp " + std::to_string(w) + " in " + warp[w].name;
+        return text + ", " + std::to_string(exited_count.load()) + " returned";
     }
 
-    // Wait until `done()`: with this thread blocked, check first that some thread can still go on.
+    // Wait on `signal` until `done()`, having checked that some thread can still complete the round.
     template <typename Done>
-    void wait(std::unique_lock<std::mutex>& lock, unsigned linear, Done done) {
-        ++blocked;
-        if (blocked + exited_count == threads)
-            fail(lock, "deadlock at " + where(linear) + ": no thread of the block can go on (" + stuck() + ")");
-        changed.wait(lock, [&] { return done() || failed; });
+    void wait(std::unique_lock<std::mutex>& lock, std::condition_variable& signal, unsigned linear, Done done) {
+        if (stuck.fetch_add(1) + 1 == threads)
+            fail(lock, "deadlock at " + where(linear) + ": no thread of the block can go on (" + describe_stuck() + ")");
+        signal.wait(lock, [&] { return done() || failed; });
         if (!done()) throw Aborted{};
     }
 };
@@ -170,7 +192,8 @@ void exchange(const char* name, unsigned mask, T value, T (&all)[32]) {
     static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= 8, "warp exchange of a value of at most 8 bytes");
     Block& block = *context.block;
     const unsigned linear = context.linear, lane = linear % 32, w = linear / 32;
-    std::unique_lock<std::mutex> lock(block.mutex);
+    auto& round = block.warp[w];
+    std::unique_lock<std::mutex> lock(round.mutex);
     if (block.failed) throw Aborted{};
     if (mask != FULL_MASK)
         block.fail(lock, std::string(name) + " with mask " + hex(mask) + " at " + block.where(linear) +
@@ -184,22 +207,22 @@ void exchange(const char* name, unsigned mask, T value, T (&all)[32]) {
             block.fail(lock, std::string(name) + " at " + block.where(linear) + ": lane " + std::to_string(other % 32) +
                                  " of this warp has returned from the kernel without calling it; every lane named in "
                                  "the mask must execute it");
-    auto& round = block.warp[w];
     if (round.arrived == 0) {
         round.name = name;
     } else if (std::strcmp(round.name, name) != 0) {
-        block.fail(lock, std::string(name) + " at " + block.where(linear) + " while " + std::to_string(round.arrived) +
+        block.fail(lock, std::string(name) + " at " + block.where(linear) + " while " + std::to_string(round.arrived.load()) +
                              " lane(s) of this warp wait in " + round.name + ": the lanes of a warp must meet in the same intrinsic");
     }
     const unsigned long long my_round = round.round;
     std::memcpy(&round.values[my_round & 1][lane], &value, sizeof(T));
-    if (++round.arrived == 32) {
+    if (round.arrived + 1 == 32) {
         round.arrived = 0;
         ++round.round;
-        block.blocked -= 31;  // the others are released
-        block.changed.notify_all();
+        block.stuck -= 31;  // the others are released
+        round.changed.notify_all();
     } else {
-        block.wait(lock, linear, [&] { return round.round != my_round; });
+        ++round.arrived;
+        block.wait(lock, round.changed, linear, [&] { return round.round != my_round; });
     }
     // the values of my round stay put until every lane has read them: the round after next, which
     // writes the same slots, cannot start before this thread has arrived at the next one
@@ -209,8 +232,8 @@ void exchange(const char* name, unsigned mask, T value, T (&all)[32]) {
 template <typename T>
 T shuffle(const char* name, unsigned mask, T value, int width, unsigned source_lane_from(unsigned lane, int), int arg) {
     if (width != 32) {
-        std::unique_lock<std::mutex> lock(context.block->mutex);
-        context.block->fail(lock, std::string(name) + ": the emulator runs full-warp shuffles only (width 32)");
+        std::unique_lock<std::mutex> none;
+        context.block->fail(none, std::string(name) + ": the emulator runs full-warp shuffles only (width 32)");
     }
     T all[32];
     exchange(name, mask, value, all);
@@ -226,40 +249,108 @@ inline unsigned source_xor(unsigned lane, int mask) { return lane ^ static_cast<
 inline void syncthreads() {
     Block& block = *context.block;
     const unsigned linear = context.linear;
-    std::unique_lock<std::mutex> lock(block.mutex);
+    std::unique_lock<std::mutex> lock(block.sync_mutex);
     if (block.failed) throw Aborted{};
     if (block.exited_count)
-        block.fail(lock, "__syncthreads() at " + block.where(linear) + ": " + std::to_string(block.exited_count) +
+        block.fail(lock, "__syncthreads() at " + block.where(linear) + ": " + std::to_string(block.exited_count.load()) +
                              " thread(s) of the block have returned from the kernel without reaching it");
     const unsigned long long my_round = block.sync_round;
-    if (++block.sync_arrived == block.threads) {
+    if (block.sync_arrived + 1 == block.threads) {
         block.sync_arrived = 0;
         ++block.sync_round;
-        block.blocked -= block.threads - 1;
-        block.changed.notify_all();
+        block.stuck -= block.threads - 1;
+        block.sync_changed.notify_all();
         return;
     }
-    block.wait(lock, linear, [&] { return block.sync_round != my_round; });
+    ++block.sync_arrived;
+    block.wait(lock, block.sync_changed, linear, [&] { return block.sync_round != my_round; });
 }
 
 // The thread has returned from the kernel: nobody may still be waiting for it.
 inline void thread_returns() {
     Block& block = *context.block;
-    const unsigned linear = context.linear, w = linear / 32;
-    std::unique_lock<std::mutex> lock(block.mutex);
-    if (block.failed) return;
-    block.exited[linear] = 1;
-    ++block.exited_count;
-    if (block.warp[w].arrived)
-        block.fail(lock, block.where(linear) + " returned from the kernel while " + std::to_string(block.warp[w].arrived) +
-                             " lane(s) of its warp wait in " + block.warp[w].name +
-                             ": every lane named in the mask must execute it");
-    if (block.sync_arrived)
-        block.fail(lock, block.where(linear) + " returned from the kernel while " + std::to_string(block.sync_arrived) +
-                             " thread(s) wait in __syncthreads(): every thread of the block must reach it");
-    if (block.blocked && block.blocked + block.exited_count == block.threads)
-        block.fail(lock, "deadlock after " + block.where(linear) + " returned: no thread of the block can go on (" +
-                             block.stuck() + ")");
+    const unsigned linear = context.linear;
+    auto& round = block.warp[linear / 32];
+    {
+        std::unique_lock<std::mutex> lock(round.mutex);
+        if (block.failed) return;
+        block.exited[linear] = 1;
+        if (round.arrived)
+            block.fail(lock, block.where(linear) + " returned from the kernel while " + std::to_string(round.arrived.load()) +
+                                 " lane(s) of its warp wait in " + round.name + ": every lane named in the mask must execute it");
+    }
+    {
+        std::unique_lock<std::mutex> lock(block.sync_mutex);
+        ++block.exited_count;
+        if (block.sync_arrived)
+            block.fail(lock, block.where(linear) + " returned from the kernel while " +
+                                 std::to_string(block.sync_arrived.load()) +
+                                 " thread(s) wait in __syncthreads(): every thread of the block must reach it");
+    }
+    if (block.stuck.fetch_add(1) + 1 == block.threads && block.exited_count < block.threads) {
+        std::unique_lock<std::mutex> none;
+        block.fail(none, "deadlock after " + block.where(linear) + " returned: no thread of the block can go on (" +
+                             block.describe_stuck() + ")");
+    }
+}
+
+// The threads that run the emulated threads, made once per library and reused by every launch
+// (making 256 threads per launch costs more than the kernels).
+class Pool {
+public:
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> lock(mutex);
+            stopping = true;
+        }
+        start.notify_all();
+        for (auto& worker : workers) worker.join();
+    }
+
+    // job(0), ..., job(count - 1), each on its own thread, all at once; returns when all have returned
+    void run(unsigned count, const std::function<void(unsigned)>& job) {
+        std::unique_lock<std::mutex> lock(mutex);
+        while (workers.size() < count) {
+            const unsigned number = static_cast<unsigned>(workers.size());
+            workers.emplace_back([this, number] { work(number); });
+        }
+        current = &job;
+        active = remaining = count;
+        ++generation;
+        start.notify_all();
+        done.wait(lock, [&] { return remaining == 0; });
+        current = nullptr;
+    }
+
+private:
+    void work(unsigned number) {
+        unsigned long long seen = 0;
+        std::unique_lock<std::mutex> lock(mutex);
+        for (;;) {
+            start.wait(lock, [&] { return stopping || generation != seen; });
+            if (stopping) return;
+            seen = generation;
+            if (number >= active) continue;
+            const std::function<void(unsigned)>* job = current;
+            lock.unlock();
+            (*job)(number);
+            lock.lock();
+            if (--remaining == 0) done.notify_one();
+        }
+    }
+
+    std::mutex mutex;
+    std::condition_variable start, done;
+    std::vector<std::thread> workers;
+    const std::function<void(unsigned)>* current = nullptr;
+    unsigned active = 0, remaining = 0;
+    unsigned long long generation = 0;
+    bool stopping = false;
+};
+
+inline Pool& pool() {
+    static Pool threads;  // one per library (-fno-gnu-unique: one per copy)
+    return threads;
 }
 
 inline bool subnormal(float v) { return std::fpclassify(v) == FP_SUBNORMAL; }
@@ -267,9 +358,11 @@ inline float flush(float v) { return subnormal(v) ? std::copysign(0.0f, v) : v; 
 
 // The launch of one kernel over the blocks first_block, first_block + block_stride, ... (the emulator
 // gives each concurrent copy of the library its own share). Returns 0, or 1 with `error` filled.
-template <typename Kernel>
-int launch(const unsigned dims[6], unsigned long long shared_mem, unsigned long long first_block,
-           unsigned long long block_stride, char* error, unsigned long long error_size, Kernel kernel) {
+// (Not a template: one copy of this machinery however many kernels a source has, which keeps the
+// compile short.)
+inline int launch(const unsigned dims[6], unsigned long long shared_mem, unsigned long long first_block,
+                  unsigned long long block_stride, char* error, unsigned long long error_size,
+                  const std::function<void()>& kernel) {
     auto refuse = [&](const std::string& message) {
         std::snprintf(error, error_size, "%s", message.c_str());
         return 1;
@@ -317,9 +410,9 @@ int launch(const unsigned dims[6], unsigned long long shared_mem, unsigned long 
                     thread_returns();
                 } catch (const Aborted&) {
                 } catch (const std::exception& e) {
-                    std::unique_lock<std::mutex> lock(block.mutex);
+                    std::unique_lock<std::mutex> none;
                     try {
-                        block.fail(lock, block.where(linear) + ": C++ exception " + e.what());
+                        block.fail(none, block.where(linear) + ": C++ exception " + e.what());
                     } catch (const Aborted&) {
                     }
                 }
@@ -328,10 +421,7 @@ int launch(const unsigned dims[6], unsigned long long shared_mem, unsigned long 
             if (block.failed) break;
         }
     };
-    std::vector<std::thread> running;
-    running.reserve(threads);
-    for (unsigned linear = 0; linear < threads; ++linear) running.emplace_back(run_thread, linear);
-    for (auto& t : running) t.join();
+    pool().run(static_cast<unsigned>(threads), std::function<void(unsigned)>(run_thread));
     if (block.failed) return refuse(block.fault);
     return 0;
 }

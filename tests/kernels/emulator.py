@@ -66,8 +66,11 @@ HERE = Path(__file__).resolve().parent
 SHIM = HERE / "cuda_shim.hpp"
 WRAPPER_VERSION = "1"  # bump when the generated wrappers change
 # -O1: quick to compile; -ffp-contract=off: no fused multiply-adds (nvcc --fmad=false)
+# -fno-gnu-unique: a static local of a template (a __shared__ array) is otherwise one STB_GNU_UNIQUE
+# symbol for every loaded copy of the library, and concurrent blocks would share it
 FLAGS = ("-std=c++20", "-O1", "-fPIC", "-shared", "-pthread", "-ffp-contract=off", "-fno-fast-math")
-SANITIZE_FLAGS = ("-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+GNU_UNIQUE_OFF = "-fno-gnu-unique"  # g++ only (clang never makes such symbols)
+SANITIZE_FLAGS = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 KERNEL = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+(\w+)\s*\(')
 
 
@@ -104,9 +107,11 @@ def _find_compiler():
             result = subprocess.run([path, "-std=c++20", "-pthread", str(source), "-o", str(Path(folder) / "probe")],
                                     capture_output=True, text=True)
         if result.returncode == 0:
-            return path, ""
+            unique = subprocess.run([path, GNU_UNIQUE_OFF, "-x", "c++", "-fsyntax-only", "-"], input="int main() {}\n",
+                                    capture_output=True, text=True).returncode == 0
+            return path, "", (GNU_UNIQUE_OFF,) if unique else ()
         reasons.append(f"{name} ({path}) does not compile C++20 with <barrier> and std::atomic_ref: {result.stderr.strip()[:300]}")
-    return None, "; ".join(reasons)
+    return None, "; ".join(reasons), ()
 
 
 def available() -> bool:
@@ -226,6 +231,12 @@ OPTION_PREFIXES = ("-D", "-I", "--fmad", "-fmad", "-ftz", "--ftz", "--std", "-st
                    "--prec-sqrt", "-prec-sqrt", "-lineinfo", "--generate-line-info", "-arch", "--gpu-architecture")
 
 
+def _run_compiler(arguments):
+    """Run the C++ compiler, without this process's LD_PRELOAD (AddressSanitizer would slow it down)."""
+    env = {name: value for name, value in os.environ.items() if name not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+    return subprocess.run([compiler(), *arguments], capture_output=True, text=True, env=env)
+
+
 def _compile_flags(options) -> list:
     """The C++ compiler's share of CUDA compile options: -D and -I pass through; the floating-point
     and architecture options are accepted and have no C++ counterpart (the emulator keeps
@@ -249,8 +260,7 @@ def _cache_folder() -> Path:
 
 def kernel_names(source_file: Path, flags) -> list:
     """The ``extern "C" __global__`` functions of a source, macros expanded (the preprocessor only)."""
-    result = subprocess.run([compiler(), "-E", "-P", "-x", "c++", "-std=c++20", *flags, str(source_file)],
-                            capture_output=True, text=True)
+    result = _run_compiler(["-E", "-P", "-x", "c++", "-std=c++20", *flags, str(source_file)])
     if result.returncode != 0:
         raise EmulatorError(f"preprocessing {source_file} failed:\n{result.stderr}")
     names = list(dict.fromkeys(KERNEL.findall(result.stdout)))
@@ -285,7 +295,7 @@ def build(source: str, name: str, options=()) -> tuple:
         raise EmulatorError(why_not())
     flags = _compile_flags(options)
     sanitize = running_under_asan()
-    all_flags = [*FLAGS, *(SANITIZE_FLAGS if sanitize else ()), *flags, f"-I{HERE}"]
+    all_flags = [*FLAGS, *_compiler_check["result"][2], *(SANITIZE_FLAGS if sanitize else ()), *flags, f"-I{HERE}"]
     key = hashlib.sha256("\0".join([source, SHIM.read_text(), WRAPPER_VERSION, compiler(), *all_flags]).encode()).hexdigest()[:24]
     folder = _cache_folder() / key
     library = folder / "kernels.so"
@@ -300,8 +310,7 @@ def build(source: str, name: str, options=()) -> tuple:
             names = kernel_names(kernel_file, flags)
             wrapper = work / "wrappers.cpp"
             wrapper.write_text(_wrappers(kernel_file, names))
-            result = subprocess.run([compiler(), *all_flags, str(wrapper), "-o", str(work / "kernels.so")],
-                                    capture_output=True, text=True)
+            result = _run_compiler([*all_flags, str(wrapper), "-o", str(work / "kernels.so")])
             if result.returncode != 0:
                 raise EmulatorError(f"{name} does not compile against the CUDA shim:\n{result.stderr}")
             (work / "kernels.txt").write_text("\n".join(names))

@@ -99,11 +99,6 @@ extern "C" __global__ void block_sum(const double* in, double* out, int n) {
     }
 }
 
-// Writes one element past the end of `out` (for the AddressSanitizer test).
-extern "C" __global__ void writes_past_the_end(double* out, int n) {
-    if (threadIdx.x == 0) out[n] = 1.0;
-}
-
 // Parameters of every type the emulator passes; writes them back as doubles.
 extern "C" __global__ void every_type(double* out, const float* f, float a, double b, int c, unsigned d, long long e,
                                       signed char g, unsigned char h, unsigned long long i) {

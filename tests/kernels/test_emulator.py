@@ -174,3 +174,19 @@ def test_arrays_with_a_cuda_array_interface_are_accepted(probes):
 def test_unknown_compile_options_are_refused():
     with pytest.raises(emulator.EmulatorError, match="not emulated"):
         emulator.EmulatedModule(path=str(PROBES), options=("--use_fast_math",))
+
+
+def test_without_a_cpp20_compiler_the_kernel_tests_skip_and_say_why(tmp_path):
+    # CXX names the compiler to use; one that does not exist leaves none
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-c++"))
+    root = emulator.HERE.parent.parent
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                             str(emulator.HERE / "test_emulator.py"), "-k", "shuffles or atomics"],
+                            cwd=str(root), env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "passed" not in result.stdout and "skipped" in result.stdout
+    assert "no C++20 compiler to emulate CUDA kernels with" in result.stdout and "no-such-c++: not found" in result.stdout

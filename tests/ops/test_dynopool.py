@@ -190,6 +190,63 @@ def test_return_size_and_its_straight_through_gradient():
 
 
 # --------------------------------------------------------------------------------------------------
+# x and alpha on different devices (cupy: real CuPy on a GPU, else the stand-in running the kernels
+# in the emulator): each gradient lives with its input, whichever outputs receive one
+# --------------------------------------------------------------------------------------------------
+def _dynopool_gradients(module, x, alpha, into, g_y, g_size):
+    """Gradients of x and alpha (Tensors of `module`'s arrays) for upstream gradients into `into`."""
+    from poolref.autograd import Tape
+
+    x, alpha = poolref.Tensor(x, requires_grad=True), poolref.Tensor(alpha, requires_grad=True)
+    with Tape() as tape:
+        y, size = poolref.dynopool2d(x, alpha, return_size=True)
+    targets = {"y": [y], "size": [size], "both": [y, size]}[into]
+    seeds = {"y": [g_y], "size": [g_size], "both": [g_y, g_size]}[into]
+    return tape.gradient(targets, [x, alpha], seeds)
+
+
+@pytest.mark.parametrize("into", ["y", "size", "both"])
+@pytest.mark.parametrize("x_on, alpha_on", [("device", "host"), ("host", "device"), ("device", "device")])
+def test_return_size_with_x_and_alpha_on_different_devices_takes_gradients_into_y_size_or_both(cupy, into, x_on, alpha_on):
+    # the defects: with x on the device and alpha on the host, a gradient into y and size raised
+    # "inputs mix numpy and cupy arrays"; into size alone, the backward took its array module from
+    # y's (host) zero gradient and handed numpy to the kernel launcher ("module 'numpy' has no
+    # attribute 'cuda'"). A host alpha gets a host gradient, a device x a device gradient
+    from poolref._backend import array_module, to_numpy
+
+    x, alpha = random_values((2, 3, 9, 11), 46), numpy.array([1.7, 2.6])
+    g_y, g_size = random_values((2, 3, 5, 4), 47), numpy.array([0.5, -0.25])
+    want = _dynopool_gradients(numpy, x, alpha, into, g_y, g_size)
+    place = {"host": numpy.asarray, "device": cupy.asarray}
+    got = _dynopool_gradients(cupy, place[x_on](x), place[alpha_on](alpha), into, place[x_on](g_y), place[alpha_on](g_size))
+    assert array_module(got[0]) is array_module(place[x_on](x)) and array_module(got[1]) is array_module(place[alpha_on](alpha))
+    assert_matches(to_numpy(got[0]), want[0], rtol=1e-12, atol=1e-12, what="gradient of x")
+    assert_matches(to_numpy(got[1]), want[1], rtol=1e-10, atol=1e-12, what="gradient of alpha")
+
+
+def test_dynopool_backward_with_x_and_alpha_on_the_device_never_waits_for_the_device(cupy, monkeypatch):
+    # the backward read the kernels' alpha sums back to the host (grad_cell.get()), a synchronisation
+    # per call; now the sums stay on the device and the gradient of a device alpha is computed there
+    import poolref.ops.dynopool as dynopool_module
+
+    if not hasattr(cupy, "_core"):
+        pytest.skip("counts host transfers on the CuPy stand-in only")
+    x, alpha = poolref.Tensor(cupy.asarray(random_values((2, 3, 9, 11), 48)), requires_grad=True), \
+        poolref.Tensor(cupy.asarray(numpy.array([1.7, 2.6])), requires_grad=True)
+    y, size = poolref.dynopool2d(x, alpha, return_size=True)  # the forward reads alpha: the output size depends on it
+    device_array = type(x.data)
+    transfers = []
+    for name in ("get", "item", "tolist", "__float__", "__array__"):
+        original = getattr(device_array, name)
+        monkeypatch.setattr(device_array, name, lambda self, *a, _name=name, _original=original, **k:
+                            transfers.append(_name) or _original(self, *a, **k))
+    monkeypatch.setattr(dynopool_module, "to_numpy", lambda value: transfers.append("to_numpy") or value.get())
+    (y.sum() + size.sum()).backward()
+    assert transfers == [], f"the backward copied device values to the host: {transfers}"
+    assert type(x.grad) is device_array and type(alpha.grad) is device_array
+
+
+# --------------------------------------------------------------------------------------------------
 # Loop reference, gradchecks
 # --------------------------------------------------------------------------------------------------
 @given(st.data())

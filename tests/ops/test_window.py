@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import poolref
 from helpers import assert_device_agrees, layouts, plant_nonfinite, resolved, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
+from poolref.reference import lp_pool as lp_ref
 from poolref.reference import window as ref
 from poolref.testing import assert_conserves_gradient, assert_matches, avg_pool_window_mass
 from poolref.testing.strategies import PoolCase, distinct_values, pool_cases, smooth_values
@@ -219,10 +220,10 @@ def test_lp_pool_matches_loop_reference(data):
     p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 1.5]))
     y = LP[n](case.x, p, **case.kwargs)
     geom = resolved(case.x.shape[2:], case.kwargs)
-    assert_matches(y, ref.lp_pool_reference(case.x, p, *geom, convention), rtol=1e-11)
+    assert_matches(y, lp_ref.lp_pool_reference(case.x, p, *geom, convention), rtol=1e-11)
     g = smooth_values(y.shape, 3)
     _, pullback = vjp(lambda t: LP[n](t, p, **case.kwargs), case.x)
-    assert_matches(pullback(g)[0], ref.lp_pool_backward_reference(g, case.x, p, *geom, convention), rtol=1e-9, atol=1e-12)
+    assert_matches(pullback(g)[0], lp_ref.lp_pool_backward_reference(g, case.x, p, *geom, convention), rtol=1e-9, atol=1e-12)
 
 
 @given(st.data())
@@ -682,8 +683,8 @@ def test_jax_convention_matches_loop_reference(data):
     else:
         p = data.draw(st.sampled_from([1.0, 2.0, 3.0, 1.5]))
         y, pullback = vjp(lambda t: LP[n](t, p, **kw), case.x)
-        assert_matches(y, ref.lp_pool_reference(case.x, p, *geom, "jax"), rtol=1e-11)
-        want = ref.lp_pool_backward_reference(g, case.x, p, *geom, "jax")
+        assert_matches(y, lp_ref.lp_pool_reference(case.x, p, *geom, "jax"), rtol=1e-11)
+        want = lp_ref.lp_pool_backward_reference(g, case.x, p, *geom, "jax")
     assert_matches(pullback(g)[0], want, rtol=1e-9, atol=1e-12, what="gradient")
 
 
@@ -834,9 +835,9 @@ def test_avg_and_lp_with_nan_and_inf_match_loop_reference(data):
             x = numpy.abs(x)
         with numpy.errstate(invalid="ignore"):
             y, pullback = vjp(lambda t: LP[n](t, p, **kw), x)
-        assert_matches(y, ref.lp_pool_reference(x, p, *geom, convention), rtol=1e-11)
+        assert_matches(y, lp_ref.lp_pool_reference(x, p, *geom, convention), rtol=1e-11)
         g = _with_nonfinite(y.shape, seed + 1)
-        want = ref.lp_pool_backward_reference(g, x, p, *geom, convention)
+        want = lp_ref.lp_pool_backward_reference(g, x, p, *geom, convention)
     assert_matches(pullback(g)[0], want, rtol=1e-9, atol=1e-12, what="gradient")
 
 

@@ -18,7 +18,9 @@ from poolref.cases import (
     worked_examples,
 )
 from poolref.oracle.engine import poolref_function, poolref_refusal
-from poolref.cases.generators import _deform_coordinates, _dynopool_queries, _off_the_kinks
+from poolref.cases.regions import deform_roi_pool_coordinates
+from poolref.cases.sampling import dynopool_queries
+from poolref.cases.values import off_the_kinks
 
 
 def _finite(op, count, seed, space=None):
@@ -60,7 +62,7 @@ def test_the_composed_ops_refuse_the_classes_they_cannot_take_with_a_reason():
     assert {"finite", "ties", "signed_zero", "magnitude", "float16"} <= set(plan.counts) and {"nan", "inf"} <= set(plan.refused)
 
 
-def test_dynopool_alpha_goes_both_ways_and_its_gradient_is_compared_only_off_the_kinks():
+def test_dynopool_alpha_goes_both_ways_and_its_gradient_is_compared_onlyoff_the_kinks():
     cases = _finite("dynopool2d", 40, 0)
     alphas = numpy.concatenate([c.arrays["alpha"] for c in cases])
     assert (alphas < 1).any() and (alphas > 1).any()
@@ -68,15 +70,15 @@ def test_dynopool_alpha_goes_both_ways_and_its_gradient_is_compared_only_off_the
     for case in cases:
         if "alpha" in case.grad_inputs:  # no query point on a pixel coordinate
             for L, a in zip(case.x.shape[-2:], case.arrays["alpha"]):
-                assert _off_the_kinks(_dynopool_queries(L, float(a)))
+                assert off_the_kinks(dynopool_queries(L, float(a)))
 
 
-def test_deformable_cases_keep_their_sampling_points_off_the_kinks():
+def test_deformable_cases_keep_their_sampling_pointsoff_the_kinks():
     for case in _finite("deform_roi_pool", 10, 0):
         kw = case.kwargs
-        points = _deform_coordinates(case.arrays["boxes"], case.arrays["offset"], kw["output_size"], kw["spatial_scale"],
+        points = deform_roi_pool_coordinates(case.arrays["boxes"], case.arrays["offset"], kw["output_size"], kw["spatial_scale"],
                                      kw["sampling_ratio"], kw["gamma"])
-        assert _off_the_kinks(points)
+        assert off_the_kinks(points)
 
 
 @pytest.mark.parametrize("convention", ["torch", "onnx", "tensorflow"])
