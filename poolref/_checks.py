@@ -8,7 +8,7 @@ import numbers
 import numpy
 
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
-           "check_flag", "check_global_input"]
+           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -73,6 +73,30 @@ def check_flag(value, name: str, op: str) -> bool:
     if not isinstance(value, (bool, numpy.bool_)):
         raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
     return bool(value)
+
+
+#: The most elements poolref allocates for one array (2^31, 16 GiB of float64). Ops that size an
+#: output or a sampling grid from their arguments (boxes, scale factors, alpha, output sizes) check
+#: the count first, so that an absurd argument is refused at once instead of exhausting memory or
+#: running for minutes.
+MAX_ELEMENTS = 2**31
+
+
+def check_element_count(count, name: str, value, op: str, what: str = "the output"):
+    """Refuse an allocation of more than :data:`MAX_ELEMENTS` elements before it is made.
+
+    ``count`` may be any Python number (it is never allocated); ``name`` and ``value`` are the argument
+    that caused it, named in the message with the count.
+
+    >>> check_element_count(10**12, "scale_factor", 1e6, "interpolate")
+    Traceback (most recent call last):
+    ...
+    ValueError: interpolate: scale_factor=1000000.0 asks for 1000000000000 elements in the output, more than poolref allocates for one array (2147483648)
+    """
+    if count > MAX_ELEMENTS:
+        shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+        raise ValueError(f"{op}: {name}={value!r} asks for {shown} elements in {what}, more than poolref "
+                         f"allocates for one array ({MAX_ELEMENTS})")
 
 
 def accumulation_dtype(dtype) -> numpy.dtype:

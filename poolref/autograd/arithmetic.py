@@ -50,6 +50,8 @@ def add_forward(a, b):
     return a + b, Shapes(a.shape, b.shape)
 
 
+# forward   y = a + b (broadcast)
+# backward  grad_a = unbroadcast(g), grad_b = unbroadcast(g)
 def add_backward(saved, grad):
     return unbroadcast(grad, saved.a), unbroadcast(grad, saved.b)
 
@@ -61,6 +63,8 @@ def sub_forward(a, b):
     return a - b, Shapes(a.shape, b.shape)
 
 
+# forward   y = a - b (broadcast)
+# backward  grad_a = unbroadcast(g), grad_b = unbroadcast(-g)
 def sub_backward(saved, grad):
     return unbroadcast(grad, saved.a), unbroadcast(-grad, saved.b)
 
@@ -72,6 +76,8 @@ def neg_forward(a):
     return -a, None
 
 
+# forward   y = -a
+# backward  grad_a = -g
 def neg_backward(saved, grad):
     return (-grad,)
 
@@ -89,6 +95,8 @@ def mul_forward(a, b):
     return a * b, Operands(a, b)
 
 
+# forward   y = a b (broadcast)
+# backward  grad_a = unbroadcast(g b), grad_b = unbroadcast(g a)
 def mul_backward(saved, grad):
     # d(ab)/da = b, d(ab)/db = a
     return unbroadcast(grad * saved.b, saved.a.shape), unbroadcast(grad * saved.a, saved.b.shape)
@@ -101,6 +109,8 @@ def div_forward(a, b):
     return a / b, Operands(a, b)
 
 
+# forward   y = a / b (broadcast)
+# backward  grad_a = unbroadcast(g / b), grad_b = unbroadcast(-g a / b^2)
 def div_backward(saved, grad):
     # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
     a, b = saved
@@ -115,6 +125,8 @@ def matmul_forward(a, b):
     return a @ b, Operands(a, b)
 
 
+# forward   Y = A @ B
+# backward  grad_A = G @ B^T, grad_B = A^T @ G  (summed over broadcast batch axes)
 def matmul_backward(saved, grad):
     a, b = saved
     xp = array_module(a, b, grad)
@@ -142,6 +154,8 @@ def power_forward(a, *, exponent):
     return a**exponent, Power(a, exponent)
 
 
+# forward   y = a^p (p a constant)
+# backward  grad_a = g p a^(p-1)  (0 for p = 0)
 def power_backward(saved, grad):
     a, p = saved
     if p == 0:  # a^0 = 1 is constant; p a^(p-1) would compute 0 * inf at a = 0
@@ -185,6 +199,8 @@ def mean_forward(a, *, axis=None, keepdims=False):
     return _reduce(a, axis, keepdims, average=True)
 
 
+# forward   y = sum (or mean) of a over axes
+# backward  grad_a = g broadcast back over those axes (times 1/count for the mean)
 def reduce_backward(saved, grad):
     # Every input element contributed once (times scale) to the output element it was reduced into.
     xp = array_module(grad)
@@ -204,6 +220,8 @@ def reshape_forward(a, *, shape):
     return a.reshape(shape), a.shape
 
 
+# forward   y = a.reshape(shape)
+# backward  grad_a = g.reshape(a.shape)
 def reshape_backward(input_shape, grad):
     return (grad.reshape(input_shape),)
 
@@ -217,6 +235,8 @@ def transpose_forward(a, *, axes=None):
     return array_module(a).transpose(a, axes), inverse
 
 
+# forward   y = a.transpose(axes)
+# backward  grad_a = g.transpose(inverse of axes)
 def transpose_backward(inverse, grad):
     return (array_module(grad).transpose(grad, inverse),)
 
@@ -230,6 +250,8 @@ def exp_forward(a):
     return out, out  # d exp(a)/da = exp(a): save the output, not the input
 
 
+# forward   y = e^a
+# backward  grad_a = g y
 def exp_backward(out, grad):
     return (grad * out,)
 
@@ -241,6 +263,8 @@ def log_forward(a):
     return array_module(a).log(a), a
 
 
+# forward   y = log a
+# backward  grad_a = g / a
 def log_backward(a, grad):
     return (grad / a,)
 
@@ -258,6 +282,8 @@ def getitem_forward(a, *, index):
     return array_module(a).asarray(a[index]), Indexing(a.shape, index)
 
 
+# forward   y = a[index]
+# backward  grad_a = zeros, then grad_a[index] += g  (repeated elements add)
 def getitem_backward(saved, grad):
     xp = array_module(grad)
     grad_input = xp.zeros(saved.shape, dtype=grad.dtype)

@@ -20,43 +20,11 @@ import math
 import numpy
 
 from .._backend import array_module
-from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
-from ..ops.dynopool import dynopool2d, dynopool_output_size
+from ..ops.dynopool import dynopool2d, dynopool_output_size, straight_through_size
 from .module import Module, Parameter
 
 __all__ = ["DynOPool", "straight_through_size", "gmacs_loss", "conv2d_gmacs"]
-
-
-# ==================================================================================================
-# The straight-through size
-# ==================================================================================================
-def _straight_through_forward(continuous):
-    xp = array_module(continuous)
-    # max(1, round half to even), as dynopool2d sizes its output; the backward needs nothing saved
-    return xp.maximum(xp.round(continuous), 1).astype(continuous.dtype), None
-
-
-def _straight_through_backward(saved, grad_size):
-    return (grad_size,)  # d size / d continuous := 1: the gradient passes the rounding unchanged
-
-
-STRAIGHT_THROUGH_SIZE = define_function("straight_through_size", _straight_through_forward, _straight_through_backward)
-
-
-def straight_through_size(continuous):
-    r"""Round a continuous size to the integer size, letting the gradient through unchanged.
-
-    Forward :math:`O = \max(1, \mathrm{round}(L))` (half to even); backward
-    :math:`\partial \mathcal{L}/\partial L := \partial \mathcal{L}/\partial O`, the straight-through
-    estimator: the rounding is treated as the identity.
-
-    >>> import numpy as np
-    >>> from poolref.nn import straight_through_size
-    >>> straight_through_size(np.array([4.8, 2.5, 0.2]))
-    array([5., 2., 1.])
-    """
-    return apply(STRAIGHT_THROUGH_SIZE, continuous)
 
 
 # ==================================================================================================
@@ -114,7 +82,7 @@ class DynOPool(Module):
             if [float(v) for v in array_module(value).asarray(value).tolist()] != [H, W]:
                 raise ValueError(f"DynOPool: in_size must be the spatial size of x, ({H}, {W}), got in_size={value!r}")
         y = dynopool2d(x, self.alpha, aggregate=self.aggregate)
-        self.size = straight_through_size(in_size / self.alpha)
+        self.size = straight_through_size(in_size / self.alpha, size=y.shape[-2:])
         return y
 
     def output_size(self, H: int, W: int) -> tuple[int, int]:

@@ -27,6 +27,8 @@ def _relu_forward(x):
     return y, ReluSaved(~(y <= 0))
 
 
+# forward   y = max(x, 0)
+# backward  grad_x = g where y > 0 or y is NaN, else 0
 def _relu_backward(saved: ReluSaved, grad_y):
     # d relu(x) / dx = 1 where x > 0, else 0 (0 at x = 0 itself, PyTorch's choice of subgradient)
     return (grad_y * saved.passes,)
@@ -79,6 +81,8 @@ def _sigmoid_forward(x):
     return y, SigmoidSaved(y)
 
 
+# forward   y = 1 / (1 + e^-x)
+# backward  grad_x = g y (1 - y)
 def _sigmoid_backward(saved: SigmoidSaved, grad_y):
     # y = 1 / (1 + e^-x)  =>  dy/dx = y (1 - y)
     return (grad_y * (saved.y * (1 - saved.y)),)

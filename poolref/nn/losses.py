@@ -37,6 +37,8 @@ def _cross_entropy_forward(logits, targets):
     return xp.asarray(loss, dtype=logits.dtype), saved
 
 
+# forward   L = -(1/N) sum_n log softmax(z_n)_{t_n}
+# backward  grad_z[n, k] = g (softmax(z_n)_k - [k = t_n]) / N
 def _cross_entropy_backward(saved: CrossEntropySaved, grad_loss):
     # d/dz_k of -log softmax(z)_t is softmax(z)_k - [k = t]; the mean divides by N.
     xp = array_module(grad_loss)

@@ -76,6 +76,9 @@ def _bilinear_forward(x, y, *, signed_sqrt: bool, l2_normalize: bool, eps: float
     return cast_back(out, x.dtype), saved  # B alone (no sqrt, no norm) may overflow float16 or float32
 
 
+# forward   B = (1/P) X Y^T,  s = sign(B) sqrt(|B| + eps),  z = s / max(||s||, eps)
+# backward  grad_s = (g - z (z . g)) / ||s||  (g / eps below the floor),
+#           grad_B = grad_s / (2 sqrt(|B| + eps)),  grad_X = (1/P) grad_B Y,  grad_Y = (1/P) grad_B^T X
 def _bilinear_backward(saved: BilinearSaved, grad_out):
     xp = array_module(grad_out)
     N, channels_x, positions = saved.x.shape

@@ -83,6 +83,9 @@ def _conv2d_forward(x, weight, bias, *, geometry: WindowGeometry):
     return (y[0] if unbatched else y), saved
 
 
+# forward   y[n, o, h, w] = b[o] + sum_{c,i,j} W[o, c, i, j] x_pad[n, c, h s_h + i d_h, w s_w + j d_w]
+# backward  grad_b[o] = sum g[n, o, h, w];  grad_W = g @ columns^T;
+#           grad_x = the columns' adjoint (col2im) of W^T @ g, padding dropped
 def _conv2d_backward(saved: Conv2dSaved, grad_y):
     xp = array_module(grad_y)
     geometry = saved.geometry

@@ -44,8 +44,8 @@ from typing import NamedTuple
 import numpy
 
 from .. import kernels
-from .._backend import array_module, is_cupy_array, to_numpy
-from .._checks import accumulation_dtype, check_pool_input
+from .._backend import array_module, data_of, is_cupy_array, to_numpy
+from .._checks import accumulation_dtype, check_element_count, check_pool_input, is_int, is_real
 from .._running_max import TORCH, RunningMax
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -61,9 +61,20 @@ AGGREGATES = ("max", "avg")
 def dynopool_output_size(length: int, alpha: float) -> int:
     """Integer output length ``max(1, round(length / alpha))``, rounding half to even (``numpy.round``).
 
+    ``length`` is a positive int and ``alpha`` a finite number > 0 (anything else is refused).
+
     >>> dynopool_output_size(32, 2.0), dynopool_output_size(8, 2.6), dynopool_output_size(5, 2.0)
     (16, 3, 2)
     """
+    op = "dynopool_output_size"
+    if not is_int(length):
+        raise TypeError(f"{op}: length must be an int, got length={length!r}")
+    if length < 1:
+        raise ValueError(f"{op}: length must be at least 1, got length={length!r}")
+    if not is_real(alpha):
+        raise TypeError(f"{op}: alpha must be a real number, got alpha={alpha!r}")
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"{op}: alpha must be a finite number > 0, got alpha={alpha!r}")
     return max(1, int(numpy.round(length / alpha)))
 
 
@@ -97,7 +108,7 @@ def query_axis(length: int, alpha: float) -> QueryAxis:
     high = numpy.minimum(low + 1, length - 1)
     t = clamped - low
     inside = (u > 0) & (u < length - 1)
-    d_cell_d_alpha = length**2 / (out_length**2 * alpha**2)
+    d_cell_d_alpha = (length / (out_length * alpha)) ** 2  # H^2 / (H_out^2 alpha^2), no alpha^2 to overflow
     return QueryAxis(length, out_length, alpha, low, high, t, inside, phase, d_cell_d_alpha)
 
 
@@ -342,8 +353,8 @@ def _uses_kernels(x) -> bool:
 
 
 def _dynopool_forward(x, alpha, *, aggregate: str):
-    # x and alpha may live apart (x on the GPU, alpha on the host): each output lives with the input
-    # it is made of, y with x and size with alpha, and nothing is moved between them
+    # x and alpha may live apart (x on the GPU, alpha on the host): y lives with x, alpha's gradient
+    # with alpha, and nothing is moved between them
     xp = array_module(x)
     alpha_xp = array_module(alpha)
     H, W = x.shape[-2:]
@@ -355,9 +366,8 @@ def _dynopool_forward(x, alpha, *, aggregate: str):
         query_rows = None  # the fused kernels keep no query values
     else:
         y, choice, query_rows = _forward_arrays(xa, rows, columns, aggregate, xp)
-    size = alpha_xp.asarray([rows.out_length, columns.out_length], dtype=alpha.dtype)
     saved = DynOPoolSaved(xa, query_rows, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
-    return (y.astype(x.dtype, copy=False), size), saved
+    return y.astype(x.dtype, copy=False), saved
 
 
 def _alpha_values(alpha) -> tuple[float, float]:
@@ -365,9 +375,13 @@ def _alpha_values(alpha) -> tuple[float, float]:
     return tuple(float(a) for a in alpha.reshape(2).tolist())
 
 
-def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
-    # grad_y lives with x (and y), grad_size with alpha (and size); grad_x goes back to x's module and
-    # grad_alpha to alpha's, whichever device each is on
+# forward   y_ij = max_ab q(u_ia, v_jb)  (or the mean), q the bilinear reading of x at the query point,
+#           u_ia = (i + 1/4 + a/2) s_h - 1/2 with the cell size s_h = H / H_out (likewise v)
+# backward  grad_x = R_h^T G R_w  (each point's gradient G back to the pixels it read, with its weights)
+#           grad_alpha_h = sum_points G dq/du (i + 1/4 + a/2) * ds_h/dalpha_h  (straight-through cell size)
+def _dynopool_backward(saved: DynOPoolSaved, grad_y):
+    # grad_y lives with x (and y); grad_x goes back to x's module and grad_alpha to alpha's,
+    # whichever device each is on
     xp = array_module(saved.x)
     rows, columns = saved.rows, saved.columns
     g = grad_y.astype(saved.x.dtype, copy=False)
@@ -378,28 +392,61 @@ def _dynopool_backward(saved: DynOPoolSaved, grad_y, grad_size):
             sums = to_numpy(sums)  # a host alpha gets a host gradient: this waits for the kernels
     else:
         grad_x, sums = _backward_arrays(saved.x, saved.query_rows, g, saved.choice, rows, columns, saved.aggregate, xp)
-    grad_alpha = _alpha_gradient(saved, sums, grad_size)
+    grad_alpha = _alpha_gradient(saved, sums)
     return grad_x.astype(saved.x_dtype, copy=False), grad_alpha
 
 
-def _alpha_gradient(saved: DynOPoolSaved, sums, grad_size):
-    """``d L / d alpha`` in alpha's array module: the chain rule through the cell size, ``ds/dalpha``
-    (straight-through output size), and through the returned size itself, ``d O / d alpha = -L / alpha^2``::
-
-        grad_alpha_h = sum_u * ds_h/dalpha_h - grad_size_h * H / alpha_h^2     (likewise w)
+def _alpha_gradient(saved: DynOPoolSaved, sums):
+    """``d L / d alpha`` through the cell sizes, in alpha's array module: ``sum_u * ds_h/dalpha_h``
+    (likewise w), with ``ds/dalpha`` the straight-through derivative of the cell size. (The returned
+    output size has a gradient path of its own: :func:`straight_through_size`.)
 
     ``sums`` = (sum_u, sum_v): Python floats or a float64 array; computed in float64, elementwise.
     """
     alpha_xp, rows, columns = saved.alpha_xp, saved.rows, saved.columns
     sums = alpha_xp.asarray(sums, dtype=numpy.float64)
     d_cell_d_alpha = alpha_xp.asarray([rows.d_cell_d_alpha, columns.d_cell_d_alpha])
-    lengths = alpha_xp.asarray([float(rows.length), float(columns.length)])
-    alpha_squared = alpha_xp.asarray([rows.alpha**2, columns.alpha**2])
-    grad_alpha = sums * d_cell_d_alpha - grad_size.astype(numpy.float64) * lengths / alpha_squared
-    return grad_alpha.astype(saved.alpha_dtype, copy=False)
+    return (sums * d_cell_d_alpha).astype(saved.alpha_dtype, copy=False)
 
 
 DYNOPOOL = define_function("dynopool2d", _dynopool_forward, _dynopool_backward)
+
+
+# ==================================================================================================
+# The straight-through output size
+# ==================================================================================================
+# forward   O = size, the integer output size (max(1, round(L / alpha)), half to even), or
+#           max(1, round(c)) of the continuous size c when no size is given
+# backward  dL/dc := dL/dO: the straight-through estimator treats the rounding as the identity
+def _straight_through_forward(continuous, *, size):
+    xp = array_module(continuous)
+    if size is None:
+        return xp.maximum(xp.round(continuous), 1).astype(continuous.dtype), None
+    return xp.asarray(size, dtype=continuous.dtype), None
+
+
+def _straight_through_backward(saved, grad_size):
+    return (grad_size,)
+
+
+STRAIGHT_THROUGH_SIZE = define_function("straight_through_size", _straight_through_forward, _straight_through_backward)
+
+
+def straight_through_size(continuous, size=None):
+    r"""Round a continuous size to the integer size, letting the gradient through unchanged.
+
+    Forward :math:`O = \max(1, \mathrm{round}(c))` (half to even), or ``size`` when given (the size an
+    op actually produced, so that value and shape can never disagree); backward
+    :math:`\partial \mathcal{L}/\partial c := \partial \mathcal{L}/\partial O`, the straight-through
+    estimator: the rounding is treated as the identity. With :math:`c = L / \alpha` this is DynOPool's
+    size gradient, :math:`\partial O / \partial \alpha := -L / \alpha^2`; ``dynopool2d(...,
+    return_size=True)`` and :class:`poolref.nn.DynOPool` both take their size from here.
+
+    >>> import numpy as np
+    >>> straight_through_size(np.array([4.8, 2.5, 0.2]))
+    array([5., 2., 1.])
+    """
+    return apply(STRAIGHT_THROUGH_SIZE, continuous, size=None if size is None else tuple(size))
 
 
 def _check_alpha(alpha, op: str):
@@ -413,8 +460,7 @@ def _check_alpha(alpha, op: str):
         raise TypeError(f"{op}: alpha must be a float array of shape (2,), got alpha with dtype {alpha.dtype}")
     if tuple(alpha.shape) != (2,):
         raise ValueError(f"{op}: alpha must have shape (2,) = (alpha_h, alpha_w), got alpha with shape {tuple(alpha.shape)}")
-    data = alpha.data if isinstance(alpha, Tensor) else alpha
-    values = _alpha_values(data)
+    values = _alpha_values(data_of(alpha))
     if not all(math.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{op}: alpha must be finite and > 0, got alpha={list(values)}")
     return alpha
@@ -487,7 +533,18 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
     op = "dynopool2d"
     x = check_pool_input(x, 2, op, integer_ok=False)
     alpha = _check_alpha(alpha, op)
+    # the query points (N, C, 2 H_out, 2 W_out) are the largest array: refuse an absurd alpha at once
+    sizes = [dynopool_output_size(length, a) for length, a in zip(x.shape[-2:], _alpha_values(data_of(alpha)))]
+    check_element_count(4 * math.prod(x.shape[:-2]) * sizes[0] * sizes[1], "alpha", _alpha_values(data_of(alpha)), op,
+                        "the query points")
     if aggregate not in AGGREGATES:
         raise ValueError(f"{op}: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")
-    y, size = apply(DYNOPOOL, x, alpha, aggregate=aggregate)
-    return (y, size) if return_size else y
+    y = apply(DYNOPOOL, x, alpha, aggregate=aggregate)
+    if not return_size:
+        return y
+    # the size: round(L / alpha) with the straight-through gradient, on the tape like any op
+    lengths = array_module(alpha).asarray([float(v) for v in x.shape[-2:]], dtype=alpha.dtype)
+    size = straight_through_size(lengths / alpha, size=y.shape[-2:])
+    if isinstance(y, Tensor) and not isinstance(size, Tensor):
+        size = Tensor(size)  # Tensors in, Tensors out
+    return y, size

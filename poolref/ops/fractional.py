@@ -112,6 +112,8 @@ def _fractional_max_forward(x, *, samples, kernel: tuple, output_size: tuple, wi
     return ((best, indices) if with_indices else best), saved
 
 
+# forward   y_o = x[index_o]          (the running max over window o, whose start u placed)
+# backward  grad_x[index_o] += g_o    (the gather's adjoint, a scatter-add)
 def _fractional_max_backward(saved: FractionalSaved, grad_values, *_grad_indices):
     # max pooling's backward: y_o = x[index_o] is a gather, so grad_x[index_o] += grad_y[o], its
     # adjoint scatter; overlapping windows add up

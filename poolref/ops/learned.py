@@ -85,6 +85,9 @@ def _gem_forward(x, p, *, eps: float):
     return y.astype(x.dtype, copy=False), saved
 
 
+# forward   y = (1/S sum_i z_i^p)^(1/p),  z_i = max(x_i, eps)   (over the S positions of a plane)
+# backward  grad_x_i = g (1/S) (z_i / y)^(p-1)  where x_i >= eps (0 where the clamp holds)
+#           grad_p   = sum g (y/p) sum_i w_i log(z_i / y),  w_i = z_i^p / sum_j z_j^p
 def _gem_backward(saved: GemSaved, grad_y):
     xp = array_module(grad_y)
     z, y, p = saved.clamped, saved.y, saved.p
@@ -245,6 +248,8 @@ def _soft_pool_forward(x, *, geometry: WindowGeometry):
     return y.astype(x.dtype, copy=False), saved
 
 
+# forward   y_o = sum_{i in W_o} w_i x_i,  w_i = e^{x_i} / sum_{j in W_o} e^{x_j}   (a softmax-weighted mean)
+# backward  grad_x_i = sum_{o: i in W_o} g_o w_i (1 + x_i - y_o)
 def _soft_pool_backward(saved: SoftPoolSaved, grad_y):
     # dy/dx_i = w_i (1 + x_i - y) = (e_i / total) (1 + d_i - (y - M)), exactly 0 for an element of
     # weight 0; overlapping windows add into the same element. An infinite maximum gives w_i = 1/m
@@ -376,6 +381,8 @@ def _lse_forward(x, *, r: float):
     return y.astype(x.dtype, copy=False), LsePoolSaved(softmax, x.dtype)
 
 
+# forward   y = (1/r) log((1/S) sum_i e^{r x_i})
+# backward  grad_x_i = g softmax(r x)_i
 def _lse_backward(saved: LsePoolSaved, grad_y):
     # dy/dx_i = softmax(r x)_i: the 1/S of the mean cancels (see lse_pool's Notes)
     g = grad_y.astype(saved.softmax.dtype, copy=False)

@@ -90,6 +90,8 @@ def _stochastic_sample_forward(x, *, uniforms, geometry: WindowGeometry):
     return value.astype(x.dtype, copy=False), saved
 
 
+# forward   y_o = a[index_o]  (the tap sampled with probability a_i / sum a, the sample held fixed)
+# backward  grad_a[index_o] += g_o
 def _stochastic_sample_backward(saved: StochasticSampleSaved, grad_y):
     # y_o = a at the sampled tap, the sample held fixed: max pooling's backward with the sampled tap
     # in place of the argmax (an all-zero window has index -1: zero gradient)
@@ -122,6 +124,8 @@ def _stochastic_expectation_forward(x, *, geometry: WindowGeometry):
     return y.astype(x.dtype, copy=False), saved
 
 
+# forward   y_o = sum_i a_i^2 / sum_i a_i  (the expected value of the sampled tap)
+# backward  grad_a_i = sum_{o: i in W_o} g_o (2 a_i S_o - Q_o) / S_o^2,  S_o = sum a, Q_o = sum a^2
 def _stochastic_expectation_backward(saved: StochasticExpectationSaved, grad_y):
     # y_o = Q_o / S_o, so dy_o/da_i = (2 a_i S_o - Q_o) / S_o^2 for every tap i of window o. This is
     # homogeneous of degree 0 in a: with the forward's r_i = a_i 2^-e_o it is
@@ -303,6 +307,8 @@ def _mixed_forward(x, *, geometry: WindowGeometry, lam: float):
     return y.astype(x.dtype, copy=False), MixedSaved(max_saved, avg_saved, lam, x.dtype)
 
 
+# forward   y_o = lam max_{i in W_o} x_i + (1 - lam) (1/D_o) sum_{i in W_o} x_i
+# backward  grad_x = lam (max pooling's scatter of g) + (1 - lam) (average pooling's spread of g)
 def _mixed_backward(saved: MixedSaved, grad_y):
     # linear in the two halves: lam * (max pooling's scatter) + (1 - lam) * (average pooling's spread)
     g = grad_y.astype(accumulation_dtype(saved.dtype), copy=False)

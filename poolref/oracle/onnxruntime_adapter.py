@@ -32,13 +32,14 @@ The oracle loads this adapter only when onnx and onnxruntime are installed; they
 
 from __future__ import annotations
 
-import math
 
 import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from . import onnx_compositions as compositions
 from .artefacts import refuse
+from .onnx_compositions import node_source
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "OPSET", "run_node", "run_graph", "version"]
@@ -124,11 +125,6 @@ def _window_attributes(case: Case) -> dict:
     return attributes
 
 
-def _node(op_type: str, inputs: list, outputs: list, attributes: dict) -> str:
-    pairs = "".join(f", {k}={v!r}" for k, v in attributes.items())
-    return f"node = onnx.helper.make_node({op_type!r}, {inputs!r}, {outputs!r}{pairs})"
-
-
 # --------------------------------------------------------------------------------------------------
 # Source code of each node's check
 # --------------------------------------------------------------------------------------------------
@@ -138,7 +134,7 @@ def _max_pool(storage_order: int):
         if storage_order:
             attributes["storage_order"] = storage_order
         return "\n".join([
-            _node("MaxPool", ["X"], ["Y", "I"], attributes),
+            node_source("MaxPool", ["X"], ["Y", "I"], attributes),
             'y, y_indices_native = run_node(node, {"X": x}, {"Y": x.dtype, "I": np.int64})',
             f"y_indices = layouts.onnx_to_plane(y_indices_native, x.shape{', storage_order=1' if storage_order else ''})",
         ])
@@ -149,19 +145,19 @@ def _max_pool(storage_order: int):
 def _avg_pool(case: Case) -> str:
     attributes = _window_attributes(case)
     attributes["count_include_pad"] = int(case.kwargs["count_include_pad"])  # ONNX's default is 0
-    return "\n".join([_node("AveragePool", ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
+    return "\n".join([node_source("AveragePool", ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
 
 
 def _lp_pool(case: Case) -> str:
     attributes = _window_attributes(case)
     attributes["p"] = int(case.kwargs["norm_type"])
-    return "\n".join([_node("LpPool", ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
+    return "\n".join([node_source("LpPool", ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
 
 
 def _global(case: Case) -> str:
     op_type = {"global_avg_pool": "GlobalAveragePool", "global_max_pool": "GlobalMaxPool", "global_lp_pool": "GlobalLpPool"}[case.op]
     attributes = {"p": int(case.kwargs["norm_type"])} if case.op == "global_lp_pool" else {}
-    return "\n".join([_node(op_type, ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
+    return "\n".join([node_source(op_type, ["X"], ["Y"], attributes), 'y, = run_node(node, {"X": x}, {"Y": x.dtype})'])
 
 
 def _unpool_output_shape(case: Case) -> tuple:
@@ -184,7 +180,7 @@ def _max_unpool(case: Case) -> str:
     if kw.get("output_size") is not None:
         inputs.append("output_shape")
         feeds.append(f'"output_shape": np.array({list(shape)!r}, dtype=np.int64)')
-    return "\n".join([_node("MaxUnpool", inputs, ["Y"], attributes),
+    return "\n".join([node_source("MaxUnpool", inputs, ["Y"], attributes),
                       f"y, = run_node(node, {{{', '.join(feeds)}}}, {{\"Y\": x.dtype}})"])
 
 
@@ -197,7 +193,7 @@ def _roi_align(case: Case) -> str:
         coordinate_transformation_mode="half_pixel" if kw["aligned"] else "output_half_pixel",
     )
     return "\n".join([
-        _node("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], attributes),
+        node_source("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], attributes),
         'y, = run_node(node, {"X": x, "rois": np.ascontiguousarray(boxes[:, 1:]), '
         '"batch_indices": boxes[:, 0].astype(np.int64)}, {"Y": x.dtype})',
     ])
@@ -207,7 +203,7 @@ def _roi_pool(case: Case) -> str:
     kw = case.kwargs
     attributes = dict(pooled_shape=list(as_int_tuple(kw["output_size"], 2, "output_size", case.op)),
                       spatial_scale=float(kw["spatial_scale"]))
-    return "\n".join([_node("MaxRoiPool", ["X", "rois"], ["Y"], attributes),
+    return "\n".join([node_source("MaxRoiPool", ["X", "rois"], ["Y"], attributes),
                       'y, = run_node(node, {"X": x, "rois": boxes}, {"Y": x.dtype})'])
 
 
@@ -234,12 +230,12 @@ def _resize(case: Case) -> str:
     if scales is not None:
         values = [1.0, 1.0] + list(scales)
         return "\n".join([
-            _node("Resize", ["X", "", "scales"], ["Y"], RESIZE_MODES[_resize_key(case)]),
+            node_source("Resize", ["X", "", "scales"], ["Y"], RESIZE_MODES[_resize_key(case)]),
             f'y, = run_node(node, {{"X": x, "scales": np.array({values!r}, dtype=np.float32)}}, {{"Y": x.dtype}})',
         ])
     sizes = list(case.x.shape[:2]) + list(resize_size(case))
     return "\n".join([
-        _node("Resize", ["X", "", "", "sizes"], ["Y"], RESIZE_MODES[_resize_key(case)]),
+        node_source("Resize", ["X", "", "", "sizes"], ["Y"], RESIZE_MODES[_resize_key(case)]),
         f'y, = run_node(node, {{"X": x, "sizes": np.array({sizes!r}, dtype=np.int64)}}, {{"Y": x.dtype}})',
     ])
 
@@ -247,7 +243,7 @@ def _resize(case: Case) -> str:
 def _grid_sample(case: Case) -> str:
     kw = case.kwargs
     attributes = dict(mode=kw["mode"], padding_mode=kw["padding_mode"], align_corners=int(kw["align_corners"]))
-    return "\n".join([_node("GridSample", ["X", "grid"], ["Y"], attributes),
+    return "\n".join([node_source("GridSample", ["X", "grid"], ["Y"], attributes),
                       'y, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})'])
 
 
@@ -256,7 +252,7 @@ def _conv(case: Case) -> str:
     (pt, pl) = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
     attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[pt, pl, pt, pl],
                       dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")))
-    return "\n".join([_node("Conv", ["X", "W", "B"], ["Y"], attributes),
+    return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
                       'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
 
 
@@ -274,7 +270,7 @@ def _deform_conv(case: Case) -> str:
         inputs.pop()
     names = dict(X="x", W="weight", offset="offset", B="bias", mask="mask")
     feeds = ", ".join(f'"{name}": {names[name]}' for name in inputs if name)
-    return "\n".join([_node("DeformConv", inputs, ["Y"], attributes), f'y, = run_node(node, {{{feeds}}}, {{"Y": x.dtype}})'])
+    return "\n".join([node_source("DeformConv", inputs, ["Y"], attributes), f'y, = run_node(node, {{{feeds}}}, {{"Y": x.dtype}})'])
 
 
 def _deform_conv_model(case: Case):
@@ -286,158 +282,6 @@ def _deform_conv_model(case: Case):
     if corner.dtype.kind == "f" and not numpy.isfinite(corner).all():
         return DEFORM_CONV_PIXEL_ZERO
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Compositions: small graphs of ONNX nodes for the ops ONNX lacks
-# --------------------------------------------------------------------------------------------------
-def _graph(nodes: list, feeds: str) -> str:
-    """Source that builds ``nodes`` (each ``(op_type, inputs, outputs, attributes)``) and runs the graph."""
-    lines = ["make = onnx.helper.make_node", "nodes = ["]
-    for op_type, inputs, outputs, attributes in nodes:
-        pairs = "".join(f", {k}={v!r}" for k, v in attributes.items())
-        lines.append(f"    make({op_type!r}, {inputs!r}, {outputs!r}{pairs}),")
-    lines += ["]", f'y, = run_graph(nodes, {feeds}, {{"Y": x.dtype}})']
-    return "\n".join(lines)
-
-
-def _axes(case: Case) -> list:
-    return list(range(2, case.x.ndim))
-
-
-def _constant(name: str, value: float):
-    return ("Constant", [], [name], dict(value_float=float(value)))
-
-
-def _gem(case: Case) -> str:
-    """max(x, eps), its plane's maximum factored out (not where it is NaN or infinite), Pow, ReduceMean, Pow(1/p)."""
-    return _graph([
-        ("Constant", [], ["axes"], dict(value_ints=_axes(case))),
-        _constant("eps", case.kwargs.get("eps", 1e-6)),
-        _constant("one", 1.0),
-        ("Max", ["X", "eps"], ["Z"], {}),
-        ("ReduceMax", ["Z", "axes"], ["largest"], {}),
-        ("IsInf", ["largest"], ["infinite"], {}),
-        ("IsNaN", ["largest"], ["nan"], {}),
-        ("Or", ["infinite", "nan"], ["unusable"], {}),
-        ("Where", ["unusable", "one", "largest"], ["scale"], {}),  # an infinite maximum is not factored out
-        ("Div", ["Z", "scale"], ["ratio"], {}),
-        ("Pow", ["ratio", "P"], ["powered"], {}),
-        ("ReduceMean", ["powered", "axes"], ["mean"], {}),
-        ("Div", ["one", "P"], ["inverse"], {}),
-        ("Pow", ["mean", "inverse"], ["root"], {}),
-        ("Mul", ["scale", "root"], ["Y"], {}),
-    ], '{"X": x, "P": p}')
-
-
-def _lse(case: Case) -> str:
-    """(ReduceLogSumExp(r x) - log S) / r."""
-    r, count = case.kwargs["r"], math.prod(case.x.shape[2:])
-    return _graph([
-        ("Constant", [], ["axes"], dict(value_ints=_axes(case))),
-        _constant("r", r),
-        _constant("log_count", math.log(count)),
-        ("Mul", ["X", "r"], ["scaled"], {}),
-        ("ReduceLogSumExp", ["scaled", "axes"], ["total"], {}),
-        ("Sub", ["total", "log_count"], ["mean"], {}),
-        ("Div", ["mean", "r"], ["Y"], {}),
-    ], '{"X": x}')
-
-
-def _mixed(case: Case) -> str:
-    """lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1); a term of weight 0 left out."""
-    kw = case.kwargs
-    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
-    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
-    padding = list(as_int_tuple(kw.get("padding", 0), 2, "padding", case.op))
-    window = dict(kernel_shape=kernel, strides=stride, pads=padding + padding)
-    lam = kw["lam"]
-    nodes, terms = [], []
-    if lam > 0:
-        # with its Indices output MaxPool runs the kernel that follows one rule (the "onnx" rule of
-        # docs/conventions.rst): without, float32 goes through MLAS, which has none for NaN or -inf
-        nodes += [_constant("lam", lam), ("MaxPool", ["X"], ["maxima", "winners"], window),
-                  ("Mul", ["lam", "maxima"], ["max_term"], {})]
-        terms.append("max_term")
-    if lam < 1:
-        nodes += [_constant("rest", 1 - lam), ("AveragePool", ["X"], ["means"], dict(window, count_include_pad=1)),
-                  ("Mul", ["rest", "means"], ["avg_term"], {})]
-        terms.append("avg_term")
-    nodes.append(("Add", terms, ["Y"], {}) if len(terms) == 2 else ("Identity", terms, ["Y"], {}))
-    return _graph(nodes, '{"X": x}')
-
-
-def _stochastic_expectation(case: Case) -> str:
-    """AveragePool(a^2) / AveragePool(a) (the window size cancels), 0 where the window sums to 0."""
-    kw = case.kwargs
-    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
-    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
-    window = dict(kernel_shape=kernel, strides=stride)
-    return _graph([
-        _constant("zero", 0.0),
-        _constant("one", 1.0),
-        ("Mul", ["X", "X"], ["squares"], {}),
-        ("AveragePool", ["squares"], ["square_mean"], window),
-        ("AveragePool", ["X"], ["mean"], window),
-        ("Greater", ["mean", "zero"], ["nonzero"], {}),
-        ("Where", ["nonzero", "mean", "one"], ["divisor"], {}),
-        ("Div", ["square_mean", "divisor"], ["ratio"], {}),
-        ("Where", ["nonzero", "ratio", "zero"], ["Y"], {}),
-    ], '{"X": x}')
-
-
-def _bilinear(case: Case) -> str:
-    """MatMul of the flattened maps / P; Sign * Sqrt(Abs + eps); divided by Max(ReduceL2, eps)."""
-    kw, x = case.kwargs, case.x
-    eps = kw.get("eps", 1e-12)
-    positions = math.prod(x.shape[2:])
-    second = "second" in case.arrays
-    channels_y = case.arrays["second"].shape[1] if second else x.shape[1]
-    nodes = [
-        ("Constant", [], ["x_shape"], dict(value_ints=[x.shape[0], x.shape[1], positions])),
-        ("Constant", [], ["y_shape"], dict(value_ints=[x.shape[0], channels_y, positions])),
-        ("Constant", [], ["flat"], dict(value_ints=[x.shape[0], x.shape[1] * channels_y])),
-        _constant("count", positions),
-        _constant("eps", eps),
-        ("Reshape", ["X", "x_shape"], ["first"], {}),
-        ("Reshape", ["Y2" if second else "X", "y_shape"], ["other"], {}),
-        ("Transpose", ["other"], ["other_t"], dict(perm=[0, 2, 1])),
-        ("MatMul", ["first", "other_t"], ["sums"], {}),
-        ("Reshape", ["sums", "flat"], ["flat_sums"], {}),
-        ("Div", ["flat_sums", "count"], ["B" if kw["signed_sqrt"] or kw["l2_normalize"] else "Y"], {}),
-    ]
-    last = "B"
-    if kw["signed_sqrt"]:
-        nodes += [("Abs", ["B"], ["magnitude"], {}), ("Add", ["magnitude", "eps"], ["lifted"], {}),
-                  ("Sqrt", ["lifted"], ["root"], {}), ("Sign", ["B"], ["sign"], {}),
-                  ("Mul", ["sign", "root"], ["S" if kw["l2_normalize"] else "Y"], {})]
-        last = "S"
-    if kw["l2_normalize"]:
-        nodes += [("Constant", [], ["rows"], dict(value_ints=[1])), ("ReduceL2", [last, "rows"], ["norm"], {}),
-                  ("Max", ["norm", "eps"], ["divisor"], {}), ("Div", [last, "divisor"], ["Y"], {})]
-    return _graph(nodes, '{"X": x, "Y2": second}' if second else '{"X": x}')
-
-
-def _dynopool(case: Case) -> str:
-    """GridSample (bilinear, border, align_corners=0) at DYNOPOOL.md's query points, computed here in
-    float64 and cast to the grid's float32; the four points of each cell reduced by numpy."""
-    alpha = [float(a) for a in case.arrays["alpha"]]
-    H, W = case.x.shape[-2:]
-    sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
-    reduce = "max" if case.kwargs["aggregate"] == "max" else "mean"
-    return "\n".join([
-        "def grid_coordinates(length, out_length):  # u = (i + 1/4 + a/2) * L / O - 1/2, as grid coordinates",
-        "    phase = (np.arange(out_length)[:, None] + 0.25 + np.array([0.0, 0.5])[None, :]).ravel()",
-        "    return ((phase * (length / out_length) - 0.5) + 0.5) * 2 / length - 1",
-        "",
-        f"rows, cols = grid_coordinates({H}, {sizes[0]}), grid_coordinates({W}, {sizes[1]})  # O = max(1, round(L / alpha))",
-        "grid = np.stack(np.broadcast_arrays(cols[None, :], rows[:, None]), axis=-1)  # (2 H_out, 2 W_out, (x, y))",
-        "grid = np.broadcast_to(grid, (x.shape[0],) + grid.shape).astype(x.dtype)",
-        _node("GridSample", ["X", "grid"], ["Y"], dict(mode="bilinear", padding_mode="border", align_corners=0)),
-        'query, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})',
-        f"points = query.reshape(x.shape[0], x.shape[1], {sizes[0]}, 2, {sizes[1]}, 2)",
-        f"y = points.{reduce}(axis=(3, 5))",
-    ])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -661,15 +505,15 @@ def _mappings() -> list[Mapping]:
     ]
     composed = dict(kind="composition", gradients=False, space=dict(dtypes=FLOAT32))
     mappings += [
-        Mapping("stochastic_pool2d", "AveragePool(a^2) / AveragePool(a) (training=False)", _stochastic_expectation,
+        Mapping("stochastic_pool2d", "AveragePool(a^2) / AveragePool(a) (training=False)", compositions.stochastic_expectation,
                 model=_stochastic_model, skips=("training=True: the samples come from poolref's random generator", SQUARES),
                 **composed),
-        Mapping("mixed_pool2d", "lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1)", _mixed, model=_mixed_model,
+        Mapping("mixed_pool2d", "lam * MaxPool + (1 - lam) * AveragePool(count_include_pad=1)", compositions.mixed, model=_mixed_model,
                 skips=(MIXED_NAN,), **composed),
-        Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", _gem, **composed),
-        Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", _lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
-        Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", _bilinear, **composed),
-        Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", _dynopool,
+        Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", compositions.gem, **composed),
+        Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", compositions.lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
+        Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", compositions.bilinear, **composed),
+        Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", compositions.dynopool,
                 **composed, model=refuse(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings
