@@ -30,7 +30,7 @@ from .._backend import array_module
 from .._checks import accumulation_dtype, cast_back
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
-from .._sampling_weights import AxisTaps, bilinear_axis, bilinear_taps, select_boxes
+from .._sampling_torchvision import AxisTaps, bilinear_axis, bilinear_taps, select_boxes
 from .region.boxes import (
     AlignGeometry,
     align_geometry,

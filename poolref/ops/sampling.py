@@ -45,6 +45,7 @@ from .._checks import accumulation_dtype, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
+from .adaptive import ADAPTIVE_AVG_POOL
 
 __all__ = ["grid_sample", "interpolate"]
 
@@ -411,7 +412,7 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 taps = weights.torch_nearest(L, O, s, exact=mode == "nearest-exact")
                 plans.append(_transposed(None if _is_identity(taps) else taps))
             elif mode == "area":
-                plans.append(_transposed(weights.adaptive_average(L, O)))
+                raise ValueError("resize_plan: PyTorch's area mode is adaptive average pooling (ADAPTIVE_AVG_POOL), not a resize")
             elif antialias:
                 # PyTorch's forward copies an axis whose size does not change, and its backward
                 # resamples that axis all the same. Where the resampling table is a copy too (weight 1
@@ -644,7 +645,10 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
       :math:`|i + 1/2 - s(o + 1/2)| < \max(s, 1)` with triangle weights
       :math:`1 - |i + 1/2 - s(o + 1/2)|/\max(s, 1)`, normalized
       (:func:`~poolref._sampling_weights.torch_antialias`);
-    * ``area`` is adaptive average pooling: bin :math:`[\lfloor oL/O \rfloor, \lceil (o+1)L/O \rceil)`.
+    * ``area`` is adaptive average pooling, as in PyTorch (whose ``interpolate`` calls
+      ``adaptive_avg_pool{1,2,3}d``): poolref calls :func:`~poolref.adaptive_avg_pool2d`'s forward and
+      backward too, so the two agree to the bit. Output :math:`o` is the mean of its box of bins
+      :math:`[\lfloor oL/O \rfloor, \lceil (o+1)L/O \rceil)`.
 
     ``convention="tensorflow"``: ``nearest-exact`` is ``tf.image.resize(method="nearest")``,
     ``bilinear`` is ``method="bilinear"`` (half-pixel centres, computed as
@@ -726,5 +730,9 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         antialias = antialias and mode in LINEAR_MODES  # TensorFlow and JAX ignore it for nearest and area
     x = check_pool_input(x, n, op, integer_ok=False)
     size, scale_factors = _output_size(x, n, size, scale_factor, recompute_scale_factor, op)
+    if mode == "area" and convention == "torch":
+        # PyTorch's area mode is adaptive average pooling (torch.nn.functional.interpolate calls
+        # adaptive_avg_pool{1,2,3}d with the output size): the same op, forward and backward
+        return apply(ADAPTIVE_AVG_POOL, x, output_size=size)
     return apply(INTERPOLATE, x, mode=mode, size=size, align_corners=bool(align_corners), scale_factors=scale_factors,
                  antialias=antialias, convention=convention)

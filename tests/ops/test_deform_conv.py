@@ -167,7 +167,7 @@ def test_zero_padded_bilinear_is_the_reference_rule_point_by_point():
     # poolref._sampling_weights.zero_padded_bilinear (the corners, weights and slopes the op uses)
     # against the loop reference's bilinear_interpolate and coordinate_weight, at random points,
     # on pixels, at -1, 0, H - 1 and H, and far outside; NaN and inf in the plane
-    from poolref._sampling_weights import zero_padded_bilinear, zero_padded_bilinear_slopes
+    from poolref._sampling_torchvision import zero_padded_bilinear, zero_padded_bilinear_slopes
 
     rng = numpy.random.default_rng(17)
     plane = plant_nonfinite(rng.uniform(-2, 2, (4, 5)), 18, fraction=0.15)

@@ -51,6 +51,6 @@ from .roi_pool import roi_pool
 # when this package was one module.
 from .boxes import *  # noqa: F401,F403
 from .sampling_matrix import SamplingMatrix, sampling_matrix  # noqa: F401
-from ..._sampling_weights import AxisTaps, Tap, bilinear_axis, bilinear_taps  # noqa: F401
+from ..._sampling_torchvision import AxisTaps, Tap, bilinear_axis, bilinear_taps  # noqa: F401
 
 __all__ = ["spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align"]

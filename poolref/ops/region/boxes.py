@@ -27,7 +27,7 @@ import numpy
 from ..._backend import array_module, to_numpy
 from ..._checks import accumulation_dtype, check_pool_input, check_positive_number
 from ..._geometry import as_int_tuple
-from ..._sampling_weights import AxisTaps, bilinear_axis, select_boxes
+from ..._sampling_torchvision import AxisTaps, bilinear_axis, select_boxes
 from ...autograd.tensor import Tensor
 
 __all__ = [

@@ -23,7 +23,7 @@ import numpy
 from ..._backend import array_module
 from ..._checks import accumulation_dtype, cast_back, check_flag
 from ..._running_max import ONNX
-from ..._sampling_weights import AxisTaps, bilinear_taps, select_boxes
+from ..._sampling_torchvision import AxisTaps, bilinear_taps, select_boxes
 from ...autograd.function import apply, define_function
 from .boxes import (
     AlignGeometry,

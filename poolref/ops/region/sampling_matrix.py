@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module, sparse_csr
-from ..._sampling_weights import AxisTaps, bilinear_taps, select_boxes
+from ..._sampling_torchvision import AxisTaps, bilinear_taps, select_boxes
 from .boxes import AlignGeometry, has_nonfinite
 
 __all__ = ["SamplingMatrix", "sampling_matrix"]
