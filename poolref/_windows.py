@@ -29,8 +29,8 @@ from ._checks import accumulation_dtype
 from ._geometry import WindowGeometry
 
 __all__ = [
-    "pad_for_windows", "crop_padding", "along_axis", "window_sum", "window_sum_adjoint",
-    "plane_layout", "gather_from_planes", "scatter_to_planes",
+    "pad_for_windows", "crop_padding", "along_axis", "window_sum", "window_sum_adjoint", "window_sum_plane_bytes",
+    "plane_layout", "as_planes", "gather_from_planes", "scatter_to_planes",
 ]
 
 
@@ -103,6 +103,14 @@ def window_sum(x, geometry: WindowGeometry):
     return total
 
 
+def window_sum_plane_bytes(geometry: WindowGeometry, dtype) -> int:
+    """About how many bytes :func:`window_sum` or :func:`window_sum_adjoint` touches per plane in ``dtype``:
+    the input, its padded copy, a partial sum of about that size and the output, for
+    :func:`poolref._backend.batch_blocks`."""
+    cells = math.prod(geometry.in_shape) + 2 * math.prod(geometry.padded_shape) + math.prod(geometry.out_shape)
+    return cells * numpy.dtype(dtype).itemsize
+
+
 def window_sum_adjoint(g, geometry: WindowGeometry):
     """Transpose of :func:`window_sum`: each window's value is added to every one of its taps.
 
@@ -140,6 +148,16 @@ def plane_layout(shape, n):
     return math.prod(shape[: len(shape) - n]), math.prod(shape[len(shape) - n:])
 
 
+def as_planes(x, n: int):
+    """(.., L_0, .., L_{n-1}) -> (P, L_0, .., L_{n-1}): the leading dims flattened into one axis of planes.
+
+    The planes are what a window op processes independently of each other, and what it cuts into
+    cache-sized blocks (:func:`poolref._backend.batch_blocks`). A view of ``x`` wherever its leading
+    dims can be merged (always for a contiguous array); otherwise a copy, which never changes a value.
+    """
+    return x.reshape((plane_layout(x.shape, n)[0],) + tuple(x.shape[x.ndim - n:]))
+
+
 def gather_from_planes(source, indices, n: int, fill=0):
     """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..); ``fill`` where -1.
 
@@ -159,17 +177,21 @@ def gather_from_planes(source, indices, n: int, fill=0):
     return xp.where(found, read, xp.asarray(fill, dtype=source.dtype)).reshape(indices.shape)
 
 
-def scatter_to_planes(values, indices, in_shape, n: int):
+def scatter_to_planes(values, indices, in_shape, n: int, out=None):
     """Add each of ``values`` (.., O..) into zeros of ``in_shape`` at its flat index within its plane.
 
     The backward of every max-type op: ``grad_x[index_o] += grad_y[o]``, overlapping windows
     accumulating in order (in float32 for float16 values), an index of -1 sending its value nowhere.
     Entries are added, never multiplied by a mask, so an infinite or NaN entry reaches its own
     element and no other.
+
+    ``out``, if given, is a contiguous array of ``in_shape`` in the accumulation dtype holding zeros:
+    the values are added into it and it is returned (one block of a larger gradient, see
+    :func:`poolref._backend.batch_blocks`). Otherwise a new array of the values' dtype is returned.
     """
     xp = array_module(values)
     planes, plane_size = plane_layout(in_shape, n)
-    total = xp.zeros(planes * plane_size, dtype=accumulation_dtype(values.dtype))
+    total = xp.zeros(planes * plane_size, dtype=accumulation_dtype(values.dtype)) if out is None else out.reshape(-1)
     if indices.size:
         offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
         flat = indices.reshape(planes, -1)
@@ -179,4 +201,6 @@ def scatter_to_planes(values, indices, in_shape, n: int):
             else:  # only the entries with an element are added
                 found = flat >= 0
                 xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
+    if out is not None:
+        return out
     return total.astype(values.dtype, copy=False).reshape(in_shape)

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy
 
-from .._backend import array_module
+from .._backend import array_module, batch_blocks
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
 from .._geometry import (
     WindowGeometry,
@@ -42,7 +42,16 @@ from .._running_max import (
     max_pool_rule,
     window_indices,
 )
-from .._windows import gather_from_planes, pad_for_windows, plane_layout, scatter_to_planes, window_sum, window_sum_adjoint
+from .._windows import (
+    as_planes,
+    window_sum_plane_bytes,
+    gather_from_planes,
+    pad_for_windows,
+    plane_layout,
+    scatter_to_planes,
+    window_sum,
+    window_sum_adjoint,
+)
 from ..autograd.function import apply, define_function
 
 __all__ = [
@@ -57,36 +66,82 @@ __all__ = [
 # Max pooling
 # ==================================================================================================
 class MaxPoolSaved(NamedTuple):
-    indices: object  # (.., O..) flat in-plane index of each window's winner, -1 for none
+    winner: object  # (P, O..) number of each window's winning tap (RunningMax.winner); P = N*C planes
+    geometry: WindowGeometry
     in_shape: tuple  # the input's shape (.., L..)
-    ndim: int  # number of spatial dims
     dtype: numpy.dtype  # the input's dtype, for the gradient
 
 
 def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: MaxRule = TORCH):
     # The running max of every window, tap by tap (poolref._running_max): tap ``offsets`` of every
-    # window is one strided view of the padded input, padding reading as -inf.
+    # window is one strided view of the padded input, padding reading as -inf. Every plane is pooled
+    # on its own; the planes go through in cache-sized blocks (a speed trick, see
+    # poolref._backend.batch_blocks), which changes no value.
     xp = array_module(x)
-    lead = x.shape[: x.ndim - geometry.ndim]
+    n = geometry.ndim
+    planes = as_planes(x, n)  # (P, L..)
     tables = geometry.tap_tables()
-    padded = pad_for_windows(x, geometry, lowest_value(x.dtype))
-    scan = RunningMax(rule, lead + geometry.out_shape, x.dtype, xp, taps=geometry.kernel_volume,
-                      first_tap=first_inside_tap(tables, geometry.kernel, xp),
-                      nan_possible=bool(xp.isnan(x).any()) if x.dtype.kind == "f" else False)
-    for tap_number, offsets in enumerate(geometry.tap_offsets()):
-        scan.add(padded[(Ellipsis,) + geometry.tap_slices(offsets)], tap_number)  # (.., O..) view
-    indices = window_indices(scan.winner, tables, geometry.in_shape, geometry.kernel)  # (.., O..)
-    # y_o = x[index_o]: the output is read at the winner (or is the rule's floor / IEEE maximum)
-    y = scan.values(lambda: gather_from_planes(x, indices, geometry.ndim))
-    saved = MaxPoolSaved(indices, tuple(x.shape), geometry.ndim, x.dtype)
-    return ((y, indices) if with_indices else y), saved
+    first_tap = first_inside_tap(tables, geometry.kernel, xp)  # (O..)
+    y = xp.empty(planes.shape[:1] + geometry.out_shape, dtype=x.dtype)  # (P, O..)
+    indices = xp.empty(y.shape, dtype=numpy.int64) if with_indices else None  # (P, O..)
+    winners = []  # each block's (B, O..) winning tap numbers
+    # bytes a plane costs: its input and padded copy; per window the best, output, winner and index
+    plane_bytes = x.dtype.itemsize * (math.prod(geometry.in_shape) + math.prod(geometry.padded_shape))
+    plane_bytes += math.prod(geometry.out_shape) * (2 * x.dtype.itemsize + 10)
+    for block in batch_blocks(planes.shape[0], plane_bytes, like=x):
+        running = _running_max_of_planes(planes[block], geometry, rule, first_tap)
+        winners.append(running.winner)
+
+        # The flat in-plane index of each window's winner, made only where it is needed (returned,
+        # or read at below); the backward finds it again from the winner (in PyTorch's scan a byte
+        # a window, not 8).
+        def block_indices():
+            return indices[block] if with_indices else window_indices(running.winner, tables, geometry.in_shape, geometry.kernel)
+
+        if with_indices:
+            indices[block] = window_indices(running.winner, tables, geometry.in_shape, geometry.kernel)
+        # y_o = x[index_o]: the output is read at the winner (or is the rule's floor / IEEE maximum)
+        y[block] = running.values(lambda: gather_from_planes(planes[block], block_indices(), n))
+    winner = winners[0] if len(winners) == 1 else xp.concatenate(winners)  # (P, O..)
+    saved = MaxPoolSaved(winner, geometry, tuple(x.shape), x.dtype)
+    y = y.reshape(x.shape[: x.ndim - n] + geometry.out_shape)
+    return ((y, indices.reshape(y.shape)) if with_indices else y), saved
+
+
+def _running_max_of_planes(x, geometry: WindowGeometry, rule: MaxRule, first_tap) -> RunningMax:
+    """The running max of every window of a block of planes (B, L..), all taps scanned."""
+    xp = array_module(x)
+    padded = pad_for_windows(x, geometry, lowest_value(x.dtype))  # (B, L + pads..)
+
+    def scan(nan_possible: bool) -> RunningMax:
+        running = RunningMax(rule, x.shape[:1] + geometry.out_shape, x.dtype, xp, taps=geometry.kernel_volume,
+                             first_tap=first_tap, nan_possible=nan_possible)
+        for tap_number, offsets in enumerate(geometry.tap_offsets()):
+            running.add(padded[(Ellipsis,) + geometry.tap_slices(offsets)], tap_number)  # (B, O..) view
+        return running
+
+    # Speed trick: scan as if no NaN were there, and scan again in the rare block where one was
+    # (RunningMax.missed_nan), rather than search the whole input for a NaN before every scan.
+    running = scan(nan_possible=False)
+    return scan(nan_possible=True) if running.missed_nan() else running
 
 
 def _max_pool_backward(saved: MaxPoolSaved, grad_values, *_grad_indices):
     # forward  y_o = x[index_o]              (a gather)
     # backward grad_x[index_o] += grad_y[o]  (its adjoint: a scatter-add; nothing where index_o = -1)
-    grad = scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim)
-    return (grad.astype(saved.dtype, copy=False),)
+    # In cache-sized blocks of planes (poolref._backend.batch_blocks), each block's indices found
+    # again from its winners; the sums go straight into the gradient (in float32 for float16).
+    xp = array_module(grad_values)
+    geometry = saved.geometry
+    tables = geometry.tap_tables()
+    grad = xp.zeros(saved.winner.shape[:1] + geometry.in_shape, dtype=accumulation_dtype(grad_values.dtype))  # (P, L..)
+    grad_planes = as_planes(grad_values, geometry.ndim)  # (P, O..)
+    # bytes a plane costs: its gradient; per window the upstream entry, the winner and the index
+    plane_bytes = math.prod(geometry.in_shape) * grad.dtype.itemsize + math.prod(geometry.out_shape) * (grad_values.dtype.itemsize + 17)
+    for block in batch_blocks(grad.shape[0], plane_bytes, like=grad_values):
+        indices = window_indices(saved.winner[block], tables, geometry.in_shape, geometry.kernel)  # (B, O..)
+        scatter_to_planes(grad_planes[block], indices, grad[block].shape, geometry.ndim, out=grad[block])
+    return (grad.reshape(saved.in_shape).astype(saved.dtype, copy=False),)
 
 
 MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
@@ -215,28 +270,41 @@ def max_pool3d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 class AvgPoolSaved(NamedTuple):
     divisor: object  # (O..) what each window divides by, in the accumulation dtype
     geometry: WindowGeometry
+    in_shape: tuple  # the input's shape (.., L..)
     dtype: numpy.dtype  # the input's dtype, for the gradient
 
 
 def _avg_pool_forward(x, *, geometry: WindowGeometry, count_padding: bool, divisor_override):
+    # Plane by plane, in cache-sized blocks of planes (a speed trick, poolref._backend.batch_blocks).
     xp = array_module(x)
     accumulate = accumulation_dtype(x.dtype)
-    divisor = xp.asarray(geometry.divisor(count_padding, divisor_override), dtype=accumulate)
-    # A zero divisor arises only under convention="jax" without count_include_pad, for a window wholly
-    # in padding: its sum is 0, so it gives 0/0 = NaN, as reduce_window(x) / reduce_window(ones) does.
-    with numpy.errstate(invalid="ignore"):
-        y = window_sum(x.astype(accumulate, copy=False), geometry) / divisor
-    return y.astype(x.dtype, copy=False), AvgPoolSaved(divisor, geometry, x.dtype)
+    divisor = xp.asarray(geometry.divisor(count_padding, divisor_override), dtype=accumulate)  # (O..)
+    planes = as_planes(x, geometry.ndim)  # (P, L..)
+    y = xp.empty(planes.shape[:1] + geometry.out_shape, dtype=x.dtype)  # (P, O..)
+    for block in batch_blocks(planes.shape[0], window_sum_plane_bytes(geometry, accumulate), like=x):
+        # A zero divisor arises only under convention="jax" without count_include_pad, for a window
+        # wholly in padding: its sum is 0, so it gives 0/0 = NaN, as reduce_window(x) /
+        # reduce_window(ones) does.
+        with numpy.errstate(invalid="ignore"):
+            y[block] = window_sum(planes[block].astype(accumulate, copy=False), geometry) / divisor
+    saved = AvgPoolSaved(divisor, geometry, tuple(x.shape), x.dtype)
+    return y.reshape(x.shape[: x.ndim - geometry.ndim] + geometry.out_shape), saved
 
 
 def _avg_pool_backward(saved: AvgPoolSaved, grad_y):
     # y_o = (1/D_o) sum_{i in W_o} x_i, so dL/dx_i = sum_{o: i in W_o} g_o / D_o: average pooling is
     # linear, its backward is its transpose, the window sum's adjoint of g / divisor. A window with
     # D_o = 0 (jax, wholly in padding) gives inf or NaN here, but it has no tap in the input, so the
-    # adjoint drops it with the padding.
-    with numpy.errstate(divide="ignore", invalid="ignore"):
-        g = grad_y.astype(saved.divisor.dtype, copy=False) / saved.divisor
-    return (window_sum_adjoint(g, saved.geometry).astype(saved.dtype, copy=False),)
+    # adjoint drops it with the padding. In cache-sized blocks of planes, as the forward.
+    xp = array_module(grad_y)
+    geometry = saved.geometry
+    g_planes = as_planes(grad_y, geometry.ndim)  # (P, O..)
+    grad = xp.empty(g_planes.shape[:1] + geometry.in_shape, dtype=saved.dtype)  # (P, L..)
+    for block in batch_blocks(grad.shape[0], window_sum_plane_bytes(geometry, saved.divisor.dtype), like=grad_y):
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            g = g_planes[block].astype(saved.divisor.dtype, copy=False) / saved.divisor
+        grad[block] = window_sum_adjoint(g, geometry)
+    return (grad.reshape(saved.in_shape),)
 
 
 AVG_POOL = define_function("avg_pool", _avg_pool_forward, _avg_pool_backward)
@@ -361,34 +429,39 @@ LP_CONVENTIONS = ("torch", "onnx", "jax")
 
 
 class LpPoolSaved(NamedTuple):
-    x: object  # the input, in the accumulation dtype
-    window_sum: object  # S of every window (rescaled under "torch")
+    x: object  # (P, L..) the input's planes (cast to the accumulation dtype block by block)
+    window_sum: object  # (P, O..) S of every window (rescaled under "torch"), in the accumulation dtype
     scale: object  # (O..) prod(k) / D under "torch" (rescaling of partial windows), 1 otherwise
     p: float
     convention: str
     geometry: WindowGeometry
+    in_shape: tuple  # the input's shape (.., L..)
     dtype: numpy.dtype
 
 
 def _lp_pool_forward(x, *, p: float, geometry: WindowGeometry, convention: str):
+    # Plane by plane, in cache-sized blocks of planes (a speed trick, poolref._backend.batch_blocks).
     xp = array_module(x)
     accumulate = accumulation_dtype(x.dtype)
-    xa = x.astype(accumulate, copy=False)
-    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if convention == "torch":
-            # PyTorch: avg_pool(x**p) * prod(k), then ** (1/p). No abs: negative windows with odd or
-            # fractional p give NaN. A partial ceil-mode window is rescaled by prod(k)/count (a quirk).
-            scale = xp.asarray(geometry.kernel_volume / geometry.divisor(count_padding=True), dtype=accumulate)
-            powered = xa**p
-        else:
-            # ONNX LpPool (and poolref's "jax"): the true p-norm of the window; padding contributes
-            # zero, nothing is rescaled. A jax window wholly in padding sums to 0 and gives 0.
-            scale = xp.ones(geometry.out_shape, dtype=accumulate)
-            powered = xp.abs(xa) ** p
-        powered_sum = window_sum(powered, geometry) * scale
-        y = powered_sum ** (1.0 / p)
-    saved = LpPoolSaved(xa, powered_sum, scale, p, convention, geometry, x.dtype)
-    return y.astype(x.dtype, copy=False), saved
+    if convention == "torch":
+        # PyTorch: avg_pool(x**p) * prod(k), then ** (1/p). No abs: negative windows with odd or
+        # fractional p give NaN. A partial ceil-mode window is rescaled by prod(k)/count (a quirk).
+        scale = xp.asarray(geometry.kernel_volume / geometry.divisor(count_padding=True), dtype=accumulate)
+    else:
+        # ONNX LpPool (and poolref's "jax"): the true p-norm of the window; padding contributes
+        # zero, nothing is rescaled. A jax window wholly in padding sums to 0 and gives 0.
+        scale = xp.ones(geometry.out_shape, dtype=accumulate)
+    planes = as_planes(x, geometry.ndim)  # (P, L..)
+    y = xp.empty(planes.shape[:1] + geometry.out_shape, dtype=x.dtype)  # (P, O..)
+    powered_sum = xp.empty(y.shape, dtype=accumulate)  # (P, O..)
+    for block in batch_blocks(planes.shape[0], window_sum_plane_bytes(geometry, accumulate), like=x):
+        xa = _contiguous(planes[block], accumulate)  # (B, L..)
+        with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            powered = xa**p if convention == "torch" else xp.abs(xa) ** p
+            powered_sum[block] = window_sum(powered, geometry) * scale
+            y[block] = powered_sum[block] ** (1.0 / p)
+    saved = LpPoolSaved(planes, powered_sum, scale, p, convention, geometry, tuple(x.shape), x.dtype)
+    return y.reshape(x.shape[: x.ndim - geometry.ndim] + geometry.out_shape), saved
 
 
 def _lp_pool_backward(saved: LpPoolSaved, grad_y):
@@ -397,32 +470,48 @@ def _lp_pool_backward(saved: LpPoolSaved, grad_y):
     #   dL/dx_i = sum_{o: i in W_o} g_o * (1/p) S_o^(1/p - 1) * c_o * f'(x_i).
     # dy/dS is computed as a power of S, not as y / (p S): where S is infinite the two differ
     # (inf / inf is NaN, while S^(1/p - 1) is 0 for p > 1 and 1 for p = 1, the true limits).
+    # In cache-sized blocks of planes, as the forward.
     xp = array_module(grad_y)
-    x, s, p = saved.x, saved.window_sum, saved.p
-    geometry = saved.geometry
-    with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        dy_ds = s ** (1.0 / p - 1.0) / p
-        per_window = grad_y.astype(x.dtype, copy=False) * dy_ds * saved.scale  # (.., O..)
-        # poolref's rule: a window whose sum is zero sends nothing (the norm has no derivative
-        # there), not even a NaN or infinite g_o, as PyTorch's relu backward does
-        per_window = xp.where(s == 0, 0, per_window)
-        spread = window_sum_adjoint(per_window, geometry)  # (.., L..)
-        # f'(x) = p x^(p-1) under "torch"; p sign(x) |x|^(p-1) under "onnx" and "jax"
-        if saved.convention == "torch":
-            dpow = p * x ** (p - 1)
-        else:
-            dpow = p * xp.sign(x) * xp.abs(x) ** (p - 1)
-        grad_x = spread * dpow
+    p, geometry = saved.p, saved.geometry
+    accumulate = saved.window_sum.dtype
     # Cells whose gradient is 0 whatever the product says (0 * inf and 0 * NaN would be NaN):
     # cells that no window reads (PyTorch's lp_pool gradient leaks a NaN there), and, for p < 1,
     # cells holding 0, where |x|^p has no derivative (poolref's rule: zero).
-    keep = geometry.cells_read()
-    keep = None if keep.all() else xp.asarray(keep)
-    if p < 1:
-        keep = (x != 0) if keep is None else keep & (x != 0)
-    if keep is not None:
-        grad_x = xp.where(keep, grad_x, 0)
-    return (grad_x.astype(saved.dtype, copy=False),)
+    read = geometry.cells_read()  # (L..)
+    read = None if read.all() else xp.asarray(read)
+    g_planes = as_planes(grad_y, geometry.ndim)  # (P, O..)
+    grad = xp.empty(saved.x.shape, dtype=saved.dtype)  # (P, L..)
+    for block in batch_blocks(grad.shape[0], window_sum_plane_bytes(geometry, accumulate), like=grad_y):
+        x, s = _contiguous(saved.x[block], accumulate), saved.window_sum[block]  # (B, L..), (B, O..)
+        with numpy.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            dy_ds = s ** (1.0 / p - 1.0) / p
+            per_window = g_planes[block].astype(accumulate, copy=False) * dy_ds * saved.scale  # (B, O..)
+            # poolref's rule: a window whose sum is zero sends nothing (the norm has no derivative
+            # there), not even a NaN or infinite g_o, as PyTorch's relu backward does
+            per_window = xp.where(s == 0, 0, per_window)
+            spread = window_sum_adjoint(per_window, geometry)  # (B, L..)
+            # f'(x) = p x^(p-1) under "torch"; p sign(x) |x|^(p-1) under "onnx" and "jax"
+            if saved.convention == "torch":
+                dpow = p * x ** (p - 1)
+            else:
+                dpow = p * xp.sign(x) * xp.abs(x) ** (p - 1)
+            grad_x = spread * dpow
+        keep = read
+        if p < 1:
+            keep = (x != 0) if keep is None else keep & (x != 0)
+        grad[block] = grad_x if keep is None else xp.where(keep, grad_x, 0)
+    return (grad.reshape(saved.in_shape),)
+
+
+def _contiguous(x, dtype):
+    """``x`` in ``dtype``, as a C-contiguous array (a copy only where it is not one already).
+
+    Powers are taken of contiguous arrays only: NumPy computes ``x ** p`` (for p other than 0.5, 1
+    and 2) with SIMD code on contiguous data and with the C library's ``pow`` on some strided
+    views, and the two may round the last bit differently. On a contiguous block the result is the
+    same whatever the input's layout and however the planes are cut into blocks.
+    """
+    return array_module(x).ascontiguousarray(x, dtype=dtype)
 
 
 LP_POOL = define_function("lp_pool", _lp_pool_forward, _lp_pool_backward)
