@@ -412,8 +412,7 @@ def _stochastic_sample_forward(x, *, uniforms, geometry: WindowGeometry):
     sampled[unpicked] = last_positive[unpicked]
     value[unpicked] = last_positive_value[unpicked]
     winner = xp.where(sampled == taps, NO_TAP, sampled.astype(numpy.int32))  # the sampled tap, -1 for none
-    indices = window_indices(winner, geometry.tap_tables(), geometry.in_shape, geometry.kernel)
-    saved = StochasticSampleSaved(MaxPoolSaved(indices, tuple(x.shape), geometry.ndim, x.dtype))
+    saved = StochasticSampleSaved(MaxPoolSaved(winner, geometry, tuple(x.shape), x.dtype))
     return value.astype(x.dtype, copy=False), saved
 
 

@@ -66,7 +66,7 @@ __all__ = [
 # Max pooling
 # ==================================================================================================
 class MaxPoolSaved(NamedTuple):
-    winner: object  # (P, O..) number of each window's winning tap (RunningMax.winner); P = N*C planes
+    winner: object  # (.., O..) number of each window's winning tap (RunningMax.winner), -1 for none
     geometry: WindowGeometry
     in_shape: tuple  # the input's shape (.., L..)
     dtype: numpy.dtype  # the input's dtype, for the gradient
@@ -102,9 +102,9 @@ def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: 
             indices[block] = window_indices(running.winner, tables, geometry.in_shape, geometry.kernel)
         # y_o = x[index_o]: the output is read at the winner (or is the rule's floor / IEEE maximum)
         y[block] = running.values(lambda: gather_from_planes(planes[block], block_indices(), n))
-    winner = winners[0] if len(winners) == 1 else xp.concatenate(winners)  # (P, O..)
-    saved = MaxPoolSaved(winner, geometry, tuple(x.shape), x.dtype)
     y = y.reshape(x.shape[: x.ndim - n] + geometry.out_shape)
+    winner = winners[0] if len(winners) == 1 else xp.concatenate(winners)  # (P, O..)
+    saved = MaxPoolSaved(winner.reshape(y.shape), geometry, tuple(x.shape), x.dtype)
     return ((y, indices.reshape(y.shape)) if with_indices else y), saved
 
 
@@ -134,12 +134,13 @@ def _max_pool_backward(saved: MaxPoolSaved, grad_values, *_grad_indices):
     xp = array_module(grad_values)
     geometry = saved.geometry
     tables = geometry.tap_tables()
-    grad = xp.zeros(saved.winner.shape[:1] + geometry.in_shape, dtype=accumulation_dtype(grad_values.dtype))  # (P, L..)
+    winner = as_planes(saved.winner, geometry.ndim)  # (P, O..)
+    grad = xp.zeros(winner.shape[:1] + geometry.in_shape, dtype=accumulation_dtype(grad_values.dtype))  # (P, L..)
     grad_planes = as_planes(grad_values, geometry.ndim)  # (P, O..)
     # bytes a plane costs: its gradient; per window the upstream entry, the winner and the index
     plane_bytes = math.prod(geometry.in_shape) * grad.dtype.itemsize + math.prod(geometry.out_shape) * (grad_values.dtype.itemsize + 17)
     for block in batch_blocks(grad.shape[0], plane_bytes, like=grad_values):
-        indices = window_indices(saved.winner[block], tables, geometry.in_shape, geometry.kernel)  # (B, O..)
+        indices = window_indices(winner[block], tables, geometry.in_shape, geometry.kernel)  # (B, O..)
         scatter_to_planes(grad_planes[block], indices, grad[block].shape, geometry.ndim, out=grad[block])
     return (grad.reshape(saved.in_shape).astype(saved.dtype, copy=False),)
 
