@@ -125,16 +125,14 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def _flatness_table(rows) -> str:
+def _flatness_lines(rows) -> list[str]:
+    """One bullet per case: per-sample time at the largest N over that at N = 1, poolref and PyTorch."""
     largest = max(r["n"] for r in rows)
-    lines = [
-        f"| case | poolref: per-sample time at N={largest} / at N=1 | torch: the same |",
-        "|---|---:|---:|",
-    ]
+    lines = []
     for label in dict.fromkeys(r["case"] for r in rows):
         ours, theirs = _flatness(rows, label)
-        lines.append(f"| {label} | {ours:.2f} | {theirs:.2f} |")
-    return "\n".join(lines)
+        lines.append(f"- {label}: poolref {ours:.2f}, torch {theirs:.2f} (N = {largest} over N = 1)")
+    return lines
 
 
 def _environment(torch, poolref, repeats: int) -> list[tuple[str, str]]:
@@ -159,9 +157,10 @@ def _markdown(rows, env) -> str:
         "",
         _table(rows),
         "",
-        "How flat the time per sample stays from N = 1 to the largest batch (1.0: perfectly flat):",
+        "How flat the time per sample stays from N = 1 to the largest batch (1.0: perfectly flat; below 1:",
+        "cheaper per sample in a larger batch):",
         "",
-        _flatness_table(rows),
+        *_flatness_lines(rows),
         "",
     ]
     return "\n".join(parts)
@@ -219,7 +218,7 @@ def main(argv=None) -> int:
             print(f"{label:32s} N={n:3d}  poolref {poolref_ms / n:8.3f} ms/sample  torch {torch_ms / n:8.3f}  "
                   f"ratio {poolref_ms / torch_ms:5.2f}", flush=True)
     print(_table(rows))
-    print(_flatness_table(rows))
+    print("\n".join(_flatness_lines(rows)))
 
     if args.write:
         output = Path(args.output)

@@ -49,6 +49,7 @@ from .._windows import (
     pad_for_windows,
     plane_layout,
     scatter_to_planes,
+    tap_views,
     window_sum,
     window_sum_adjoint,
 )
@@ -111,13 +112,13 @@ def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: 
 def _running_max_of_planes(x, geometry: WindowGeometry, rule: MaxRule, first_tap) -> RunningMax:
     """The running max of every window of a block of planes (B, L..), all taps scanned."""
     xp = array_module(x)
-    padded = pad_for_windows(x, geometry, lowest_value(x.dtype))  # (B, L + pads..)
+    taps = tap_views(pad_for_windows(x, geometry, lowest_value(x.dtype)), geometry)  # (B, O..) views
 
     def scan(nan_possible: bool) -> RunningMax:
         running = RunningMax(rule, x.shape[:1] + geometry.out_shape, x.dtype, xp, taps=geometry.kernel_volume,
                              first_tap=first_tap, nan_possible=nan_possible)
-        for tap_number, offsets in enumerate(geometry.tap_offsets()):
-            running.add(padded[(Ellipsis,) + geometry.tap_slices(offsets)], tap_number)  # (B, O..) view
+        for tap_number, tap in enumerate(taps):
+            running.add(tap, tap_number)
         return running
 
     # Speed trick: scan as if no NaN were there, and scan again in the rare block where one was
