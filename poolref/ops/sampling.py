@@ -208,8 +208,9 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
     framed = xp.zeros((N, H + 2 * FRAME, W + 2 * FRAME, C), dtype=accumulate)
     interior = (slice(FRAME, FRAME + H), slice(FRAME, FRAME + W))
     blocks = []
+    scratch = Scratch(xp)  # the blocks' temporary buffer, allocated once
     for samples in batch_blocks(N, _sample_bytes(x.shape, grid.shape, accumulate), like=x):
-        _copy_to_channels_last(x[samples], framed[samples], interior)
+        _copy_to_channels_last(x[samples], framed[samples], interior, scratch=scratch)
         out[samples], block = _grid_sample_block(framed[samples], grid[samples], mode, padding_mode, align_corners)
         blocks.append(block._replace(samples=samples))
     return out, GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, tuple(blocks))
