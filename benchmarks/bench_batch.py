@@ -30,15 +30,13 @@ message when PyTorch is not installed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy
-from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
+from timing import add_common_arguments, environment, interleaved_median_ms, start, write_whole  # benchmarks/timing.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_batch.md"
 BATCHES = (1, 4, 16, 64)
@@ -135,20 +133,6 @@ def _flatness_lines(rows) -> list[str]:
     return lines
 
 
-def _environment(torch, poolref, repeats: int) -> list[tuple[str, str]]:
-    return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-        ("poolref", getattr(poolref, "__version__", "unknown")),
-        ("numpy", numpy.__version__),
-        ("torch", torch.__version__),
-        ("python", platform.python_version()),
-        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
-        ("torch threads", str(torch.get_num_threads())),
-        ("timing", f"forward + backward, float32; median of {repeats} (N >= 16) to {_repeats(repeats, 1)} (N = 1) "
-                   "interleaved runs after warm-up, divided by N"),
-    ]
-
-
 def _markdown(rows, env) -> str:
     parts = [
         "Forward + backward time per sample as the batch grows: poolref (NumPy) against PyTorch (CPU).",
@@ -166,38 +150,14 @@ def _markdown(rows, env) -> str:
     return "\n".join(parts)
 
 
-def _import_poolref():
-    """Import poolref, from this checkout when it is not installed."""
-    try:
-        import poolref
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        import poolref
-    return poolref
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, N = 1 and 4, few repeats (smoke test)")
-    parser.add_argument("--write", action="store_true", help=f"write the table to {RESULTS} and the timings beside it as JSON")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes the Markdown (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case at N >= 16 (default 9, 2 with --quick)")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="set torch.set_num_threads (default: leave PyTorch's default)")
+    add_common_arguments(parser, RESULTS, "timed runs per case at N >= 16, more for smaller N (default 9, 2 with --quick)")
     parser.add_argument("--only", default=None, help="run only the cases whose label contains this text")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-
-    try:
-        import torch
-    except ImportError:
-        print("bench_batch: PyTorch is not installed; nothing to compare against, skipping.")
+    started = start(parser, argv, "bench_batch")
+    if started is None:
         return 0
-    poolref = _import_poolref()
-    if args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    args, torch, poolref = started
 
     repeats = args.repeats or (2 if args.quick else 9)
     warmup, warmup_s = (1, 0.05) if args.quick else (3, 0.5)
@@ -221,15 +181,11 @@ def main(argv=None) -> int:
     print("\n".join(_flatness_lines(rows)))
 
     if args.write:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        env = _environment(torch, poolref, repeats)
-        for path, text in ((output, _markdown(rows, env)),
-                           (output.with_suffix(".json"), json.dumps({"environment": dict(env), "rows": rows}, indent=1) + "\n")):
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-            print(f"wrote {path}")
+        timing = (f"forward + backward, float32; median of {repeats} (N >= 16) to {_repeats(repeats, 1)} (N = 1) "
+                  "interleaved runs after warm-up, divided by N")
+        env = environment(torch, poolref, timing)
+        write_whole(args.output, _markdown(rows, env))
+        write_whole(Path(args.output).with_suffix(".json"), json.dumps({"environment": dict(env), "rows": rows}, indent=1) + "\n")
     return 0
 
 

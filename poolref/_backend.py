@@ -93,7 +93,9 @@ def batch_blocks(count: int, bytes_per_item: int, like=None) -> list:
     Cutting the batch into blocks of ``BLOCK_BYTES // bytes_per_item`` items and making all the
     passes over one block before the next keeps each block in the cache. Each item's arithmetic is
     exactly what it was: the same operations on the same values in the same order, so the results
-    are bit-for-bit those of one block.
+    are bit for bit those of one block, except for the sign bit of a NaN, which is no part of its
+    value and which NumPy itself does not keep stable (``inf - inf`` gives a NaN of either sign
+    depending on whether the element falls in a SIMD lane or the scalar tail of a loop).
 
     The loop over the returned slices is a loop over a handful of cache-sized blocks (tens, for a
     batch of 64 feature maps of 64 x 56 x 56), never over single samples, channels or pixels.

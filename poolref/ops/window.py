@@ -14,11 +14,17 @@ The vectorised code never loops over output pixels, batch or channels: it loops 
 taps and reads, for each tap, a strided view of the padded input that holds that tap for every window
 at once (``geometry.tap_slices``). The plain-loop references in :mod:`poolref.reference.window` are
 the executable specification these functions are tested against.
+
+Every (n, c) plane is pooled on its own, so the planes run in cache-sized blocks
+(:func:`poolref._backend.batch_blocks`): a handful of blocks, each taken through all the passes
+before the next, so that a large batch does not stream through main memory in every pass. The
+blocking is a speed trick: it changes no value.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import numpy
@@ -75,9 +81,9 @@ class MaxPoolSaved(NamedTuple):
 
 def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: MaxRule = TORCH):
     # The running max of every window, tap by tap (poolref._running_max): tap ``offsets`` of every
-    # window is one strided view of the padded input, padding reading as -inf. Every plane is pooled
-    # on its own; the planes go through in cache-sized blocks (a speed trick, see
-    # poolref._backend.batch_blocks), which changes no value.
+    # window is one view of the padded input (poolref._windows.tap_views), padding reading as -inf.
+    # Every plane is pooled on its own; the planes go through in cache-sized blocks (a speed trick,
+    # see poolref._backend.batch_blocks), which changes no value.
     xp = array_module(x)
     n = geometry.ndim
     planes = as_planes(x, n)  # (P, L..)
@@ -92,17 +98,14 @@ def _max_pool_forward(x, *, geometry: WindowGeometry, with_indices: bool, rule: 
     for block in batch_blocks(planes.shape[0], plane_bytes, like=x):
         running = _running_max_of_planes(planes[block], geometry, rule, first_tap)
         winners.append(running.winner)
-
-        # The flat in-plane index of each window's winner, made only where it is needed (returned,
+        # The flat in-plane index of each window's winner is made only where it is needed (returned,
         # or read at below); the backward finds it again from the winner (in PyTorch's scan a byte
         # a window, not 8).
-        def block_indices():
-            return indices[block] if with_indices else window_indices(running.winner, tables, geometry.in_shape, geometry.kernel)
-
+        find_indices = partial(window_indices, running.winner, tables, geometry.in_shape, geometry.kernel)
         if with_indices:
-            indices[block] = window_indices(running.winner, tables, geometry.in_shape, geometry.kernel)
+            indices[block] = find_indices()
         # y_o = x[index_o]: the output is read at the winner (or is the rule's floor / IEEE maximum)
-        y[block] = running.values(lambda: gather_from_planes(planes[block], block_indices(), n))
+        y[block] = running.values(lambda: gather_from_planes(planes[block], indices[block] if with_indices else find_indices(), n))
     y = y.reshape(x.shape[: x.ndim - n] + geometry.out_shape)
     winner = winners[0] if len(winners) == 1 else xp.concatenate(winners)  # (P, O..)
     saved = MaxPoolSaved(winner.reshape(y.shape), geometry, tuple(x.shape), x.dtype)
