@@ -4,7 +4,8 @@ adjoints, and the per-plane gather and scatter of the max-type ops.
 A *window op* (max, average and Lp pooling, fractional and mixed pooling, strided and dilated
 convolution) asks :mod:`poolref._geometry` where its windows lie, pads its input so that every tap of
 every window is addressable, and reads tap ``m`` of every window at once as one strided view of the
-padded buffer (``geometry.tap_slices``). Its backward runs the same steps transposed:
+padded buffer (``geometry.tap_slices``; :func:`tap_views` lays the buffer out so that the view is a
+contiguous run per row). Its backward runs the same steps transposed:
 
 ==========================================  ==============================================
 forward                                     backward (the adjoint)
@@ -29,7 +30,8 @@ from ._checks import accumulation_dtype
 from ._geometry import WindowGeometry
 
 __all__ = [
-    "pad_for_windows", "tap_views", "crop_padding", "along_axis", "window_sum", "window_sum_adjoint", "window_sum_plane_bytes",
+    "pad_for_windows", "tap_views", "crop_padding", "along_axis",
+    "window_sum", "window_sum_adjoint", "window_sum_plane_bytes",
     "plane_layout", "as_planes", "gather_from_planes", "scatter_to_planes",
 ]
 
