@@ -318,6 +318,19 @@ class RunningMax:
         if self.ieee is not None:
             self.ieee = _ieee_maximum(self.ieee, value, xp)
 
+    def missed_nan(self) -> bool:
+        """True when a scan told ``nan_possible=False`` met a NaN after all: scan again with True.
+
+        Speed trick (PyTorch's fast scan): rather than search the whole input for a NaN before
+        scanning (a pass over the input), a caller may scan without the NaN test and ask this after.
+        ``maximum`` propagates NaN, so a window's running best is NaN exactly when one of its taps
+        is; only the NaN test's winner (the last NaN) can then be wrong, and only then is a rescan
+        needed. Always False for the other rules, which decide NaN in their comparison.
+        """
+        if not self.fast or self.nan_possible or self.best.dtype.kind != "f":
+            return False
+        return bool(self.xp.isnan(self.best).any())
+
     def values(self, read_at_winner):
         """The output of every window: the winner's value (the floor where nothing was taken), or the
         IEEE maximum (JAX).

@@ -335,6 +335,7 @@ def test_adaptive_avg_pool_of_negative_zeros_is_positive_zero_as_in_torch():
     assert_matches(pullback(numpy.full((1, 1, 1), -0.0))[0], numpy.full((1, 2, 3), -0.0), rtol=0, zero_sign=True, what="gradient")
 
 
+@pytest.mark.constant_outputs("inputs are mostly zeros of either sign: the property is the sign of zero outputs and gradients")
 @given(st.data())
 def test_adaptive_avg_signed_zeros_match_loop_reference(data):
     n = data.draw(dims)
@@ -350,6 +351,7 @@ def test_adaptive_avg_signed_zeros_match_loop_reference(data):
     assert_matches(pullback(g)[0], ref.adaptive_avg_pool_backward_reference(g, x.shape, out), rtol=1e-15, atol=1e-15, zero_sign=True, what="gradient")
 
 
+@pytest.mark.constant_outputs("inputs are mostly zeros of either sign: the property is the sign of zero outputs and gradients")
 @given(st.data())
 def test_adaptive_avg_signed_zeros_match_torch(data):
     torch = torch_or_skip()

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import to_torch, torch_or_skip
+from helpers import assert_blocks_change_nothing, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref import _sampling_weights as weights
 from poolref._geometry import adaptive_taps
@@ -1228,3 +1228,34 @@ def test_antialias_gradient_of_a_copied_axis_is_the_copy_not_pytorchs_resampling
     grad_torch = outcome.theirs.grads["x"]
     assert abs(grad_torch[0, 0, 0, 1] - 0.985 * cotangent[0, 0, 0, 1]) < 1e-3 * abs(cotangent[0, 0, 0, 1])
     del torch
+
+
+# ---------------------------------------------------------------------------------------------------
+# The batch in cache-sized blocks (poolref._backend.batch_blocks): one sample per block gives the
+# bits of one block, forward and backward, on every kind of input
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.float16])
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_grid_sample_in_blocks_of_one_sample_gives_the_bits_of_one_block(mode, padding_mode, dtype, monkeypatch):
+    rng = numpy.random.default_rng(7)
+    x = rng.standard_normal((4, 3, 6, 7))
+    x[rng.random(x.shape) < 0.1] = -0.0
+    x = plant_nonfinite(x, seed=7, fraction=0.05).astype(dtype)
+    grid = rng.uniform(-1.2, 1.2, (4, 5, 4, 2))
+    grid[:, 0, :, :] = [[-1.0, 1.0], [0.5, -0.5], [0.0, 1.0 / 3.0], [1.0, -1.0]]  # edges, halves, centres
+    grid = grid.astype(dtype)
+    transposed = numpy.ascontiguousarray(numpy.swapaxes(x, -1, -2)).swapaxes(-1, -2)  # a view of the same values
+    for align_corners in (False, True):
+        for image in (x, transposed, numpy.ascontiguousarray(x[:, ::-1])[:, ::-1]):
+            assert_blocks_change_nothing(
+                monkeypatch, lambda a, b: poolref.grid_sample(a, b, mode, padding_mode, align_corners), image, grid)
+
+
+def test_grid_sample_in_blocks_runs_an_empty_batch(monkeypatch):
+    import poolref._backend
+
+    monkeypatch.setattr(poolref._backend, "BLOCK_BYTES", 1)
+    y, pullback = vjp(lambda a, b: poolref.grid_sample(a, b), numpy.zeros((0, 2, 3, 3)), numpy.zeros((0, 2, 2, 2)))
+    grad_x, grad_grid = pullback(numpy.zeros(y.shape))
+    assert y.shape == (0, 2, 2, 2) and grad_x.shape == (0, 2, 3, 3) and grad_grid.shape == (0, 2, 2, 2)
