@@ -123,6 +123,7 @@ def _max_step(x, max_pool_size):
     return max_pool_reference(x, tuple(max_pool_size), (1, 1), (0, 0), (0, 0), (1, 1), False)
 
 
+@ieee
 def max_blur_pool_reference(x, kernel_size, stride=(2, 2), max_pool_size=(2, 2)):
     r"""Max-blur pooling by loops: :func:`blur_pool_reference` of the stride-1 max pool.
 
@@ -137,6 +138,7 @@ def max_blur_pool_reference(x, kernel_size, stride=(2, 2), max_pool_size=(2, 2))
     return blur_pool_reference(pooled, kernel_size, stride)
 
 
+@ieee
 def max_blur_pool_backward_reference(grad_y, x, kernel_size, stride=(2, 2), max_pool_size=(2, 2)):
     r"""Gradient of :func:`max_blur_pool_reference`: the blur's transpose (in float64), then max
     pooling's scatter onto each window's argmax, rounded once to ``x``'s dtype."""
