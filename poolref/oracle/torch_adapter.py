@@ -301,7 +301,7 @@ def _blur_pools() -> list[Mapping]:
     """kornia's blur pools where kornia is installed; else the same definitions composed from torch's ops."""
     space = dict(POOLING, unbatched=KORNIA_UNBATCHED)
     if HAS_KORNIA:
-        notes = "kornia's (a PyTorch library): its definitions are poolref's (docs/ops/blur.rst)."
+        notes = "poolref's blur pools follow kornia's definitions (docs/ops/blur.rst)."
         return [Mapping(op, f"kornia.filters.{op} (kornia, a PyTorch library)", _kornia_call(op), space=space, notes=notes,
                         skips=("unbatched input: " + KORNIA_UNBATCHED,))
                 for op in ("blur_pool2d", "max_blur_pool2d")]
