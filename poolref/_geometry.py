@@ -284,16 +284,16 @@ class WindowGeometry:
     """Regular windows over all spatial axes: one :class:`AxisWindows` per axis, outermost first."""
 
     axes: tuple[AxisWindows, ...]
+    ceil_mode: bool = False  # how the output lengths were rounded (recorded for printing)
+    convention: str = "torch"  # whose padding rules placed the windows (recorded for printing)
 
     def __str__(self) -> str:
-        # what a printed tape shows for a windowed op
-        parts = [f"kernel_size={self.kernel}", f"stride={tuple(a.stride for a in self.axes)}"]
+        # what a printed tape shows for a windowed op: the whole geometry, defaults included, so that
+        # two calls that differ in any of it print differently
         pads = tuple((a.pad_begin, a.pad_end) for a in self.axes)
-        if any(b or e for b, e in pads):
-            parts.append(f"padding={pads}")
-        if any(a.dilation != 1 for a in self.axes):
-            parts.append(f"dilation={tuple(a.dilation for a in self.axes)}")
-        return ", ".join(parts)
+        return (f"(kernel_size={self.kernel}, stride={tuple(a.stride for a in self.axes)}, padding={pads}, "
+                f"dilation={tuple(a.dilation for a in self.axes)}, ceil_mode={self.ceil_mode}, "
+                f"convention={self.convention!r})")
 
     @property
     def ndim(self) -> int:
@@ -445,7 +445,8 @@ def pool_geometry(
     )
     if reduce_window:
         # lax.reduce_window: a padded axis shorter than the window gives no window (never fewer)
-        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes))
+        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes),
+                              bool(ceil_mode), convention)
     for axis in axes:
         if axis.out_length < 1:
             raise ValueError(
@@ -458,7 +459,7 @@ def pool_geometry(
                 f"{op}: padding is too large: with padding={padding!r}, kernel_size={kernel_size!r} and "
                 f"dilation={dilation} a window covers only padding"
             )
-    return WindowGeometry(axes)
+    return WindowGeometry(axes, bool(ceil_mode), convention)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,9 +21,11 @@ skips it does not. This module is the one home for those rules:
   non-finite input (an infinite ``a`` gives NaN even at ``t = 0``).
 * one function per rule: PyTorch's nearest, linear and antialiased taps and adaptive (``area``)
   bins; TensorFlow's nearest, bilinear, area and antialiased (``scale_and_translate``) taps; JAX's
-  nearest taps and dense weight matrices; the two taps of a single point (``grid_sample``); and
-  the four corners of a point on a zero-padded plane, with their slopes (torchvision's deformable
-  convolution, :func:`zero_padded_bilinear`).
+  nearest taps and dense weight matrices; the two taps of a single point (``grid_sample``);
+  torchvision's bilinear rule for the points the region ops sample (:func:`bilinear_axis`, one
+  axis; :func:`bilinear_taps`, the four corners of every point); and the four corners of a point
+  on a zero-padded plane, with their slopes (torchvision's deformable convolution,
+  :func:`zero_padded_bilinear`).
 * :func:`resample` applies a table along one axis of an array (numpy or cupy).
 
 Each rule reproduces its framework's arithmetic (float32 or float64, the order of the operations),
@@ -33,7 +35,9 @@ read in the frameworks' sources (PyTorch ``UpSample.h``/``UpSampleKernel.cpp``, 
 numerically against torch 2.13, TensorFlow 2.21 and jax 0.10.2 (tests/ops/test_sampling.py).
 
 The tables are small host (numpy) arrays, one per axis; :func:`resample` moves them to the data's
-device. Region ops, DynOPool and adaptive pooling are meant to build their taps here too.
+device; the points of the region ops and of deformable convolution (the last two sections) are
+computed on the data's own device, numpy or cupy. DynOPool and adaptive pooling are meant to build
+their taps here too.
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ __all__ = [
     "jax_nearest",
     "jax_dense",
     "linear_point_taps",
+    "AxisTaps",
+    "bilinear_axis",
+    "Tap",
+    "select_boxes",
+    "bilinear_taps",
     "Corner",
     "PointCorners",
     "zero_padded_bilinear",
@@ -763,7 +772,7 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=
 
 
 # ==================================================================================================
-# A single point (grid_sample)
+# A single point (grid_sample), the rule the region ops' points build on
 # ==================================================================================================
 def linear_point_taps(coord, xp=numpy):
     r"""The two taps of linear interpolation at arbitrary coordinates: ``(low, w_low, w_high)``.
@@ -780,6 +789,138 @@ def linear_point_taps(coord, xp=numpy):
     low = xp.floor(coord)
     w_high = coord - low
     return low, 1 - w_high, w_high
+
+
+# ==================================================================================================
+# Points sampled by the region ops (torchvision's bilinear rule)
+# ==================================================================================================
+class AxisTaps(NamedTuple):
+    r"""torchvision's bilinear interpolation along one axis for an array of coordinates (all fields
+    that shape).
+
+    ``low``/``high``: the two neighbouring indices (0 where the point is outside); ``w_low``/``w_high``:
+    their weights (0 outside); ``slope``: :math:`d\,w_{high} / dc` (``-slope`` for ``w_low``), 0 where
+    the coordinate is clamped or outside; ``inside``: the point is read at all.
+    """
+
+    low: object
+    high: object
+    w_low: object
+    w_high: object
+    slope: object
+    inside: object
+
+
+def bilinear_axis(coord, length: int, mask=None) -> AxisTaps:
+    r"""torchvision's bilinear rules along one axis of ``length``, for every coordinate at once.
+
+    A coordinate outside ``[-1, length]`` (or NaN, or where ``mask`` is False) is not read. Otherwise
+    it is clamped below at 0 and read with :func:`linear_point_taps`' two taps, ``low = floor(c)``,
+    ``w_high = c - low``, ``w_low = 1 - w_high``, except that if ``low >= length - 1`` the coordinate
+    is snapped to ``length - 1`` (``high = low``, ``w_high = 0``). The slope
+    :math:`d\,w_{high} / dc` is 1 where the coordinate moves the weights, 0 where it is clamped,
+    snapped or not read.
+
+    Parameters
+    ----------
+    coord : array
+        Coordinates, any shape, floating.
+    length : int
+        Size of the axis (H or W).
+    mask : bool array, optional
+        Broadcastable to ``coord``; False marks points that do not exist (beyond a box's grid).
+
+    Returns
+    -------
+    AxisTaps
+        Each field shaped like ``coord`` (broadcast with ``mask``).
+
+    Examples
+    --------
+    >>> t = bilinear_axis(numpy.array([-1.5, -0.5, 0.25, 2.5, 3.0]), 3)
+    >>> t.low.tolist(), t.high.tolist(), t.w_high.tolist(), t.slope.tolist()
+    ([0, 0, 0, 2, 2], [0, 1, 1, 2, 2], [0.0, 0.0, 0.25, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0])
+    """
+    xp = array_module(coord)
+    dtype = coord.dtype
+    inside = (coord >= -1) & (coord <= length)  # False for NaN, as torchvision's !(in range) test
+    if mask is not None:
+        inside &= mask
+    c = xp.where(inside, xp.maximum(coord, dtype.type(0)), dtype.type(0))  # clamped below at 0
+    floor, w_low, w_high = linear_point_taps(c, xp)
+    low = floor.astype(numpy.int64)
+    snapped = low >= length - 1  # on or beyond the last pixel: both taps there, all the weight on low
+    low = xp.minimum(low, length - 1)
+    high = xp.where(snapped | ~inside, low, low + 1)  # outside: low = high = 0
+    w_high = xp.where(inside & ~snapped, w_high, dtype.type(0))
+    w_low = xp.where(inside, xp.where(snapped, dtype.type(1), w_low), dtype.type(0))
+    slope = (inside & (coord > 0) & ~snapped).astype(dtype)
+    return AxisTaps(low, high, w_low, w_high, slope, inside)
+
+
+class Tap(NamedTuple):
+    """One sampling point and one of its corners, for every bin of the boxes taking part."""
+
+    number: int  # position in scan order: samples row by row, then corners (low,low) .. (high,high)
+    boxes: object  # indices of the boxes that have this sample, or None for all of them
+    pixel: object  # (K', ph, pw) flat in-plane index h*W + w read (0 where the sample is outside)
+    weight: object  # (K', ph, pw) bilinear weight (0 outside)
+    inside: object  # (K', ph, pw) the sample lies in [-1, H] x [-1, W]
+    d_dy: object  # (K', ph, pw) d weight / d y, only with slopes=True
+    d_dx: object
+
+
+def select_boxes(array, boxes, index):
+    """``array[..., index]`` (all of it if ``index`` is None), then the rows ``boxes`` (all if None)."""
+    picked = array[(Ellipsis, index)] if index is not None else array
+    return picked if boxes is None else picked[boxes]
+
+
+def bilinear_taps(ay: AxisTaps, ax: AxisTaps, grid_h, grid_w, width: int, slopes: bool = False):
+    r"""Yield every :class:`Tap`: each sampling point ``(iy, ix)`` and each of its four corners.
+
+    ``ay`` holds the y-coordinates' interpolation, shaped (K, ph, pw or 1, G_h); ``ax`` the x ones,
+    (K, ph or 1, pw, G_w). A sample ``(iy, ix)`` exists only for the boxes with ``iy < grid_h`` and
+    ``ix < grid_w``; the others are left out (``Tap.boxes``), so boxes with small adaptive grids cost
+    nothing for the extra samples of large ones. An outside sample reads pixel (0, 0) with weight 0
+    (as torchvision's CPU kernel does). A corner's weight is the product of its two axes' weights,
+    ``w = w_y * w_x``, and with ``slopes`` its derivatives are ``dw/dy = (+-slope_y) w_x`` and
+    ``dw/dx = w_y (+-slope_x)`` (minus for the low corner).
+
+    Examples
+    --------
+    One box, one bin, one sample at ``(y, x) = (0.25, 1.5)`` in a 3 x 3 image:
+
+    >>> one = numpy.ones((1, 1, 1), dtype=numpy.int64)
+    >>> ay = bilinear_axis(numpy.full((1, 1, 1, 1), 0.25), 3)
+    >>> ax = bilinear_axis(numpy.full((1, 1, 1, 1), 1.5), 3)
+    >>> [(tap.pixel.item(), tap.weight.item()) for tap in bilinear_taps(ay, ax, one, one, 3)]
+    [(1, 0.375), (2, 0.375), (4, 0.125), (5, 0.125)]
+    """
+    xp = array_module(grid_h)
+    G_h, G_w = ay.low.shape[-1], ax.low.shape[-1]
+    number = 0
+    for iy in range(G_h):
+        for ix in range(G_w):
+            has = (grid_h > iy) & (grid_w > ix)
+            if not bool(has.any()):
+                number += 4
+                continue
+            boxes = None if bool(has.all()) else xp.nonzero(has)[0]
+            inside = select_boxes(ay.inside, boxes, iy) & select_boxes(ax.inside, boxes, ix)
+            for row, wy, sy in ((ay.low, ay.w_low, -1), (ay.high, ay.w_high, 1)):
+                for col, wx, sx in ((ax.low, ax.w_low, -1), (ax.high, ax.w_high, 1)):
+                    h, w = select_boxes(row, boxes, iy), select_boxes(col, boxes, ix)
+                    pixel = xp.where(inside, h * width + w, 0)
+                    wy_, wx_ = select_boxes(wy, boxes, iy), select_boxes(wx, boxes, ix)
+                    weight = wy_ * wx_
+                    d_dy = d_dx = None
+                    if slopes:
+                        d_dy = sy * select_boxes(ay.slope, boxes, iy) * wx_
+                        d_dx = wy_ * sx * select_boxes(ax.slope, boxes, ix)
+                    yield Tap(number, boxes, xp.broadcast_to(pixel, weight.shape), weight,
+                              xp.broadcast_to(inside, weight.shape), d_dy, d_dx)
+                    number += 1
 
 
 # ==================================================================================================

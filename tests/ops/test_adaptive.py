@@ -262,7 +262,7 @@ def test_adaptive_avg_with_nan_and_inf_matches_torch(data):
 
 
 def test_global_avg_pool_with_nan_and_inf_matches_torch():
-    torch = torch_or_skip()
+    torch_or_skip()
     for n in (1, 2, 3):
         x = with_nonfinite((3, 4) + (3,) * n, n)
         x[0, 0] = 1.0  # one plane wholly finite

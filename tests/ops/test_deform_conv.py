@@ -362,6 +362,8 @@ def test_an_integer_offset_everywhere_is_a_convolution_of_the_shifted_input(case
     shifted = padded[:, :, 2 + dy:H - 2 + dy, 2 + dx:W - 2 + dx]  # (N, C, H + 2 ph, W + 2 pw)
     unpadded = dict(case.kwargs, padding=(0, 0))
     want = poolref.deform_conv2d(shifted, numpy.zeros_like(case.offset), case.weight, case.bias, **unpadded)
+    # a shift that moves every tap into the zeros gives the bias alone: a constant that proves nothing
+    assume(want.size and not numpy.all(want == want.reshape(-1)[0]))
     assert_matches(poolref.deform_conv2d(case.x, offset, case.weight, case.bias, **case.kwargs), want, rtol=1e-12, atol=1e-12)
 
 
