@@ -114,11 +114,13 @@ def crop_padding(padded, geometry: WindowGeometry):
 # ==================================================================================================
 # Window sums and their adjoint
 # ==================================================================================================
-def window_sum(x, geometry: WindowGeometry):
+def window_sum(x, geometry: WindowGeometry, weights=None):
     """Sum of every window's taps; padding and overhang read as zero. (.., L..) -> (.., O..).
 
     A box sum is separable, so we sum along one axis at a time: k_0 + k_1 + .. strided adds instead
-    of k_0 * k_1 * .. of them.
+    of k_0 * k_1 * .. of them. ``weights``, if given, holds per axis the ``kernel`` weights of its
+    taps (Python floats, rounded to ``x``'s dtype when multiplied): the sum is then weighted by
+    their outer product, a separable filter (the binomial blur of :mod:`poolref.ops.blur`).
     """
     xp = array_module(x)
     n = geometry.ndim
@@ -126,9 +128,11 @@ def window_sum(x, geometry: WindowGeometry):
     with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
         for a, axis in enumerate(geometry.axes):
             dim = total.ndim - n + a
-            along = total[along_axis(total.ndim, dim, axis.tap_slice(0))].copy()
+            taps = None if weights is None else weights[a]
+            first = total[along_axis(total.ndim, dim, axis.tap_slice(0))]
+            along = first.copy() if taps is None else first * taps[0]
             for m in range(1, axis.kernel):
-                xp.add(along, total[along_axis(total.ndim, dim, axis.tap_slice(m))], out=along)
+                xp.add(along, _weighted(total[along_axis(total.ndim, dim, axis.tap_slice(m))], taps, m), out=along)
             total = along
     return total
 
@@ -141,8 +145,14 @@ def window_sum_plane_bytes(geometry: WindowGeometry, dtype) -> int:
     return cells * numpy.dtype(dtype).itemsize
 
 
-def window_sum_adjoint(g, geometry: WindowGeometry):
-    """Transpose of :func:`window_sum`: each window's value is added to every one of its taps.
+def _weighted(view, taps, m: int):
+    """Tap ``m``'s view times its weight, or the view itself for an unweighted sum."""
+    return view if taps is None else view * taps[m]
+
+
+def window_sum_adjoint(g, geometry: WindowGeometry, weights=None):
+    """Transpose of :func:`window_sum`: each window's value is added to every one of its taps (times
+    the tap's weight, for a weighted sum).
 
     (.., O..) -> (.., L..); what lands in padding is dropped.
     """
@@ -158,7 +168,7 @@ def window_sum_adjoint(g, geometry: WindowGeometry):
         with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
             for m in range(axis.kernel):
                 view = wide[along_axis(wide.ndim, dim, axis.tap_slice(m))]
-                xp.add(view, spread, out=view)
+                xp.add(view, _weighted(spread, None if weights is None else weights[a], m), out=view)
         # back to the input's cells: padding is dropped, cells a negative pad removed get nothing
         source, target = axis.interior()
         if source == slice(0, axis.length):

@@ -46,9 +46,9 @@ The same test, with the import of torch replaced by your framework's call, is wh
 needs; ``tests/testing/test_user_example.py`` runs it as written.
 """
 
-from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass
+from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass, blur_pool_window_mass
 
-__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "strategies"]
+__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass", "strategies"]
 
 
 def __getattr__(name):
