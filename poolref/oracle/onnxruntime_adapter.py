@@ -24,7 +24,7 @@ What poolref's keywords model (each checked here against ONNX Runtime):
 The ops ONNX lacks are checked (values) against small graphs of its nodes, run by :func:`run_graph`
 (rows of kind ``"composition"``): GeM, LSE (``ReduceLogSumExp``), mixed (``MaxPool`` +
 ``AveragePool``), stochastic pooling at inference, bilinear pooling, DynOPool (``GridSample`` at
-DYNOPOOL.md's query points).
+DynOPool's query points, docs/dynopool.rst).
 
 The oracle loads this adapter only when onnx and onnxruntime are installed; they are imported by
 :func:`run_node` and :func:`version`, so the module imports without them.
@@ -513,7 +513,7 @@ def _mappings() -> list[Mapping]:
         Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", compositions.gem, **composed),
         Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", compositions.lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
         Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", compositions.bilinear, **composed),
-        Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", compositions.dynopool,
+        Mapping("dynopool2d", "GridSample(bilinear, border) at DynOPool's query points (docs/dynopool.rst), max or mean of four", compositions.dynopool,
                 **composed, model=refuse(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings
