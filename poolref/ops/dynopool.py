@@ -2,8 +2,9 @@ r"""DynOPool: a learnable resizing module (Jang et al., "Pooling Revisited", CVP
 
 A fixed 2 x 2 max pool halves a feature map whatever the data; DynOPool *learns* the factor. Its
 parameter ``alpha = (alpha_h, alpha_w)`` says by how much each axis shrinks (``alpha = 2``: halve;
-``alpha < 1``: enlarge). The exact definition is ``DYNOPOOL.md`` of the project; the choices it
-makes where the paper is silent are poolref's, and are marked as such in the docs.
+``alpha < 1``: enlarge). The exact definition is the section "The definition" of
+``docs/dynopool.rst`` (the DynOPool page of the docs); the choices it makes where the paper is
+silent are poolref's, and are marked as such there.
 
 Along one axis of length ``L`` (the same rules hold for ``H`` with ``alpha_h`` and ``W`` with
 ``alpha_w``)::

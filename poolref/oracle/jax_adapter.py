@@ -21,7 +21,7 @@ gradients with ``jax.vjp``. What poolref's keywords model (each checked here):
 The ops JAX lacks are composed from its own (rows of kind ``"composition"``, with fewer cases in a
 default run, :data:`COMPOSITION_CASES`): GeM, LSE, SoftPool, bilinear, mixed and stochastic
 pooling at inference (``reduce_window`` and strided slices), DynOPool (``map_coordinates`` at
-DYNOPOOL.md's query points), and kornia's blur pools (``lax.conv_general_dilated`` on each channel,
+DynOPool's query points, docs/dynopool.rst), and kornia's blur pools (``lax.conv_general_dilated`` on each channel,
 after a stride-1 ``reduce_window`` max for max-blur pooling).
 
 The oracle loads this adapter only when JAX is installed; JAX itself is imported by the checks' code
@@ -356,12 +356,12 @@ def _dynopool(case: Case) -> str:
     H, W = case.x.shape[-2:]
     sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
     aggregate = case.kwargs["aggregate"]
-    if aggregate == "max":  # the first of tied points, as DYNOPOOL.md (jnp.max's gradient would split among ties)
+    if aggregate == "max":  # the first of tied points (docs/dynopool.rst); jnp.max's gradient would split among ties
         reduce = "jnp.take_along_axis(points, jnp.argmax(points, axis=-1)[..., None], axis=-1)[..., 0]"
     else:
         reduce = "jnp.mean(points, axis=-1)"
     return "\n".join([
-        "def queries(length, a, out_length):  # DYNOPOOL.md: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
+        "def queries(length, a, out_length):  # docs/dynopool.rst: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
         "    continuous = length / a",
         "    size = continuous + lax.stop_gradient(out_length - continuous)  # value O, derivative of L / alpha",
         "    phase = (jnp.arange(out_length)[:, None] + 0.25 + jnp.array([0.0, 0.5])[None, :]).reshape(-1)",
@@ -507,7 +507,7 @@ def _mixed_model(case: Case):
 
 DYNOPOOL_BORDER = ("NaN and infinities (in x or the upstream gradient): map_coordinates (mode='nearest') reads the pixel "
                    "past a clamped or integer coordinate with weight 0 and multiplies it (0 * inf = NaN); DynOPool "
-                   "reads only the pixels it weighs (DYNOPOOL.md), so the two differ there")
+                   "reads only the pixels it weighs (docs/dynopool.rst), so the two differ there")
 MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN (torch.logsumexp's rule, which poolref "
                    "models); JAX's derivative of the composition, through log1p at -1, gives 0")
 
@@ -611,9 +611,9 @@ def _mappings() -> list[Mapping]:
                 _blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
         Mapping("max_blur_pool2d", "reduce_window(lax.max, stride 1) + conv_general_dilated per channel (kornia's max_blur_pool2d)",
                 _blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
-        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
+        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", _dynopool,
                 model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
-                notes="The query points are computed as DYNOPOOL.md writes them; alpha's gradient is the straight-through one."),
+                notes="The query points are computed as docs/dynopool.rst writes them; alpha's gradient is the straight-through one."),
     ]
     return mappings
 

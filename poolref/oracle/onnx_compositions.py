@@ -8,7 +8,7 @@ result in ``y``. The compositions are written from each op's definition, indepen
 array code: GeM (``Max``, ``ReduceMax``, ``Pow``, ``ReduceMean``), LSE (``ReduceLogSumExp``), mixed
 pooling (``MaxPool`` + ``AveragePool``), stochastic pooling at inference (``AveragePool(a^2) /
 AveragePool(a)``), bilinear pooling (``MatMul``, ``Sign``, ``Sqrt``, ``ReduceL2``), DynOPool
-(``GridSample`` at DYNOPOOL.md's query points) and kornia's blur pools (a depthwise ``Conv``, after a
+(``GridSample`` at DynOPool's query points (docs/dynopool.rst)) and kornia's blur pools (a depthwise ``Conv``, after a
 stride-1 ``MaxPool`` for max-blur pooling).
 """
 
@@ -160,7 +160,7 @@ def bilinear(case: Case) -> str:
 
 
 def dynopool(case: Case) -> str:
-    """GridSample (bilinear, border, align_corners=0) at DYNOPOOL.md's query points, computed here in
+    """GridSample (bilinear, border, align_corners=0) at DynOPool's query points (docs/dynopool.rst), computed here in
     float64 and cast to the grid's float32; the four points of each cell reduced by numpy."""
     alpha = [float(a) for a in case.arrays["alpha"]]
     H, W = case.x.shape[-2:]

@@ -24,7 +24,7 @@ What poolref's keywords model (each checked here against ONNX Runtime):
 The ops ONNX lacks are checked (values) against small graphs of its nodes, run by :func:`run_graph`
 (rows of kind ``"composition"``): GeM, LSE (``ReduceLogSumExp``), mixed (``MaxPool`` +
 ``AveragePool``), stochastic pooling at inference, bilinear pooling, DynOPool (``GridSample`` at
-DYNOPOOL.md's query points).
+DynOPool's query points, docs/dynopool.rst).
 
 The oracle loads this adapter only when onnx and onnxruntime are installed; they are imported by
 :func:`run_node` and :func:`version`, so the module imports without them.
@@ -518,7 +518,7 @@ def _mappings() -> list[Mapping]:
         Mapping("blur_pool2d", "Conv(group=C) with the binomial kernel (kornia's blur_pool2d)", compositions.blur_pool, **composed),
         Mapping("max_blur_pool2d", "MaxPool(strides 1) + Conv(group=C) (kornia's max_blur_pool2d)", compositions.blur_pool,
                 model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **composed),
-        Mapping("dynopool2d", "GridSample(bilinear, border) at DYNOPOOL.md's query points, max or mean of four", compositions.dynopool,
+        Mapping("dynopool2d", "GridSample(bilinear, border) at DynOPool's query points (docs/dynopool.rst), max or mean of four", compositions.dynopool,
                 **composed, model=refuse(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]
     return mappings

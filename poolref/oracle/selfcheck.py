@@ -61,7 +61,7 @@ SPACES = {  # per op family: what the self-checks draw beyond the defaults
 }
 #: Inputs whose gradient is not the derivative of the forward, so that finite differences cannot check
 #: it: DynOPool's output size round(L / alpha) is an integer, piecewise constant in alpha, and alpha
-#: gets DYNOPOOL.md's straight-through surrogate instead. It is held to the loop reference's
+#: gets DynOPool's straight-through surrogate (docs/dynopool.rst) instead. It is held to the loop reference's
 #: straight-through gradient (step 1), not to central differences (step 2).
 NO_FINITE_DIFFERENCES = {"dynopool2d": ("alpha",)}
 #: Classes on which the conservation laws hold as stated (finite input and upstream gradient).
@@ -216,7 +216,7 @@ def _reference(case: Case, cotangent):
         grad_x, grad_offset = region_ref.deform_roi_pool_backward_reference(cotangent, _float64(x), _rois(case), offset, *args)
         return y, None, {"x": grad_x, "offset": grad_offset}
     if op == "dynopool2d":
-        # the gradient to alpha is DYNOPOOL.md's straight-through one, as poolref's (see NO_FINITE_DIFFERENCES)
+        # the gradient to alpha is the straight-through one of docs/dynopool.rst, as poolref's (see NO_FINITE_DIFFERENCES)
         alpha = tuple(float(a) for a in case.arrays["alpha"])
         y = dynopool_ref.dynopool_reference(_float64(x), alpha, kw["aggregate"])
         grad_x, grad_alpha = dynopool_ref.dynopool_backward_reference(_float64(cotangent), _float64(x), alpha, kw["aggregate"])

@@ -286,7 +286,7 @@ def _mappings() -> list[Mapping]:
 
 
 DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multiplies it (0 * inf = NaN) and sends it a "
-                  "gradient; DynOPool reads only the pixels it weighs (DYNOPOOL.md), so NaN and infinities differ there")
+                  "gradient; DynOPool reads only the pixels it weighs (docs/dynopool.rst), so NaN and infinities differ there")
 MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and their sum to float16 (a few ulps), "
                  "where poolref rounds once")
 GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
@@ -356,7 +356,7 @@ def _compositions() -> list[Mapping]:
                 skips=("non-finite upstream gradients: " + DEFORM_CONV_CHAIN_RULE,),
                 notes="Gradients to x, offset, weight, bias and mask; the offsets are drawn off the pixel rows and "
                       "columns, where the bilinear derivative jumps."),
-        Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DYNOPOOL.md's query points",
+        Mapping("dynopool2d", "F.grid_sample(padding_mode='border') at DynOPool's query points (docs/dynopool.rst)",
                 _composition("dynopool_by_grid_sample", ("x", "alpha")), space=dict(POOLING), **composed,
                 model=_dynopool_model, skips=("NaN and infinities: " + DYNOPOOL_READS,),
                 notes="alpha's gradient is the straight-through one on both sides; compared where no query point sits "

@@ -418,7 +418,7 @@ def deform_conv2d_by_gather(torch, x, offset, weight, bias=None, stride=1, paddi
 # DynOPool
 # --------------------------------------------------------------------------------------------------
 def dynopool_by_grid_sample(torch, x, alpha, aggregate="max"):
-    """DynOPool (DYNOPOOL.md) from ``grid_sample(padding_mode="border", align_corners=False)``.
+    """DynOPool (docs/dynopool.rst) from ``grid_sample(padding_mode="border", align_corners=False)``.
 
     ``x`` is a (N, C, H, W) or (C, H, W) tensor and ``alpha`` a tensor of shape (2,); gradients
     reach both. The output size is straight-through: its value is ``max(1, round(L / alpha))`` and

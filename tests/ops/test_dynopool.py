@@ -1,4 +1,4 @@
-"""DynOPool (DYNOPOOL.md): max-pool equivalence, loop reference, gradients to x and to alpha, PyTorch."""
+"""DynOPool (docs/dynopool.rst): max-pool equivalence, loop reference, gradients to x and to alpha, PyTorch."""
 
 import re
 
@@ -277,7 +277,8 @@ def test_gradcheck_x(data):
 
 
 def frozen_size_forward(x, alpha, alpha0, aggregate):
-    """DYNOPOOL.md's frozen-size function: sizes fixed at alpha0, cell sizes following the continuous size."""
+    """The frozen-size function (docs/dynopool.rst, "Checking the gradient to alpha"): sizes fixed at alpha0,
+    cell sizes following the continuous size."""
     N, C, H, W = x.shape
     out = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha0)]
     cells = [L / (O + L / a - L / a0) for L, O, a, a0 in zip((H, W), out, alpha, alpha0)]
@@ -319,7 +320,7 @@ def test_gradient_to_alpha_is_the_derivative_of_the_frozen_size_function(data):
 
 
 # --------------------------------------------------------------------------------------------------
-# PyTorch: the grid_sample composition of DYNOPOOL.md
+# PyTorch: the grid_sample composition of docs/dynopool.rst
 # --------------------------------------------------------------------------------------------------
 @given(st.data())
 def test_matches_pytorch_grid_sample_composition(data):
