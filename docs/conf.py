@@ -31,6 +31,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 # document this checkout even when poolref is not installed
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(DOCS / "_ext"))  # the build's own helper modules
 
 import poolref  # noqa: E402
 
@@ -45,13 +46,17 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    # MathJax 3.2.2 served from the built site (_static/mathjax/), not from a CDN: the formulas render
+    # offline. The extension sets mathjax_path and copies the files when the build has finished.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
     "sphinx_gallery.gen_gallery",
 ]
 # No sphinx.ext.intersphinx: the build must not need the network.
 
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "figures"]
+# sg_execution_times.rst: left in docs/ by builds from before write_computation_times was turned off
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "figures", "sg_execution_times.rst", "tutorials/sg_execution_times.rst"]
 templates_path: list[str] = []
 root_doc = "index"
 default_role = "literal"  # `x` in prose renders as code, as in the docstrings' ``x``
@@ -93,7 +98,11 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "min_reported_time": 0,
     "reset_modules": ("matplotlib",),
+    "image_scrapers": ("tight_figures",),  # docs/_ext/tight_figures.py: figures saved with bbox_inches="tight"
     "show_signature": False,
+    # no sg_execution_times pages: they load jQuery and DataTables from CDNs, and every tutorial page
+    # already states its own running time
+    "write_computation_times": False,
 }
 
 # -- HTML --------------------------------------------------------------------------------------------
@@ -105,6 +114,11 @@ try:
         "navigation_with_keys": False,
         "show_toc_level": 2,
         "secondary_sidebar_items": ["page-toc"],
+        # every top-level page in the top bar: none hidden under a "More" drop-down (index.rst's
+        # toctrees give them short titles so that the ten fit)
+        "header_links_before_dropdown": 10,
+        "navbar_align": "left",  # the links start next to the title, leaving them the width of the bar
+        "navbar_persistent": ["search-button"],  # the search as an icon (Ctrl+K), not a wide field
     }
 except ImportError:  # the docs extra installs it; alabaster ships with Sphinx
     html_theme = "alabaster"
@@ -114,7 +128,8 @@ html_sidebars = {
     page: []
     for page in ("index", "getting_started", "concepts", "conventions", "oracle", "benchmarks", "atlas", "dynopool")
 }
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # long code lines wrap instead of being cut off
 html_show_sourcelink = False
 
 # -- Benchmark results ---------------------------------------------------------------------------------
@@ -127,6 +142,7 @@ BENCHMARK_MARKER = re.compile(r"^\.\. benchmark-results: (\S+)$", re.MULTILINE)
 BENCHMARK_COMMANDS = {
     "cpu.md": "python benchmarks/bench_window.py --write",
     "cpu_sampling.md": "python benchmarks/bench_sampling.py --write",
+    "cpu_batch.md": "python benchmarks/bench_batch.py --write",
     "cpu_region.md": "python benchmarks/bench_region.py --write",
     "cpu_dynopool.md": "python benchmarks/bench_dynopool.py --write",
 }

@@ -21,6 +21,7 @@ poolref ships the pieces in :mod:`poolref.testing`:
 
 import os
 
+import matplotlib.pyplot as plt
 import numpy as np
 from hypothesis import Phase, given, settings
 
@@ -28,6 +29,9 @@ import poolref
 from poolref.autograd import Function, apply
 from poolref.testing import assert_conserves_gradient, avg_pool_window_mass
 from poolref.testing.strategies import pool_cases
+
+# sphinx_gallery_thumbnail_number = 1
+# (the gallery's thumbnail: the figure of the assignment bug below)
 
 # The test suite runs every tutorial with POOLREF_TUTORIAL_QUICK=1: fewer examples per property.
 QUICK = os.environ.get("POOLREF_TUTORIAL_QUICK") == "1"
@@ -161,6 +165,37 @@ except AssertionError as error:
         print(note)
 else:
     raise RuntimeError("the conservation law should have caught the assignment bug")
+
+# %%
+# What the law sees
+# -----------------
+# On a 5 x 5 input with a 3 x 3 window and stride 1, the nine windows overlap and the largest values
+# win several of them. With an upstream gradient of ones, the right backward hands each element as
+# many ones as it has won windows, and the input gradient sums to 9, one per output; the assignment
+# keeps a single one per winner, so its sum is only the number of distinct winners:
+
+x = np.random.default_rng(2).permutation(25).reshape(1, 1, 5, 5).astype(float)  # (1, 1, 5, 5)
+ones = np.ones((1, 1, 3, 3))  # one upstream gradient per output
+_, right = poolref.vjp(lambda t: poolref.max_pool2d(t, 3, stride=1), x)
+_, buggy = poolref.vjp(lambda t: buggy_max_pool2d(t, kernel_size=3, stride=1), x)
+grad_right, grad_buggy = right(ones)[0], buggy(ones)[0]
+print(f"sum of the upstream gradient: {ones.sum():g}; right backward: {grad_right.sum():g}; "
+      f"assignment: {grad_buggy.sum():g}")
+assert grad_right.sum() == ones.sum() and grad_buggy.sum() < ones.sum()
+
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+panels = [(x[0, 0], "input x", "Greys"),
+          (grad_right[0, 0], f"right backward: sum {grad_right.sum():g}", "Greens"),
+          (grad_buggy[0, 0], f"assignment bug: sum {grad_buggy.sum():g}", "Reds")]
+for ax, (values, title, cmap) in zip(axes, panels):
+    ax.imshow(values, cmap=cmap)
+    for (r, c), v in np.ndenumerate(values):
+        ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+fig.suptitle("max_pool2d(x, 3, stride=1), upstream gradient of ones: dL/dx")
+plt.show()
 
 # %%
 # In your own test suite

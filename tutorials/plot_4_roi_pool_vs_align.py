@@ -49,12 +49,12 @@ jumps = np.flatnonzero(np.diff(pooled[:, 0, 0, 0]) != 0)
 print("RoI Pool changes only between shifts", [(round(float(shifts[j]), 2), round(float(shifts[j + 1]), 2)) for j in jumps])
 assert np.all(np.diff(aligned_avg[:, 0, 0, 0]) != 0)  # RoI Align moves at every step
 
-fig, ax = plt.subplots(figsize=(7, 3.2))
+fig, ax = plt.subplots(figsize=(5.5, 3.2))
 ax.plot(shifts, pooled[:, 0, 0, 0], drawstyle="steps-post", label="roi_pool (max over integer bins)")
 ax.plot(shifts, aligned_avg[:, 0, 0, 0], label="roi_align (average of 2 x 2 bilinear samples)")
 ax.set_xlabel("box shifted right by (pixels)")
 ax.set_ylabel("bin (0, 0)")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the axes, off the curves
 ax.set_title("pooled value as the box slides by 1/20 pixel steps")
 plt.show()
 

@@ -148,7 +148,7 @@ for name, result in results.items():
 # strided network is the cheapest: its first layer computes features only at the positions it
 # keeps, a quarter of them, but it never looks at the ones it skips.
 
-fig, ax = plt.subplots(figsize=(6.5, 3.4))
+fig, ax = plt.subplots(figsize=(5.5, 3.4))
 epochs = np.arange(1, EPOCHS + 1)
 for name, result in results.items():
     ax.plot(epochs, result["curve"], "o-", ms=3,
@@ -156,7 +156,7 @@ for name, result in results.items():
 ax.set_xlabel("epoch")
 ax.set_ylabel("test accuracy")
 ax.set_ylim(min(0.8, *(min(r["curve"]) for r in results.values())), 1.0)
-ax.legend(fontsize=8, loc="lower right")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the axes, off the curves
 ax.set_title("8 x 8 digits: max pooling vs strided convolution")
 plt.show()
 

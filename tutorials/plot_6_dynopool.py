@@ -284,7 +284,7 @@ for layer, ax in enumerate(axes):
     ax.set_xlabel("epoch")
     ax.set_title(f"DynOPool {layer + 1}: alpha_h (solid), alpha_w (dashed)", fontsize=9)
 axes[0].set_ylabel("alpha")
-axes[0].legend(fontsize=8)
+axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the axes, off the curves
 save(fig, "alpha")
 
 # %%
@@ -300,7 +300,7 @@ for lam, colour in zip(LAMBDAS, colours):
 ax.plot(runs["fixed"]["mmacs"], runs["fixed"]["accuracy"], "*", color="0.4", ms=13, label="fixed 2 x 2 max pools")
 ax.set_xlabel("MMACs per example (multiply-accumulates, millions)")
 ax.set_ylabel("test accuracy")
-ax.legend(fontsize=8)
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the axes, off the points
 ax.set_title(f"stretched digits, seed {SEED}, {EPOCHS} epoch(s)", fontsize=9)
 save(fig, "tradeoff")
 print(f"whole tutorial: {time.perf_counter() - started:.1f} s")

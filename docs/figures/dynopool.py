@@ -8,7 +8,6 @@ coordinates (pixel ``k`` centred at ``k``), so a query coordinate ``u`` is drawn
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.patches import Rectangle
 
 from poolref.ops.dynopool import query_axis
@@ -19,7 +18,7 @@ COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
 def _query_coordinates(axis):
-    """(O, 2) query coordinates u(i, a) = (i + 1/4 + a/2) * s - 1/2, unclamped, as in DYNOPOOL.md."""
+    """(O, 2) query coordinates u(i, a) = (i + 1/4 + a/2) * s - 1/2, unclamped, as in docs/dynopool.rst."""
     cell = axis.length / axis.out_length
     return (axis.phase * cell - 0.5).reshape(axis.out_length, 2)
 

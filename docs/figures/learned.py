@@ -44,7 +44,7 @@ def smooth_aggregates():
     lse = [float(poolref.lse_pool(x, r)[0, 0, 0, 0]) for r in parameters]
     soft = float(poolref.soft_pool2d(x, (2, 3))[0, 0, 0, 0])
     mean, peak = float(x.mean()), float(x.max())
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
     ax.axhline(peak, color="0.3", lw=1, ls="--")
     ax.axhline(mean, color="0.3", lw=1, ls=":")
     ax.text(parameters[0], peak + 0.02, "max", fontsize=8)
@@ -56,4 +56,4 @@ def smooth_aggregates():
     ax.set_xlabel("parameter (p for GeM, r for LSE)")
     ax.set_ylabel("pooled value")
     ax.set_title(f"one window x = {x.ravel().tolist()}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside the axes, off the curves

@@ -91,5 +91,6 @@ def antialias_weights():
         ax.set_xlabel("input pixel", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("weight", fontsize=8)
-    axes[0].legend(fontsize=7, frameon=False)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))  # room below the panels for the legend, off the bars
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=O, fontsize=7, frameon=False)

@@ -76,7 +76,7 @@ def _interpolate(rng, op, space):
 
 
 def dynopool_queries(length: int, alpha: float) -> numpy.ndarray:
-    """DynOPool's query coordinates along one axis: ``(i + 1/4 + a/2) * L / O - 1/2`` (DYNOPOOL.md)."""
+    """DynOPool's query coordinates along one axis: ``(i + 1/4 + a/2) * L / O - 1/2`` (docs/dynopool.rst)."""
     out = max(1, int(numpy.round(length / alpha)))
     phase = (numpy.arange(out)[:, None] + 0.25 + 0.5 * numpy.arange(2)[None, :]).ravel()
     return phase * (length / out) - 0.5

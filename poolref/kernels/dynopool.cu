@@ -1,10 +1,11 @@
 // DynOPool on the GPU: the CUDA twin of poolref/ops/dynopool.py (read that file first).
 //
-// Same definition (DYNOPOOL.md), same names. Along each axis an output line i reads two query lines
-// q = 2i + a, a in {0, 1}; query line q blends the pixels low[q] and high[q] with weights 1 - t[q]
-// and t[q]. The host computes these per-axis tables once (QueryAxis in ops/dynopool.py, the very
-// arrays the array code uses; t already rounded to the input's type T) and hands them to the
-// kernels: no coordinate is computed here, so there is nothing to round differently.
+// Same definition (docs/dynopool.rst, "The definition"), same names. Along each axis an output
+// line i reads two query lines q = 2i + a, a in {0, 1}; query line q blends the pixels low[q] and
+// high[q] with weights 1 - t[q] and t[q]. The host computes these per-axis tables once (QueryAxis
+// in ops/dynopool.py, the very arrays the array code uses; t already rounded to the input's type T)
+// and hands them to the kernels: no coordinate is computed here, so there is nothing to round
+// differently.
 //
 // Three kernels, each one thread per element, nothing shared between threads but the alpha sums:
 //   forward    one thread per output y[n, c, i, j]: the four query values in registers, their max

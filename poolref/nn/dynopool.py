@@ -6,7 +6,7 @@ A :class:`DynOPool` layer owns the learnable ``alpha = (alpha_h, alpha_w)`` of
 and whose gradient is that of the continuous size ``in_size / alpha``. Hand a layer's ``size`` to the
 next DynOPool as its ``in_size`` and the sizes form a chain: the size of any later feature map then
 has a gradient with respect to every upstream ``alpha``. :func:`gmacs_loss` turns those sizes into
-the paper's complexity term (DYNOPOOL.md, "Complexity loss"),
+the paper's complexity term (docs/dynopool.rst, "The definition": "The size chain and the complexity loss"),
 
 .. math:: L_{gmacs} = \sum_l \frac{H_l W_l}{H_{l,0} W_{l,0}}\, \mathrm{GMACs}_l ,
 

@@ -20,8 +20,9 @@ gradients with ``jax.vjp``. What poolref's keywords model (each checked here):
 
 The ops JAX lacks are composed from its own (rows of kind ``"composition"``, with fewer cases in a
 default run, :data:`COMPOSITION_CASES`): GeM, LSE, SoftPool, bilinear, mixed and stochastic
-pooling at inference (``reduce_window`` and strided slices), and DynOPool (``map_coordinates`` at
-DYNOPOOL.md's query points).
+pooling at inference (``reduce_window`` and strided slices), DynOPool (``map_coordinates`` at
+DynOPool's query points, docs/dynopool.rst), and kornia's blur pools (``lax.conv_general_dilated`` on each channel,
+after a stride-1 ``reduce_window`` max for max-blur pooling).
 
 The oracle loads this adapter only when JAX is installed; JAX itself is imported by the checks' code
 (``IMPORTS``) and by :func:`version`, so the module imports without it.
@@ -40,6 +41,7 @@ from ..cases.learned import conv_pads
 from . import defects as known
 from .artefacts import (
     EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
+    refuse,
 )
 from .mapping import Mapping
 
@@ -290,6 +292,45 @@ def _mixed(case: Case) -> str:
     return _vjp(case, "lambda x: " + " + ".join(terms))
 
 
+def _blur_pool(case: Case) -> str:
+    """kornia's blur pools: Pascal's row, normalised, as a convolution of every channel on its own (the
+    channels folded into the batch) with (k - 1) // 2 zeros before and k // 2 after; for max-blur
+    pooling a stride-1 max first.
+
+    Not ``feature_group_count=C``: XLA's CPU grouped convolution multiplies each channel by the zero
+    weights linking it to the others, so a NaN or an infinity in one channel makes NaN in every other
+    (forward and gradient, JAX 0.10), which is no part of the blur pools' definition.
+    """
+    kw = case.kwargs
+    k, s = kw["kernel_size"], kw.get("stride", 2)
+    row = [float(math.comb(k - 1, i)) for i in range(k)]
+    pads = ((k - 1) // 2, k // 2)
+    lines = [
+        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
+        "kernel = np.outer(row, row)[None, None]  # (1, 1, k, k)",
+        "",
+        "def blur(x):  # (N, C, H, W): every channel filtered on its own, as a batch of one-channel planes",
+        "    planes = x.reshape((x.shape[0] * x.shape[1], 1) + x.shape[2:])",
+        f"    y = lax.conv_general_dilated(planes, jnp.asarray(kernel, x.dtype), {(s, s)!r}, {(pads, pads)!r},",
+        "                                 dimension_numbers=('NCHW', 'OIHW', 'NCHW'))",
+        "    return y.reshape(x.shape[:2] + y.shape[2:])",
+        "",
+    ]
+    step = "blur(batched)"
+    if case.op == "max_blur_pool2d":
+        m = kw.get("max_pool_size", 2)
+        step = f"blur(lax.reduce_window(batched, -jnp.inf, lax.max, (1, 1, {m}, {m}), (1, 1, 1, 1), 'VALID'))"
+    lines += [
+        "def pool(x):  # unbatched (C, H, W) as a batch of one",
+        "    batched = x if x.ndim == 4 else x[None]",
+        f"    y = {step}",
+        "    return y if x.ndim == 4 else y[0]",
+        "",
+        _vjp(case, "pool"),
+    ]
+    return "\n".join(lines)
+
+
 def _bilinear(case: Case) -> str:
     kw = case.kwargs
     eps = kw.get("eps", 1e-12)
@@ -318,12 +359,12 @@ def _dynopool(case: Case) -> str:
     H, W = case.x.shape[-2:]
     sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
     aggregate = case.kwargs["aggregate"]
-    if aggregate == "max":  # the first of tied points, as DYNOPOOL.md (jnp.max's gradient would split among ties)
+    if aggregate == "max":  # the first of tied points (docs/dynopool.rst); jnp.max's gradient would split among ties
         reduce = "jnp.take_along_axis(points, jnp.argmax(points, axis=-1)[..., None], axis=-1)[..., 0]"
     else:
         reduce = "jnp.mean(points, axis=-1)"
     return "\n".join([
-        "def queries(length, a, out_length):  # DYNOPOOL.md: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
+        "def queries(length, a, out_length):  # docs/dynopool.rst: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
         "    continuous = length / a",
         "    size = continuous + lax.stop_gradient(out_length - continuous)  # value O, derivative of L / alpha",
         "    phase = (jnp.arange(out_length)[:, None] + 0.25 + jnp.array([0.0, 0.5])[None, :]).reshape(-1)",
@@ -462,6 +503,10 @@ def _conv_model(case: Case):
     return None
 
 
+MAX_BLUR_NAN = ("NaN: reduce_window's max sends a NaN window's gradient to the first maximum after its last NaN, "
+                "kornia's max_pool2d (which poolref follows) to the last NaN")
+
+
 def _mixed_model(case: Case):
     if case.kwargs["lam"] == 0:
         return None
@@ -472,7 +517,7 @@ def _mixed_model(case: Case):
 
 DYNOPOOL_BORDER = ("NaN and infinities (in x or the upstream gradient): map_coordinates (mode='nearest') reads the pixel "
                    "past a clamped or integer coordinate with weight 0 and multiplies it (0 * inf = NaN); DynOPool "
-                   "reads only the pixels it weighs (DYNOPOOL.md), so the two differ there")
+                   "reads only the pixels it weighs (docs/dynopool.rst), so the two differ there")
 MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN (torch.logsumexp's rule, which poolref "
                    "models); JAX's derivative of the composition, through log1p at -1, gives 0")
 
@@ -574,9 +619,13 @@ def _mappings() -> list[Mapping]:
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
         Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
-        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DYNOPOOL.md's query points", _dynopool,
+        Mapping("blur_pool2d", "lax.conv_general_dilated per channel, binomial kernel (kornia's blur_pool2d)",
+                _blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+        Mapping("max_blur_pool2d", "reduce_window(lax.max, stride 1) + conv_general_dilated per channel (kornia's max_blur_pool2d)",
+                _blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", _dynopool,
                 model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
-                notes="The query points are computed as DYNOPOOL.md writes them; alpha's gradient is the straight-through one."),
+                notes="The query points are computed as docs/dynopool.rst writes them; alpha's gradient is the straight-through one."),
     ]
     return mappings
 

@@ -1,4 +1,5 @@
-"""Plain-loop DynOPool (DYNOPOOL.md, step by step): one output cell, one query point at a time."""
+"""Plain-loop DynOPool, step by step as docs/dynopool.rst ("The definition") writes it: one output cell, one
+query point at a time."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def _blend(a, b, t):
 
 
 def bilinear_read(plane, u: float, v: float):
-    """Value of a 2-D plane at (u, v) and its partial derivatives (d/du, d/dv), border handling as DYNOPOOL.md.
+    """Value of a 2-D plane at (u, v) and its partial derivatives (d/du, d/dv), border handling as docs/dynopool.rst.
 
     Rows are blended first, then columns (the array code's order), and a pixel of weight 0 is not read.
     The slopes are the forward differences ``x[high] - x[low]`` (whatever the weights), and exactly 0
