@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import FLOAT_DTYPES, accumulation_dtype, as_array, cast_back, check_pool_input, is_int
+from .._checks import accumulation_dtype, cast_back, check_like_x, check_pool_input, is_int
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
 from .._windows import check_padding_mode, check_pads_fit_mode, pad_with_mode, pad_with_mode_adjoint
 from ..autograd.function import apply, define_function
@@ -134,21 +134,6 @@ CONV2D = define_function("conv2d", _conv2d_forward, _conv2d_backward)
 # ==================================================================================================
 # Argument checks
 # ==================================================================================================
-def _check_parameter(value, name: str, ndim: int, layout: str, x, op: str):
-    """A float array or Tensor with ``ndim`` axes and the dtype of ``x``."""
-    value = as_array(value)
-    if value.ndim != ndim:
-        raise ValueError(f"{op}: {name} must have shape {layout}, got {name} with shape {tuple(value.shape)}")
-    dtype = numpy.dtype(value.dtype)
-    if dtype not in [numpy.dtype(d) for d in FLOAT_DTYPES]:
-        raise TypeError(f"{op}: {name} must be a float16, float32 or float64 array, got {name} with dtype {dtype}")
-    if dtype != numpy.dtype(x.dtype):
-        raise TypeError(
-            f"{op}: {name} must have the dtype of x ({numpy.dtype(x.dtype)}), got {name} with dtype {dtype}"
-        )
-    return value
-
-
 def _conv2d_geometry(x_shape, weight_shape, stride, padding, dilation, op: str) -> WindowGeometry:
     """Check stride, padding and dilation and return the windows of the convolution."""
     kernel = tuple(int(k) for k in weight_shape[2:])
@@ -311,12 +296,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, p
     """
     op = "conv2d"
     x = check_pool_input(x, 2, op, integer_ok=False)
-    weight = _check_parameter(weight, "weight", 4, "(C_out, C_in / groups, kH, kW)", x, op)
+    weight = check_like_x(weight, "weight", 4, "(C_out, C_in / groups, kH, kW)", x, op)
     if any(s < 1 for s in weight.shape):
         raise ValueError(f"{op}: weight must have non-empty axes, got weight with shape {tuple(weight.shape)}")
     groups = _check_groups(groups, x.shape, weight.shape, op)
     if bias is not None:
-        bias = _check_parameter(bias, "bias", 1, f"(C_out,) = ({weight.shape[0]},)", x, op)
+        bias = check_like_x(bias, "bias", 1, f"(C_out,) = ({weight.shape[0]},)", x, op)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(
                 f"{op}: bias must have shape ({weight.shape[0]},), one entry per output channel, "
