@@ -1,4 +1,5 @@
-r"""Layers: Conv2d, DeformConv2d, Linear, ReLU, Flatten, MaxPool2d, AvgPool2d and Sequential.
+r"""Layers: Conv2d, DeformConv2d, Linear, ReLU, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+and Sequential.
 
 Each layer is a thin :class:`~poolref.nn.module.Module` around a functional op: the math and its
 backward live in the op (``poolref.ops``), the layer only owns the weights and the settings.
@@ -12,15 +13,18 @@ import math
 
 import numpy
 
+from .._checks import random_generator
 from .._geometry import as_int_tuple
 from .._windows import check_padding_mode
+from ..ops.adaptive import adaptive_avg_pool2d
 from ..ops.convolution import conv2d
 from ..ops.deform_conv import deform_conv2d
 from ..ops.window import avg_pool2d, max_pool2d
-from .functional import relu, sigmoid
+from .functional import dropout, relu, sigmoid
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "DeformConv2d", "Linear", "ReLU", "Flatten", "MaxPool2d", "AvgPool2d", "Sequential"]
+__all__ = ["Conv2d", "DeformConv2d", "Linear", "ReLU", "Dropout", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+           "Sequential"]
 
 
 def _generator(rng) -> numpy.random.Generator:
@@ -286,6 +290,34 @@ class ReLU(Module):
         return relu(x)
 
 
+class Dropout(Module):
+    r"""Layer form of :func:`poolref.nn.functional.dropout`: drops with probability ``p`` in training,
+    the identity in evaluation (``model.eval()``).
+
+    ``rng`` (a Generator, a seed or None) is made a Generator once, here, so successive calls draw
+    new masks and a seeded layer repeats its sequence of masks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Dropout
+    >>> layer = Dropout(0.5, rng=0)
+    >>> sorted(set(layer(np.ones(8)).tolist())), layer.eval()(np.ones(2))
+    ([0.0, 2.0], array([1., 1.]))
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        dropout(numpy.zeros(0), p)  # the checks of p, at construction as PyTorch makes them
+        self.p, self.rng = p, random_generator(rng, "Dropout")
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training, rng=self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Flatten(Module):
     r"""Merge axes ``start_dim`` to ``end_dim`` into one (default: all but the batch axis), as PyTorch.
 
@@ -340,6 +372,20 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    r"""Layer form of :func:`poolref.adaptive_avg_pool2d` (``output_size=1`` is global average pooling)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
 
 
 class Sequential(Module):
