@@ -598,7 +598,7 @@ def _mappings() -> list[Mapping]:
                                                      MAP_GRID_GRADIENT),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
         Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS, padding_modes=("zeros",)),
-                defects=(known.JAX_CONV_ABORT, known.JAX_DEPTHWISE_FLOAT64), express=_conv_express, model=_conv_model,
+                defects=(known.JAX_CONV_ABORT, known.JAX_DEPTHWISE_FLOAT64, known.JAX_GROUPED_NONFINITE_GRADIENT), express=_conv_express, model=_conv_model,
                 notes="groups as feature_group_count; padding='same'/'valid' as explicit pads.",
                 skips=(CONV_PADDING_GRADIENT, "padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES)),
     ]

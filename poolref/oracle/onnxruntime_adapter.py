@@ -248,15 +248,30 @@ def _grid_sample(case: Case) -> str:
                       'y, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})'])
 
 
+#: torch.nn.Conv2d's padding modes as ONNX Pad's modes (checked equal to torch.nn.functional.pad on
+#: ONNX Runtime 1.32, NaN copied, pads up to the length for wrap: reflect refuses a pad >= the length
+#: as PyTorch does).
+ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def _conv(case: Case) -> str:
     """``Conv`` with explicit pads (``[top, left, bottom, right]``, "same"/"valid" resolved as PyTorch
-    resolves them) and the ``group`` attribute."""
+    resolves them) and the ``group`` attribute; with a ``padding_mode`` other than zeros, a ``Pad``
+    node of that mode (reflect, edge, wrap) first and a ``Conv`` without pads."""
     kw = case.kwargs
     (top, bottom), (left, right) = conv_pads(case)
     attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[top, left, bottom, right],
                       dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")), group=kw.get("groups", 1))
-    return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
-                      'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    padding_mode = kw.get("padding_mode", "zeros")
+    if padding_mode == "zeros":
+        return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
+                          'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    attributes["pads"] = [0, 0, 0, 0]
+    return compositions.graph_source([
+        ("Constant", [], ["pads"], dict(value_ints=[0, 0, top, left, 0, 0, bottom, right])),  # ONNX: all begins, then all ends
+        ("Pad", ["X", "pads"], ["padded"], dict(mode=ONNX_PAD_MODES[padding_mode])),
+        ("Conv", ["padded", "W", "B"], ["Y"], attributes),
+    ], '{"X": x, "W": weight, "B": bias}')
 
 
 def _deform_conv(case: Case) -> str:
@@ -364,11 +379,14 @@ RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runt
                           "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
 
 
-CONV_PADDING_MODES = "ONNX Conv pads with zeros only (it has no padding_mode; a Pad node before it would be a composition)"
+CONV_WRAP_EMPTY = ("an empty batch with padding_mode='circular': ONNX Runtime 1.32's Pad refuses mode='wrap' on an "
+                   "input with a zero-length axis ('Unexpected mode of 3'), whatever the pads")
 
 
 def _conv_express(case: Case):
-    return CONV_PADDING_MODES if case.kwargs.get("padding_mode", "zeros") != "zeros" else None
+    if case.kwargs.get("padding_mode") == "circular" and case.x.size == 0:
+        return CONV_WRAP_EMPTY
+    return None
 
 
 def _no_area(case: Case):
@@ -508,9 +526,10 @@ def _mappings() -> list[Mapping]:
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
-        Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32, padding_modes=("zeros",)), gradients=False, express=_conv_express,
-                notes="groups as the group attribute; padding='same'/'valid' as explicit pads.",
-                skips=("padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES,)),
+        Mapping("conv2d", "onnx Conv (Pad, Conv for padding_mode)", _conv, space=dict(dtypes=("float32", "float16")), gradients=False,
+                express=_conv_express, skips=(CONV_WRAP_EMPTY,),
+                notes="groups as the group attribute; padding='same'/'valid' as explicit pads; padding_mode "
+                      "reflect, replicate, circular as a Pad node of mode reflect, edge, wrap before the Conv."),
         Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,
                 model=_deform_conv_model,
                 notes="Groups and offset groups as attributes; torchvision's bilinear rule otherwise (checked on points "
