@@ -97,7 +97,11 @@ def test_nn_names():
     import poolref.nn as nn
 
     for name in ("Module", "Parameter", "Conv2d", "Linear", "ReLU", "Flatten", "Sequential", "MaxPool2d",
-                 "AvgPool2d", "cross_entropy", "SGD", "Adam", "DynOPool", "gmacs_loss"):
+                 "AvgPool2d", "cross_entropy", "SGD", "Adam", "DynOPool", "gmacs_loss", "ASPP", "DeformConv2d"):
         assert hasattr(nn, name), name
+    aspp = inspect.signature(nn.ASPP)
+    assert [(p.name, p.default) for p in aspp.parameters.values()][:3] == [("in_channels", E), ("out_channels", E),
+                                                                            ("rates", (6, 12, 18))]
+    assert all(p.kind == inspect.Parameter.KEYWORD_ONLY for p in list(aspp.parameters.values())[3:])
     init = inspect.signature(nn.DynOPool)
     assert [(p.name, p.default) for p in init.parameters.values()][:2] == [("init_alpha", (2.0, 2.0)), ("aggregate", "max")]
