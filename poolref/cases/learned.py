@@ -18,10 +18,14 @@ __all__ = ["GENERATORS", "deform_conv_coordinates", "conv_pads"]
 
 def _conv2d(rng, op, space):
     """Groups (unless ``space["groups"]`` is False: 1 half the time, else 2 or 3, depthwise now and
-    then), a padding mode from ``space["padding_modes"]`` (all four of torch.nn.Conv2d's by default)
-    with pads that fit it, and now and then ``"same"`` (stride 1) or ``"valid"`` padding."""
-    modes = space.get("padding_modes", PADDING_MODES)
-    padding_mode = str(pick(rng, [m for m in modes if m in PADDING_MODES] or ["zeros"]))
+    then), a padding mode from ``space["padding_modes"]`` (all four of torch.nn.Conv2d's by default;
+    zeros half the time) with pads that fit it, and now and then ``"same"`` (stride 1) or ``"valid"``
+    padding."""
+    modes = [m for m in space.get("padding_modes", PADDING_MODES) if m in PADDING_MODES] or ["zeros"]
+    # zeros half the time where it is allowed: the other modes copy the input (torch.nn.Conv2d pads with
+    # F.pad first), so only zero padding shows how a framework reads the caller's strided memory
+    copying = [m for m in modes if m != "zeros"]
+    padding_mode = "zeros" if "zeros" in modes and (not copying or rng.random() < 0.5) else str(pick(rng, copying))
     groups = 1 if rng.random() < 0.5 or space.get("groups") is False else int(rng.integers(2, 4))
     per_group = int(rng.integers(1, 3))
     Cin = groups * per_group
