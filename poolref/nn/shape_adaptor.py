@@ -1,0 +1,212 @@
+r"""Shape Adaptor: a learnable resize that mixes two fixed resizes (Liu et al., ECCV 2020).
+
+Shikun Liu, Zhe Lin, Yilin Wang, Jianming Zhang, Federico Perazzi and Edward Johns, "Shape Adaptor:
+A Learnable Resizing Module", ECCV 2020 (arXiv 2008.00892), as the authors' code defines it
+(github.com/lorenmt/shape-adaptor, ``model_list.py``: ``ShapeAdaptor``, ``SA_init``;
+``model_training.py``: the memory-constraint penalty). A shape adaptor owns one scalar ``alpha``.
+Given two fixed resizes of its input, ``x_1 = resize(x, r_1)`` (by default a 2 x 2 max pool,
+``r_1 = 0.5``) and ``x_2 = resize(x, r_2)`` (by default ``x`` itself, ``r_2 = 1``), it outputs
+
+.. math::
+
+   \sigma = \mathrm{sigmoid}(\alpha), \qquad s(\alpha) = r_1 + (r_2 - r_1)\,\sigma, \\
+   y = (1 - \sigma)\, \mathrm{bilinear}(x_1, S) + \sigma\, \mathrm{bilinear}(x_2, S),
+
+where ``S`` is the output size, ``s(alpha)`` times the size tracked so far, truncated (authors'
+"local" structure) or rounded (their "global" structure, used in AutoSC), at least 1, and the
+bilinear resizes use ``align_corners=True``. The size is computed from the *value* of ``s(alpha)``
+(the authors call ``.item()``): no gradient flows through it. ``alpha`` learns only through the
+mixing weights, :math:`\partial y / \partial \alpha = \sigma (1 - \sigma)\,
+(\mathrm{bilinear}(x_2, S) - \mathrm{bilinear}(x_1, S))`; a larger ``alpha`` weighs the larger map
+more and, through the size, lets the next forward keep a larger map.
+
+The resource constraint is the authors' memory limit: when the product of the adaptors' scales
+exceeds a limit, every adaptor's sigmoid is replaced by
+:math:`\tilde\sigma = p\,\sigma + \frac{r_1}{r_2 - r_1}(p - 1)`, which makes its scale
+:math:`p\, s(\alpha)`, with one factor :math:`p = (\text{limit} / \prod_l s_l)^{1/n}` for all ``n``
+adaptors (:func:`shape_adaptor_penalty`): the network's total scale is then exactly the limit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from ..autograd.tensor import Tensor
+from ..ops.sampling import interpolate
+from ..ops.window import max_pool2d
+from .functional import sigmoid
+from .module import Module, Parameter
+
+__all__ = ["ShapeAdaptor", "shape_adaptor_init", "shape_adaptor_penalty"]
+
+STRUCTURES = ("local", "global")
+
+
+def _halve_by_max_pool(x):
+    """The authors' down-sampling branch in VGG: a 2 x 2 max pool (``r_1 = 0.5``)."""
+    return max_pool2d(x, 2)
+
+
+def _identity(x):
+    """The authors' other branch: the input itself (``r_2 = 1``)."""
+    return x
+
+
+# ==================================================================================================
+# The layer
+# ==================================================================================================
+class ShapeAdaptor(Module):
+    r"""A learnable resize between two fixed ones: Shape Adaptor (Liu et al., ECCV 2020).
+
+    Parameters
+    ----------
+    init_alpha : float
+        The initial ``alpha`` (:func:`shape_adaptor_init` gives the authors' choice); ``0`` starts
+        halfway, ``s = (r_1 + r_2) / 2``.
+    r1, r2 : float
+        The scales of the two branches, ``0 < r1 < r2``.
+    low, high : callable or None
+        ``x -> resize(x, r1)`` and ``x -> resize(x, r2)``. By default, for ``r1 = 0.5`` a 2 x 2 max
+        pool and for ``r2 = 1`` the identity, as in the authors' networks; other scales need them.
+    structure : {"local", "global"}
+        How the tracked size is rounded: "local" truncates it (``int``) at every adaptor, the
+        authors' standard mode (an adaptor drops at least one row once ``s < 1``); "global" keeps
+        it real and rounds (Python's ``round``) only the output size (their AutoSC mode).
+    residual : bool
+        The authors' residual form, ``2 (1 - sigma) x_1 + 2 sigma x_2`` (ResNet blocks).
+    dtype : numpy dtype
+        Of ``alpha``.
+
+    Attributes
+    ----------
+    alpha : Parameter, shape ()
+    size : (float, float) or None
+        After a forward: the size tracked for the next adaptor (its ``in_size``): integers in
+        "local" structure, reals in "global".
+    true_scale : float or None
+        After a forward: ``s(alpha)`` without the penalty (the authors' ``current_dim_true``
+        factor), read by :func:`shape_adaptor_penalty`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import ShapeAdaptor
+    >>> first, second = ShapeAdaptor(0.0), ShapeAdaptor(0.0)  # s = 0.75 each
+    >>> y = second(first(np.ones((1, 2, 32, 8))), in_size=first.size)
+    >>> y.shape, first.size, second.size  # int(32 * 0.75) = 24, int(24 * 0.75) = 18
+    ((1, 2, 18, 4), (24, 6), (18, 4))
+    >>> float(y.data.max())  # both branches of a constant map are that constant
+    1.0
+    """
+
+    def __init__(self, init_alpha=0.0, r1=0.5, r2=1.0, *, low=None, high=None, structure="local",
+                 residual=False, dtype=numpy.float64):
+        super().__init__()
+        if not (isinstance(init_alpha, (int, float, numpy.floating, numpy.integer)) and math.isfinite(init_alpha)):
+            raise ValueError(f"ShapeAdaptor: init_alpha must be a finite number, got init_alpha={init_alpha!r}")
+        if not (isinstance(r1, (int, float)) and isinstance(r2, (int, float)) and 0 < r1 < r2):
+            raise ValueError(f"ShapeAdaptor: the scales must satisfy 0 < r1 < r2, got r1={r1!r}, r2={r2!r}")
+        if structure not in STRUCTURES:
+            raise ValueError(f"ShapeAdaptor: structure must be 'local' or 'global', got structure={structure!r}")
+        if low is None and r1 != 0.5:
+            raise ValueError(f"ShapeAdaptor: r1={r1!r} needs its own low branch (the default max pool halves)")
+        if high is None and r2 != 1.0:
+            raise ValueError(f"ShapeAdaptor: r2={r2!r} needs its own high branch (the default is the identity)")
+        self.alpha = Parameter(numpy.asarray(init_alpha, dtype=dtype))
+        self.r1, self.r2 = float(r1), float(r2)
+        self.low = _halve_by_max_pool if low is None else low
+        self.high = _identity if high is None else high
+        self.structure = structure
+        self.residual = bool(residual)
+        self.size = None
+        self.true_scale = None
+
+    def scale(self) -> float:
+        """``s(alpha) = r1 + (r2 - r1) sigmoid(alpha)`` at the current ``alpha``, without penalty."""
+        return self.r1 + (self.r2 - self.r1) * _sigmoid_value(float(self.alpha.data))
+
+    def forward(self, x, in_size=None, penalty=1.0):
+        """``y`` as in the module docstring; sets :attr:`size` and :attr:`true_scale`.
+
+        ``in_size`` is the previous adaptor's :attr:`size` (``x``'s own size by default);
+        ``penalty`` is :func:`shape_adaptor_penalty`'s factor ``p`` (1: no constraint).
+        """
+        if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
+            raise ValueError(f"ShapeAdaptor: penalty must be a finite number > 0, got penalty={penalty!r}")
+        tracked = tuple(float(v) for v in (x.shape[-2:] if in_size is None else in_size))
+        if len(tracked) != 2 or not all(v >= 0 for v in tracked):
+            raise ValueError(f"ShapeAdaptor: in_size must be two sizes >= 0, got in_size={in_size!r}")
+        width = self.r2 - self.r1
+        # sigma~ = p sigma + r1 / (r2 - r1) (p - 1): the authors' penalised sigmoid (p = 1: sigma itself)
+        weight = sigmoid(self.alpha) * penalty + self.r1 / width * (penalty - 1.0)  # Tensor, shape ()
+        scale = width * float(weight.data) + self.r1  # = p s(alpha), a plain number: no gradient
+        self.true_scale = self.scale()
+        if self.structure == "local":  # truncated at every adaptor, as int(current_dim * s)
+            self.size = tuple(int(v * scale) for v in tracked)
+            out_size = tuple(max(1, v) for v in self.size)
+        else:  # real along the chain, rounded once for the output
+            self.size = tuple(v * scale for v in tracked)
+            out_size = tuple(max(1, round(v)) for v in self.size)
+        # both branches resized to the same (H_out, W_out), bilinear with align_corners=True
+        low = interpolate(self.low(x), size=out_size, mode="bilinear", align_corners=True)  # (N, C, H_out, W_out)
+        high = interpolate(self.high(x), size=out_size, mode="bilinear", align_corners=True)
+        if self.residual:  # keeps the gradient's magnitude that of f(x) + x
+            return low * ((1.0 - weight) * 2.0) + high * (weight * 2.0)
+        return low * (1.0 - weight) + high * weight
+
+    def extra_repr(self) -> str:
+        return (f"alpha={float(self.alpha.data):.4g}, s={self.scale():.4g}, r1={self.r1:g}, r2={self.r2:g}, "
+                f"structure={self.structure!r}")
+
+
+def _sigmoid_value(a: float) -> float:
+    """sigmoid of a plain number, without overflow for large ``|a|``."""
+    return 1.0 / (1.0 + math.exp(-a)) if a >= 0 else math.exp(a) / (1.0 + math.exp(a))
+
+
+# ==================================================================================================
+# Initialisation and the memory constraint
+# ==================================================================================================
+def shape_adaptor_init(input_size: float, output_size: float, count: int, r1: float = 0.5, r2: float = 1.0) -> float:
+    r"""The authors' initial ``alpha`` (``SA_init``): ``count`` adaptors take ``input_size`` to ``output_size``.
+
+    Solves :math:`\text{input}\, s(\alpha)^{n} = \text{output}` for ``alpha``, with ``eps = 1e-4``
+    keeping the logarithm finite: with :math:`q = (\text{output}/\text{input})^{1/n}`,
+    :math:`\alpha = \log\big((q - r_1) / (r_2 - q) + \epsilon\big)`, and :math:`\log \epsilon` when
+    even all-``r1`` adaptors would leave a larger output.
+
+    >>> round(shape_adaptor_init(32, 8, 4), 4)  # VGG on CIFAR: s = 0.707 each
+    -0.3464
+    >>> round(shape_adaptor_init(32, 8, 2), 4)  # two adaptors must both halve: sigma ~ 0
+    -9.2103
+    """
+    eps = 1e-4
+    if input_size * r1 ** count > output_size:
+        return math.log(eps)
+    q = (output_size / input_size) ** (1.0 / count)
+    return math.log(-(q - r1) / (q - r2) + eps)
+
+
+def shape_adaptor_penalty(adaptors, limit_scale: float) -> float:
+    r"""The memory-constraint factor ``p`` for :meth:`ShapeAdaptor.forward`.
+
+    :math:`p = 1` while :math:`\prod_l s(\alpha_l) < \text{limit}`, else
+    :math:`p = (\text{limit} / \prod_l s(\alpha_l))^{1/n}` over the ``n`` adaptors. ``limit_scale``
+    is the authors' ``limit_dim / input_dim``. The authors read the product from the previous
+    forward (one ``alpha`` step behind); this reads it from the adaptors' current ``alpha``.
+
+    >>> from poolref.nn import ShapeAdaptor
+    >>> round(shape_adaptor_penalty([ShapeAdaptor(0.0), ShapeAdaptor(0.0)], 0.25), 4)  # 0.75 * p = 0.5
+    0.6667
+    """
+    adaptors = list(adaptors)
+    if not adaptors:
+        raise ValueError("shape_adaptor_penalty: adaptors must hold at least one ShapeAdaptor, got none")
+    if not (isinstance(limit_scale, (int, float)) and math.isfinite(limit_scale) and limit_scale > 0):
+        raise ValueError(f"shape_adaptor_penalty: limit_scale must be a finite number > 0, got limit_scale={limit_scale!r}")
+    total = math.prod(adaptor.scale() for adaptor in adaptors)
+    if total < limit_scale:
+        return 1.0
+    return (limit_scale / total) ** (1.0 / len(adaptors))
