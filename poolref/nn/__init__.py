@@ -20,7 +20,7 @@ from .layers import AvgPool2d, Conv2d, DeformConv2d, Flatten, Linear, MaxPool2d,
 from .losses import cross_entropy
 from .module import Module, Parameter
 from .optim import SGD, Adam, Optimizer
-from .shape_adaptor import ShapeAdaptor, shape_adaptor_init, shape_adaptor_penalty
+from .shape_adaptor import ShapeAdaptor, shape_adaptor_init, shape_adaptor_mix, shape_adaptor_penalty
 
 __all__ = [
     "Module",
@@ -45,5 +45,6 @@ __all__ = [
     "straight_through_size",
     "ShapeAdaptor",
     "shape_adaptor_init",
+    "shape_adaptor_mix",
     "shape_adaptor_penalty",
 ]

@@ -30,16 +30,18 @@ adaptors (:func:`shape_adaptor_penalty`): the network's total scale is then exac
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy
 
-from ..autograd.tensor import Tensor
+from .._backend import array_module
+from ..autograd.function import apply, define_function
 from ..ops.sampling import interpolate
 from ..ops.window import max_pool2d
 from .functional import sigmoid
 from .module import Module, Parameter
 
-__all__ = ["ShapeAdaptor", "shape_adaptor_init", "shape_adaptor_penalty"]
+__all__ = ["ShapeAdaptor", "shape_adaptor_mix", "shape_adaptor_init", "shape_adaptor_penalty"]
 
 STRUCTURES = ("local", "global")
 
@@ -52,6 +54,78 @@ def _halve_by_max_pool(x):
 def _identity(x):
     """The authors' other branch: the input itself (``r_2 = 1``)."""
     return x
+
+
+# ==================================================================================================
+# The mix of the two resized branches: a Function of its own
+# ==================================================================================================
+class MixSaved(NamedTuple):
+    low: object  # (N, C, H_out, W_out)
+    high: object  # (N, C, H_out, W_out)
+    weight: object  # shape (): the (penalised) sigmoid, in its own dtype
+    gain: float
+
+
+def _mix_forward(low, high, weight, *, gain=1.0):
+    xp = array_module(low)
+    # the weight in the maps' dtype (float16 maps mix in float32), so that the output keeps x's dtype
+    compute = xp.promote_types(low.dtype, xp.float32)
+    w = xp.asarray(weight, dtype=compute)
+    y = (low.astype(compute) * (gain * (1 - w)) + high.astype(compute) * (gain * w)).astype(low.dtype)
+    return y, MixSaved(low, high, weight, gain)
+
+
+# forward   y = gain ((1 - w) low + w high)
+# backward  grad_low = gain (1 - w) g, grad_high = gain w g, grad_w = gain sum(g (high - low))
+def _mix_backward(saved: MixSaved, grad_y):
+    xp = array_module(grad_y)
+    compute = xp.promote_types(grad_y.dtype, xp.float32)
+    w = xp.asarray(saved.weight, dtype=compute)
+    g = grad_y.astype(compute)
+    grad_low = (g * (saved.gain * (1 - w))).astype(saved.low.dtype)
+    grad_high = (g * (saved.gain * w)).astype(saved.high.dtype)
+    # dy/dw = gain (high - low): summed over every output element, accumulated in float64
+    difference = saved.high.astype(xp.float64) - saved.low.astype(xp.float64)
+    grad_weight = xp.asarray(saved.gain * (g.astype(xp.float64) * difference).sum(), dtype=saved.weight.dtype)
+    return grad_low, grad_high, grad_weight
+
+
+MIX = define_function("shape_adaptor_mix", _mix_forward, _mix_backward)
+
+
+def shape_adaptor_mix(low, high, weight, *, gain=1.0):
+    r"""Shape Adaptor's mix of its two resized branches: :math:`y = g\,((1 - w)\, x_1 + w\, x_2)`.
+
+    Parameters
+    ----------
+    low, high : array or Tensor, same shape
+        The two branches, already resized to the output size.
+    weight : array or Tensor, shape ()
+        :math:`w`, the (penalised) sigmoid of ``alpha``; any real number (the penalty can take it
+        below 0).
+    gain : float
+        :math:`g`: 1, or 2 for the authors' residual form.
+
+    Returns
+    -------
+    array or Tensor
+        Shape and dtype of ``low`` (float16 is mixed in float32). Backward:
+        :math:`\partial L/\partial x_1 = g (1 - w)\, \bar y`,
+        :math:`\partial L/\partial x_2 = g w\, \bar y`,
+        :math:`\partial L/\partial w = g \sum \bar y\, (x_2 - x_1)` (accumulated in float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> shape_adaptor_mix(np.zeros(3), np.ones(3), np.array(0.25))
+    array([0.25, 0.25, 0.25])
+    """
+    low_data, high_data = (getattr(v, "data", v) for v in (low, high))
+    if low_data.shape != high_data.shape:
+        raise ValueError(f"shape_adaptor_mix: low and high must have one shape, got {low_data.shape} and {high_data.shape}")
+    if getattr(weight, "shape", ()) != ():
+        raise ValueError(f"shape_adaptor_mix: weight must be a scalar (shape ()), got shape {weight.shape}")
+    return apply(MIX, low, high, weight, gain=float(gain))
 
 
 # ==================================================================================================
@@ -152,9 +226,8 @@ class ShapeAdaptor(Module):
         # both branches resized to the same (H_out, W_out), bilinear with align_corners=True
         low = interpolate(self.low(x), size=out_size, mode="bilinear", align_corners=True)  # (N, C, H_out, W_out)
         high = interpolate(self.high(x), size=out_size, mode="bilinear", align_corners=True)
-        if self.residual:  # keeps the gradient's magnitude that of f(x) + x
-            return low * ((1.0 - weight) * 2.0) + high * (weight * 2.0)
-        return low * (1.0 - weight) + high * weight
+        # the residual form doubles both weights: it keeps the gradient's magnitude that of f(x) + x
+        return shape_adaptor_mix(low, high, weight, gain=2.0 if self.residual else 1.0)
 
     def extra_repr(self) -> str:
         return (f"alpha={float(self.alpha.data):.4g}, s={self.scale():.4g}, r1={self.r1:g}, r2={self.r2:g}, "
