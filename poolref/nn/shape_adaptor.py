@@ -71,7 +71,8 @@ def _mix_forward(low, high, weight, *, gain=1.0):
     # the weight in the maps' dtype (float16 maps mix in float32), so that the output keeps x's dtype
     compute = xp.promote_types(low.dtype, xp.float32)
     w = xp.asarray(weight, dtype=compute)
-    y = (low.astype(compute) * (gain * (1 - w)) + high.astype(compute) * (gain * w)).astype(low.dtype)
+    with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN, silently, as in PyTorch
+        y = (low.astype(compute) * (gain * (1 - w)) + high.astype(compute) * (gain * w)).astype(low.dtype)
     return y, MixSaved(low, high, weight, gain)
 
 
@@ -82,11 +83,12 @@ def _mix_backward(saved: MixSaved, grad_y):
     compute = xp.promote_types(grad_y.dtype, xp.float32)
     w = xp.asarray(saved.weight, dtype=compute)
     g = grad_y.astype(compute)
-    grad_low = (g * (saved.gain * (1 - w))).astype(saved.low.dtype)
-    grad_high = (g * (saved.gain * w)).astype(saved.high.dtype)
-    # dy/dw = gain (high - low): summed over every output element, accumulated in float64
-    difference = saved.high.astype(xp.float64) - saved.low.astype(xp.float64)
-    grad_weight = xp.asarray(saved.gain * (g.astype(xp.float64) * difference).sum(), dtype=saved.weight.dtype)
+    with numpy.errstate(invalid="ignore"):  # inf - inf and 0 * inf are NaN, silently, as in PyTorch
+        grad_low = (g * (saved.gain * (1 - w))).astype(saved.low.dtype)
+        grad_high = (g * (saved.gain * w)).astype(saved.high.dtype)
+        # dy/dw = gain (high - low): summed over every output element, accumulated in float64
+        difference = saved.high.astype(xp.float64) - saved.low.astype(xp.float64)
+        grad_weight = xp.asarray(saved.gain * (g.astype(xp.float64) * difference).sum(), dtype=saved.weight.dtype)
     return grad_low, grad_high, grad_weight
 
 
@@ -209,6 +211,8 @@ class ShapeAdaptor(Module):
         """
         if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
             raise ValueError(f"ShapeAdaptor: penalty must be a finite number > 0, got penalty={penalty!r}")
+        if x.ndim not in (3, 4):
+            raise ValueError(f"ShapeAdaptor: x must be (N, C, H, W) or (C, H, W), got x with shape {tuple(x.shape)}")
         tracked = tuple(float(v) for v in (x.shape[-2:] if in_size is None else in_size))
         if len(tracked) != 2 or not all(v >= 0 for v in tracked):
             raise ValueError(f"ShapeAdaptor: in_size must be two sizes >= 0, got in_size={in_size!r}")
@@ -223,11 +227,15 @@ class ShapeAdaptor(Module):
         else:  # real along the chain, rounded once for the output
             self.size = tuple(v * scale for v in tracked)
             out_size = tuple(max(1, round(v)) for v in self.size)
+        unbatched = x.ndim == 3  # (C, H, W): one example, as in PyTorch
+        if unbatched:
+            x = x.reshape(1, *x.shape)
         # both branches resized to the same (H_out, W_out), bilinear with align_corners=True
         low = interpolate(self.low(x), size=out_size, mode="bilinear", align_corners=True)  # (N, C, H_out, W_out)
         high = interpolate(self.high(x), size=out_size, mode="bilinear", align_corners=True)
         # the residual form doubles both weights: it keeps the gradient's magnitude that of f(x) + x
-        return shape_adaptor_mix(low, high, weight, gain=2.0 if self.residual else 1.0)
+        y = shape_adaptor_mix(low, high, weight, gain=2.0 if self.residual else 1.0)
+        return y.reshape(*y.shape[1:]) if unbatched else y
 
     def extra_repr(self) -> str:
         return (f"alpha={float(self.alpha.data):.4g}, s={self.scale():.4g}, r1={self.r1:g}, r2={self.r2:g}, "
