@@ -32,6 +32,7 @@ Three modes:
 number of epochs (12).
 """
 
+import collections
 import contextlib
 import datetime
 import json
@@ -348,7 +349,10 @@ def summarise(runs_by_name, budget):
         row = {"network": label(name), "budget": budget, "seeds": len(runs),
                "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0,
                "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
-               "paired_difference_mean": float((acc - fixed).mean()), "beats_fixed": int((acc > fixed).sum()),
+               "paired_difference_mean": float((acc - fixed).mean()),
+               "paired_difference_std": float((acc - fixed).std(ddof=1)) if len(acc) > 1 else 0.0,
+               "beats_fixed": int((acc > fixed).sum()),
+               "maps": collections.Counter(" -> ".join(f"{h}x{w}" for h, w in run["sizes"]) for run in runs).most_common(),
                "mmacs_min": float(mmacs.min()), "mmacs_max": float(mmacs.max()), "mmacs_mean": float(mmacs.mean())}
         if learned is not None:
             row["learned_mean"] = learned.mean(axis=0).tolist()  # per layer: (alpha_h, alpha_w) or (s,)
@@ -373,7 +377,8 @@ def rst_tables(record):
                   "cost and what was learned (mean over the seeds)",
                   "   :header-rows: 1", "",
                   "   * - network", "     - accuracy, mean (sd)", "     - accuracy, range",
-                  "     - minus fixed, mean", "     - beats fixed", "     - MMACs, range",
+                  "     - minus fixed, mean (sd)", "     - beats fixed", "     - maps after the resizes (seeds)",
+                  "     - MMACs, range",
                   "     - learned, layer 1", "     - learned, layer 2", "     - alpha_h > alpha_w (layer 1, layer 2)"]
         for row in rows:
             learned = row.get("learned_mean", [])
@@ -383,8 +388,10 @@ def rst_tables(record):
             lines += [f"   * - {row['network']}",
                       f"     - {row['accuracy_mean']:.3f} ({row['accuracy_std']:.3f})",
                       f"     - {row['accuracy_min']:.3f} - {row['accuracy_max']:.3f}",
-                      "     - --" if row["network"].startswith("fixed") else f"     - {row['paired_difference_mean']:+.3f}",
+                      "     - --" if row["network"].startswith("fixed")
+                      else f"     - {row['paired_difference_mean']:+.3f} ({row['paired_difference_std']:.3f})",
                       "     - --" if row["network"].startswith("fixed") else f"     - {row['beats_fixed']} of {row['seeds']}",
+                      "     - " + "; ".join(f"{maps} ({count})" for maps, count in row["maps"]),
                       f"     - {row['mmacs_min']:.3f} - {row['mmacs_max']:.3f}",
                       f"     - {cells[0]}", f"     - {cells[1]}",
                       f"     - {row['anisotropic_first']}, {row['anisotropic_second']} of {row['seeds']}"
