@@ -216,7 +216,7 @@ def _authors_shape_adaptor(torch, input1, input2, alpha, tracked, penalty, resid
 
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("structure", ["local", "global"])
-@pytest.mark.parametrize("penalty", [1.0, 0.83])
+@pytest.mark.parametrize("penalty", [1.0, 0.83, 0.6])  # 0.6: the second weight below 0
 def test_two_adaptors_match_the_authors_definition_in_torch(residual, structure, penalty):
     torch = pytest.importorskip("torch")
     rng = numpy.random.default_rng(8)
