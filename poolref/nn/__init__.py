@@ -9,6 +9,7 @@ r"""Neural-network building blocks on poolref's tape: enough to train the tutori
 * :mod:`~poolref.nn.losses`: :func:`cross_entropy`;
 * :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules;
 * :mod:`~poolref.nn.dynopool`: :class:`DynOPool` (learned alpha), :func:`gmacs_loss`;
+* :mod:`~poolref.nn.shape_adaptor`: :class:`ShapeAdaptor` (Liu et al. 2020), :func:`shape_adaptor_penalty`;
 * :mod:`~poolref.nn.normalization`: :class:`BatchNorm2d` (:func:`~poolref.nn.normalization.batch_norm`);
 * :mod:`~poolref.nn.aspp`: :class:`ASPP` (DeepLab v3's atrous spatial pyramid pooling).
 
@@ -23,6 +24,7 @@ from .losses import cross_entropy
 from .module import Module, Parameter
 from .normalization import BatchNorm2d, batch_norm
 from .optim import SGD, Adam, Optimizer
+from .shape_adaptor import ShapeAdaptor, shape_adaptor_init, shape_adaptor_mix, shape_adaptor_penalty
 
 __all__ = [
     "Module",
@@ -45,6 +47,10 @@ __all__ = [
     "gmacs_loss",
     "conv2d_gmacs",
     "straight_through_size",
+    "ShapeAdaptor",
+    "shape_adaptor_init",
+    "shape_adaptor_mix",
+    "shape_adaptor_penalty",
     "ASPP",
     "BatchNorm2d",
     "batch_norm",
