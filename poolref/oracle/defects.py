@@ -221,7 +221,7 @@ def _first_row_everywhere(case: Case, ours, cotangent):
 def _resamples_a_copied_axis(case: Case) -> bool:
     """Antialiased bilinear with an axis whose size does not change but whose table is not a copy."""
     from .._sampling_weights import torch_antialias
-    from ..ops.sampling import _weighs_as_copy
+    from ..ops.sampling.interpolate import _weighs_as_copy
     from ..cases.case import resize_factors, resize_size
 
     kw = case.kwargs

@@ -1,0 +1,195 @@
+r"""Plain-loop references of ``grid_sample``: forward and backward, point by point (see the package's notes)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy
+
+__all__ = ["grid_source_coordinate", "grid_sample_reference", "grid_sample_backward_reference"]
+
+
+def grid_source_coordinate(g, size, padding_mode, align_corners):
+    r"""The pixel coordinate read for grid coordinate ``g``, and its derivative with respect to ``g``.
+
+    Parameters
+    ----------
+    g : float
+        Normalized coordinate (``-1``: first edge or first pixel centre, ``1``: last).
+    size : int
+        Number of pixels ``L`` along the axis.
+    padding_mode : {"zeros", "border", "reflection"}
+    align_corners : bool
+
+    Returns
+    -------
+    (float, float)
+        ``(coordinate, slope)``: the pixel coordinate and :math:`\partial i / \partial g`.
+
+    Notes
+    -----
+    Unnormalize: :math:`i = (g + 1) L/2 - 1/2` (slope :math:`L/2`), or :math:`i = (g + 1)(L - 1)/2`
+    with aligned corners (slope :math:`(L - 1)/2`). ``zeros`` leaves :math:`i` as it is.
+    ``reflection`` reflects it off the edges :math:`low` and :math:`low + span` (:math:`-1/2` and
+    :math:`L - 1/2`, or :math:`0` and :math:`L - 1` aligned): with
+    :math:`t = |i - low| \bmod 2\,span`, the result is :math:`low + t` if :math:`t \le 2\,span - t`,
+    else :math:`low + 2\,span - t`, and the slope changes sign when exactly one of
+    ":math:`i < low`" and "the second branch" holds (a span of 0 gives coordinate 0, slope 0).
+    ``border`` and ``reflection`` then clamp to :math:`[0, L - 1]`; the slope becomes 0 unless
+    :math:`0 < i < L - 1` strictly (the clamp limits count as clamped, as in PyTorch).
+
+    Examples
+    --------
+    >>> grid_source_coordinate(-1.0, 4, "zeros", False), grid_source_coordinate(-1.0, 4, "zeros", True)
+    ((-0.5, 2.0), (0.0, 1.5))
+    >>> grid_source_coordinate(1.5, 4, "reflection", False)   # 4.5 reflects off 3.5 to 2.5
+    (2.5, -2.0)
+    >>> grid_source_coordinate(1.5, 4, "border", False)       # clamped: no gradient
+    (3.0, 0.0)
+    """
+    if align_corners:
+        slope = (size - 1) / 2
+        coord = (g + 1) * slope
+    else:
+        slope = size / 2
+        coord = (g + 1) * slope - 0.5
+    if padding_mode == "reflection":
+        low, twice_span = (0.0, 2 * (size - 1)) if align_corners else (-0.5, 2 * size)
+        if twice_span == 0:
+            coord, slope = 0.0, 0.0
+        else:
+            distance = abs(coord - low)
+            extra = distance - float(math.trunc(distance / twice_span)) * twice_span
+            far_branch = extra > twice_span - extra
+            reflected = twice_span - extra if far_branch else extra
+            if (coord - low < 0) != far_branch:
+                slope = -slope
+            coord = reflected + low
+    if padding_mode in ("border", "reflection"):
+        if not 0 < coord < size - 1:
+            slope = 0.0
+        coord = min(max(coord, 0.0), float(size - 1))
+    return coord, slope
+
+
+def _grid_taps(grid_point, shape, mode, padding_mode, align_corners):
+    """The pixels read for one grid point: a list of ``(row, col, weight)`` inside the image, the
+    corner table ``[(row, col, weight, inside), ...]`` (tl, tr, bl, br), and the two slopes."""
+    H, W = shape
+    ix, slope_x = grid_source_coordinate(float(grid_point[0]), W, padding_mode, align_corners)
+    iy, slope_y = grid_source_coordinate(float(grid_point[1]), H, padding_mode, align_corners)
+    if mode == "nearest":
+        col, row = round(ix), round(iy)  # Python's round: halves go to the even neighbour
+        return [(row, col, 1.0, 0 <= row < H and 0 <= col < W)], (ix, iy), (slope_x, slope_y)
+    left, top = math.floor(ix), math.floor(iy)
+    wx, wy = ix - left, iy - top
+    corners = []
+    for dy, weight_y in ((0, 1 - wy), (1, wy)):
+        for dx, weight_x in ((0, 1 - wx), (1, wx)):
+            row, col = top + dy, left + dx
+            corners.append((row, col, weight_y * weight_x, 0 <= row < H and 0 <= col < W))
+    return corners, (wx, wy), (slope_x, slope_y)
+
+
+def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    r"""``grid_sample`` by loops: bilinear or nearest reads of ``x`` at the points of ``grid``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W)
+    grid : ndarray, shape (N, H_out, W_out, 2)
+        ``(gx, gy)`` per output point.
+    mode : {"bilinear", "nearest"}
+    padding_mode : {"zeros", "border", "reflection"}
+    align_corners : bool
+
+    Returns
+    -------
+    y : ndarray of float64, shape (N, C, H_out, W_out)
+
+    Notes
+    -----
+    With :math:`(i_x, i_y)` from :func:`grid_source_coordinate`, :math:`x_0 = \lfloor i_x \rfloor`,
+    :math:`w_x = i_x - x_0` (likewise y), bilinear sampling sums
+    :math:`(1 - w_y)(1 - w_x) v_{00} + (1 - w_y) w_x v_{01} + w_y (1 - w_x) v_{10} + w_y w_x v_{11}`
+    over the corners inside the image (a corner outside reads 0); nearest reads
+    :math:`x[\mathrm{round}(i_y), \mathrm{round}(i_x)]`, halves to even, or 0 outside.
+
+    Examples
+    --------
+    >>> x = numpy.arange(4.).reshape(1, 1, 2, 2)
+    >>> grid_sample_reference(x, numpy.array([[[[0., 0.], [-0.5, -0.5]]]])).tolist()
+    [[[[1.5, 0.0]]]]
+    """
+    x, grid = numpy.asarray(x, dtype=numpy.float64), numpy.asarray(grid, dtype=numpy.float64)
+    N, C, H, W = x.shape
+    _, H_out, W_out, _ = grid.shape
+    y = numpy.zeros((N, C, H_out, W_out))
+    for n, ho, wo in itertools.product(range(N), range(H_out), range(W_out)):
+        corners, _, _ = _grid_taps(grid[n, ho, wo], (H, W), mode, padding_mode, align_corners)
+        for c in range(C):
+            total = 0.0
+            for row, col, weight, inside in corners:
+                if inside:
+                    total += weight * x[n, c, row, col]
+            y[n, c, ho, wo] = total
+    return y
+
+
+def grid_sample_backward_reference(grad_y, x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    r"""Gradients of :func:`grid_sample_reference` with respect to ``x`` and to ``grid``.
+
+    Parameters
+    ----------
+    grad_y : ndarray, shape (N, C, H_out, W_out)
+    x, grid, mode, padding_mode, align_corners
+        As for :func:`grid_sample_reference`.
+
+    Returns
+    -------
+    (grad_x, grad_grid) : float64 ndarrays shaped like ``x`` and ``grid``
+
+    Notes
+    -----
+    Each corner inside the image receives its weight times :math:`g = \partial L/\partial y`. For
+    the grid (bilinear; nearest gives 0), with corner values :math:`v` (0 outside),
+
+    .. math::
+
+        \frac{\partial L}{\partial g_x} = s_x \sum_c g_c \left[(1 - w_y)(v_{01} - v_{00})
+        + w_y (v_{11} - v_{10})\right]_c, \quad
+        \frac{\partial L}{\partial g_y} = s_y \sum_c g_c \left[(1 - w_x)(v_{10} - v_{00})
+        + w_x (v_{11} - v_{01})\right]_c
+
+    with the slopes :math:`s` of :func:`grid_source_coordinate`.
+
+    Examples
+    --------
+    >>> x = numpy.arange(4.).reshape(1, 1, 2, 2)
+    >>> gx, gg = grid_sample_backward_reference(numpy.ones((1, 1, 1, 1)), x, numpy.zeros((1, 1, 1, 2)))
+    >>> gx.tolist(), gg.tolist()
+    ([[[[0.25, 0.25], [0.25, 0.25]]]], [[[[1.0, 2.0]]]])
+    """
+    x, grid = numpy.asarray(x, dtype=numpy.float64), numpy.asarray(grid, dtype=numpy.float64)
+    grad_y = numpy.asarray(grad_y, dtype=numpy.float64)
+    N, C, H, W = x.shape
+    _, H_out, W_out, _ = grid.shape
+    grad_x = numpy.zeros(x.shape)
+    grad_grid = numpy.zeros(grid.shape)
+    for n, ho, wo in itertools.product(range(N), range(H_out), range(W_out)):
+        corners, (wx, wy), (slope_x, slope_y) = _grid_taps(grid[n, ho, wo], (H, W), mode, padding_mode, align_corners)
+        for c in range(C):
+            g = grad_y[n, c, ho, wo]
+            for row, col, weight, inside in corners:
+                if inside:
+                    grad_x[n, c, row, col] += weight * g
+            if mode == "nearest":
+                continue  # piecewise constant in the grid: no gradient
+            v00, v01, v10, v11 = (x[n, c, row, col] if inside else 0.0 for row, col, _, inside in corners)
+            grad_grid[n, ho, wo, 0] += g * ((1 - wy) * (v01 - v00) + wy * (v11 - v10)) * slope_x
+            grad_grid[n, ho, wo, 1] += g * ((1 - wx) * (v10 - v00) + wx * (v11 - v01)) * slope_y
+    return grad_x, grad_grid
+
+
+# --------------------------------------------------------------------------------------------------
