@@ -18,8 +18,10 @@ from .checks import check_align_corners, check_choice
 
 __all__ = ["interpolate"]
 
-INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic", "area")
 LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3}  # mode -> number of spatial dims
+# the modes that interpolate between pixels (align_corners, antialias): the linear ones and bicubic
+INTERPOLATING_MODES = {**LINEAR_MODES, "bicubic": 2}
 
 
 # ==================================================================================================
@@ -80,6 +82,17 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 plans.append(_transposed(None if _is_identity(taps) else taps))
             elif mode == "area":
                 raise ValueError("resize_plan: PyTorch's area mode is adaptive average pooling (ADAPTIVE_AVG_POOL), not a resize")
+            elif mode == "bicubic" and not antialias:
+                # PyTorch's forward resamples every axis, even one whose size does not change (its
+                # neighbours read with weight 0); its backward copies the gradient when no spatial
+                # size changes (upsample_bicubic2d_backward). Where the table is a copy (weight 1 on
+                # the pixel itself) that changes only where a NaN or an infinity meets a zero weight,
+                # and poolref reads as PyTorch does; where it is not (a scale factor other than 1),
+                # PyTorch's gradient is not its forward's derivative (poolref.oracle.defects): poolref
+                # returns the derivative.
+                taps = weights.torch_cubic(L, O, align_corners, s, dtype)
+                copies_back = tuple(in_shape) == tuple(out_shape) and _weighs_as_copy(taps)
+                plans.append(AxisPlan(taps, None) if copies_back else _transposed(taps))
             elif antialias:
                 # PyTorch's forward copies an axis whose size does not change, and its backward
                 # resamples that axis all the same. Where the resampling table is a copy too (weight 1
@@ -87,7 +100,7 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 # a zero weight, and poolref reads as PyTorch does; where it is not (a scale factor
                 # other than 1: PyTorch's gradient is then not its forward's derivative, a known
                 # defect of PyTorch, poolref.oracle.defects) the axis's gradient is the copy's.
-                taps = weights.torch_antialias(L, O, align_corners, s, dtype)
+                taps = weights.torch_antialias(L, O, align_corners, s, dtype, cubic=mode == "bicubic")
                 if O != L:
                     plans.append(_transposed(taps))
                 else:
@@ -238,8 +251,8 @@ def _check_convention_mode(mode, convention, align_corners, antialias, x, op):
             reason = f"its modes are {', '.join(map(repr, CONVENTION_MODES[convention]))}"
         raise ValueError(f"{op}: convention={convention!r} has no mode={mode!r} ({reason})")
     if convention == "torch":
-        if antialias and (mode != "bilinear"):
-            raise ValueError(f"{op}: antialias=True is defined for mode='bilinear' (and 'bicubic') on 4-D input only, as in PyTorch, got mode={mode!r}")
+        if antialias and mode not in ("bilinear", "bicubic"):
+            raise ValueError(f"{op}: antialias=True is defined for mode='bilinear' and 'bicubic' on 4-D input only, as in PyTorch, got mode={mode!r}")
         return
     if convention == "tensorflow":
         if x.ndim != 4:
@@ -365,13 +378,11 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if antialias is not None and not isinstance(antialias, (bool, numpy.bool_)):
         raise TypeError(f"{op}: antialias must be True, False or None (the convention's default), got antialias={antialias!r}")
     antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else bool(antialias)
-    if mode == "bicubic":
-        raise NotImplementedError(f"{op}: mode='bicubic' is not implemented yet (PyTorch's, TensorFlow's and JAX's cubic kernels differ)")
     check_choice(mode, "mode", INTERPOLATE_MODES, op)
     if not (hasattr(x, "shape") and hasattr(x, "dtype")):
         x = numpy.asarray(x)
-    if mode in LINEAR_MODES:
-        n = LINEAR_MODES[mode]
+    if mode in INTERPOLATING_MODES:
+        n = INTERPOLATING_MODES[mode]
         if x.ndim != n + 2:
             layout = ("(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)")[n - 1]
             raise ValueError(f"{op}: mode={mode!r} needs x of shape {layout}, got x with shape {tuple(x.shape)}")

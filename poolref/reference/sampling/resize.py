@@ -19,6 +19,7 @@ from .resize_taps import (
     tf_bilinear_lerp,
     tf_nearest_index,
     torch_antialias_taps,
+    torch_cubic_taps,
     torch_linear_taps,
 )
 
@@ -63,8 +64,11 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
             return [(nearest_source_index(o, L, O, scale_factor, exact=mode == "nearest-exact"), 1.0)]
         if mode == "area":
             return adaptive_bin_taps(o, L, O)
+        cubic = mode == "bicubic"
         if antialias:
-            return [(o, 1.0)] if O == L else torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
+            return [(o, 1.0)] if O == L else torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype, cubic)
+        if cubic:
+            return torch_cubic_taps(o, L, O, align_corners, scale_factor, dtype)
         return torch_linear_taps(o, L, O, align_corners, scale_factor, dtype)
     if convention == "tensorflow":
         if mode in ("nearest", "nearest-exact"):
@@ -81,18 +85,23 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
     return jax_dense_taps(o, L, O, "area" if mode == "area" else "linear", antialias and linear)
 
 
-def _weighs_as_copy(L, O, align_corners, scale_factor, dtype) -> bool:
-    """Whether PyTorch's antialiased table of a same-size axis weighs each output's own pixel 1, the rest 0."""
+def _weighs_as_copy(L, O, align_corners, scale_factor, dtype, mode="bilinear", antialias=True) -> bool:
+    """Whether PyTorch's table (antialiased, or bicubic) of a same-size axis weighs each output's own
+    pixel 1, the rest 0."""
     for o in range(O):
-        taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
+        if antialias:
+            taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype, mode == "bicubic")
+        else:
+            taps = torch_cubic_taps(o, L, O, align_corners, scale_factor, dtype)
         if sum(w for position, w in taps if position == o) != 1.0 or any(w != 0.0 for position, w in taps if position != o):
             return False
     return True
 
 
-def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, convention, dtype):
+def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, convention, dtype, same_size=False):
     """What the gradient of input position ``i`` reads along one axis: ``[(o, w), ...]``, in the order
-    ``(o, tap)`` in which a scatter-add over the outputs accumulates."""
+    ``(o, tap)`` in which a scatter-add over the outputs accumulates. ``same_size``: no spatial size
+    of the image changes."""
     if convention == "tensorflow" and mode == "bilinear" and antialias:
         return tf_antialias_gradient_taps(i, L, O)
     reads = []
@@ -104,9 +113,14 @@ def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, conve
             # PyTorch's backward resamples an axis whose size does not change too: as it does where
             # that table is a copy (weight 1 on o, 0 elsewhere: only the zero-weight reads differ),
             # and as the copy the forward is where it is not (PyTorch's known defect)
-            taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype)
-            if O == L and not _weighs_as_copy(L, O, align_corners, scale_factor, dtype):
+            taps = torch_antialias_taps(o, L, O, align_corners, scale_factor, dtype, mode == "bicubic")
+            if O == L and not _weighs_as_copy(L, O, align_corners, scale_factor, dtype, mode):
                 taps = [(o, 1.0)]
+        elif convention == "torch" and mode == "bicubic" and same_size and _weighs_as_copy(
+                L, O, align_corners, scale_factor, dtype, mode, antialias=False):
+            # PyTorch's bicubic backward copies the gradient when no spatial size changes; where the
+            # forward's table is not a copy (a scale factor other than 1) poolref keeps the derivative
+            taps = [(o, 1.0)]
         else:
             taps = resize_taps(o, L, O, mode, align_corners, scale_factor, antialias=antialias,
                                convention=convention, dtype=dtype)
@@ -225,7 +239,8 @@ def interpolate_backward_reference(grad_y, input_shape, mode="nearest", align_co
     spatial = input_shape[2:]
     scale_factors = tuple(scale_factors) if scale_factors is not None else (None,) * len(spatial)
     grad_x = numpy.zeros(input_shape)
-    reads = [[_backward_reads(i, L, O, mode, align_corners, s, antialias, convention, dtype) for i in range(L)]
+    same_size = tuple(spatial) == tuple(output_size)
+    reads = [[_backward_reads(i, L, O, mode, align_corners, s, antialias, convention, dtype, same_size) for i in range(L)]
              for L, O, s in zip(spatial, output_size, scale_factors)]
     with numpy.errstate(invalid="ignore", over="ignore"):
         for in_pos in itertools.product(*[range(L) for L in spatial]):

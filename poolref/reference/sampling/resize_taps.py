@@ -14,6 +14,8 @@ __all__ = [
     "nearest_source_index",
     "torch_linear_taps",
     "torch_antialias_taps",
+    "cubic_weight",
+    "torch_cubic_taps",
     "adaptive_bin_taps",
     "tf_nearest_index",
     "tf_bilinear_lerp",
@@ -124,8 +126,11 @@ def torch_linear_taps(o, L, O, align_corners=False, scale_factor=None, dtype=num
     return [(i0, float(store(w0))), (i1, float(store(w1)))]
 
 
-def torch_antialias_taps(o, L, O, align_corners=False, scale_factor=None, dtype=numpy.float64):
-    r"""PyTorch's antialiased (triangle) taps of output ``o``: its window, every weight (zeros too).
+def torch_antialias_taps(o, L, O, align_corners=False, scale_factor=None, dtype=numpy.float64, cubic=False):
+    r"""PyTorch's antialiased taps of output ``o``: its window, every weight (zeros too).
+
+    ``cubic``: the filter is :func:`cubic_weight` with :math:`a = -1/2` and the support twice the
+    triangle's (``interp_size / 2 = 2``), PyTorch's antialiased bicubic.
 
     Notes
     -----
@@ -145,7 +150,8 @@ def torch_antialias_taps(o, L, O, align_corners=False, scale_factor=None, dtype=
     s = _compute(dtype)
     scale = _torch_scale(L, O, align_corners, scale_factor, s)
     wide = scale >= 1
-    support = s(1.0 * float(scale)) if wide else s(1.0)
+    half_width = 2.0 if cubic else 1.0
+    support = s(half_width * float(scale)) if wide else s(half_width)
     window = math.ceil(support) * 2 + 1
     invscale = s(1.0 / float(scale)) if wide else s(1.0)
     centre = s(float(scale) * (o + 0.5))
@@ -155,13 +161,78 @@ def torch_antialias_taps(o, L, O, align_corners=False, scale_factor=None, dtype=
     taps, total = [], s(0)
     for j in range(size):
         argument = abs(s((float(s(s(j + start) - centre)) + 0.5) * float(invscale)))
-        weight = s(1.0 - float(argument)) if argument < 1 else s(0)
+        if cubic:
+            weight = cubic_weight(argument, -0.5, s)
+        else:
+            weight = s(1.0 - float(argument)) if argument < 1 else s(0)
         taps.append([start + j, weight])
         total = s(total + weight)
     if total != 0:
         for tap in taps:
             tap[1] = s(tap[1] / total)
     return [(i, float(w)) for i, w in taps]
+
+
+def _fused(a, b, c, compute):
+    """``a * b + c`` rounded once, exactly (in fractions), then to ``compute``: a fused multiply-add."""
+    return compute(float(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c))))
+
+
+def _cubic_near(t, a, s):
+    """ATen's ``cubic_convolution1``, ``((a + 2) t - (a + 3)) t t + 1``, as compiled: with fused multiply-adds."""
+    return _fused(s(_fused(a + 2, t, -(a + 3), s) * t), t, 1.0, s)
+
+
+def _cubic_far(t, a, s):
+    """ATen's ``cubic_convolution2``, ``((a t - 5a) t + 8a) t - 4a``, with fused multiply-adds."""
+    return _fused(_fused(_fused(a, t, -5 * a, s), t, 8 * a, s), t, -4 * a, s)
+
+
+def cubic_weight(distance, a, compute=numpy.float64):
+    r"""Keys' cubic kernel at ``distance`` >= 0 in the ``compute`` dtype: the piece for :math:`t < 1`,
+    :math:`((a + 2) t - (a + 3)) t^2 + 1`, for :math:`1 \le t < 2`,
+    :math:`((a t - 5a) t + 8a) t - 4a`, else 0.
+
+    >>> cubic_weight(0.5, -0.75), cubic_weight(1.5, -0.75), cubic_weight(2.0, -0.5)
+    (0.59375, -0.09375, 0.0)
+    """
+    s = compute
+    t, a = s(distance), s(a)
+    if t < 1:
+        return float(_cubic_near(t, a, s))
+    if t < 2:
+        return float(_cubic_far(t, a, s))
+    return 0.0
+
+
+def torch_cubic_taps(o, L, O, align_corners=False, scale_factor=None, dtype=numpy.float64):
+    r"""PyTorch's bicubic taps of output ``o``: four ``(position, weight)``, positions clamped to the image.
+
+    Notes
+    -----
+    In the compute dtype: :math:`c = s\,o` (aligned) or :math:`s (o + 1/2) - 1/2`, negative values
+    kept; :math:`i_0 = \min(\lfloor c \rfloor, L - 1)` (of :math:`c` in float32, ``floorf``),
+    :math:`t = \mathrm{clip}(c - i_0, 0, 1)`; taps :math:`i_0 - 1, \dots, i_0 + 2`, each clamped to
+    :math:`[0, L - 1]`, with the weights :math:`k(t + 1), k(t), k(1 - t), k(2 - t)` of Keys' kernel
+    with :math:`a = -3/4` (ATen's ``get_cubic_upsample_coefficients``, each piece fixed: the first
+    and last from ``cubic_convolution2``, the middle two from ``cubic_convolution1``), stored in the
+    data's dtype.
+
+    >>> torch_cubic_taps(2, 3, 5)  # c = 1: on pixel 1, its neighbours read with weight 0
+    [(0, 0.0), (1, 1.0), (2, 0.0), (2, 0.0)]
+    """
+    s = _compute(dtype)
+    scale = _torch_scale(L, O, align_corners, scale_factor, s)
+    if align_corners:
+        source = s(scale * s(o))
+    else:
+        source = s(s(scale * s(s(o) + s(0.5))) - s(0.5))
+    low = min(math.floor(numpy.float32(source)), L - 1)
+    t = min(max(s(source - s(low)), s(0)), s(1))
+    a, one = s(-0.75), s(1)
+    weights = [_cubic_far(s(t + one), a, s), _cubic_near(t, a, s), _cubic_near(s(one - t), a, s),
+               _cubic_far(s(s(one - t) + one), a, s)]
+    return [(min(max(low - 1 + k, 0), L - 1), float(numpy.dtype(dtype).type(w))) for k, w in enumerate(weights)]
 
 
 def adaptive_bin_taps(o, L, O):
