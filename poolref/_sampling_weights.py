@@ -69,6 +69,7 @@ __all__ = [
     "jax_nearest",
     "jax_dense",
     "linear_point_taps",
+    "cubic_point_taps",
 ]
 
 F32 = numpy.float32
@@ -444,3 +445,40 @@ def linear_point_taps(coord, xp=numpy):
     low = xp.floor(coord)
     w_high = coord - low
     return low, 1 - w_high, w_high
+
+
+def cubic_point_taps(t, xp=numpy):
+    r"""The four cubic weights at fractions ``t`` in [0, 1) and their derivatives: ``(..., 4)`` each.
+
+    Bicubic ``grid_sample``'s taps (PyTorch, :math:`a = -3/4`): with ``low = floor(coord)`` and
+    ``t = coord - low`` the point reads ``low - 1 .. low + 2`` with weights
+    :math:`k(1 + t), k(t), k(1 - t), k(2 - t)` (:func:`cubic_kernel`) and the derivatives of those
+    ``d weight / d t``: :math:`k'(1 + t), k'(t), -k'(1 - t), -k'(2 - t)`.
+    Computed in plain arithmetic (ATen's vectorised grid sampler, whose vector operations are not
+    fused), in the dtype of ``t``; works on numpy and cupy arrays.
+
+    >>> c, d = cubic_point_taps(numpy.array([0.0, 0.5]))
+    >>> c.tolist(), d[0].tolist()
+    ([[0.0, 1.0, 0.0, 0.0], [-0.09375, 0.59375, 0.59375, -0.09375]], [-0.75, -0.0, 0.75, -0.0])
+    """
+    dtype = t.dtype.type
+    a, one, two = dtype(TORCH_CUBIC_A), dtype(1), dtype(2)
+    far = [t + one, two - t]  # distances in [1, 2]: taps 0 and 3
+    near = [t, one - t]  # distances in [0, 1]: taps 1 and 2
+    coefficients = xp.stack([_plain_far(far[0], a), _plain_near(near[0], a), _plain_near(near[1], a), _plain_far(far[1], a)], axis=-1)
+    # d k(u)/du: far piece 3a u^2 - 10a u + 8a, near piece 3(a + 2) u^2 - 2(a + 3) u; the distance
+    # grows with t for taps 0 and 1 (u = 1 + t, t) and shrinks for taps 2 and 3 (u = 1 - t, 2 - t)
+    d_far = [(dtype(3) * a * u - dtype(10) * a) * u + dtype(8) * a for u in far]
+    d_near = [(dtype(3) * (a + two) * u - two * (a + dtype(3))) * u for u in near]
+    derivatives = xp.stack([d_far[0], d_near[0], -d_near[1], -d_far[1]], axis=-1)
+    return coefficients, derivatives
+
+
+def _plain_near(t, a):
+    """``((a + 2) t - (a + 3)) t t + 1`` without fused operations."""
+    return ((a + 2) * t - (a + 3)) * t * t + 1
+
+
+def _plain_far(t, a):
+    """``((a t - 5a) t + 8a) t - 4a`` without fused operations."""
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a

@@ -44,13 +44,36 @@ def _reflect(coord, size: int, align_corners: bool, xp):
     return reflected, sign
 
 
-def _source_coordinate(g, size: int, padding_mode: str, align_corners: bool, xp):
+def _reflect_by_flips(coord, size: int, align_corners: bool, xp):
+    """:func:`_reflect` as PyTorch's scalar kernels write it (``reflect_coordinates_set_grad``, which its
+    3-D CPU grid sampler uses): ``t = |coord - low|``, ``extra = fmod(t, span)`` (exact), and the
+    number of flips ``floor(t / span)`` decides: even, ``low + extra`` with the sign of
+    ``coord - low``; odd, ``low + span - extra`` with the other sign. The same reflection, but a
+    coordinate exactly on an edge can land on the other branch (and the slope on the other sign)
+    than with :func:`_reflect`, and the rounding differs.
+    """
+    low, span = (0.0, size - 1) if align_corners else (-0.5, size)
+    if span == 0:
+        return xp.zeros_like(coord), xp.zeros_like(coord)
+    dtype = coord.dtype.type
+    shifted = coord - dtype(low)
+    below = shifted < 0
+    distance = xp.abs(shifted)
+    extra = xp.fmod(distance, dtype(span))
+    odd = xp.floor(distance / dtype(span)) % 2 == 1
+    reflected = xp.where(odd, dtype(span) - extra, extra) + dtype(low)
+    sign = xp.where(odd ^ below, dtype(-1), dtype(1))
+    return reflected, sign
+
+
+def _source_coordinate(g, size: int, padding_mode: str, align_corners: bool, xp, reflect=_reflect):
     """Pixel coordinate of normalized grid coordinates ``g`` along an axis of ``size`` pixels.
 
     Returns ``(coord, slope)``, both shaped like ``g``: ``slope = d coord / d g``, which is ``L/2`` or
     ``(L - 1)/2``, times ``-1`` where a reflection flipped it, times ``0`` where border or reflection
     padding clamped the coordinate. The clamp limits themselves count as clamped (PyTorch: "borders
-    are considered out of bounds"), so the slope is 0 at exactly ``0`` and ``L - 1``.
+    are considered out of bounds"), so the slope is 0 at exactly ``0`` and ``L - 1``. ``reflect``:
+    :func:`_reflect` (PyTorch's vectorised 2-D kernels) or :func:`_reflect_by_flips` (its 3-D kernel).
     """
     dtype = g.dtype.type
     if align_corners:
@@ -61,13 +84,28 @@ def _source_coordinate(g, size: int, padding_mode: str, align_corners: bool, xp)
         coord = (g + dtype(1)) * scale - dtype(0.5)
     slope = xp.full(g.shape, scale, dtype=g.dtype)
     if padding_mode == "reflection":
-        coord, sign = _reflect(coord, size, align_corners, xp)
+        coord, sign = reflect(coord, size, align_corners, xp)
         slope *= sign
     if padding_mode in ("border", "reflection"):
         inside = (coord > 0) & (coord < size - 1)
         coord = xp.clip(coord, dtype(0), dtype(size - 1))
         slope *= inside
     return coord, slope
+
+
+def _pad_taps(taps, size: int, padding_mode: str, align_corners: bool, xp):
+    """Integer-valued tap positions (floats) moved into the image one by one, as bicubic sampling does.
+
+    PyTorch's bicubic ``grid_sample`` does not move the point: it pads each of its 16 taps on its own
+    (``get_value_bounded``): ``border`` clamps a tap to ``[0, L - 1]``, ``reflection`` reflects it off
+    the edges and clamps it, ``zeros`` leaves it (a tap off the image reads the zero frame).
+    """
+    dtype = taps.dtype.type
+    if padding_mode == "reflection":
+        taps, _ = _reflect(taps, size, align_corners, xp)
+    if padding_mode in ("border", "reflection"):
+        taps = xp.clip(taps, dtype(0), dtype(size - 1))
+    return taps
 
 
 #: channels moved together by _copy_to_channels_last

@@ -13,11 +13,20 @@ from ..._checks import accumulation_dtype, check_pool_input
 from ...autograd.function import apply, define_function
 from ...autograd.tensor import Tensor
 from .checks import check_align_corners, check_choice
-from .grid_coordinates import FRAME, PADDING_MODES, _cells, _copy_to_channels_last, _image_rows, _source_coordinate
+from .grid_coordinates import (
+    FRAME,
+    PADDING_MODES,
+    _cells,
+    _copy_to_channels_last,
+    _image_rows,
+    _pad_taps,
+    _source_coordinate,
+)
+from .grid_sample_3d import GRID_SAMPLE_3D
 
 __all__ = ["grid_sample"]
 
-GRID_MODES = ("bilinear", "nearest")
+GRID_MODES = ("bilinear", "nearest", "bicubic")
 
 
 # ==================================================================================================
@@ -28,9 +37,10 @@ class GridSampleBlock(NamedTuple):
 
     samples: slice  # which samples of the batch
     sampling: object  # sparse (B*P, B*(H+4)*(W+4)): row p holds point p's weights at the pixels it reads
-    image: object  # (B*(H+4)*(W+4), C) framed channels-last copy of x (bilinear: the grid gradient)
-    fractions: tuple  # (wx, wy): (B*P,) fractional parts of the coordinates (bilinear only)
-    slopes: tuple  # (d ix/d gx, d iy/d gy), each (B*P,) (bilinear only)
+    image: object  # (B*(H+4)*(W+4), C) framed channels-last copy of x (for the grid gradient)
+    fractions: tuple  # bilinear: (wx, wy), (B*P,) fractional parts of the coordinates;
+    #                   bicubic: (d S/d ix, d S/d iy), (B*P, 16) derivatives of each point's 16 weights
+    slopes: tuple  # (d ix/d gx, d iy/d gy), each (B*P,) (bilinear and bicubic)
 
 
 class GridSampleSaved(NamedTuple):
@@ -89,9 +99,17 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
     plane = (H + 2 * FRAME) * (W + 2 * FRAME)
     accumulate = framed.dtype
     image = framed.reshape(N * plane, C)  # one row of channels per pixel
-    ix, slope_x = _source_coordinate(grid[..., 0].astype(accumulate), W, padding_mode, align_corners, xp)
-    iy, slope_y = _source_coordinate(grid[..., 1].astype(accumulate), H, padding_mode, align_corners, xp)
-    if mode == "nearest":
+    if mode == "bicubic":
+        # the point itself is only unnormalized ("zeros" moves nothing): the padding acts on its taps
+        ix, slope_x = _source_coordinate(grid[..., 0].astype(accumulate), W, "zeros", align_corners, xp)
+        iy, slope_y = _source_coordinate(grid[..., 1].astype(accumulate), H, "zeros", align_corners, xp)
+    else:
+        ix, slope_x = _source_coordinate(grid[..., 0].astype(accumulate), W, padding_mode, align_corners, xp)
+        iy, slope_y = _source_coordinate(grid[..., 1].astype(accumulate), H, padding_mode, align_corners, xp)
+    if mode == "bicubic":
+        columns, corner_weights, derivatives = _bicubic_taps(ix, iy, H, W, padding_mode, align_corners, xp)
+        columns = _image_rows(columns, plane, xp).reshape(N * P, 16)
+    elif mode == "nearest":
         # PyTorch rounds half to even (nearbyint), as rint does
         cells = _cells(xp.rint(ix), xp.rint(iy), H, W, xp)
         columns = _image_rows(cells, plane, xp).reshape(N * P, 1)  # the one pixel each point reads
@@ -117,10 +135,36 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
         # a single 1 per row: S @ image is a plain gather of rows, which take does faster
         y = xp.take(image, columns[:, 0], axis=0)  # (N*P, C)
         block = GridSampleBlock(slice(None), sampling, None, (), ())
+    elif mode == "bicubic":
+        y = sampling @ image  # (N*P, C)
+        block = GridSampleBlock(slice(None), sampling, image, derivatives, (slope_x.reshape(-1), slope_y.reshape(-1)))
     else:
         y = sampling @ image  # (N*P, C)
         block = GridSampleBlock(slice(None), sampling, image, (wx, wy), (slope_x.reshape(-1), slope_y.reshape(-1)))
     return y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2), block  # back to channels-first
+
+
+def _bicubic_taps(ix, iy, H: int, W: int, padding_mode: str, align_corners: bool, xp):
+    """The 16 taps of bicubic points at unnormalized pixel coordinates ``ix``, ``iy`` (N, H_out, W_out).
+
+    Returns ``(cells, weights, (d weights/d ix, d weights/d iy))``: cells (N, P*16) of the framed
+    plane, the rest (N*P, 16), tap ``4 i + j`` being row ``floor(iy) - 1 + i``, column
+    ``floor(ix) - 1 + j``, each moved into the image by the padding mode on its own.
+    """
+    N = ix.shape[0]
+    left, top = xp.floor(ix), xp.floor(iy)
+    cx, dcx = weights.cubic_point_taps(ix - left, xp)  # (N, H_out, W_out, 4): columns' weights, d/d ix
+    cy, dcy = weights.cubic_point_taps(iy - top, xp)  # rows' weights, d/d iy
+    k = xp.arange(-1, 3, dtype=ix.dtype)
+    columns = _pad_taps(left[..., None] + k, W, padding_mode, align_corners, xp)  # (N, H_out, W_out, 4)
+    rows = _pad_taps(top[..., None] + k, H, padding_mode, align_corners, xp)
+    shape = rows.shape + (4,)  # (N, H_out, W_out, 4 rows, 4 columns)
+    cells = _cells(xp.broadcast_to(columns[..., None, :], shape), xp.broadcast_to(rows[..., :, None], shape), H, W, xp)
+    flat = (-1, 16)
+    tap_weights = (cy[..., :, None] * cx[..., None, :]).reshape(flat)  # w = cy_i * cx_j
+    along_x = (cy[..., :, None] * dcx[..., None, :]).reshape(flat)  # d w/d ix = cy_i * cx_j'
+    along_y = (dcy[..., :, None] * cx[..., None, :]).reshape(flat)  # d w/d iy = cy_i' * cx_j
+    return cells.reshape(N, -1), tap_weights, (along_x, along_y)
 
 
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
@@ -161,6 +205,11 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
     # gradient times it); then times the slope d ix/d gx of the coordinate map.
     if saved.mode == "nearest":
         return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
+    if saved.mode == "bicubic":
+        # bicubic: y = sum_k w_k v_k over the 16 taps, so d/dix = sum_c g_c sum_k (d w_k/d ix) v_k,c
+        # (a tap off the image reads 0), times the slope of the unnormalization alone: the padding
+        # moved the taps, not the point, and PyTorch's gradient does not see it
+        return grad_x, _bicubic_grid_gradient(saved, block, g_points, scratch).reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
     wx, wy = block.fractions
     slope_x, slope_y = block.slopes
     columns = block.sampling.indices.astype(numpy.intp, copy=False)  # (N*P*4,) cells read: tl, tr, bl, br
@@ -180,6 +229,23 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
 
 
+def _bicubic_grid_gradient(saved: GridSampleSaved, block: GridSampleBlock, g_points, scratch: Scratch):
+    """d/dgrid of bicubic sampling for one block of points: (N*P, 2)."""
+    xp = array_module(g_points)
+    points, C = g_points.shape
+    columns = block.sampling.indices.astype(numpy.intp, copy=False)  # (P*16,) cells read
+    taps = take_rows(block.image, columns, scratch.empty("corners", (points * 16, C), g_points.dtype)).reshape(points, 16, C)
+    grad_grid = xp.empty((points, 2), dtype=saved.grid_dtype)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: NaN, as in PyTorch
+        # PyTorch adds up the terms v_kc g_c (d w_k/d i) one by one over taps and channels: each value
+        # meets the gradient before the sum, so a tap of value 0 under an infinite gradient is NaN
+        # (summing over the taps first would give a finite derivative times inf instead)
+        terms = taps * g_points[:, None, :]  # (P, 16, C): v_kc g_c
+        for axis, (derivative, slope) in enumerate(zip(block.fractions, block.slopes)):
+            grad_grid[:, axis] = xp.einsum("pkc,pk->p", terms, derivative) * slope
+    return grad_grid
+
+
 def _weighted_difference(a, b, weight, out=None):
     """``(a - b) * weight[:, None]`` for (P, C) ``a`` and ``b`` and (P,) ``weight``, into ``out`` if given."""
     xp = array_module(a)
@@ -191,26 +257,28 @@ GRID_SAMPLE = define_function("grid_sample", _grid_sample_forward, _grid_sample_
 
 
 def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
-    r"""Sample ``x`` at the points of ``grid`` (bilinear or nearest), as PyTorch's ``grid_sample``.
+    r"""Sample ``x`` at the points of ``grid`` (bilinear, nearest or bicubic), as PyTorch's ``grid_sample``.
 
     Parameters
     ----------
-    x : array or Tensor, shape (N, C, H, W)
-        Floating-point input.
-    grid : array or Tensor, shape (N, H_out, W_out, 2)
-        Sampling points ``(gx, gy)``, normalized: ``-1`` is the left/top edge of the image and ``1``
-        the right/bottom edge. Same dtype as ``x``. Values outside ``[-1, 1]`` are allowed; NaN and
-        infinity are not.
-    mode : {"bilinear", "nearest"}
+    x : array or Tensor, shape (N, C, H, W) or (N, C, D, H, W)
+        Floating-point input; 5-D input is sampled in volume (trilinear for ``"bilinear"``).
+    grid : array or Tensor, shape (N, H_out, W_out, 2) or (N, D_out, H_out, W_out, 3)
+        Sampling points ``(gx, gy)`` (or ``(gx, gy, gz)``), normalized: ``-1`` is the left/top/front
+        edge of the image and ``1`` the right/bottom/back edge. Same dtype as ``x``. Values outside
+        ``[-1, 1]`` are allowed; NaN and infinity are not.
+    mode : {"bilinear", "nearest", "bicubic"}
+        ``"bicubic"`` on 4-D input only (as PyTorch).
     padding_mode : {"zeros", "border", "reflection"}
         What a point off the image reads: 0, the nearest edge pixel (the coordinate is clamped), or
-        the image reflected off its edges (then clamped).
+        the image reflected off its edges (then clamped). Bicubic sampling pads each of its 16 taps
+        on its own instead of the point.
     align_corners : bool
         True: ``-1`` and ``1`` are the centres of the corner pixels; False: their outer edges.
 
     Returns
     -------
-    y : array or Tensor, shape (N, C, H_out, W_out)
+    y : array or Tensor, shape (N, C, H_out, W_out) or (N, C, D_out, H_out, W_out)
         In the dtype of ``x``. Gradients flow to ``x`` and to ``grid``.
 
     Notes
@@ -242,12 +310,30 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     it; the clamp limits :math:`0` and :math:`L - 1` themselves count as clamped. The grid gradient
     of nearest sampling is 0.
 
+    Bicubic (PyTorch's, Keys' kernel :math:`k` with :math:`a = -3/4`): the point is only
+    unnormalized; with :math:`t_x = i_x - x_0` it reads the 16 pixels
+    :math:`(y_0 - 1 + r, x_0 - 1 + s)`, :math:`r, s = 0..3`, each moved into the image by the padding
+    mode on its own (``zeros``: a tap outside reads 0), with weights
+    :math:`c_r(t_y)\, c_s(t_x)`, :math:`c(t) = (k(1 + t), k(t), k(1 - t), k(2 - t))`:
+
+    .. math:: y = \sum_{r,s} c_r(t_y)\, c_s(t_x)\, v_{rs}, \qquad
+              \frac{\partial L}{\partial g_x} = \frac{\partial i_x}{\partial g_x} \sum_c
+              \frac{\partial L}{\partial y_c} \sum_{r,s} c_r(t_y)\, c_s'(t_x)\, v_{rs,c},
+
+    where :math:`\partial i_x / \partial g_x` is :math:`L/2` or :math:`(L - 1)/2` whatever the
+    padding (PyTorch's gradient does not see the taps move).
+
+    5-D input: the same along x, y and z (grid ``(gx, gy, gz)`` indexes W, H, D), eight corners with
+    weights :math:`w_x w_y w_z`; :math:`\partial L/\partial g_x` sums
+    :math:`\pm v\, w_y w_z\, \partial L/\partial y` over the corners inside the volume (minus for the
+    lower x corner).
+
     For a fixed grid the forward is a sparse matrix :math:`S` (one row per output point, its
     weights in the columns of the pixels it reads) applied to the pixels, :math:`y = S x`, and the
-    gradient to ``x`` is its transpose, :math:`S^T \partial L/\partial y`. In bilinear mode a NaN
-    pixel makes every point that has it among its four corners NaN, even where its weight is 0, and
-    an infinite pixel makes such a point infinite, or NaN where its weight is 0
-    (:math:`0 \cdot \infty` is NaN); the grid gradient there follows suit, as in PyTorch.
+    gradient to ``x`` is its transpose, :math:`S^T \partial L/\partial y`. A NaN pixel makes every
+    point that reads it NaN, even where its weight is 0, and an infinite pixel makes such a point
+    infinite, or NaN where its weight is 0 (:math:`0 \cdot \infty` is NaN); the grid gradient
+    there follows suit, as in PyTorch.
 
     Examples
     --------
@@ -258,21 +344,33 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     array([[[[1.5, 0. , 0. ]]]])
     >>> poolref.grid_sample(x, grid, align_corners=True)
     array([[[[1.5 , 0.75, 0.  ]]]])
+    >>> poolref.grid_sample(x, grid, mode="bicubic", padding_mode="border")
+    array([[[[1.5, 0. , 0. ]]]])
+    >>> volume = np.arange(8.).reshape(1, 1, 2, 2, 2)
+    >>> poolref.grid_sample(volume, np.zeros((1, 1, 1, 1, 3)))  # the centre of the cube
+    array([[[[[3.5]]]]])
     """
     op = "grid_sample"
-    x = check_pool_input(x, 2, op, integer_ok=False)
-    if x.ndim != 4:
-        raise ValueError(f"{op}: x must have shape (N, C, H, W), got x with shape {tuple(x.shape)}")
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        x = numpy.asarray(x)
+    volumetric = x.ndim == 5
+    x = check_pool_input(x, 3 if volumetric else 2, op, integer_ok=False)
+    if x.ndim not in (4, 5):
+        raise ValueError(f"{op}: x must have shape (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}")
     if not (hasattr(grid, "shape") and hasattr(grid, "dtype")):
         grid = numpy.asarray(grid)
-    if grid.ndim != 4 or grid.shape[0] != x.shape[0] or grid.shape[3] != 2:
+    n = x.ndim - 2
+    if grid.ndim != x.ndim or grid.shape[0] != x.shape[0] or grid.shape[-1] != n:
+        layout = "(N, D_out, H_out, W_out, 3)" if volumetric else "(N, H_out, W_out, 2)"
         raise ValueError(
-            f"{op}: grid must have shape (N, H_out, W_out, 2) with N = {x.shape[0]} as in x, "
+            f"{op}: grid must have shape {layout} with N = {x.shape[0]} as in x (shape {tuple(x.shape)}), "
             f"got grid with shape {tuple(grid.shape)}"
         )
     if numpy.dtype(grid.dtype) != numpy.dtype(x.dtype):
         raise TypeError(f"{op}: grid must have the dtype of x ({numpy.dtype(x.dtype)}), got grid with dtype {numpy.dtype(grid.dtype)}")
     check_choice(mode, "mode", GRID_MODES, op)
+    if volumetric and mode == "bicubic":
+        raise ValueError(f"{op}: mode='bicubic' samples 4-D input only (as PyTorch), got x with shape {tuple(x.shape)}")
     check_choice(padding_mode, "padding_mode", PADDING_MODES, op)
     align_corners = check_align_corners(False if align_corners is None else align_corners, op)
     grid_data = grid.data if isinstance(grid, Tensor) else grid
@@ -280,5 +378,5 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     if grid_data.size and not bool(xp.isfinite(grid_data).all()):
         bad = int((~xp.isfinite(grid_data)).sum())
         raise ValueError(f"{op}: grid must be finite, got grid with {bad} NaN or infinite values")
-    return apply(GRID_SAMPLE, x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-
+    function = GRID_SAMPLE_3D if volumetric else GRID_SAMPLE
+    return apply(function, x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)

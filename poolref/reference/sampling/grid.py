@@ -7,7 +7,7 @@ import math
 
 import numpy
 
-__all__ = ["grid_source_coordinate", "grid_sample_reference", "grid_sample_backward_reference"]
+__all__ = ["grid_source_coordinate", "pad_coordinate", "cubic_tap_weights", "grid_sample_reference", "grid_sample_backward_reference"]
 
 
 def grid_source_coordinate(g, size, padding_mode, align_corners):
@@ -54,6 +54,16 @@ def grid_source_coordinate(g, size, padding_mode, align_corners):
     else:
         slope = size / 2
         coord = (g + 1) * slope - 0.5
+    return pad_coordinate(coord, slope, size, padding_mode, align_corners)
+
+
+def pad_coordinate(coord, slope, size, padding_mode, align_corners):
+    """Move pixel coordinate ``coord`` into the image by the padding mode; the slope follows (see
+    :func:`grid_source_coordinate`). ``zeros`` leaves both alone.
+
+    >>> pad_coordinate(-1.0, 1.0, 4, "reflection", False), pad_coordinate(-1.0, 1.0, 4, "reflection", True)
+    ((0.0, 0.0), (1.0, -1.0))
+    """
     if padding_mode == "reflection":
         low, twice_span = (0.0, 2 * (size - 1)) if align_corners else (-0.5, 2 * size)
         if twice_span == 0:
@@ -71,6 +81,52 @@ def grid_source_coordinate(g, size, padding_mode, align_corners):
             slope = 0.0
         coord = min(max(coord, 0.0), float(size - 1))
     return coord, slope
+
+
+def cubic_tap_weights(t, a=-0.75):
+    r"""The weights of the taps at distances :math:`1 + t, t, 1 - t, 2 - t` of Keys' cubic kernel, and
+    their derivatives with respect to :math:`t`.
+
+    :math:`k(s) = (a + 2)|s|^3 - (a + 3)|s|^2 + 1` for :math:`|s| \le 1`,
+    :math:`a|s|^3 - 5a|s|^2 + 8a|s| - 4a` for :math:`1 < |s| < 2`, else 0.
+
+    >>> cubic_tap_weights(0.5)[0]
+    [-0.09375, 0.59375, 0.59375, -0.09375]
+    """
+    def near(s):
+        return (a + 2) * s ** 3 - (a + 3) * s ** 2 + 1
+
+    def near_slope(s):
+        return 3 * (a + 2) * s ** 2 - 2 * (a + 3) * s
+
+    def far(s):
+        return a * s ** 3 - 5 * a * s ** 2 + 8 * a * s - 4 * a
+
+    def far_slope(s):
+        return 3 * a * s ** 2 - 10 * a * s + 8 * a
+
+    weights = [far(1 + t), near(t), near(1 - t), far(2 - t)]
+    slopes = [far_slope(1 + t), near_slope(t), -near_slope(1 - t), -far_slope(2 - t)]
+    return weights, slopes
+
+
+def _bicubic_taps(ix, iy, shape, padding_mode, align_corners):
+    """The 16 taps of a bicubic point at unnormalized ``(ix, iy)``: ``[(row, col, w, dw/dix, dw/diy, inside)]``.
+
+    Each tap is padded on its own (PyTorch's ``get_value_bounded``): border and reflection move it
+    into the image, zeros leaves it, and it then reads 0 when outside.
+    """
+    H, W = shape
+    left, top = math.floor(ix), math.floor(iy)
+    wx, dwx = cubic_tap_weights(ix - left)
+    wy, dwy = cubic_tap_weights(iy - top)
+    taps = []
+    for i in range(4):
+        row = int(pad_coordinate(float(top - 1 + i), 0.0, H, padding_mode, align_corners)[0])
+        for j in range(4):
+            col = int(pad_coordinate(float(left - 1 + j), 0.0, W, padding_mode, align_corners)[0])
+            taps.append((row, col, wy[i] * wx[j], wy[i] * dwx[j], dwy[i] * wx[j], 0 <= row < H and 0 <= col < W))
+    return taps
 
 
 def _grid_taps(grid_point, shape, mode, padding_mode, align_corners):
@@ -127,7 +183,12 @@ def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_
     _, H_out, W_out, _ = grid.shape
     y = numpy.zeros((N, C, H_out, W_out))
     for n, ho, wo in itertools.product(range(N), range(H_out), range(W_out)):
-        corners, _, _ = _grid_taps(grid[n, ho, wo], (H, W), mode, padding_mode, align_corners)
+        if mode == "bicubic":
+            ix, _ = grid_source_coordinate(float(grid[n, ho, wo, 0]), W, "zeros", align_corners)
+            iy, _ = grid_source_coordinate(float(grid[n, ho, wo, 1]), H, "zeros", align_corners)
+            corners = [(row, col, w, inside) for row, col, w, _, _, inside in _bicubic_taps(ix, iy, (H, W), padding_mode, align_corners)]
+        else:
+            corners, _, _ = _grid_taps(grid[n, ho, wo], (H, W), mode, padding_mode, align_corners)
         for c in range(C):
             total = 0.0
             for row, col, weight, inside in corners:
@@ -178,6 +239,18 @@ def grid_sample_backward_reference(grad_y, x, grid, mode="bilinear", padding_mod
     grad_x = numpy.zeros(x.shape)
     grad_grid = numpy.zeros(grid.shape)
     for n, ho, wo in itertools.product(range(N), range(H_out), range(W_out)):
+        if mode == "bicubic":
+            ix, slope_x = grid_source_coordinate(float(grid[n, ho, wo, 0]), W, "zeros", align_corners)
+            iy, slope_y = grid_source_coordinate(float(grid[n, ho, wo, 1]), H, "zeros", align_corners)
+            for c in range(C):
+                g = grad_y[n, c, ho, wo]
+                for row, col, w, dw_dix, dw_diy, inside in _bicubic_taps(ix, iy, (H, W), padding_mode, align_corners):
+                    if inside:
+                        grad_x[n, c, row, col] += w * g
+                    value = x[n, c, row, col] if inside else 0.0  # a tap off the image reads 0 (and 0 * inf is NaN)
+                    grad_grid[n, ho, wo, 0] += g * dw_dix * value * slope_x
+                    grad_grid[n, ho, wo, 1] += g * dw_diy * value * slope_y
+            continue
         corners, (wx, wy), (slope_x, slope_y) = _grid_taps(grid[n, ho, wo], (H, W), mode, padding_mode, align_corners)
         for c in range(C):
             g = grad_y[n, c, ho, wo]
