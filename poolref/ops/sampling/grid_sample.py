@@ -344,8 +344,8 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     array([[[[1.5, 0. , 0. ]]]])
     >>> poolref.grid_sample(x, grid, align_corners=True)
     array([[[[1.5 , 0.75, 0.  ]]]])
-    >>> poolref.grid_sample(x, grid, mode="bicubic", padding_mode="border")
-    array([[[[1.5, 0. , 0. ]]]])
+    >>> poolref.grid_sample(x, grid, mode="bicubic", padding_mode="border")  # the cubic overshoots
+    array([[[[ 1.5    ,  0.     , -0.28125]]]])
     >>> volume = np.arange(8.).reshape(1, 1, 2, 2, 2)
     >>> poolref.grid_sample(volume, np.zeros((1, 1, 1, 1, 3)))  # the centre of the cube
     array([[[[[3.5]]]]])

@@ -57,9 +57,10 @@ def grid_source_coordinate(g, size, padding_mode, align_corners):
     return pad_coordinate(coord, slope, size, padding_mode, align_corners)
 
 
-def pad_coordinate(coord, slope, size, padding_mode, align_corners):
+def pad_coordinate(coord, slope, size, padding_mode, align_corners, by_flips=False):
     """Move pixel coordinate ``coord`` into the image by the padding mode; the slope follows (see
-    :func:`grid_source_coordinate`). ``zeros`` leaves both alone.
+    :func:`grid_source_coordinate`). ``zeros`` leaves both alone. ``by_flips``: reflect as PyTorch's
+    scalar (3-D) kernel does, ``extra = fmod(t, span)`` and the parity of ``floor(t / span)``.
 
     >>> pad_coordinate(-1.0, 1.0, 4, "reflection", False), pad_coordinate(-1.0, 1.0, 4, "reflection", True)
     ((0.0, 0.0), (1.0, -1.0))
@@ -68,6 +69,14 @@ def pad_coordinate(coord, slope, size, padding_mode, align_corners):
         low, twice_span = (0.0, 2 * (size - 1)) if align_corners else (-0.5, 2 * size)
         if twice_span == 0:
             coord, slope = 0.0, 0.0
+        elif by_flips:
+            span = twice_span / 2
+            distance = abs(coord - low)
+            extra = math.fmod(distance, span)
+            odd = math.floor(distance / span) % 2 == 1
+            if (coord - low < 0) != odd:
+                slope = -slope
+            coord = (span - extra if odd else extra) + low
         else:
             distance = abs(coord - low)
             extra = distance - float(math.trunc(distance / twice_span)) * twice_span
@@ -78,7 +87,7 @@ def pad_coordinate(coord, slope, size, padding_mode, align_corners):
             coord = reflected + low
     if padding_mode in ("border", "reflection"):
         if not 0 < coord < size - 1:
-            slope = 0.0
+            slope = slope * 0.0  # no gradient, keeping the sign PyTorch's product of factors has
         coord = min(max(coord, 0.0), float(size - 1))
     return coord, slope
 
@@ -148,15 +157,86 @@ def _grid_taps(grid_point, shape, mode, padding_mode, align_corners):
     return corners, (wx, wy), (slope_x, slope_y)
 
 
+def _unnormalize(g, size, align_corners):
+    """Pixel coordinate of grid coordinate ``g`` and its slope, before any padding."""
+    slope = (size - 1) / 2 if align_corners else size / 2
+    return ((g + 1) * slope if align_corners else (g + 1) * slope - 0.5), slope
+
+
+def _volume_taps(grid_point, shape, mode, padding_mode, align_corners):
+    """The voxels one point of a 5-D grid reads: ``[(voxel (d, h, w), weight, step (dx, dy, dz),
+    inside)]`` in PyTorch's corner order, the axis weights ``[(low, high)]`` along x, y, z, and the
+    slopes."""
+    D, H, W = shape
+    coords, slopes = [], []
+    for g, L in zip(grid_point, (W, H, D)):
+        coord, slope = _unnormalize(float(g), L, align_corners)
+        coord, slope = pad_coordinate(coord, slope, L, padding_mode, align_corners, by_flips=True)
+        coords.append(coord)
+        slopes.append(slope)
+    if mode == "nearest":
+        voxel = tuple(round(c) for c in reversed(coords))  # (d, h, w), halves to even
+        return [(voxel, 1.0, None, all(0 <= v < L for v, L in zip(voxel, shape)))], None, slopes
+    lows = [math.floor(c) for c in coords]
+    axis_weights = [(low + 1 - c, c - low) for low, c in zip(lows, coords)]
+    taps = []
+    for dz in (0, 1):
+        for dy in (0, 1):
+            for dx in (0, 1):
+                step = (dx, dy, dz)
+                voxel = (lows[2] + dz, lows[1] + dy, lows[0] + dx)
+                weight = axis_weights[0][dx] * axis_weights[1][dy] * axis_weights[2][dz]
+                taps.append((voxel, weight, step, all(0 <= v < L for v, L in zip(voxel, shape))))
+    return taps, axis_weights, slopes
+
+
+def _grid_sample_3d_reference(x, grid, mode, padding_mode, align_corners):
+    N, C = x.shape[:2]
+    y = numpy.zeros((N, C) + grid.shape[1:4])
+    for n, *out in itertools.product(range(N), *map(range, grid.shape[1:4])):
+        taps, _, _ = _volume_taps(grid[(n, *out)], x.shape[2:], mode, padding_mode, align_corners)
+        for c in range(C):
+            total = 0.0  # PyTorch's 3-D kernel: out = 0; out += w v over the voxels inside
+            for voxel, weight, _, inside in taps:
+                if inside:
+                    total = x[(n, c) + voxel] if mode == "nearest" else total + weight * x[(n, c) + voxel]
+            y[(n, c, *out)] = total
+    return y
+
+
+def _grid_sample_3d_backward_reference(grad_y, x, grid, mode, padding_mode, align_corners):
+    N, C = x.shape[:2]
+    grad_x, grad_grid = numpy.zeros(x.shape), numpy.zeros(grid.shape)
+    for n, *out in itertools.product(range(N), *map(range, grid.shape[1:4])):
+        taps, axis_weights, slopes = _volume_taps(grid[(n, *out)], x.shape[2:], mode, padding_mode, align_corners)
+        totals = [0.0, 0.0, 0.0]
+        for c in range(C):
+            g = grad_y[(n, c, *out)]
+            for voxel, weight, step, inside in taps:
+                if not inside:
+                    continue
+                grad_x[(n, c) + voxel] += weight * g
+                if mode == "nearest":
+                    continue
+                for axis in range(3):  # + v w_other w_other' g for the high corner, - for the low one
+                    a, b = [other for other in range(3) if other != axis]
+                    term = x[(n, c) + voxel] * axis_weights[a][step[a]] * axis_weights[b][step[b]] * g
+                    totals[axis] = totals[axis] + term if step[axis] else totals[axis] - term
+        if mode != "nearest":
+            grad_grid[(n, *out)] = [slope * total for slope, total in zip(slopes, totals)]
+    return grad_x, grad_grid
+
+
 def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
-    r"""``grid_sample`` by loops: bilinear or nearest reads of ``x`` at the points of ``grid``.
+    r"""``grid_sample`` by loops: bilinear, nearest or bicubic reads of ``x`` at the points of ``grid``.
 
     Parameters
     ----------
-    x : ndarray, shape (N, C, H, W)
-    grid : ndarray, shape (N, H_out, W_out, 2)
-        ``(gx, gy)`` per output point.
-    mode : {"bilinear", "nearest"}
+    x : ndarray, shape (N, C, H, W) or (N, C, D, H, W)
+    grid : ndarray, shape (N, H_out, W_out, 2) or (N, D_out, H_out, W_out, 3)
+        ``(gx, gy)`` (or ``(gx, gy, gz)``) per output point.
+    mode : {"bilinear", "nearest", "bicubic"}
+        bicubic on 4-D input only: the 16 taps of :func:`cubic_tap_weights`, each padded on its own.
     padding_mode : {"zeros", "border", "reflection"}
     align_corners : bool
 
@@ -170,7 +250,9 @@ def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_
     :math:`w_x = i_x - x_0` (likewise y), bilinear sampling sums
     :math:`(1 - w_y)(1 - w_x) v_{00} + (1 - w_y) w_x v_{01} + w_y (1 - w_x) v_{10} + w_y w_x v_{11}`
     over the corners inside the image (a corner outside reads 0); nearest reads
-    :math:`x[\mathrm{round}(i_y), \mathrm{round}(i_x)]`, halves to even, or 0 outside.
+    :math:`x[\mathrm{round}(i_y), \mathrm{round}(i_x)]`, halves to even, or 0 outside. In 3-D the
+    eight corners of the cell weigh :math:`w_x w_y w_z`, with PyTorch's :math:`(x_0 + 1 - i_x)` and
+    :math:`(i_x - x_0)`, summed from ``0.0`` over the corners inside the volume.
 
     Examples
     --------
@@ -179,6 +261,8 @@ def grid_sample_reference(x, grid, mode="bilinear", padding_mode="zeros", align_
     [[[[1.5, 0.0]]]]
     """
     x, grid = numpy.asarray(x, dtype=numpy.float64), numpy.asarray(grid, dtype=numpy.float64)
+    if x.ndim == 5:
+        return _grid_sample_3d_reference(x, grid, mode, padding_mode, align_corners)
     N, C, H, W = x.shape
     _, H_out, W_out, _ = grid.shape
     y = numpy.zeros((N, C, H_out, W_out))
@@ -234,6 +318,8 @@ def grid_sample_backward_reference(grad_y, x, grid, mode="bilinear", padding_mod
     """
     x, grid = numpy.asarray(x, dtype=numpy.float64), numpy.asarray(grid, dtype=numpy.float64)
     grad_y = numpy.asarray(grad_y, dtype=numpy.float64)
+    if x.ndim == 5:
+        return _grid_sample_3d_backward_reference(grad_y, x, grid, mode, padding_mode, align_corners)
     N, C, H, W = x.shape
     _, H_out, W_out, _ = grid.shape
     grad_x = numpy.zeros(x.shape)
