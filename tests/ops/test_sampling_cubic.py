@@ -284,3 +284,185 @@ def test_bicubic_bad_input_names_the_argument(call, error, words):
     with pytest.raises(error) as caught:
         call()
     assert words in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# grid_sample: bicubic (4-D) and volumetric (5-D)
+# ---------------------------------------------------------------------------------------------------
+PADDINGS = ("zeros", "border", "reflection")
+
+
+@st.composite
+def grid_cases(draw, volumetric=False, max_size=5, max_out=3, non_finite=True):
+    """(x, grid, g, mode, padding_mode, align_corners): points in and far outside [-1, 1], sometimes
+    on quarter steps (edges, centres, reflection turning points), NaN and infinities sometimes in x
+    and in the upstream gradient."""
+    n = 3 if volumetric else 2
+    N, C = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    spatial = tuple(draw(st.integers(1, 3 if volumetric else max_size)) for _ in range(n))
+    out = tuple(draw(st.integers(1, max_out)) for _ in range(n))
+    rng = numpy.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((N, C) + spatial)
+    grid = rng.uniform(-1, 1, (N,) + out + (n,)) * draw(st.sampled_from([1.0, 1.3, 3.5]))
+    if draw(st.booleans()):
+        grid = numpy.round(grid * 4) / 4
+    g = rng.standard_normal((N, C) + out)
+    if non_finite and draw(st.booleans()):
+        x = sprinkle(rng, x)
+    if non_finite and draw(st.booleans()):
+        g = sprinkle(rng, g)
+    mode = draw(st.sampled_from(["bilinear", "nearest"] if volumetric else ["bicubic"]))
+    return x, grid, g, mode, draw(st.sampled_from(PADDINGS)), draw(st.booleans())
+
+
+def _ours(x, grid, g, mode, padding_mode, align_corners):
+    y, pullback = vjp(lambda a, b: poolref.grid_sample(a, b, mode, padding_mode, align_corners), x, grid)
+    return (y,) + tuple(pullback(g))
+
+
+def _theirs(x, grid, g, mode, padding_mode, align_corners):
+    torch = torch_or_skip()
+    xt, gt = to_torch(x, requires_grad=True), to_torch(grid, requires_grad=True)
+    yt = torch.nn.functional.grid_sample(xt, gt, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    yt.backward(to_torch(g))
+    return yt.detach().numpy(), xt.grad.numpy(), gt.grad.numpy()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("volumetric", [False, True])
+@given(data=st.data())
+def test_grid_sample_bicubic_and_volumetric_match_loop_reference(volumetric, data):
+    x, grid, g, *args = data.draw(grid_cases(volumetric))
+    y, grad_x, grad_grid = _ours(x, grid, g, *args)
+    assert_matches(y, ref.grid_sample_reference(x, grid, *args), rtol=1e-12, atol=1e-14)
+    want_x, want_grid = ref.grid_sample_backward_reference(g, x, grid, *args)
+    assert_matches(grad_x, want_x, rtol=1e-12, atol=1e-14, what="grad_x")
+    assert_matches(grad_grid, want_grid, rtol=1e-10, atol=1e-12, what="grad_grid")
+
+
+@pytest.mark.parametrize("volumetric", [False, True])
+@given(data=st.data())
+def test_grid_sample_bicubic_and_volumetric_match_torch(volumetric, data):
+    """Output, grad_x and grad_grid against torch.nn.functional.grid_sample, NaN and infinities in x
+    and in the upstream gradient included (signed zeros too: assert_matches compares them)."""
+    x, grid, g, *args = data.draw(grid_cases(volumetric))
+    ours, theirs = _ours(x, grid, g, *args), _theirs(x, grid, g, *args)
+    for a, b, what in zip(ours, theirs, ("y", "grad_x", "grad_grid")):
+        assert_matches(a, b, rtol=1e-10, atol=1e-12, what=what)
+
+
+@settings(max_examples=15)
+@pytest.mark.parametrize("volumetric", [False, True])
+@given(data=st.data())
+def test_gradcheck_and_adjoint_grid_sample_bicubic_and_volumetric(volumetric, data):
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    padding_mode, align = data.draw(st.sampled_from(PADDINGS)), data.draw(st.booleans())
+    mode = data.draw(st.sampled_from(["bilinear", "nearest"])) if volumetric else "bicubic"
+    n = 3 if volumetric else 2
+    spatial = tuple(int(v) for v in rng.integers(2, 4, n))
+    x = rng.standard_normal((1, 2) + spatial)
+    # pixel coordinates with fractions in [0.15, 0.35] or [0.65, 0.85], inside the image: away from
+    # pixels, clamp limits and turning points, where the derivative jumps
+    coords = [rng.integers(0, L - 1, (1,) + (2,) * n) + rng.uniform(0.15, 0.35, (1,) + (2,) * n) + 0.5 * rng.integers(0, 2, (1,) + (2,) * n)
+              for L in reversed(spatial)]
+    grid = numpy.stack([(c + 0.5) * 2 / L - 1 if not align else c * 2 / (L - 1) - 1
+                        for c, L in zip(coords, reversed(spatial))], axis=-1)
+    if mode != "nearest":
+        assert gradcheck(lambda a, b: poolref.grid_sample(a, b, mode, padding_mode, align), x, grid)
+    rough = numpy.round(rng.uniform(-1.5, 1.5, (1,) + (2,) * n + (n,)) * 4) / 4
+    assert adjoint_test(lambda a: poolref.grid_sample(a, rough, mode, padding_mode, align), x)
+
+
+@pytest.mark.parametrize("volumetric", [False, True])
+def test_grid_sample_bicubic_and_volumetric_low_precision_empty_and_strided(volumetric):
+    rng = numpy.random.default_rng(5)
+    n = 3 if volumetric else 2
+    mode = "bilinear" if volumetric else "bicubic"
+    x = sprinkle(rng, rng.standard_normal((2, 3) + (4,) * n), 0.05)
+    grid = rng.uniform(-1.2, 1.2, (2,) + (3,) * n + (n,))
+    g = rng.standard_normal((2, 3) + (3,) * n)
+    want = _ours(x, grid, g, mode, "border", False)
+    for dtype, tol in ((numpy.float32, 1e-5), (numpy.float16, 4e-2)):
+        low = _ours(x.astype(dtype), grid.astype(dtype), g.astype(dtype), mode, "border", False)
+        for a, b in zip(low, want):
+            assert a.dtype == dtype
+        # float16 rounds the grid itself; compare to float64 on the rounded grid and data
+        exact = _ours(x.astype(dtype).astype(float), grid.astype(dtype).astype(float), g.astype(dtype).astype(float), mode, "border", False)
+        assert_matches(low[0], exact[0], rtol=tol, atol=tol)
+        assert_matches(low[1], exact[1], rtol=tol, atol=tol, what="grad_x")
+    # non-contiguous views give the contiguous result, bit for bit
+    view_x, view_grid = x[::-1, :, ::-1], grid[:, ::-1]
+    for a, b in zip(_ours(view_x, view_grid, g, mode, "zeros", True),
+                    _ours(numpy.ascontiguousarray(view_x), numpy.ascontiguousarray(view_grid), g, mode, "zeros", True)):
+        assert_matches(a, b, rtol=0)
+    # an empty batch
+    y, grad_x, grad_grid = _ours(x[:0], grid[:0], g[:0], mode, "zeros", False)
+    assert y.shape == (0, 3) + (3,) * n and grad_x.shape == (0, 3) + (4,) * n and grad_grid.shape == (0,) + (3,) * n + (n,)
+
+
+def test_bicubic_grid_sample_pads_each_tap_not_the_point():
+    # border: a point left of the image keeps its fraction; its taps are clamped one by one, so the
+    # result is the cubic blend of edge pixels, not the edge pixel (as clamping the point would give)
+    x = numpy.array([[[[0.0, 1.0, 4.0, 9.0]]]])
+    grid = numpy.array([[[[-1.3, 0.0]]]])  # ix = -1.1: taps -3..0 clamp to pixel 0 -> 0.0
+    ours = _ours(x, grid, numpy.ones((1, 1, 1, 1)), "bicubic", "border", False)
+    theirs = _theirs(x, grid, numpy.ones((1, 1, 1, 1)), "bicubic", "border", False)
+    for a, b in zip(ours, theirs):
+        assert_matches(a, b, rtol=1e-12)
+    grid = numpy.array([[[[-0.9, 0.0]]]])  # ix = -0.3: taps -2, -1, 0, 1 read 0, 0, 0, 1 (border)
+    y = poolref.grid_sample(x, grid, "bicubic", "border")
+    t = 0.7  # -0.3 - floor(-0.3)
+    want = sum(w * v for w, v in zip(ref.cubic_tap_weights(t)[0], [0.0, 0.0, 0.0, 1.0]))
+    assert abs(y.item() - want) < 1e-12
+    # and the grid gradient keeps the unnormalization's slope L/2 where the point is outside (border
+    # padding of the point, as bilinear sampling does, would make it 0)
+    ours = _ours(x, grid, numpy.ones((1, 1, 1, 1)), "bicubic", "border", False)
+    theirs = _theirs(x, grid, numpy.ones((1, 1, 1, 1)), "bicubic", "border", False)
+    assert theirs[2][0, 0, 0, 0] != 0.0 and ours[2][0, 0, 0, 0] == pytest.approx(theirs[2][0, 0, 0, 0], rel=1e-12)
+
+
+def test_bicubic_grid_gradient_reads_zero_taps_under_an_infinite_gradient():
+    # zeros padding: a tap off the image reads 0, and PyTorch multiplies it by the infinite upstream
+    # gradient before summing: NaN (a sum over the taps first would give a finite slope times inf)
+    x = numpy.ones((1, 1, 2, 2))
+    grid = numpy.array([[[[0.2, 0.1]]]])
+    g = numpy.full((1, 1, 1, 1), numpy.inf)
+    ours, theirs = _ours(x, grid, g, "bicubic", "zeros", False), _theirs(x, grid, g, "bicubic", "zeros", False)
+    assert numpy.isnan(theirs[2]).all() and numpy.isnan(ours[2]).all()
+
+
+def test_volumetric_grid_sample_never_returns_negative_zero():
+    # PyTorch's 3-D kernel sums from +0.0 over the corners inside: -0.0 voxels give +0.0
+    x = numpy.full((1, 1, 2, 2, 2), -0.0)
+    y = poolref.grid_sample(x, numpy.zeros((1, 1, 1, 1, 3)))
+    assert y.item() == 0.0 and not numpy.signbit(y.item())
+    assert not numpy.signbit(_theirs(x, numpy.zeros((1, 1, 1, 1, 3)), numpy.ones((1, 1, 1, 1, 1)), "bilinear", "zeros", False)[0].item())
+
+
+def test_volumetric_reflection_uses_torchs_3d_rule_at_the_edges():
+    # PyTorch's 3-D kernel reflects by fmod and the parity of the flips (its 2-D kernels by another
+    # formula): at a point exactly on an edge the clamped slope is -0.0 or +0.0 accordingly, which
+    # the grid gradient's sign of zero shows
+    rng = numpy.random.default_rng(2)
+    x = rng.standard_normal((1, 1, 2, 3, 2))
+    grid = numpy.array([[[[[1.0, 0.25, -0.75], [1.0, -0.25, -1.25], [-1.75, 1.0, 0.5]]]]])
+    g = rng.standard_normal((1, 1, 1, 1, 3))
+    for align in (False, True):
+        ours, theirs = _ours(x, grid, g, "bilinear", "reflection", align), _theirs(x, grid, g, "bilinear", "reflection", align)
+        assert numpy.signbit(ours[2]).tolist() == numpy.signbit(theirs[2]).tolist()
+        assert_matches(ours[2], theirs[2], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2, 2)), numpy.zeros((1, 1, 1, 1, 3)), mode="bicubic"), ValueError, "mode='bicubic'"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2, 2)), numpy.zeros((1, 1, 1, 2)), mode="bilinear"), ValueError, "grid with shape (1, 1, 1, 2)"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2, 2)), numpy.zeros((1, 1, 1, 1, 2))), ValueError, "(N, D_out, H_out, W_out, 3)"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2)), numpy.zeros((1, 1, 1, 1, 3))), ValueError, "grid with shape (1, 1, 1, 1, 3)"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2, 2, 2)), numpy.zeros((1, 1, 1, 1, 3))), ValueError, "x with shape (1, 1, 2, 2, 2, 2)"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 0, 2)), numpy.zeros((1, 1, 1, 1, 3))), ValueError, "x with shape (1, 1, 2, 0, 2)"),
+    (lambda: poolref.grid_sample(numpy.zeros((1, 1, 2, 2)), numpy.zeros((1, 1, 1, 2)), mode="cubic"), ValueError, "mode='cubic'"),
+])
+def test_grid_sample_bicubic_and_volumetric_bad_input_names_the_argument(call, error, words):
+    with pytest.raises(error) as caught:
+        call()
+    assert words in str(caught.value)

@@ -164,7 +164,7 @@ def _bicubic_taps(ix, iy, H: int, W: int, padding_mode: str, align_corners: bool
     tap_weights = (cy[..., :, None] * cx[..., None, :]).reshape(flat)  # w = cy_i * cx_j
     along_x = (cy[..., :, None] * dcx[..., None, :]).reshape(flat)  # d w/d ix = cy_i * cx_j'
     along_y = (dcy[..., :, None] * cx[..., None, :]).reshape(flat)  # d w/d iy = cy_i' * cx_j
-    return cells.reshape(N, -1), tap_weights, (along_x, along_y)
+    return cells.reshape(N, cells.size // N if N else 0), tap_weights, (along_x, along_y)
 
 
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):

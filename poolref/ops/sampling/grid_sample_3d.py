@@ -17,6 +17,7 @@ infinite upstream gradient (where the 2-D bicubic kernel reads 0 and gets NaN).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy
@@ -52,7 +53,7 @@ def _voxel_cells(columns, rows, slices, sizes, xp):
     D, H, W = sizes
     clamp = [xp.clip(c, -FRAME, L + 1).astype(numpy.intp) + FRAME for c, L in ((columns, W), (rows, H), (slices, D))]
     cells = (clamp[2] * (H + 2 * FRAME) + clamp[1]) * (W + 2 * FRAME) + clamp[0]
-    return cells.reshape(cells.shape[0], -1)
+    return cells.reshape(cells.shape[0], math.prod(cells.shape[1:]))
 
 
 def _grid_sample_3d_forward(x, grid, *, mode: str, padding_mode: str, align_corners: bool):
