@@ -281,10 +281,10 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     scale_factor : float or tuple of float, optional
         Multiplier of each spatial size: the output size is :math:`\lfloor L \cdot s \rfloor`.
         Exactly one of ``size`` and ``scale_factor`` is given (``convention="torch"`` only).
-    mode : {"nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area"}
-        "bicubic" is not implemented yet.
+    mode : {"nearest", "nearest-exact", "linear", "bilinear", "trilinear", "bicubic", "area"}
+        ``bicubic`` needs (N, C, H, W) (``convention="torch"`` only).
     align_corners : bool, optional
-        Linear modes only (default False): True maps the corner pixel centres onto each other.
+        Linear and bicubic modes only (default False): True maps the corner pixel centres onto each other.
         With ``convention="tensorflow"`` it selects the legacy ``tf.compat.v1`` ops (also for
         ``mode="nearest"`` and ``"area"``).
     recompute_scale_factor : bool, optional
@@ -293,7 +293,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     antialias : bool, optional
         Widen the linear kernel by the downsampling factor (a triangle filter). None means the
         convention's default: False for "torch" and "tensorflow", True for "jax". PyTorch has it
-        for ``bilinear`` only; TensorFlow and JAX ignore it for ``nearest`` and ``area``, and so
+        for ``bilinear`` and ``bicubic`` only; TensorFlow and JAX ignore it for ``nearest`` and ``area``, and so
         does poolref under their conventions.
     convention : {"torch", "tensorflow", "jax"}
         Whose resize rules: ``torch.nn.functional.interpolate``, ``tf.image.resize`` (2-D only,
@@ -325,6 +325,13 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
       :math:`|i + 1/2 - s(o + 1/2)| < \max(s, 1)` with triangle weights
       :math:`1 - |i + 1/2 - s(o + 1/2)|/\max(s, 1)`, normalized
       (:func:`~poolref._sampling_weights.torch_antialias`);
+    * ``bicubic`` reads :math:`\mathrm{clip}(\lfloor c \rfloor - 1 + k, 0, L - 1)`, :math:`k = 0..3`,
+      at :math:`c = s (o + 1/2) - 1/2` (not clamped at 0) or :math:`c = s\,o` aligned, with Keys'
+      cubic weights :math:`k(1 + t), k(t), k(1 - t), k(2 - t)`, :math:`t = c - \lfloor c \rfloor`,
+      :math:`a = -3/4` (:func:`~poolref._sampling_weights.torch_cubic`); with ``antialias=True`` the
+      cubic with :math:`a = -1/2` over :math:`2 \max(s, 1)` pixels each side, normalized (the
+      window rule of the antialiased triangle). PyTorch's bicubic backward copies the gradient when
+      no spatial size changes, and so does poolref where that copy is the derivative;
     * ``area`` is adaptive average pooling, as in PyTorch (whose ``interpolate`` calls
       ``adaptive_avg_pool{1,2,3}d``): poolref calls :func:`~poolref.adaptive_avg_pool2d`'s forward and
       backward too, so the two agree to the bit. Output :math:`o` is the mean of its box of bins
