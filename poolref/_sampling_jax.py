@@ -44,7 +44,8 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=
     Parameters
     ----------
     length, out_length : int
-    method : {"linear", "area"}
+    method : {"linear", "cubic", "area"}
+        ``cubic``: Keys' kernel with :math:`a = -1/2` (``jax.image.resize(method="cubic")``), radius 2.
     antialias : bool
         Widen the triangle by the downsampling factor (ignored by ``area``).
     dtype : numpy dtype
@@ -86,7 +87,12 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=
         weight = numpy.maximum(0.0, numpy.minimum(right[None, :], inputs[:, None] + 1.0) - numpy.maximum(left[None, :], inputs[:, None]))
     else:
         distance = numpy.abs(sample[None, :] - inputs[:, None]) / kernel_scale
-        weight = numpy.maximum(0.0, 1.0 - numpy.abs(distance))
+        if method == "cubic":  # _fill_keys_cubic_kernel, in JAX's order of operations
+            near = ((1.5 * distance - 2.5) * distance) * distance + 1.0
+            far = ((-0.5 * distance + 2.5) * distance - 4.0) * distance + 2.0
+            weight = numpy.where(distance >= 2.0, 0.0, numpy.where(distance >= 1.0, far, near))
+        else:
+            weight = numpy.maximum(0.0, 1.0 - numpy.abs(distance))
     total = weight.sum(axis=0, keepdims=True)  # (1, O)
     weight = numpy.where(numpy.abs(total) > 1000.0 * float(numpy.finfo(F32).eps),
                          weight / numpy.where(total != 0, total, 1.0), 0.0)

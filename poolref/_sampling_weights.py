@@ -44,7 +44,7 @@ import math
 import numpy
 
 from ._sampling_jax import jax_dense, jax_nearest
-from ._sampling_tensorflow import tf_antialias, tf_area, tf_bilinear, tf_nearest, tf_scale
+from ._sampling_tensorflow import tf_antialias, tf_area, tf_bilinear, tf_cubic, tf_nearest, tf_scale
 from ._taps import Lerp, Taps, contract, resample
 
 __all__ = [
@@ -66,6 +66,7 @@ __all__ = [
     "tf_bilinear",
     "tf_area",
     "tf_antialias",
+    "tf_cubic",
     "jax_nearest",
     "jax_dense",
     "linear_point_taps",

@@ -109,9 +109,9 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 plans.append(_transposed(weights.torch_linear(L, O, align_corners, s, dtype)))
         return tuple(plans), last_first
     if convention == "tensorflow":
-        if mode == "bilinear" and antialias:
+        if mode in ("bilinear", "bicubic") and antialias:
             for L, O in zip(in_shape, out_shape):
-                forward, backward = weights.tf_antialias(L, O)
+                forward, backward = weights.tf_antialias(L, O, cubic=mode == "bicubic")
                 plans.append(AxisPlan(forward, backward))
             return tuple(plans), tuple(range(n))  # rows, then columns
         for L, O in zip(in_shape, out_shape):
@@ -120,12 +120,16 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 plans.append(_transposed(None if _is_identity(taps) else taps))
             elif mode == "area":
                 plans.append(_transposed(weights.tf_area(L, O, align_corners)))
+            elif mode == "bicubic":  # ResizeBicubic resamples every axis, its gradient is the transpose
+                plans.append(_transposed(weights.tf_cubic(L, O, align_corners)))
             else:
                 lerp = weights.tf_bilinear(L, O, align_corners)
                 plans.append(AxisPlan(lerp, lerp.weighted().transpose()))
         if mode == "bilinear" and tuple(in_shape) == tuple(out_shape):
             # ResizeBilinear copies an image whose size does not change; its gradient does not
             plans = [AxisPlan(None, plan.backward) for plan in plans]
+        if mode == "bicubic":
+            return tuple(plans), tuple(range(n))  # ResizeBicubic interpolates each column, then along the row
         return tuple(plans), last_first
     # jax: axes whose size does not change are left alone (jax.image.resize skips them)
     for L, O in zip(in_shape, out_shape):
@@ -134,7 +138,7 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
         elif mode == "nearest-exact":
             plans.append(_transposed(weights.jax_nearest(L, O)))
         else:
-            method = "area" if mode == "area" else "linear"
+            method = {"area": "area", "bicubic": "cubic"}.get(mode, "linear")
             plans.append(_transposed(weights.jax_dense(L, O, method, antialias, dtype)))
     return tuple(plans), last_first
 
@@ -234,8 +238,8 @@ RESIZE_CONVENTIONS = ("torch", "tensorflow", "jax")
 # "nearest-exact" the pixel centre, floor((o + 1/2) L/O), in every convention)
 CONVENTION_MODES = {
     "torch": INTERPOLATE_MODES,
-    "tensorflow": ("nearest", "nearest-exact", "bilinear", "area"),
-    "jax": ("nearest-exact", "linear", "bilinear", "trilinear", "area"),
+    "tensorflow": ("nearest", "nearest-exact", "bilinear", "bicubic", "area"),
+    "jax": ("nearest-exact", "linear", "bilinear", "trilinear", "bicubic", "area"),
 }
 DEFAULT_ANTIALIAS = {"torch": False, "tensorflow": False, "jax": True}
 
@@ -259,8 +263,8 @@ def _check_convention_mode(mode, convention, align_corners, antialias, x, op):
             raise ValueError(f"{op}: convention='tensorflow' resizes 2-D images only (tf.image.resize), got x with shape {tuple(x.shape)}")
         if align_corners and mode == "nearest-exact":
             raise ValueError(f"{op}: TensorFlow's half-pixel nearest has no align_corners (ResizeNearestNeighbor refuses both), got align_corners=True with mode='nearest-exact'")
-        if align_corners and antialias and mode == "bilinear":
-            raise ValueError(f"{op}: tf.compat.v1.image.resize_bilinear(align_corners=True) has no antialias, got align_corners=True and antialias=True")
+        if align_corners and antialias and mode in ("bilinear", "bicubic"):
+            raise ValueError(f"{op}: tf.compat.v1.image.resize_{mode}(align_corners=True) has no antialias, got align_corners=True and antialias=True")
         return
     if align_corners:
         raise ValueError(f"{op}: jax.image.resize has no align_corners, got align_corners=True")
@@ -412,7 +416,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
                 f"{op}: convention={convention!r} takes a size only ({name} has no scale factor), "
                 f"got scale_factor={scale_factor!r} and recompute_scale_factor={recompute_scale_factor!r}"
             )
-        antialias = antialias and mode in LINEAR_MODES  # TensorFlow and JAX ignore it for nearest and area
+        antialias = antialias and mode in INTERPOLATING_MODES  # TensorFlow and JAX ignore it for nearest and area
     x = check_pool_input(x, n, op, integer_ok=False)
     size, scale_factors = _output_size(x, n, size, scale_factor, recompute_scale_factor, op)
     if mode == "area" and convention == "torch":

@@ -17,6 +17,7 @@ from .resize_taps import (
     tf_antialias_taps,
     tf_area_taps,
     tf_bilinear_lerp,
+    tf_cubic_taps,
     tf_nearest_index,
     torch_antialias_taps,
     torch_cubic_taps,
@@ -76,13 +77,15 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
         if mode == "area":
             return tf_area_taps(o, L, O, align_corners)
         if antialias:
-            return tf_antialias_taps(o, L, O)
+            return tf_antialias_taps(o, L, O, cubic=mode == "bicubic")
+        if mode == "bicubic":
+            return tf_cubic_taps(o, L, O, align_corners)
         raise ValueError("TensorFlow's bilinear resize is a lerp, not a weighted sum: use tf_bilinear_lerp")
     if O == L:
         return [(o, 1.0)]
     if mode == "nearest-exact":
         return [(jax_nearest_index(o, L, O), 1.0)]
-    return jax_dense_taps(o, L, O, "area" if mode == "area" else "linear", antialias and linear)
+    return jax_dense_taps(o, L, O, {"area": "area", "bicubic": "cubic"}.get(mode, "linear"), antialias and linear)
 
 
 def _weighs_as_copy(L, O, align_corners, scale_factor, dtype, mode="bilinear", antialias=True) -> bool:
@@ -102,8 +105,8 @@ def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, conve
     """What the gradient of input position ``i`` reads along one axis: ``[(o, w), ...]``, in the order
     ``(o, tap)`` in which a scatter-add over the outputs accumulates. ``same_size``: no spatial size
     of the image changes."""
-    if convention == "tensorflow" and mode == "bilinear" and antialias:
-        return tf_antialias_gradient_taps(i, L, O)
+    if convention == "tensorflow" and mode in ("bilinear", "bicubic") and antialias:
+        return tf_antialias_gradient_taps(i, L, O, cubic=mode == "bicubic")
     reads = []
     for o in range(O):
         if convention == "tensorflow" and mode == "bilinear":  # the forward's transpose: both taps, always

@@ -24,6 +24,7 @@ __all__ = [
     "tf_antialias_gradient_taps",
     "jax_nearest_index",
     "jax_dense_taps",
+    "tf_cubic_taps",
 ]
 
 F32 = numpy.float32
@@ -302,13 +303,24 @@ def tf_area_taps(o, L, O, align_corners=False):
     return taps
 
 
-def _tf_spans(L, O):
-    """TensorFlow's ``ComputeSpansCore`` (triangle, antialias): per output ``(start, weights)``, and the
-    common window width."""
+def _tf_keys_cubic(t):
+    """TensorFlow's ``KeysCubicKernelFunc`` (a = -1/2) at ``|t|``, in float32."""
+    x = abs(F32(t))
+    if x >= F32(2):
+        return F32(0)
+    if x >= F32(1):
+        return F32(F32(F32(F32(F32(F32(-0.5) * x) + F32(2.5)) * x) - F32(4)) * x) + F32(2)
+    return F32(F32(F32(F32(F32(1.5) * x) - F32(2.5)) * x) * x) + F32(1)
+
+
+def _tf_spans(L, O, cubic=False):
+    """TensorFlow's ``ComputeSpansCore`` (triangle, or keys cubic of radius 2, antialias): per output
+    ``(start, weights)``, and the common window width."""
+    radius = F32(2) if cubic else F32(1)
     scale = F32(O) / F32(L)
     inv_scale = F32(1.0 / float(scale))
     kernel_scale = max(inv_scale, F32(1))
-    width = min(2 * math.ceil(F32(1) * kernel_scale) + 1, L)
+    width = min(2 * math.ceil(radius * kernel_scale) + 1, L)
     one_over = F32(1) / kernel_scale
     spans = []
     for o in range(O):
@@ -316,12 +328,15 @@ def _tf_spans(L, O):
         if sample < 0 or sample > L:
             spans.append((0, [0.0] * width))
             continue
-        first = min(max(math.ceil(F32(F32(sample - F32(1) * kernel_scale) - F32(0.5))), 0), L - 1)
-        stop = min(max(math.floor(F32(F32(sample + F32(1) * kernel_scale) - F32(0.5))), 0), L - 1) + 1
+        first = min(max(math.ceil(F32(F32(sample - radius * kernel_scale) - F32(0.5))), 0), L - 1)
+        stop = min(max(math.floor(F32(F32(sample + radius * kernel_scale) - F32(0.5))), 0), L - 1) + 1
         raw, total = [], F32(0)
         for i in range(first, stop):
             t = abs(F32(F32(F32(i) + F32(0.5)) - sample) * one_over)
-            w = F32(1) - t if t < F32(1) else F32(0)
+            if cubic:
+                w = _tf_keys_cubic(t)
+            else:
+                w = F32(1) - t if t < F32(1) else F32(0)
             raw.append(w)
             total = F32(total + w)
         weights = [0.0] * width
@@ -333,19 +348,19 @@ def _tf_spans(L, O):
     return spans, width
 
 
-def tf_antialias_taps(o, L, O):
+def tf_antialias_taps(o, L, O, cubic=False):
     r"""TensorFlow's antialiased taps of output ``o`` (``scale_and_translate``, triangle): a window of the
     common width from its span's start, cut at the image's end, zero weights past the span included.
 
     >>> tf_antialias_taps(0, 2, 4)
     [(0, 1.0), (1, 0.0)]
     """
-    spans, width = _tf_spans(L, O)
+    spans, width = _tf_spans(L, O, cubic)
     first, weights = spans[o]
     return [(first + k, weights[k]) for k in range(min(first + width, L) - first)]
 
 
-def tf_antialias_gradient_taps(i, L, O):
+def tf_antialias_gradient_taps(i, L, O, cubic=False):
     r"""What TensorFlow's antialiased gradient reads for input ``i``: ``[(o, w), ...]`` over outputs.
 
     ``ComputeGradSpansCore``: the outputs that gave input ``i`` a nonzero weight, in a window whose
@@ -355,7 +370,7 @@ def tf_antialias_gradient_taps(i, L, O):
     >>> tf_antialias_gradient_taps(0, 2, 4)
     [(0, 1.0), (1, 0.75), (2, 0.25)]
     """
-    spans, width = _tf_spans(L, O)
+    spans, width = _tf_spans(L, O, cubic)
     contributions = [[] for _ in range(L)]
     for o, (first, weights) in enumerate(spans):
         for k in range(width):
@@ -399,6 +414,9 @@ def jax_dense_taps(o, L, O, method="linear", antialias=True):
         if method == "area":
             left = o * inv_scale - 0.0 * inv_scale
             column.append(max(0.0, min(left + inv_scale, i + 1.0) - max(left, float(i))))
+        elif method == "cubic":  # Keys, a = -1/2, as jax's _fill_keys_cubic_kernel writes it
+            x = abs(sample - i) / kernel_scale
+            column.append(0.0 if x >= 2 else ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0 if x >= 1 else ((1.5 * x - 2.5) * x) * x + 1.0)
         else:
             column.append(max(0.0, 1.0 - abs(abs(sample - i) / kernel_scale)))
     total = math.fsum(column)
@@ -407,3 +425,40 @@ def jax_dense_taps(o, L, O, method="linear", antialias=True):
         return [(i, 0.0) for i in range(L)]
     return [(i, w / total) for i, w in enumerate(column)]
 
+
+
+def tf_cubic_taps(o, L, O, align_corners=False):
+    r"""TensorFlow's ``ResizeBicubic`` taps of output ``o``: four ``(position, weight)``, in float32.
+
+    Half-pixel (``tf.image.resize``): Keys' :math:`a = -1/2`, taps off the image weighted 0 (reading
+    the clamped edge pixel) and the rest divided by their sum; ``align_corners`` (``tf.compat.v1``):
+    :math:`a = -3/4`, :math:`c = o (L-1)/(O-1)`, clamped taps, no renormalization. The fraction is
+    rounded to a 1/1024 step and the weights read from a float32 table computed in double.
+
+    >>> [(i, round(w, 4)) for i, w in tf_cubic_taps(0, 3, 6)]
+    [(0, 0.0), (0, 0.0), (0, 1.0882), (1, -0.0882)]
+    """
+    keys = not align_corners
+    a = -0.5 if keys else -0.75
+    scale = F32(L - 1) / F32(O - 1) if (align_corners and L > 1 and O > 1) else F32(L) / F32(O)
+    source = F32(F32(F32(o) + F32(0.5)) * scale) - F32(0.5) if keys else F32(F32(o) * scale)
+    low = math.floor(source)
+    step = int(numpy.rint(F32(F32(source - F32(low)) * F32(1024))))
+
+    def kernel(i, far):  # table entry i: k(i/1024), or k(1 + i/1024) from the far piece
+        x = float(F32(i * 1.0 / 1024))
+        if far:
+            x = float(F32(F32(x) + F32(1)))
+            return F32(((a * x - 5 * a) * x + 8 * a) * x - 4 * a)
+        return F32(((a + 2) * x - (a + 3)) * x * x + 1)
+
+    weights = [kernel(step, True), kernel(step, False), kernel(1024 - step, False), kernel(1024 - step, True)]
+    positions = [low - 1 + k for k in range(4)]
+    clamped = [min(max(p, 0), L - 1) for p in positions]
+    if keys:
+        weights = [w if p == c else F32(0) for w, p, c in zip(weights, positions, clamped)]
+        total = F32(F32(F32(weights[0] + weights[1]) + weights[2]) + weights[3])  # left to right, float32
+        if abs(total) >= F32(1000) * numpy.finfo(F32).tiny:
+            inverse = F32(F32(1) / total)
+            weights = [F32(w * inverse) for w in weights]
+    return [(c, float(w)) for c, w in zip(clamped, weights)]
