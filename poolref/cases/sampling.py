@@ -43,10 +43,10 @@ LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 RESIZE_CONVENTIONS = {
     "torch": dict(modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), ndims=(1, 2, 3), align_corners=(False, True),
                   antialiased=lambda mode, n: mode in ("linear", "bicubic") and n == 2),
-    "tensorflow": dict(modes=("nearest", "nearest-exact", "linear", "area"), ndims=(2,), align_corners=(False, True),
-                       antialiased=lambda mode, n: mode == "linear"),
-    "jax": dict(modes=("nearest-exact", "linear", "area"), ndims=(1, 2, 3), align_corners=(False,),
-                antialiased=lambda mode, n: mode == "linear"),
+    "tensorflow": dict(modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), ndims=(2,), align_corners=(False, True),
+                       antialiased=lambda mode, n: mode in ("linear", "bicubic")),
+    "jax": dict(modes=("nearest-exact", "linear", "bicubic", "area"), ndims=(1, 2, 3), align_corners=(False,),
+                antialiased=lambda mode, n: mode in ("linear", "bicubic")),
 }
 
 

@@ -414,9 +414,15 @@ def jax_dense_taps(o, L, O, method="linear", antialias=True):
         if method == "area":
             left = o * inv_scale - 0.0 * inv_scale
             column.append(max(0.0, min(left + inv_scale, i + 1.0) - max(left, float(i))))
-        elif method == "cubic":  # Keys, a = -1/2, as jax's _fill_keys_cubic_kernel writes it
+        elif method == "cubic":  # Keys, a = -1/2, jax's _fill_keys_cubic_kernel with XLA's fused multiply-adds
             x = abs(sample - i) / kernel_scale
-            column.append(0.0 if x >= 2 else ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0 if x >= 1 else ((1.5 * x - 2.5) * x) * x + 1.0)
+            s = numpy.float64
+            if x >= 2:
+                column.append(0.0)
+            elif x >= 1:
+                column.append(float(_fused(_fused(_fused(-0.5, x, 2.5, s), x, -4.0, s), x, 2.0, s)))
+            else:
+                column.append(float(_fused(_fused(1.5, x, -2.5, s) * x, x, 1.0, s)))
         else:
             column.append(max(0.0, 1.0 - abs(abs(sample - i) / kernel_scale)))
     total = math.fsum(column)
