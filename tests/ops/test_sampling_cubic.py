@@ -466,3 +466,120 @@ def test_grid_sample_bicubic_and_volumetric_bad_input_names_the_argument(call, e
     with pytest.raises(error) as caught:
         call()
     assert words in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bicubic under convention="tensorflow" and "jax"
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("L, O", SIZES)
+def test_tensorflow_and_jax_cubic_taps_match_the_reference_rules(L, O):
+    for align in (False, True):
+        assert _rows(weights.tf_cubic(L, O, align)) == [ref.tf_cubic_taps(o, L, O, align) for o in range(O)]
+    forward, backward = weights.tf_antialias(L, O, cubic=True)
+    assert _rows(forward) == [ref.tf_antialias_taps(o, L, O, cubic=True) for o in range(O)]
+    assert _rows(backward) == [ref.tf_antialias_gradient_taps(i, L, O, cubic=True) for i in range(L)]
+    for antialias in (False, True):
+        dense = weights.jax_dense(L, O, "cubic", antialias)
+        want = [ref.jax_dense_taps(o, L, O, "cubic", antialias) for o in range(O)]
+        numpy.testing.assert_allclose(dense.weight, [[w for _, w in row] for row in want], rtol=1e-13, atol=1e-15)
+        assert ((dense.weight == 0) == numpy.array([[w == 0 for _, w in row] for row in want])).all()
+
+
+CONVENTION_CUBIC = {
+    "tf": (dict(convention="tensorflow"), "tf.image.resize(t, size, method='bicubic')"),
+    "tf-antialias": (dict(convention="tensorflow", antialias=True), "tf.image.resize(t, size, method='bicubic', antialias=True)"),
+    "tf-align": (dict(convention="tensorflow", align_corners=True), "tf.compat.v1.image.resize_bicubic(t, size, align_corners=True)"),
+    "jax": (dict(convention="jax"), "cubic"),
+    "jax-no-antialias": (dict(convention="jax", antialias=False), "cubic"),
+}
+
+
+def _framework_cubic(name, x, size, g):
+    """The framework's output and input gradient (NCHW), float32 for TensorFlow, float64 for JAX."""
+    kwargs, call = CONVENTION_CUBIC[name]
+    if name.startswith("tf"):
+        tf = pytest.importorskip("tensorflow")
+        t = tf.constant(numpy.moveaxis(x, 1, -1).astype(numpy.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y = eval(call, {"tf": tf, "t": t, "size": list(size)})  # the calls of the table above
+        grad = tape.gradient(y, t, output_gradients=tf.constant(numpy.moveaxis(g, 1, -1).astype(numpy.float32)))
+        return numpy.moveaxis(y.numpy(), -1, 1), numpy.moveaxis(grad.numpy(), -1, 1)
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(True):
+        y, pullback = jax.vjp(lambda a: jax.image.resize(a, x.shape[:2] + tuple(size), call, antialias=kwargs.get("antialias", True)), x)
+        return numpy.asarray(y), numpy.asarray(pullback(g)[0])
+
+
+@pytest.mark.parametrize("name", sorted(CONVENTION_CUBIC))
+def test_tensorflow_and_jax_bicubic_match_the_frameworks(name):
+    """tf.image.resize's and jax.image.resize's cubic, output and gradient, NaN and infinities in x and in
+    the upstream gradient (ResizeBicubic reads the edge pixel with weight 0 for a tap off the image: 0 * inf
+    is NaN there; XLA's fused kernel gives a weight of 1e-16, not 0, at a distance of exactly 1 or 2)."""
+    kwargs, _ = CONVENTION_CUBIC[name]
+    rng = numpy.random.default_rng(47)
+    tol = 3e-5 if name.startswith("tf") else 1e-12  # TensorFlow computes in float32
+    for shape, sizes in (((2, 2, 4, 6), [(8, 12), (3, 4), (7, 5), (4, 6), (1, 1)]), ((1, 2, 3, 2), [(11, 12), (1, 5)])):
+        x = rng.standard_normal(shape)
+        x[0, 0] = sprinkle(rng, x[0, 0], 0.2)
+        if name.startswith("tf"):
+            x = x.astype(numpy.float32).astype(numpy.float64)  # the values TensorFlow sees
+        for size in sizes:
+            g = rng.standard_normal(shape[:2] + size)
+            g[-1, -1] = sprinkle(rng, g[-1, -1], 0.2)
+            if name.startswith("tf"):
+                g = g.astype(numpy.float32).astype(numpy.float64)
+            y, pullback = vjp(lambda t: poolref.interpolate(t, size=size, mode="bicubic", **kwargs), x)
+            theirs_y, theirs_grad = _framework_cubic(name, x, size, g)
+            assert_matches(y, theirs_y, rtol=tol, atol=tol)
+            assert_matches(pullback(g)[0], theirs_grad, rtol=tol, atol=tol, what="gradient")
+    # all -inf, 3 x 2 -> 11 x 12: where JAX's cubic weight is 1e-16 instead of 0 the result is -inf, not NaN
+    x = numpy.full((1, 1, 3, 2), -numpy.inf)
+    if name.startswith("jax"):
+        assert_matches(poolref.interpolate(x, size=(11, 12), mode="bicubic", **kwargs),
+                       _framework_cubic(name, x, (11, 12), numpy.ones((1, 1, 11, 12)))[0], rtol=0)
+
+
+@given(data=st.data())
+def test_tensorflow_and_jax_bicubic_match_loop_reference(data):
+    name = data.draw(st.sampled_from(sorted(CONVENTION_CUBIC)))
+    kwargs = dict(CONVENTION_CUBIC[name][0])
+    rng = numpy.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    spatial = (data.draw(st.integers(1, 5)), data.draw(st.integers(2, 5)))
+    size = (data.draw(st.integers(1, 8)), data.draw(st.integers(2, 8)))
+    x = rng.standard_normal((data.draw(st.integers(1, 2)), data.draw(st.integers(1, 2))) + spatial)
+    if data.draw(st.booleans()):
+        x = sprinkle(rng, x)
+    y, pullback = vjp(lambda t: poolref.interpolate(t, size=size, mode="bicubic", **kwargs), x)
+    antialias = kwargs.get("antialias", kwargs["convention"] == "jax")
+    extra = dict(antialias=antialias, convention=kwargs["convention"])
+    align = bool(kwargs.get("align_corners"))
+    assert_matches(y, ref.interpolate_reference(x, size, "bicubic", align, **extra), rtol=1e-12, atol=1e-14)
+    g = smooth_values(y.shape, 3)
+    if data.draw(st.booleans()):
+        g = sprinkle(rng, g)
+    assert_matches(pullback(g)[0], ref.interpolate_backward_reference(g, x.shape, "bicubic", align, **extra),
+                   rtol=1e-12, atol=1e-14, what="gradient")
+
+
+@settings(max_examples=10)
+@given(st.sampled_from(sorted(CONVENTION_CUBIC)), st.integers(0, 2**32 - 1))
+def test_gradcheck_and_adjoint_tensorflow_and_jax_bicubic(name, seed):
+    kwargs = CONVENTION_CUBIC[name][0]
+    rng = numpy.random.default_rng(seed)
+    x = rng.standard_normal((1, 1, int(rng.integers(2, 5)), int(rng.integers(2, 5))))
+    size = (int(rng.integers(1, 7)), int(rng.integers(2, 7)))
+    assert gradcheck(lambda t: poolref.interpolate(t, size=size, mode="bicubic", **kwargs), x)
+    assert adjoint_test(lambda t: poolref.interpolate(t, size=size, mode="bicubic", **kwargs), x)
+
+
+def test_tensorflow_bicubic_weights_come_from_a_table_of_1024_steps():
+    # ResizeBicubic rounds the fraction to a 1/1024 step before reading its weights: 3 -> 7 has
+    # fractions in sevenths, between the steps; the kernel at the exact fraction differs by ~1e-4
+    taps = weights.tf_cubic(3, 7)
+    o = 1  # c = 1.5 * 3/7 - 0.5 = 0.142857...: t = 1/7, step rint(1024/7) = 146
+    exact = weights.cubic_kernel(numpy.array([1 + 1 / 7, 1 / 7, 1 - 1 / 7, 2 - 1 / 7]), -0.5)
+    tabled = weights.cubic_kernel(numpy.array([1 + 146 / 1024, 146 / 1024, 1 - 146 / 1024, 2 - 146 / 1024]), -0.5)
+    taps_weight = taps.weight[o] * (taps.weight[o] != 0)
+    assert numpy.abs(taps_weight[1:] - tabled[1:] / tabled[1:].sum()).max() < 1e-6  # tap -1 is off the image
+    assert numpy.abs(taps_weight[1:] - exact[1:] / exact[1:].sum()).max() > 1e-5
