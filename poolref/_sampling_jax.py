@@ -1,7 +1,7 @@
 r"""JAX's resize taps (``jax.image.resize``).
 
 :func:`jax_nearest` (one tap, XLA's float32 arithmetic) and :func:`jax_dense` (the dense weight
-matrix of ``linear`` and ``area``: the overlap of each output's interval with each pixel, like
+matrix of ``linear``, ``cubic`` and ``area``: the overlap of each output's interval with each pixel, like
 TensorFlow's area and unlike PyTorch's adaptive bins), read in ``jax/_src/image/scale.py`` and
 checked against jax 0.10.2 (tests/ops/test_sampling.py). Every name is also reachable as
 ``poolref._sampling_weights.<name>``.

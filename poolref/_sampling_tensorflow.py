@@ -3,8 +3,9 @@ r"""TensorFlow's resize taps (``tf.image.resize`` and the ``tf.compat.v1`` resiz
 One function per rule, each a :class:`poolref._taps.Taps` (or :class:`~poolref._taps.Lerp`) along one
 axis: nearest (:func:`tf_nearest`), bilinear (:func:`tf_bilinear`, the ``a + (b - a) t`` form), area
 (:func:`tf_area`: the fraction of each pixel an output covers, *not* PyTorch's adaptive bins: 4 -> 3
-gives ``[0.25, 1.5, 2.75]`` on ``[0, 1, 2, 3]`` where PyTorch gives ``[0.5, 1.5, 2.5]``) and antialiased
-bilinear (:func:`tf_antialias`, ``ScaleAndTranslate``). Read in TensorFlow's ``resize_*_op.cc`` and
+gives ``[0.25, 1.5, 2.75]`` on ``[0, 1, 2, 3]`` where PyTorch gives ``[0.5, 1.5, 2.5]``) antialiased
+bilinear and bicubic (:func:`tf_antialias`, ``ScaleAndTranslate``) and bicubic (:func:`tf_cubic`,
+``ResizeBicubic``'s table). Read in TensorFlow's ``resize_*_op.cc`` and
 ``scale_and_translate_op.cc`` and checked against TensorFlow 2.21 (tests/ops/test_sampling.py).
 Every name is also reachable as ``poolref._sampling_weights.<name>``.
 """
@@ -244,7 +245,8 @@ def tf_cubic(length: int, out_length: int, align_corners: bool = False) -> Taps:
     divided by their float32 sum (when that is at least ``1000 * FLT_MIN``).
     ``align_corners=True``: the legacy ``tf.compat.v1.image.resize_bicubic(align_corners=True)``,
     :math:`a = -3/4`, :math:`c = o (L - 1)/(O - 1)`, taps clamped to the edge and not renormalized.
-    The weights come from a table of 1025 steps: the fraction :math:`t = c - \lfloor c floor` is
+    The weights come from a table of 1025 steps: the fraction :math:`t = c - \lfloor c 
+floor` is
     rounded to :math:`\mathrm{rint}(1024 t)/1024` first (so weights are the kernel's at the nearest
     1/1024, not at :math:`t`). An axis whose size does not change is resampled too.
 

@@ -18,8 +18,8 @@ reachable from this one too (``from poolref import _sampling_weights as weights;
   the taps a framework reads, zero weights included, and nothing else), :class:`~poolref._taps.Lerp`,
   :func:`~poolref._taps.resample` and :func:`~poolref._taps.contract` live in :mod:`poolref._taps`,
   with the windows of pooling and the adaptive bins, which are tables of the same kind;
-* PyTorch's rules, here: nearest, linear and antialiased taps (ATen's upsample kernels, CPU) and
-  the two taps of a single point (``grid_sample``).
+* PyTorch's rules, here: nearest, linear, bicubic and antialiased taps (ATen's upsample kernels,
+  CPU), Keys' cubic kernel, and the taps of a single point (``grid_sample``: linear and cubic).
   PyTorch's ``area`` mode is adaptive average pooling (``torch.nn.functional.interpolate`` calls
   ``adaptive_avg_pool{1,2,3}d``): its bins are :func:`poolref._geometry.adaptive_taps`, and
   ``interpolate`` calls adaptive average pooling itself;

@@ -31,7 +31,8 @@ that read it. Which taps are read, and with which weights, is each framework's o
 :mod:`poolref._sampling_weights` (``convention=`` picks PyTorch's, TensorFlow's or JAX's); only the
 taps a framework reads are ever read, so a NaN or an infinity spreads exactly as far as it does there.
 
-``grid_sample.py`` holds ``grid_sample`` (with ``grid_coordinates.py``, where its points read),
+``grid_sample.py`` holds ``grid_sample`` (bilinear, nearest and bicubic; ``grid_sample_3d.py`` its
+volumetric form; ``grid_coordinates.py`` where the points read),
 ``interpolate.py`` ``interpolate``, ``checks.py`` the argument checks both use.
 """
 

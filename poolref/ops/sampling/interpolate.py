@@ -348,12 +348,16 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     ``bilinear`` is TensorFlow's ``scale_and_translate`` triangle; ``align_corners=True`` selects
     ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` (or ``resize_nearest_neighbor`` /
     ``resize_area`` with it), and ``mode="nearest"`` the legacy
-    ``tf.compat.v1.image.resize_nearest_neighbor`` (:math:`\lfloor o s \rfloor`). Coordinates are
+    ``tf.compat.v1.image.resize_nearest_neighbor`` (:math:`\lfloor o s \rfloor`); ``bicubic`` is
+    ``method="bicubic"`` (``ResizeBicubic``: Keys :math:`a = -1/2`, taps off the image weighted 0 and
+    the rest renormalized, weights from a table of 1/1024 steps; with ``antialias`` the
+    ``keyscubic`` kernel of ``scale_and_translate``), and with ``align_corners=True``
+    ``tf.compat.v1.image.resize_bicubic(align_corners=True)`` (:math:`a = -3/4`). Coordinates are
     float32 as in TensorFlow; the sums run in the accumulation dtype (TensorFlow's are float32
     whatever the input, and it returns float32 for ``bilinear`` and ``area``).
 
     ``convention="jax"``: ``nearest-exact`` is ``jax.image.resize(method="nearest")``, the linear
-    modes ``"linear"`` and ``area`` ``"area"``, each a dense weight matrix per axis computed in
+    modes ``"linear"``, ``bicubic`` ``"cubic"`` (Keys :math:`a = -1/2`) and ``area`` ``"area"``, each a dense weight matrix per axis computed in
     float64 (as JAX with ``jax_enable_x64``), ``antialias`` True by default; axes whose size does
     not change are left alone.
 
