@@ -232,6 +232,12 @@ def test_antialiased_bicubic_backward_resamples_an_axis_the_forward_copies():
     (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), size=3, mode="bicubic", align_corners=1), TypeError, "align_corners=1"),
     (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), size=3, mode="nearest", antialias=True), ValueError, "'bicubic'"),
     (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), size=(3, 0), mode="bicubic"), ValueError, "size=(3, 0)"),
+    (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), size=3, mode="bicubic", align_corners=True, antialias=True,
+                                 convention="tensorflow"), ValueError, "antialias=True"),
+    (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), size=3, mode="bicubic", align_corners=True, convention="jax"),
+     ValueError, "align_corners=True"),
+    (lambda: poolref.interpolate(numpy.zeros((1, 1, 4, 4)), scale_factor=2.0, mode="bicubic", convention="tensorflow"),
+     ValueError, "scale_factor=2.0"),
 ])
 def test_bicubic_bad_input_names_the_argument(call, error, words):
     with pytest.raises(error) as caught:
