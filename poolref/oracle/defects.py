@@ -50,7 +50,7 @@ from ..cases.case import Case
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
+           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ORT_RESIZE_ROWS_SPREAD", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -329,10 +329,29 @@ JAX_CONV_ABORT = KnownDefect(
     "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2)",
     _strided_and_dilated_float32, affects=("abort",))
 
+# --------------------------------------------------------------------------------------------------
+# ONNX Runtime 1.32
+# --------------------------------------------------------------------------------------------------
+def _linear_resize_of_several_rows(case: Case) -> bool:
+    from ..cases.case import resize_size
+
+    return (case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case)
+            and case.x.shape[0] * case.x.shape[1] > 1 and resize_size(case)[0] != case.x.shape[2])
+
+
+ORT_RESIZE_ROWS_SPREAD = KnownDefect(
+    "Resize (mode='linear') of a 3-D tensor (N, C, L) spreads a NaN or an infinity from one (n, c) row into "
+    "another: [[0, 1, 2, 3], [4, 5, 6, nan]] resized to length 10 gives NaN at positions 6-9 of the finite first "
+    "row too (each row alone, and PyTorch, give 2.1, 2.5, 2.9, 3.0 there); no rule of the rows' own values "
+    "reproduces which outputs it poisons, so a case it can touch has its output excused",
+    _linear_resize_of_several_rows, affects=("output",))
+
+
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE),
     "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),
+    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD,),
 }

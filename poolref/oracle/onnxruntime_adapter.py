@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from . import defects as known
 from . import onnx_compositions as compositions
 from .artefacts import refuse
 from .onnx_compositions import node_source
@@ -514,7 +515,7 @@ def _mappings() -> list[Mapping]:
                 skips=("float64: not registered in ONNX Runtime",)),
         Mapping("interpolate", "onnx Resize", _resize,
                 space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear", "bicubic")),
-                gradients=False, express=_no_area, model=_resize_model,
+                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD,),
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32,
                        RESIZE_CUBIC_COPY, "antialias=True: " + RESIZE_CUBIC_ANTIALIAS)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample,
