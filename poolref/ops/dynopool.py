@@ -416,9 +416,6 @@ DYNOPOOL = define_function("dynopool2d", _dynopool_forward, _dynopool_backward)
 # ==================================================================================================
 # The straight-through output size
 # ==================================================================================================
-# forward   O = size, the integer output size (max(1, round(L / alpha)), half to even), or
-#           max(1, round(c)) of the continuous size c when no size is given
-# backward  dL/dc := dL/dO: the straight-through estimator treats the rounding as the identity
 def _straight_through_forward(continuous, *, size):
     xp = array_module(continuous)
     if size is None:
@@ -426,6 +423,9 @@ def _straight_through_forward(continuous, *, size):
     return xp.asarray(size, dtype=continuous.dtype), None
 
 
+# forward   O = size, the integer output size (max(1, round(L / alpha)), half to even), or
+#           max(1, round(c)) of the continuous size c when no size is given
+# backward  dL/dc := dL/dO: the straight-through estimator treats the rounding as the identity
 def _straight_through_backward(saved, grad_size):
     return (grad_size,)
 

@@ -262,6 +262,10 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
     return y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2), block  # back to channels-first
 
 
+# forward  y[n, c, p] = sum_q S_n[p, q] x[n, c, q]  (S_n: each point p's bilinear weights at
+#          (ix, iy) = unnormalize(grid[n, p]), or one 1 at its nearest pixel; 0 off the image)
+# backward grad_x[n, c, q] = sum_p S_n[p, q] g[n, c, p]   (the transpose: a scatter-add)
+#          grad_grid[n, p] = sum_c g[n, c, p] (dy/dix, dy/diy) * d(ix, iy)/dgrid   (0 for nearest)
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     # Block by block of samples, as the forward (each block's gradients are those of its samples).
     xp = array_module(grad_y)
@@ -273,6 +277,9 @@ def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     return grad_x, grad_grid
 
 
+# forward  y = S @ image, per block of samples (image channels-last, S the block's sparse weights)
+# backward grad_image = S^T @ g;  grad_grid = sum_c g * (the bilinear weights' slopes) * slope of the
+#          coordinate map
 def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, grad_y, scratch: Scratch):
     """The gradients to x (N, C, H, W) and to the grid (N, H_out, W_out, 2) of one block of samples."""
     xp = array_module(grad_y)
@@ -563,6 +570,8 @@ def _interpolate_forward(x, *, mode: str, size: tuple, align_corners: bool, scal
     return out, InterpolateSaved(plans, order, x.dtype)
 
 
+# forward  y = A_1 A_2 ... A_n x      (one (O_a, L_a) resampling map per axis)
+# backward grad_x = A_n^T ... A_1^T grad_y
 def _interpolate_backward(saved: InterpolateSaved, grad_y):
     # forward:  y = A_1 A_2 ... A_n x, one (O_a, L_a) map per axis (separable);
     # backward: grad_x = A_n^T ... A_1^T grad_y, each transpose a gather table of its own (for each
