@@ -20,7 +20,6 @@ import pathlib
 import re
 import sys
 
-import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "poolref"
 OPS = PACKAGE / "ops"
@@ -98,7 +97,7 @@ def test_the_search_finds_the_backward_functions():
     assert len(names) >= 25
 
 
-def test_a_backward_without_its_formulas_is_found(tmp_path):
+def test_a_backward_without_its_formulas_is_found():
     # plant the defect: a backward whose comment names no formula must be reported
     source = "x = 1\n# speed trick: blocks\ndef _op_backward(saved, g):\n    return g\n"
     node = ast.parse(source).body[1]
