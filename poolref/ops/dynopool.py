@@ -45,9 +45,10 @@ from typing import NamedTuple
 import numpy
 
 from .. import kernels
-from .._backend import array_module, data_of, is_cupy_array, to_numpy
+from .._backend import array_module, batch_blocks, data_of, is_cupy_array, to_numpy
 from .._checks import accumulation_dtype, check_element_count, check_pool_input, is_int, is_real
 from .._running_max import TORCH, RunningMax
+from .._windows import as_planes
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 
@@ -226,7 +227,7 @@ def _running_max_of_points(points, xp):
 # ==================================================================================================
 class DynOPoolSaved(NamedTuple):
     x: object  # the input (N, C, H, W), in the accumulation dtype
-    query_rows: object  # (N, C, 2Ho, W) the query rows of the array-code forward (None for the kernels)
+    x_is_finite: bool  # no NaN or infinity in x (the array code's backward may then use matrix products)
     x_dtype: numpy.dtype
     alpha_dtype: numpy.dtype
     alpha_xp: object  # numpy or cupy: where alpha (and so its gradient) lives
@@ -253,16 +254,19 @@ def _forward_arrays(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     return y, None, query_rows
 
 
-def _backward_arrays(x, query_rows, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+def _backward_arrays(x, x_is_finite: bool, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
     """The backward in array code: ``grad_x`` and the sums ``sum G * dq/du * phase`` per axis.
 
     :func:`_backward_by_points` is the definition. Speed trick: where ``x`` and ``grad_y`` are
     finite, every product with a zero (a weight of 0, a 0/1 mask, a pixel nobody read) is exactly
     0, so the same sums can be taken with matrix products (:func:`_backward_by_matrices`, BLAS),
-    several times faster; with a NaN or an infinity only the point-wise definition is exact.
+    several times faster, and in cache-sized blocks of planes (:func:`_backward_in_blocks`); with a
+    NaN or an infinity only the point-wise definition is exact. The choice is made for the whole
+    batch, so that the blocks never change which of the two computes a plane's gradient.
     """
-    if bool(xp.isfinite(x).all()) and bool(xp.isfinite(grad_y).all()):
-        return _backward_by_matrices(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
+    if x_is_finite and bool(xp.isfinite(grad_y).all()):
+        return _backward_in_blocks(x, grad_y, choice, rows, columns, aggregate, xp)
+    query_rows = _gather(x, rows, -2, xp)  # (N, C, 2Ho, W), as the forward made them
     return _backward_by_points(x, query_rows, grad_y, choice, rows, columns, aggregate, xp)
 
 
@@ -348,6 +352,58 @@ def _backward_by_matrices(x, query_rows, grad_y, choice, rows: QueryAxis, column
     return grad_x, (sum_u, sum_v)
 
 
+def _plane_bytes(rows: QueryAxis, columns: QueryAxis, itemsize: int) -> int:
+    """About how many bytes the array code touches per plane (for batch_blocks): the plane and its
+    gradient, the query rows and their gradient, the query points and their gradient, the output,
+    and the (2O, L) products of the alpha terms."""
+    H, W, query_h, query_w = rows.length, columns.length, rows.low.size, columns.low.size
+    return itemsize * (2 * H * W + 3 * query_h * W + 3 * query_h * query_w + query_h * H + query_w * W)
+
+
+def _forward_in_blocks(x, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """:func:`_forward_arrays` on cache-sized blocks of planes: ``y``, ``choice`` (or None) and
+    whether ``x`` is finite.
+
+    A speed trick (poolref._backend.batch_blocks): every plane is resized on its own, so a block's
+    values are those of the whole batch, bit for bit; but its query rows and points stay in the
+    cache between the passes over them, where the whole batch's would stream through main memory.
+    The query rows are not kept for the backward: it finds them again, block by block, from ``x``.
+    """
+    planes = as_planes(x, 2)  # (P, H, W)
+    y = xp.empty(planes.shape[:1] + (rows.out_length, columns.out_length), dtype=x.dtype)  # (P, Ho, Wo)
+    choices = []  # per block (B, Ho, Wo), "max" only
+    finite = True
+    for block in batch_blocks(planes.shape[0], _plane_bytes(rows, columns, x.dtype.itemsize), like=x):
+        y[block], choice, _ = _forward_arrays(planes[block], rows, columns, aggregate, xp)
+        choices.append(choice)
+        finite = finite and bool(xp.isfinite(planes[block]).all())  # read while the block is in the cache
+    lead = x.shape[:-2]
+    choice = None
+    if aggregate == "max":
+        choice = (choices[0] if len(choices) == 1 else xp.concatenate(choices)).reshape(lead + y.shape[1:])
+    return y.reshape(lead + y.shape[1:]), choice, finite
+
+
+def _backward_in_blocks(x, grad_y, choice, rows: QueryAxis, columns: QueryAxis, aggregate: str, xp):
+    """:func:`_backward_by_matrices` on cache-sized blocks of planes (the speed trick of
+    :func:`_forward_in_blocks`): ``grad_x`` and the two alpha sums, added over the blocks.
+
+    Each plane's gradient is that of the whole batch, bit for bit; the alpha sums are float64 sums
+    over the planes taken block by block, which may round differently in their last bits.
+    """
+    planes, grad_planes = as_planes(x, 2), as_planes(grad_y, 2)  # (P, H, W), (P, Ho, Wo)
+    choice_planes = None if choice is None else as_planes(choice, 2)
+    grad_x = xp.empty(planes.shape, dtype=x.dtype)  # (P, H, W)
+    sum_u = sum_v = 0.0
+    for block in batch_blocks(planes.shape[0], _plane_bytes(rows, columns, x.dtype.itemsize), like=x):
+        query_rows = _gather(planes[block], rows, -2, xp)  # (B, 2Ho, W), as the forward made them
+        block_choice = None if choice_planes is None else choice_planes[block]
+        grad_x[block], (u, v) = _backward_by_matrices(planes[block], query_rows, grad_planes[block], block_choice,
+                                                      rows, columns, aggregate, xp)
+        sum_u, sum_v = sum_u + u, sum_v + v
+    return grad_x.reshape(x.shape), (sum_u, sum_v)
+
+
 def _uses_kernels(x) -> bool:
     """CuPy float32/float64 input runs the fused CUDA kernels; everything else the array code."""
     return is_cupy_array(x) and numpy.dtype(x.dtype) in kernels.KERNEL_DTYPES
@@ -364,10 +420,10 @@ def _dynopool_forward(x, alpha, *, aggregate: str):
     xa = x.astype(accumulation_dtype(x.dtype), copy=False)
     if _uses_kernels(xa):
         y, choice = kernels.dynopool_forward(xp, xa, rows, columns, aggregate == "max")
-        query_rows = None  # the fused kernels keep no query values
+        finite = False  # not needed: the kernels' backward is exact for every value
     else:
-        y, choice, query_rows = _forward_arrays(xa, rows, columns, aggregate, xp)
-    saved = DynOPoolSaved(xa, query_rows, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
+        y, choice, finite = _forward_in_blocks(xa, rows, columns, aggregate, xp)
+    saved = DynOPoolSaved(xa, finite, x.dtype, alpha.dtype, alpha_xp, rows, columns, aggregate, choice)
     return y.astype(x.dtype, copy=False), saved
 
 
@@ -392,7 +448,7 @@ def _dynopool_backward(saved: DynOPoolSaved, grad_y):
         if saved.alpha_xp is not xp:
             sums = to_numpy(sums)  # a host alpha gets a host gradient: this waits for the kernels
     else:
-        grad_x, sums = _backward_arrays(saved.x, saved.query_rows, g, saved.choice, rows, columns, saved.aggregate, xp)
+        grad_x, sums = _backward_arrays(saved.x, saved.x_is_finite, g, saved.choice, rows, columns, saved.aggregate, xp)
     grad_alpha = _alpha_gradient(saved, sums)
     return grad_x.astype(saved.x_dtype, copy=False), grad_alpha
 
