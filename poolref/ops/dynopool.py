@@ -24,9 +24,9 @@ gradient is a *straight-through* surrogate: ``O`` takes the derivative of ``L_co
 ``dO/dalpha = -L / alpha^2``, and so ``ds/dalpha = L^2 / (O^2 alpha^2)``.
 
 Bilinear sampling on such a grid is separable: it is a gather of two rows (``floor(u)`` and the
-next) followed by a gather of two columns. The forward does exactly that on the whole batch at
-once; the backward to ``x`` is the transpose of each gather, a scatter-add of each line's gradient
-onto the pixels it read.
+next) followed by a gather of two columns. The forward does exactly that, for every plane at once
+(in cache-sized blocks of planes, a speed trick that changes no value); the backward to ``x`` is the
+transpose of each gather, a scatter-add of each line's gradient onto the pixels it read.
 
 A pixel is *read* by a query point where its bilinear weight is not zero: a point lying exactly on
 a pixel reads that pixel only (so ``alpha = 2`` is ``max_pool2d(x, 2)`` even next to a NaN, an
