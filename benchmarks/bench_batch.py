@@ -154,6 +154,29 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
+#: The targets of issue 13: the time per sample at N = 64 at most this much over N = 1 ...
+FLAT_TARGET = 1.3
+#: ... and poolref's time at most this much over PyTorch's (or over DynOPool's composition) at N = 64.
+RATIO_TARGET = 1.5
+
+
+def _verdict(holds: bool) -> str:
+    return "holds" if holds else "FAILS"
+
+
+def _target_lines(rows) -> list[str]:
+    """One bullet per case: whether the two targets hold in this run (growth and ratio at the largest N)."""
+    largest = max(r["n"] for r in rows)
+    lines = []
+    for label in dict.fromkeys(r["case"] for r in rows):
+        growth, _ = _flatness(rows, label)
+        last = [r for r in rows if r["case"] == label][-1]
+        ratio = last["poolref_ms"] / last["torch_ms"]
+        lines.append(f"- {label}: growth {growth:.2f} (target <= {FLAT_TARGET}: {_verdict(growth <= FLAT_TARGET)}), "
+                     f"ratio at N = {largest} {ratio:.2f} (target <= {RATIO_TARGET}: {_verdict(ratio <= RATIO_TARGET)})")
+    return lines
+
+
 def _flatness_lines(rows) -> list[str]:
     """One bullet per case: per-sample time at the largest N over that at N = 1, poolref and PyTorch."""
     largest = max(r["n"] for r in rows)
@@ -176,6 +199,11 @@ def _markdown(rows, env) -> str:
         "cheaper per sample in a larger batch):",
         "",
         *_flatness_lines(rows),
+        "",
+        f"The targets in this run (poolref's growth from N = 1 to N = {max(r['n'] for r in rows)}, and its time over",
+        "PyTorch's there):",
+        "",
+        *_target_lines(rows),
         "",
     ]
     return "\n".join(parts)
@@ -210,6 +238,7 @@ def main(argv=None) -> int:
                   f"ratio {poolref_ms / torch_ms:5.2f}", flush=True)
     print(_table(rows))
     print("\n".join(_flatness_lines(rows)))
+    print("\n".join(_target_lines(rows)))
 
     if args.write:
         timing = (f"forward + backward, float32; median of {repeats} (N >= 16) to {_repeats(repeats, 1)} (N = 1) "
