@@ -16,9 +16,12 @@ and 64 it times one forward and backward pass of
   against its PyTorch composition (``poolref.testing.torch_compositions.dynopool_by_grid_sample``:
   ``grid_sample`` with border padding and a straight-through size);
 
-all float32, poolref and PyTorch called in turn on the same data after a warm-up (timing.py). Each
-row reports the median time divided by N, and the ratio poolref / PyTorch. Before timing, each case
-checks that poolref's output and gradients match PyTorch's.
+all float32, on the same data for both sides. Every batch size of a case and both sides are timed
+in the same rounds (timing.py): each round calls poolref and PyTorch at N = 1 (16 calls), N = 4
+(4 calls), N = 16 and N = 64, so that the machine's drift over a sweep weighs on all alike. Each row
+reports the median time per sample, and the ratio poolref / PyTorch; the results file also says
+whether the targets held (growth from N = 1 to N = 64 at most 1.3, ratio at N = 64 at most 1.5).
+Before timing, each case checks that poolref's output and gradients match PyTorch's.
 
 Usage::
 
@@ -131,9 +134,38 @@ def _agree(op, number, ours, theirs) -> bool:
     return numpy.mean(~numpy.isclose(ours, theirs, rtol=1e-4, atol=1e-3)) <= 1e-4
 
 
-def _repeats(base: int, n: int) -> int:
-    """More timed calls for small batches, whose calls are short and noisier."""
-    return base * max(1, 16 // n)
+def _calls_per_round(n: int) -> int:
+    """How many calls of batch ``n`` make one timed call: more for small batches, whose calls are
+    short and noisier (16 at N = 1, 4 at N = 4, 1 from N = 16)."""
+    return max(1, 16 // n)
+
+
+def _repeated(fn, times: int):
+    def run():
+        for _ in range(times):
+            fn()
+    return run
+
+
+def _sweep(case, batches, repeats, warmup, warmup_s, rng, torch, poolref) -> list[dict]:
+    """The rows of one case: every batch size and both sides timed in the same interleaved rounds.
+
+    Each round calls poolref and PyTorch at N = 1, then at N = 4, and so on, so that the machine's
+    drift over the minutes of a sweep (large on a shared machine) weighs on every batch size and
+    both sides alike: the growth from N = 1 to N = 64 is measured under one state, as the ratios are.
+    """
+    op, label, sample_shape = case
+    fns = []
+    for n in batches:
+        run_poolref, run_torch = _sides(op, label, sample_shape, n, rng, torch, poolref)
+        fns += [_repeated(run_poolref, _calls_per_round(n)), _repeated(run_torch, _calls_per_round(n))]
+    times = interleaved_median_ms(fns, repeats, warmup, warmup_s)
+    rows = []
+    for number, n in enumerate(batches):
+        per_sample = n * _calls_per_round(n)
+        rows.append({"case": label, "op": op, "n": n, "sample_shape": list(sample_shape),
+                     "poolref_ms": times[2 * number] / per_sample, "torch_ms": times[2 * number + 1] / per_sample})
+    return rows
 
 
 def _flatness(rows, label):
@@ -211,7 +243,7 @@ def _markdown(rows, env) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    add_common_arguments(parser, RESULTS, "timed runs per case at N >= 16, more for smaller N (default 9, 2 with --quick)")
+    add_common_arguments(parser, RESULTS, "timed rounds per case, each calling both sides at every N (default 9, 2 with --quick)")
     parser.add_argument("--only", default=None, help="run only the cases whose label contains this text")
     started = start(parser, argv, "bench_batch")
     if started is None:
@@ -226,23 +258,21 @@ def main(argv=None) -> int:
           f"{os.cpu_count()} CPUs", flush=True)
 
     rows = []
-    for op, label, sample_shape in _cases(args.quick):
-        if args.only and args.only not in label:
+    for case in _cases(args.quick):
+        if args.only and args.only not in case[1]:
             continue
-        for n in batches:
-            run_poolref, run_torch = _sides(op, label, sample_shape, n, rng, torch, poolref)
-            poolref_ms, torch_ms = interleaved_median_ms([run_poolref, run_torch], _repeats(repeats, n), warmup, warmup_s)
-            rows.append({"case": label, "op": op, "n": n, "sample_shape": list(sample_shape),
-                         "poolref_ms": poolref_ms / n, "torch_ms": torch_ms / n})
-            print(f"{label:32s} N={n:3d}  poolref {poolref_ms / n:8.3f} ms/sample  torch {torch_ms / n:8.3f}  "
-                  f"ratio {poolref_ms / torch_ms:5.2f}", flush=True)
+        for row in _sweep(case, batches, repeats, warmup, warmup_s, rng, torch, poolref):
+            rows.append(row)
+            print(f"{row['case']:32s} N={row['n']:3d}  poolref {row['poolref_ms']:8.3f} ms/sample  torch {row['torch_ms']:8.3f}  "
+                  f"ratio {row['poolref_ms'] / row['torch_ms']:5.2f}", flush=True)
     print(_table(rows))
     print("\n".join(_flatness_lines(rows)))
     print("\n".join(_target_lines(rows)))
 
     if args.write:
-        timing = (f"forward + backward, float32; median of {repeats} (N >= 16) to {_repeats(repeats, 1)} (N = 1) "
-                  "interleaved runs after warm-up, divided by N")
+        timing = (f"forward + backward, float32; median of {repeats} interleaved rounds after warm-up, each "
+                  f"calling both sides at every N (N = 1 {_calls_per_round(1)} times, N = 4 {_calls_per_round(4)} times), "
+                  "divided by the samples")
         env = environment(torch, poolref, timing)
         write_whole(args.output, _markdown(rows, env))
         write_whole(Path(args.output).with_suffix(".json"), json.dumps({"environment": dict(env), "rows": rows}, indent=1) + "\n")
