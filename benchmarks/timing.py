@@ -61,6 +61,14 @@ def start(parser, argv, script: str):
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    # PyTorch's OpenMP worker threads, by default, spin for a while after each parallel region
+    # before they sleep. With the two sides called in turn on a machine of few cores, a spinning
+    # worker takes a core from the poolref call that follows (measured here: grid_sample at N = 64,
+    # poolref 7.6 ms a sample alone, 12.5 right after PyTorch's calls, 10.1 with passive waiting; and
+    # PyTorch's own N = 1 calls took 25 ms a sample spinning against each other, 5.3 passive). So
+    # idle workers sleep (OMP_WAIT_POLICY=PASSIVE) unless the caller chose a policy; the results
+    # file records it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError:
@@ -86,6 +94,7 @@ def environment(torch, poolref, timing: str) -> list[tuple[str, str]]:
         ("python", platform.python_version()),
         ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
         ("torch threads", str(torch.get_num_threads())),
+        ("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "(default)")),
         ("timing", timing),
     ]
 
