@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 import poolref
 from helpers import assert_same_bits, torch_or_skip
 from poolref.autograd import gradcheck, vjp
-from poolref.ops.dynopool import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points, query_axis
+from poolref.ops.dynopool.arrays import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points
+from poolref.ops.dynopool.geometry import query_axis
 from poolref.reference import dynopool as ref
 from poolref.testing import assert_matches
 from poolref.testing.torch_compositions import dynopool_by_grid_sample
