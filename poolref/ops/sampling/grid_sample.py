@@ -167,6 +167,10 @@ def _bicubic_taps(ix, iy, H: int, W: int, padding_mode: str, align_corners: bool
     return cells.reshape(N, cells.size // N if N else 0), tap_weights, (along_x, along_y)
 
 
+# forward  y[n, c, p] = sum_q S_n[p, q] x[n, c, q]  (S_n: each point p's bilinear or bicubic weights at
+#          (ix, iy) = unnormalize(grid[n, p]), or one 1 at its nearest pixel; 0 off the image)
+# backward grad_x[n, c, q] = sum_p S_n[p, q] g[n, c, p]   (the transpose: a scatter-add)
+#          grad_grid[n, p] = sum_c g[n, c, p] (dy/dix, dy/diy) * d(ix, iy)/dgrid   (0 for nearest)
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     # Block by block of samples, as the forward (each block's gradients are those of its samples).
     xp = array_module(grad_y)
@@ -178,6 +182,9 @@ def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     return grad_x, grad_grid
 
 
+# forward  y = S @ image, per block of samples (image channels-last, S the block's sparse weights)
+# backward grad_image = S^T @ g;  grad_grid = sum_c g * (the weights' slopes) * slope of the
+#          coordinate map
 def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, grad_y, scratch: Scratch):
     """The gradients to x (N, C, H, W) and to the grid (N, H_out, W_out, 2) of one block of samples."""
     xp = array_module(grad_y)

@@ -99,6 +99,11 @@ def _grid_sample_3d_forward(x, grid, *, mode: str, padding_mode: str, align_corn
     return out, saved
 
 
+# forward  y[n, c, p] = sum_q S_n[p, q] x[n, c, q]  (S_n: point p's eight trilinear weights at
+#          (ix, iy, iz) = unnormalize(grid[n, p]) on the corners inside the volume, or a 1 at its
+#          nearest voxel)
+# backward grad_x = S^T g (a scatter-add); grad_grid[n, p] = sum_c g[n, c, p] (dy/dix, dy/diy, dy/diz)
+#          * d(ix, iy, iz)/dgrid, over the corners inside (0 for nearest)
 def _grid_sample_3d_backward(saved: GridSample3dSaved, grad_y):
     xp = array_module(grad_y)
     N, C, D, H, W = saved.x_shape

@@ -168,6 +168,8 @@ def _interpolate_forward(x, *, mode: str, size: tuple, align_corners: bool, scal
     return out, InterpolateSaved(plans, order, x.dtype)
 
 
+# forward  y = A_1 A_2 ... A_n x      (one (O_a, L_a) resampling map per axis)
+# backward grad_x = A_n^T ... A_1^T grad_y
 def _interpolate_backward(saved: InterpolateSaved, grad_y):
     # forward:  y = A_1 A_2 ... A_n x, one (O_a, L_a) map per axis (separable);
     # backward: grad_x = A_n^T ... A_1^T grad_y, each transpose a gather table of its own (for each
