@@ -1,0 +1,310 @@
+"""The built documentation, as a reader sees it: opened in headless Chromium with the network cut off.
+
+Every formula must have been typeset (no raw ``\\(``, ``\\[`` or ``$$`` left in the text of a page
+after its scripts ran), so the math renderer must be served by the site itself; no page may load a
+script, a stylesheet or an image from the network; every image must exist; every top-level page
+must be reachable from the top bar and from the index; every tutorial must have a real thumbnail.
+
+These tests read a built site, ``docs/_build/html`` (or the folder named by ``POOLREF_DOCS_HTML``),
+and skip, saying why, where there is none: CI (``.ci/run``) builds the docs after the test suite
+and then runs this file. The rendering test also needs Chromium (Debian: ``apt-get install
+chromium``) and skips where it is not installed.
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+    python -m pytest tests/test_docs_rendered.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("POOLREF_DOCS_HTML") or ROOT / "docs" / "_build" / "html")
+BUILD_COMMAND = "python -m sphinx -W --keep-going -b html docs docs/_build/html"
+
+if not (SITE / "index.html").is_file():
+    pytest.skip(f"no built documentation in {SITE} (build it with `{BUILD_COMMAND}`, or name a built site "
+                "in POOLREF_DOCS_HTML); CI builds the docs after the tests, then runs this file",
+                allow_module_level=True)
+
+PAGES = sorted(p for p in SITE.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+# TeX delimiters that MathJax replaces when it typesets a formula
+RAW_TEX = re.compile(r"\\\(|\\\[|\$\$")
+
+
+class _Page(HTMLParser):
+    """The resources a page loads, and its text outside code, scripts and styles."""
+
+    SKIPPED = {"script", "style", "pre", "code", "textarea"}  # text in these is not typeset, by design
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.loads: list[tuple[str, str]] = []  # (tag, URL) of every script, stylesheet and image
+        self.links: list[str] = []  # href of every <a>
+        self.text: list[str] = []
+        self.math = 0  # elements Sphinx marks as math
+        self.typeset = 0  # formulas MathJax has typeset (<mjx-container>)
+        self._skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.loads.append((tag, attrs["src"]))
+        elif tag == "link" and "stylesheet" in (attrs.get("rel") or "").split() and attrs.get("href"):
+            self.loads.append((tag, attrs["href"]))
+        elif tag == "img" and attrs.get("src"):
+            self.loads.append((tag, attrs["src"]))
+        elif tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if "math" in (attrs.get("class") or "").split():
+            self.math += 1
+        if tag == "mjx-container":
+            self.typeset += 1
+        if tag in self.SKIPPED:
+            self._skipping += 1
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIPPED and self._skipping:
+            self._skipping -= 1
+
+    def handle_data(self, data):
+        if not self._skipping:
+            self.text.append(data)
+
+
+def _parse(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    return page
+
+
+def _is_remote(url: str) -> bool:
+    return bool(urlsplit(url).scheme in ("http", "https") or url.startswith("//"))
+
+
+def _local_file(page: Path, url: str) -> Path:
+    return (page.parent / unquote(urlsplit(url).path)).resolve()
+
+
+def _relative(page: Path) -> str:
+    return str(page.relative_to(SITE))
+
+
+def test_no_page_loads_anything_from_the_network():
+    remote = [f"{_relative(page)}: <{tag}> {url}" for page in PAGES
+              for tag, url in _parse(page.read_text(encoding="utf-8")).loads if _is_remote(url)]
+    assert not remote, "pages that need the network to render:\n" + "\n".join(remote)
+
+
+def test_the_math_renderer_is_served_by_the_site():
+    math_pages = [page for page in PAGES if _parse(page.read_text(encoding="utf-8")).math]
+    assert math_pages, "no page has math: the check below would check nothing"
+    for page in math_pages:
+        scripts = [url for tag, url in _parse(page.read_text(encoding="utf-8")).loads if tag == "script"]
+        mathjax = [url for url in scripts if "mathjax" in url.lower()]
+        assert mathjax, f"{_relative(page)} has math but loads no MathJax: {scripts}"
+        for url in mathjax:
+            assert _local_file(page, url).is_file(), f"{_relative(page)} loads {url}, which the site does not have"
+
+
+def test_every_image_exists():
+    missing = [f"{_relative(page)}: {url}" for page in PAGES
+               for tag, url in _parse(page.read_text(encoding="utf-8")).loads
+               if tag == "img" and not url.startswith("data:") and not _is_remote(url)
+               and not _local_file(page, url).is_file()]
+    assert not missing, "broken images:\n" + "\n".join(missing)
+
+
+def test_every_tutorial_has_a_thumbnail_of_its_own():
+    gallery = SITE / "tutorials" / "index.html"
+    if not gallery.is_file():
+        pytest.skip("this build has no tutorial gallery")
+    thumbnails = [url for tag, url in _parse(gallery.read_text(encoding="utf-8")).loads
+                  if tag == "img" and "thumb" in url]
+    tutorials = sorted((ROOT / "tutorials").glob("plot_*.py"))
+    assert len(thumbnails) == len(tutorials), (thumbnails, tutorials)
+    placeholders = [url for url in thumbnails if "no_image" in url]  # sphinx-gallery's stand-in
+    assert not placeholders, f"tutorials without a figure for their thumbnail: {placeholders}"
+
+
+TOP_LEVEL = ["getting_started", "concepts", "tutorials/index", "ops/index", "dynopool", "atlas",
+             "conventions", "oracle", "api", "benchmarks"]
+
+
+def _top_bar(html: str) -> str:
+    start = html.index('class="bd-navbar-elements navbar-nav"')  # the first is the top bar's
+    return html[start:html.index("</ul>", start)]
+
+
+def test_every_top_level_page_is_in_the_top_bar_and_none_under_more():
+    bar = _top_bar((SITE / "index.html").read_text(encoding="utf-8"))
+    linked = {urlsplit(href).path for href in _parse(bar).links}
+    assert "dropdown" not in bar, "the top bar folds some pages into a 'More' menu"
+    missing = [name for name in TOP_LEVEL if f"{name}.html" not in linked]
+    assert not missing, f"top-level pages missing from the top bar: {missing} (it links {sorted(linked)})"
+
+
+def test_the_index_links_every_top_level_page_where_to_start():
+    html = (SITE / "index.html").read_text(encoding="utf-8")
+    start = html.index('id="where-to-start"')
+    section = html[start:html.index("</section>", start)]
+    linked = {urlsplit(href).path for href in _parse(section).links}
+    missing = [name for name in TOP_LEVEL if f"{name}.html" not in linked]
+    assert not missing, f"'Where to start' does not link {missing}"
+
+
+# -- In a browser --------------------------------------------------------------------------------------
+
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium): the pages "
+    "cannot be rendered here, so whether MathJax typesets their formulas offline is not checked")
+
+
+class _Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+    JSON messages ending in a NUL byte, Chromium reading fd 3 and writing fd 4), so no websocket
+    library is needed. Every request to the network goes to a dead proxy: pages render as offline."""
+
+    def __init__(self, timeout=60.0):
+        self.timeout = timeout
+        self._profile = tempfile.TemporaryDirectory()
+        # our ends of the two pipes, and Chromium's, which a small Python trampoline puts on fds 3 and 4
+        # before it becomes Chromium (subprocess cannot place an fd at a given number itself)
+        commands_read, self._commands = os.pipe()
+        self._replies, replies_write = os.pipe()
+        arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-pipe",
+                     "--proxy-server=http://127.0.0.1:9", f"--user-data-dir={self._profile.name}", "about:blank"]
+        trampoline = "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); os.execv(sys.argv[3], sys.argv[3:])"
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", trampoline, str(commands_read), str(replies_write), CHROMIUM, *arguments],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            pass_fds=(commands_read, replies_write))
+        os.close(commands_read)
+        os.close(replies_write)
+        self._buffer, self._last_id, self._events = b"", 0, []
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self._session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.send("Page.enable", session=True)
+
+    def _receive(self, deadline):
+        while b"\0" not in self._buffer:
+            ready, _, _ = select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise TimeoutError(f"Chromium did not answer within {self.timeout:g} s")
+            chunk = os.read(self._replies, 1 << 20)
+            if not chunk:
+                raise RuntimeError(f"Chromium ended (exit status {self._process.poll()})")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def send(self, method, params=None, session=False):
+        self._last_id += 1
+        message = {"id": self._last_id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = self._session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            reply = self._receive(deadline)
+            if reply.get("id") == self._last_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self._events.append(reply)
+
+    def _wait_for(self, event):
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if any(e.get("method") == event and e.get("sessionId") == self._session for e in self._events):
+                self._events.clear()
+                return
+            self._events.append(self._receive(deadline))
+
+    def open(self, page: Path, expression: str):
+        """Load ``page``, wait for its load event, and return the value of ``expression`` (a promise)."""
+        self._events.clear()
+        self.send("Page.navigate", {"url": page.as_uri()}, session=True)
+        self._wait_for("Page.loadEventFired")
+        result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                                "returnByValue": True}, session=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{_relative(page)}: {result['exceptionDetails']}")
+        return result["result"]["value"]
+
+    def close(self):
+        try:
+            self.send("Browser.close")
+        except (OSError, RuntimeError, TimeoutError):
+            self._process.kill()
+        self._process.wait(timeout=30)
+        os.close(self._commands)
+        os.close(self._replies)
+        self._profile.cleanup()
+
+
+# After MathJax has typeset the page (its startup promise): the text outside code, how many formulas
+# it typeset, and the images that did not load (lazy images are made eager first).
+_READ_PAGE = """(async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  const images = [...document.images];
+  images.forEach(image => { image.loading = "eager"; });
+  await Promise.all(images.map(image => image.decode().catch(() => null)));
+  const text = document.body.cloneNode(true);
+  text.querySelectorAll("script, style, pre, code, textarea").forEach(element => element.remove());
+  return {text: text.textContent, typeset: document.querySelectorAll("mjx-container").length,
+          broken: images.filter(image => image.naturalWidth === 0).map(image => image.getAttribute("src"))};
+})()"""
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Every page of the site as Chromium renders it, offline: {page: what _READ_PAGE returns}."""
+    browser = _Chromium()
+    try:
+        return {page: browser.open(page, _READ_PAGE) for page in PAGES}
+    finally:
+        browser.close()
+
+
+@needs_chromium
+def test_every_formula_is_typeset_offline(rendered):
+    math_pages = [page for page in PAGES if _parse(page.read_text(encoding="utf-8")).math]
+    assert math_pages
+    problems = []
+    for page in math_pages:
+        text = rendered[page]["text"]
+        raw = [text[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in RAW_TEX.finditer(text)]
+        if raw:
+            problems.append(f"{_relative(page)}: {len(raw)} formula(s) left as raw TeX, e.g. {raw[0]!r}")
+        elif not rendered[page]["typeset"]:
+            problems.append(f"{_relative(page)}: has math, but MathJax typeset nothing")
+    assert not problems, "\n".join(problems)
+
+
+@needs_chromium
+def test_no_raw_tex_on_any_page(rendered):
+    # a `$$` or `\\(` typed into a page without math (no MathJax loaded) would show as it is
+    raw = [_relative(page) for page, seen in rendered.items() if RAW_TEX.search(seen["text"])]
+    assert not raw, f"pages showing raw TeX: {raw}"
+
+
+@needs_chromium
+def test_every_image_loads_in_the_browser(rendered):
+    broken = [f"{_relative(page)}: {src}" for page, seen in rendered.items() for src in seen["broken"]]
+    assert not broken, "images that do not load:\n" + "\n".join(broken)
