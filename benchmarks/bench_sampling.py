@@ -25,14 +25,12 @@ installing poolref. Exits 0 with a message when PyTorch is not installed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy
-from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
+from timing import add_common_arguments, environment, interleaved_median_ms, start, write_whole  # benchmarks/timing.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu_sampling.md"
 
@@ -118,20 +116,11 @@ def _check(label, ours, theirs):
 
 def _markdown(rows, torch, poolref, repeats: int) -> str:
     """The results as Markdown: a sentence, the environment as a list, the table (the docs show it)."""
-    environment = [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-        ("poolref", getattr(poolref, "__version__", "unknown")),
-        ("numpy", numpy.__version__),
-        ("torch", torch.__version__),
-        ("python", platform.python_version()),
-        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
-        ("torch threads", str(torch.get_num_threads())),
-        ("timing", f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"),
-    ]
+    timing = f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"
     lines = [
         "Forward + backward of `grid_sample` and `interpolate`: poolref (NumPy) against PyTorch (CPU).",
         "",
-        *[f"- {key}: {value}" for key, value in environment],
+        *[f"- {key}: {value}" for key, value in environment(torch, poolref, timing)],
         "",
         "| case | shapes | poolref ms | torch ms | ratio poolref/torch |",
         "|---|---|---:|---:|---:|",
@@ -143,27 +132,11 @@ def _markdown(rows, torch, poolref, repeats: int) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small shapes and few repeats (a few seconds)")
-    parser.add_argument("--write", action="store_true", help=f"write the table as Markdown to {RESULTS}")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 11, 3 with --quick)")
-    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: PyTorch's)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    try:
-        import torch
-    except ImportError:
-        print("bench_sampling: PyTorch is not installed; nothing to compare against, skipping.")
+    add_common_arguments(parser, RESULTS, "timed runs per case (default 11, 3 with --quick)")
+    started = start(parser, argv, "bench_sampling")
+    if started is None:
         return 0
-    try:
-        import poolref
-    except ImportError:  # run from a checkout
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        import poolref
-    if args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    args, torch, poolref = started
 
     repeats = args.repeats or (3 if args.quick else 11)
     warmup, warmup_s = (3, 0.3) if args.quick else (2, 0.5)
@@ -181,12 +154,7 @@ def main(argv=None) -> int:
         print(f"{label:<62} {shapes:<42} {poolref_ms:>10.1f} {torch_ms:>9.1f} {poolref_ms / torch_ms:>6.2f}")
         rows.append((label, shapes, poolref_ms, torch_ms))
     if args.write:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")  # written whole, then moved: never half a file
-        tmp.write_text(_markdown(rows, torch, poolref, repeats))
-        tmp.replace(output)
-        print(f"wrote {output}")
+        write_whole(args.output, _markdown(rows, torch, poolref, repeats))
     return 0
 
 

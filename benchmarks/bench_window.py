@@ -24,14 +24,12 @@ Exits 0 with a message when PyTorch is not installed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
 import sys
 from pathlib import Path
 
 import numpy
-from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
+from timing import add_common_arguments, environment, interleaved_median_ms, start, write_whole  # benchmarks/timing.py
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu.md"
 
@@ -102,19 +100,6 @@ def _table(rows) -> str:
     return "\n".join(lines)
 
 
-def _environment(torch, poolref, repeats: int) -> list[tuple[str, str]]:
-    return [
-        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
-        ("poolref", getattr(poolref, "__version__", "unknown")),
-        ("numpy", numpy.__version__),
-        ("torch", torch.__version__),
-        ("python", platform.python_version()),
-        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
-        ("torch threads", str(torch.get_num_threads())),
-        ("timing", f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"),
-    ]
-
-
 def _markdown(rows, env) -> str:
     parts = [
         "Forward + backward of `max_pool2d` and `avg_pool2d`: poolref (NumPy) against PyTorch (CPU).",
@@ -127,37 +112,13 @@ def _markdown(rows, env) -> str:
     return "\n".join(parts)
 
 
-def _import_poolref():
-    """Import poolref, from this checkout when it is not installed."""
-    try:
-        import poolref
-    except ImportError:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        import poolref
-    return poolref
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
-    parser.add_argument("--write", action="store_true", help=f"write the table as Markdown to {RESULTS}")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where --write writes (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 15, 3 with --quick)")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="set torch.set_num_threads (default: leave PyTorch's default)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.repeats is not None and args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
-
-    try:
-        import torch
-    except ImportError:
-        print("bench_window: PyTorch is not installed; nothing to compare against, skipping.")
+    add_common_arguments(parser, RESULTS, "timed runs per case (default 15, 3 with --quick)")
+    started = start(parser, argv, "bench_window")
+    if started is None:
         return 0
-    poolref = _import_poolref()
-    if args.torch_threads is not None:
-        torch.set_num_threads(args.torch_threads)
+    args, torch, poolref = started
 
     repeats = args.repeats or (3 if args.quick else 15)
     warmup, warmup_s = (2, 0.2) if args.quick else (3, 0.5)
@@ -174,12 +135,8 @@ def main(argv=None) -> int:
     print(_table(rows))
 
     if args.write:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_name(output.name + ".tmp")
-        tmp.write_text(_markdown(rows, _environment(torch, poolref, repeats)))
-        tmp.replace(output)
-        print(f"wrote {output}")
+        timing = f"forward + backward, float32; median of {repeats} interleaved runs after warm-up"
+        write_whole(args.output, _markdown(rows, environment(torch, poolref, timing)))
     return 0
 
 

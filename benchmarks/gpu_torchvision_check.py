@@ -72,8 +72,8 @@ def random_case(rng, ps: bool):
 def _ps_roi_pool_touches_the_edge(rois, size, scale, H, W) -> bool:
     """Whether torchvision's forward and backward bins differ for some box (the known quirk)."""
     for roi in rois:
-        forward = reference._roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H - 1, W - 1))
-        backward = reference._roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H, W))
+        forward = reference.roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H - 1, W - 1))
+        backward = reference.roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H, W))
         if forward != backward:
             return True
     return False

@@ -1,11 +1,18 @@
-"""Timing shared by the benchmark scripts: sides called in turn, medians reported."""
+"""Shared by the benchmark scripts: sides called in turn, medians reported; arguments, environment, writing."""
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
-__all__ = ["interleaved_median_ms"]
+import numpy
+
+__all__ = ["interleaved_median_ms", "add_common_arguments", "start", "environment", "write_whole"]
 
 
 def interleaved_median_ms(fns, repeats: int, warmup: int = 3, warmup_s: float = 0.0) -> list[float]:
@@ -31,3 +38,63 @@ def interleaved_median_ms(fns, repeats: int, warmup: int = 3, warmup_s: float = 
             fn()
             record.append(time.perf_counter() - start)
     return [1e3 * statistics.median(record) for record in times]
+
+
+# --------------------------------------------------------------------------------------------------
+# What every benchmark script does around its timings: arguments, imports, the run's environment,
+# and writing its results file
+# --------------------------------------------------------------------------------------------------
+def add_common_arguments(parser, results, repeats_help: str) -> None:
+    """--quick, --write, --output, --repeats, --torch-threads and --seed, as every script has them."""
+    parser.add_argument("--quick", action="store_true", help="tiny shapes and few repeats (smoke test)")
+    parser.add_argument("--write", action="store_true", help=f"write the results to {results}")
+    parser.add_argument("--output", type=Path, default=results, help="where --write writes (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=None, help=repeats_help)
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="set torch.set_num_threads (default: leave PyTorch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def start(parser, argv, script: str):
+    """Parse the arguments; import torch (threads set as asked) and poolref (from this checkout when it
+    is not installed). Returns ``(args, torch, poolref)``, or None when PyTorch is not installed."""
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        import torch
+    except ImportError:
+        print(f"{script}: PyTorch is not installed; nothing to compare against, skipping.")
+        return None
+    try:
+        import poolref
+    except ImportError:  # run from a checkout
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        import poolref
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
+    return args, torch, poolref
+
+
+def environment(torch, poolref, timing: str) -> list[tuple[str, str]]:
+    """The facts a results file records about its run: date, versions, CPUs, PyTorch's threads."""
+    return [
+        ("date", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("poolref", getattr(poolref, "__version__", "unknown")),
+        ("numpy", numpy.__version__),
+        ("torch", torch.__version__),
+        ("python", platform.python_version()),
+        ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
+        ("torch threads", str(torch.get_num_threads())),
+        ("timing", timing),
+    ]
+
+
+def write_whole(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file moved into place: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(f"wrote {path}")

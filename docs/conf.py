@@ -142,6 +142,7 @@ BENCHMARK_MARKER = re.compile(r"^\.\. benchmark-results: (\S+)$", re.MULTILINE)
 BENCHMARK_COMMANDS = {
     "cpu.md": "python benchmarks/bench_window.py --write",
     "cpu_sampling.md": "python benchmarks/bench_sampling.py --write",
+    "cpu_batch.md": "python benchmarks/bench_batch.py --write",
     "cpu_region.md": "python benchmarks/bench_region.py --write",
     "cpu_dynopool.md": "python benchmarks/bench_dynopool.py --write",
 }

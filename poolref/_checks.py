@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy
 
+from ._backend import is_cupy_array
+
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
-           "check_flag", "check_global_input"]
+           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -23,9 +26,46 @@ def is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, numpy.bool_))
 
 
-def as_array(value):
-    """Arrays (numpy, cupy) and Tensors as they are; lists and scalars as numpy arrays."""
-    return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
+def _is_native(value) -> bool:
+    """A numpy or cupy array, or a poolref Tensor: what the ops compute on directly."""
+    if isinstance(value, numpy.ndarray) or is_cupy_array(value):
+        return True
+    tensor = sys.modules.get("poolref.autograd.tensor")
+    return tensor is not None and isinstance(value, tensor.Tensor)
+
+
+def as_array(value, name: str = "x", op: str = "poolref"):
+    """``value`` as something the ops compute on: numpy and cupy arrays and Tensors as they are; any
+    other array through the DLPack protocol (``__dlpack__``: zero-copy, e.g. a CPU PyTorch tensor or a
+    JAX array) or ``__array__``; lists and numbers as numpy arrays.
+
+    None, ragged lists and other objects are refused with a TypeError naming the argument.
+
+    >>> as_array([[1.0, 2.0]]).shape
+    (1, 2)
+    >>> as_array(None, "x", "max_pool2d")
+    Traceback (most recent call last):
+    ...
+    TypeError: max_pool2d: x must be an array (numpy, cupy, a poolref Tensor, or any array with __dlpack__ or __array__), got x=None
+    """
+    if _is_native(value):
+        return value
+    what = "an array (numpy, cupy, a poolref Tensor, or any array with __dlpack__ or __array__)"
+    if value is None or isinstance(value, (str, bytes, dict, set)):
+        raise TypeError(f"{op}: {name} must be {what}, got {name}={value!r}")
+    if hasattr(value, "__dlpack__"):
+        try:
+            return numpy.from_dlpack(value)  # zero-copy where the producer's memory is on the host
+        except (BufferError, RuntimeError, TypeError, ValueError):
+            pass  # a device array, or one the producer will not export (a tensor that requires grad)
+    try:
+        array = numpy.asarray(value)
+    except (ValueError, TypeError, RuntimeError) as error:  # ragged nesting, a tensor that requires grad, ...
+        raise TypeError(f"{op}: {name} must be {what}, got {name} of type {type(value).__name__} that numpy "
+                        f"cannot convert ({error})") from None
+    if array.dtype == object:
+        raise TypeError(f"{op}: {name} must be {what}, got {name} of type {type(value).__name__} (not numeric)")
+    return array
 
 
 def _layout(n: int) -> str:
@@ -38,7 +78,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
     Anything with ``shape`` and ``dtype`` (numpy, cupy, Tensor) is passed through; other array-likes
     become numpy arrays. Floating dtypes are accepted, integer dtypes only where ``integer_ok``.
     """
-    x = as_array(x)
+    x = as_array(x, name, op)
     if x.ndim not in (n + 1, n + 2):
         raise ValueError(
             f"{op}: {name} must have shape (N, C, {_layout(n)}) or (C, {_layout(n)}), "
@@ -59,7 +99,7 @@ def check_pool_input(x, n: int, op: str, *, integer_ok: bool, name: str = "x"):
 def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x"):
     """Return ``x`` of shape (N, C, *spatial) with at least one spatial dim, for the ops that pool
     whole planes (global pooling, GeM, LSE, bilinear pooling)."""
-    x = as_array(x)
+    x = as_array(x, name, op)
     if x.ndim < 3:
         raise ValueError(
             f"{op}: {name} must have shape (N, C, *spatial) with at least one spatial dim, "
@@ -73,6 +113,30 @@ def check_flag(value, name: str, op: str) -> bool:
     if not isinstance(value, (bool, numpy.bool_)):
         raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
     return bool(value)
+
+
+#: The most elements poolref allocates for one array (2^31, 16 GiB of float64). Ops that size an
+#: output or a sampling grid from their arguments (boxes, scale factors, alpha, output sizes) check
+#: the count first, so that an absurd argument is refused at once instead of exhausting memory or
+#: running for minutes.
+MAX_ELEMENTS = 2**31
+
+
+def check_element_count(count, name: str, value, op: str, what: str = "the output"):
+    """Refuse an allocation of more than :data:`MAX_ELEMENTS` elements before it is made.
+
+    ``count`` may be any Python number (it is never allocated); ``name`` and ``value`` are the argument
+    that caused it, named in the message with the count.
+
+    >>> check_element_count(10**12, "scale_factor", 1e6, "interpolate")
+    Traceback (most recent call last):
+    ...
+    ValueError: interpolate: scale_factor=1000000.0 asks for 1000000000000 elements in the output, more than poolref allocates for one array (2147483648)
+    """
+    if count > MAX_ELEMENTS:
+        shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+        raise ValueError(f"{op}: {name}={value!r} asks for {shown} elements in {what}, more than poolref "
+                         f"allocates for one array ({MAX_ELEMENTS})")
 
 
 def accumulation_dtype(dtype) -> numpy.dtype:

@@ -9,6 +9,10 @@ module three questions and nothing else:
    ``m = 0 .. k-1``), and which of them lie inside the input rather than in padding;
 3. what does an average divide by.
 
+Question 2 is answered as a table of taps per axis, :class:`poolref._taps.Taps`
+(:meth:`AxisWindows.tap_table`), the one table every separable op reads with. Adaptive pooling's
+windows are irregular, the bins of :func:`adaptive_bins` (:func:`adaptive_taps` is their table).
+
 Per axis (``k_eff = d*(k - 1) + 1`` is the span of a dilated window)::
 
     O = floor((L + p_begin + p_end - k_eff) / s) + 1          (ceil instead of floor in ceil mode)
@@ -58,16 +62,17 @@ from dataclasses import dataclass
 import numpy
 
 from ._checks import check_flag, is_int
+from ._taps import Taps
 
 __all__ = [
     "CONVENTIONS",
     "AxisWindows",
     "WindowGeometry",
-    "TapTable",
     "axis_windows",
     "pool_geometry",
-    "adaptive_tap_table",
+    "geometry_of_keywords",
     "adaptive_bins",
+    "adaptive_taps",
     "as_int_tuple",
     "check_convention",
     "resolve_padding",
@@ -256,8 +261,15 @@ class AxisWindows:
             return slice(first, first)  # no window (convention="jax"); a negative stop would wrap around
         return slice(first, first + (self.out_length - 1) * self.stride + 1, self.stride)
 
-    def tap_table(self) -> "TapTable":
-        return TapTable(self.taps(), self.inside(), self.dilation)
+    def tap_table(self) -> Taps:
+        """The windows as unweighted :class:`~poolref._taps.Taps`: the taps in padding are not read
+        (they hold the nearest input position, so a gather stays in bounds), ``step`` is the dilation.
+
+        >>> table = axis_windows(4, 3, 2, (1, 1), 1, False).tap_table()
+        >>> table.index.tolist(), table.reads().tolist(), table.origins().tolist()
+        ([[0, 0, 1], [1, 2, 3]], [[False, True, True], [True, True, True]], [-1, 1])
+        """
+        return Taps(self.length, numpy.clip(self.taps(), 0, max(self.length - 1, 0)), None, self.inside(), step=self.dilation)
 
 
 def output_length(length, kernel, stride, pad_begin, pad_end, dilation, ceil_mode) -> int:
@@ -284,20 +296,27 @@ class WindowGeometry:
     """Regular windows over all spatial axes: one :class:`AxisWindows` per axis, outermost first."""
 
     axes: tuple[AxisWindows, ...]
+    ceil_mode: bool = False  # how the output lengths were rounded (recorded for printing)
+    convention: str = "torch"  # whose padding rules placed the windows (recorded for printing)
 
     def __str__(self) -> str:
-        # what a printed tape shows for a windowed op
-        parts = [f"kernel_size={self.kernel}", f"stride={tuple(a.stride for a in self.axes)}"]
+        # what a printed tape shows for a windowed op: the whole geometry, defaults included, so that
+        # two calls that differ in any of it print differently
         pads = tuple((a.pad_begin, a.pad_end) for a in self.axes)
-        if any(b or e for b, e in pads):
-            parts.append(f"padding={pads}")
-        if any(a.dilation != 1 for a in self.axes):
-            parts.append(f"dilation={tuple(a.dilation for a in self.axes)}")
-        return ", ".join(parts)
+        return (f"(kernel_size={self.kernel}, stride={tuple(a.stride for a in self.axes)}, padding={pads}, "
+                f"dilation={tuple(a.dilation for a in self.axes)}, ceil_mode={self.ceil_mode}, "
+                f"convention={self.convention!r})")
 
     @property
     def ndim(self) -> int:
         return len(self.axes)
+
+    def loop_reference_arguments(self) -> tuple:
+        """``(kernel, stride, pad_begin, pad_end, dilation, ceil_mode)``, per-axis tuples: the resolved
+        geometry the plain-loop references of :mod:`poolref.reference.window` take."""
+        axes = self.axes
+        return (tuple(a.kernel for a in axes), tuple(a.stride for a in axes), tuple(a.pad_begin for a in axes),
+                tuple(a.pad_end for a in axes), tuple(a.dilation for a in axes), self.ceil_mode)
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -369,7 +388,7 @@ class WindowGeometry:
         """Slices of the padded input holding tap ``offsets`` of every window."""
         return tuple(a.tap_slice(m) for a, m in zip(self.axes, offsets))
 
-    def tap_tables(self) -> tuple["TapTable", ...]:
+    def tap_tables(self) -> tuple[Taps, ...]:
         return tuple(a.tap_table() for a in self.axes)
 
     def divisor(self, count_padding: bool, divisor_override=None) -> numpy.ndarray:
@@ -445,7 +464,8 @@ def pool_geometry(
     )
     if reduce_window:
         # lax.reduce_window: a padded axis shorter than the window gives no window (never fewer)
-        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes))
+        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes),
+                              bool(ceil_mode), convention)
     for axis in axes:
         if axis.out_length < 1:
             raise ValueError(
@@ -458,60 +478,22 @@ def pool_geometry(
                 f"{op}: padding is too large: with padding={padding!r}, kernel_size={kernel_size!r} and "
                 f"dilation={dilation} a window covers only padding"
             )
-    return WindowGeometry(axes)
+    return WindowGeometry(axes, bool(ceil_mode), convention)
 
 
 # --------------------------------------------------------------------------------------------------
 # Irregular windows: adaptive bins and unpooling
 # --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TapTable:
-    """For each output position ``o`` along one axis, the input positions its taps read.
+def geometry_of_keywords(spatial_shape, kwargs: dict, op: str) -> WindowGeometry:
+    """:func:`pool_geometry` from a windowed op's keyword arguments, with the ops' defaults (stride the
+    kernel, no padding, no dilation, floor mode, PyTorch's convention): how the tests and the oracle's
+    self-checks resolve a case's geometry for the loop references.
 
-    Tap ``m`` of window ``o`` reads position ``starts[o] + m*step`` when ``inside[o, m]``.
-    ``positions`` (O, K) lists them; outside taps are padding for regular windows (out of range),
-    and for adaptive bins taps past a short bin, which repeat its last position so that gathers
-    never go out of bounds. A :meth:`transposed` table lists windows instead of positions, in no
-    such arithmetic order: only ``positions`` and ``inside`` mean anything there.
+    >>> geometry_of_keywords((5,), dict(kernel_size=2, ceil_mode=True), "max_pool1d").loop_reference_arguments()
+    ((2,), (2,), (0,), (0,), (1,), True)
     """
-
-    positions: numpy.ndarray
-    inside: numpy.ndarray
-    step: int = 1
-
-    @property
-    def starts(self) -> numpy.ndarray:
-        return self.positions[:, 0]
-
-    @property
-    def taps_per_window(self) -> int:
-        return self.positions.shape[1]
-
-    def transposed(self, length: int) -> "TapTable":
-        """The table of the adjoint map: for each input cell ``j < length``, the windows that read it.
-
-        Row ``j`` lists, in increasing order, every window ``o`` with an inside tap at ``j``; rows are
-        padded to the longest with ``inside = False`` (position 0 there). Gathering a window-shaped
-        array through it and summing each row is the transpose of the window sum.
-
-        >>> table = adaptive_tap_table(3, 2)  # bins [0, 2) and [1, 3): cell 1 is in both
-        >>> back = table.transposed(3)
-        >>> back.positions.tolist(), back.inside.tolist()
-        ([[0, 0], [0, 1], [1, 0]], [[True, False], [True, True], [True, False]])
-        """
-        n_windows, taps = self.positions.shape
-        windows = numpy.broadcast_to(numpy.arange(n_windows)[:, None], (n_windows, taps))[self.inside]
-        cells = self.positions[self.inside]  # (T,) every inside tap, window by window
-        order = numpy.argsort(cells, kind="stable")  # by cell; within a cell, windows stay in order
-        cells, windows = cells[order], windows[order]
-        counts = numpy.bincount(cells, minlength=length)
-        width = max(int(counts.max(initial=0)), 1)
-        rank = numpy.arange(cells.size) - (numpy.cumsum(counts) - counts)[cells]  # slot within the row
-        positions = numpy.zeros((length, width), dtype=numpy.int64)
-        inside = numpy.zeros((length, width), dtype=bool)
-        positions[cells, rank] = windows
-        inside[cells, rank] = True
-        return TapTable(positions, inside)
+    return pool_geometry(tuple(spatial_shape), kwargs["kernel_size"], kwargs.get("stride"), kwargs.get("padding", 0),
+                         kwargs.get("dilation", 1), kwargs.get("ceil_mode", False), kwargs.get("convention", "torch"), op)
 
 
 def adaptive_bins(length: int, out_length: int) -> tuple[numpy.ndarray, numpy.ndarray]:
@@ -527,13 +509,25 @@ def adaptive_bins(length: int, out_length: int) -> tuple[numpy.ndarray, numpy.nd
     return starts, ends
 
 
-def adaptive_tap_table(length: int, out_length: int) -> TapTable:
-    """The adaptive bins of one axis as a :class:`TapTable` with K = the longest bin."""
+def adaptive_taps(length: int, out_length: int) -> Taps:
+    """The adaptive bins of one axis (:func:`adaptive_bins`) as unweighted :class:`~poolref._taps.Taps`.
+
+    Bin ``o`` reads ``start_o + m`` for ``m < end_o - start_o``; K is the longest bin, and the taps
+    past a shorter bin's end are not read (they hold the bin's last position, so a gather stays in
+    bounds). ``step = 1``. PyTorch sums a bin from 0 (``sum = 0; sum += x``), so the table sums
+    ``from_zero``: a bin of ``-0.0`` sums to ``+0.0``. The one table of adaptive average and max
+    pooling, and so of ``interpolate(mode="area")`` under ``convention="torch"``.
+
+    >>> table = adaptive_taps(5, 3)  # bins [0, 2) [1, 4) [3, 5)
+    >>> table.index.tolist(), table.reads().tolist()
+    ([[0, 1, 1], [1, 2, 3], [3, 4, 4]], [[True, True, False], [True, True, True], [True, True, False]])
+    """
     starts, ends = adaptive_bins(length, out_length)
-    longest = int((ends - starts).max())
-    positions = starts[:, None] + numpy.arange(longest)[None, :]
-    inside = positions < ends[:, None]
-    return TapTable(numpy.minimum(positions, ends[:, None] - 1), inside)
+    taps = numpy.arange(int((ends - starts).max()))
+    positions = starts[:, None] + taps[None, :]  # (O, K)
+    read = positions < ends[:, None]
+    index = numpy.minimum(positions, ends[:, None] - 1)
+    return Taps(length, index, None, None if read.all() else read, step=1, from_zero=True)
 
 
 def unpool_output_shape(in_shape, kernel, stride, pads, output_size, op: str) -> tuple[int, ...]:

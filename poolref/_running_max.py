@@ -318,6 +318,19 @@ class RunningMax:
         if self.ieee is not None:
             self.ieee = _ieee_maximum(self.ieee, value, xp)
 
+    def missed_nan(self) -> bool:
+        """True when a scan told ``nan_possible=False`` met a NaN after all: scan again with True.
+
+        Speed trick (PyTorch's fast scan): rather than search the whole input for a NaN before
+        scanning (a pass over the input), a caller may scan without the NaN test and ask this after.
+        ``maximum`` propagates NaN, so a window's running best is NaN exactly when one of its taps
+        is; only the NaN test's winner (the last NaN) can then be wrong, and only then is a rescan
+        needed. Always False for the other rules, which decide NaN in their comparison.
+        """
+        if not self.fast or self.nan_possible or self.best.dtype.kind != "f":
+            return False
+        return bool(self.xp.isnan(self.best).any())
+
     def values(self, read_at_winner):
         """The output of every window: the winner's value (the floor where nothing was taken), or the
         IEEE maximum (JAX).
@@ -340,12 +353,12 @@ class RunningMax:
 def first_inside_tap(tables, kernel, xp):
     """(O_0, .., O_{n-1}) number of each window's first tap inside the input, in row-major order.
 
-    ``tables`` are the per-axis :class:`poolref._geometry.TapTable`; every window has an inside tap.
+    ``tables`` are the per-axis :class:`poolref._taps.Taps` of the windows; every window has an inside tap.
     """
     n = len(tables)
     number = xp.zeros((1,) * n, dtype=numpy.int64)
     for a, table in enumerate(tables):
-        first = xp.asarray(table.inside.argmax(axis=1))
+        first = xp.asarray(table.reads().argmax(axis=1))
         number = number * kernel[a] + first.reshape([-1 if b == a else 1 for b in range(n)])
     return number
 
@@ -353,11 +366,12 @@ def first_inside_tap(tables, kernel, xp):
 def window_indices(winner, tables, in_shape, kernel):
     """Turn each window's winning tap number into a flat index within its (n, c) plane.
 
-    ``winner`` (.., O_0, .., O_{n-1}) counts taps row-major over ``kernel``. Tap ``m`` of window ``o``
-    sits at ``starts[o] + m*step`` on each axis, so the flat index splits into a per-window base and a
-    per-tap offset, ``base[o] + offset[winner]`` (PyTorch's layout: ``h*W + w`` in 2-D,
-    ``(d*H + h)*W + w`` in 3-D). The index is -1 where there is no winner or the winner is a padding
-    tap (possible under the JAX rule).
+    ``winner`` (.., O_0, .., O_{n-1}) counts taps row-major over ``kernel``; ``tables`` are the
+    per-axis :class:`poolref._taps.Taps` of the windows, evenly spaced: tap ``m`` of window ``o``
+    sits at ``origins[o] + m*step`` on each axis, so the flat index splits into a per-window base and
+    a per-tap offset, ``base[o] + offset[winner]`` (PyTorch's layout: ``h*W + w`` in 2-D,
+    ``(d*H + h)*W + w`` in 3-D). The index is -1 where there is no winner or the winner is a tap the
+    window does not read (a padding tap, possible under the JAX rule).
     """
     xp = array_module(winner)
     n = len(tables)
@@ -367,11 +381,11 @@ def window_indices(winner, tables, in_shape, kernel):
     inside = numpy.ones((1,) * (2 * n), dtype=bool)  # (O_0, .., O_{n-1}, k_0, .., k_{n-1})
     for a, (table, stride) in enumerate(zip(tables, plane_strides)):
         along = [-1 if b == a else 1 for b in range(n)]
-        base = base + (table.starts.astype(numpy.int64) * stride).reshape(along)
+        base = base + (table.origins() * stride).reshape(along)
         offset = offset + (numpy.arange(kernel[a]) * table.step * stride).reshape(along)
-        table_shape = [table.inside.shape[0] if b == a else 1 for b in range(n)]
-        table_shape += [table.inside.shape[1] if b == a else 1 for b in range(n)]
-        inside = inside & table.inside.reshape(table_shape)
+        table_shape = [table.out_length if b == a else 1 for b in range(n)]
+        table_shape += [table.taps_per_output if b == a else 1 for b in range(n)]
+        inside = inside & table.reads().reshape(table_shape)
     if winner.dtype.kind == "u":  # PyTorch's fast scan: a winner always, never in padding
         return xp.asarray(base) + xp.take(xp.asarray(offset.ravel()), winner)
     found = winner >= 0

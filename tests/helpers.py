@@ -2,30 +2,12 @@
 
 import numpy
 
-from poolref._geometry import pool_geometry
+from poolref._geometry import geometry_of_keywords
 
 
 def resolved(spatial_shape, kwargs, op="test"):
     """(kernel, stride, pad_begin, pad_end, dilation, ceil_mode) tuples for a reference function."""
-    geometry = pool_geometry(
-        tuple(spatial_shape),
-        kwargs["kernel_size"],
-        kwargs.get("stride"),
-        kwargs.get("padding", 0),
-        kwargs.get("dilation", 1),
-        kwargs.get("ceil_mode", False),
-        kwargs.get("convention", "torch"),
-        op,
-    )
-    axes = geometry.axes
-    return (
-        tuple(a.kernel for a in axes),
-        tuple(a.stride for a in axes),
-        tuple(a.pad_begin for a in axes),
-        tuple(a.pad_end for a in axes),
-        tuple(a.dilation for a in axes),
-        bool(kwargs.get("ceil_mode", False)),
-    )
+    return geometry_of_keywords(spatial_shape, kwargs, op).loop_reference_arguments()
 
 
 def torch_or_skip():
@@ -105,3 +87,47 @@ def assert_device_agrees(xp, fn, *primals, rtol=1e-12, atol=1e-13, seed=0):
             continue
         assert array_module(a) is xp and a.dtype == b.dtype, (number, type(a), a.dtype, b.dtype)
         assert_matches(to_numpy(a), b, rtol=rtol, atol=atol, what=f"gradient of primal {number}")
+
+
+def assert_same_bits(got, want, what="output"):
+    """``got`` is ``want`` bit for bit: same dtype, shape and bits in every element, signed zeros
+    included, except that a NaN only has to meet a NaN.
+
+    NaN's sign bit is not part of its value, and NumPy does not keep it stable: ``inf - inf`` or
+    ``nan + nan`` gives a NaN of either sign depending on whether the element went through a SIMD
+    lane or the scalar tail of a loop, which moves with the length of the arrays.
+    """
+    got, want = numpy.asarray(got), numpy.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, (what, got.dtype, want.dtype, got.shape, want.shape)
+    if got.dtype.kind == "f":
+        nan = numpy.isnan(want)
+        assert numpy.array_equal(numpy.isnan(got), nan), f"{what}: NaN at other places"
+        got, want = got[~nan], want[~nan]
+    differ = got.view(numpy.uint8).reshape(got.shape + (-1,)) != want.view(numpy.uint8).reshape(want.shape + (-1,))
+    assert not differ.any(), f"{what}: {int(differ.any(axis=-1).sum())} elements differ in their bits"
+
+
+def outputs_and_gradients(fn, *primals, seed=0):
+    """Every output of ``vjp(fn, *primals)`` and every gradient, for a cotangent holding NaN and +-inf."""
+    from poolref.autograd import vjp
+
+    outputs, pullback = vjp(fn, *primals)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    cotangents = [plant_nonfinite(numpy.random.default_rng(seed).standard_normal(y.shape), seed).astype(y.dtype)
+                  for y in outputs if y.dtype.kind == "f"]
+    grads = pullback(cotangents[0] if len(cotangents) == 1 else tuple(cotangents))
+    return tuple(outputs) + tuple(g for g in grads if g is not None)
+
+
+def assert_blocks_change_nothing(monkeypatch, fn, *primals):
+    """``fn``'s outputs and gradients are the same bits (:func:`assert_same_bits`) whether the op runs
+    its batch as one block or one plane (or sample) per block (``poolref._backend.BLOCK_BYTES = 1``)."""
+    import poolref._backend
+
+    with monkeypatch.context() as patch:
+        patch.setattr(poolref._backend, "BLOCK_BYTES", 2**62)
+        one_block = outputs_and_gradients(fn, *primals)
+        patch.setattr(poolref._backend, "BLOCK_BYTES", 1)
+        blocks_of_one = outputs_and_gradients(fn, *primals)
+    for number, (got, want) in enumerate(zip(blocks_of_one, one_block)):
+        assert_same_bits(got, want, what=f"output or gradient {number}")

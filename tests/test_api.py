@@ -35,6 +35,8 @@ CONTRACT.update({
     "bilinear_pool": "x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12",
     "conv2d": "x, weight, bias=None, stride=1, padding=0, dilation=1",
     "deform_conv2d": "x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None",
+    "blur_pool2d": "x, kernel_size, stride=2",
+    "max_blur_pool2d": "x, kernel_size, stride=2, max_pool_size=2, ceil_mode=None",
     # Region
     "spatial_pyramid_pool2d": "x, levels=(1, 2, 4), mode='max', *, binning='adaptive'",
     "roi_pool": "x, boxes, output_size, spatial_scale=1.0",

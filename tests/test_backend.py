@@ -4,7 +4,7 @@ import numpy
 import pytest
 
 import poolref
-from poolref._backend import array_module, sparse_csr, sparse_rows, to_numpy
+from poolref._backend import BLOCK_BYTES, Scratch, array_module, batch_blocks, sparse_csr, sparse_rows, take_rows, to_numpy
 
 
 def test_numpy_is_chosen_for_numpy_arrays_and_plain_values():
@@ -131,3 +131,51 @@ def test_sparse_rows_refuses_entries_that_do_not_fill_its_rows(data, indices, pe
     with pytest.raises(ValueError) as info:
         sparse_rows(data, indices, 3, per_row)
     assert words in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# batch_blocks, Scratch, take_rows: the cache blocking of the ops' batch loops
+# ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("count, item_bytes", [(0, 10), (1, 10), (7, 1), (10, 2**20), (100, 3 * 2**20 // 7), (5, 2**40)])
+def test_batch_blocks_cover_the_batch_in_order_with_blocks_of_about_block_bytes(count, item_bytes):
+    blocks = batch_blocks(count, item_bytes)
+    assert blocks[0].start == 0 and blocks[-1].stop == count
+    assert all(a.stop == b.start for a, b in zip(blocks, blocks[1:]))  # consecutive, no gap, no overlap
+    per_block = max(1, BLOCK_BYTES // item_bytes)
+    assert all(b.stop - b.start == per_block for b in blocks[:-1])
+    assert 0 < blocks[-1].stop - blocks[-1].start <= per_block or count == 0
+
+
+def test_batch_blocks_follow_block_bytes_at_call_time(monkeypatch):
+    import poolref._backend
+
+    monkeypatch.setattr(poolref._backend, "BLOCK_BYTES", 1)
+    assert batch_blocks(3, 100) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
+def test_batch_blocks_leave_a_device_batch_whole(xp, monkeypatch):
+    # the GPU runs each pass over the whole batch at once: blocks would only add kernel launches
+    import poolref._backend
+
+    monkeypatch.setattr(poolref._backend, "BLOCK_BYTES", 1)
+    expected = [slice(0, 9)] if xp is not numpy else [slice(k, k + 1) for k in range(9)]
+    assert batch_blocks(9, 100, like=xp.zeros(3)) == expected
+
+
+def test_scratch_hands_out_views_of_one_buffer_per_name():
+    scratch = Scratch(numpy)
+    big = scratch.empty("a", (4, 5), numpy.float32)
+    small = scratch.empty("a", (3, 2), numpy.float32)
+    other = scratch.empty("b", (3, 2), numpy.float32)
+    assert small.flags.c_contiguous and small.shape == (3, 2)
+    assert numpy.shares_memory(big, small) and not numpy.shares_memory(big, other)
+    assert not numpy.shares_memory(big, scratch.empty("a", (5, 5), numpy.float32))  # larger: a new buffer
+    assert scratch.empty("a", (2,), numpy.float64).dtype == numpy.float64  # another dtype: a new buffer
+
+
+def test_take_rows_writes_the_rows_into_out(xp):
+    source = numpy.arange(12.0).reshape(4, 3)
+    rows = numpy.array([3, 0, 0, 2])
+    out = xp.zeros((4, 3))
+    assert take_rows(xp.asarray(source), xp.asarray(rows), out) is out
+    numpy.testing.assert_array_equal(to_numpy(out), source[rows])

@@ -57,12 +57,13 @@ def test_frameworks_and_ops_in_any_order(capsys):
     assert main(["check", "max_pool1d", "self", "--cases", "1", "--in-process", "--quiet"]) == 0
 
 
-def test_version():
+def test_version(capsys):
     from poolref import __version__
 
     with pytest.raises(SystemExit) as info:
         main(["--version"])
     assert info.value.code == 0
+    assert __version__ in capsys.readouterr().out
 
 
 def test_json_to_standard_output(capsys):

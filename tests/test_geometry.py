@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from helpers import torch_or_skip
 from poolref._geometry import (
     adaptive_bins,
-    adaptive_tap_table,
+    adaptive_taps,
     axis_windows,
     pool_geometry,
     resolve_padding,
@@ -89,9 +89,13 @@ def test_adaptive_bins_cover_the_axis_in_order(L, O):
     starts, ends = adaptive_bins(L, O)
     assert starts[0] == 0 and ends[-1] == L
     assert numpy.all(ends > starts) and numpy.all(numpy.diff(starts) >= 0) and numpy.all(starts[1:] <= ends[:-1])
-    table = adaptive_tap_table(L, O)
-    assert table.inside.sum(axis=1).tolist() == (ends - starts).tolist()
-    assert table.positions.max() < L
+    table = adaptive_taps(L, O)
+    assert table.reads().sum(axis=1).tolist() == (ends - starts).tolist()
+    assert table.index.max() < L and table.weight is None
+    # evenly spaced from each bin's start: the running max's index arithmetic
+    assert table.origins().tolist() == starts.tolist()
+    read = table.reads()
+    assert (table.index[read] == (table.origins()[:, None] + numpy.arange(table.taps_per_output))[read]).all()
 
 
 def test_unpool_output_size_rules():
@@ -171,9 +175,9 @@ def test_cells_read_and_sees_input_follow_the_taps(L, k, s, d, low, high):
 
 @given(L=st.integers(1, 30), O=st.integers(1, 30))
 def test_transposed_adaptive_table_lists_the_bins_of_each_cell(L, O):
-    table = adaptive_tap_table(L, O)
-    back = table.transposed(L)
+    table = adaptive_taps(L, O)
+    back = table.transpose()
     starts, ends = adaptive_bins(L, O)
     for j in range(L):
         bins = [o for o in range(O) if starts[o] <= j < ends[o]]
-        assert back.positions[j][back.inside[j]].tolist() == bins
+        assert back.index[j][back.reads()[j]].tolist() == bins

@@ -9,7 +9,6 @@ by every op, in its value, its index and where its gradient goes.
   non-contiguous inputs, with NaN and inf in the upstream gradient.
 """
 
-import itertools
 
 import numpy
 import pytest
@@ -534,7 +533,7 @@ def test_tensorflow_max_pool_gradient_defects_that_poolref_does_not_copy():
 
 
 def _ort_max_pool(x, kernel, strides, pads, dilations, with_indices):
-    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 

@@ -46,3 +46,12 @@ def test_a_property_test_of_real_data_passes(pytester, monkeypatch):
     result = run(pytester, monkeypatch, source.replace("numpy.ones(", "numpy.random.default_rng(width).standard_normal("))
     assert "trivial" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_a_law_about_constant_outputs_is_exempt_when_marked_with_a_reason(pytester, monkeypatch):
+    source = PROPERTY_TESTS.format(name="constant", fill="zeros", batch=1).replace(
+        "@settings(", '@pytest.mark.constant_outputs("zeros pool to zeros")\n@settings(').replace(
+        "import numpy\n", "import numpy\nimport pytest\n")
+    result = run(pytester, monkeypatch, source)
+    assert "trivial" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK

@@ -6,6 +6,9 @@ registered :class:`poolref.autograd.Function`'s forward) and calls an example *t
 output it produced was empty or constant. At the end of the session, a test of at least
 ``MIN_EXAMPLES`` examples more than ``MAX_TRIVIAL`` of which were trivial fails the run, with the
 list. Loaded by ``pyproject.toml``'s ``-p triviality``.
+
+A law about constant outputs (a constant map stays constant) is exempt when marked
+``@pytest.mark.constant_outputs("why")``: the reason is required and shows in the test's source.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ def _watch(function):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "constant_outputs(reason): the property is about constant outputs "
+                                       "(exempt from the triviality check; give the reason)")
     import poolref  # noqa: F401 - registers every op's Function
     from poolref.autograd.function import REGISTRY
 
@@ -77,7 +82,10 @@ def _counting(test_id, inner):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item):
     hypothesis = getattr(getattr(item, "obj", None), "hypothesis", None)
-    if hypothesis is not None and not getattr(hypothesis.inner_test, "_counted", False):
+    exempt = item.get_closest_marker("constant_outputs")
+    if exempt is not None and not exempt.args:
+        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.constant_outputs needs a reason")
+    if hypothesis is not None and exempt is None and not getattr(hypothesis.inner_test, "_counted", False):
         hypothesis.inner_test = _counting(item.nodeid, hypothesis.inner_test)
         hypothesis.inner_test._counted = True
 

@@ -116,3 +116,38 @@ def region_times():
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds (median), poolref on the CPU")
     ax.legend(fontsize=7, loc="lower right")
+
+
+def batch_sweep():
+    """Forward + backward time per sample against the batch size N (log scale), poolref and PyTorch,
+    one panel per op, from benchmarks/results/cpu_batch.json (written by bench_batch.py --write)."""
+    import json
+
+    path = RESULTS / "cpu_batch.json"
+    if not path.is_file():
+        fig, ax = plt.subplots(figsize=(7, 1.5))
+        ax.text(0.5, 0.5, "benchmarks/results/cpu_batch.json has not been written", ha="center", va="center")
+        ax.axis("off")
+        return
+    rows = json.loads(path.read_text())["rows"]
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    columns = 4
+    fig, axes = plt.subplots((len(cases) + columns - 1) // columns, columns, figsize=(10, 2.3 * ((len(cases) + columns - 1) // columns)),
+                             squeeze=False, constrained_layout=True)
+    for ax, case in zip(axes.flat, cases):
+        mine = [r for r in rows if r["case"] == case]
+        n = [r["n"] for r in mine]
+        ax.plot(n, [r["poolref_ms"] for r in mine], "o-", color="#1f77b4", label="poolref")
+        ax.plot(n, [r["torch_ms"] for r in mine], "s--", color="#ff7f0e", label="PyTorch")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(n, [str(v) for v in n])
+        ax.set_ylim(0, 1.15 * max(max(r["poolref_ms"], r["torch_ms"]) for r in mine))
+        ax.set_title(case.replace(" k=3 s=2 p=1", ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(cases):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("ms per sample", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("batch size N", fontsize=8)
+    axes.flat[0].legend(fontsize=7)

@@ -8,7 +8,6 @@ coordinates (pixel ``k`` centred at ``k``), so a query coordinate ``u`` is drawn
 """
 
 import matplotlib.pyplot as plt
-import numpy as np
 from matplotlib.patches import Rectangle
 
 from poolref.ops.dynopool import query_axis

@@ -2,7 +2,7 @@
 
 Run by the ``.. plot::`` directive at build time. The bins and sampling points come from the
 geometry functions that ``poolref.roi_pool`` and ``poolref.roi_align`` themselves call
-(``pool_bins``, ``align_geometry``, ``sample_coordinates`` in ``poolref.ops.region``).
+(``pool_bins``, ``align_geometry``, ``sample_coordinates`` in ``poolref.ops.region.boxes``).
 
 Picture coordinates: pixel ``k`` is the unit square ``[k, k + 1)``, so its centre is at ``k + 1/2``.
 The kernels work in *index* coordinates, where pixel ``k`` is centred at ``k``: an index coordinate
@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from poolref.ops.region import align_geometry, pool_bins, sample_coordinates
+from poolref.ops.region.boxes import align_geometry, pool_bins, sample_coordinates
 
 SIZE = 8  # an 8 x 8 feature map
 BOX = np.array([[0, 1.4, 1.7, 6.4, 5.6]])  # [batch, x1, y1, x2, y2]

@@ -165,6 +165,8 @@ class Tape:
     >>> with Tape() as tape:
     ...     y = (x * 3.0).sum()
     >>> print(tape)
+    # %k names the k-th tensor to appear: an input, or the output of the line that assigns it
+    x = input  -> (2,) float64
     %0 = mul(x, 3.0)  -> (2,) float64
     %1 = sum(%0) keepdims=False  -> () float64
     >>> tape.gradient(y, x)
@@ -238,7 +240,11 @@ class Tape:
             # one without changing the other. (A large copy costs as much as a pooling backward.)
             # Only gradients on the same device can share memory (and cupy compares only cupy arrays).
             sharing = sum(1 for other in returned if array_module(other) is xp and xp.may_share_memory(grad, other))
-            return xp.array(grad, copy=True) if sharing > 1 else grad
+            # A backward may return a broadcast view (``sum``'s gradient is g broadcast to the input's
+            # shape: stride 0, read-only in NumPy): the caller gets an ordinary, writable array.
+            broadcast = grad.size > 1 and 0 in grad.strides
+            read_only = not getattr(grad.flags, "writeable", True)
+            return xp.array(grad, copy=True) if sharing > 1 or broadcast or read_only else grad
 
         if isinstance(sources, (list, tuple)):
             return [gradient_of(s) for s in sources]
@@ -246,7 +252,12 @@ class Tape:
 
     def __str__(self) -> str:
         # Named tensors print as their name; the others as %0, %1, ... in order of first appearance.
+        # A tensor the tape did not compute (a leaf, or a value from before the tape) is introduced by
+        # an "input" line before its first use.
+        if not self.entries:
+            return "(empty tape)"
         names = {x.uid: x.name for node in self.entries for x in node.inputs if getattr(x, "name", None)}
+        computed = {uid for node in self.entries for uid in node.output_uids}
         labels: dict = {}  # uid -> label
         numbers = itertools.count()
 
@@ -255,7 +266,13 @@ class Tape:
                 labels[uid] = names.get(uid) or f"%{next(numbers)}"
             return labels[uid]
 
-        return "\n".join(node.describe(label) for node in self.entries) or "(empty tape)"
+        lines = ["# %k names the k-th tensor to appear: an input, or the output of the line that assigns it"]
+        for node in self.entries:
+            for x in node.inputs:
+                if hasattr(x, "uid") and x.uid not in labels and x.uid not in computed:
+                    lines.append(f"{label(x.uid)} = input  -> {tuple(x.shape)} {x.dtype}")
+            lines.append(node.describe(label))
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<Tape with {len(self.entries)} entries>"
@@ -281,7 +298,9 @@ def _short(value) -> str:
         return repr(value.item())
     if isinstance(value, (str, int, float, bool)):
         return repr(value)
-    # Any other object prints with str(): a parameter record (a geometry, say) that defines a short
-    # __str__ shows up readably on the tape; one that does not falls back to its repr.
+    # Any other object prints with str(): a parameter record that defines its own __str__ (a geometry,
+    # say) shows up in full on the tape; one that does not falls back to its repr, cut short.
     text = str(value)
+    if type(value).__str__ is not object.__str__:
+        return text
     return text if len(text) <= 60 else text[:57] + "..."

@@ -48,7 +48,7 @@ OPS = tuple(
     + [f"adaptive_{kind}_pool{n}d" for kind in ("avg", "max") for n in (1, 2, 3)]
     + ["global_avg_pool", "global_max_pool", "global_lp_pool", "fractional_max_pool2d", "fractional_max_pool3d",
        "stochastic_pool2d", "mixed_pool2d", "gem_pool", "soft_pool2d", "lse_pool", "bilinear_pool", "conv2d",
-       "deform_conv2d", "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
+       "deform_conv2d", "blur_pool2d", "max_blur_pool2d", "spatial_pyramid_pool2d", "roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool",
        "grid_sample", "interpolate", "dynopool2d"]
 )
 assert set(OPS) == set(GENERATORS)

@@ -13,7 +13,7 @@ The generators live with their op family:
 module                                 ops
 =====================================  ==============================================================
 :mod:`poolref.cases.windows`           max, avg, Lp, unpool, adaptive, global, fractional, stochastic,
-                                       mixed and spatial pyramid pooling
+                                       mixed, spatial pyramid, blur and max-blur pooling
 :mod:`poolref.cases.sampling`          grid_sample, interpolate, dynopool2d
 :mod:`poolref.cases.regions`           roi_pool, roi_align, ps_roi_pool, ps_roi_align, deform_roi_pool
 :mod:`poolref.cases.learned`           conv2d, deform_conv2d, gem_pool, soft_pool2d, lse_pool,

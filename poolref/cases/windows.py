@@ -1,5 +1,5 @@
 r"""Generators of the windowed ops: max, average and Lp pooling, unpooling, adaptive, global,
-fractional, stochastic, mixed and spatial pyramid pooling.
+fractional, stochastic, mixed and spatial pyramid pooling, blur and max-blur pooling.
 
 Each ``gen(rng, op, space) -> Case`` draws a valid call of its op (see :mod:`poolref.cases.generators`).
 PyTorch's Lp pooling gets positive values (its formula has no absolute value).
@@ -266,12 +266,30 @@ def _spatial_pyramid(rng, op, space):
     return Case(op, {"x": x}, dict(levels=levels, mode=mode, binning=binning))
 
 
+def _blur(rng, op, space):
+    """kornia's blur pools: a square binomial kernel of 1 to 5 (Zhang's sizes; kornia's float16 kernel
+    rounds its smallest weights from about 13 on), stride 1 to 3, for max-blur pooling a max pool of
+    1 to 3 and distinct values (one argmax per window, so gradients have one place to go)."""
+    kernel, stride = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+    kwargs = dict(kernel_size=kernel, stride=stride)
+    smallest = 1
+    if op == "max_blur_pool2d":
+        smallest = int(rng.integers(1, 4))
+        kwargs["max_pool_size"] = smallest
+    shape = draw_ints(rng, smallest, 8, 2)
+    dtype = numpy.dtype(pick(rng, space["dtypes"]))
+    full = draw_batch_channels(rng) + shape
+    x = distinct_values(rng, full, dtype) if op == "max_blur_pool2d" else smooth_values(rng, full, dtype)
+    return Case(op, {"x": x}, kwargs)
+
+
 # --------------------------------------------------------------------------------------------------
 # The ops of this family and their generators
 # --------------------------------------------------------------------------------------------------
 GENERATORS = {"global_avg_pool": _global, "global_max_pool": _global, "global_lp_pool": _global,
               "fractional_max_pool2d": _fractional, "fractional_max_pool3d": _fractional,
-              "stochastic_pool2d": _stochastic, "mixed_pool2d": _mixed, "spatial_pyramid_pool2d": _spatial_pyramid}
+              "stochastic_pool2d": _stochastic, "mixed_pool2d": _mixed, "spatial_pyramid_pool2d": _spatial_pyramid,
+              "blur_pool2d": _blur, "max_blur_pool2d": _blur}
 for _n in (1, 2, 3):
     for _kind in ("max", "avg", "lp"):
         GENERATORS[f"{_kind}_pool{_n}d"] = _windowed

@@ -2,13 +2,21 @@ r"""Adaptive and global pooling: the output size is given, the windows (bins) fo
 
 Bin ``i`` of ``O`` over an axis of length ``L`` is ``[floor(i*L/O), ceil((i+1)*L/O))``
 (:func:`poolref._geometry.adaptive_bins`): bins may overlap and need not be equal, e.g. 8 -> 6 gives
-``[0,2) [1,3) [2,4) [4,6) [5,7) [6,8)``. Global pooling is the case ``O = 1`` on every axis.
+``[0,2) [1,3) [2,4) [4,6) [5,7) [6,8)``. The window of an output is the box of its per-axis bins.
+Global pooling is the case ``O = 1`` on every axis.
 
-Adaptive average pooling is a separable linear map: along each axis, each bin's cells are summed
-(:func:`_bin_sums`, reading only the cells a bin holds), and the result is divided by the bin areas.
-Its backward is its transpose: the same sums over the transposed bin table (for each input cell,
-the bins that hold it). Adaptive max pooling scans the taps of each bin like max pooling, with the
-same tie and NaN rules, and its backward is the same scatter.
+Each axis's bins are one table of taps, :func:`poolref._geometry.adaptive_taps` (a
+:class:`poolref._taps.Taps` without weights: bin ``o`` reads its cells, the taps past a shorter bin's
+end read nothing), and both ops read the input through it:
+
+* adaptive average pooling is a separable linear map: along each axis each bin's cells are summed
+  (:func:`poolref._taps.resample`, which reads only the cells a bin holds, so a NaN or an infinity
+  stays in the bins that hold it), then the sums are divided by the bin areas. Its backward is its
+  transpose: the same sums over the transposed tables (for each input cell, the bins that hold it).
+  PyTorch's ``interpolate(mode="area")`` *is* this op (``torch.nn.functional.interpolate`` calls
+  ``adaptive_avg_pool{1,2,3}d``), and ``poolref.interpolate`` calls :data:`ADAPTIVE_AVG_POOL` too;
+* adaptive max pooling scans the taps of each bin like max pooling, with the same tie and NaN rules
+  (:mod:`poolref._running_max`), and its backward is the same scatter.
 """
 
 from __future__ import annotations
@@ -19,8 +27,7 @@ import numpy
 
 from .._backend import array_module
 from .._checks import accumulation_dtype, check_pool_input, check_positive_number
-from .._geometry import TapTable, adaptive_bins, adaptive_tap_table, as_int_tuple, check_convention, pool_geometry
-from ..autograd.function import apply, define_function
+from .._geometry import adaptive_taps, as_int_tuple, check_convention, pool_geometry
 from .._running_max import (
     TORCH,
     RunningMax,
@@ -28,7 +35,9 @@ from .._running_max import (
     lowest_value,
     window_indices,
 )
+from .._taps import resample
 from .._windows import gather_from_planes, scatter_to_planes
+from ..autograd.function import apply, define_function
 from .window import LP_POOL
 
 __all__ = [
@@ -38,97 +47,66 @@ __all__ = [
 ]
 
 
-def _bin_sums(x, table: TapTable, dim: int):
-    """Sum, for each row ``o`` of ``table``, the cells of ``x`` it lists along ``dim``: (.., L, ..) -> (.., O, ..).
-
-    Only the cells a bin holds are read, so a NaN or an infinity reaches exactly the bins that hold
-    it. (A dense 0/1 bin matrix would not do: its zeros multiply every other cell, and 0 * nan = nan
-    spreads one NaN over every bin; a cumulative sum would not either: inf - inf = nan.) The loop
-    runs over the taps of the longest bin, each a gather of one cell per bin.
-    """
-    xp = array_module(x)
-    n_bins, taps = table.positions.shape
-    length = x.shape[dim]
-    if table.inside.all() and n_bins * taps == length and (table.positions.ravel() == numpy.arange(length)).all():
-        # equal bins side by side (L = O * K, global pooling too): a reshape and a sum
-        with numpy.errstate(invalid="ignore", over="ignore"):
-            return x.reshape(x.shape[:dim] + (n_bins, taps) + x.shape[dim + 1:]).sum(axis=dim + 1)
-    positions = table.positions
-    masks = None
-    if not table.inside.all():
-        # A tap past a short bin's end is no part of that bin: it must add an exact 0, whatever it
-        # reads. Growing (O > L), it reads a zero cell appended to the (smaller) source; shrinking,
-        # its value is masked in the (smaller) result.
-        if n_bins > length:
-            zero = xp.zeros(x.shape[:dim] + (1,) + x.shape[dim + 1:], dtype=x.dtype)
-            x = xp.concatenate([x, zero], axis=dim)
-            positions = numpy.where(table.inside, positions, length)
-        else:
-            along = [-1 if d == dim else 1 for d in range(x.ndim)]  # broadcasts an (O,) mask along dim
-            masks = [None if table.inside[:, m].all() else xp.asarray(table.inside[:, m]).reshape(along) for m in range(taps)]
-    total = None
-    with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
-        for m in range(taps):
-            value = xp.take(x, xp.asarray(positions[:, m]), axis=dim)  # (.., O, ..) tap m of every bin
-            if masks is not None and masks[m] is not None:
-                value = xp.where(masks[m], value, 0)
-            if total is None:
-                total = value
-            else:
-                total += value
-    return total
-
-
 def _axis_order(in_sizes, out_sizes):
-    """The order to sum the axes in: shrinking axes first, so that later steps run on smaller
-    arrays, and growing axes last, the last axis first, so that the largest step gathers whole rows."""
+    """(speed trick) The order to sum the axes in: shrinking axes first, so that later steps run on
+    smaller arrays, and growing axes last, the last axis first, so that the largest step gathers
+    whole rows. Any order gives the same sums up to rounding."""
     shrinking = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O <= L]
     growing = [a for a, (L, O) in enumerate(zip(in_sizes, out_sizes)) if O > L]
     return shrinking + growing[::-1]
-
-
-def _bin_areas(in_shape, output_size, xp, dtype):
-    """(O..) number of elements in each bin box: the product of per-axis bin lengths."""
-    area = numpy.ones(())
-    for length, out_length in zip(in_shape, output_size):
-        starts, ends = adaptive_bins(length, out_length)
-        area = numpy.multiply.outer(area, (ends - starts).astype(numpy.float64))
-    return xp.asarray(area, dtype=dtype)
 
 
 # ==================================================================================================
 # Adaptive average pooling
 # ==================================================================================================
 class AdaptiveAvgSaved(NamedTuple):
-    tables: tuple  # per axis the (O_a, K_a) TapTable of its bins
-    in_shape: tuple  # spatial shape of the input
-    area: object  # (O..) bin areas
+    tables: tuple  # per axis a, the (O_a, K_a) Taps of its bins
+    in_shape: tuple  # (L_0, .., L_{n-1}) spatial shape of the input
+    area: object  # (O_0, .., O_{n-1}) |B_o|, the cells in each bin box, in the accumulation dtype
     dtype: numpy.dtype
+
+
+def _bin_areas(tables, xp, dtype):
+    """(O_0, .., O_{n-1}) cells in each bin box: the outer product of the per-axis bin lengths."""
+    area = numpy.ones(())
+    for table in tables:
+        area = numpy.multiply.outer(area, table.reads().sum(axis=1).astype(numpy.float64))
+    return xp.asarray(area, dtype=dtype)
 
 
 def _adaptive_avg_forward(x, *, output_size: tuple):
     n = len(output_size)
-    accumulate = accumulation_dtype(x.dtype)
-    in_shape = tuple(x.shape[x.ndim - n:])
-    tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
-    summed = x.astype(accumulate, copy=False)
-    for a in _axis_order(in_shape, output_size):  # (.., L_a, ..) -> (.., O_a, ..), one axis at a time
-        summed = _bin_sums(summed, tables[a], x.ndim - n + a)
-    area = _bin_areas(in_shape, output_size, array_module(x), accumulate)
-    y = (summed / area).astype(x.dtype, copy=False)
+    lead = x.ndim - n  # (N, C) or (C,) before the spatial axes
+    in_shape = tuple(x.shape[lead:])
+    tables = tuple(adaptive_taps(L, O) for L, O in zip(in_shape, output_size))  # per axis (O_a, K_a)
+    area = _bin_areas(tables, array_module(x), accumulation_dtype(x.dtype))  # (O..)
+    # y_o = (1/|B_o|) sum_{i in B_o} x_i: sum the bins one axis at a time, (.., L_a, ..) -> (.., O_a, ..),
+    # in the accumulation dtype (float32 for float16), then divide by the areas and round once
+    summed = x.astype(area.dtype, copy=False)
+    for a in _axis_order(in_shape, output_size):
+        summed = resample(summed, tables[a], lead + a)
+    y = (summed / area).astype(x.dtype, copy=False)  # (.., O..)
     return y, AdaptiveAvgSaved(tables, in_shape, area, x.dtype)
 
 
 def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
-    # y_o = (1/|W_o|) sum_{i in W_o} x_i, so dL/dx_i = sum_{o: i in W_o} g_o / |W_o|: the transpose of
-    # the forward. Divide by the areas, then, along each axis, sum for every input cell the bins that
-    # hold it (the transposed tap table), so a NaN or an infinity in g_o reaches exactly the cells of W_o.
+    # forward  y_o = (1/|B_o|) sum_{i in B_o} x_i
+    # backward grad_x_i = sum_{o: i in B_o} g_o / |B_o|
+    # the transpose of the forward: divide by the areas, then along each axis sum, for every input
+    # cell, the bins that hold it (the transposed table), (.., O_a, ..) -> (.., L_a, ..); so a NaN or
+    # an infinity in g_o reaches exactly the cells of B_o
     xp = array_module(grad_y)
     n = len(saved.tables)
-    spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area
-    for a in _axis_order(grad_y.shape[grad_y.ndim - n:], saved.in_shape):  # (.., O_a, ..) -> (.., L_a, ..)
-        spread = _bin_sums(spread, saved.tables[a].transposed(saved.in_shape[a]), grad_y.ndim - n + a)
-    return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)
+    lead = grad_y.ndim - n
+    spread = grad_y.astype(saved.area.dtype, copy=False) / saved.area  # (.., O..) g_o / |B_o|
+    if all(O == 1 for O in grad_y.shape[lead:]):
+        # one bin, the whole plane: every cell gets g / |B|. PyTorch computes this case as a mean
+        # over the spatial axes, whose backward broadcasts g / |B| (adds it to no zero: a -0.0
+        # gradient stays -0.0, where its scatter-adds into zeros below give +0.0)
+        return (xp.broadcast_to(spread, grad_y.shape[:lead] + saved.in_shape).astype(saved.dtype),)
+    for a in _axis_order(grad_y.shape[lead:], saved.in_shape):
+        spread = resample(spread, saved.tables[a].transpose(), lead + a)
+    return (xp.ascontiguousarray(spread).astype(saved.dtype, copy=False),)  # (.., L..)
 
 
 ADAPTIVE_AVG_POOL = define_function("adaptive_avg_pool", _adaptive_avg_forward, _adaptive_avg_backward)
@@ -147,8 +125,6 @@ def _output_size(output_size, x, n, op):
 def _adaptive_avg(x, n, op, output_size):
     x = check_pool_input(x, n, op, integer_ok=False)
     return apply(ADAPTIVE_AVG_POOL, x, output_size=_output_size(output_size, x, n, op))
-
-
 
 
 def adaptive_avg_pool1d(x, output_size):
@@ -235,8 +211,8 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     n = len(output_size)
     lead = x.shape[: x.ndim - n]
     in_shape = x.shape[x.ndim - n:]
-    tables = tuple(adaptive_tap_table(L, O) for L, O in zip(in_shape, output_size))
-    taps_per_axis = tuple(t.taps_per_window for t in tables)
+    tables = tuple(adaptive_taps(L, O) for L, O in zip(in_shape, output_size))  # per axis (O_a, K_a)
+    taps_per_axis = tuple(t.taps_per_output for t in tables)
     # PyTorch's running max over every bin (poolref._running_max), tap by tap
     scan = RunningMax(TORCH, lead + tuple(output_size), x.dtype, xp, taps=int(numpy.prod(taps_per_axis)),
                       first_tap=first_inside_tap(tables, taps_per_axis, xp),
@@ -244,10 +220,10 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     # open-mesh index arrays: axis a's positions shaped to broadcast along output axis a
     shapes = [[-1 if b == a else 1 for b in range(n)] for a in range(n)]
     for tap_number, offsets in enumerate(numpy.ndindex(*taps_per_axis)):
-        gather = tuple(xp.asarray(t.positions[:, m]).reshape(s) for t, m, s in zip(tables, offsets, shapes))
+        gather = tuple(xp.asarray(t.index[:, m]).reshape(s) for t, m, s in zip(tables, offsets, shapes))
         inside = numpy.ones((1,) * n, dtype=bool)
         for t, m, s in zip(tables, offsets, shapes):
-            inside = inside & t.inside[:, m].reshape(s)
+            inside = inside & t.reads()[:, m].reshape(s)
         value = x[(Ellipsis,) + gather]  # (.., O..): tap ``offsets`` of every bin
         if not inside.all():
             # a tap past a short bin's end is no part of that bin: make it lose every comparison
@@ -259,7 +235,8 @@ def _adaptive_max_forward(x, *, output_size: tuple):
 
 
 def _adaptive_max_backward(saved: AdaptiveMaxSaved, grad_values, _grad_indices):
-    # forward y_o = x[index_o] (a gather); backward grad_x[index_o] += grad_y[o] (its adjoint scatter)
+    # forward  y_o = x[index_o], index_o the winner of bin box B_o   (a gather)
+    # backward grad_x[index_o] += g_o                                 (its adjoint: a scatter-add)
     return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
 
 
@@ -270,8 +247,6 @@ def _adaptive_max(x, n, op, output_size, return_indices):
     x = check_pool_input(x, n, op, integer_ok=True)
     values, indices = apply(ADAPTIVE_MAX_POOL, x, output_size=_output_size(output_size, x, n, op))
     return (values, indices) if return_indices else values
-
-
 
 
 def adaptive_max_pool1d(x, output_size, return_indices=False):

@@ -26,7 +26,7 @@ import numpy
 from .._backend import array_module
 from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back
 from .._geometry import as_int_tuple
-from .._sampling_weights import PointCorners, zero_padded_bilinear, zero_padded_bilinear_slopes
+from .._sampling_torchvision import PointCorners, zero_padded_bilinear, zero_padded_bilinear_slopes
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
 

@@ -5,9 +5,10 @@ that the bins can follow the object's parts rather than a rigid grid. The offset
 through the derivative of bilinear interpolation: moving a sampling point by :math:`\delta` along
 :math:`x` changes its value by :math:`\delta \sum_q x_q\, \partial w_q / \partial x`.
 
-The sampling helpers are those of :mod:`poolref.ops.region` (:func:`~poolref.ops.region.bilinear_axis`,
-:func:`~poolref.ops.region.bilinear_taps`, :func:`~poolref.ops.region.sampling_matrix`); only the
-sampling coordinates differ: with a shift per bin they depend on both bin indices, (K, ph, pw, g)
+The box geometry is RoI Align's (:mod:`poolref.ops.region.boxes`), the bilinear rule torchvision's
+(:func:`poolref._sampling_weights.bilinear_axis`, :func:`poolref._sampling_weights.bilinear_taps`)
+and the weights a sparse matrix (:func:`poolref.ops.region.sampling_matrix.sampling_matrix`); only
+the sampling coordinates differ: with a shift per bin they depend on both bin indices, (K, ph, pw, g)
 instead of RoI Align's separable (K, ph, g) and (K, pw, g).
 
 For given offsets the op is linear in ``x``, as RoI Align is: the forward builds the sparse matrix
@@ -29,21 +30,17 @@ from .._backend import array_module
 from .._checks import accumulation_dtype, cast_back
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
-from .region import (
+from .._sampling_torchvision import AxisTaps, bilinear_axis, bilinear_taps, select_boxes
+from .region.boxes import (
     AlignGeometry,
-    AxisTaps,
-    SamplingMatrix,
     align_geometry,
-    bilinear_axis,
-    bilinear_taps,
     channels_last_table,
     check_region_arguments,
     check_sampling_ratio,
     gather_rows,
     sample_coordinates,
-    sampling_matrix,
-    select_boxes,
 )
+from .region.sampling_matrix import SamplingMatrix, sampling_matrix
 
 __all__ = ["deform_roi_pool"]
 
@@ -110,12 +107,17 @@ def _deform_roi_pool_forward(x, rois, offset, *, output_size, spatial_scale, sam
     return y, saved
 
 
+# forward   y[k, c, i, j] = (1 / n_k) sum_{s in bin (i, j)} sum_{q = 1..4} w[s, q] x[b_k, c, p[s, q]]
+#           with the samples moved by (dx, dy) = gamma (roi_w o[k, 0, i, j], roi_h o[k, 1, i, j])
+#           (n_k = max(g_h g_w, 1); w[s, q] the bilinear weight of corner q of sample s, at pixel p[s, q])
+# backward  grad_x[b_k, c, p[s, q]] += (w[s, q] / n_k) g[k, c, i, j]   (the transpose, for fixed offsets)
+#           grad_o[k, 0, i, j] = gamma roi_w sum_c (g[k, c, i, j] / n_k) sum_{s, q} x[b_k, c, p[s, q]] dw[s, q]/dx
+#           grad_o[k, 1, i, j] = gamma roi_h sum_c (g[k, c, i, j] / n_k) sum_{s, q} x[b_k, c, p[s, q]] dw[s, q]/dy
+#           (a sample's x moves by gamma roi_w per unit of offset; the weights' derivatives multiply x,
+#           so this part is not a fixed matrix: it walks the taps)
+# Speed: the gradient to x is one sparse product, grad_table = A.T @ (g / n), with the matrix A the
+# forward built; the taps read the input channels-last, a row of channels per pixel.
 def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
-    # x: the transpose of the forward's matrix, grad_table = A.T @ (g / count): g * w / count to
-    # every corner of every sample.
-    # offset: dy/d offset[k,0,i,j] = gamma * roi_w * sum_samples sum_corners (g/count) . x_q * dw_q/dx
-    # (the sample's x moves by gamma * roi_w per unit of offset), and likewise along y; the weights'
-    # derivatives multiply x, so this part is not a fixed matrix: it walks the taps.
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
     K, _, ph, pw = grad_y.shape

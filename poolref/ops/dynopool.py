@@ -45,8 +45,8 @@ from typing import NamedTuple
 import numpy
 
 from .. import kernels
-from .._backend import array_module, is_cupy_array, to_numpy
-from .._checks import accumulation_dtype, check_pool_input
+from .._backend import array_module, data_of, is_cupy_array, to_numpy
+from .._checks import accumulation_dtype, check_element_count, check_pool_input, is_int, is_real
 from .._running_max import TORCH, RunningMax
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -62,9 +62,20 @@ AGGREGATES = ("max", "avg")
 def dynopool_output_size(length: int, alpha: float) -> int:
     """Integer output length ``max(1, round(length / alpha))``, rounding half to even (``numpy.round``).
 
+    ``length`` is a positive int and ``alpha`` a finite number > 0 (anything else is refused).
+
     >>> dynopool_output_size(32, 2.0), dynopool_output_size(8, 2.6), dynopool_output_size(5, 2.0)
     (16, 3, 2)
     """
+    op = "dynopool_output_size"
+    if not is_int(length):
+        raise TypeError(f"{op}: length must be an int, got length={length!r}")
+    if length < 1:
+        raise ValueError(f"{op}: length must be at least 1, got length={length!r}")
+    if not is_real(alpha):
+        raise TypeError(f"{op}: alpha must be a real number, got alpha={alpha!r}")
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise ValueError(f"{op}: alpha must be a finite number > 0, got alpha={alpha!r}")
     return max(1, int(numpy.round(length / alpha)))
 
 
@@ -98,7 +109,7 @@ def query_axis(length: int, alpha: float) -> QueryAxis:
     high = numpy.minimum(low + 1, length - 1)
     t = clamped - low
     inside = (u > 0) & (u < length - 1)
-    d_cell_d_alpha = length**2 / (out_length**2 * alpha**2)
+    d_cell_d_alpha = (length / (out_length * alpha)) ** 2  # H^2 / (H_out^2 alpha^2), no alpha^2 to overflow
     return QueryAxis(length, out_length, alpha, low, high, t, inside, phase, d_cell_d_alpha)
 
 
@@ -450,8 +461,7 @@ def _check_alpha(alpha, op: str):
         raise TypeError(f"{op}: alpha must be a float array of shape (2,), got alpha with dtype {alpha.dtype}")
     if tuple(alpha.shape) != (2,):
         raise ValueError(f"{op}: alpha must have shape (2,) = (alpha_h, alpha_w), got alpha with shape {tuple(alpha.shape)}")
-    data = alpha.data if isinstance(alpha, Tensor) else alpha
-    values = _alpha_values(data)
+    values = _alpha_values(data_of(alpha))
     if not all(math.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{op}: alpha must be finite and > 0, got alpha={list(values)}")
     return alpha
@@ -524,6 +534,10 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
     op = "dynopool2d"
     x = check_pool_input(x, 2, op, integer_ok=False)
     alpha = _check_alpha(alpha, op)
+    # the query points (N, C, 2 H_out, 2 W_out) are the largest array: refuse an absurd alpha at once
+    sizes = [dynopool_output_size(length, a) for length, a in zip(x.shape[-2:], _alpha_values(data_of(alpha)))]
+    check_element_count(4 * math.prod(x.shape[:-2]) * sizes[0] * sizes[1], "alpha", _alpha_values(data_of(alpha)), op,
+                        "the query points")
     if aggregate not in AGGREGATES:
         raise ValueError(f"{op}: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")
     y = apply(DYNOPOOL, x, alpha, aggregate=aggregate)

@@ -40,11 +40,12 @@ from typing import NamedTuple
 import numpy
 
 from .. import _sampling_weights as weights
-from .._backend import array_module, sparse_rows
+from .._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
 from .._checks import accumulation_dtype, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
+from .adaptive import ADAPTIVE_AVG_POOL
 
 __all__ = ["grid_sample", "interpolate"]
 
@@ -114,12 +115,31 @@ def _source_coordinate(g, size: int, padding_mode: str, align_corners: bool, xp)
     return coord, slope
 
 
-def _framed_channels_last(x, dtype, xp):
-    """(N, C, H, W) -> (N * (H + 4) * (W + 4), C): one row of channels per pixel, in a zero frame."""
-    N, C, H, W = x.shape
-    image = xp.zeros((N, H + 2 * FRAME, W + 2 * FRAME, C), dtype=dtype)
-    image[:, FRAME:FRAME + H, FRAME:FRAME + W, :] = x.transpose(0, 2, 3, 1)
-    return image.reshape(N * (H + 2 * FRAME) * (W + 2 * FRAME), C)
+#: channels moved together by _copy_to_channels_last
+CHANNEL_GROUP = 8
+
+
+def _copy_to_channels_last(x, out, window=(Ellipsis,), scratch=None):
+    """``out[n, *window, c] = x[n, c]``: copy x (N, C, *S) into ``out`` (N, *S', C), contiguous, at ``window``.
+
+    Speed trick; the math is just this copy. Copied in one step, NumPy walks ``out`` in memory
+    order and so reads ``x`` a whole plane apart at every element, one element per cache line (3 to 4
+    times slower than a plain copy here). Instead the channels move in groups of 8: first into a
+    buffer laid out (N, C/8, *S, 8), then from there into ``out``; each of the two copies reads 8 or
+    C/8 rows in step, which the cache holds. Values are copied, never computed (float16 is widened
+    to ``out``'s dtype exactly).
+    """
+    xp = array_module(x)
+    N, C = x.shape[:2]
+    spatial = tuple(x.shape[2:])
+    group = math.gcd(C, CHANNEL_GROUP)
+    groups = C // group
+    shape = (N, groups) + spatial + (group,)  # (N, C/8, *S, 8)
+    buffer = xp.empty(shape, dtype=out.dtype) if scratch is None else scratch.empty("channel groups", shape, out.dtype)
+    buffer[...] = xp.moveaxis(x.reshape((N, groups, group) + spatial), 2, -1)
+    # out split into (.., C/8, 8): a view, since out is contiguous; then the window of each plane
+    grouped = out.reshape(out.shape[:-1] + (groups, group))[(slice(None),) + tuple(window)]  # (N, *S, C/8, 8)
+    grouped[...] = xp.moveaxis(buffer, 1, -2)
 
 
 def _cells(col, row, H: int, W: int, xp):
@@ -142,15 +162,22 @@ def _image_rows(cells, plane: int, xp):
 # ==================================================================================================
 # grid_sample: forward and backward
 # ==================================================================================================
+class GridSampleBlock(NamedTuple):
+    """What the backward needs of one block of samples (``B`` of them, ``P`` points each)."""
+
+    samples: slice  # which samples of the batch
+    sampling: object  # sparse (B*P, B*(H+4)*(W+4)): row p holds point p's weights at the pixels it reads
+    image: object  # (B*(H+4)*(W+4), C) framed channels-last copy of x (bilinear: the grid gradient)
+    fractions: tuple  # (wx, wy): (B*P,) fractional parts of the coordinates (bilinear only)
+    slopes: tuple  # (d ix/d gx, d iy/d gy), each (B*P,) (bilinear only)
+
+
 class GridSampleSaved(NamedTuple):
     mode: str
     x_shape: tuple
     x_dtype: numpy.dtype
     grid_dtype: numpy.dtype
-    sampling: object  # sparse (N*P, N*(H+4)*(W+4)): row p holds point p's weights at the pixels it reads
-    image: object  # (N*(H+4)*(W+4), C) framed channels-last copy of x (bilinear: the grid gradient)
-    fractions: tuple  # (wx, wy): (N*P,) fractional parts of the coordinates (bilinear only)
-    slopes: tuple  # (d ix/d gx, d iy/d gy), each (N*P,) (bilinear only)
+    blocks: tuple  # one GridSampleBlock per block of samples
 
 
 def _corner_offsets(W: int) -> tuple:
@@ -160,16 +187,49 @@ def _corner_offsets(W: int) -> tuple:
     return (0, 1, row_length, row_length + 1)
 
 
+def _sample_bytes(x_shape, grid_shape, dtype) -> int:
+    """About how many bytes grid_sample touches per sample, forward or backward (for batch_blocks):
+    the framed image and its gradient, and per point its C values, gradients and four corners."""
+    _, C, H, W = x_shape
+    points = grid_shape[1] * grid_shape[2]
+    return numpy.dtype(dtype).itemsize * C * (2 * (H + 2 * FRAME) * (W + 2 * FRAME) + 8 * points)
+
+
 def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners: bool):
+    # Each sample is sampled on its own: the samples go through in cache-sized blocks (a speed
+    # trick, poolref._backend.batch_blocks), each block its own sparse matrix, which changes no value.
     xp = array_module(x, grid)
     N, C, H, W = x.shape
     _, H_out, W_out, _ = grid.shape
+    accumulate = accumulation_dtype(x.dtype)
+    out = xp.empty((N, C, H_out, W_out), dtype=x.dtype)
+    # the image channels-last, one row of channels per pixel, in a zero frame: (N, H + 4, W + 4, C),
+    # filled block by block (allocated once: each block keeps its part for the backward)
+    framed = xp.zeros((N, H + 2 * FRAME, W + 2 * FRAME, C), dtype=accumulate)
+    interior = (slice(FRAME, FRAME + H), slice(FRAME, FRAME + W))
+    blocks = []
+    scratch = Scratch(xp)  # the blocks' temporary buffer, allocated once
+    for samples in batch_blocks(N, _sample_bytes(x.shape, grid.shape, accumulate), like=x):
+        _copy_to_channels_last(x[samples], framed[samples], interior, scratch=scratch)
+        out[samples], block = _grid_sample_block(framed[samples], grid[samples], mode, padding_mode, align_corners)
+        blocks.append(block._replace(samples=samples))
+    return out, GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, tuple(blocks))
+
+
+def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners: bool):
+    """grid_sample of a block of samples, given their framed channels-last image (N, H + 4, W + 4, C).
+
+    Returns ``(y, GridSampleBlock)`` with y (N, C, H_out, W_out).
+    """
+    xp = array_module(framed, grid)
+    N, H, W, C = framed.shape[0], framed.shape[1] - 2 * FRAME, framed.shape[2] - 2 * FRAME, framed.shape[3]
+    _, H_out, W_out, _ = grid.shape
     P = H_out * W_out
     plane = (H + 2 * FRAME) * (W + 2 * FRAME)
-    accumulate = accumulation_dtype(x.dtype)
+    accumulate = framed.dtype
+    image = framed.reshape(N * plane, C)  # one row of channels per pixel
     ix, slope_x = _source_coordinate(grid[..., 0].astype(accumulate), W, padding_mode, align_corners, xp)
     iy, slope_y = _source_coordinate(grid[..., 1].astype(accumulate), H, padding_mode, align_corners, xp)
-    image = _framed_channels_last(x, accumulate, xp)  # (N*plane, C)
     if mode == "nearest":
         # PyTorch rounds half to even (nearbyint), as rint does
         cells = _cells(xp.rint(ix), xp.rint(iy), H, W, xp)
@@ -195,33 +255,41 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
     if mode == "nearest":
         # a single 1 per row: S @ image is a plain gather of rows, which take does faster
         y = xp.take(image, columns[:, 0], axis=0)  # (N*P, C)
-        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, sampling, None, (), ())
+        block = GridSampleBlock(slice(None), sampling, None, (), ())
     else:
         y = sampling @ image  # (N*P, C)
-        saved = GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, sampling, image, (wx, wy),
-                                (slope_x.reshape(-1), slope_y.reshape(-1)))
-    out = xp.empty((N, C, H_out, W_out), dtype=x.dtype)
-    out[...] = y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2)  # back to channels-first, cast once
-    return out, saved
+        block = GridSampleBlock(slice(None), sampling, image, (wx, wy), (slope_x.reshape(-1), slope_y.reshape(-1)))
+    return y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2), block  # back to channels-first
 
 
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
+    # Block by block of samples, as the forward (each block's gradients are those of its samples).
     xp = array_module(grad_y)
-    N, C, H, W = saved.x_shape
+    grad_x = xp.empty(saved.x_shape, dtype=saved.x_dtype)  # (N, C, H, W)
+    grad_grid = xp.empty(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)  # (N, H_out, W_out, 2)
+    scratch = Scratch(xp)  # the blocks' large temporaries, allocated once
+    for block in saved.blocks:
+        grad_x[block.samples], grad_grid[block.samples] = _grid_sample_block_backward(saved, block, grad_y[block.samples], scratch)
+    return grad_x, grad_grid
+
+
+def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, grad_y, scratch: Scratch):
+    """The gradients to x (N, C, H, W) and to the grid (N, H_out, W_out, 2) of one block of samples."""
+    xp = array_module(grad_y)
+    N, C, H, W = grad_y.shape[:2] + saved.x_shape[2:]
     P = grad_y.shape[2] * grad_y.shape[3]
     accumulate = accumulation_dtype(saved.x_dtype)
-    g_points = xp.empty((N, P, C), dtype=accumulate)  # channels-last, one row per point like y
-    g_points[...] = grad_y.reshape(N, C, P).transpose(0, 2, 1)
+    g_points = scratch.empty("g_points", (N, P, C), accumulate)  # channels-last, one row per point like y
+    _copy_to_channels_last(grad_y.reshape(N, C, P), g_points, scratch=scratch)
     g_points = g_points.reshape(N * P, C)
 
     # d/dx: the forward is the linear map y = S @ image, so the backward is its adjoint, the
     # transpose of the same matrix: grad_image = S.T @ g. Written out, that is a scatter-add: every
     # point hands its gradient, times each weight, to the pixel it read with that weight (pixel q
     # sums column q of S times g). Accumulated in the accumulation dtype; the frame is cut off.
-    grad_image = saved.sampling.T @ g_points  # (N*plane, C)
+    grad_image = block.sampling.T @ g_points  # (N*plane, C)
     framed = grad_image.reshape(N, H + 2 * FRAME, W + 2 * FRAME, C)
-    grad_x = xp.empty(saved.x_shape, dtype=saved.x_dtype)
-    grad_x[...] = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)
+    grad_x = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
     # d/dgrid: zero for nearest (piecewise constant). For bilinear, differentiate the weights: with
     # v the corner values (0 off the image) and g the gradient, summed over channels,
@@ -232,18 +300,30 @@ def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     # gradient times it); then times the slope d ix/d gx of the coordinate map.
     if saved.mode == "nearest":
         return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
-    wx, wy = saved.fractions
-    slope_x, slope_y = saved.slopes
-    columns = saved.sampling.indices.astype(numpy.intp, copy=False)  # (N*P*4,) cells read: tl, tr, bl, br
-    corners = xp.take(saved.image, columns, axis=0).reshape(N * P, 4, C)
+    wx, wy = block.fractions
+    slope_x, slope_y = block.slopes
+    columns = block.sampling.indices.astype(numpy.intp, copy=False)  # (N*P*4,) cells read: tl, tr, bl, br
+    corners = take_rows(block.image, columns, scratch.empty("corners", (N * P * 4, C), accumulate)).reshape(N * P, 4, C)
     tl, tr, bl, br = corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3]  # (N*P, C) each
     grad_grid = xp.empty((N * P, 2), dtype=saved.grid_dtype)
     with numpy.errstate(invalid="ignore", over="ignore"):  # inf - inf, 0 * inf: NaN, as in PyTorch
-        along_x = (tr - tl) * (1 - wy)[:, None] + (br - bl) * wy[:, None]
-        along_y = (bl - tl) * (1 - wx)[:, None] + (br - tr) * wx[:, None]
+        # along_x = (tr - tl) * (1 - wy) + (br - bl) * wy, and along_y likewise, computed in place
+        # (a speed trick: the same operations in the same order, in two reused buffers, not six new)
+        along_x = _weighted_difference(tr, tl, 1 - wy, out=scratch.empty("along", (N * P, C), accumulate))
+        other = _weighted_difference(br, bl, wy, out=scratch.empty("other", (N * P, C), accumulate))
+        along_x += other
         grad_grid[:, 0] = xp.einsum("pc,pc->p", along_x, g_points) * slope_x
+        along_y, other = _weighted_difference(bl, tl, 1 - wx, out=along_x), _weighted_difference(br, tr, wx, out=other)
+        along_y += other
         grad_grid[:, 1] = xp.einsum("pc,pc->p", along_y, g_points) * slope_y
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
+
+
+def _weighted_difference(a, b, weight, out=None):
+    """``(a - b) * weight[:, None]`` for (P, C) ``a`` and ``b`` and (P,) ``weight``, into ``out`` if given."""
+    xp = array_module(a)
+    difference = xp.subtract(a, b, out=out)
+    return xp.multiply(difference, weight[:, None], out=difference)
 
 
 GRID_SAMPLE = define_function("grid_sample", _grid_sample_forward, _grid_sample_backward)
@@ -411,7 +491,7 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
                 taps = weights.torch_nearest(L, O, s, exact=mode == "nearest-exact")
                 plans.append(_transposed(None if _is_identity(taps) else taps))
             elif mode == "area":
-                plans.append(_transposed(weights.adaptive_average(L, O)))
+                raise ValueError("resize_plan: PyTorch's area mode is adaptive average pooling (ADAPTIVE_AVG_POOL), not a resize")
             elif antialias:
                 # PyTorch's forward copies an axis whose size does not change, and its backward
                 # resamples that axis all the same. Where the resampling table is a copy too (weight 1
@@ -644,7 +724,10 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
       :math:`|i + 1/2 - s(o + 1/2)| < \max(s, 1)` with triangle weights
       :math:`1 - |i + 1/2 - s(o + 1/2)|/\max(s, 1)`, normalized
       (:func:`~poolref._sampling_weights.torch_antialias`);
-    * ``area`` is adaptive average pooling: bin :math:`[\lfloor oL/O \rfloor, \lceil (o+1)L/O \rceil)`.
+    * ``area`` is adaptive average pooling, as in PyTorch (whose ``interpolate`` calls
+      ``adaptive_avg_pool{1,2,3}d``): poolref calls :func:`~poolref.adaptive_avg_pool2d`'s forward and
+      backward too, so the two agree to the bit. Output :math:`o` is the mean of its box of bins
+      :math:`[\lfloor oL/O \rfloor, \lceil (o+1)L/O \rceil)`.
 
     ``convention="tensorflow"``: ``nearest-exact`` is ``tf.image.resize(method="nearest")``,
     ``bilinear`` is ``method="bilinear"`` (half-pixel centres, computed as
@@ -726,5 +809,9 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         antialias = antialias and mode in LINEAR_MODES  # TensorFlow and JAX ignore it for nearest and area
     x = check_pool_input(x, n, op, integer_ok=False)
     size, scale_factors = _output_size(x, n, size, scale_factor, recompute_scale_factor, op)
+    if mode == "area" and convention == "torch":
+        # PyTorch's area mode is adaptive average pooling (torch.nn.functional.interpolate calls
+        # adaptive_avg_pool{1,2,3}d with the output size): the same op, forward and backward
+        return apply(ADAPTIVE_AVG_POOL, x, output_size=size)
     return apply(INTERPOLATE, x, mode=mode, size=size, align_corners=bool(align_corners), scale_factors=scale_factors,
                  antialias=antialias, convention=convention)

@@ -25,7 +25,7 @@ import numpy
 from .._backend import array_module, data_of, to_numpy
 from .._checks import accumulation_dtype, as_array, cast_back, check_flag, check_pool_input, random_generator
 from .._geometry import WindowGeometry, pool_geometry
-from .._running_max import NO_TAP, window_indices
+from .._running_max import NO_TAP
 from ..autograd.function import apply, define_function
 from .window import AVG_POOL, MAX_POOL, MaxPoolSaved
 
@@ -85,8 +85,7 @@ def _stochastic_sample_forward(x, *, uniforms, geometry: WindowGeometry):
     sampled[unpicked] = last_positive[unpicked]
     value[unpicked] = last_positive_value[unpicked]
     winner = xp.where(sampled == taps, NO_TAP, sampled.astype(numpy.int32))  # the sampled tap, -1 for none
-    indices = window_indices(winner, geometry.tap_tables(), geometry.in_shape, geometry.kernel)
-    saved = StochasticSampleSaved(MaxPoolSaved(indices, tuple(x.shape), geometry.ndim, x.dtype))
+    saved = StochasticSampleSaved(MaxPoolSaved(winner, geometry, tuple(x.shape), x.dtype))
     return value.astype(x.dtype, copy=False), saved
 
 

@@ -20,8 +20,9 @@ gradients with ``jax.vjp``. What poolref's keywords model (each checked here):
 
 The ops JAX lacks are composed from its own (rows of kind ``"composition"``, with fewer cases in a
 default run, :data:`COMPOSITION_CASES`): GeM, LSE, SoftPool, bilinear, mixed and stochastic
-pooling at inference (``reduce_window`` and strided slices), and DynOPool (``map_coordinates`` at
-DynOPool's query points, docs/dynopool.rst).
+pooling at inference (``reduce_window`` and strided slices), DynOPool (``map_coordinates`` at
+DynOPool's query points, docs/dynopool.rst), and kornia's blur pools (``lax.conv_general_dilated`` on each channel,
+after a stride-1 ``reduce_window`` max for max-blur pooling).
 
 The oracle loads this adapter only when JAX is installed; JAX itself is imported by the checks' code
 (``IMPORTS``) and by :func:`version`, so the module imports without it.
@@ -39,6 +40,7 @@ from ..cases.case import Case, resize_scales, resize_size, window_of
 from . import defects as known
 from .artefacts import (
     EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
+    refuse,
 )
 from .mapping import Mapping
 
@@ -287,6 +289,45 @@ def _mixed(case: Case) -> str:
     return _vjp(case, "lambda x: " + " + ".join(terms))
 
 
+def _blur_pool(case: Case) -> str:
+    """kornia's blur pools: Pascal's row, normalised, as a convolution of every channel on its own (the
+    channels folded into the batch) with (k - 1) // 2 zeros before and k // 2 after; for max-blur
+    pooling a stride-1 max first.
+
+    Not ``feature_group_count=C``: XLA's CPU grouped convolution multiplies each channel by the zero
+    weights linking it to the others, so a NaN or an infinity in one channel makes NaN in every other
+    (forward and gradient, JAX 0.10), which is no part of the blur pools' definition.
+    """
+    kw = case.kwargs
+    k, s = kw["kernel_size"], kw.get("stride", 2)
+    row = [float(math.comb(k - 1, i)) for i in range(k)]
+    pads = ((k - 1) // 2, k // 2)
+    lines = [
+        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
+        "kernel = np.outer(row, row)[None, None]  # (1, 1, k, k)",
+        "",
+        "def blur(x):  # (N, C, H, W): every channel filtered on its own, as a batch of one-channel planes",
+        "    planes = x.reshape((x.shape[0] * x.shape[1], 1) + x.shape[2:])",
+        f"    y = lax.conv_general_dilated(planes, jnp.asarray(kernel, x.dtype), {(s, s)!r}, {(pads, pads)!r},",
+        "                                 dimension_numbers=('NCHW', 'OIHW', 'NCHW'))",
+        "    return y.reshape(x.shape[:2] + y.shape[2:])",
+        "",
+    ]
+    step = "blur(batched)"
+    if case.op == "max_blur_pool2d":
+        m = kw.get("max_pool_size", 2)
+        step = f"blur(lax.reduce_window(batched, -jnp.inf, lax.max, (1, 1, {m}, {m}), (1, 1, 1, 1), 'VALID'))"
+    lines += [
+        "def pool(x):  # unbatched (C, H, W) as a batch of one",
+        "    batched = x if x.ndim == 4 else x[None]",
+        f"    y = {step}",
+        "    return y if x.ndim == 4 else y[0]",
+        "",
+        _vjp(case, "pool"),
+    ]
+    return "\n".join(lines)
+
+
 def _bilinear(case: Case) -> str:
     kw = case.kwargs
     eps = kw.get("eps", 1e-12)
@@ -452,6 +493,10 @@ def _conv_model(case: Case):
     return None
 
 
+MAX_BLUR_NAN = ("NaN: reduce_window's max sends a NaN window's gradient to the first maximum after its last NaN, "
+                "kornia's max_pool2d (which poolref follows) to the last NaN")
+
+
 def _mixed_model(case: Case):
     if case.kwargs["lam"] == 0:
         return None
@@ -562,6 +607,10 @@ def _mappings() -> list[Mapping]:
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
         Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
+        Mapping("blur_pool2d", "lax.conv_general_dilated per channel, binomial kernel (kornia's blur_pool2d)",
+                _blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+        Mapping("max_blur_pool2d", "reduce_window(lax.max, stride 1) + conv_general_dilated per channel (kornia's max_blur_pool2d)",
+                _blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
         Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", _dynopool,
                 model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
                 notes="The query points are computed as docs/dynopool.rst writes them; alpha's gradient is the straight-through one."),

@@ -7,8 +7,9 @@ they build the nodes with ``onnx.helper.make_node`` and run them with ``run_grap
 result in ``y``. The compositions are written from each op's definition, independently of poolref's
 array code: GeM (``Max``, ``ReduceMax``, ``Pow``, ``ReduceMean``), LSE (``ReduceLogSumExp``), mixed
 pooling (``MaxPool`` + ``AveragePool``), stochastic pooling at inference (``AveragePool(a^2) /
-AveragePool(a)``), bilinear pooling (``MatMul``, ``Sign``, ``Sqrt``, ``ReduceL2``) and DynOPool
-(``GridSample`` at DynOPool's query points, docs/dynopool.rst).
+AveragePool(a)``), bilinear pooling (``MatMul``, ``Sign``, ``Sqrt``, ``ReduceL2``), DynOPool
+(``GridSample`` at DynOPool's query points (docs/dynopool.rst)) and kornia's blur pools (a depthwise ``Conv``, after a
+stride-1 ``MaxPool`` for max-blur pooling).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy
 from .._geometry import as_int_tuple
 from ..cases.case import Case
 
-__all__ = ["node_source", "graph_source", "gem", "lse", "mixed", "stochastic_expectation", "bilinear", "dynopool"]
+__all__ = ["node_source", "graph_source", "gem", "lse", "mixed", "stochastic_expectation", "bilinear", "dynopool", "blur_pool"]
 
 
 def node_source(op_type: str, inputs: list, outputs: list, attributes: dict) -> str:
@@ -28,9 +29,10 @@ def node_source(op_type: str, inputs: list, outputs: list, attributes: dict) -> 
     return f"node = onnx.helper.make_node({op_type!r}, {inputs!r}, {outputs!r}{pairs})"
 
 
-def graph_source(nodes: list, feeds: str) -> str:
-    """Source that builds ``nodes`` (each ``(op_type, inputs, outputs, attributes)``) and runs the graph."""
-    lines = ["make = onnx.helper.make_node", "nodes = ["]
+def graph_source(nodes: list, feeds: str, preamble=()) -> str:
+    """Source that builds ``nodes`` (each ``(op_type, inputs, outputs, attributes)``) and runs the graph,
+    after the ``preamble`` lines (the arrays the feeds name)."""
+    lines = list(preamble) + ["make = onnx.helper.make_node", "nodes = ["]
     for op_type, inputs, outputs, attributes in nodes:
         pairs = "".join(f", {k}={v!r}" for k, v in attributes.items())
         lines.append(f"    make({op_type!r}, {inputs!r}, {outputs!r}{pairs}),")
@@ -177,3 +179,26 @@ def dynopool(case: Case) -> str:
         f"points = query.reshape(x.shape[0], x.shape[1], {sizes[0]}, 2, {sizes[1]}, 2)",
         f"y = points.{reduce}(axis=(3, 5))",
     ])
+
+
+def blur_pool(case: Case) -> str:
+    """kornia's blur pools: a depthwise ``Conv`` (``group`` = C) with the normalised binomial kernel,
+    ``(k - 1) // 2`` zeros before and ``k // 2`` after; for max-blur pooling a stride-1 ``MaxPool``
+    first (with its Indices output: the kernel that follows one rule, as in :func:`mixed`)."""
+    kw = case.kwargs
+    k, s = kw["kernel_size"], kw.get("stride", 2)
+    row = [float(math.comb(k - 1, i)) for i in range(k)]
+    before, after = (k - 1) // 2, k // 2
+    nodes = []
+    source = "X"
+    if case.op == "max_blur_pool2d":
+        m = kw.get("max_pool_size", 2)
+        nodes.append(("MaxPool", ["X"], ["maxima", "winners"], dict(kernel_shape=[m, m], strides=[1, 1])))
+        source = "maxima"
+    nodes.append(("Conv", [source, "W"], ["Y"], dict(group=case.x.shape[1], kernel_shape=[k, k], strides=[s, s],
+                                                   pads=[before, before, after, after])))
+    preamble = [
+        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
+        "weight = np.broadcast_to(np.outer(row, row), (x.shape[1], 1, len(row), len(row))).astype(x.dtype)  # (C, 1, k, k)",
+    ]
+    return graph_source(nodes, '{"X": x, "W": weight}', preamble)

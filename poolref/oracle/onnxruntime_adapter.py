@@ -412,6 +412,8 @@ def _lse_model(case: Case):
 
 MIXED_NAN = ("NaN: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), ONNX's MaxPool keeps a NaN only when it "
              "comes first in its window")
+MAX_BLUR_NAN = ("NaN: ONNX's MaxPool keeps a NaN only when it comes first in its window, kornia's max_pool2d (which "
+                "poolref's max_blur_pool2d follows) always")
 ZERO_SIGN_MLAS = ("signed zeros: ONNX Runtime's float32 GlobalMaxPool (MLAS) returns either of a tied -0.0 and +0.0; "
                   "poolref's global_max_pool returns the first, as PyTorch")
 
@@ -513,6 +515,9 @@ def _mappings() -> list[Mapping]:
         Mapping("gem_pool", "Max(x, eps), ReduceMax, Div, Pow, ReduceMean, Pow(1/p), Mul", compositions.gem, **composed),
         Mapping("lse_pool", "(ReduceLogSumExp(r x) - log S) / r", compositions.lse, model=_lse_model, skips=(LOG_COUNT,), **composed),
         Mapping("bilinear_pool", "MatMul, Sign * Sqrt(Abs + eps), Div by Max(ReduceL2, eps)", compositions.bilinear, **composed),
+        Mapping("blur_pool2d", "Conv(group=C) with the binomial kernel (kornia's blur_pool2d)", compositions.blur_pool, **composed),
+        Mapping("max_blur_pool2d", "MaxPool(strides 1) + Conv(group=C) (kornia's max_blur_pool2d)", compositions.blur_pool,
+                model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **composed),
         Mapping("dynopool2d", "GridSample(bilinear, border) at DynOPool's query points (docs/dynopool.rst), max or mean of four", compositions.dynopool,
                 **composed, model=refuse(nan=DYNOPOOL_GRID, inf=DYNOPOOL_GRID), skips=("NaN and infinities: " + DYNOPOOL_GRID,), notes="The grid is computed in float64 from alpha and cast to float32, as GridSample takes it."),
     ]

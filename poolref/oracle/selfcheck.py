@@ -12,8 +12,9 @@ magnitudes, non-finite upstream gradients), with the windowed ops drawn under al
    hand-written backward with central differences (the inputs of max-type ops are distinct, a
    quarter apart, so no argmax flips under the step), to every differentiable input but DynOPool's
    ``alpha``, whose gradient is a straight-through surrogate (:data:`NO_FINITE_DIFFERENCES`);
-3. on finite float64 cases, max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, and average pooling
-   must hand on exactly ``sum(cotangent * valid / divisor)``
+3. on finite float64 cases, max-type ops must conserve gradient mass, ``sum(grad_x) == sum(cotangent)``, average pooling
+   must hand on exactly ``sum(cotangent * valid / divisor)``, and blur and max-blur pooling the binomial weight each
+   window keeps inside the input
    (:func:`poolref.testing.assert_conserves_gradient`).
 """
 
@@ -23,10 +24,11 @@ import math
 
 import numpy
 
-from .._geometry import as_int_tuple, pool_geometry
+from .._geometry import as_int_tuple, geometry_of_keywords
 from .._running_max import max_pool_rule
 from ..autograd import GradcheckError, gradcheck
 from ..reference import adaptive as adaptive_ref
+from ..reference import blur as blur_ref
 from ..reference import convolution as convolution_ref
 from ..reference import deform_conv as deform_conv_ref
 from ..reference import dynopool as dynopool_ref
@@ -36,7 +38,7 @@ from ..reference import region as region_ref
 from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
-from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass
+from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass, blur_pool_window_mass
 from ..cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
 from .compare import compare_arrays
 from .engine import poolref_function, poolref_refusal, run_poolref
@@ -76,16 +78,8 @@ def _space(op: str) -> dict:
 # The loop references, called like the ops
 # --------------------------------------------------------------------------------------------------
 def _geometry(case: Case):
-    kw = case.kwargs
-    geometry = pool_geometry(
-        case.x.shape[2 if case.batched else 1:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0), kw.get("dilation", 1),
-        kw.get("ceil_mode", False), kw.get("convention", "torch"), case.op,
-    )
-    axes = geometry.axes
-    return (
-        tuple(a.kernel for a in axes), tuple(a.stride for a in axes), tuple(a.pad_begin for a in axes),
-        tuple(a.pad_end for a in axes), tuple(a.dilation for a in axes), bool(kw.get("ceil_mode", False)),
-    )
+    """The case's windows as the loop references take them (kernel, stride, pads, dilation, ceil_mode)."""
+    return geometry_of_keywords(case.x.shape[2 if case.batched else 1:], case.kwargs, case.op).loop_reference_arguments()
 
 
 def _rois(case: Case):
@@ -234,6 +228,14 @@ def _reference(case: Case, cotangent):
         y = convolution_ref.conv2d_reference(x, w, b, *geometry)
         grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
         return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
+    if op in ("blur_pool2d", "max_blur_pool2d"):
+        k, stride = kw["kernel_size"], as_int_tuple(kw.get("stride", 2), 2, "stride", op)
+        if op == "blur_pool2d":
+            y = blur_ref.blur_pool_reference(x, k, stride)
+            return y, None, {"x": blur_ref.blur_pool_backward_reference(cotangent, x.shape, k, stride, dtype=x.dtype)}
+        window = as_int_tuple(kw.get("max_pool_size", 2), 2, "max_pool_size", op)
+        y = blur_ref.max_blur_pool_reference(x, k, stride, window)
+        return y, None, {"x": blur_ref.max_blur_pool_backward_reference(cotangent, x, k, stride, window)}
     if op == "deform_conv2d":  # the sampling points are rounded to x's dtype, as the op's
         arrays = case.arrays
         geometry = (tuple(kw["stride"]), tuple(kw["padding"]), tuple(kw["dilation"]))
@@ -288,10 +290,13 @@ def _unpool_default(case: Case):
 def _laws(case: Case) -> None:
     """The conservation law of ``case``'s op, where it has one (raises AssertionError)."""
     op = case.op
-    if not (op.startswith(("max_pool", "adaptive_max", "fractional_max", "avg_pool")) or op == "global_max_pool"):
+    if not (op.startswith(("max_pool", "adaptive_max", "fractional_max", "avg_pool")) or op in ("global_max_pool", "blur_pool2d", "max_blur_pool2d")):
         return
     call = poolref_function(case)
     mass = 1.0
+    if op in ("blur_pool2d", "max_blur_pool2d"):
+        kw = case.kwargs
+        mass = blur_pool_window_mass(case.x.shape[-2:], kw["kernel_size"], kw.get("stride", 2), max_pool_size=kw.get("max_pool_size", 2) if op == "max_blur_pool2d" else None)
     if op.startswith("avg_pool"):
         kw = case.kwargs
         mass = avg_pool_window_mass(

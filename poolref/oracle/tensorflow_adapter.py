@@ -23,7 +23,9 @@ TensorFlow is channels-last (NWC, NHWC, NDHWC): each check moves the channel axi
 
 The ops TensorFlow lacks are composed from its own (rows of kind ``"composition"``): GeM, LSE,
 SoftPool, bilinear, mixed (``tf.nn.max_pool2d`` + ``avg_pool2d``) and stochastic pooling at
-inference, channels first where no pooling kernel is needed.
+inference, channels first where no pooling kernel is needed, and kornia's blur pools
+(``tf.nn.depthwise_conv2d`` with the binomial kernel, after a stride-1 ``tf.nn.max_pool2d`` for
+max-blur pooling).
 
 The oracle loads this adapter only when TensorFlow is installed; TensorFlow itself is imported by the
 checks' code (``IMPORTS``) and by :func:`version`, so the module imports without it.
@@ -31,6 +33,7 @@ checks' code (``IMPORTS``) and by :func:`version`, so the module imports without
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy
@@ -40,7 +43,7 @@ from ..cases.case import Case, resize_scales, resize_size, window_of
 from ..cases.values import smooth_values
 from . import defects as known
 from .artefacts import (
-    GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
+    GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
 )
 from .layouts import crop_boxes_to_rois
 from .mapping import Mapping
@@ -337,6 +340,27 @@ def _mixed(case: Case) -> str:
     return _taped(case, " + ".join(terms))
 
 
+def _blur_pool(case: Case) -> str:
+    """kornia's blur pools: zeros padded in ((k - 1) // 2 before, k // 2 after), then a depthwise
+    convolution with the normalised binomial kernel (Pascal's row, outer product); for max-blur
+    pooling a stride-1 max pool first."""
+    kw = case.kwargs
+    k, s = kw["kernel_size"], kw.get("stride", 2)
+    row = [float(math.comb(k - 1, i)) for i in range(k)]
+    pads = [[0, 0], [(k - 1) // 2, k // 2], [(k - 1) // 2, k // 2], [0, 0]]
+    source = "x_t"
+    if case.op == "max_blur_pool2d":
+        m = kw.get("max_pool_size", 2)
+        source = f"tf.nn.max_pool2d(x_t, {m}, 1, padding='VALID')"
+    definitions = [
+        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
+        "filters = np.outer(row, row)[:, :, None, None] * np.ones((1, 1, x.shape[1], 1))  # (k, k, C, 1)",
+    ]
+    call = (f"tf.nn.depthwise_conv2d(tf.pad({source}, {pads!r}), tf.constant(filters, dtype=x_t.dtype), "
+            f"strides=[1, {s}, {s}, 1], padding='VALID')")
+    return "\n".join(definitions) + "\n" + _taped(case, call)
+
+
 # --------------------------------------------------------------------------------------------------
 # What TensorFlow cannot express, and what poolref cannot model
 # --------------------------------------------------------------------------------------------------
@@ -453,6 +477,13 @@ def _mixed_model(case: Case):
 
 
 MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), tf.nn.max_pool2d ignores NaN")
+DEPTHWISE_EMPTY = ("tf.nn.depthwise_conv2d (and tf.nn.conv2d) returns an empty batch in the input's spatial shape: "
+                   "(0, 4, 7, 1) with stride 2, VALID, gives (0, 4, 7, 1), not (0, 2, 4, 1)")
+MAX_BLUR_RULES = {
+    "nan": "NaN: tf.nn.max_pool2d ignores NaN, kornia's max_pool2d (which poolref's max_blur_pool2d follows) propagates it",
+    "inf": ("-inf: tf.nn.max_pool2d starts from the lowest finite float, so a window of only -inf gives -1.8e308 where "
+            "kornia's max_pool2d gives -inf"),
+}
 
 
 def _soft_pool_model(case: Case):
@@ -563,6 +594,11 @@ def _mappings() -> list[Mapping]:
         Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_soft_pool_model,
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, **composed),
+        Mapping("blur_pool2d", "tf.pad + tf.nn.depthwise_conv2d with the binomial kernel (kornia's blur_pool2d)", _blur_pool,
+                skips=("empty batches: " + DEPTHWISE_EMPTY,), **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
+        Mapping("max_blur_pool2d", "tf.nn.max_pool2d(stride 1) + tf.pad + tf.nn.depthwise_conv2d (kornia's max_blur_pool2d)",
+                _blur_pool, model=refuse(**MAX_BLUR_RULES), skips=tuple(MAX_BLUR_RULES.values()) + ("empty batches: " + DEPTHWISE_EMPTY,),
+                **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
         Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
     ]
     return mappings

@@ -1,4 +1,4 @@
-r"""PyTorch (and torchvision, when installed): which torch function computes each poolref op.
+r"""PyTorch (and torchvision and kornia, when installed): which torch function computes each poolref op.
 
 PyTorch is poolref's default convention, so almost every op maps to the ``torch.nn.functional``
 function of the same name with the same arguments and needs no ``convention=``; gradients come from
@@ -11,6 +11,12 @@ pyramid and deformable RoI pooling, DynOPool) are checked against compositions o
 :mod:`poolref.testing.torch_compositions` (rows of kind ``"composition"``); where such a
 composition's chain rule, rather than PyTorch, would decide a class (an upstream infinity times a
 partial derivative that is zero inside the formula), that class is refused and the reason shown.
+
+Two PyTorch libraries own ops of their own: torchvision the region ops, kornia the blur pools
+(``kornia.filters.blur_pool2d`` and ``max_blur_pool2d``, whose definitions poolref follows). Where one
+is installed (and loads with this torch) its functions are the native rows; without kornia the blur
+pools are checked against compositions of torch's own ops instead, and without torchvision the region
+ops are not covered.
 
 The oracle loads this adapter only when torch is installed; torch itself is imported by the checks'
 code (``IMPORTS``) and by :func:`version`, so the module imports without it.
@@ -49,6 +55,20 @@ def _torchvision_works() -> bool:
 HAS_TORCHVISION = _torchvision_works()
 
 
+def _kornia_works() -> bool:
+    """kornia is installed and its filters import with this torch."""
+    if importlib.util.find_spec("kornia") is None:
+        return False
+    try:
+        import kornia.filters  # noqa: F401
+    except Exception:  # noqa: BLE001 - a kornia built against another torch
+        return False
+    return True
+
+
+HAS_KORNIA = _kornia_works()
+
+
 def version() -> str:
     import torch
 
@@ -57,6 +77,10 @@ def version() -> str:
         import torchvision
 
         text += f", torchvision {torchvision.__version__}"
+    if HAS_KORNIA:
+        import kornia
+
+        text += f", kornia {kornia.__version__}"
     return text.split(" ", 1)[1]
 
 
@@ -110,6 +134,11 @@ def _same_call(function: str):
 def _torchvision_call(op: str):
     same = _same_call(f"torchvision.ops.{op}")
     return lambda case: "import torchvision.ops\n" + same(case)
+
+
+def _kornia_call(op: str):
+    same = _same_call(f"kornia.filters.{op}")
+    return lambda case: "import kornia.filters\n" + same(case)
 
 
 def _lp_pool(case: Case) -> str:
@@ -244,7 +273,7 @@ def _mappings() -> list[Mapping]:
                 defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS)),
         Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
     ]
-    mappings += _compositions()
+    mappings += _compositions() + _blur_pools()
     if HAS_TORCHVISION:
         for op in ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"):
             mappings.append(Mapping(op, f"torchvision.ops.{op}", _torchvision_call(op),
@@ -263,6 +292,27 @@ MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and 
 GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
                        "about 1e-2 that the same function in float32 does not make (checked: 6.2e-3 against float64 on "
                        "the same half inputs)")
+
+
+KORNIA_UNBATCHED = "kornia's blur pools take (B, C, H, W) only (an unbatched input raises)"
+
+
+def _blur_pools() -> list[Mapping]:
+    """kornia's blur pools where kornia is installed; else the same definitions composed from torch's ops."""
+    space = dict(POOLING, unbatched=KORNIA_UNBATCHED)
+    if HAS_KORNIA:
+        notes = "poolref's blur pools follow kornia's definitions (docs/ops/blur.rst)."
+        return [Mapping(op, f"kornia.filters.{op} (kornia, a PyTorch library)", _kornia_call(op), space=space, notes=notes,
+                        skips=("unbatched input: " + KORNIA_UNBATCHED,))
+                for op in ("blur_pool2d", "max_blur_pool2d")]
+    composed = dict(kind="composition", space=dict(POOLING),
+                    notes="kornia is not installed: kornia's definition composed from torch's ops.")
+    return [
+        Mapping("blur_pool2d", "F.pad + depthwise F.conv2d with the binomial kernel (kornia's blur_pool2d)",
+                _composition("blur_pool_by_depthwise_conv"), **composed),
+        Mapping("max_blur_pool2d", "F.max_pool2d(stride=1) + F.pad + depthwise F.conv2d (kornia's max_blur_pool2d)",
+                _composition("max_blur_pool_by_max_pool_and_conv"), **composed),
+    ]
 
 
 def _dynopool_model(case: Case):

@@ -139,6 +139,10 @@ def adaptive_avg_pool_backward_reference(grad_y, input_shape, output_size):
 
         \frac{\partial L}{\partial x_t} = \sum_{o:\ t \in B_o} \frac{g_o}{|B_o|}
 
+    summed from 0, as PyTorch's scatter-add into a zeroed gradient (so never -0.0), except with one
+    bin per plane (every output size 1), which PyTorch computes as a mean: its backward broadcasts
+    :math:`g / |B|`, and a -0.0 gradient stays -0.0.
+
     Examples
     --------
     Bins of 3 -> 2 are ``[0, 2)`` and ``[1, 3)``; the middle element is in both.
@@ -152,6 +156,7 @@ def adaptive_avg_pool_backward_reference(grad_y, input_shape, output_size):
     N, C = input_shape[:2]
     spatial = input_shape[2:]
     grad_x = numpy.zeros(input_shape, dtype=numpy.float64)
+    one_bin = all(O == 1 for O in output_size)
     # an infinite gradient meeting its opposite makes NaN, silently (as it should)
     with numpy.errstate(invalid="ignore", over="ignore"):
         for b, c in itertools.product(range(N), range(C)):
@@ -162,7 +167,10 @@ def adaptive_avg_pool_backward_reference(grad_y, input_shape, output_size):
                     continue
                 share = float(grad_y[(b, c) + out_pos]) / count
                 for position in itertools.product(*box):
-                    grad_x[(b, c) + position] += share  # overlapping bins accumulate
+                    if one_bin:
+                        grad_x[(b, c) + position] = share  # PyTorch's mean: the share itself
+                    else:
+                        grad_x[(b, c) + position] += share  # overlapping bins accumulate, from 0
     return grad_x.astype(_result_dtype(grad_y.dtype))
 
 

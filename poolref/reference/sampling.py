@@ -28,6 +28,8 @@ from fractions import Fraction
 
 import numpy
 
+from .adaptive import adaptive_bin
+
 __all__ = [
     "grid_source_coordinate",
     "grid_sample_reference",
@@ -378,12 +380,12 @@ def torch_antialias_taps(o, L, O, align_corners=False, scale_factor=None, dtype=
 
 
 def adaptive_bin_taps(o, L, O):
-    """Adaptive average bin ``o``: ``[floor(oL/O), ceil((o+1)L/O))``, each position with weight ``1/size``.
+    """Adaptive average bin ``o`` (:func:`~poolref.reference.adaptive.adaptive_bin`), each position with weight ``1/size``.
 
     >>> adaptive_bin_taps(1, 5, 2)
     [(2, 0.3333333333333333), (3, 0.3333333333333333), (4, 0.3333333333333333)]
     """
-    start, end = (o * L) // O, -((-(o + 1) * L) // O)
+    start, end = adaptive_bin(o, L, O)
     return [(i, 1.0 / (end - start)) for i in range(start, end)]
 
 

@@ -46,15 +46,19 @@ The same test, with the import of torch replaced by your framework's call, is wh
 needs; ``tests/testing/test_user_example.py`` runs it as written.
 """
 
-from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass
+from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass, blur_pool_window_mass
 
-__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "strategies"]
+__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass", "strategies"]
 
 
 def __getattr__(name):
-    # imported on first use so that ``import poolref.testing`` works without hypothesis
+    # imported on first use so that ``import poolref.testing`` works without hypothesis; without it,
+    # the attribute is missing (``hasattr`` says False) and the message says what to install
     if name == "strategies":
         import importlib
 
-        return importlib.import_module(f"{__name__}.strategies")
-    raise AttributeError(name)
+        try:
+            return importlib.import_module(f"{__name__}.strategies")
+        except ImportError as missing:
+            raise AttributeError(f"module {__name__!r} has no attribute 'strategies': {missing}") from missing
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

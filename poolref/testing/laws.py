@@ -7,7 +7,10 @@ gradient therefore gives back how much gradient *mass* each window passes on:
   element, so ``sum(grad_x) == sum(grad_y)``, always;
 * average pooling: window ``o`` hands ``grad_y[o] * valid_o / D_o`` to its valid elements, so
   ``sum(grad_x) == sum(grad_y * valid / D)``; ``valid / D = 1`` unless the divisor counts padding or
-  is overridden (:func:`avg_pool_window_mass`).
+  is overridden (:func:`avg_pool_window_mass`);
+* blur pooling (and max-blur pooling, whose max step conserves): window ``o`` hands ``grad_y[o]``
+  times the binomial weights of its taps inside the input, which sum to 1 unless the window reaches
+  the zero padding (:func:`blur_pool_window_mass`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from __future__ import annotations
 import numpy
 
 from .._backend import to_numpy
-from .._geometry import pool_geometry
+from .._geometry import as_int_tuple, pool_geometry
+from ..ops.blur import binomial_weights, blur_geometry
 
-__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass"]
+__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass"]
 
 
 def avg_pool_window_mass(
@@ -47,11 +51,37 @@ def avg_pool_window_mass(
     return valid / geometry.divisor(count_padding, divisor_override)
 
 
+def blur_pool_window_mass(spatial_shape, kernel_size, stride=2, *, max_pool_size=None):
+    r"""(O_h, O_w) fraction of each blur-pooling window's gradient that reaches the input: the sum of
+    the binomial weights :math:`w_i w_j` of its taps inside the input (1 away from the border).
+
+    For :func:`poolref.max_blur_pool2d` pass its ``max_pool_size``: the blur then reads the max
+    pool's ``(H - m + 1, W - m + 1)`` output, and the max pool hands on all it receives.
+
+    >>> blur_pool_window_mass((4,), 3, 2).tolist()  # taps -1, 0, 1 and 1, 2, 3; weights 1/4 1/2 1/4
+    [0.75, 1.0]
+    >>> blur_pool_window_mass((3, 3), 3, 1, max_pool_size=2).tolist()
+    [[0.5625, 0.5625], [0.5625, 0.5625]]
+    """
+    n = len(spatial_shape)
+    kernel = as_int_tuple(kernel_size, n, "kernel_size", "blur_pool_window_mass")[0]
+    strides = as_int_tuple(stride, n, "stride", "blur_pool_window_mass")
+    if max_pool_size is not None:
+        windows = as_int_tuple(max_pool_size, n, "max_pool_size", "blur_pool_window_mass")
+        spatial_shape = tuple(L - m + 1 for L, m in zip(spatial_shape, windows))
+    weights = numpy.array(binomial_weights(kernel))
+    mass = numpy.ones(())
+    for axis in blur_geometry(tuple(spatial_shape), kernel, strides).axes:
+        mass = numpy.multiply.outer(mass, axis.inside() @ weights)  # (O,) the weight of the inside taps
+    return mass
+
+
 def assert_conserves_gradient(fn, x, *, cotangent=None, window_mass=1.0, seed=0, rtol=1e-10, atol=1e-10, **kwargs):
     r"""Assert ``sum(grad_x) == sum(cotangent * window_mass)`` for ``y = fn(x, **kwargs)``.
 
     ``cotangent`` defaults to a seeded random array shaped like ``y``; ``window_mass`` (broadcast
-    against ``y``) is 1 for max-type ops and :func:`avg_pool_window_mass` for average pooling. The
+    against ``y``) is 1 for max-type ops, :func:`avg_pool_window_mass` for average pooling and
+    :func:`blur_pool_window_mass` for blur and max-blur pooling. The
     sums are compared in float64.
 
     >>> import numpy as np, poolref

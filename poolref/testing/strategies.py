@@ -23,8 +23,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy
-from hypothesis import assume
-from hypothesis import strategies as st
+
+try:
+    from hypothesis import assume
+    from hypothesis import strategies as st
+except ModuleNotFoundError as missing:  # a plain install: the strategies need the test extra
+    if missing.name != "hypothesis":
+        raise
+    raise ImportError(
+        "poolref.testing.strategies needs hypothesis: pip install 'poolref[test]' (or pip install hypothesis)"
+    ) from missing
 
 from .._geometry import pool_geometry
 

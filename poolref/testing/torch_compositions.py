@@ -23,7 +23,7 @@ import numpy
 __all__ = [
     "gem_by_pow_mean", "soft_pool_by_unfold", "lse_by_expm1_log1p", "bilinear_by_einsum", "mixed_by_max_and_avg_pool",
     "stochastic_expectation_by_unfold", "spatial_pyramid_by_pooling", "deform_roi_pool_by_gather",
-    "deform_conv2d_by_gather", "dynopool_by_grid_sample",
+    "deform_conv2d_by_gather", "dynopool_by_grid_sample", "blur_pool_by_depthwise_conv", "max_blur_pool_by_max_pool_and_conv",
 ]
 
 
@@ -127,6 +127,50 @@ def bilinear_by_einsum(torch, x, y=None, signed_sqrt=True, l2_normalize=True, ep
     B = torch.einsum("ncl,ndl->ncd", first, second).reshape(N, first.shape[1] * second.shape[1]) / P
     s = torch.sign(B) * torch.sqrt(B.abs() + eps) if signed_sqrt else B
     return torch.nn.functional.normalize(s, dim=1, eps=eps) if l2_normalize else s
+
+
+# --------------------------------------------------------------------------------------------------
+# Anti-aliased downsampling (kornia's blur pools, written from their definition)
+# --------------------------------------------------------------------------------------------------
+def blur_pool_by_depthwise_conv(torch, x, kernel_size, stride=2):
+    r"""Blur pooling as kornia defines it: ``F.pad`` with ``(k - 1) // 2`` zeros before and ``k // 2``
+    after each axis, then a depthwise ``F.conv2d`` (``groups=C``) with the normalised binomial kernel
+    at ``stride``. The kernel's row is Pascal's, built by adding shifted copies of ``[1]`` (float64,
+    then cast to ``x``'s dtype).
+
+    >>> import pytest; torch = pytest.importorskip("torch")  # skips this example without PyTorch
+    >>> from poolref.testing.torch_compositions import blur_pool_by_depthwise_conv
+    >>> blur_pool_by_depthwise_conv(torch, torch.ones(1, 3, 3), 3, 1)  # zero padding: a darker border
+    tensor([[[0.5625, 0.7500, 0.5625],
+             [0.7500, 1.0000, 0.7500],
+             [0.5625, 0.7500, 0.5625]]])
+    """
+    F = torch.nn.functional
+    k = _pair(kernel_size)[0]
+    row = torch.ones(1, dtype=torch.float64)
+    for _ in range(k - 1):  # the next row of Pascal's triangle: [row, 0] + [0, row]
+        row = torch.cat([row, row.new_zeros(1)]) + torch.cat([row.new_zeros(1), row])
+    row = row / row.sum()
+    batched, had_batch = _as_batched(x)
+    channels = batched.shape[1]
+    weight = (row[:, None] * row[None, :]).to(x.dtype).expand(channels, 1, k, k).contiguous()
+    padded = F.pad(batched, ((k - 1) // 2, k // 2, (k - 1) // 2, k // 2))  # (left, right, top, bottom)
+    y = F.conv2d(padded, weight, stride=stride, groups=channels)
+    return y if had_batch else y[0]
+
+
+def max_blur_pool_by_max_pool_and_conv(torch, x, kernel_size, stride=2, max_pool_size=2):
+    r"""Max-blur pooling as kornia defines it: ``F.max_pool2d(x, max_pool_size, stride=1)`` (PyTorch's
+    max rule: first of ties, a NaN wins), then :func:`blur_pool_by_depthwise_conv`.
+
+    >>> import pytest; torch = pytest.importorskip("torch")  # skips this example without PyTorch
+    >>> from poolref.testing.torch_compositions import max_blur_pool_by_max_pool_and_conv
+    >>> max_blur_pool_by_max_pool_and_conv(torch, torch.eye(5)[None, None], 3)  # kornia's example
+    tensor([[[[0.5625, 0.3125],
+              [0.3125, 0.8750]]]])
+    """
+    pooled = torch.nn.functional.max_pool2d(x, max_pool_size, stride=1)
+    return blur_pool_by_depthwise_conv(torch, pooled, kernel_size, stride)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import poolref
 from poolref._backend import array_module, to_numpy
 from poolref.autograd import Function, Tape, Tensor, apply
 
@@ -27,6 +28,9 @@ def test_printing_shows_the_computation():
     with Tape() as tape:
         y = (x @ w)[:, 0].mean(axis=0)
     assert str(tape).splitlines() == [
+        "# %k names the k-th tensor to appear: an input, or the output of the line that assigns it",
+        "x = input  -> (2, 3) float64",  # every tensor the tape did not compute is introduced
+        "%0 = input  -> (3, 1) float64",
         "%1 = matmul(x, %0)  -> (2, 1) float64",
         "%2 = getitem(%1) index=(:, 0)  -> (2,) float64",
         "%3 = mean(%2) axis=0, keepdims=False  -> () float64",
@@ -225,3 +229,31 @@ def test_a_seed_gradient_on_another_device_is_refused(cupy):
         (on_host * 2.0).backward(cupy.ones(2))
     (on_device * 2.0).backward(cupy.ones(2))  # where the tensor is: fine
     assert to_numpy(on_device.grad).tolist() == [2.0, 2.0]
+
+
+def test_gradients_through_a_sum_are_ordinary_writable_arrays():
+    # sum's backward broadcasts g to the input's shape: Tape.gradient and vjp returned that read-only,
+    # stride-0 view, which a caller could not write into (or could, on CuPy, into every element at once)
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with Tape() as tape:
+        y = x.sum()
+    grad = tape.gradient(y, x)
+    assert grad.flags.writeable and 0 not in grad.strides
+    grad[0, 0] = 5.0
+    assert grad.tolist() == [[5.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    _, pullback = poolref.vjp(lambda t: t.mean(), np.ones((2, 3)))
+    (via_vjp,) = pullback(np.array(1.0))
+    assert via_vjp.flags.writeable and 0 not in via_vjp.strides
+
+
+def test_the_printed_tape_shows_every_part_of_a_windows_geometry():
+    # ceil_mode, dilation and the convention were missing: two different calls printed the same line
+    x = Tensor(np.ones((1, 1, 5, 5)), requires_grad=True)
+    lines = []
+    for kwargs in (dict(ceil_mode=False), dict(ceil_mode=True), dict(dilation=2), dict(convention="onnx")):
+        with Tape() as tape:
+            poolref.max_pool2d(x, 2, **kwargs)
+        lines.append(str(tape).splitlines()[-1])
+    assert len(set(lines)) == 4
+    assert "ceil_mode=True" in lines[1] and "dilation=(2, 2)" in lines[2] and "convention='onnx'" in lines[3]
+    assert "kernel_size=(2, 2), stride=(2, 2), padding=((0, 0), (0, 0)), dilation=(1, 1), ceil_mode=False" in lines[0]

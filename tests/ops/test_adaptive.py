@@ -262,7 +262,7 @@ def test_adaptive_avg_with_nan_and_inf_matches_torch(data):
 
 
 def test_global_avg_pool_with_nan_and_inf_matches_torch():
-    torch = torch_or_skip()
+    torch_or_skip()
     for n in (1, 2, 3):
         x = with_nonfinite((3, 4) + (3,) * n, n)
         x[0, 0] = 1.0  # one plane wholly finite
@@ -306,3 +306,65 @@ def test_numpy_and_cupy_agree(xp, call, layout):
          "transposed": lambda: layouts(x, "transposed"), "unbatched": lambda: x[0], "empty": lambda: x[:0],
          "contiguous": lambda: x}[layout]()
     assert_device_agrees(xp, call, x, rtol=1e-12 if x.dtype == numpy.float64 else 1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Signed zeros: PyTorch sums each bin from 0
+# ---------------------------------------------------------------------------------------------------
+def signed_zeros(shape, seed):
+    """+0.0, -0.0 and +-1 (and a few NaN and infinities): sums cancel to zeros of either sign."""
+    values = numpy.array([0.0, -0.0, -0.0, 1.0, -1.0, numpy.nan, numpy.inf])
+    return values[numpy.random.default_rng(seed).choice(len(values), size=shape, p=[0.25, 0.3, 0.2, 0.1, 0.1, 0.02, 0.03])]
+
+
+def test_adaptive_avg_pool_of_negative_zeros_is_positive_zero_as_in_torch():
+    # PyTorch sums each bin from 0 and scatter-adds the gradient into zeros, so a bin of -0.0
+    # averages to +0.0 and a -0.0 gradient gives +0.0 (torch 2.13). poolref's sums started with the
+    # bin's first cell: 3 -> 2 on [-0, -0, -0] gave [-0.0, -0.0], and the gradient of [-0, -0] gave
+    # [+0, -0, +0]
+    x = numpy.full((1, 1, 3), -0.0)
+    y, pullback = vjp(lambda t: poolref.adaptive_avg_pool1d(t, 2), x)
+    assert_matches(y, [[[0.0, 0.0]]], rtol=0, zero_sign=True)
+    assert_matches(pullback(numpy.full((1, 1, 2), -0.0))[0], [[[0.0, 0.0, 0.0]]], rtol=0, zero_sign=True, what="gradient")
+    y, pullback = vjp(lambda t: poolref.adaptive_avg_pool2d(t, 2), numpy.full((1, 3, 3), -0.0))  # 2-D, overlapping
+    assert_matches(y, numpy.zeros((1, 2, 2)), rtol=0, zero_sign=True)
+    assert_matches(pullback(numpy.full((1, 2, 2), -0.0))[0], numpy.zeros((1, 3, 3)), rtol=0, zero_sign=True, what="gradient")
+    # one bin per plane: PyTorch takes the mean, whose backward broadcasts g / |B|, -0.0 included
+    y, pullback = vjp(lambda t: poolref.adaptive_avg_pool2d(t, 1), numpy.full((1, 2, 3), -0.0))
+    assert_matches(y, [[[0.0]]], rtol=0, zero_sign=True)
+    assert_matches(pullback(numpy.full((1, 1, 1), -0.0))[0], numpy.full((1, 2, 3), -0.0), rtol=0, zero_sign=True, what="gradient")
+
+
+@pytest.mark.constant_outputs("inputs are mostly zeros of either sign: the property is the sign of zero outputs and gradients")
+@given(st.data())
+def test_adaptive_avg_signed_zeros_match_loop_reference(data):
+    n = data.draw(dims)
+    case = data.draw(adaptive_cases(n, **sized(n)))
+    out = case.kwargs["output_size"] if data.draw(st.integers(0, 3)) else (1,) * n  # one bin per plane too
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    x = signed_zeros(case.x.shape, seed)
+    y, pullback = vjp(lambda t: AVG[n](t, out), x)
+    assert_matches(y, ref.adaptive_avg_pool_reference(x, out), rtol=1e-15, atol=1e-15, zero_sign=True)
+    g = signed_zeros(y.shape, seed + 1)
+    # overlapping bins add their shares in another order here than in the loop (1/3 + 1/3 - 2/3 need
+    # not be 0 in both): an ulp apart
+    assert_matches(pullback(g)[0], ref.adaptive_avg_pool_backward_reference(g, x.shape, out), rtol=1e-15, atol=1e-15, zero_sign=True, what="gradient")
+
+
+@pytest.mark.constant_outputs("inputs are mostly zeros of either sign: the property is the sign of zero outputs and gradients")
+@given(st.data())
+def test_adaptive_avg_signed_zeros_match_torch(data):
+    torch = torch_or_skip()
+    n = data.draw(dims)
+    case = data.draw(adaptive_cases(n, **sized(n)))
+    out = case.kwargs["output_size"] if data.draw(st.integers(0, 3)) else (1,) * n
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    x = signed_zeros(case.x.shape, seed)
+    xt = to_torch(x, requires_grad=True)
+    yt = getattr(torch.nn.functional, f"adaptive_avg_pool{n}d")(xt, out)
+    g = signed_zeros(tuple(yt.shape), seed + 1)
+    yt.backward(to_torch(g))
+    y, pullback = vjp(lambda t: AVG[n](t, out), x)
+    # PyTorch divides by each axis's bin length in turn (g / k_h / k_w), poolref by their product: an ulp apart
+    assert_matches(y, yt.detach().numpy(), rtol=1e-15, atol=1e-15, zero_sign=True)
+    assert_matches(pullback(g)[0], xt.grad.numpy(), rtol=1e-15, atol=1e-15, zero_sign=True, what="gradient")

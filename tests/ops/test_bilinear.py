@@ -63,8 +63,9 @@ def test_bilinear_matches_loop_reference(shape, channels_y, flags, with_y, seed)
         assert grad_y is None and want_y is None
 
 
+# at least two products per sample: L2 normalisation maps a single product to +-1, a constant
 @settings(max_examples=15)
-@given(global_shapes(batch=(1, 2), channels=(1, 2)), st.integers(1, 3), st.sampled_from(FLAGS), seeds)
+@given(global_shapes(batch=(1, 2), channels=(1, 2)), st.integers(2, 3), st.sampled_from(FLAGS), seeds)
 def test_bilinear_gradcheck_x_and_y(shape, channels_y, flags, seed):
     signed_sqrt, l2 = flags
     x, y = _away_from_zero_products(shape, channels_y, seed)

@@ -1,5 +1,7 @@
 """DynOPool (docs/dynopool.rst): max-pool equivalence, loop reference, gradients to x and to alpha, PyTorch."""
 
+import re
+
 import numpy
 import pytest
 from hypothesis import assume, given
@@ -461,3 +463,44 @@ def test_dynopool_gives_a_host_alpha_a_host_gradient_for_a_device_x(cupy):
     (on_host(poolref.Tensor(x)).sum() * 0.5).backward()
     assert isinstance(on_device.alpha.data, numpy.ndarray) and isinstance(on_device.alpha.grad, numpy.ndarray)
     assert_matches(on_device.alpha.grad, on_host.alpha.grad, rtol=1e-9, atol=1e-12, what="gradient of alpha")
+
+
+# --------------------------------------------------------------------------------------------------
+# Absurd arguments are refused at once
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("alpha", [(1e-300, 2.0), (1e-9, 1e-9)])
+def test_an_alpha_that_asks_for_an_absurd_output_is_refused_before_allocating(alpha):
+    # (1e-300, 2) raised numpy's "Maximum allowed size exceeded"; a tiny alpha ran out of memory
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"dynopool2d: alpha=\(1e-.*elements in the query points"):
+        poolref.dynopool2d(numpy.zeros((1, 1, 6, 6)), numpy.array(alpha))
+    assert time.perf_counter() - start < 1.0  # refused, not attempted
+
+
+def test_a_huge_alpha_gives_a_one_pixel_output_without_overflow():
+    # (1e300, 2) raised OverflowError (alpha**2 in the cell-size derivative)
+    x = numpy.arange(36.0).reshape(1, 1, 6, 6)
+    alpha = numpy.array([1e300, 2.0])
+    y, pullback = vjp(lambda t, a: poolref.dynopool2d(t, a), x, alpha)
+    assert y.shape == (1, 1, 1, 3)
+    grad_x, grad_alpha = pullback(numpy.ones(y.shape))
+    assert numpy.isfinite(grad_x).all() and numpy.isfinite(grad_alpha).all()
+
+
+@pytest.mark.parametrize("length, alpha, error, words", [
+    (6, 0.0, ValueError, "alpha must be a finite number > 0, got alpha=0.0"),  # was ZeroDivisionError
+    (6, float("nan"), ValueError, "got alpha=nan"),  # was "cannot convert float NaN to integer"
+    (6, -2.0, ValueError, "got alpha=-2.0"),  # returned 1
+    (6, float("inf"), ValueError, "got alpha=inf"),
+    (0, 2.0, ValueError, "length must be at least 1, got length=0"),  # returned 1
+    (6.0, 2.0, TypeError, "length must be an int, got length=6.0"),
+    (True, 2.0, TypeError, "got length=True"),
+    (6, "2", TypeError, "alpha must be a real number, got alpha='2'"),
+])
+def test_dynopool_output_size_validates_its_arguments(length, alpha, error, words):
+    from poolref.ops.dynopool import dynopool_output_size
+
+    with pytest.raises(error, match=re.escape(words)):
+        dynopool_output_size(length, alpha)

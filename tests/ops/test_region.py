@@ -490,10 +490,10 @@ def inside_sample_mass(rois, size, scale, ratio, aligned, H, W, C):
     """(K, C, ph, pw) fraction of each bin's gradient that reaches the input: inside samples / count."""
     mass = numpy.zeros((len(rois), C) + size)
     for k, roi in enumerate(rois):
-        sh, sw, bh, bw, gh, gw, _, _ = ref._align_geometry(roi, size, scale, ratio, 0.5 if aligned else 0.0, not aligned)
+        sh, sw, bh, bw, gh, gw, _, _ = ref.align_geometry(roi, size, scale, ratio, 0.5 if aligned else 0.0, not aligned)
         for i in range(size[0]):
             for j in range(size[1]):
-                points = ref._samples(sh, sw, bh, bw, gh, gw, i, j)
+                points = ref.bin_samples(sh, sw, bh, bw, gh, gw, i, j)
                 mass[k, :, i, j] = sum(1 for py, px in points if ref.bilinear_corners(py, px, H, W)) / max(gh * gw, 1)
     return mass
 
@@ -534,7 +534,7 @@ def test_ps_roi_pool_conserves_gradient_over_non_empty_bins(case):
     c_out = x.shape[1] // (size[0] * size[1])
     mass = numpy.zeros((len(rois), c_out) + size)
     for k, roi in enumerate(rois):
-        rows, cols = ref._roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H - 1, W - 1))
+        rows, cols = ref.roi_pool_bins(roi, size, scale, H, W, end_inclusive=False, clip=(H - 1, W - 1))
         for i, (h0, h1) in enumerate(rows):
             for j, (w0, w1) in enumerate(cols):
                 mass[k, :, i, j] = float(h1 > h0 and w1 > w0)

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import assert_device_agrees, layouts, plant_nonfinite, resolved, to_torch, torch_or_skip
+from helpers import assert_blocks_change_nothing, assert_device_agrees, layouts, plant_nonfinite, resolved, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import lp_pool as lp_ref
 from poolref.reference import window as ref
@@ -626,9 +626,12 @@ def jax_cases(draw, n, op):
     except ValueError:
         out = (0,)
     assume(min(out) > 0)
+    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, convention="jax")
+    # windows wholly in padding are all alike (-inf, 0 or NaN): most windows must read the input, or
+    # the example compares constants
+    assume(_reads_input(shape[2:], resolved(shape[2:], kwargs)).mean() >= 0.5)
     seed = draw(st.integers(0, 2**32 - 1))
     x = distinct_values(shape, seed) if op == "max" else smooth_values(shape, seed)
-    kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, convention="jax")
     if op == "avg":
         kwargs["count_include_pad"] = draw(st.booleans())
     return PoolCase(x, kwargs)
@@ -972,3 +975,63 @@ def test_numpy_and_cupy_agree(xp, call, layout):
     elif layout == "empty":
         x = x[:0]
     assert_device_agrees(xp, call, x, rtol=1e-12 if x.dtype == numpy.float64 else 1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The batch in cache-sized blocks (poolref._backend.batch_blocks): one plane per block gives the
+# bits of one block, forward and backward, on every kind of input
+# ---------------------------------------------------------------------------------------------------
+def _hard_values(shape, seed, dtype=numpy.float64):
+    """Normal values among ties (halves), signed zeros, NaN and +-inf, in ``dtype``."""
+    rng = numpy.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    tie = rng.random(shape) < 0.4
+    x[tie] = numpy.round(x[tie] * 2) / 2
+    x[rng.random(shape) < 0.15] = -0.0
+    return plant_nonfinite(x, seed, fraction=0.1).astype(dtype)
+
+
+def _batch_layouts(x):
+    """``x`` as it is, and as views whose planes do not merge into one axis or have odd strides."""
+    yield x
+    yield layouts(x, "reversed")
+    yield numpy.ascontiguousarray(x[..., ::-1])[..., ::-1]  # only the last axis reversed
+    yield layouts(x, "sliced")
+    if x.ndim >= 3:
+        yield numpy.ascontiguousarray(numpy.swapaxes(x, 0, 1)).swapaxes(0, 1)  # batch and channels swapped
+
+
+BLOCK_CASES = [
+    (MAX, dict(kernel_size=3, stride=2, padding=1, return_indices=True)),
+    (MAX, dict(kernel_size=2, stride=1, ceil_mode=True, convention="onnx")),
+    (MAX, dict(kernel_size=3, stride=2, padding="same", convention="tensorflow")),
+    (MAX, dict(kernel_size=2, stride=2, padding=((1, -1),), dilation=2, convention="jax")),
+    (AVG, dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)),
+    (AVG, dict(kernel_size=2, stride=1, padding=1, count_include_pad=False, convention="jax")),
+    (LP, dict(norm_type=3.0, kernel_size=3, stride=2)),
+    (LP, dict(norm_type=3.0, kernel_size=2, stride=2, ceil_mode=True)),
+    (LP, dict(norm_type=0.5, kernel_size=3, stride=1, convention="onnx")),
+]
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.float16])
+@pytest.mark.parametrize("ops, kwargs", BLOCK_CASES, ids=[f"{ops[1].__name__}-{kwargs.get('convention', 'torch')}" for ops, kwargs in BLOCK_CASES])
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_window_ops_in_blocks_of_one_plane_give_the_bits_of_one_block(n, ops, kwargs, dtype, monkeypatch):
+    kwargs = dict(kwargs)
+    if kwargs.get("padding") == ((1, -1),):
+        kwargs["padding"] = ((1, -1),) * n
+    op = ops[n]
+    for shape in [(4, 7) + (13,) * n if n == 1 else (3, 2) + (7,) * n, (2,) + (6,) * n]:  # batched, unbatched
+        for x in _batch_layouts(_hard_values(shape, seed=n, dtype=dtype)):
+            assert_blocks_change_nothing(monkeypatch, lambda t: op(t, **kwargs), x)
+
+
+def test_window_ops_in_blocks_run_an_empty_batch():
+    import poolref._backend
+
+    x = numpy.zeros((0, 3, 6, 6))
+    for op in (poolref.max_pool2d, poolref.avg_pool2d, lambda t, k: poolref.lp_pool2d(t, 2.0, k)):
+        y, pullback = vjp(lambda t: op(t, 2), x)
+        assert y.shape == (0, 3, 3, 3) and pullback(numpy.zeros(y.shape))[0].shape == x.shape
+    assert poolref._backend.batch_blocks(0, 1) == [slice(0, 0)]

@@ -184,3 +184,28 @@ def test_a_planted_bug_in_a_composition_is_caught(monkeypatch):
 def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
     composed = [m for m in oracle.load_adapter("torch").MAPPINGS if m.kind == "composition"]
     assert composed and reproducers_run("torch", kind="composition") == len(composed)
+
+
+# --------------------------------------------------------------------------------------------------
+# kornia's blur pools: native rows with kornia, compositions of torch's ops without it
+# --------------------------------------------------------------------------------------------------
+def test_blur_pools_are_kornias_rows_where_kornia_loads():
+    from poolref.oracle import torch_adapter
+
+    rows = [m for m in torch_adapter.MAPPINGS if m.op in ("blur_pool2d", "max_blur_pool2d")]
+    assert [m.op for m in rows] == ["blur_pool2d", "max_blur_pool2d"]
+    if torch_adapter.HAS_KORNIA:
+        assert all(m.kind == "native" and "kornia" in m.call and "kornia" in torch_adapter.version() for m in rows)
+    else:
+        assert all(m.kind == "composition" for m in rows)
+
+
+def test_blur_pool_compositions_pass_where_kornia_is_missing(monkeypatch):
+    from poolref.oracle import engine, torch_adapter
+
+    monkeypatch.setattr(torch_adapter, "HAS_KORNIA", False)
+    for mapping in torch_adapter._blur_pools():
+        plan = engine.plan_cases(mapping, 14, seed=2)
+        assert mapping.kind == "composition" and "import kornia" not in mapping.code(plan.cases[0])
+        result = engine.check_mapping("torch", torch_adapter.IMPORTS, mapping, plan, seed=2)
+        assert result.passed and "unbatched" in plan.counts, [f.problems for f in result.failures]

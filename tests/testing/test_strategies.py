@@ -34,3 +34,31 @@ def test_non_overlapping_windows_share_no_element(case):
 @given(adaptive_cases(3, max_size=4))
 def test_adaptive_cases(case):
     assert len(case.kwargs["output_size"]) == 3 and case.x.ndim == 5
+
+
+WITHOUT_HYPOTHESIS = """
+import sys
+sys.modules["hypothesis"] = None  # as on a plain install: importing hypothesis fails
+import poolref.testing
+assert not hasattr(poolref.testing, "strategies")
+try:
+    import poolref.testing.strategies
+except ImportError as error:
+    print("ImportError:", error)
+try:
+    from poolref.testing import strategies
+except ImportError as error:
+    print("from-import:", error)
+"""
+
+
+def test_without_hypothesis_the_strategies_say_what_to_install_and_hasattr_is_false():
+    # a plain install raised a bare ModuleNotFoundError for hypothesis, and hasattr raised instead of
+    # returning False
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", WITHOUT_HYPOTHESIS], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all("pip install 'poolref[test]'" in line for line in lines), done.stdout
