@@ -16,6 +16,7 @@ chromium``) and skips where it is not installed.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -128,7 +129,29 @@ def test_every_image_exists():
     assert not missing, "broken images:\n" + "\n".join(missing)
 
 
-def test_every_tutorial_has_a_thumbnail_of_its_own():
+def _pixels(path: Path):
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGBA").tobytes(), image.size
+
+
+def _sphinx_gallery_stand_ins(folder: Path) -> dict[str, tuple]:
+    """The pixels of the thumbnails sphinx-gallery writes for a tutorial without a figure (its
+    ``no_image.png``) and for one that raised (``broken_example.png``), scaled as it scales them."""
+    sphinx_gallery = pytest.importorskip("sphinx_gallery")
+    from sphinx_gallery.gen_gallery import DEFAULT_GALLERY_CONF
+    from sphinx_gallery.gen_rst import scale_image
+
+    stand_ins = {}
+    for name in ("no_image.png", "broken_example.png"):
+        scaled = folder / name
+        scale_image(Path(sphinx_gallery.glr_path_static()) / name, scaled, *DEFAULT_GALLERY_CONF["thumbnail_size"])
+        stand_ins[name] = _pixels(scaled)
+    return stand_ins
+
+
+def test_every_tutorial_has_a_thumbnail_of_its_own(tmp_path):
     gallery = SITE / "tutorials" / "index.html"
     if not gallery.is_file():
         pytest.skip("this build has no tutorial gallery")
@@ -136,12 +159,52 @@ def test_every_tutorial_has_a_thumbnail_of_its_own():
                   if tag == "img" and "thumb" in url]
     tutorials = sorted((ROOT / "tutorials").glob("plot_*.py"))
     assert len(thumbnails) == len(tutorials), (thumbnails, tutorials)
-    placeholders = [url for url in thumbnails if "no_image" in url]  # sphinx-gallery's stand-in
-    assert not placeholders, f"tutorials without a figure for their thumbnail: {placeholders}"
+    # sphinx-gallery names its stand-in after the tutorial (sphx_glr_plot_2_..._thumb.png) but draws
+    # its placeholder picture in it: compare the pixels
+    stand_ins = _sphinx_gallery_stand_ins(tmp_path)
+    placeholders = [f"{url} (sphinx-gallery's {name})" for url in thumbnails
+                    for name, pixels in stand_ins.items() if _pixels(_local_file(gallery, url)) == pixels]
+    assert not placeholders, f"tutorials without a figure of their own for their thumbnail: {placeholders}"
 
 
-TOP_LEVEL = ["getting_started", "concepts", "tutorials/index", "ops/index", "dynopool", "atlas",
-             "conventions", "oracle", "api", "benchmarks"]
+def test_the_thumbnail_check_recognises_the_placeholder(tmp_path):
+    # the check above must be able to fail: sphinx-gallery's placeholder, scaled as it scales it
+    sphinx_gallery = pytest.importorskip("sphinx_gallery")
+    from sphinx_gallery.gen_gallery import DEFAULT_GALLERY_CONF
+    from sphinx_gallery.gen_rst import scale_image
+
+    (tmp_path / "made").mkdir()
+    thumb = tmp_path / "made" / "sphx_glr_plot_9_thumb.png"
+    scale_image(Path(sphinx_gallery.glr_path_static()) / "no_image.png", thumb, *DEFAULT_GALLERY_CONF["thumbnail_size"])
+    assert _pixels(thumb) == _sphinx_gallery_stand_ins(tmp_path)["no_image.png"]
+    real = SITE / "_images" / "sphx_glr_plot_1_max_vs_avg_thumb.png"
+    if real.is_file():
+        assert _pixels(real) != _pixels(thumb)
+
+
+def _index_toctree_entries() -> list[str]:
+    """The documents listed by the toctrees of docs/index.rst (``Title <name>`` or ``name``)."""
+    entries, in_toctree = [], False
+    for line in (ROOT / "docs" / "index.rst").read_text(encoding="utf-8").splitlines():
+        if line.startswith(".. toctree::"):
+            in_toctree = True
+        elif in_toctree and line.startswith("   ") and not line.strip().startswith(":"):
+            entry = line.strip()
+            entries.append(entry[entry.rindex("<") + 1:-1] if entry.endswith(">") else entry)
+        elif in_toctree and line and not line.startswith(" "):
+            in_toctree = False
+    return entries
+
+
+# every page of the index's toctrees is a top-level page; the issue named these as hidden or unlinked
+TOP_LEVEL = _index_toctree_entries()
+MUST_BE_TOP_LEVEL = ["getting_started", "tutorials/index", "ops/index", "dynopool", "atlas", "conventions",
+                     "oracle", "api", "benchmarks"]
+
+
+def test_the_top_level_pages_are_the_index_toctree():
+    missing = [name for name in MUST_BE_TOP_LEVEL if name not in TOP_LEVEL]
+    assert not missing, f"not in docs/index.rst's toctrees: {missing} (they list {TOP_LEVEL})"
 
 
 def _top_bar(html: str) -> str:
@@ -200,6 +263,7 @@ class _Chromium:
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self._session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.send("Page.enable", session=True)
+        self.send("Network.enable", session=True)  # to see every request a page makes
 
     def _receive(self, deadline):
         while b"\0" not in self._buffer:
@@ -230,22 +294,30 @@ class _Chromium:
 
     def _wait_for(self, event):
         deadline = time.monotonic() + self.timeout
-        while True:
-            if any(e.get("method") == event and e.get("sessionId") == self._session for e in self._events):
-                self._events.clear()
-                return
+        while not any(e.get("method") == event and e.get("sessionId") == self._session for e in self._events):
             self._events.append(self._receive(deadline))
 
     def open(self, page: Path, expression: str):
-        """Load ``page``, wait for its load event, and return the value of ``expression`` (a promise)."""
+        """Load ``page``, wait for its load event, and return the value of ``expression`` (a promise)
+        and the URLs of every request the page made (documents, scripts, styles, fonts, images, XHR)."""
         self._events.clear()
         self.send("Page.navigate", {"url": page.as_uri()}, session=True)
         self._wait_for("Page.loadEventFired")
         result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
                                                 "returnByValue": True}, session=True)
         if "exceptionDetails" in result:
-            raise RuntimeError(f"{_relative(page)}: {result['exceptionDetails']}")
-        return result["result"]["value"]
+            raise RuntimeError(f"{page}: {result['exceptionDetails']}")
+        requests = [e["params"]["request"]["url"] for e in self._events
+                    if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self._session]
+        return result["result"]["value"], requests
+
+    def screenshot(self, page: Path, path: Path, width=1280, height=900):
+        """A PNG of ``page`` as a ``width`` x ``height`` window shows it, once its formulas are typeset."""
+        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
+                                                         "mobile": False}, session=True)
+        self.open(page, _READ_PAGE)
+        data = self.send("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
+        path.write_bytes(base64.b64decode(data))
 
     def close(self):
         try:
@@ -272,28 +344,48 @@ _READ_PAGE = """(async () => {
 })()"""
 
 
-@pytest.fixture(scope="module")
-def rendered():
-    """Every page of the site as Chromium renders it, offline: {page: what _READ_PAGE returns}."""
+def _is_local(url: str) -> bool:
+    return urlsplit(url).scheme in ("file", "data", "about", "blob")
+
+
+def _render(pages) -> dict[Path, dict]:
+    """{page: what _READ_PAGE returns, with "requests": the URLs of the requests it made}."""
     browser = _Chromium()
     try:
-        return {page: browser.open(page, _READ_PAGE) for page in PAGES}
+        seen = {}
+        for page in pages:
+            value, requests = browser.open(page, _READ_PAGE)
+            seen[page] = dict(value, requests=requests)
+        return seen
     finally:
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    """Every page of the site as Chromium renders it, offline."""
+    return _render(PAGES)
+
+
+def _formula_problems(page: Path, seen: dict) -> list[str]:
+    text = seen["text"]
+    raw = [text[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in RAW_TEX.finditer(text)]
+    if raw:
+        return [f"{page.name}: {len(raw)} formula(s) left as raw TeX, e.g. {raw[0]!r}"]
+    if _parse(page.read_text(encoding="utf-8")).math and not seen["typeset"]:
+        return [f"{page.name}: has math, but MathJax typeset nothing"]
+    return []
+
+
+def _network_requests(seen: dict) -> list[str]:
+    return [url for url in seen["requests"] if not _is_local(url)]
 
 
 @needs_chromium
 def test_every_formula_is_typeset_offline(rendered):
     math_pages = [page for page in PAGES if _parse(page.read_text(encoding="utf-8")).math]
     assert math_pages
-    problems = []
-    for page in math_pages:
-        text = rendered[page]["text"]
-        raw = [text[max(0, m.start() - 30):m.end() + 30].replace("\n", " ") for m in RAW_TEX.finditer(text)]
-        if raw:
-            problems.append(f"{_relative(page)}: {len(raw)} formula(s) left as raw TeX, e.g. {raw[0]!r}")
-        elif not rendered[page]["typeset"]:
-            problems.append(f"{_relative(page)}: has math, but MathJax typeset nothing")
+    problems = [problem for page in math_pages for problem in _formula_problems(page, rendered[page])]
     assert not problems, "\n".join(problems)
 
 
@@ -308,3 +400,49 @@ def test_no_raw_tex_on_any_page(rendered):
 def test_every_image_loads_in_the_browser(rendered):
     broken = [f"{_relative(page)}: {src}" for page, seen in rendered.items() for src in seen["broken"]]
     assert not broken, "images that do not load:\n" + "\n".join(broken)
+
+
+@needs_chromium
+def test_no_page_asks_the_network_for_anything(rendered):
+    # what the pages' scripts fetch as they run (fonts, further scripts), not only what the HTML names
+    remote = [f"{_relative(page)}: {url}" for page, seen in rendered.items() for url in _network_requests(seen)]
+    assert not remote, "requests to the network:\n" + "\n".join(remote)
+
+
+@needs_chromium
+def test_the_browser_checks_catch_raw_tex_a_broken_image_and_a_network_request(tmp_path):
+    # the checks above must be able to fail: a page with each defect, next to a copy of the site's
+    # MathJax, and the same page fixed
+    mathjax = next(url for tag, url in _parse((SITE / "concepts.html").read_text(encoding="utf-8")).loads
+                   if tag == "script" and "mathjax" in url.lower())
+    mathjax_file = _local_file(SITE / "concepts.html", mathjax)
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><head><script src="https://cdn.example.org/mathjax/tex-chtml.js"></script></head><body>'
+                   '<p class="math">\\(x^2\\)</p><img src="missing.png"></body></html>', encoding="utf-8")
+    good = tmp_path / "good.html"
+    good.write_text(f'<html><head><script defer src="{mathjax_file.as_uri()}"></script></head><body>'
+                    '<p class="math">\\(x^2\\)</p></body></html>', encoding="utf-8")
+    seen = _render([bad, good])
+    assert _formula_problems(bad, seen[bad]) and "raw TeX" in _formula_problems(bad, seen[bad])[0]
+    assert seen[bad]["broken"] == ["missing.png"]
+    assert _network_requests(seen[bad]) == ["https://cdn.example.org/mathjax/tex-chtml.js"]
+    assert _formula_problems(good, seen[good]) == [] and seen[good]["typeset"] == 1
+    assert seen[good]["broken"] == [] and _network_requests(seen[good]) == []
+
+
+# Screenshots, to look at: python tests/test_docs_rendered.py FOLDER [PAGE ...] (paths in the site)
+SCREENSHOT_PAGES = ["index.html", "generated/poolref.max_pool2d.html", "dynopool.html",
+                    "tutorials/plot_1_max_vs_avg.html"]
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    browser = _Chromium()
+    try:
+        for name in sys.argv[2:] or SCREENSHOT_PAGES:
+            for width in (1280, 900):
+                out = folder / f"{name.replace('/', '_').removesuffix('.html')}_{width}.png"
+                browser.screenshot(SITE / name, out, width=width)
+                print(out)
+    finally:
+        browser.close()
