@@ -297,12 +297,13 @@ class _Chromium:
         while not any(e.get("method") == event and e.get("sessionId") == self._session for e in self._events):
             self._events.append(self._receive(deadline))
 
-    def open(self, page: Path, expression: str):
+    def open(self, page: Path, expression: str, fragment: str = ""):
         """Load ``page``, wait for its load event, and return the value of ``expression`` (a promise)
         and the URLs of every request the page made (documents, scripts, styles, fonts, images, XHR)."""
         self._events.clear()
-        self.send("Page.navigate", {"url": page.as_uri()}, session=True)
-        self._wait_for("Page.loadEventFired")
+        navigation = self.send("Page.navigate", {"url": page.as_uri() + (f"#{fragment}" if fragment else "")}, session=True)
+        if navigation.get("loaderId"):  # none when only the #fragment changed: the page stays loaded
+            self._wait_for("Page.loadEventFired")
         result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
                                                 "returnByValue": True}, session=True)
         if "exceptionDetails" in result:
@@ -311,11 +312,14 @@ class _Chromium:
                     if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self._session]
         return result["result"]["value"], requests
 
-    def screenshot(self, page: Path, path: Path, width=1280, height=900):
-        """A PNG of ``page`` as a ``width`` x ``height`` window shows it, once its formulas are typeset."""
+    def screenshot(self, page: Path, path: Path, width=1280, height=900, fragment=""):
+        """A PNG of ``page`` (scrolled to ``#fragment``) as a ``width`` x ``height`` window shows it,
+        once its formulas are typeset."""
         self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                          "mobile": False}, session=True)
-        self.open(page, _READ_PAGE)
+        scrolled = ("(async () => { const seen = await " + _READ_PAGE + "; if (location.hash) "
+                    "document.getElementById(location.hash.slice(1))?.scrollIntoView(); return seen; })()")
+        self.open(page, scrolled, fragment)
         data = self.send("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
         path.write_bytes(base64.b64decode(data))
 
@@ -430,7 +434,8 @@ def test_the_browser_checks_catch_raw_tex_a_broken_image_and_a_network_request(t
     assert seen[good]["broken"] == [] and _network_requests(seen[good]) == []
 
 
-# Screenshots, to look at: python tests/test_docs_rendered.py FOLDER [PAGE ...] (paths in the site)
+# Screenshots, to look at: python tests/test_docs_rendered.py FOLDER [PAGE[#ANCHOR] ...] (paths in the
+# site), each 1280 and 900 pixels wide
 SCREENSHOT_PAGES = ["index.html", "generated/poolref.max_pool2d.html", "dynopool.html",
                     "tutorials/plot_1_max_vs_avg.html"]
 
@@ -440,9 +445,10 @@ if __name__ == "__main__":
     browser = _Chromium()
     try:
         for name in sys.argv[2:] or SCREENSHOT_PAGES:
+            name, _, fragment = name.partition("#")
             for width in (1280, 900):
-                out = folder / f"{name.replace('/', '_').removesuffix('.html')}_{width}.png"
-                browser.screenshot(SITE / name, out, width=width)
+                out = folder / f"{name.replace('/', '_').removesuffix('.html')}{'_' + fragment if fragment else ''}_{width}.png"
+                browser.screenshot(SITE / name, out, width=width, fragment=fragment)
                 print(out)
     finally:
         browser.close()
