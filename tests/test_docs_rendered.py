@@ -335,7 +335,8 @@ class _Chromium:
 
 
 # After MathJax has typeset the page (its startup promise): the text outside code, how many formulas
-# it typeset, and the images that did not load (lazy images are made eager first).
+# it typeset, the images that did not load (lazy images are made eager first), and the longest line
+# of each code block wider than its box (cut off at the edge, or hidden behind a scroll bar).
 _READ_PAGE = """(async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   const images = [...document.images];
@@ -343,8 +344,10 @@ _READ_PAGE = """(async () => {
   await Promise.all(images.map(image => image.decode().catch(() => null)));
   const text = document.body.cloneNode(true);
   text.querySelectorAll("script, style, pre, code, textarea").forEach(element => element.remove());
+  const clipped = [...document.querySelectorAll("pre")].filter(pre => pre.scrollWidth > pre.clientWidth + 1);
   return {text: text.textContent, typeset: document.querySelectorAll("mjx-container").length,
-          broken: images.filter(image => image.naturalWidth === 0).map(image => image.getAttribute("src"))};
+          broken: images.filter(image => image.naturalWidth === 0).map(image => image.getAttribute("src")),
+          clipped: clipped.map(pre => pre.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), ""))};
 })()"""
 
 
@@ -407,6 +410,12 @@ def test_every_image_loads_in_the_browser(rendered):
 
 
 @needs_chromium
+def test_code_blocks_wrap_instead_of_being_cut_off(rendered):
+    clipped = [f"{_relative(page)}: {line.strip()[:100]!r}" for page, seen in rendered.items() for line in seen["clipped"]]
+    assert not clipped, "code lines wider than their block:\n" + "\n".join(clipped)
+
+
+@needs_chromium
 def test_no_page_asks_the_network_for_anything(rendered):
     # what the pages' scripts fetch as they run (fonts, further scripts), not only what the HTML names
     remote = [f"{_relative(page)}: {url}" for page, seen in rendered.items() for url in _network_requests(seen)]
@@ -414,7 +423,7 @@ def test_no_page_asks_the_network_for_anything(rendered):
 
 
 @needs_chromium
-def test_the_browser_checks_catch_raw_tex_a_broken_image_and_a_network_request(tmp_path):
+def test_the_browser_checks_catch_raw_tex_a_broken_image_a_network_request_and_clipped_code(tmp_path):
     # the checks above must be able to fail: a page with each defect, next to a copy of the site's
     # MathJax, and the same page fixed
     mathjax = next(url for tag, url in _parse((SITE / "concepts.html").read_text(encoding="utf-8")).loads
@@ -426,12 +435,16 @@ def test_the_browser_checks_catch_raw_tex_a_broken_image_and_a_network_request(t
     good = tmp_path / "good.html"
     good.write_text(f'<html><head><script defer src="{mathjax_file.as_uri()}"></script></head><body>'
                     '<p class="math">\\(x^2\\)</p></body></html>', encoding="utf-8")
+    wide = "x = " + "1 + " * 200 + "1"
+    for page, style in ((bad, ""), (good, '<link rel="stylesheet" href="' + (SITE / "_static" / "custom.css").as_uri() + '">')):
+        page.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{style}<pre>{wide}</pre></body>"), encoding="utf-8")
     seen = _render([bad, good])
     assert _formula_problems(bad, seen[bad]) and "raw TeX" in _formula_problems(bad, seen[bad])[0]
     assert seen[bad]["broken"] == ["missing.png"]
     assert _network_requests(seen[bad]) == ["https://cdn.example.org/mathjax/tex-chtml.js"]
     assert _formula_problems(good, seen[good]) == [] and seen[good]["typeset"] == 1
     assert seen[good]["broken"] == [] and _network_requests(seen[good]) == []
+    assert seen[bad]["clipped"] == [wide] and seen[good]["clipped"] == []  # the site's CSS wraps code
 
 
 # Screenshots, to look at: python tests/test_docs_rendered.py FOLDER [PAGE[#ANCHOR] ...] (paths in the
