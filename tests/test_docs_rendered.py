@@ -2,18 +2,22 @@
 
 Every formula must have been typeset (no raw ``\\(``, ``\\[`` or ``$$`` left in the text of a page
 after its scripts ran), so the math renderer must be served by the site itself; no page may load a
-script, a stylesheet or an image from the network; every image must exist; every top-level page
-must be reachable from the top bar and from the index; every tutorial must have a real thumbnail.
+script, a stylesheet, a font or an image from the network (neither in its HTML nor at run time: the
+browser's requests are recorded); every image must exist and load; no code block may be wider than
+its box; every top-level page (the toctrees of docs/index.rst) must be in the top bar, none folded
+under "More", and linked from the index's "Where to start"; every tutorial must have a thumbnail of
+its own, not sphinx-gallery's placeholder. Each check has a test that plants the defect and sees it
+caught. (That figure legends keep off the data is tests/test_figure_legends.py.)
 
 These tests read a built site, ``docs/_build/html`` (or the folder named by ``POOLREF_DOCS_HTML``),
 and skip, saying why, where there is none: CI (``.ci/run``) builds the docs after the test suite
-and then runs this file. The rendering test also needs Chromium (Debian: ``apt-get install
-chromium``) and skips where it is not installed.
+and then runs this file. The browser checks also need Chromium (Debian: ``apt-get install
+chromium``) and skip, saying so, where it is not installed.
 
     python -m sphinx -W --keep-going -b html docs docs/_build/html
-    python -m pytest tests/test_docs_rendered.py
+    python -m pytest -rs tests/test_docs_rendered.py
+    python tests/test_docs_rendered.py /tmp/shots [PAGE[#ANCHOR] ...]   # screenshots to look at
 """
-
 from __future__ import annotations
 
 import base64
