@@ -239,7 +239,8 @@ CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser",
                  if shutil.which(name)), None)
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium): the pages "
-    "cannot be rendered here, so whether MathJax typesets their formulas offline is not checked")
+    "cannot be rendered here, so the browser checks (formulas typeset offline, images loaded, no network "
+    "request, code wrapped) are not run; CONTRIBUTING.md says how to run them")
 
 
 class _Chromium:

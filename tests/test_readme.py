@@ -273,6 +273,38 @@ def _said_to_be_missing(path: str) -> bool:
     return path in NOT_YET_WRITTEN and NOT_YET_WRITTEN[path] in " ".join(TEXT.split())
 
 
+def test_the_narrowed_check_the_readme_shows_runs():
+    # `poolref check torch --ops max_pool2d --cases 50`, as a reader types it (the full `poolref check`
+    # is CI's first quick-start command)
+    command = re.search(r"`(poolref check \w+ --ops .*?)`", TEXT).group(1)
+    pytest.importorskip(command.split()[2])
+    program = "import sys; from poolref.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", program, *command.split()[1:]], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env=_environment())
+    assert run.returncode == 0, f"{command} fails:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+    assert "max_pool2d" in run.stdout
+
+
+# the case generator's input classes (poolref.cases.INPUT_CLASSES) -> how the README names them
+INPUT_CLASS_NAMES = {"finite": "finite values", "nan": "NaN", "ties": "ties", "inf": "infinities", "float16": "float16",
+                     "unbatched": "unbatched", "strided": "strided views", "signed_zero": "signed zeros",
+                     "magnitude": "extreme magnitudes", "empty": "empty batches", "integer": "integer inputs",
+                     "nonfinite_gradient": "non-finite upstream gradients", "scale_factor": "scale factors",
+                     "recompute_scale_factor": "scale factors"}
+
+
+def test_the_input_classes_are_the_ones_the_readme_lists():
+    from poolref.cases import INPUT_CLASSES
+
+    assert set(INPUT_CLASSES) == set(INPUT_CLASS_NAMES), (
+        f"the oracle's input classes are {sorted(INPUT_CLASSES)}: update the README's list and INPUT_CLASS_NAMES here")
+    quick_start = " ".join(_section("Quick start").split())
+    listed = quick_start[quick_start.index("going round the input classes"):]
+    listed = listed[:listed.index(")")]
+    missing = [name for name in INPUT_CLASS_NAMES.values() if name not in listed]
+    assert not missing, f"the README's list of input classes leaves out {missing}"
+
+
 def test_every_file_the_readme_names_in_code_exists():
     # `tests/test_readme.py`, `benchmarks/bench_window.py`, ...: paths written as code
     paths = {p for p in re.findall(r"`([\w./-]+\.(?:py|md|rst|cu|toml|json))`", TEXT) if "/" in p}
