@@ -45,14 +45,14 @@ OPTIONAL_FRAMEWORKS = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "tenso
                        "kornia": "kornia"}
 
 
-def _blocks(language: str) -> list[tuple[int, str, str | None]]:
+def _blocks(language: str, text: str = TEXT) -> list[tuple[int, str, str | None]]:
     """(line number, code, reason it is not run or None) of each fenced block in ``language``."""
     found = []
-    for match in FENCE.finditer(TEXT):
+    for match in FENCE.finditer(text):
         if match.group(1) != language:
             continue
-        line = TEXT.count("\n", 0, match.start()) + 1
-        above = TEXT[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        line = text.count("\n", 0, match.start()) + 1
+        above = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = NOT_RUN.search(above)
         found.append((line, match.group(2), marker.group(1) if marker else None))
     return found
@@ -128,6 +128,14 @@ def _environment():
     # this checkout's poolref, whatever the installed one is; no display for matplotlib
     return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
                 MPLBACKEND="Agg")
+
+
+def test_a_placeholder_block_is_run_unless_marked_with_a_reason():
+    text = ("Check your kernel:\n\n```python\ncheck(my_kernel, ...)\n```\n\n"
+            "<!-- not run: my_kernel stands for your own kernel -->\n```python\ncheck(my_kernel, ...)\n```\n")
+    (_, first, first_reason), (_, second, second_reason) = _blocks("python", text)
+    assert first_reason is None and _has_ellipsis(first)  # would fail the test: unmarked placeholder
+    assert second_reason == "my_kernel stands for your own kernel"  # reported as skipped, with the reason
 
 
 def test_the_output_check_can_fail():
