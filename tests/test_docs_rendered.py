@@ -350,7 +350,15 @@ _READ_PAGE = """(async () => {
   const text = document.body.cloneNode(true);
   text.querySelectorAll("script, style, pre, code, textarea").forEach(element => element.remove());
   const clipped = [...document.querySelectorAll("pre")].filter(pre => pre.scrollWidth > pre.clientWidth + 1);
+  // a code block in a table cell whose lines were wrapped: taller than its lines
+  const wrapped = [...document.querySelectorAll("table pre")].filter(pre => {
+    const style = getComputedStyle(pre);
+    const line = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);  // "normal": about 1.2 em
+    const height = pre.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+    return line > 0 && height > (pre.textContent.replace(/\\n$/, "").split("\\n").length + 0.5) * line;
+  });
   return {text: text.textContent, typeset: document.querySelectorAll("mjx-container").length,
+          wrapped_in_table: wrapped.map(pre => pre.textContent.split("\\n")[0]),
           broken: images.filter(image => image.naturalWidth === 0).map(image => image.getAttribute("src")),
           clipped: clipped.map(pre => pre.textContent.split("\\n").reduce((a, b) => (b.length > a.length ? b : a), ""))};
 })()"""
@@ -421,6 +429,14 @@ def test_code_blocks_wrap_instead_of_being_cut_off(rendered):
 
 
 @needs_chromium
+def test_printed_arrays_in_tables_keep_their_rows_whole(rendered):
+    # the atlas prints each framework's output in a table cell; wrapped there, "[[ 1.5556  3.3333  2."
+    # and its "]" fell on two lines: code in a table does not wrap, its column widens instead
+    wrapped = [f"{_relative(page)}: {first.strip()[:60]!r}" for page, seen in rendered.items() for first in seen["wrapped_in_table"]]
+    assert not wrapped, "code blocks wrapped inside table cells:\n" + "\n".join(wrapped)
+
+
+@needs_chromium
 def test_no_page_asks_the_network_for_anything(rendered):
     # what the pages' scripts fetch as they run (fonts, further scripts), not only what the HTML names
     remote = [f"{_relative(page)}: {url}" for page, seen in rendered.items() for url in _network_requests(seen)]
@@ -428,7 +444,7 @@ def test_no_page_asks_the_network_for_anything(rendered):
 
 
 @needs_chromium
-def test_the_browser_checks_catch_raw_tex_a_broken_image_a_network_request_and_clipped_code(tmp_path):
+def test_the_browser_checks_catch_raw_tex_a_broken_image_a_network_request_and_clipped_or_wrapped_code(tmp_path):
     # the checks above must be able to fail: a page with each defect, next to a copy of the site's
     # MathJax, and the same page fixed
     mathjax = next(url for tag, url in _parse((SITE / "concepts.html").read_text(encoding="utf-8")).loads
@@ -443,6 +459,11 @@ def test_the_browser_checks_catch_raw_tex_a_broken_image_a_network_request_and_c
     wide = "x = " + "1 + " * 200 + "1"
     for page, style in ((bad, ""), (good, '<link rel="stylesheet" href="' + (SITE / "_static" / "custom.css").as_uri() + '">')):
         page.write_text(page.read_text(encoding="utf-8").replace("</body>", f"{style}<pre>{wide}</pre></body>"), encoding="utf-8")
+    wrapped_row = "[[ 1.5556  3.3333  2.    ]\n [ 6.3333 11.      6.    ]]"
+    for page, style in ((bad, ' style="white-space: pre-wrap; overflow-wrap: anywhere"'), (good, "")):
+        page.write_text(page.read_text(encoding="utf-8").replace(
+            "</body>", f'<table style="width: 120px"><tr><td><pre{style}>{wrapped_row}</pre></td></tr></table></body>'),
+            encoding="utf-8")
     seen = _render([bad, good])
     assert _formula_problems(bad, seen[bad]) and "raw TeX" in _formula_problems(bad, seen[bad])[0]
     assert seen[bad]["broken"] == ["missing.png"]
@@ -450,6 +471,8 @@ def test_the_browser_checks_catch_raw_tex_a_broken_image_a_network_request_and_c
     assert _formula_problems(good, seen[good]) == [] and seen[good]["typeset"] == 1
     assert seen[good]["broken"] == [] and _network_requests(seen[good]) == []
     assert seen[bad]["clipped"] == [wide] and seen[good]["clipped"] == []  # the site's CSS wraps code
+    assert seen[bad]["wrapped_in_table"] == ["[[ 1.5556  3.3333  2.    ]"]  # and not in tables
+    assert seen[good]["wrapped_in_table"] == []
 
 
 # Screenshots, to look at: python tests/test_docs_rendered.py FOLDER [PAGE[#ANCHOR] ...] (paths in the
