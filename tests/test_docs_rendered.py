@@ -416,24 +416,29 @@ def test_no_raw_tex_on_any_page(rendered):
     assert not raw, f"pages showing raw TeX: {raw}"
 
 
+def _found(rendered, key) -> str:
+    """One line per thing a page's ``key`` list holds: the page, then the thing (shortened)."""
+    return "\n".join(f"{_relative(page)}: {str(item).strip()[:100]!r}" for page, seen in rendered.items() for item in seen[key])
+
+
 @needs_chromium
 def test_every_image_loads_in_the_browser(rendered):
-    broken = [f"{_relative(page)}: {src}" for page, seen in rendered.items() for src in seen["broken"]]
-    assert not broken, "images that do not load:\n" + "\n".join(broken)
+    broken = _found(rendered, "broken")
+    assert not broken, "images that do not load:\n" + broken
 
 
 @needs_chromium
 def test_code_blocks_wrap_instead_of_being_cut_off(rendered):
-    clipped = [f"{_relative(page)}: {line.strip()[:100]!r}" for page, seen in rendered.items() for line in seen["clipped"]]
-    assert not clipped, "code lines wider than their block:\n" + "\n".join(clipped)
+    clipped = _found(rendered, "clipped")  # the longest line of each
+    assert not clipped, "code lines wider than their block:\n" + clipped
 
 
 @needs_chromium
 def test_printed_arrays_in_tables_keep_their_rows_whole(rendered):
     # the atlas prints each framework's output in a table cell; wrapped there, "[[ 1.5556  3.3333  2."
     # and its "]" fell on two lines: code in a table does not wrap, its column widens instead
-    wrapped = [f"{_relative(page)}: {first.strip()[:60]!r}" for page, seen in rendered.items() for first in seen["wrapped_in_table"]]
-    assert not wrapped, "code blocks wrapped inside table cells:\n" + "\n".join(wrapped)
+    wrapped = _found(rendered, "wrapped_in_table")  # the first line of each
+    assert not wrapped, "code blocks wrapped inside table cells:\n" + wrapped
 
 
 @needs_chromium
