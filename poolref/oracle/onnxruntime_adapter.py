@@ -37,6 +37,8 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
+from . import defects as known
 from . import onnx_compositions as compositions
 from .artefacts import refuse
 from .onnx_compositions import node_source
@@ -212,6 +214,11 @@ RESIZE_MODES = {  # poolref mode (and align_corners) -> Resize attributes
     ("nearest-exact", None): dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil"),
     ("linear", False): dict(mode="linear", coordinate_transformation_mode="half_pixel"),
     ("linear", True): dict(mode="linear", coordinate_transformation_mode="align_corners"),
+    # PyTorch's bicubic: a = -0.75, taps beyond the edge clamped (not excluded), half-pixel centres
+    # (not "pytorch_half_pixel", which maps an output of length 1 to 0 where PyTorch bicubic keeps
+    # the half-pixel rule: checked, 2.19 apart on a 4 -> 1 axis)
+    ("bicubic", False): dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="half_pixel"),
+    ("bicubic", True): dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="align_corners"),
 }
 
 
@@ -219,6 +226,8 @@ def _resize_key(case: Case):
     mode = case.kwargs["mode"]
     if mode in ("linear", "bilinear", "trilinear"):
         return "linear", bool(case.kwargs.get("align_corners", False))
+    if mode == "bicubic":
+        return "bicubic", bool(case.kwargs.get("align_corners", False))
     return mode, None
 
 
@@ -241,19 +250,41 @@ def _resize(case: Case) -> str:
 
 
 def _grid_sample(case: Case) -> str:
+    """GridSample of opset 19 (modes bilinear, nearest, bicubic; 4-D), or of opset 20 for 5-D input
+    (3 spatial axes; its modes are named linear, nearest, cubic, and ONNX Runtime has no 3-D cubic)."""
     kw = case.kwargs
-    attributes = dict(mode=kw["mode"], padding_mode=kw["padding_mode"], align_corners=int(kw["align_corners"]))
+    volumetric = case.x.ndim == 5
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(kw["mode"], kw["mode"]) if volumetric else kw["mode"]
+    attributes = dict(mode=mode, padding_mode=kw["padding_mode"], align_corners=int(kw["align_corners"]))
+    opset = ", opset=20" if volumetric else ""
     return "\n".join([node_source("GridSample", ["X", "grid"], ["Y"], attributes),
-                      'y, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})'])
+                      f'y, = run_node(node, {{"X": x, "grid": grid}}, {{"Y": x.dtype}}{opset})'])
+
+
+#: torch.nn.Conv2d's padding modes as ONNX Pad's modes (checked equal to torch.nn.functional.pad on
+#: ONNX Runtime 1.32, NaN copied, pads up to the length for wrap: reflect refuses a pad >= the length
+#: as PyTorch does).
+ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 
 def _conv(case: Case) -> str:
+    """``Conv`` with explicit pads (``[top, left, bottom, right]``, "same"/"valid" resolved as PyTorch
+    resolves them) and the ``group`` attribute; with a ``padding_mode`` other than zeros, a ``Pad``
+    node of that mode (reflect, edge, wrap) first and a ``Conv`` without pads."""
     kw = case.kwargs
-    (pt, pl) = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
-    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[pt, pl, pt, pl],
-                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")))
-    return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
-                      'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    (top, bottom), (left, right) = conv_pads(case)
+    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[top, left, bottom, right],
+                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")), group=kw.get("groups", 1))
+    padding_mode = kw.get("padding_mode", "zeros")
+    if padding_mode == "zeros":
+        return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
+                          'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    attributes["pads"] = [0, 0, 0, 0]
+    return compositions.graph_source([
+        ("Constant", [], ["pads"], dict(value_ints=[0, 0, top, left, 0, 0, bottom, right])),  # ONNX: all begins, then all ends
+        ("Pad", ["X", "pads"], ["padded"], dict(mode=ONNX_PAD_MODES[padding_mode])),
+        ("Conv", ["padded", "W", "B"], ["Y"], attributes),
+    ], '{"X": x, "W": weight, "B": bias}')
 
 
 def _deform_conv(case: Case) -> str:
@@ -337,6 +368,9 @@ DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool'
 def _resize_model(case: Case):
     if case.input_class in ("nan", "inf") and case.kwargs.get("align_corners"):
         return RESIZE_ALIGNED_FLOAT32
+    if case.input_class in ("nan", "inf") and case.kwargs["mode"] == "bicubic" and any(
+            L == O for L, O in zip(case.x.shape[2:], resize_size(case))):
+        return RESIZE_CUBIC_COPY
     return None
 
 
@@ -356,9 +390,23 @@ def _unpool_express(case: Case):
     return None
 
 
+RESIZE_CUBIC_ANTIALIAS = ("ONNX Runtime's antialiased cubic Resize is not PyTorch's antialiased bicubic (checked: 0.092 apart "
+                          "on a 9 x 8 -> 4 x 3 resize with cubic_coeff_a=-0.5, 0.094 with -0.75); the row draws no antialias")
+RESIZE_CUBIC_COPY = ("NaN and infinities in a cubic resize whose size does not change: ONNX Runtime copies, PyTorch "
+                     "reads each pixel's neighbours with weight 0 (0 * inf = NaN beside an infinity)")
 RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
                           "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
                           "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
+
+
+CONV_WRAP_EMPTY = ("an empty batch with padding_mode='circular': ONNX Runtime 1.32's Pad refuses mode='wrap' on an "
+                   "input with a zero-length axis ('Unexpected mode of 3'), whatever the pads")
+
+
+def _conv_express(case: Case):
+    if case.kwargs.get("padding_mode") == "circular" and case.x.size == 0:
+        return CONV_WRAP_EMPTY
+    return None
 
 
 def _no_area(case: Case):
@@ -493,12 +541,18 @@ def _mappings() -> list[Mapping]:
                 skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes: ONNX Runtime fails on them")),
         Mapping("roi_pool", "onnx MaxRoiPool", _roi_pool, onnx_convention, dict(dtypes=FLOAT32), gradients=False,
                 skips=("float64: not registered in ONNX Runtime",)),
-        Mapping("interpolate", "onnx Resize", _resize, space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear")),
-                gradients=False, express=_no_area, model=_resize_model,
-                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32)),
-        Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
+        Mapping("interpolate", "onnx Resize", _resize,
+                space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear", "bicubic")),
+                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD,),
+                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32,
+                       RESIZE_CUBIC_COPY, "antialias=True: " + RESIZE_CUBIC_ANTIALIAS)),
+        Mapping("grid_sample", "onnx GridSample", _grid_sample,
+                space=dict(dtypes=FLOAT32, modes=("bilinear", "nearest", "bicubic"), ndims=(2, 3)), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
-        Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("conv2d", "onnx Conv (Pad, Conv for padding_mode)", _conv, space=dict(dtypes=("float32", "float16")), gradients=False,
+                express=_conv_express, skips=(CONV_WRAP_EMPTY,),
+                notes="groups as the group attribute; padding='same'/'valid' as explicit pads; padding_mode "
+                      "reflect, replicate, circular as a Pad node of mode reflect, edge, wrap before the Conv."),
         Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,
                 model=_deform_conv_model,
                 notes="Groups and offset groups as attributes; torchvision's bilinear rule otherwise (checked on points "

@@ -1,0 +1,18 @@
+r"""Argument checks shared by ``grid_sample`` and ``interpolate``."""
+
+from __future__ import annotations
+
+import numpy
+
+
+def check_choice(value, name: str, allowed, op: str) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{op}: {name} must be one of {', '.join(map(repr, allowed))}, got {name}={value!r}")
+    return value
+
+
+def check_align_corners(align_corners, op: str) -> bool:
+    if not isinstance(align_corners, (bool, numpy.bool_)):
+        raise TypeError(f"{op}: align_corners must be True or False, got align_corners={align_corners!r}")
+    return bool(align_corners)
+
