@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from figure_legends import legends_over_data
+
 TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("plot_*.py"))
 
 
@@ -36,8 +38,11 @@ def test_tutorial_runs(path, monkeypatch, tmp_path, capsys):
             # plt.show() on the Agg backend warns that it cannot show anything: expected here
             warnings.filterwarnings("ignore", message=".*non-interactive.*", category=UserWarning)
             runpy.run_path(str(path), run_name="__main__")
+        # the figures the docs show: their legends keep off the data (tests/figure_legends.py)
+        legends = [f"figure {n}: {problem}" for n in plt.get_fignums() for problem in legends_over_data(plt.figure(n))]
     finally:
         plt.close("all")
+    assert not legends, f"{path.name}:\n" + "\n".join(legends)
     seconds = time.perf_counter() - start
     with capsys.disabled():
         print(f"\n{path.name}: {seconds:.1f} s (quick mode)")

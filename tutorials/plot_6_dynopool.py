@@ -474,7 +474,8 @@ for layer, ax in enumerate(axes[:2]):
     ax.set_xlabel("epoch")
     ax.set_title(f"DynOPool {layer + 1}: alpha_h (solid), alpha_w (dashed)", fontsize=9)
 axes[0].set_ylabel("alpha")
-axes[1].legend(fontsize=8, loc="upper right")
+# the legends below the panels, off the curves
+axes[1].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, borderaxespad=0)
 history = np.array(seed_runs["shape_adaptor"]["history"])  # (steps, 2 layers, 1)
 epochs_axis = np.arange(1, len(history) + 1) / steps_per_epoch
 for layer, style in enumerate(("-", "--")):
@@ -482,7 +483,7 @@ for layer, style in enumerate(("-", "--")):
 axes[2].set_ylim(0.45, 1.05)
 axes[2].set_xlabel("epoch")
 axes[2].set_title("Shape Adaptor: s(alpha) before the penalty", fontsize=9)
-axes[2].legend(fontsize=8)
+axes[2].legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, borderaxespad=0)
 save(fig, "alpha")
 
 # %%

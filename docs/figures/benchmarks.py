@@ -93,7 +93,9 @@ def benchmark_ratios():
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("poolref time / PyTorch time (forward + backward; below 1: poolref is faster)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[name], alpha=0.8) for name, _ in groups]
-    ax.legend(handles, [f"{TITLES[name]}: benchmarks/results/{name}" for name, _ in groups], fontsize=7, loc="lower right")
+    # above the axes, off the bars, their values and the target's label
+    ax.legend(handles, [f"{TITLES[name]}: benchmarks/results/{name}" for name, _ in groups], fontsize=7,
+              loc="lower left", bbox_to_anchor=(0, 1.01), borderaxespad=0, ncol=2, frameon=False)
 
 
 def region_times():
@@ -115,7 +117,7 @@ def region_times():
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("milliseconds (median), poolref on the CPU")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the axes, off the bars
 
 
 def batch_sweep():
