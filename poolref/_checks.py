@@ -108,10 +108,30 @@ def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x")
     return check_pool_input(x, x.ndim - 2, op, integer_ok=integer_ok, name=name)
 
 
-def check_flag(value, name: str, op: str) -> bool:
-    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused."""
+def check_flag(value, name: str, op: str, *, none_ok: bool = False):
+    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused.
+
+    Every boolean flag of the public API goes through here (``ceil_mode``, ``return_indices``,
+    ``count_include_pad``, ``align_corners``, ...): a string such as ``"no"`` is truthy, and an op that
+    took it as True would silently do the opposite of what was meant. With ``none_ok``, None (the
+    API's "the default of the convention") is returned as is.
+
+    >>> check_flag(numpy.bool_(True), "ceil_mode", "max_pool2d")
+    True
+    >>> check_flag("no", "count_include_pad", "avg_pool2d")
+    Traceback (most recent call last):
+    ...
+    TypeError: avg_pool2d: count_include_pad must be a bool, got count_include_pad='no'
+    >>> check_flag(1, "antialias", "interpolate", none_ok=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: interpolate: antialias must be a bool or None, got antialias=1
+    """
+    if none_ok and value is None:
+        return None
     if not isinstance(value, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+        wanted = "a bool or None" if none_ok else "a bool"
+        raise TypeError(f"{op}: {name} must be {wanted}, got {name}={value!r}")
     return bool(value)
 
 

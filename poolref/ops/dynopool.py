@@ -46,7 +46,7 @@ import numpy
 
 from .. import kernels
 from .._backend import array_module, data_of, is_cupy_array, to_numpy
-from .._checks import accumulation_dtype, check_element_count, check_pool_input, is_int, is_real
+from .._checks import accumulation_dtype, check_element_count, check_flag, check_pool_input, is_int, is_real
 from .._running_max import TORCH, RunningMax
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -540,6 +540,7 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
                         "the query points")
     if aggregate not in AGGREGATES:
         raise ValueError(f"{op}: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")
+    return_size = check_flag(return_size, "return_size", op)
     y = apply(DYNOPOOL, x, alpha, aggregate=aggregate)
     if not return_size:
         return y

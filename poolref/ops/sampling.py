@@ -41,7 +41,7 @@ import numpy
 
 from .. import _sampling_weights as weights
 from .._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
-from .._checks import accumulation_dtype, check_pool_input, is_int, is_real
+from .._checks import accumulation_dtype, check_flag, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -336,9 +336,7 @@ def _check_choice(value, name: str, allowed, op: str) -> str:
 
 
 def _check_align_corners(align_corners, op: str) -> bool:
-    if not isinstance(align_corners, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: align_corners must be True or False, got align_corners={align_corners!r}")
-    return bool(align_corners)
+    return check_flag(align_corners, "align_corners", op)
 
 
 def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
@@ -590,8 +588,7 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
         raise ValueError(f"{op}: give only one of size and scale_factor, got size={size!r} and scale_factor={scale_factor!r}")
     if size is None and scale_factor is None:
         raise ValueError(f"{op}: give size or scale_factor, got size=None and scale_factor=None")
-    if recompute_scale_factor is not None and not isinstance(recompute_scale_factor, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: recompute_scale_factor must be None, True or False, got recompute_scale_factor={recompute_scale_factor!r}")
+    recompute_scale_factor = check_flag(recompute_scale_factor, "recompute_scale_factor", op, none_ok=True)
     if size is not None:
         if recompute_scale_factor:
             raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit size, got size={size!r} and recompute_scale_factor=True")
@@ -774,9 +771,8 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     """
     op = "interpolate"
     convention = check_convention(convention, op, RESIZE_CONVENTIONS)
-    if antialias is not None and not isinstance(antialias, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: antialias must be True, False or None (the convention's default), got antialias={antialias!r}")
-    antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else bool(antialias)
+    antialias = check_flag(antialias, "antialias", op, none_ok=True)  # None: the convention's default
+    antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else antialias
     if mode == "bicubic":
         raise NotImplementedError(f"{op}: mode='bicubic' is not implemented yet (PyTorch's, TensorFlow's and JAX's cubic kernels differ)")
     _check_choice(mode, "mode", INTERPOLATE_MODES, op)

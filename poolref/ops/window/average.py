@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module, batch_blocks
-from ..._checks import accumulation_dtype, check_pool_input, check_positive_number
+from ..._checks import accumulation_dtype, check_flag, check_pool_input, check_positive_number
 from ..._geometry import WindowGeometry, check_convention, pool_geometry
 from ..._windows import as_planes, window_sum, window_sum_adjoint, window_sum_plane_bytes
 from ...autograd.function import apply, define_function
@@ -72,6 +72,7 @@ AVG_POOL = define_function("avg_pool", _avg_pool_forward, _avg_pool_backward)
 
 def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention):
     x = check_pool_input(x, n, op, integer_ok=False)
+    count_include_pad = check_flag(count_include_pad, "count_include_pad", op)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
     if divisor_override is not None:
         if convention == "jax":
@@ -84,7 +85,7 @@ def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_p
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor_override must not be zero, got divisor_override={divisor_override!r}")
     # TensorFlow never counts padding in an average (SAME padding is not data)
-    count_padding = bool(count_include_pad) and convention != "tensorflow"
+    count_padding = count_include_pad and convention != "tensorflow"
     return apply(AVG_POOL, x, geometry=geometry, count_padding=count_padding, divisor_override=divisor_override)
 
 
