@@ -153,8 +153,11 @@ def check_element_count(count, name: str, value, op: str, what: str = "the outpu
     ...
     ValueError: interpolate: scale_factor=1000000.0 asks for 1000000000000 elements in the output, more than poolref allocates for one array (2147483648)
     """
-    if count > MAX_ELEMENTS:
-        shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+    if not count <= MAX_ELEMENTS:  # NaN too: an overflowed count is no count
+        try:
+            shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+        except OverflowError:  # an int too large for a float (10**400)
+            shown = f"about 10^{len(str(int(count))) - 1}"
         raise ValueError(f"{op}: {name}={value!r} asks for {shown} elements in {what}, more than poolref "
                          f"allocates for one array ({MAX_ELEMENTS})")
 

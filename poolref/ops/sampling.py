@@ -41,7 +41,7 @@ import numpy
 
 from .. import _sampling_weights as weights
 from .._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
-from .._checks import accumulation_dtype, check_flag, check_pool_input, is_int, is_real
+from .._checks import accumulation_dtype, check_element_count, check_flag, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -421,6 +421,9 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
         )
     if numpy.dtype(grid.dtype) != numpy.dtype(x.dtype):
         raise TypeError(f"{op}: grid must have the dtype of x ({numpy.dtype(x.dtype)}), got grid with dtype {numpy.dtype(grid.dtype)}")
+    # the output (N, C, H_out, W_out) is C times the grid's points: refuse an absurd one before allocating
+    check_element_count(x.shape[1] * math.prod(grid.shape[:-1]), "grid.shape", tuple(grid.shape), op,
+                        f"the output ({x.shape[1]} channels at each grid point)")
     _check_choice(mode, "mode", GRID_MODES, op)
     _check_choice(padding_mode, "padding_mode", PADDING_MODES, op)
     align_corners = _check_align_corners(False if align_corners is None else align_corners, op)
@@ -604,6 +607,7 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
             raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
         if any(v < 1 for v in out):
             raise ValueError(f"{op}: size must be positive, got size={size!r}")
+        _check_output_count(x, out, "size", size, op)
         return out, (None,) * n
     if isinstance(scale_factor, (tuple, list)):
         if len(scale_factor) != n:
@@ -622,7 +626,15 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
             f"{op}: scale_factor={scale_factor!r} gives an empty output for x with shape {tuple(x.shape)} "
             f"(output size floor(L * scale_factor) = {out})"
         )
+    _check_output_count(x, out, "scale_factor", scale_factor, op)
     return out, ((None,) * n if recompute_scale_factor else factors)
+
+
+def _check_output_count(x, out, name, value, op):
+    """Refuse an output (N, C, *out) beyond MAX_ELEMENTS at once (PyTorch refuses it at allocation)."""
+    batch = math.prod(x.shape[: x.ndim - len(out)])
+    shown = tuple(v if v < 10**15 else float(v) for v in out)  # 1e300 rather than 301 digits
+    check_element_count(batch * math.prod(out), name, value, op, f"the output (spatial size {shown})")
 
 
 RESIZE_CONVENTIONS = ("torch", "tensorflow", "jax")
