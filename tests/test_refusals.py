@@ -100,3 +100,95 @@ def test_every_boolean_parameter_of_the_public_api_is_in_the_flag_table():
                 missing.append(f"{public}.{parameter.name}")
     assert not missing, f"boolean flags without a row in FLAGS: {missing}"
     assert {"ceil_mode", "return_indices", "count_include_pad", "align_corners", "antialias"} <= names
+
+
+# ==================================================================================================
+# Absurd sizes: refused before anything is allocated, at once, naming the argument and the size
+# ==================================================================================================
+X8 = RNG.random((1, 2, 8, 8))
+PS = RNG.random((1, 4, 8, 8))
+
+
+def _box(side):
+    return numpy.array([[0, 0, 0, side, side]], dtype=float)
+
+
+def _unpool(**kwargs):
+    y, i = poolref.max_pool2d(X8, 2, return_indices=True)
+    return poolref.max_unpool2d(y, i, 2, **kwargs)
+
+
+# (id, call, the argument the message must name). What each did before issue 15's fix is in the id's
+# comment: MemoryError after trying to allocate, or minutes of work.
+ABSURD = [
+    ("roi_align box 1e5", lambda: poolref.roi_align(X8, _box(1e5), 7), r"boxes\[0\]"),  # MemoryError, 298 GiB
+    ("roi_align box 3e9", lambda: poolref.roi_align(X8, _box(3e9), 7), r"boxes\[0\]"),  # ran for minutes
+    ("roi_align box 1e300", lambda: poolref.roi_align(X8, _box(1e300), 7), r"boxes\[0\]"),  # int64 overflow: an empty grid, zeros
+    ("roi_align box overflowing float32", lambda: poolref.roi_align(X8.astype(numpy.float32), _box(1e300), 7), r"boxes\[0\]"),
+    ("roi_align sampling_ratio 1e6", lambda: poolref.roi_align(X8, _box(4), 7, sampling_ratio=10**6), "sampling_ratio=1000000"),  # 116 TiB
+    ("roi_align output_size 1e6", lambda: poolref.roi_align(X8, _box(4), 10**6, sampling_ratio=1), "output_size=1000000"),
+    ("roi_align onnx max box 1e5", lambda: poolref.roi_align(X8, _box(1e5), 7, mode="max", convention="onnx"), r"boxes\[0\]"),
+    ("roi_align list of boxes", lambda: poolref.roi_align(X8, [numpy.array([[0, 0, 1, 1.0], [0, 0, 1e5, 1e5]])], 7), r"boxes\[1\]"),
+    ("ps_roi_align box 1e5", lambda: poolref.ps_roi_align(PS, _box(1e5), 2), r"boxes\[0\]"),
+    ("ps_roi_align sampling_ratio 1e6", lambda: poolref.ps_roi_align(PS, _box(4), 2, sampling_ratio=10**6), "sampling_ratio=1000000"),
+    ("ps_roi_pool output_size 1e5", lambda: poolref.ps_roi_pool(PS, _box(4), 10**5), "output_size=100000"),
+    ("roi_pool output_size 1e6", lambda: poolref.roi_pool(X8, _box(4), 10**6), "output_size=1000000"),  # MemoryError
+    ("deform_roi_pool box 1e5", lambda: poolref.deform_roi_pool(X8, _box(1e5), None, 7), r"boxes\[0\]"),
+    ("deform_roi_pool sampling_ratio 1e6", lambda: poolref.deform_roi_pool(X8, _box(4), None, 7, sampling_ratio=10**6), "sampling_ratio=1000000"),
+    ("interpolate scale_factor 1e8", lambda: poolref.interpolate(X8, scale_factor=1e8), r"scale_factor=100000000\.0"),  # ran for > 20 s
+    ("interpolate scale_factor 1e8 bilinear", lambda: poolref.interpolate(X8, scale_factor=1e8, mode="bilinear"), "scale_factor="),
+    ("interpolate scale_factor 1e300", lambda: poolref.interpolate(X8, scale_factor=1e300), r"scale_factor=1e\+300"),
+    ("interpolate scale_factor per axis", lambda: poolref.interpolate(X8, scale_factor=(1.0, 1e12)), r"scale_factor=\(1\.0, 1000000000000\.0\)"),
+    ("interpolate size 1e9", lambda: poolref.interpolate(X8, size=10**9), "size=1000000000"),
+    ("interpolate area size 1e6", lambda: poolref.interpolate(X8, size=10**6, mode="area"), "size=1000000"),
+    ("interpolate tensorflow size 1e6", lambda: poolref.interpolate(X8, size=10**6, mode="bilinear", convention="tensorflow"), "size=1000000"),
+    ("adaptive_avg_pool2d 1e6", lambda: poolref.adaptive_avg_pool2d(X8, 10**6), "output_size=1000000"),
+    ("adaptive_max_pool2d 1e6", lambda: poolref.adaptive_max_pool2d(X8, 10**6), "output_size=1000000"),
+    ("adaptive_avg_pool1d 1e11", lambda: poolref.adaptive_avg_pool1d(X1, 10**11), "output_size=100000000000"),
+    ("adaptive_max_pool3d one axis", lambda: poolref.adaptive_max_pool3d(X3, (1, 1, 10**10)), r"output_size=\(1, 1, 10000000000\)"),
+    ("spatial_pyramid_pool2d level 1e5", lambda: poolref.spatial_pyramid_pool2d(X8, levels=(1, 10**5)), r"levels=\(1, 100000\)"),
+    ("grid_sample grid of 1e5 points, 1e5 channels", lambda: poolref.grid_sample(numpy.zeros((1, 10**5, 2, 2)), numpy.zeros((1, 1, 10**5, 2))), r"grid\.shape=\(1, 1, 100000, 2\)"),
+    ("max_unpool2d stride 1e6", lambda: _unpool(stride=10**6), "stride=1000000"),  # MemoryError, 131 TiB
+    ("max_unpool2d kernel 1e6", lambda: poolref.max_unpool2d(*poolref.max_pool2d(X8, 2, return_indices=True), 10**6), "kernel_size=1000000"),
+    ("max_pool2d kernel and padding 1e6", lambda: poolref.max_pool2d(X8, 10**6, padding=5 * 10**5), "padding=500000"),  # MemoryError, 7 TiB
+    ("avg_pool2d kernel and padding 1e6", lambda: poolref.avg_pool2d(X8, 10**6, padding=5 * 10**5), "padding=500000"),
+    ("lp_pool2d ceil-mode overhang 1e6", lambda: poolref.lp_pool2d(X8, 2, 10**6, ceil_mode=True), "kernel_size=1000000"),
+    ("avg_pool2d same padding, kernel 1e6", lambda: poolref.avg_pool2d(X8, 10**6, stride=1, padding="same", convention="onnx"), "padding='same'"),
+    ("max_pool1d kernel 1e10", lambda: poolref.max_pool1d(X1, 10**10, padding=5 * 10**9), "padding=5000000000"),  # the window table itself
+    ("max_pool2d jax pads 1e6", lambda: poolref.max_pool2d(X8, 2, stride=1, padding=((10**6, 10**6), (10**6, 10**6)), convention="jax"), "padding="),
+    ("mixed_pool2d kernel and padding 1e6", lambda: poolref.mixed_pool2d(X8, 10**6, padding=5 * 10**5), "padding=500000"),
+    ("blur_pool2d kernel 1e6", lambda: poolref.blur_pool2d(X8, 10**6), "kernel_size=1000000"),  # ran for minutes
+    ("dynopool2d alpha 1e-300", lambda: poolref.dynopool2d(X8, numpy.array([1e-300, 2.0])), r"alpha=\(1e-300, 2\.0\)"),
+]
+
+
+@pytest.mark.parametrize("call, argument", [row[1:] for row in ABSURD], ids=[row[0] for row in ABSURD])
+def test_an_absurd_size_is_refused_at_once_naming_the_argument_and_the_size(call, argument):
+    # A hang guard, not a timing: each of these allocated hundreds of GiB or ran for minutes
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"{argument}.* asks for (?:about )?\S+ elements in .*more than poolref allocates for one array \({MAX_ELEMENTS}\)"):
+        call()
+    assert time.perf_counter() - start < 0.5
+
+
+def test_a_sampling_grid_at_the_limit_is_allowed_and_one_more_is_refused():
+    # the refusal counts the reads the align ops hold, 4 g_h g_w per bin, and nothing else
+    from poolref.ops.region.boxes import check_sampling_grid
+
+    rois = numpy.array([[0, 0, 0, 4, 4.0]])
+    check_sampling_grid(rois, (2, 1), 1.0, 2**14, 0.0, True, "roi_align")  # 4 * 2 * (2^14)^2 = 2^31 reads
+    with pytest.raises(ValueError, match="sampling_ratio=16385 asks for 2147745800 elements"):
+        check_sampling_grid(rois, (2, 1), 1.0, 2**14 + 1, 0.0, True, "roi_align")
+    # adaptive: ceil(roi / bins) samples per bin side, from the same geometry as the op
+    check_sampling_grid(numpy.array([[0, 0, 0, 2**14, 2**15]]), (2, 1), 1.0, -1, 0.0, True, "roi_align")
+    with pytest.raises(ValueError, match=r"boxes\[0\]=\[0\.0, 0\.0, 0\.0, 16384\.5, 32768\.0\] asks for 2147614720 elements"):
+        check_sampling_grid(numpy.array([[0, 0, 0, 2**14 + 0.5, 2**15]]), (2, 1), 1.0, -1, 0.0, True, "roi_align")
+
+
+def test_sane_sizes_near_the_refused_ones_still_run():
+    y = poolref.roi_align(X8, _box(40.0), 2)  # g = 20 samples per bin side
+    assert y.shape == (1, 2, 2, 2) and numpy.isfinite(y).all()
+    assert poolref.interpolate(X8, scale_factor=8.0).shape == (1, 2, 64, 64)
+    assert poolref.adaptive_avg_pool2d(X8, 100).shape == (1, 2, 100, 100)
+    assert poolref.max_pool2d(X8, 9, padding=4, stride=1).shape == (1, 2, 8, 8)
+    assert poolref.blur_pool2d(X8, 301).shape == (1, 2, 4, 4)  # a 301-tap binomial kernel, computed quickly
