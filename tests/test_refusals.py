@@ -192,3 +192,38 @@ def test_sane_sizes_near_the_refused_ones_still_run():
     assert poolref.adaptive_avg_pool2d(X8, 100).shape == (1, 2, 100, 100)
     assert poolref.max_pool2d(X8, 9, padding=4, stride=1).shape == (1, 2, 8, 8)
     assert poolref.blur_pool2d(X8, 301).shape == (1, 2, 4, 4)  # a 301-tap binomial kernel, computed quickly
+
+
+# ==================================================================================================
+# interpolate's shape errors say plainly that x is batched
+# ==================================================================================================
+@pytest.mark.parametrize("kwargs, first_words", [
+    (dict(size=3, mode="bilinear"), r"mode='bilinear' needs x of shape \(N, C, H, W\), got x with shape \(3, 6, 6\)"),
+    (dict(size=(4, 4)), r"size must have one entry per spatial dimension \(1 for x with shape \(3, 6, 6\)\), got size=\(4, 4\)"),
+    (dict(scale_factor=(2.0, 2.0)), r"scale_factor must have one entry per spatial dimension \(1 for x with shape \(3, 6, 6\)\)"),
+    (dict(size=(4, 4), mode="nearest-exact"), r"size must have one entry per spatial dimension"),
+])
+def test_interpolate_of_an_unbatched_image_says_x_is_batched_and_how_to_add_the_axis(kwargs, first_words):
+    # was: "size must have one entry per spatial dimension (1 for x with shape (3, 6, 6))", which
+    # does not say why a (C, H, W) image has one spatial dimension
+    with pytest.raises(ValueError, match=first_words + r".*interpolate's x is always batched, \(N, C, \*spatial\), as in "
+                                         r"PyTorch: a 3-D x is \(N, C, L\), so an unbatched \(C, H, W\) image needs a batch axis, x\[None\]$"):
+        poolref.interpolate(RNG.random((3, 6, 6)), **kwargs)
+    # and the advice works
+    assert poolref.interpolate(RNG.random((3, 6, 6))[None], **kwargs).ndim == 4
+
+
+@pytest.mark.parametrize("x, words", [
+    (numpy.ones(5), r"x must have shape \(N, C, L\), \(N, C, H, W\) or \(N, C, D, H, W\), got x with shape \(5,\); interpolate's x is always batched"),
+    (numpy.ones((1, 1, 1, 1, 1, 4)), r"got x with shape \(1, 1, 1, 1, 1, 4\); interpolate's x is always batched"),
+])
+def test_interpolate_names_the_shapes_it_takes(x, words):
+    with pytest.raises(ValueError, match=words):
+        poolref.interpolate(x, size=3)
+
+
+@pytest.mark.parametrize("x, words", [(None, "got x=None"), ([[1.0, 2.0], [3.0]], "got x of type list that numpy cannot convert")])
+def test_interpolate_refuses_none_and_ragged_lists_with_a_type_error(x, words):
+    # was: "x must have shape ... got x with shape ()" for None, numpy's own ValueError for a ragged list
+    with pytest.raises(TypeError, match=r"interpolate: x must be an array .*" + re.escape(words)):
+        poolref.interpolate(x, size=3)

@@ -41,7 +41,7 @@ import numpy
 
 from .. import _sampling_weights as weights
 from .._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
-from .._checks import accumulation_dtype, check_element_count, check_flag, check_pool_input, is_int, is_real
+from .._checks import accumulation_dtype, as_array, check_element_count, check_flag, check_pool_input, is_int, is_real
 from .._geometry import check_convention
 from ..autograd.function import apply, define_function
 from ..autograd.tensor import Tensor
@@ -584,6 +584,12 @@ def _interpolate_backward(saved: InterpolateSaved, grad_y):
 INTERPOLATE = define_function("interpolate", _interpolate_forward, _interpolate_backward)
 
 
+# interpolate, like PyTorch's, has no unbatched form: said in every shape error, since an unbatched
+# (C, H, W) image is read as a batch of 1-D signals (N, C, L) and fails only at the size
+_BATCHED = ("; interpolate's x is always batched, (N, C, *spatial), as in PyTorch: "
+            "a 3-D x is (N, C, L), so an unbatched (C, H, W) image needs a batch axis, x[None]")
+
+
 def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
     """Resolve ``size`` / ``scale_factor`` into (output size, scale factors or Nones), PyTorch's way."""
     spatial = tuple(x.shape[x.ndim - n:])
@@ -597,7 +603,7 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
             raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit size, got size={size!r} and recompute_scale_factor=True")
         if isinstance(size, (tuple, list)):
             if len(size) != n:
-                raise ValueError(f"{op}: size must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got size={size!r}")
+                raise ValueError(f"{op}: size must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got size={size!r}{_BATCHED}")
             if not all(is_int(v) for v in size):
                 raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
             out = tuple(int(v) for v in size)
@@ -611,7 +617,7 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
         return out, (None,) * n
     if isinstance(scale_factor, (tuple, list)):
         if len(scale_factor) != n:
-            raise ValueError(f"{op}: scale_factor must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got scale_factor={scale_factor!r}")
+            raise ValueError(f"{op}: scale_factor must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got scale_factor={scale_factor!r}{_BATCHED}")
         factors = tuple(scale_factor)
     else:
         factors = (scale_factor,) * n
@@ -788,17 +794,16 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if mode == "bicubic":
         raise NotImplementedError(f"{op}: mode='bicubic' is not implemented yet (PyTorch's, TensorFlow's and JAX's cubic kernels differ)")
     _check_choice(mode, "mode", INTERPOLATE_MODES, op)
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-        x = numpy.asarray(x)
+    x = as_array(x, "x", op)
     if mode in LINEAR_MODES:
         n = LINEAR_MODES[mode]
         if x.ndim != n + 2:
             layout = ("(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)")[n - 1]
-            raise ValueError(f"{op}: mode={mode!r} needs x of shape {layout}, got x with shape {tuple(x.shape)}")
+            raise ValueError(f"{op}: mode={mode!r} needs x of shape {layout}, got x with shape {tuple(x.shape)}{_BATCHED}")
         align_corners = False if align_corners is None else _check_align_corners(align_corners, op)
     else:
         if x.ndim not in (3, 4, 5):
-            raise ValueError(f"{op}: x must have shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}")
+            raise ValueError(f"{op}: x must have shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}{_BATCHED}")
         n = x.ndim - 2
         if align_corners is not None and convention != "tensorflow":
             raise ValueError(
