@@ -28,7 +28,6 @@ own node, so its backward is max pooling's scatter.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy

@@ -36,6 +36,14 @@ def special_values(shape, seed):
     return rng.choice(choices, size=shape, p=weights / weights.sum())
 
 
+def _draw(data, **case_keywords):
+    """(n, norm_type, case, seed) for a property test."""
+    n = data.draw(dims)
+    p = data.draw(norms)
+    case = data.draw(pool_cases(n, op="lp", **case_keywords, **small(n)))
+    return n, p, case, data.draw(st.integers(0, 2**32 - 1))
+
+
 def _torch_lp(x, g, p, n, kw):
     torch = torch_or_skip()
     xt = to_torch(x, requires_grad=True)
@@ -94,10 +102,7 @@ def test_lp_pool_inf_under_another_convention_is_refused():
 # ---------------------------------------------------------------------------------------------------
 @given(st.data())
 def test_lp_pool_inf_matches_loop_reference(data):
-    n = data.draw(dims)
-    p = data.draw(norms)
-    case = data.draw(pool_cases(n, op="lp", batch=(1, 2), channels=(1, 3), **small(n)))
-    seed = data.draw(st.integers(0, 2**32 - 1))
+    n, p, case, seed = _draw(data)
     x = special_values(case.x.shape, seed)
     dtype = data.draw(st.sampled_from([numpy.float64, numpy.float32, numpy.float16]))
     x = x.astype(dtype)
@@ -130,10 +135,7 @@ def test_lp_pool_inf_on_an_empty_batch():
 @settings(max_examples=15)
 @given(st.data())
 def test_gradcheck_and_adjoint_lp_pool_inf(data):
-    n = data.draw(dims)
-    p = data.draw(norms)
-    case = data.draw(pool_cases(n, op="lp", batch=(1, 1), channels=(1, 2), **small(n)))
-    seed = data.draw(st.integers(0, 2**32 - 1))
+    n, p, case, seed = _draw(data, batch=(1, 1), channels=(1, 2))
     # distinct magnitudes well away from 0 (so no tie and no kink is within eps), signs at random
     values = distinct_values(case.x.shape, seed)
     magnitudes = 1.0 + values - values.min()
@@ -148,11 +150,8 @@ def test_gradcheck_and_adjoint_lp_pool_inf(data):
 @given(st.data())
 def test_lp_pool_inf_matches_torch(data):
     torch_or_skip()
-    n = data.draw(dims)
-    p = data.draw(norms)
-    case = data.draw(pool_cases(n, op="lp", padding=False, **small(n)))
+    n, p, case, seed = _draw(data, padding=False)
     kw = _torch_keywords(case, n)
-    seed = data.draw(st.integers(0, 2**32 - 1))
     x = special_values(case.x.shape, seed) if data.draw(st.booleans()) else smooth_values(case.x.shape, seed)
     if data.draw(st.booleans()) and len(x):
         x = x[0]  # unbatched

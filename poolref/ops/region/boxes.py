@@ -125,10 +125,10 @@ def check_sampling_grid(rois, output_size, spatial_scale, sampling_ratio: int, o
         check_element_count(4 * ph * pw * K * sampling_ratio**2, "sampling_ratio", sampling_ratio, op,
                             f"the sampling grid ({sampling_ratio} x {sampling_ratio} points in each of the {ph} x {pw} bins of {K} box(es))")
         return
-    extent = _box_extent(rois, output_size, spatial_scale, offset, min_size)
+    *_, bin_h, bin_w = _box_extent(rois, output_size, spatial_scale, offset, min_size)
     with numpy.errstate(invalid="ignore", over="ignore"):  # an overflowing box: inf or NaN, refused below
-        grid_h = numpy.maximum(numpy.ceil(to_numpy(extent.bin_h).astype(numpy.float64)), 0)  # (K,)
-        grid_w = numpy.maximum(numpy.ceil(to_numpy(extent.bin_w).astype(numpy.float64)), 0)
+        grid_h = numpy.maximum(numpy.ceil(to_numpy(bin_h).astype(numpy.float64)), 0)  # (K,)
+        grid_w = numpy.maximum(numpy.ceil(to_numpy(bin_w).astype(numpy.float64)), 0)
         per_box = 4.0 * ph * pw * grid_h * grid_w  # (K,) reads
     per_box = numpy.where(numpy.isnan(per_box), numpy.inf, per_box)
     k = int(numpy.argmax(per_box))
@@ -230,17 +230,9 @@ class AlignGeometry(NamedTuple):
     grid_w: object
 
 
-class _BoxExtent(NamedTuple):
-    start_h: object
-    start_w: object
-    roi_h: object
-    roi_w: object
-    bin_h: object
-    bin_w: object
-
-
-def _box_extent(rois, output_size, spatial_scale, offset, min_size) -> _BoxExtent:
-    """Where each box starts, its size and its bins' size, (K,) each, in the dtype of ``rois``."""
+def _box_extent(rois, output_size, spatial_scale, offset, min_size) -> tuple:
+    """``(start_h, start_w, roi_h, roi_w, bin_h, bin_w)``: where each box starts, its size and its bins'
+    size, (K,) each, in the dtype of ``rois`` (the fields of :class:`AlignGeometry` but the grids)."""
     xp = array_module(rois)
     dtype = rois.dtype
     scale, shift = dtype.type(spatial_scale), dtype.type(offset)
@@ -252,7 +244,7 @@ def _box_extent(rois, output_size, spatial_scale, offset, min_size) -> _BoxExten
         if min_size:  # torchvision: "force malformed ROIs to be 1x1" (roi_align with aligned=False only)
             roi_w, roi_h = xp.maximum(roi_w, dtype.type(1)), xp.maximum(roi_h, dtype.type(1))
         bin_h, bin_w = roi_h / dtype.type(ph), roi_w / dtype.type(pw)
-    return _BoxExtent(start_h, start_w, roi_h, roi_w, bin_h, bin_w)
+    return start_h, start_w, roi_h, roi_w, bin_h, bin_w
 
 
 def align_geometry(rois, output_size, spatial_scale, sampling_ratio, offset, min_size) -> AlignGeometry:
