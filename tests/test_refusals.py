@@ -158,6 +158,7 @@ ABSURD = [
     ("max_pool2d jax pads 1e6", lambda: poolref.max_pool2d(X8, 2, stride=1, padding=((10**6, 10**6), (10**6, 10**6)), convention="jax"), "padding="),
     ("mixed_pool2d kernel and padding 1e6", lambda: poolref.mixed_pool2d(X8, 10**6, padding=5 * 10**5), "padding=500000"),
     ("blur_pool2d kernel 1e6", lambda: poolref.blur_pool2d(X8, 10**6), "kernel_size=1000000"),  # ran for minutes
+    ("bilinear_pool of 10**5 channels", lambda: poolref.bilinear_pool(numpy.zeros((1, 10**5, 1))), r"x\.shape=\(1, 100000, 1\)"),  # 80 GB
     ("dynopool2d alpha 1e-300", lambda: poolref.dynopool2d(X8, numpy.array([1e-300, 2.0])), r"alpha=\(1e-300, 2\.0\)"),
 ]
 
