@@ -24,7 +24,7 @@ import numpy
 from ..cases import MAX_TYPE_OPS, VALUE_ARRAYS, VIEWS, Case, Plan, generate_plan, materialise, with_indices, worked_examples
 from .compare import compare_arrays
 from .mapping import Mapping, array_literal, format_kwargs
-from .report import Failure, OpResult
+from .report import DEFAULTS, Failure, OpResult
 
 __all__ = [
     "Results", "Outcome", "poolref_function", "run_poolref", "run_framework", "compare_case", "evaluate",
@@ -385,7 +385,7 @@ def check_mapping(framework: str, imports: str, mapping: Mapping, plan, seed: in
     """
     if not isinstance(plan, Plan):
         plan = Plan(list(plan), {}, {})
-    convention = format_kwargs(mapping.convention)
+    convention = format_kwargs(mapping.convention) or DEFAULTS
     result = OpResult(framework, mapping.op, mapping.call, convention, kind=mapping.kind, gradients=mapping.gradients,
                       skips=list(mapping.skips), counts=dict(plan.counts), refused=dict(plan.refused),
                       dtypes=sorted({str(c.dtype) for c in plan.cases}))

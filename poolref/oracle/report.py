@@ -37,12 +37,17 @@ class Failure:
         return "; ".join(self.problems) + f": {self.case}"
 
 
+#: What a row's ``convention`` says where poolref's default keywords model the framework (PyTorch's
+#: rules are poolref's defaults)
+DEFAULTS = "poolref's defaults"
+
+
 @dataclass
 class OpResult:
     framework: str
     op: str
     call: str = ""  # the framework function (or what the self-check compares with)
-    convention: str = ""  # the poolref keywords that model it, e.g. "convention='onnx'"
+    convention: str = DEFAULTS  # the poolref keywords that model it, e.g. "convention='onnx'"
     kind: str = "native"  # "native", "composition", "self" or "not covered"
     reason: str = ""  # why an op is not covered
     cases: int = 0
@@ -91,7 +96,7 @@ def _table(rows, header) -> list[str]:
 
 
 def _op_label(r: OpResult) -> str:
-    return f"{r.op} ({r.convention})" if r.convention else r.op
+    return f"{r.op} ({r.convention})" if r.convention != DEFAULTS else r.op
 
 
 @dataclass
