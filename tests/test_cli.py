@@ -199,10 +199,22 @@ def test_atlas_works_from_any_directory(tmp_path, monkeypatch, capsys):
     assert main(["atlas", "--output", "atlas.rst"]) == 0 and (tmp_path / "atlas.rst").read_text().startswith(":orphan:")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 (CLI): the JSON still has \"convention\": \"\" where poolref's "
-                                       "defaults model the framework; poolref/oracle/report.py is the lead's")
 def test_the_json_names_the_convention_of_every_row(capsys):
+    # the JSON had "convention": "" wherever poolref's default keywords model the framework
     pytest.importorskip("torch")
     assert main(["check", "torch", "--ops", "max_pool1d", "--cases", "1", "--json", "-", "--in-process"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert all(row["convention"] for row in data["results"])
+
+
+def test_the_table_and_the_json_state_tolerances_and_dtypes(capsys):
+    # neither said which tolerances held or which dtypes were drawn
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "3", "--json", "-", "--in-process"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["tolerances"]["float64"] == {"rtol": 1e-10, "atol": 1e-12} and data["results"][0]["dtypes"]
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "3", "--in-process"]) == 0
+    table = capsys.readouterr().out
+    assert "tolerances: per element" in table and "float64 rtol=1e-10 atol=1e-12" in table
+    header = next(line for line in table.splitlines() if line.startswith("cases per input class"))
+    assert "dtypes" in header and "float64" in table
