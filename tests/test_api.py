@@ -101,3 +101,7 @@ def test_nn_names():
         assert hasattr(nn, name), name
     init = inspect.signature(nn.DynOPool)
     assert [(p.name, p.default) for p in init.parameters.values()][:2] == [("init_alpha", (2.0, 2.0)), ("aggregate", "max")]
+    for name in ("ShapeAdaptor", "shape_adaptor_mix", "shape_adaptor_init", "shape_adaptor_penalty"):
+        assert hasattr(nn, name), name
+    init = inspect.signature(nn.ShapeAdaptor)
+    assert [(p.name, p.default) for p in init.parameters.values()][:3] == [("init_alpha", 0.0), ("r1", 0.5), ("r2", 1.0)]

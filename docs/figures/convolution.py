@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from poolref._sampling_weights import zero_padded_bilinear
+from poolref._sampling_torchvision import zero_padded_bilinear
 from poolref.ops.deform_conv import DeformGeometry, sampling_points
 
 SIZE = 7

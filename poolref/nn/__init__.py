@@ -8,7 +8,8 @@ r"""Neural-network building blocks on poolref's tape: enough to train the tutori
   :func:`~poolref.nn.functional.sigmoid`);
 * :mod:`~poolref.nn.losses`: :func:`cross_entropy`;
 * :mod:`~poolref.nn.optim`: :class:`SGD` and :class:`Adam`, with PyTorch's update rules;
-* :mod:`~poolref.nn.dynopool`: :class:`DynOPool` (learned alpha), :func:`gmacs_loss`.
+* :mod:`~poolref.nn.dynopool`: :class:`DynOPool` (learned alpha), :func:`gmacs_loss`;
+* :mod:`~poolref.nn.shape_adaptor`: :class:`ShapeAdaptor` (Liu et al. 2020), :func:`shape_adaptor_penalty`.
 
 Every backward is a hand-written Function; the layers only own weights and settings.
 """
@@ -19,6 +20,7 @@ from .layers import AvgPool2d, Conv2d, DeformConv2d, Flatten, Linear, MaxPool2d,
 from .losses import cross_entropy
 from .module import Module, Parameter
 from .optim import SGD, Adam, Optimizer
+from .shape_adaptor import ShapeAdaptor, shape_adaptor_init, shape_adaptor_mix, shape_adaptor_penalty
 
 __all__ = [
     "Module",
@@ -41,4 +43,8 @@ __all__ = [
     "gmacs_loss",
     "conv2d_gmacs",
     "straight_through_size",
+    "ShapeAdaptor",
+    "shape_adaptor_init",
+    "shape_adaptor_mix",
+    "shape_adaptor_penalty",
 ]

@@ -40,7 +40,8 @@ def fractional_cases(draw, n=None, *, dtypes=(numpy.float64,), batch=(1, 2), tie
         x[rng.random(shape) < 0.1] = numpy.nan
     else:
         x = distinct_values(shape, seed, dtype)
-    samples = rng.random((max(shape[0], 1), shape[1], n)).astype(dtype)
+    # rng.random is < 1, but rounding to float16 (or float32) can make it 1.0, which the op refuses
+    samples = numpy.minimum(rng.random((max(shape[0], 1), shape[1], n)).astype(dtype), numpy.nextafter(dtype(1), dtype(0)))
     return x, kernel, out, samples
 
 
