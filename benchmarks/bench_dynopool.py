@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from pathlib import Path
 
 import numpy
-from timing import interleaved_median_ms  # benchmarks/timing.py, next to this script
+from timing import interleaved_median_ms, sleep_idle_openmp_workers  # benchmarks/timing.py, next to this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,7 +77,8 @@ def run_cpu(torch, shapes, repeats):
             print(*rows[-1], sep="  ", flush=True)
     header = ("op", "input", "alpha", "poolref ms", "torch composition ms", "ratio")
     title = (f"DynOPool forward + backward (x and alpha), float32, CPU: numpy {numpy.__version__}, "
-             f"torch {torch.__version__} with {torch.get_num_threads()} threads; median of {repeats} interleaved runs")
+             f"torch {torch.__version__} with {torch.get_num_threads()} threads (OMP_WAIT_POLICY "
+             f"{os.environ.get('OMP_WAIT_POLICY', 'default')}); median of {repeats} interleaved runs")
     return title, table(rows, header)
 
 
@@ -86,6 +88,7 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/cpu_dynopool.md")
     parser.add_argument("--repeats", type=int, default=None)
     args = parser.parse_args(argv)
+    sleep_idle_openmp_workers()
     try:
         import torch
     except ImportError:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy
 
-__all__ = ["interleaved_median_ms", "add_common_arguments", "start", "environment", "write_whole"]
+__all__ = ["interleaved_median_ms", "add_common_arguments", "sleep_idle_openmp_workers", "start", "environment", "write_whole"]
 
 
 def interleaved_median_ms(fns, repeats: int, warmup: int = 3, warmup_s: float = 0.0) -> list[float]:
@@ -55,12 +55,26 @@ def add_common_arguments(parser, results, repeats_help: str) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def sleep_idle_openmp_workers() -> None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` (unless the caller chose a policy); call before importing torch.
+
+    PyTorch's OpenMP worker threads, by default, spin for a while after each parallel region
+    before they sleep. With the two sides called in turn on a machine of few cores, a spinning
+    worker takes a core from the poolref call that follows (measured here: grid_sample at N = 64,
+    poolref 7.6 ms a sample alone, 12.5 right after PyTorch's calls, 10.1 with passive waiting; and
+    PyTorch's own N = 1 calls took 25 ms a sample spinning against each other, 5.3 passive). The
+    results files record the policy.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def start(parser, argv, script: str):
     """Parse the arguments; import torch (threads set as asked) and poolref (from this checkout when it
     is not installed). Returns ``(args, torch, poolref)``, or None when PyTorch is not installed."""
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    sleep_idle_openmp_workers()
     try:
         import torch
     except ImportError:
@@ -86,6 +100,7 @@ def environment(torch, poolref, timing: str) -> list[tuple[str, str]]:
         ("python", platform.python_version()),
         ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs"),
         ("torch threads", str(torch.get_num_threads())),
+        ("OMP_WAIT_POLICY", os.environ.get("OMP_WAIT_POLICY", "(default)")),
         ("timing", timing),
     ]
 

@@ -1,7 +1,7 @@
 r"""JAX's resize taps (``jax.image.resize``).
 
 :func:`jax_nearest` (one tap, XLA's float32 arithmetic) and :func:`jax_dense` (the dense weight
-matrix of ``linear`` and ``area``: the overlap of each output's interval with each pixel, like
+matrix of ``linear``, ``cubic`` and ``area``: the overlap of each output's interval with each pixel, like
 TensorFlow's area and unlike PyTorch's adaptive bins), read in ``jax/_src/image/scale.py`` and
 checked against jax 0.10.2 (tests/ops/test_sampling.py). Every name is also reachable as
 ``poolref._sampling_weights.<name>``.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy
 
+from ._fma import fused_multiply_add
 from ._taps import Taps
 
 __all__ = ["jax_nearest", "jax_dense"]
@@ -44,7 +45,8 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=
     Parameters
     ----------
     length, out_length : int
-    method : {"linear", "area"}
+    method : {"linear", "cubic", "area"}
+        ``cubic``: Keys' kernel with :math:`a = -1/2` (``jax.image.resize(method="cubic")``), radius 2.
     antialias : bool
         Widen the triangle by the downsampling factor (ignored by ``area``).
     dtype : numpy dtype
@@ -86,7 +88,15 @@ def jax_dense(length: int, out_length: int, method: str, antialias: bool, dtype=
         weight = numpy.maximum(0.0, numpy.minimum(right[None, :], inputs[:, None] + 1.0) - numpy.maximum(left[None, :], inputs[:, None]))
     else:
         distance = numpy.abs(sample[None, :] - inputs[:, None]) / kernel_scale
-        weight = numpy.maximum(0.0, 1.0 - numpy.abs(distance))
+        if method == "cubic":
+            # _fill_keys_cubic_kernel as XLA compiles it, with fused multiply-adds: at a distance of
+            # exactly 1 or 2 plain arithmetic gives a weight of 0 where JAX's is 1e-16 (so an
+            # infinity there is inf in JAX, not 0 * inf = NaN; checked on 104 size pairs)
+            near = fused_multiply_add(fused_multiply_add(1.5, distance, -2.5) * distance, distance, 1.0)
+            far = fused_multiply_add(fused_multiply_add(fused_multiply_add(-0.5, distance, 2.5), distance, -4.0), distance, 2.0)
+            weight = numpy.where(distance >= 2.0, 0.0, numpy.where(distance >= 1.0, far, near))
+        else:
+            weight = numpy.maximum(0.0, 1.0 - numpy.abs(distance))
     total = weight.sum(axis=0, keepdims=True)  # (1, O)
     weight = numpy.where(numpy.abs(total) > 1000.0 * float(numpy.finfo(F32).eps),
                          weight / numpy.where(total != 0, total, 1.0), 0.0)

@@ -3,8 +3,9 @@ r"""TensorFlow's resize taps (``tf.image.resize`` and the ``tf.compat.v1`` resiz
 One function per rule, each a :class:`poolref._taps.Taps` (or :class:`~poolref._taps.Lerp`) along one
 axis: nearest (:func:`tf_nearest`), bilinear (:func:`tf_bilinear`, the ``a + (b - a) t`` form), area
 (:func:`tf_area`: the fraction of each pixel an output covers, *not* PyTorch's adaptive bins: 4 -> 3
-gives ``[0.25, 1.5, 2.75]`` on ``[0, 1, 2, 3]`` where PyTorch gives ``[0.5, 1.5, 2.5]``) and antialiased
-bilinear (:func:`tf_antialias`, ``ScaleAndTranslate``). Read in TensorFlow's ``resize_*_op.cc`` and
+gives ``[0.25, 1.5, 2.75]`` on ``[0, 1, 2, 3]`` where PyTorch gives ``[0.5, 1.5, 2.5]``) antialiased
+bilinear and bicubic (:func:`tf_antialias`, ``ScaleAndTranslate``) and bicubic (:func:`tf_cubic`,
+``ResizeBicubic``'s table). Read in TensorFlow's ``resize_*_op.cc`` and
 ``scale_and_translate_op.cc`` and checked against TensorFlow 2.21 (tests/ops/test_sampling.py).
 Every name is also reachable as ``poolref._sampling_weights.<name>``.
 """
@@ -17,7 +18,7 @@ import numpy
 
 from ._taps import Lerp, Taps
 
-__all__ = ["tf_scale", "tf_nearest", "tf_bilinear", "tf_area", "tf_antialias"]
+__all__ = ["tf_scale", "tf_nearest", "tf_bilinear", "tf_area", "tf_antialias", "tf_cubic"]
 
 F32 = numpy.float32
 F64 = numpy.float64
@@ -126,9 +127,18 @@ def _triangle32(t):
     return numpy.where(t < F32(1), F32(1) - t, F32(0)).astype(F32)
 
 
-def tf_antialias(length: int, out_length: int) -> tuple[Taps, Taps]:
-    r"""TensorFlow's antialiased bilinear resize (``tf.image.resize(..., antialias=True)``, the
-    ``ScaleAndTranslate`` op with the triangle kernel): the forward taps and the gradient's taps.
+def _keys_cubic32(t):
+    """``KeysCubicKernelFunc`` (``sampling_kernels.h``), a = -1/2, in float32."""
+    x = numpy.abs(t).astype(F32)
+    near = ((F32(1.5) * x - F32(2.5)) * x) * x + F32(1)
+    far = ((F32(-0.5) * x + F32(2.5)) * x - F32(4)) * x + F32(2)
+    return numpy.where(x >= F32(2), F32(0), numpy.where(x >= F32(1), far, near)).astype(F32)
+
+
+def tf_antialias(length: int, out_length: int, cubic: bool = False) -> tuple[Taps, Taps]:
+    r"""TensorFlow's antialiased resize (``tf.image.resize(..., antialias=True)``, the
+    ``ScaleAndTranslate`` op with the triangle kernel, or with ``cubic`` the ``keyscubic`` kernel of
+    radius 2 for ``method="bicubic"``): the forward taps and the gradient's taps.
 
     Returns
     -------
@@ -165,7 +175,8 @@ def tf_antialias(length: int, out_length: int) -> tuple[Taps, Taps]:
     scale = F32(O) / F32(L)
     inv_scale = F32(1.0 / F64(scale))
     kernel_scale = max(inv_scale, F32(1))
-    radius = F32(1)
+    radius = F32(2) if cubic else F32(1)
+    kernel = _keys_cubic32 if cubic else _triangle32
     span = min(2 * int(math.ceil(radius * kernel_scale)) + 1, L)
     one_over_kernel_scale = F32(1) / kernel_scale
     sample = (numpy.arange(O).astype(F32) + F32(0.5)) * inv_scale + F32(-0.0)
@@ -177,7 +188,7 @@ def tf_antialias(length: int, out_length: int) -> tuple[Taps, Taps]:
     j = numpy.arange(span)
     position = first[:, None] + j[None, :]  # (O, span)
     in_span = (position < stop[:, None]) & ~outside[:, None]
-    weight = numpy.where(in_span, _triangle32((position.astype(F32) + F32(0.5) - sample[:, None]) * one_over_kernel_scale), F32(0))
+    weight = numpy.where(in_span, kernel((position.astype(F32) + F32(0.5) - sample[:, None]) * one_over_kernel_scale), F32(0))
     total = numpy.zeros(O, F32)
     for k in range(span):  # the running float32 sum over the span
         total = (total + weight[:, k]).astype(F32)
@@ -208,3 +219,58 @@ def tf_antialias(length: int, out_length: int) -> tuple[Taps, Taps]:
     grad_index = numpy.where(grad_read, grad_index, grad_first[:, None])
     backward = Taps(O, grad_index.astype(numpy.int64), grad_weight, None if grad_read.all() else grad_read, from_zero=True)
     return forward, backward
+
+
+#: ResizeBicubic's table of kernel values: 1024 steps of the fraction
+CUBIC_TABLE_SIZE = 1024
+
+
+def _cubic_table(a: float):
+    """``InitCoeffsTable``: (near, far) float32 tables, ``near[i] = k(i/1024)``, ``far[i] = k(1 + i/1024)``,
+    each computed in double from the float32 fraction and stored as float32."""
+    x = (numpy.arange(CUBIC_TABLE_SIZE + 1) * 1.0 / CUBIC_TABLE_SIZE).astype(F32)
+    t = x.astype(F64)
+    near = (((a + 2) * t - (a + 3)) * t * t + 1).astype(F32)
+    u = (x + F32(1)).astype(F64)
+    far = (((a * u - 5 * a) * u + 8 * a) * u - 4 * a).astype(F32)
+    return near, far
+
+
+def tf_cubic(length: int, out_length: int, align_corners: bool = False) -> Taps:
+    r"""TensorFlow's ``ResizeBicubic``: four taps per output, in float32.
+
+    ``tf.image.resize(method="bicubic")`` (``half_pixel_centers``): Keys' kernel with
+    :math:`a = -1/2`, source :math:`c = (o + 1/2) s - 1/2`; a tap outside the image gets weight 0
+    (it still reads the clamped edge pixel: :math:`0 \cdot \infty` is NaN) and the weights are
+    divided by their float32 sum (when that is at least ``1000 * FLT_MIN``).
+    ``align_corners=True``: the legacy ``tf.compat.v1.image.resize_bicubic(align_corners=True)``,
+    :math:`a = -3/4`, :math:`c = o (L - 1)/(O - 1)`, taps clamped to the edge and not renormalized.
+    The weights come from a table of 1025 steps: the fraction :math:`t = c - \lfloor c 
+floor` is
+    rounded to :math:`\mathrm{rint}(1024 t)/1024` first (so weights are the kernel's at the nearest
+    1/1024, not at :math:`t`). An axis whose size does not change is resampled too.
+
+    >>> t = tf_cubic(3, 6)
+    >>> t.index[0].tolist(), t.weight[0].round(4).tolist()  # c = -0.25: tap -2 and -1 off the image
+    ([0, 0, 0, 1], [0.0, 0.0, 1.0882, -0.0882])
+    """
+    L, O = length, out_length
+    keys = not align_corners
+    near, far = _cubic_table(-0.5 if keys else -0.75)
+    scale = tf_scale(L, O, align_corners)
+    o = numpy.arange(O).astype(F32)
+    source = ((o + F32(0.5)) * scale - F32(0.5)).astype(F32) if keys else (o * scale).astype(F32)
+    low = numpy.floor(source).astype(numpy.int64)
+    step = numpy.rint((source - low.astype(F32)) * F32(CUBIC_TABLE_SIZE)).astype(numpy.int64)  # lrintf
+    weight = numpy.stack([far[step], near[step], near[CUBIC_TABLE_SIZE - step], far[CUBIC_TABLE_SIZE - step]], axis=1)
+    wanted = low[:, None] - 1 + numpy.arange(4)
+    index = numpy.clip(wanted, 0, L - 1)
+    if keys:
+        weight = numpy.where(index == wanted, weight, F32(0))
+        total = weight[:, 0]
+        for k in range(1, 4):  # the float32 sum, left to right
+            total = (total + weight[:, k]).astype(F32)
+        normal = numpy.abs(total) >= F32(1000) * numpy.finfo(F32).tiny
+        inverse = (F32(1) / numpy.where(normal, total, F32(1))).astype(F32)
+        weight = numpy.where(normal[:, None], (weight * inverse[:, None]).astype(F32), weight)
+    return Taps(L, index.astype(numpy.int64), weight.astype(F64))

@@ -18,8 +18,8 @@ reachable from this one too (``from poolref import _sampling_weights as weights;
   the taps a framework reads, zero weights included, and nothing else), :class:`~poolref._taps.Lerp`,
   :func:`~poolref._taps.resample` and :func:`~poolref._taps.contract` live in :mod:`poolref._taps`,
   with the windows of pooling and the adaptive bins, which are tables of the same kind;
-* PyTorch's rules, here: nearest, linear and antialiased taps (ATen's upsample kernels, CPU) and
-  the two taps of a single point (``grid_sample``).
+* PyTorch's rules, here: nearest, linear, bicubic and antialiased taps (ATen's upsample kernels,
+  CPU), Keys' cubic kernel, and the taps of a single point (``grid_sample``: linear and cubic).
   PyTorch's ``area`` mode is adaptive average pooling (``torch.nn.functional.interpolate`` calls
   ``adaptive_avg_pool{1,2,3}d``): its bins are :func:`poolref._geometry.adaptive_taps`, and
   ``interpolate`` calls adaptive average pooling itself;
@@ -43,8 +43,9 @@ import math
 
 import numpy
 
+from ._fma import fused_multiply_add
 from ._sampling_jax import jax_dense, jax_nearest
-from ._sampling_tensorflow import tf_antialias, tf_area, tf_bilinear, tf_nearest, tf_scale
+from ._sampling_tensorflow import tf_antialias, tf_area, tf_bilinear, tf_cubic, tf_nearest, tf_scale
 from ._taps import Lerp, Taps, contract, resample
 
 __all__ = [
@@ -57,14 +58,20 @@ __all__ = [
     "torch_nearest",
     "torch_linear",
     "torch_antialias",
+    "TORCH_CUBIC_A",
+    "cubic_kernel",
+    "cubic_coefficients",
+    "torch_cubic",
     "tf_scale",
     "tf_nearest",
     "tf_bilinear",
     "tf_area",
     "tf_antialias",
+    "tf_cubic",
     "jax_nearest",
     "jax_dense",
     "linear_point_taps",
+    "cubic_point_taps",
 ]
 
 F32 = numpy.float32
@@ -130,36 +137,6 @@ def torch_nearest(length: int, out_length: int, scale_factor=None, exact: bool =
     [[0], [0], [1]]
     """
     return Taps.one_each(length, nearest_indices(length, out_length, scale_factor, exact))
-
-
-def _split(a):
-    """Veltkamp's split of float64 ``a`` into two halves of 26 bits: ``hi + lo == a`` exactly."""
-    t = a * F64(134217729.0)  # 2**27 + 1
-    hi = t - (t - a)
-    return hi, a - hi
-
-
-def fused_multiply_add(a, b, c):
-    r"""``a * b + c`` in float64 with one rounding, as a fused multiply-add instruction computes it.
-
-    Compilers contract PyTorch's ``scale * (o + 0.5) - 0.5`` into an FMA, and the single rounding
-    decides taps: ``L = 1 -> O = 5``, output 2: ``0.2 * 2.5 - 0.5`` is 0 with two roundings but
-    ``2.8e-17`` with one, so PyTorch reads its second tap with a tiny weight instead of 0. Dekker's
-    exact product ``p + e = a b``, then the sum of ``p``, ``e`` and ``c`` with the error of the
-    first addition carried (exact where the result is near 0, as here).
-
-    >>> float(fused_multiply_add(0.2, 2.5, -0.5)), 0.2 * 2.5 - 0.5
-    (2.7755575615628914e-17, 0.0)
-    """
-    a, b, c = (numpy.asarray(v, F64) for v in (a, b, c))
-    p = a * b
-    a_hi, a_lo = _split(a)
-    b_hi, b_lo = _split(b)
-    e = a_lo * b_lo - (((p - a_hi * b_hi) - a_lo * b_hi) - a_hi * b_lo)  # p + e == a * b exactly
-    s = p + c
-    z = s - p
-    t = (p - (s - z)) + (c - z)  # s + t == p + c exactly (Knuth's two-sum)
-    return s + (t + e)
 
 
 def _compute_dtype(dtype) -> type:
@@ -237,8 +214,9 @@ def torch_linear(length: int, out_length: int, align_corners: bool, scale_factor
     return Taps(L, numpy.stack([low, high], axis=1), weight)
 
 
-def torch_antialias(length: int, out_length: int, align_corners: bool, scale_factor=None, dtype=F64) -> Taps:
-    r"""PyTorch's antialiased linear taps (``interpolate(mode="bilinear", antialias=True)``).
+def torch_antialias(length: int, out_length: int, align_corners: bool, scale_factor=None, dtype=F64,
+                    cubic: bool = False) -> Taps:
+    r"""PyTorch's antialiased taps (``interpolate(mode="bilinear" or "bicubic", antialias=True)``).
 
     Parameters
     ----------
@@ -247,6 +225,9 @@ def torch_antialias(length: int, out_length: int, align_corners: bool, scale_fac
     dtype : numpy dtype
         float64 data is computed in float64, anything else in float32 (PyTorch's CPU kernel takes
         float32 and float64 only).
+    cubic : bool
+        ``bicubic``: Keys' cubic filter with :math:`a = -1/2` (Pillow's, not the :math:`-3/4` of
+        PyTorch's plain bicubic), :func:`cubic_kernel`, over twice the support.
 
     Returns
     -------
@@ -256,7 +237,8 @@ def torch_antialias(length: int, out_length: int, align_corners: bool, scale_fac
     Notes
     -----
     ``_compute_indices_min_size_weights_aa`` with the triangle filter :math:`f(t) = \max(1 - |t|, 0)`
-    (Pillow's): with scale :math:`s` (as for :func:`torch_linear`), support
+    (Pillow's; ``cubic``: :func:`cubic_kernel` with :math:`a = -1/2`, support doubled): with scale
+    :math:`s` (as for :func:`torch_linear`), support
     :math:`r = s` when :math:`s \ge 1` (downsampling widens the triangle) else 1, centre
     :math:`c = s (o + 1/2)`, output :math:`o` reads the window
     :math:`[\max(\mathrm{trunc}(c - r + 1/2), 0),\ \min(\mathrm{trunc}(c + r + 1/2), L))`, position
@@ -275,7 +257,8 @@ def torch_antialias(length: int, out_length: int, align_corners: bool, scale_fac
     s = F64 if numpy.dtype(dtype) == numpy.float64 else F32
     scale = _torch_scale(L, O, align_corners, scale_factor, s)
     wide = scale >= 1
-    support = s(F64(1.0) * F64(scale)) if wide else s(1.0)
+    half_width = 2.0 if cubic else 1.0  # interp_size / 2: the filter's support at scale 1
+    support = s(F64(half_width) * F64(scale)) if wide else s(half_width)
     window = int(math.ceil(support)) * 2 + 1
     invscale = s(1.0 / F64(scale)) if wide else s(1.0)
     o = numpy.arange(O)
@@ -290,7 +273,10 @@ def torch_antialias(length: int, out_length: int, align_corners: bool, scale_fac
     # filter's argument rounded back to the compute dtype
     argument = ((position.astype(s) - centre[:, None]).astype(F64) + 0.5) * F64(invscale)
     argument = numpy.abs(argument.astype(s))
-    weight = numpy.where(argument < 1, (F64(1) - argument).astype(s), s(0))
+    if cubic:
+        weight = cubic_kernel(argument, s(-0.5))  # in the compute dtype, as PyTorch's aa_filter
+    else:
+        weight = numpy.where(argument < 1, (F64(1) - argument).astype(s), s(0))
     weight = numpy.where(read, weight, s(0))
     total = numpy.zeros(O, s)
     for k in range(window):  # the kernel's running sum, in the compute dtype
@@ -301,6 +287,116 @@ def torch_antialias(length: int, out_length: int, align_corners: bool, scale_fac
     used = max(int(size.max()), 1)  # the widest window actually read
     index, weight, read = index[:, :used], weight[:, :used], read[:, :used]
     return Taps(L, index.astype(numpy.int64), weight.astype(F64), None if read.all() else read)
+
+
+#: PyTorch's cubic convolution parameter (``get_cubic_upsample_coefficients``, bicubic ``grid_sample``)
+TORCH_CUBIC_A = -0.75
+
+
+def cubic_kernel(distance, a):
+    r"""Keys' cubic convolution kernel at ``distance`` (>= 0), in the dtype of ``distance``.
+
+    .. math::
+
+        k(t) = \begin{cases} ((a + 2) t - (a + 3)) t^2 + 1 & t < 1 \\
+               ((a t - 5a) t + 8a) t - 4a & 1 \le t < 2 \\ 0 & t \ge 2 \end{cases}
+
+    PyTorch uses :math:`a = -3/4`, TensorFlow's and JAX's cubic and PyTorch's antialiased bicubic
+    :math:`a = -1/2` (Keys). The two pieces are evaluated in Horner's form, as ATen's
+    ``cubic_convolution1`` and ``cubic_convolution2``.
+
+    >>> cubic_kernel(numpy.array([0.0, 0.5, 1.0, 1.5, 2.0]), -0.75).tolist()
+    [1.0, 0.59375, 0.0, -0.09375, 0.0]
+    """
+    t = numpy.asarray(distance)
+    a = t.dtype.type(a)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        return numpy.where(t < 1, _cubic_near(t, a), numpy.where(t < 2, _cubic_far(t, a), t.dtype.type(0)))
+
+
+def _fma(a, b, c):
+    """``a * b + c`` rounded once to the dtype of ``b`` (float32: through float64, which holds the
+    product exactly; a double rounding that matters only at a tie)."""
+    dtype = numpy.asarray(b).dtype
+    return fused_multiply_add(a, b, c).astype(dtype)
+
+
+def _cubic_near(t, a):
+    """The kernel's piece for distances below 1, ATen's ``cubic_convolution1``
+    ``((a + 2) t - (a + 3)) t t + 1``, with the fused multiply-adds the compiler makes of it (with
+    them PyTorch's antialiased bicubic weights agree to the bit; a weight that cancels to 0 in plain
+    arithmetic is 1e-32 with them)."""
+    return _fma(_fma(a + 2, t, -(a + 3)) * t, t, 1)
+
+
+def _cubic_far(t, a):
+    """The kernel's piece for distances in [1, 2), ATen's ``cubic_convolution2``
+    ``((a t - 5a) t + 8a) t - 4a``, fused as :func:`_cubic_near`."""
+    return _fma(_fma(_fma(a, t, -5 * a), t, 8 * a), t, -4 * a)
+
+
+def cubic_coefficients(t, a=TORCH_CUBIC_A):
+    r"""The four weights of cubic convolution at fraction ``t`` in [0, 1]: ``(O,) -> (O, 4)``.
+
+    Taps at distances :math:`1 + t, t, 1 - t, 2 - t` from the point, as ATen's
+    ``get_cubic_upsample_coefficients`` computes them (in the dtype of ``t``):
+    :math:`(k(1 + t), k(t), k(1 - t), k(2 - t))` with :func:`cubic_kernel`'s pieces. At :math:`t = 0`
+    they are exactly :math:`(0, 1, 0, 0)`: a point on a pixel still reads its neighbours, with weight 0.
+
+    >>> cubic_coefficients(numpy.array([0.0, 0.5])).tolist()
+    [[0.0, 1.0, 0.0, 0.0], [-0.09375, 0.59375, 0.59375, -0.09375]]
+    """
+    t = numpy.asarray(t)
+    one, a = t.dtype.type(1), t.dtype.type(a)
+    return numpy.stack([_cubic_far(t + one, a), _cubic_near(t, a), _cubic_near(one - t, a), _cubic_far((one - t) + one, a)],
+                       axis=-1)
+
+
+def torch_cubic(length: int, out_length: int, align_corners: bool, scale_factor=None, dtype=F64) -> Taps:
+    r"""PyTorch's bicubic taps along one axis (``interpolate(mode="bicubic")``, ``upsample_bicubic2d``).
+
+    Parameters
+    ----------
+    length, out_length, align_corners, scale_factor, dtype
+        As for :func:`torch_linear`.
+
+    Returns
+    -------
+    Taps
+        Four taps per output, all read, positions clamped to :math:`[0, L - 1]` (a tap beyond the
+        edge reads the edge pixel again).
+
+    Notes
+    -----
+    Source coordinate :math:`c = s\,o` (aligned corners) or :math:`c = s (o + 1/2) - 1/2`, *not*
+    clamped at 0 (``area_pixel_compute_source_index`` with ``cubic=true``), in the compute dtype;
+    :math:`i_0 = \min(\lfloor c \rfloor, L - 1)` (``floorf``), :math:`t = \mathrm{clip}(c - i_0, 0, 1)`;
+    output :math:`o` reads :math:`\mathrm{clip}(i_0 - 1 + k, 0, L - 1)`, :math:`k = 0..3`, with
+    :func:`cubic_coefficients` (:math:`a = -3/4`). No axis is copied: with :math:`O = L` each
+    output reads its neighbours with weight 0 (PyTorch's forward spreads an infinity as NaN to them;
+    its *backward* copies the gradient when no spatial size changes, see ``interpolate``).
+    PyTorch's weights differ from these by a few ulp (1e-15 in float64; its plain bicubic kernel
+    rounds in an order not modelled here; its antialiased weights agree to the bit).
+
+    Examples
+    --------
+    >>> t = torch_cubic(3, 5, align_corners=False)
+    >>> t.index[0].tolist(), t.weight[0].round(3).tolist()  # c = -0.2: taps -2..1 clamped
+    ([0, 0, 0, 1], [-0.024, 0.2, 0.92, -0.096])
+    """
+    L, O = length, out_length
+    compute = _compute_dtype(dtype)
+    scale = _torch_scale(L, O, align_corners, scale_factor, compute)
+    o = numpy.arange(O).astype(compute)
+    if align_corners:
+        source = scale * o
+    else:
+        source = scale * (o + compute(0.5)) - compute(0.5)  # negative allowed: cubic reads from -1
+    low = numpy.minimum(numpy.floor(source.astype(F32)).astype(numpy.int64), L - 1)  # floorf
+    t = numpy.minimum(numpy.maximum(source - low.astype(compute), compute(0)), compute(1))
+    weight = cubic_coefficients(t, TORCH_CUBIC_A).astype(dtype).astype(F64)  # stored in the data's dtype
+    index = numpy.clip(low[:, None] - 1 + numpy.arange(4), 0, L - 1)
+    return Taps(L, index, weight)
 
 
 # ==================================================================================================
@@ -321,3 +417,40 @@ def linear_point_taps(coord, xp=numpy):
     low = xp.floor(coord)
     w_high = coord - low
     return low, 1 - w_high, w_high
+
+
+def cubic_point_taps(t, xp=numpy):
+    r"""The four cubic weights at fractions ``t`` in [0, 1) and their derivatives: ``(..., 4)`` each.
+
+    Bicubic ``grid_sample``'s taps (PyTorch, :math:`a = -3/4`): with ``low = floor(coord)`` and
+    ``t = coord - low`` the point reads ``low - 1 .. low + 2`` with weights
+    :math:`k(1 + t), k(t), k(1 - t), k(2 - t)` (:func:`cubic_kernel`) and the derivatives of those
+    ``d weight / d t``: :math:`k'(1 + t), k'(t), -k'(1 - t), -k'(2 - t)`.
+    Computed in plain arithmetic (ATen's vectorised grid sampler, whose vector operations are not
+    fused), in the dtype of ``t``; works on numpy and cupy arrays.
+
+    >>> c, d = cubic_point_taps(numpy.array([0.0, 0.5]))
+    >>> c.tolist(), d[0].tolist()
+    ([[0.0, 1.0, 0.0, 0.0], [-0.09375, 0.59375, 0.59375, -0.09375]], [-0.75, -0.0, 0.75, -0.0])
+    """
+    dtype = t.dtype.type
+    a, one, two = dtype(TORCH_CUBIC_A), dtype(1), dtype(2)
+    far = [t + one, two - t]  # distances in [1, 2]: taps 0 and 3
+    near = [t, one - t]  # distances in [0, 1]: taps 1 and 2
+    coefficients = xp.stack([_plain_far(far[0], a), _plain_near(near[0], a), _plain_near(near[1], a), _plain_far(far[1], a)], axis=-1)
+    # d k(u)/du: far piece 3a u^2 - 10a u + 8a, near piece 3(a + 2) u^2 - 2(a + 3) u; the distance
+    # grows with t for taps 0 and 1 (u = 1 + t, t) and shrinks for taps 2 and 3 (u = 1 - t, 2 - t)
+    d_far = [(dtype(3) * a * u - dtype(10) * a) * u + dtype(8) * a for u in far]
+    d_near = [(dtype(3) * (a + two) * u - two * (a + dtype(3))) * u for u in near]
+    derivatives = xp.stack([d_far[0], d_near[0], -d_near[1], -d_far[1]], axis=-1)
+    return coefficients, derivatives
+
+
+def _plain_near(t, a):
+    """``((a + 2) t - (a + 3)) t t + 1`` without fused operations."""
+    return ((a + 2) * t - (a + 3)) * t * t + 1
+
+
+def _plain_far(t, a):
+    """``((a t - 5a) t + 8a) t - 4a`` without fused operations."""
+    return ((a * t - 5 * a) * t + 8 * a) * t - 4 * a

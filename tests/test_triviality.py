@@ -55,3 +55,23 @@ def test_a_law_about_constant_outputs_is_exempt_when_marked_with_a_reason(pytest
     result = run(pytester, monkeypatch, source)
     assert "trivial" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_examples_turned_away_by_assume_after_running_ops_are_not_counted(pytester, monkeypatch):
+    # a test may run an op to decide whether an example is worth checking, then assume() it away:
+    # such rejected examples are not examples of the property, trivial or not
+    source = '''
+import numpy
+from hypothesis import assume, given, settings, strategies as st
+import poolref
+
+@settings(max_examples=20, database=None)
+@given(st.integers(1, 60))
+def test_rejecting(width):
+    y = poolref.max_pool2d(numpy.zeros((1, 1, 3, width + 1)) if width % 3 else
+                           numpy.random.default_rng(width).standard_normal((1, 1, 3, width + 1)), 1)
+    assume(not numpy.all(y == 0))  # the constant ones are turned away
+'''
+    result = run(pytester, monkeypatch, source)
+    assert "trivial" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy
 import pytest
+from hypothesis.errors import UnsatisfiedAssumption
 
 MAX_TRIVIAL = 0.25
 MIN_EXAMPLES = 8
@@ -67,11 +68,15 @@ def _counting(test_id, inner):
     def example(*args, **kwargs):
         global _outputs
         _outputs = []
+        rejected = False
         try:
             return inner(*args, **kwargs)
+        except UnsatisfiedAssumption:
+            rejected = True  # assume() turned the example away after running ops: not an example
+            raise
         finally:
             outputs, _outputs = _outputs, None
-            if outputs:
+            if outputs and not rejected:
                 counts = _tally.setdefault(test_id, [0, 0])
                 counts[0] += 1
                 counts[1] += all(_is_trivial(y) for y in outputs)

@@ -94,3 +94,33 @@ def antialias_weights():
     fig.tight_layout(rect=(0, 0.08, 1, 1))  # room below the panels for the legend, off the bars
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=O, fontsize=7, frameon=False)
+
+
+def cubic_kernel_and_resize():
+    """Left: Keys' cubic kernels (a = -3/4, PyTorch; a = -1/2, antialiased PyTorch, TensorFlow, JAX)
+    beside the triangle. Right: a step of 6 pixels resized to 24, bicubic and bilinear, by poolref."""
+    from poolref import _sampling_weights as taps
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.2))
+    t = np.linspace(-2.5, 2.5, 501)
+    left.plot(t, np.maximum(1 - np.abs(t), 0), color="0.5", lw=1, label="triangle (linear)")
+    for n, a in enumerate((-0.75, -0.5)):
+        left.plot(t, taps.cubic_kernel(np.abs(t), a), color=COLOURS[n], lw=1.5, label=f"cubic, a = {a}")
+    left.axhline(0, color="0.8", lw=0.8)
+    left.set_xlabel("distance from the sample point (pixels)", fontsize=8)
+    left.set_title("interpolation kernels", fontsize=9)
+    left.legend(fontsize=7, frameon=False)
+    left.tick_params(labelsize=7)
+
+    step = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).reshape(1, 1, 1, 6)
+    out = 24
+    centres = (np.arange(out) + 0.5) * 6 / out  # output centres in picture coordinates
+    right.step(np.arange(7), np.append(step.ravel(), 1.0), where="post", color="0.6", lw=1, label="input (6 pixels)")
+    for n, mode in enumerate(("bicubic", "bilinear")):
+        y = poolref.interpolate(step, size=(1, out), mode=mode).ravel()
+        right.plot(centres, y, "o-" if mode == "bicubic" else ".--", color=COLOURS[n], ms=3, lw=1, label=f"{mode}, 6 -> {out}")
+    right.set_xlabel("position (pixels)", fontsize=8)
+    right.set_title("a step resized: the cubic overshoots by 11% on each side", fontsize=9)
+    right.legend(fontsize=7, frameon=False)
+    right.tick_params(labelsize=7)
+    fig.tight_layout()

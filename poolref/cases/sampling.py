@@ -14,19 +14,23 @@ __all__ = ["LINEAR_MODE", "RESIZE_CONVENTIONS", "GENERATORS", "dynopool_queries"
 
 
 def _grid_sample(rng, op, space):
+    """4-D, or 5-D (volumetric) where ``space["ndims"]`` allows 3; bicubic (``space["modes"]``) on 4-D only."""
     N, C = int(rng.integers(1, 3)), int(rng.integers(1, 4))
-    H, W = draw_ints(rng, 1, 7, 2)
-    Ho, Wo = draw_ints(rng, 1, 5, 2)
+    n = int(pick(rng, space["ndims"])) if "ndims" in space else 2
+    spatial = draw_ints(rng, 1, 7 if n == 2 else 4, n)
+    out = draw_ints(rng, 1, 5 if n == 2 else 3, n)
     dtype = numpy.dtype(pick(rng, space["dtypes"]))
     mode = pick(rng, space.get("modes", ("bilinear", "nearest")))
+    if mode == "bicubic" and n == 3:
+        mode = "bilinear"  # bicubic samples 4-D input only
     padding_mode = pick(rng, space.get("padding_modes", ("zeros", "border", "reflection")))
     align_corners = bool(pick(rng, space.get("align_corners", (False, True))))
     reach = space.get("grid_reach", 1.25)  # a little outside [-1, 1]: the padding modes matter
-    grid = rng.uniform(-reach, reach, size=(N, Ho, Wo, 2)).astype(dtype)
-    x = smooth_values(rng, (N, C, H, W), dtype)
+    grid = rng.uniform(-reach, reach, size=(N,) + tuple(out) + (n,)).astype(dtype)
+    x = smooth_values(rng, (N, C) + tuple(spatial), dtype)
     kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
     # nearest sampling has no gradient to the grid (it is piecewise constant): compare x only
-    grads = ("x", "grid") if mode == "bilinear" and space.get("grid_gradient", True) else ("x",)
+    grads = ("x", "grid") if mode != "nearest" and space.get("grid_gradient", True) else ("x",)
     return Case(op, {"x": x, "grid": grid}, kwargs, positional=("x", "grid"), grad_inputs=grads)
 
 
@@ -34,15 +38,15 @@ LINEAR_MODE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 #: What ``interpolate`` takes under each convention (modes, dimensions, align_corners, where
-#: ``antialias`` matters): PyTorch antialiases bilinear only; tf.image.resize is 2-D; jax.image.resize
+#: ``antialias`` matters): PyTorch antialiases bilinear and bicubic only (bicubic is 2-D); tf.image.resize is 2-D; jax.image.resize
 #: has no legacy "nearest" and no align_corners, and antialiases by default.
 RESIZE_CONVENTIONS = {
-    "torch": dict(modes=("nearest", "nearest-exact", "linear", "area"), ndims=(1, 2, 3), align_corners=(False, True),
-                  antialiased=lambda mode, n: mode == "linear" and n == 2),
-    "tensorflow": dict(modes=("nearest", "nearest-exact", "linear", "area"), ndims=(2,), align_corners=(False, True),
-                       antialiased=lambda mode, n: mode == "linear"),
-    "jax": dict(modes=("nearest-exact", "linear", "area"), ndims=(1, 2, 3), align_corners=(False,),
-                antialiased=lambda mode, n: mode == "linear"),
+    "torch": dict(modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), ndims=(1, 2, 3), align_corners=(False, True),
+                  antialiased=lambda mode, n: mode in ("linear", "bicubic") and n == 2),
+    "tensorflow": dict(modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), ndims=(2,), align_corners=(False, True),
+                       antialiased=lambda mode, n: mode in ("linear", "bicubic")),
+    "jax": dict(modes=("nearest-exact", "linear", "bicubic", "area"), ndims=(1, 2, 3), align_corners=(False,),
+                antialiased=lambda mode, n: mode in ("linear", "bicubic")),
 }
 
 
@@ -53,6 +57,8 @@ def _interpolate(rng, op, space):
     ndims = tuple(n for n in space.get("ndims", rules["ndims"]) if n in rules["ndims"])
     mode = pick(rng, modes)
     n = int(pick(rng, ndims))
+    if mode == "bicubic":
+        n = 2  # bicubic resizes 4-D input only
     max_size = 7 if n < 3 else 4
     shape = draw_ints(rng, 1, max_size, n)
     if space.get("integer_ratio"):  # sizes whose ratio is an integer either way
@@ -63,7 +69,7 @@ def _interpolate(rng, op, space):
     full = (int(rng.integers(1, 3)), int(rng.integers(1, 4))) + shape
     dtype = numpy.dtype(pick(rng, space["dtypes"]))
     kwargs = dict(size=size, mode=LINEAR_MODE[n] if mode == "linear" else mode)
-    if mode == "linear":
+    if mode in ("linear", "bicubic"):
         choices = tuple(a for a in space.get("align_corners", (False, True)) if a in rules["align_corners"])
         kwargs["align_corners"] = bool(pick(rng, choices or (False,)))
     if rules["antialiased"](mode, n) and not kwargs.get("align_corners"):

@@ -90,12 +90,12 @@ def _adaptive_avg_forward(x, *, output_size: tuple):
     return y, AdaptiveAvgSaved(tables, in_shape, area, x.dtype)
 
 
+# forward  y_o = (1/|B_o|) sum_{i in B_o} x_i
+# backward grad_x_i = sum_{o: i in B_o} g_o / |B_o|
+# the transpose of the forward: divide by the areas, then along each axis sum, for every input
+# cell, the bins that hold it (the transposed table), (.., O_a, ..) -> (.., L_a, ..); so a NaN or
+# an infinity in g_o reaches exactly the cells of B_o
 def _adaptive_avg_backward(saved: AdaptiveAvgSaved, grad_y):
-    # forward  y_o = (1/|B_o|) sum_{i in B_o} x_i
-    # backward grad_x_i = sum_{o: i in B_o} g_o / |B_o|
-    # the transpose of the forward: divide by the areas, then along each axis sum, for every input
-    # cell, the bins that hold it (the transposed table), (.., O_a, ..) -> (.., L_a, ..); so a NaN or
-    # an infinity in g_o reaches exactly the cells of B_o
     xp = array_module(grad_y)
     n = len(saved.tables)
     lead = grad_y.ndim - n
@@ -239,9 +239,9 @@ def _adaptive_max_forward(x, *, output_size: tuple):
     return (y, indices), AdaptiveMaxSaved(indices, x.shape, n)
 
 
+# forward  y_o = x[index_o], index_o the winner of bin box B_o   (a gather)
+# backward grad_x[index_o] += g_o                                 (its adjoint: a scatter-add)
 def _adaptive_max_backward(saved: AdaptiveMaxSaved, grad_values, _grad_indices):
-    # forward  y_o = x[index_o], index_o the winner of bin box B_o   (a gather)
-    # backward grad_x[index_o] += g_o                                 (its adjoint: a scatter-add)
     return (scatter_to_planes(grad_values, saved.indices, saved.in_shape, saved.ndim),)
 
 

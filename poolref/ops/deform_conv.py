@@ -128,19 +128,19 @@ def _deform_conv2d_forward(x, offset, weight, bias, mask, *, geometry: DeformGeo
     return cast_back(y, x.dtype), saved
 
 
+# forward: for sample point (y, x) = p(n, g, t, h, w) of tap t and the bilinear value f_c(y, x)
+# of channel c (zero_padded_bilinear):
+#     col[n, c, t, h, w] = m[n, g, t, h, w] * f_c(y, x)
+#     out[n, o, h, w]    = b[o] + sum_{c in group of o, t} W[o, c, t] col[n, c, t, h, w]
+# backward: with g = dL/dout and gcol = W^T g (the gradient of the columns):
+#     dL/db[o]           = sum_{n, h, w} g[n, o, h, w]
+#     dL/dW[o, c, t]     = sum_{n, h, w} g[n, o, h, w] col[n, c, t, h, w]
+#     dL/dm[n, g, t, ..] = sum_{c in g} gcol * f_c(y, x)
+#     dL/dx[n, c, q]     = sum_{t, h, w} m * gcol * w_q(y, x)          (q a corner near (y, x))
+#     dL/dΔy[n, g, t, ..] = sum_{c in g} m * gcol * df_c/dy,  dL/dΔx likewise with df_c/dx
+# (the offsets enter y and x with slope 1; df/dy and df/dx are torchvision's differences of
+# corner values, zero_padded_bilinear_slopes).
 def _deform_conv2d_backward(saved: DeformSaved, grad_y):
-    # Forward, for sample point (y, x) = p(n, g, t, h, w) of tap t and the bilinear value f_c(y, x)
-    # of channel c (zero_padded_bilinear):
-    #     col[n, c, t, h, w] = m[n, g, t, h, w] * f_c(y, x)
-    #     out[n, o, h, w]    = b[o] + sum_{c in group of o, t} W[o, c, t] col[n, c, t, h, w]
-    # Backward, with g = dL/dout and gcol = W^T g (the gradient of the columns):
-    #     dL/db[o]           = sum_{n, h, w} g[n, o, h, w]
-    #     dL/dW[o, c, t]     = sum_{n, h, w} g[n, o, h, w] col[n, c, t, h, w]
-    #     dL/dm[n, g, t, ..] = sum_{c in g} gcol * f_c(y, x)
-    #     dL/dx[n, c, q]     = sum_{t, h, w} m * gcol * w_q(y, x)          (q a corner near (y, x))
-    #     dL/dΔy[n, g, t, ..] = sum_{c in g} m * gcol * df_c/dy,  dL/dΔx likewise with df_c/dx
-    # (the offsets enter y and x with slope 1; df/dy and df/dx are torchvision's differences of
-    # corner values, zero_padded_bilinear_slopes).
     xp = array_module(grad_y)
     N, C, H, W = saved.x_shape
     geometry = saved.geometry

@@ -15,7 +15,10 @@ PyTorch 2.13:
 * ``interpolate(mode="bilinear", antialias=True)`` with an output width of 1 and a height that changes
   writes its first output row into every row; and it copies an axis whose size does not change, but
   its backward resamples that axis with the scale factor's weights (not a copy where the factor is
-  not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985).
+  not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985);
+  antialiased ``bicubic`` does the same.
+* ``interpolate(mode="bicubic")`` resamples every axis, but its backward copies the gradient when no
+  spatial size changes, also with a scale factor that keeps the size but not the scale (1.1 on 4).
 
 TensorFlow 2.21:
 
@@ -47,7 +50,7 @@ from ..cases.case import Case
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ALL"]
+           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ORT_RESIZE_ROWS_SPREAD", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -221,17 +224,18 @@ def _first_row_everywhere(case: Case, ours, cotangent):
 def _resamples_a_copied_axis(case: Case) -> bool:
     """Antialiased bilinear with an axis whose size does not change but whose table is not a copy."""
     from .._sampling_weights import torch_antialias
-    from ..ops.sampling import _weighs_as_copy
+    from ..ops.sampling.interpolate import _weighs_as_copy
     from ..cases.case import resize_factors, resize_size
 
     kw = case.kwargs
-    if not (kw.get("antialias") and kw.get("mode") == "bilinear"):
+    if not (kw.get("antialias") and kw.get("mode") in ("bilinear", "bicubic")):
         return False
     n = case.x.ndim - 2
     factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
     factors = factors or (None,) * n
     dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
-    return any(L == O and not _weighs_as_copy(torch_antialias(L, O, bool(kw.get("align_corners")), f, dtype))
+    cubic = kw.get("mode") == "bicubic"
+    return any(L == O and not _weighs_as_copy(torch_antialias(L, O, bool(kw.get("align_corners")), f, dtype, cubic))
                for L, O, f in zip(case.x.shape[-n:], resize_size(case), factors))
 
 
@@ -248,7 +252,7 @@ def _every_axis_resampled(case: Case, ours, cotangent):
     grad = cotangent.astype(numpy.float64)
     for a in reversed(range(n)):
         L, O = case.x.shape[2 + a], resize_size(case)[a]
-        table = torch_antialias(L, O, bool(kw.get("align_corners")), factors[a], dtype)
+        table = torch_antialias(L, O, bool(kw.get("align_corners")), factors[a], dtype, kw.get("mode") == "bicubic")
         grad = resample(grad, table.transpose(), 2 + a)
     return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
 
@@ -258,6 +262,37 @@ TORCH_ANTIALIAS_COPIED_AXIS = KnownDefect(
     "resamples that axis with the weights of the scale factor: with scale_factor=(1.0, 1.01) on a (1, 2) input the "
     "gradient of the copied x[..., 1] is 0.985, not 1",
     _resamples_a_copied_axis, model=_every_axis_resampled)
+
+
+def _bicubic_backward_copies(case: Case) -> bool:
+    """Plain bicubic, no spatial size changed, but a table that is not a copy (a scale factor other than 1)."""
+    from .._sampling_weights import torch_cubic
+    from ..ops.sampling.interpolate import _weighs_as_copy
+    from ..cases.case import resize_factors, resize_size
+
+    kw = case.kwargs
+    if kw.get("mode") != "bicubic" or kw.get("antialias"):
+        return False
+    n = case.x.ndim - 2
+    if tuple(case.x.shape[-n:]) != tuple(resize_size(case)):
+        return False
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    return any(not _weighs_as_copy(torch_cubic(L, L, bool(kw.get("align_corners")), f, dtype))
+               for L, f in zip(case.x.shape[-n:], factors))
+
+
+def _gradient_copied(case: Case, ours, cotangent):
+    """PyTorch's bicubic backward when no size changes: the upstream gradient, copied."""
+    return ours._replace(grads={**ours.grads, "x": numpy.asarray(cotangent).astype(case.dtype)})
+
+
+TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
+    "interpolate(mode='bicubic') resamples every axis in its forward, but its backward copies the gradient when no "
+    "spatial size changes, also where the resampling is not a copy: scale_factor=(1.0, 1.1) on arange(4.) of shape "
+    "(1, 1, 1, 4) gives [-0.031, 0.809, 1.725, 2.753] and the gradient [0, 1, 0, 0] for an upstream one-hot at 1",
+    _bicubic_backward_copies, model=_gradient_copied)
 
 
 TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
@@ -294,10 +329,29 @@ JAX_CONV_ABORT = KnownDefect(
     "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2)",
     _strided_and_dilated_float32, affects=("abort",))
 
+# --------------------------------------------------------------------------------------------------
+# ONNX Runtime 1.32
+# --------------------------------------------------------------------------------------------------
+def _linear_resize_of_several_rows(case: Case) -> bool:
+    from ..cases.case import resize_size
+
+    return (case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case)
+            and case.x.shape[0] * case.x.shape[1] > 1 and resize_size(case)[0] != case.x.shape[2])
+
+
+ORT_RESIZE_ROWS_SPREAD = KnownDefect(
+    "Resize (mode='linear') of a 3-D tensor (N, C, L) spreads a NaN or an infinity from one (n, c) row into "
+    "another: [[0, 1, 2, 3], [4, 5, 6, nan]] resized to length 10 gives NaN at positions 6-9 of the finite first "
+    "row too (each row alone, and PyTorch, give 2.1, 2.5, 2.9, 3.0 there); no rule of the rows' own values "
+    "reproduces which outputs it poisons, so a case it can touch has its output excused",
+    _linear_resize_of_several_rows, affects=("output",))
+
+
 #: Every known defect, for the docs.
 ALL = {
-    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS),
+    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE),
     "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),
+    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD,),
 }

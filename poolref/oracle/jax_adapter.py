@@ -146,7 +146,8 @@ def _global(case: Case) -> str:
     return _vjp(case, f"lambda x: {reduce}(x, axis={axes!r}, keepdims=True)")
 
 
-RESIZE_METHODS = {"nearest-exact": "nearest", "linear": "linear", "bilinear": "linear", "trilinear": "linear", "area": "area"}
+RESIZE_METHODS = {"nearest-exact": "nearest", "linear": "linear", "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic",
+                  "area": "area"}
 
 
 def _resize(case: Case) -> str:
@@ -581,7 +582,7 @@ def _mappings() -> list[Mapping]:
         Mapping("interpolate", "jax.image.resize", _resize, {"convention": "jax"},
                 space=dict(dtypes=FLOATS, antialias=(None, False, True)), express=_resize_express,
                 notes="convention='jax': dense weights per axis (a NaN reaches its whole line), antialiased by default "
-                      "(antialias=None), 'nearest-exact' is its nearest.",
+                      "(antialias=None), 'nearest-exact' is its nearest, 'bicubic' its 'cubic' (Keys a=-0.5).",
                 skips=("'nearest' (legacy), align_corners=True: jax.image.resize has neither",)),
         Mapping("grid_sample", "jax.scipy.ndimage.map_coordinates", _map_coordinates, space=dict(dtypes=FLOATS),
                 model=_map_coordinates_model, skips=("NaN and infinities with border or reflection padding: " + MAP_READS,

@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from . import defects as known
 from . import onnx_compositions as compositions
 from .artefacts import refuse
 from .onnx_compositions import node_source
@@ -212,6 +213,11 @@ RESIZE_MODES = {  # poolref mode (and align_corners) -> Resize attributes
     ("nearest-exact", None): dict(mode="nearest", coordinate_transformation_mode="half_pixel", nearest_mode="round_prefer_ceil"),
     ("linear", False): dict(mode="linear", coordinate_transformation_mode="half_pixel"),
     ("linear", True): dict(mode="linear", coordinate_transformation_mode="align_corners"),
+    # PyTorch's bicubic: a = -0.75, taps beyond the edge clamped (not excluded), half-pixel centres
+    # (not "pytorch_half_pixel", which maps an output of length 1 to 0 where PyTorch bicubic keeps
+    # the half-pixel rule: checked, 2.19 apart on a 4 -> 1 axis)
+    ("bicubic", False): dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="half_pixel"),
+    ("bicubic", True): dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="align_corners"),
 }
 
 
@@ -219,6 +225,8 @@ def _resize_key(case: Case):
     mode = case.kwargs["mode"]
     if mode in ("linear", "bilinear", "trilinear"):
         return "linear", bool(case.kwargs.get("align_corners", False))
+    if mode == "bicubic":
+        return "bicubic", bool(case.kwargs.get("align_corners", False))
     return mode, None
 
 
@@ -241,10 +249,15 @@ def _resize(case: Case) -> str:
 
 
 def _grid_sample(case: Case) -> str:
+    """GridSample of opset 19 (modes bilinear, nearest, bicubic; 4-D), or of opset 20 for 5-D input
+    (3 spatial axes; its modes are named linear, nearest, cubic, and ONNX Runtime has no 3-D cubic)."""
     kw = case.kwargs
-    attributes = dict(mode=kw["mode"], padding_mode=kw["padding_mode"], align_corners=int(kw["align_corners"]))
+    volumetric = case.x.ndim == 5
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(kw["mode"], kw["mode"]) if volumetric else kw["mode"]
+    attributes = dict(mode=mode, padding_mode=kw["padding_mode"], align_corners=int(kw["align_corners"]))
+    opset = ", opset=20" if volumetric else ""
     return "\n".join([node_source("GridSample", ["X", "grid"], ["Y"], attributes),
-                      'y, = run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})'])
+                      f'y, = run_node(node, {{"X": x, "grid": grid}}, {{"Y": x.dtype}}{opset})'])
 
 
 def _conv(case: Case) -> str:
@@ -337,6 +350,9 @@ DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool'
 def _resize_model(case: Case):
     if case.input_class in ("nan", "inf") and case.kwargs.get("align_corners"):
         return RESIZE_ALIGNED_FLOAT32
+    if case.input_class in ("nan", "inf") and case.kwargs["mode"] == "bicubic" and any(
+            L == O for L, O in zip(case.x.shape[2:], resize_size(case))):
+        return RESIZE_CUBIC_COPY
     return None
 
 
@@ -356,6 +372,10 @@ def _unpool_express(case: Case):
     return None
 
 
+RESIZE_CUBIC_ANTIALIAS = ("ONNX Runtime's antialiased cubic Resize is not PyTorch's antialiased bicubic (checked: 0.092 apart "
+                          "on a 9 x 8 -> 4 x 3 resize with cubic_coeff_a=-0.5, 0.094 with -0.75); the row draws no antialias")
+RESIZE_CUBIC_COPY = ("NaN and infinities in a cubic resize whose size does not change: ONNX Runtime copies, PyTorch "
+                     "reads each pixel's neighbours with weight 0 (0 * inf = NaN beside an infinity)")
 RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
                           "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
                           "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
@@ -493,10 +513,13 @@ def _mappings() -> list[Mapping]:
                 skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes: ONNX Runtime fails on them")),
         Mapping("roi_pool", "onnx MaxRoiPool", _roi_pool, onnx_convention, dict(dtypes=FLOAT32), gradients=False,
                 skips=("float64: not registered in ONNX Runtime",)),
-        Mapping("interpolate", "onnx Resize", _resize, space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear")),
-                gradients=False, express=_no_area, model=_resize_model,
-                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32)),
-        Mapping("grid_sample", "onnx GridSample", _grid_sample, space=dict(dtypes=FLOAT32), gradients=False,
+        Mapping("interpolate", "onnx Resize", _resize,
+                space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear", "bicubic")),
+                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD,),
+                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32,
+                       RESIZE_CUBIC_COPY, "antialias=True: " + RESIZE_CUBIC_ANTIALIAS)),
+        Mapping("grid_sample", "onnx GridSample", _grid_sample,
+                space=dict(dtypes=FLOAT32, modes=("bilinear", "nearest", "bicubic"), ndims=(2, 3)), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
         Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
         Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,

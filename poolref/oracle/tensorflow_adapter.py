@@ -186,6 +186,11 @@ def _resize(case: Case) -> str:
     elif mode == "bilinear":
         antialias = bool(case.kwargs.get("antialias"))
         call = f"tf.image.resize(x_t, {size}, method='bilinear', antialias={antialias})"
+    elif mode == "bicubic" and case.kwargs.get("align_corners"):
+        call = f"tf.compat.v1.image.resize_bicubic(x_t, {size}, align_corners=True)"
+    elif mode == "bicubic":
+        antialias = bool(case.kwargs.get("antialias"))
+        call = f"tf.image.resize(x_t, {size}, method='bicubic', antialias={antialias})"
     elif mode == "nearest-exact":
         call = f"tf.image.resize(x_t, {size}, method='nearest')"
     elif mode == "nearest":
@@ -565,10 +570,12 @@ def _mappings() -> list[Mapping]:
                        "interpolates toward the border", "float64: crop_and_resize computes in float32",
                        "infinities: " + CROP_LERP)),
         Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize, tf_convention,
-                space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear"), antialias=(False, True)),
-                express=_resize_express, model=_resize_model, skips=("bicubic, lanczos: poolref has no such mode yet",),
+                space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear", "bicubic"), antialias=(False, True)),
+                express=_resize_express, model=_resize_model, skips=("lanczos, gaussian, mitchellcubic: poolref has no such mode",),
                 notes="convention='tensorflow': 'nearest-exact' is tf.image.resize's nearest, 'nearest' the legacy "
-                      "resize_nearest_neighbor, align_corners=True the v1 resize_bilinear; bilinear returns float32 "
+                      "resize_nearest_neighbor, align_corners=True the v1 resize_bilinear / resize_bicubic; bicubic is "
+                      "ResizeBicubic (Keys a=-0.5, taps off the image weighted 0 and renormalized, fractions on a 1/1024 "
+                      "table), antialiased ScaleAndTranslate's keyscubic; bilinear and bicubic return float32 "
                       "whatever the input: checked in float32."),
         Mapping("interpolate", "tf.image.resize(method='area')", _resize, tf_convention,
                 space=dict(dtypes=FLOATS, ndims=(2,), modes=("area",)), gradients=False,

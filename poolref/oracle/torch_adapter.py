@@ -266,11 +266,12 @@ def _mappings() -> list[Mapping]:
             notes="The samples are passed in, so both sides place the same windows.",
         ))
     mappings += [
-        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"), space=dict(dtypes=ALL_FLOATS),
+        Mapping("grid_sample", "torch.nn.functional.grid_sample", _same_call("F.grid_sample"),
+                space=dict(dtypes=ALL_FLOATS, modes=("bilinear", "nearest", "bicubic"), ndims=(2, 3)),
                 model=refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
-                space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "area"), antialias=(False, True)),
-                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS)),
+                space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
+                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT)),
         Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
     ]
     mappings += _compositions() + _blur_pools()

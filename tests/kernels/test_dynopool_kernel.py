@@ -25,7 +25,8 @@ import numpy
 import pytest
 
 from poolref import kernels
-from poolref.ops.dynopool import _backward_by_points, _forward_arrays, query_axis
+from poolref.ops.dynopool.arrays import _backward_by_points, _forward_arrays
+from poolref.ops.dynopool.geometry import query_axis
 from kernels import emulator  # tests/kernels/emulator.py (tests/ is on pytest's pythonpath)
 
 HERE = Path(__file__).resolve().parent

@@ -1,5 +1,7 @@
 """Adaptive and global pooling: bins, loop reference, gradients, laws, PyTorch, bad input."""
 
+import math
+
 import numpy
 import pytest
 from hypothesis import assume, given, settings
@@ -247,6 +249,8 @@ def test_adaptive_avg_with_nan_and_inf_matches_torch(data):
     n = data.draw(dims)
     case = data.draw(adaptive_cases(n, **sized(n)))
     out = case.kwargs["output_size"]
+    # one bin over a whole plane nearly always holds a NaN or an infinity: several bins compare numbers
+    assume(math.prod(out) > 1)
     dtype = data.draw(st.sampled_from([numpy.float64, numpy.float32]))
     seed = data.draw(st.integers(0, 2**32 - 1))
     x = with_nonfinite(case.x.shape, seed, dtype)

@@ -8,9 +8,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import poolref
-from helpers import torch_or_skip
+from helpers import assert_same_bits, torch_or_skip
 from poolref.autograd import gradcheck, vjp
-from poolref.ops.dynopool import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points, query_axis
+from poolref.ops.dynopool.arrays import _backward_by_matrices, _backward_by_points, _forward_arrays, _gather, _points
+from poolref.ops.dynopool.geometry import query_axis
 from poolref.reference import dynopool as ref
 from poolref.testing import assert_matches
 from poolref.testing.torch_compositions import dynopool_by_grid_sample
@@ -504,3 +505,33 @@ def test_dynopool_output_size_validates_its_arguments(length, alpha, error, word
 
     with pytest.raises(error, match=re.escape(words)):
         dynopool_output_size(length, alpha)
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32, numpy.float16])
+@pytest.mark.parametrize("aggregate", ["max", "avg"])
+@pytest.mark.parametrize("nonfinite", [False, True], ids=["finite", "nan-inf"])
+def test_dynopool_in_blocks_of_one_plane_gives_the_bits_of_one_block(dtype, aggregate, nonfinite, monkeypatch):
+    # the array code runs the planes in cache-sized blocks (poolref._backend.batch_blocks, a speed
+    # trick): the output and the gradient to x must be the same bits whatever the blocks; the
+    # gradient to alpha is a float64 sum over the planes, taken block by block, so it may differ in
+    # its last bits only
+    import poolref._backend
+
+    rng = numpy.random.default_rng(3)
+    x = rng.standard_normal((3, 4, 9, 11)).astype(dtype)
+    if nonfinite:
+        x[0, 1, 2, 3], x[2, 0, 5, 5], x[1, 3, 0, 0] = numpy.nan, numpy.inf, -numpy.inf
+    alpha = numpy.array([1.7, 2.6])
+    g = rng.standard_normal(poolref.dynopool2d(x, alpha).shape).astype(dtype)
+    results = []
+    for block_bytes in (2**62, 1):
+        with monkeypatch.context() as patch:
+            patch.setattr(poolref._backend, "BLOCK_BYTES", block_bytes)
+            for view in (x, x[:, :, ::-1, :], x[1]):  # batched, negative stride, unbatched
+                y, pullback = vjp(lambda t, a: poolref.dynopool2d(t, a, aggregate=aggregate), view, alpha)
+                results.append((y,) + pullback(g[1] if view.ndim == 3 else g))
+    one_block, blocks_of_one = results[:3], results[3:]
+    for (y, grad_x, grad_alpha), (y_want, grad_x_want, grad_alpha_want) in zip(blocks_of_one, one_block):
+        assert_same_bits(y, y_want, "output")
+        assert_same_bits(grad_x, grad_x_want, "gradient to x")
+        numpy.testing.assert_allclose(grad_alpha, grad_alpha_want, rtol=1e-12, atol=0)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import poolref
 from helpers import assert_blocks_change_nothing, plant_nonfinite, to_torch, torch_or_skip
+from sampling_helpers import rows, sprinkle, torch_grid_sample, torch_pair
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref import _sampling_weights as weights
 from poolref._geometry import adaptive_taps
@@ -54,14 +55,6 @@ def smooth_grid(rng, shape, H, W, align_corners):
     return numpy.stack([axis(W, shape), axis(H, shape)], axis=-1)
 
 
-def sprinkle(rng, a, fraction=0.15):
-    """A copy of ``a`` with about ``fraction`` of its entries NaN, +inf or -inf."""
-    a = numpy.array(a, dtype=numpy.float64)
-    pick = rng.random(a.shape)
-    a[pick < fraction / 3] = numpy.nan
-    a[(pick >= fraction / 3) & (pick < 2 * fraction / 3)] = numpy.inf
-    a[(pick >= 2 * fraction / 3) & (pick < fraction)] = -numpy.inf
-    return a
 
 
 @st.composite
@@ -144,17 +137,11 @@ def reference_kwargs(kwargs):
     antialias = kwargs.get("antialias")
     if antialias is None:
         antialias = convention == "jax"
-    if convention != "torch" and kwargs["mode"] not in LINEAR:
+    if convention != "torch" and kwargs["mode"] not in LINEAR and kwargs["mode"] != "bicubic":
         antialias = False  # TensorFlow and JAX ignore it for nearest and area
     return dict(antialias=antialias, convention=convention)
 
 
-def _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners):
-    torch = torch_or_skip()
-    xt, gt = to_torch(x, requires_grad=True), to_torch(grid, requires_grad=True)
-    yt = torch.nn.functional.grid_sample(xt, gt, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
-    yt.backward(to_torch(g))
-    return yt.detach().numpy(), xt.grad.numpy(), gt.grad.numpy()
 
 
 def _ours_grid_sample(x, grid, g, *args):
@@ -223,7 +210,7 @@ def test_grid_sample_nearest_rounds_half_to_even():
 def _assert_grid_sample_matches_torch(x, grid, g, mode, padding_mode, align_corners):
     """Output, gradient to x and gradient to the grid equal PyTorch's; returns poolref's three."""
     ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-    theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+    theirs = torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
     for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
         assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners}")
     return ours
@@ -347,6 +334,9 @@ def test_interpolate_conventions_match_loop_reference(convention, data):
     dict(size=(2, 9), mode="bilinear", convention="tensorflow", antialias=True),
     dict(size=(3, 7), mode="area", convention="tensorflow"), dict(size=(7, 3), mode="bilinear", convention="jax"),
     dict(size=(3, 2), mode="area", convention="jax"), dict(size=(9, 2), mode="nearest-exact", convention="jax"),
+    dict(size=(7, 3), mode="bicubic"), dict(size=(7, 3), mode="bicubic", align_corners=True),
+    dict(size=(2, 9), mode="bicubic", antialias=True), dict(size=(5, 6), mode="bicubic"),
+    dict(size=(7, 3), mode="bicubic", convention="tensorflow"), dict(size=(7, 3), mode="bicubic", convention="jax"),
 ])
 def test_low_precision_matches_loop_reference(dtype, kwargs):
     """float16 and float32: the taps of the data's precision (PyTorch computes float32 coordinates for
@@ -371,6 +361,8 @@ def test_low_precision_matches_loop_reference(dtype, kwargs):
     dict(size=(7, 3), mode="bilinear", convention="tensorflow"),
     dict(size=(2, 9), mode="bilinear", convention="tensorflow", antialias=True),
     dict(size=(4, 9), mode="area", convention="tensorflow"), dict(size=(7, 3), mode="bilinear", convention="jax"),
+    dict(size=(7, 3), mode="bicubic"), dict(size=(2, 9), mode="bicubic", antialias=True),
+    dict(size=(7, 3), mode="bicubic", convention="tensorflow", antialias=True), dict(size=(2, 9), mode="bicubic", convention="jax"),
 ])
 def test_interpolate_non_contiguous_inputs_give_the_contiguous_result(kwargs):
     rng = numpy.random.default_rng(8)
@@ -383,11 +375,6 @@ def test_interpolate_non_contiguous_inputs_give_the_contiguous_result(kwargs):
         assert_matches(pullback(g)[0], pullback_copy(numpy.ascontiguousarray(g))[0], rtol=0, what="gradient")
 
 
-def _rows(taps):
-    """A Taps table as one list of (position, weight) per output: the taps read, in order."""
-    reads = taps.reads()
-    return [[(int(i), float(w)) for i, w, r in zip(taps.index[o], taps.weights()[o], reads[o]) if r]
-            for o in range(taps.out_length)]
 
 
 SIZES = [(3, 5), (5, 3), (4, 8), (7, 7), (1, 4), (4, 1), (14, 46), (6, 37), (2, 50), (3, 47), (1, 5), (10, 25), (2, 6), (9, 2)]
@@ -403,22 +390,22 @@ def test_index_rules_match_the_reference_rules(L, O, scale_factor):
     for dtype in (numpy.float64, numpy.float32, numpy.float16):
         for align in (False, True):
             s = None if align else scale_factor
-            assert _rows(torch_linear(L, O, align, s, dtype)) == [ref.torch_linear_taps(o, L, O, align, s, dtype) for o in range(O)]
-            assert _rows(weights.torch_antialias(L, O, align, s, dtype)) == [ref.torch_antialias_taps(o, L, O, align, s, dtype) for o in range(O)]
+            assert rows(torch_linear(L, O, align, s, dtype)) == [ref.torch_linear_taps(o, L, O, align, s, dtype) for o in range(O)]
+            assert rows(weights.torch_antialias(L, O, align, s, dtype)) == [ref.torch_antialias_taps(o, L, O, align, s, dtype) for o in range(O)]
     # PyTorch's area mode: the adaptive bins, unweighted (the average divides by the bin areas)
-    assert _rows(adaptive_taps(L, O)) == [[(i, 1.0) for i, _ in ref.adaptive_bin_taps(o, L, O)] for o in range(O)]
+    assert rows(adaptive_taps(L, O)) == [[(i, 1.0) for i, _ in ref.adaptive_bin_taps(o, L, O)] for o in range(O)]
     if scale_factor is not None:
         return  # TensorFlow and JAX take sizes only
     for align in (False, True):
         for half_pixel in ((False, True) if not align else (False,)):
-            assert _rows(weights.tf_nearest(L, O, half_pixel, align)) == [[(ref.tf_nearest_index(o, L, O, half_pixel, align), 1.0)] for o in range(O)]
+            assert rows(weights.tf_nearest(L, O, half_pixel, align)) == [[(ref.tf_nearest_index(o, L, O, half_pixel, align), 1.0)] for o in range(O)]
         lerp = weights.tf_bilinear(L, O, align)
         assert [(int(a), int(b), float(t)) for a, b, t in zip(lerp.lower, lerp.upper, lerp.fraction)] == [ref.tf_bilinear_lerp(o, L, O, align) for o in range(O)]
-        assert _rows(weights.tf_area(L, O, align)) == [ref.tf_area_taps(o, L, O, align) for o in range(O)]
+        assert rows(weights.tf_area(L, O, align)) == [ref.tf_area_taps(o, L, O, align) for o in range(O)]
     forward, backward = weights.tf_antialias(L, O)
-    assert _rows(forward) == [ref.tf_antialias_taps(o, L, O) for o in range(O)]
-    assert _rows(backward) == [ref.tf_antialias_gradient_taps(i, L, O) for i in range(L)]
-    assert _rows(weights.jax_nearest(L, O)) == [[(ref.jax_nearest_index(o, L, O), 1.0)] for o in range(O)]
+    assert rows(forward) == [ref.tf_antialias_taps(o, L, O) for o in range(O)]
+    assert rows(backward) == [ref.tf_antialias_gradient_taps(i, L, O) for i in range(L)]
+    assert rows(weights.jax_nearest(L, O)) == [[(ref.jax_nearest_index(o, L, O), 1.0)] for o in range(O)]
     for method in ("linear", "area"):
         for antialias in (False, True):
             dense = weights.jax_dense(L, O, method, antialias)
@@ -552,7 +539,7 @@ def test_grid_sample_matches_torch(case):
     x, grid, mode, padding_mode, align_corners = case
     g = smooth_values((x.shape[0], x.shape[1]) + grid.shape[1:3], 3)
     ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-    theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+    theirs = torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
     for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
         assert_matches(a, b, rtol=1e-12, atol=1e-12, what=what)
 
@@ -568,7 +555,7 @@ def test_grid_sample_every_configuration_matches_torch():
                     grid = rng.uniform(-2.5, 2.5, (2, 4, 3, 2))
                     g = rng.standard_normal((2, 3, 4, 3))
                     ours = _ours_grid_sample(x, grid, g, mode, padding_mode, align_corners)
-                    theirs = _torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
+                    theirs = torch_grid_sample(x, grid, g, mode, padding_mode, align_corners)
                     for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
                         assert_matches(a, b, rtol=1e-12, atol=1e-12, what=f"{what} {mode} {padding_mode} {align_corners} {H}x{W}")
 
@@ -704,7 +691,7 @@ def test_low_precision_matches_torch(dtype, tol):
     for mode in GRID_MODES:
         for padding_mode in PADDINGS:
             ours = _ours_grid_sample(x, grid, g, mode, padding_mode, False)
-            theirs = _torch_grid_sample(*up, mode, padding_mode, False)
+            theirs = torch_grid_sample(*up, mode, padding_mode, False)
             for what, a, b in zip(("output", "grad_x", "grad_grid"), ours, theirs):
                 assert a.dtype == dtype
                 assert_matches(a, b, rtol=tol, atol=tol * 4, what=what)
@@ -752,14 +739,6 @@ def test_numpy_and_cupy_agree(xp):
 # ---------------------------------------------------------------------------------------------------
 # Non-finite values: the defects fixed here, each pinned by a test named after it
 # ---------------------------------------------------------------------------------------------------
-def _torch_pair(x, g, **kwargs):
-    """PyTorch's output and input gradient, and poolref's."""
-    torch = torch_or_skip()
-    xt = to_torch(x, requires_grad=True)
-    yt = torch.nn.functional.interpolate(xt, **kwargs)
-    yt.backward(to_torch(g))
-    y, pullback = vjp(lambda t: poolref.interpolate(t, **kwargs), x)
-    return (y, pullback(g)[0]), (yt.detach().numpy(), xt.grad.numpy())
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -774,7 +753,7 @@ def test_interpolate_backward_keeps_an_infinite_gradient_on_the_taps_that_read_i
     x = numpy.arange(4.0).reshape(1, 1, 4)
     g = numpy.ones((1, 1, kwargs["size"]))
     g[0, 0, 0] = numpy.inf
-    (y, grad), (_, want) = _torch_pair(x, g, **kwargs)
+    (y, grad), (_, want) = torch_pair(x, g, **kwargs)
     assert_matches(grad, want, rtol=1e-12, what=str(kwargs))
     assert numpy.isfinite(grad[0, 0, 2:]).all()
     if kwargs["mode"] == "nearest":
@@ -786,7 +765,7 @@ def test_interpolate_area_keeps_a_nan_in_its_own_bins():
     x = numpy.array([[[1.0, numpy.nan, 3.0, 4.0, 5.0, 6.0]]])
     y = poolref.interpolate(x, size=3, mode="area")
     assert numpy.isnan(y[0, 0, 0]) and y[0, 0, 1:].tolist() == [3.5, 5.5]
-    (y, grad), (y_torch, grad_torch) = _torch_pair(x, numpy.array([[[numpy.nan, 1.0, 2.0]]]), size=3, mode="area")
+    (y, grad), (y_torch, grad_torch) = torch_pair(x, numpy.array([[[numpy.nan, 1.0, 2.0]]]), size=3, mode="area")
     assert_matches(y, y_torch, rtol=1e-15)
     assert_matches(grad, grad_torch, rtol=1e-15, what="gradient")
     assert numpy.isnan(grad[0, 0, :2]).all() and grad[0, 0, 2:].tolist() == [0.5, 0.5, 1.0, 1.0]
@@ -835,7 +814,7 @@ def test_interpolate_gradient_of_negative_zeros_is_positive_zero_as_in_torch():
                    dict(size=(2, 3), mode="bilinear", antialias=True), dict(size=(5, 2), mode="nearest"),
                    dict(size=(3, 2), mode="area"), dict(size=(7, 5), mode="nearest-exact")):
         x = signed[rng.integers(0, 4, (2, 2, 4, 3))]
-        (y, grad), (y_torch, grad_torch) = _torch_pair(x, signed[rng.integers(0, 4, (2, 2) + kwargs["size"])], **kwargs)
+        (y, grad), (y_torch, grad_torch) = torch_pair(x, signed[rng.integers(0, 4, (2, 2) + kwargs["size"])], **kwargs)
         assert_matches(grad, grad_torch, rtol=1e-15, atol=1e-15, zero_sign=True, what=f"gradient {kwargs}")
         assert_matches(y, y_torch, rtol=1e-15, atol=1e-15, zero_sign=True, what=f"output {kwargs}")
 
@@ -857,7 +836,7 @@ def test_interpolate_linear_to_the_same_size_reads_each_pixel_twice_like_torch()
     x = numpy.array([[[1.0, numpy.inf, 3.0]]])
     g = numpy.array([[[1.0, 1.0, -numpy.inf]]])
     for align in (False, True):
-        (y, grad), (y_torch, grad_torch) = _torch_pair(x, g, size=3, mode="linear", align_corners=align)
+        (y, grad), (y_torch, grad_torch) = torch_pair(x, g, size=3, mode="linear", align_corners=align)
         assert_matches(y, y_torch, rtol=0)
         assert_matches(grad, grad_torch, rtol=0, what="gradient")
         assert numpy.isnan(y[0, 0, 1]) and numpy.isnan(grad[0, 0, 2])
@@ -868,7 +847,7 @@ def test_interpolate_linear_floors_the_coordinate_in_float32_like_torch():
     # is at c = 49 * (1/49) = 0.9999999999999999, which floorf reads from pixel 1 (weight 1, and
     # pixel 1 again with weight 0), not from pixel 0 with weight 1e-16
     x = numpy.array([[[numpy.inf, 0.0]]])
-    (y, _), (y_torch, _) = _torch_pair(x, numpy.ones((1, 1, 50)), size=50, mode="linear", align_corners=True)
+    (y, _), (y_torch, _) = torch_pair(x, numpy.ones((1, 1, 50)), size=50, mode="linear", align_corners=True)
     assert y[0, 0, -1] == 0.0 and y_torch[0, 0, -1] == 0.0
     assert_matches(y, y_torch, rtol=1e-12)
 
@@ -877,12 +856,12 @@ def test_interpolate_linear_coordinate_is_one_fused_multiply_add_like_torch():
     # 1 -> 5: output 2 is at c = 0.2 * 2.5 - 0.5, which is 0 rounded twice but 2.8e-17 rounded once
     # (PyTorch's compiled fma): both taps then have nonzero weight, and an infinite pixel stays inf
     x = numpy.array([[[numpy.inf]]])
-    (y, grad), (y_torch, grad_torch) = _torch_pair(x, numpy.ones((1, 1, 5)), size=5, mode="linear")
+    (y, grad), (y_torch, grad_torch) = torch_pair(x, numpy.ones((1, 1, 5)), size=5, mode="linear")
     assert_matches(y, y_torch, rtol=0)
     assert y[0, 0].tolist()[2] == numpy.inf
     g = numpy.zeros((1, 1, 5))
     g[0, 0, 2] = numpy.inf
-    (_, grad), (_, grad_torch) = _torch_pair(numpy.zeros((1, 1, 1)), g, size=5, mode="linear")
+    (_, grad), (_, grad_torch) = torch_pair(numpy.zeros((1, 1, 1)), g, size=5, mode="linear")
     assert grad.tolist() == grad_torch.tolist() == [[[numpy.inf]]]
 
 
@@ -892,7 +871,7 @@ def test_interpolate_antialias_backward_resamples_an_axis_the_forward_copies():
     x = numpy.zeros((1, 1, 4, 6))
     g = numpy.ones((1, 1, 4, 3))
     g[0, 0, 1, 1] = numpy.inf
-    (y, grad), (y_torch, grad_torch) = _torch_pair(x, g, size=(4, 3), mode="bilinear", antialias=True)
+    (y, grad), (y_torch, grad_torch) = torch_pair(x, g, size=(4, 3), mode="bilinear", antialias=True)
     assert_matches(grad, grad_torch, rtol=1e-12, what="gradient")
     assert numpy.isinf(grad[0, 0, 1, 1:5]).all() and numpy.isnan(grad[0, 0, 2, 1:5]).all()
 
@@ -1124,7 +1103,7 @@ L3 = numpy.zeros((1, 2, 4))
 
 
 @pytest.mark.parametrize("call, error, words", [
-    (lambda: poolref.grid_sample(X, G, mode="bicubic"), ValueError, "mode='bicubic'"),
+    (lambda: poolref.grid_sample(X, G, mode="cubic"), ValueError, "mode='cubic'"),
     (lambda: poolref.grid_sample(X, G, padding_mode="wrap"), ValueError, "padding_mode='wrap'"),
     (lambda: poolref.grid_sample(X, G, align_corners="yes"), TypeError, "align_corners='yes'"),
     (lambda: poolref.grid_sample(X, G.astype(numpy.float32)), TypeError, "grid with dtype float32"),
@@ -1173,8 +1152,6 @@ L3 = numpy.zeros((1, 2, 4))
     (lambda: poolref.interpolate(X, size=3, mode="bilinear", align_corners=True, antialias=True, convention="tensorflow"), ValueError, "antialias=True"),
     (lambda: poolref.interpolate(X, scale_factor=2.0, mode="bilinear", convention="tensorflow"), ValueError, "scale_factor=2.0"),
     (lambda: poolref.interpolate(X, scale_factor=2.0, mode="bilinear", convention="jax"), ValueError, "scale_factor=2.0"),
-    (lambda: poolref.interpolate(X, size=3, mode="bicubic"), NotImplementedError, "mode='bicubic'"),
-    (lambda: poolref.interpolate(X, size=3, mode="bicubic", convention="jax"), NotImplementedError, "mode='bicubic'"),
 ])
 def test_bad_input_is_refused_with_a_clear_message(call, error, words):
     with pytest.raises(error) as info:

@@ -116,3 +116,27 @@ def test_the_compositions_agree_with_poolref_but_for_its_listed_defects(seed):
 def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
     composed = [m for m in oracle.load_adapter("onnxruntime").MAPPINGS if m.kind == "composition"]
     assert composed and reproducers_run("onnxruntime", kind="composition") == len(composed)
+
+
+def _linear_resize(x, length):
+    node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
+    return run_node(node, {"X": x, "sizes": numpy.array(list(x.shape[:-1]) + [length], dtype=numpy.int64)}, {"Y": x.dtype})[0]
+
+
+def test_onnxruntime_linear_resize_spreads_a_nan_into_other_rows_a_known_defect():
+    # found at `poolref check onnxruntime --ops interpolate --cases 60 --seed 3`: a NaN in the second row
+    # poisons the first, which each row resized alone (and poolref, and PyTorch) keep finite
+    from poolref.cases.case import Case
+    from poolref.oracle import defects
+
+    x = numpy.array([[[0.0, 1, 2, 3], [4, 5, 6, numpy.nan]]], dtype=numpy.float32)
+    together = _linear_resize(x, 10)
+    alone = _linear_resize(x[:, :1], 10)
+    want = poolref.interpolate(x, size=10, mode="linear")
+    assert numpy.isfinite(alone).all() and numpy.isfinite(want[0, 0]).all()
+    assert numpy.isnan(together[0, 0, 6:]).all()  # ONNX Runtime 1.32: the defect is still there
+    case = Case("interpolate", {"x": x}, {"size": (10,), "mode": "linear", "align_corners": False})
+    assert defects.ORT_RESIZE_ROWS_SPREAD.applies(case)
+    # a finite case, a single row or an unchanged length cannot show it: those stay compared
+    for x_other, size in ((numpy.nan_to_num(x), 10), (x[:, 1:], 10), (x, 4)):
+        assert not defects.ORT_RESIZE_ROWS_SPREAD.applies(Case("interpolate", {"x": x_other}, {"size": (size,), "mode": "linear"}))

@@ -1,4 +1,4 @@
-"""Tests of the plain-loop sampling references (poolref/reference/sampling.py) on their own.
+"""Tests of the plain-loop sampling references (poolref/reference/sampling/) on their own.
 
 Hand-worked coordinates, the adjoint identity between each forward and backward reference, and the
 references checked directly against PyTorch (skipped without torch), independently of the

@@ -53,11 +53,13 @@ def _avg_pool_forward(x, *, geometry: WindowGeometry, count_padding: bool, divis
     return y.reshape(x.shape[: x.ndim - geometry.ndim] + geometry.out_shape), saved
 
 
+# forward  y_o = (1/D_o) sum_{i in W_o} x_i                (D_o the divisor of window W_o)
+# backward grad_x_i = sum_{o: i in W_o} g_o / D_o          (average pooling is linear: its transpose,
+#          the window sum's adjoint applied to g / D)
+# A window with D_o = 0 (jax, wholly in padding) gives inf or NaN in g / D, but it has no tap in the
+# input, so the adjoint drops it with the padding. Speed trick: cache-sized blocks of planes, as the
+# forward (poolref._backend.batch_blocks); no value changes.
 def _avg_pool_backward(saved: AvgPoolSaved, grad_y):
-    # y_o = (1/D_o) sum_{i in W_o} x_i, so dL/dx_i = sum_{o: i in W_o} g_o / D_o: average pooling is
-    # linear, its backward is its transpose, the window sum's adjoint of g / divisor. A window with
-    # D_o = 0 (jax, wholly in padding) gives inf or NaN here, but it has no tap in the input, so the
-    # adjoint drops it with the padding. In cache-sized blocks of planes, as the forward.
     xp = array_module(grad_y)
     geometry = saved.geometry
     g_planes = as_planes(grad_y, geometry.ndim)  # (P, O..)
@@ -227,13 +229,13 @@ def _lp_pool_forward(x, *, p: float, geometry: WindowGeometry, convention: str):
     return y.reshape(x.shape[: x.ndim - geometry.ndim] + geometry.out_shape), saved
 
 
+# forward  y_o = S_o^(1/p),  S_o = c_o sum_{i in W_o} f(x_i),  f(x) = x^p ("torch") or |x|^p ("onnx",
+#          "jax"), c_o the torch rescaling (1 otherwise)
+# backward grad_x_i = sum_{o: i in W_o} g_o (1/p) S_o^(1/p - 1) c_o f'(x_i)
+# dy/dS is computed as a power of S, not as y / (p S): where S is infinite the two differ
+# (inf / inf is NaN, while S^(1/p - 1) is 0 for p > 1 and 1 for p = 1, the true limits).
+# Speed trick: cache-sized blocks of planes, as the forward; no value changes.
 def _lp_pool_backward(saved: LpPoolSaved, grad_y):
-    # y_o = S_o^(1/p) with S_o = c_o sum_{i in W_o} f(x_i), f(x) = x^p ("torch") or |x|^p ("onnx",
-    # "jax"), c_o the torch rescaling (1 otherwise); so
-    #   dL/dx_i = sum_{o: i in W_o} g_o * (1/p) S_o^(1/p - 1) * c_o * f'(x_i).
-    # dy/dS is computed as a power of S, not as y / (p S): where S is infinite the two differ
-    # (inf / inf is NaN, while S^(1/p - 1) is 0 for p > 1 and 1 for p = 1, the true limits).
-    # In cache-sized blocks of planes, as the forward.
     xp = array_module(grad_y)
     p, geometry = saved.p, saved.geometry
     accumulate = saved.window_sum.dtype

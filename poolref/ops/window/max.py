@@ -93,11 +93,12 @@ def _running_max_of_planes(x, geometry: WindowGeometry, rule: MaxRule, first_tap
     return scan(nan_possible=True) if running.missed_nan() else running
 
 
+# forward  y_o = max_{i in W_o} x_i = x[index_o]    (the running max picks index_o; then a gather)
+# backward grad_x[index_o] += grad_y[o]              (the gather's adjoint: a scatter-add;
+#          nothing where index_o = -1, a window with no winner)
+# Speed trick: cache-sized blocks of planes (poolref._backend.batch_blocks), each block's indices
+# found again from its winners; the sums go straight into the gradient (in float32 for float16).
 def _max_pool_backward(saved: MaxPoolSaved, grad_values, *_grad_indices):
-    # forward  y_o = x[index_o]              (a gather)
-    # backward grad_x[index_o] += grad_y[o]  (its adjoint: a scatter-add; nothing where index_o = -1)
-    # In cache-sized blocks of planes (poolref._backend.batch_blocks), each block's indices found
-    # again from its winners; the sums go straight into the gradient (in float32 for float16).
     xp = array_module(grad_values)
     geometry = saved.geometry
     tables = geometry.tap_tables()

@@ -37,8 +37,9 @@ def _max_unpool_forward(x, indices, *, out_spatial: tuple):
     return y.reshape(lead + tuple(out_spatial)), MaxUnpoolSaved(indices, n)
 
 
+# forward  y[index_i] = x_i                 (a scatter; with repeated indices the last write wins)
+# backward grad_x_i = grad_y[index_i]       (its adjoint: a gather); the indices get no gradient
 def _max_unpool_backward(saved: MaxUnpoolSaved, grad_y):
-    # the adjoint of a scatter is a gather; the indices get no gradient
     return gather_from_planes(grad_y, saved.indices, saved.ndim), None
 
 
