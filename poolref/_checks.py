@@ -11,7 +11,7 @@ import numpy
 from ._backend import is_cupy_array
 
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
-           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count"]
+           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count", "check_like_x"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -106,6 +106,25 @@ def check_global_input(x, op: str, *, integer_ok: bool = False, name: str = "x")
             f"got {name} with shape {tuple(x.shape)}"
         )
     return check_pool_input(x, x.ndim - 2, op, integer_ok=integer_ok, name=name)
+
+
+def check_like_x(value, name: str, ndim: int, layout: str, x, op: str):
+    """A parameter array of an op (a weight, a bias, an offset) with ``ndim`` axes and the dtype of
+    ``x`` (a float dtype, checked already): ``layout`` names its axes in the message.
+
+    >>> import numpy as np
+    >>> check_like_x(np.zeros((3, 2), np.float32), "weight", 4, "(C_out, C_in, kH, kW)", np.zeros(1), "conv2d")
+    Traceback (most recent call last):
+    ...
+    ValueError: conv2d: weight must have shape (C_out, C_in, kH, kW), got weight with shape (3, 2)
+    """
+    value = as_array(value, name, op)
+    if value.ndim != ndim:
+        raise ValueError(f"{op}: {name} must have shape {layout}, got {name} with shape {tuple(value.shape)}")
+    dtype = numpy.dtype(value.dtype)
+    if dtype != numpy.dtype(x.dtype):
+        raise TypeError(f"{op}: {name} must have the dtype of x ({numpy.dtype(x.dtype)}), got {name} with dtype {dtype}")
+    return value
 
 
 def check_flag(value, name: str, op: str, *, none_ok: bool = False):

@@ -26,13 +26,15 @@ import math
 import numpy
 
 from ._backend import array_module
-from ._checks import accumulation_dtype
+from ._checks import accumulation_dtype, cast_back
 from ._geometry import WindowGeometry
 
 __all__ = [
     "pad_for_windows", "tap_views", "crop_padding", "along_axis",
     "window_sum", "window_sum_adjoint", "window_sum_plane_bytes",
     "plane_layout", "as_planes", "gather_from_planes", "scatter_to_planes",
+    "PADDING_MODES", "check_padding_mode", "check_pads_fit_mode", "mode_source_positions", "pad_with_mode",
+    "pad_with_mode_adjoint",
 ]
 
 
@@ -244,3 +246,125 @@ def scatter_to_planes(values, indices, in_shape, n: int, out=None):
     if out is not None:
         return out
     return total.astype(values.dtype, copy=False).reshape(in_shape)
+
+
+# ==================================================================================================
+# Padding modes and their adjoint: zeros, reflect, replicate, circular (torch.nn.functional.pad's
+# rules, as torch.nn.Conv2d's padding_mode uses them). Kept apart from the window helpers above.
+# ==================================================================================================
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def check_padding_mode(mode, op: str, name: str = "padding_mode") -> str:
+    """Return ``mode`` if it is one of :data:`PADDING_MODES`, else raise a ValueError naming it."""
+    if not isinstance(mode, str) or mode not in PADDING_MODES:
+        raise ValueError(f"{op}: {name} must be one of {PADDING_MODES}, got {name}={mode!r}")
+    return mode
+
+
+def check_pads_fit_mode(lengths, pads, mode: str, op: str, shape=None) -> None:
+    """Raise a ValueError where ``mode`` cannot pad an axis of ``lengths`` by ``pads``, as PyTorch does.
+
+    ``reflect`` mirrors the axis about its first and last cells, which exist only for a pad below the
+    length (torch: "Padding size should be less than the corresponding input dimension");
+    ``circular`` wraps around at most once, so a pad up to the length (torch: "Padding value causes
+    wrapping around more than once"); ``zeros`` and ``replicate`` take any pad.
+
+    >>> check_pads_fit_mode((4,), ((3, 4),), "reflect", "conv2d")
+    Traceback (most recent call last):
+    ...
+    ValueError: conv2d: padding_mode='reflect' needs every pad below the input length along its axis (PyTorch's rule), got pads (3, 4) on an axis of length 4
+    """
+    for length, (begin, end) in zip(lengths, pads):
+        too_long = (mode == "reflect" and max(begin, end) >= length) or (mode == "circular" and max(begin, end) > length)
+        if too_long:
+            rule = "below" if mode == "reflect" else "at most"
+            where = f" (x with shape {tuple(shape)})" if shape is not None else ""
+            raise ValueError(
+                f"{op}: padding_mode={mode!r} needs every pad {rule} the input length along its axis (PyTorch's "
+                f"rule), got pads {(begin, end)} on an axis of length {length}{where}"
+            )
+
+
+def mode_source_positions(length: int, begin: int, end: int, mode: str) -> numpy.ndarray:
+    """(begin + length + end,) the input position each cell of a padded axis copies; -1 for a zero.
+
+    >>> [mode_source_positions(4, 2, 3, m).tolist() for m in ("reflect", "replicate", "circular")]
+    [[2, 1, 0, 1, 2, 3, 2, 1, 0], [0, 0, 0, 1, 2, 3, 3, 3, 3], [2, 3, 0, 1, 2, 3, 0, 1, 2]]
+    """
+    position = numpy.arange(-begin, length + end)
+    if mode == "zeros":
+        return numpy.where((position >= 0) & (position < length), position, -1)
+    if mode == "reflect":  # mirror about cell 0 and cell L-1, the edge cells themselves not repeated
+        return numpy.where(position < 0, -position, numpy.where(position >= length, 2 * (length - 1) - position, position))
+    if mode == "replicate":  # the edge cell, repeated
+        return numpy.clip(position, 0, length - 1)
+    return position % length  # circular: the axis wraps around
+
+
+def pad_with_mode(x, pads, mode: str):
+    """``x`` padded on its last ``len(pads)`` axes by ``pads`` (one ``(begin, end)`` pair per axis).
+
+    ``mode`` is ``"zeros"`` (constant zeros), ``"reflect"`` (mirror, edge not repeated: ``c b | a b c |
+    b a``), ``"replicate"`` (edge repeated: ``a a | a b c | c c``) or ``"circular"`` (wrap: ``b c | a b c
+    | a b``), as ``torch.nn.functional.pad``. The pads must fit the mode (:func:`check_pads_fit_mode`).
+    A padded cell is a copy of an input cell (or a zero), so NaN and infinities are copied as they
+    are. Each axis is one gather along that axis, so a corner copies the copy: reflect about both
+    axes. Returns ``x`` itself when no pad is positive. Its adjoint is :func:`pad_with_mode_adjoint`.
+
+    >>> import numpy as np
+    >>> pad_with_mode(np.array([[1., 2., 3.]]), ((0, 0), (2, 1)), "reflect")
+    array([[3., 2., 1., 2., 3., 2.]])
+    """
+    if not any(b or e for b, e in pads):
+        return x
+    xp = array_module(x)
+    n = len(pads)
+    if mode == "zeros":
+        lengths = x.shape[x.ndim - n:]
+        padded = xp.zeros(x.shape[: x.ndim - n] + tuple(L + b + e for L, (b, e) in zip(lengths, pads)), dtype=x.dtype)
+        padded[(Ellipsis,) + tuple(slice(b, b + L) for L, (b, _) in zip(lengths, pads))] = x
+        return padded
+    for a, (begin, end) in enumerate(pads):
+        dim = x.ndim - n + a
+        source = mode_source_positions(x.shape[dim], begin, end, mode)
+        x = x[along_axis(x.ndim, dim, xp.asarray(source))]  # (.., L + b + e, ..) a gather along one axis
+    return x
+
+
+def pad_with_mode_adjoint(g, pads, mode: str):
+    """The transpose of :func:`pad_with_mode`: every padded cell's value added back onto the input
+    cell it copies. (.., L_i + b_i + e_i, ..) -> (.., L_i, ..).
+
+    ``zeros`` drops the padding (a crop); ``reflect``, ``replicate`` and ``circular`` scatter-add the
+    padding's values onto their sources (``replicate`` sends a whole pad to the edge cell). Axes are
+    undone in the reverse order of the forward's. Sums run in float32 for float16 values; an
+    infinity and its opposite meeting in one cell make NaN, as IEEE addition does.
+
+    >>> import numpy as np
+    >>> # the padded row [x2 x1 | x0 x1 x2 | x1] of the example of pad_with_mode, seeded 1, 2, .., 6
+    >>> pad_with_mode_adjoint(np.array([[1., 2., 3., 4., 5., 6.]]), ((0, 0), (2, 1)), "reflect")
+    array([[ 3., 12.,  6.]])
+    """
+    if not any(b or e for b, e in pads):
+        return g
+    xp = array_module(g)
+    n = len(pads)
+    if mode == "zeros":
+        interior = tuple(slice(b, size - e) for size, (b, e) in zip(g.shape[g.ndim - n:], pads))
+        return xp.ascontiguousarray(g[(Ellipsis,) + interior])
+    dtype = g.dtype
+    total = g.astype(accumulation_dtype(dtype), copy=False)
+    for a in reversed(range(n)):
+        begin, end = pads[a]
+        dim = total.ndim - n + a
+        length = total.shape[dim] - begin - end
+        source = mode_source_positions(length, begin, end, mode)
+        padding_cells = numpy.r_[0:begin, begin + length:begin + length + end]
+        gathered = total[along_axis(total.ndim, dim, slice(begin, begin + length))].copy()  # the input's own cells
+        if padding_cells.size:
+            with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+                xp.add.at(gathered, along_axis(total.ndim, dim, xp.asarray(source[padding_cells])),
+                          total[along_axis(total.ndim, dim, xp.asarray(padding_cells))])
+        total = gathered
+    return xp.ascontiguousarray(cast_back(total, dtype))

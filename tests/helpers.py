@@ -131,3 +131,31 @@ def assert_blocks_change_nothing(monkeypatch, fn, *primals):
         blocks_of_one = outputs_and_gradients(fn, *primals)
     for number, (got, want) in enumerate(zip(blocks_of_one, one_block)):
         assert_same_bits(got, want, what=f"output or gradient {number}")
+
+
+def assert_conv_results_match(got, want, layout):
+    """conv2d's ``(y, grad_x, grad_weight, grad_bias)`` against the loop reference's, at the tolerance
+    of the input ``layout`` ("float16", "float32", else float64): the weight and bias gradients of
+    float16 sum many float16 products, so they get a wider one."""
+    from poolref.testing import assert_matches
+
+    tol = {"float16": dict(rtol=3e-3, atol=3e-3), "float32": dict(rtol=1e-5, atol=1e-5)}.get(layout, dict(rtol=1e-12, atol=1e-12))
+    assert_matches(got[0], want[0], **tol)
+    assert_matches(got[1], want[1], **tol, what="grad x")
+    if layout == "float16":
+        tol = dict(rtol=2e-2, atol=2e-2)
+    assert_matches(got[2], want[2], **tol, what="grad weight")
+    assert_matches(got[3], want[3], **tol, what="grad bias")
+
+
+def assert_refused_naming(error, words, prefix, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` raises ``error`` with a message that starts with ``prefix`` (the op's
+    name) and contains every one of ``words`` (the argument and its value)."""
+    import pytest
+
+    with pytest.raises(error) as info:
+        fn(*args, **kwargs)
+    message = str(info.value)
+    assert message.startswith(prefix), message
+    for word in words:
+        assert word in message, (word, message)

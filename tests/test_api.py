@@ -33,7 +33,7 @@ CONTRACT.update({
     "soft_pool2d": "x, kernel_size, stride=None",
     "lse_pool": "x, r=1.0",
     "bilinear_pool": "x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12",
-    "conv2d": "x, weight, bias=None, stride=1, padding=0, dilation=1",
+    "conv2d": "x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, padding_mode='zeros'",
     "deform_conv2d": "x, offset, weight, bias=None, stride=1, padding=0, dilation=1, mask=None",
     "blur_pool2d": "x, kernel_size, stride=2",
     "max_blur_pool2d": "x, kernel_size, stride=2, max_pool_size=2, ceil_mode=None",
@@ -97,8 +97,12 @@ def test_nn_names():
     import poolref.nn as nn
 
     for name in ("Module", "Parameter", "Conv2d", "Linear", "ReLU", "Flatten", "Sequential", "MaxPool2d",
-                 "AvgPool2d", "cross_entropy", "SGD", "Adam", "DynOPool", "gmacs_loss"):
+                 "AvgPool2d", "cross_entropy", "SGD", "Adam", "DynOPool", "gmacs_loss", "ASPP", "DeformConv2d"):
         assert hasattr(nn, name), name
+    aspp = inspect.signature(nn.ASPP)
+    assert [(p.name, p.default) for p in aspp.parameters.values()][:3] == [("in_channels", E), ("out_channels", E),
+                                                                            ("rates", (6, 12, 18))]
+    assert all(p.kind == inspect.Parameter.KEYWORD_ONLY for p in list(aspp.parameters.values())[3:])
     init = inspect.signature(nn.DynOPool)
     assert [(p.name, p.default) for p in init.parameters.values()][:2] == [("init_alpha", (2.0, 2.0)), ("aggregate", "max")]
     for name in ("ShapeAdaptor", "shape_adaptor_mix", "shape_adaptor_init", "shape_adaptor_penalty"):

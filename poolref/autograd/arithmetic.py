@@ -304,3 +304,29 @@ def _is_basic_index(index) -> bool:
         p is None or p is Ellipsis or isinstance(p, slice) or (isinstance(p, int) and not isinstance(p, bool))
         for p in parts
     )
+
+
+# ----- concatenation: the backward is the split -----
+class Concatenation(NamedTuple):
+    axis: int  # non-negative
+    sizes: tuple  # each part's length along the axis
+
+
+def concat_forward(*parts, axis=0):
+    xp = array_module(*parts)
+    axis = axis % parts[0].ndim
+    return xp.concatenate(parts, axis=axis), Concatenation(axis, tuple(p.shape[axis] for p in parts))
+
+
+# forward   y = [a_1, a_2, ...]   (the parts one after another along the axis)
+# backward  grad_a_l = g[.., e_l : e_l + size_l, ..]   (e_l: the parts' lengths before part l: the split)
+def concat_backward(saved, grad):
+    # each output element is a copy of exactly one input element, so its gradient goes back to that one
+    edges = [0]
+    for size in saved.sizes:
+        edges.append(edges[-1] + size)
+    index = (slice(None),) * saved.axis
+    return tuple(grad[index + (slice(a, b),)] for a, b in zip(edges[:-1], edges[1:]))
+
+
+concat = define_function("concat", concat_forward, concat_backward)

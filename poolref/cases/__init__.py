@@ -298,7 +298,7 @@ def draw_case(rng: numpy.random.Generator, op: str, space: dict | None = None, i
     ``norm_types``, ``positive``, ``max_kernel``, ``max_stride``, ``input_at_least_kernel``; for
     the others ``ndims``, ``modes``, ``padding_modes``, ``align_corners``, ``integer_ratio``,
     ``sampling_ratios``, ``aligned``, ``ordered_boxes``, ``scales``, ``convention``,
-    ``output_size``, ``grid_gradient``, ``ratio_two``; ``generator`` (a generator of the
+    ``output_size``, ``grid_gradient``, ``ratio_two``, ``groups`` (conv2d: False for none); ``generator`` (a generator of the
     framework's own, ``gen(rng, op, space) -> Case``, in place of the op's); ``conventions``
     (windowed ops: draw the convention too, with its paddings,
     :data:`~poolref.cases.generators.CONVENTION_SPACES`).

@@ -8,31 +8,67 @@ from __future__ import annotations
 
 import numpy
 
+from .._geometry import as_int_tuple, resolve_padding
+from .._windows import PADDING_MODES
 from .case import Case
 from .values import draw_batch_channels, draw_ints, draw_unpadded_window, off_the_kinks, pick, smooth_values
 
-__all__ = ["GENERATORS", "deform_conv_coordinates"]
+__all__ = ["GENERATORS", "deform_conv_coordinates", "conv_pads"]
 
 
 def _conv2d(rng, op, space):
-    N, Cin, Cout = int(rng.integers(1, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    """Groups (unless ``space["groups"]`` is False: 1 half the time, else 2 or 3, depthwise now and
+    then), a padding mode from ``space["padding_modes"]`` (all four of torch.nn.Conv2d's by default;
+    zeros half the time) with pads that fit it, and now and then ``"same"`` (stride 1) or ``"valid"``
+    padding."""
+    modes = [m for m in space.get("padding_modes", PADDING_MODES) if m in PADDING_MODES] or ["zeros"]
+    # zeros half the time where it is allowed: the other modes copy the input (torch.nn.Conv2d pads with
+    # F.pad first), so only zero padding shows how a framework reads the caller's strided memory
+    copying = [m for m in modes if m != "zeros"]
+    padding_mode = "zeros" if "zeros" in modes and (not copying or rng.random() < 0.5) else str(pick(rng, copying))
+    groups = 1 if rng.random() < 0.5 or space.get("groups") is False else int(rng.integers(2, 4))
+    per_group = int(rng.integers(1, 3))
+    Cin = groups * per_group
+    Cout = groups * (per_group if rng.random() < 0.3 else int(rng.integers(1, 3)))  # depthwise now and then
+    N = int(rng.integers(1, 3))
     for _ in range(1000):
         kernel = draw_ints(rng, 1, 3, 2)
         stride, dilation = draw_ints(rng, 1, 2, 2), draw_ints(rng, 1, 2, 2)
-        padding = tuple(int(rng.integers(0, k)) for k in kernel)
         H, W = draw_ints(rng, 1, 8, 2)
+        kind = rng.random()
+        if kind < 0.15:
+            stride, padding = (1, 1), "same"
+        elif kind < 0.3:
+            padding = "valid"
+        else:
+            padding = tuple(int(rng.integers(0, k)) for k in kernel)
+        pads = resolve_padding(padding, (H, W), kernel, stride, dilation, op)
         spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-        if all(L + 2 * p >= s for L, p, s in zip((H, W), padding, spans)):
+        fits = {"reflect": lambda p, L: p < L, "circular": lambda p, L: p <= L}.get(padding_mode, lambda p, L: True)
+        if all(L + b + e >= s and fits(max(b, e), L) for L, (b, e), s in zip((H, W), pads, spans)):
             break
     dtype = numpy.dtype(pick(rng, space["dtypes"]))
     arrays = {
         "x": smooth_values(rng, (N, Cin, H, W), dtype),
-        "weight": smooth_values(rng, (Cout, Cin) + kernel, dtype, -1.0, 1.0),
+        "weight": smooth_values(rng, (Cout, Cin // groups) + kernel, dtype, -1.0, 1.0),
         "bias": smooth_values(rng, (Cout,), dtype, -1.0, 1.0),
     }
     kwargs = dict(stride=stride, padding=padding, dilation=dilation)
+    if groups > 1:
+        kwargs["groups"] = groups
+    if padding_mode != "zeros":
+        kwargs["padding_mode"] = padding_mode
     names = ("x", "weight", "bias")
     return Case(op, arrays, kwargs, positional=names, grad_inputs=names)
+
+
+def conv_pads(case: Case) -> tuple:
+    """The ``(begin, end)`` pads per spatial axis of a conv2d case, its ``"same"``/``"valid"`` resolved
+    (for the frameworks that take explicit pads only)."""
+    kw = case.kwargs
+    kernel = case.arrays["weight"].shape[2:]
+    stride, dilation = as_int_tuple(kw.get("stride", 1), 2, "stride", case.op), as_int_tuple(kw.get("dilation", 1), 2, "dilation", case.op)
+    return resolve_padding(kw.get("padding", 0), case.x.shape[-2:], kernel, stride, dilation, case.op)
 
 
 def _deform_conv2d(rng, op, space):

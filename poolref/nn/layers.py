@@ -1,4 +1,5 @@
-r"""Layers: Conv2d, DeformConv2d, Linear, ReLU, Flatten, MaxPool2d, AvgPool2d and Sequential.
+r"""Layers: Conv2d, DeformConv2d, Linear, ReLU, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d
+and Sequential.
 
 Each layer is a thin :class:`~poolref.nn.module.Module` around a functional op: the math and its
 backward live in the op (``poolref.ops``), the layer only owns the weights and the settings.
@@ -12,15 +13,18 @@ import math
 
 import numpy
 
-from .._checks import check_flag
+from .._checks import check_flag, random_generator
 from .._geometry import as_int_tuple
+from .._windows import check_padding_mode
+from ..ops.adaptive import adaptive_avg_pool2d
 from ..ops.convolution import conv2d
 from ..ops.deform_conv import deform_conv2d
 from ..ops.window import avg_pool2d, max_pool2d
-from .functional import relu, sigmoid
+from .functional import dropout, relu, sigmoid
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "DeformConv2d", "Linear", "ReLU", "Flatten", "MaxPool2d", "AvgPool2d", "Sequential"]
+__all__ = ["Conv2d", "DeformConv2d", "Linear", "ReLU", "Dropout", "Flatten", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+           "Sequential"]
 
 
 def _generator(rng) -> numpy.random.Generator:
@@ -36,6 +40,13 @@ def _positive_int(value, name: str, layer: str) -> int:
     return int(value)
 
 
+def _check_divisible(layer: str, divisor: int, divisor_name: str, **counts) -> None:
+    """Each of ``counts`` (``in_channels=..``) divisible by ``divisor``, as torch.nn.Conv2d requires."""
+    for name, value in counts.items():
+        if value % divisor:
+            raise ValueError(f"{layer}: {name} must be divisible by {divisor_name}, got {name}={value} and {divisor_name}={divisor}")
+
+
 def _uniform_init(rng, shape, fan_in: int, dtype):
     r"""PyTorch's default init: :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`.
 
@@ -48,18 +59,26 @@ def _uniform_init(rng, shape, fan_in: int, dtype):
 
 
 class Conv2d(Module):
-    r"""2-D convolution layer: ``y = conv2d(x, weight, bias, stride, padding, dilation)``.
+    r"""2-D convolution layer: ``y = conv2d(x, weight, bias, stride, padding, dilation, groups, padding_mode=...)``.
 
-    With ``stride > 1`` it is the All-CNN's learned replacement for a pooling layer.
+    With ``stride > 1`` it is the All-CNN's learned replacement for a pooling layer; with a dilation,
+    DeepLab's atrous convolution; with ``groups = in_channels``, a depthwise convolution. Arguments in
+    ``torch.nn.Conv2d``'s order, with its checks (made at construction, as PyTorch makes them).
 
     Parameters
     ----------
     in_channels, out_channels : int
+        Both divisible by ``groups``.
     kernel_size : int or (int, int)
     stride, padding, dilation
-        As for :func:`poolref.ops.convolution.conv2d`.
+        As for :func:`poolref.ops.convolution.conv2d`; ``padding="same"`` needs stride 1.
+    groups : int
+        Blocks of channels convolved separately.
     bias : bool
         Whether the layer has a bias.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}
+        What the padding holds (the pads must fit the input at call time: reflect below its size,
+        circular at most its size).
     rng : numpy.random.Generator, int or None
         Source of the initial weights (a seed, or a Generator to share between layers).
     dtype : numpy dtype
@@ -67,8 +86,8 @@ class Conv2d(Module):
 
     Attributes
     ----------
-    weight : Parameter, shape (out_channels, in_channels, kH, kW)
-        Initialised from :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`, ``fan_in = in_channels*kH*kW``.
+    weight : Parameter, shape (out_channels, in_channels / groups, kH, kW)
+        Initialised from :math:`U(-1/\sqrt{fan_{in}}, 1/\sqrt{fan_{in}})`, ``fan_in = in_channels / groups * kH * kW``.
     bias : Parameter, shape (out_channels,), or None
         Same distribution.
 
@@ -81,32 +100,50 @@ class Conv2d(Module):
     (2, 4, 4, 4)
     >>> float(abs(layer.weight.data).max()) <= 1 / 3  # fan_in = 9
     True
+    >>> depthwise = Conv2d(4, 8, 3, padding="same", groups=4, padding_mode="reflect", rng=0)
+    >>> depthwise.weight.shape, depthwise(np.zeros((1, 4, 5, 5), dtype=np.float32)).shape
+    ((8, 1, 3, 3), (1, 8, 5, 5))
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True, *, rng=None, dtype=numpy.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", *, rng=None, dtype=numpy.float32):
         super().__init__()
         layer = "Conv2d"
         self.in_channels = _positive_int(in_channels, "in_channels", layer)
         self.out_channels = _positive_int(out_channels, "out_channels", layer)
+        self.groups = _positive_int(groups, "groups", layer)
+        _check_divisible(layer, self.groups, "groups", in_channels=self.in_channels, out_channels=self.out_channels)
         self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
         if min(self.kernel_size) < 1:
             raise ValueError(f"{layer}: kernel_size must be positive, got kernel_size={kernel_size!r}")
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"{layer}: padding must be an int, a tuple, 'same' or 'valid', got padding={padding!r}")
+        if padding == "same" and as_int_tuple(stride, 2, "stride", layer) != (1, 1):
+            # torch.nn.Conv2d: "padding='same' is not supported for strided convolutions"
+            raise ValueError(f"{layer}: padding='same' needs stride 1, got stride={stride!r}")
+        self.padding_mode = check_padding_mode(padding_mode, layer)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         bias = check_flag(bias, "bias", layer)
         rng = _generator(rng)
-        fan_in = self.in_channels * math.prod(self.kernel_size)
-        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
+        shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
         self.weight = Parameter(_uniform_init(rng, shape, fan_in, dtype))
         self.bias = Parameter(_uniform_init(rng, (self.out_channels,), fan_in, dtype)) if bias else None
 
     def forward(self, x):
-        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
+                      padding_mode=self.padding_mode)
 
     def extra_repr(self) -> str:
-        return (
+        text = (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
             f"padding={self.padding}, dilation={self.dilation}, bias={self.bias is not None}"
         )
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode!r}"
+        return text
 
 
 class DeformConv2d(Module):
@@ -168,11 +205,8 @@ class DeformConv2d(Module):
         self.out_channels = _positive_int(out_channels, "out_channels", layer)
         self.groups = _positive_int(groups, "groups", layer)
         self.offset_groups = _positive_int(offset_groups, "offset_groups", layer)
-        for name, value, what, divisor in (("in_channels", self.in_channels, "groups", self.groups),
-                                           ("out_channels", self.out_channels, "groups", self.groups),
-                                           ("in_channels", self.in_channels, "offset_groups", self.offset_groups)):
-            if value % divisor:
-                raise ValueError(f"{layer}: {name} must be divisible by {what}, got {name}={value} and {what}={divisor}")
+        _check_divisible(layer, self.groups, "groups", in_channels=self.in_channels, out_channels=self.out_channels)
+        _check_divisible(layer, self.offset_groups, "offset_groups", in_channels=self.in_channels)
         self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
         if min(self.kernel_size) < 1:
             raise ValueError(f"{layer}: kernel_size must be positive, got kernel_size={kernel_size!r}")
@@ -259,6 +293,34 @@ class ReLU(Module):
         return relu(x)
 
 
+class Dropout(Module):
+    r"""Layer form of :func:`poolref.nn.functional.dropout`: drops with probability ``p`` in training,
+    the identity in evaluation (``model.eval()``).
+
+    ``rng`` (a Generator, a seed or None) is made a Generator once, here, so successive calls draw
+    new masks and a seeded layer repeats its sequence of masks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from poolref.nn import Dropout
+    >>> layer = Dropout(0.5, rng=0)
+    >>> sorted(set(layer(np.ones(8)).tolist())), layer.eval()(np.ones(2))
+    ([0.0, 2.0], array([1., 1.]))
+    """
+
+    def __init__(self, p=0.5, *, rng=None):
+        super().__init__()
+        dropout(numpy.zeros(0), p)  # the checks of p, at construction as PyTorch makes them
+        self.p, self.rng = p, random_generator(rng, "Dropout")
+
+    def forward(self, x):
+        return dropout(x, self.p, self.training, rng=self.rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Flatten(Module):
     r"""Merge axes ``start_dim`` to ``end_dim`` into one (default: all but the batch axis), as PyTorch.
 
@@ -317,6 +379,20 @@ class AvgPool2d(Module):
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    r"""Layer form of :func:`poolref.adaptive_avg_pool2d` (``output_size=1`` is global average pooling)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
 
 
 class Sequential(Module):

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back
+from .._checks import FLOAT_DTYPES, accumulation_dtype, cast_back, check_like_x
 from .._geometry import as_int_tuple
 from .._sampling_torchvision import PointCorners, zero_padded_bilinear, zero_padded_bilinear_slopes
 from ..autograd.function import apply, define_function
@@ -198,17 +198,6 @@ def _as_array(value):
     return value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
 
 
-def _check_like_x(value, name: str, ndim: int, layout: str, x, op: str):
-    """A float array or Tensor with ``ndim`` axes (``layout``) and the dtype of ``x``."""
-    value = _as_array(value)
-    if value.ndim != ndim:
-        raise ValueError(f"{op}: {name} must have shape {layout}, got {name} with shape {tuple(value.shape)}")
-    dtype = numpy.dtype(value.dtype)
-    if dtype != numpy.dtype(x.dtype):
-        raise TypeError(f"{op}: {name} must have the dtype of x ({numpy.dtype(x.dtype)}), got {name} with dtype {dtype}")
-    return value
-
-
 def _deform_geometry(x, offset, weight, mask, stride, padding, dilation, op: str) -> DeformGeometry:
     """Check the shapes as torchvision does, inferring the groups and offset groups from them."""
     N, C, H, W = x.shape
@@ -359,15 +348,15 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
         raise TypeError(f"{op}: x must be a float16, float32 or float64 array, got x with dtype {numpy.dtype(x.dtype)}")
     if min(x.shape[1:]) < 1:
         raise ValueError(f"{op}: x must have channels and non-empty spatial dimensions, got x with shape {tuple(x.shape)}")
-    offset = _check_like_x(offset, "offset", 4, "(N, 2 * offset_groups * kH * kW, H_out, W_out)", x, op)
-    weight = _check_like_x(weight, "weight", 4, "(C_out, C_in / groups, kH, kW)", x, op)
+    offset = check_like_x(offset, "offset", 4, "(N, 2 * offset_groups * kH * kW, H_out, W_out)", x, op)
+    weight = check_like_x(weight, "weight", 4, "(C_out, C_in / groups, kH, kW)", x, op)
     if bias is not None:
-        bias = _check_like_x(bias, "bias", 1, "(C_out,)", x, op)
+        bias = check_like_x(bias, "bias", 1, "(C_out,)", x, op)
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), one entry per output channel, "
                              f"got bias with shape {tuple(bias.shape)}")
     if mask is not None:
-        mask = _check_like_x(mask, "mask", 4, "(N, offset_groups * kH * kW, H_out, W_out)", x, op)
+        mask = check_like_x(mask, "mask", 4, "(N, offset_groups * kH * kW, H_out, W_out)", x, op)
     geometry = _deform_geometry(x, offset, weight, mask, stride, padding, dilation, op)
     values = offset.data if isinstance(offset, Tensor) else offset
     finite = array_module(values).isfinite(values)

@@ -47,10 +47,11 @@ import numpy
 
 from .._geometry import pool_geometry
 from ..cases.case import Case
+from ..cases.learned import conv_pads
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "ORT_RESIZE_ROWS_SPREAD", "ALL"]
+           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -314,8 +315,9 @@ JAX_REDUCE_MAX = KnownDefect(
 
 
 def _strided_and_dilated_float32(case: Case) -> bool:
+    """Strides and dilation in float32, or in any dtype with groups (seen in float64 with groups=2)."""
     kw = case.kwargs
-    return (case.dtype == numpy.float32 and any(s > 1 for s in _pair(kw.get("stride", 1)))
+    return ((case.dtype == numpy.float32 or kw.get("groups", 1) > 1) and any(s > 1 for s in _pair(kw.get("stride", 1)))
             and any(d > 1 for d in _pair(kw.get("dilation", 1))))
 
 
@@ -326,8 +328,78 @@ def _pair(value) -> tuple:
 JAX_CONV_ABORT = KnownDefect(
     "jax.vjp of lax.conv_general_dilated aborts the process (XLA's algebraic simplifier: 'Check failed: ... Window "
     "dimensions do not match RHS shape') on some float32 weight gradients with strides and dilation, e.g. x (1, 2, 4, 4), "
-    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2)",
+    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2); and in float64 with groups, e.g. x (1, 2, 3, 4), "
+    "w (2, 1, 2, 2), groups 2, stride (1, 2), padding (0, 1), dilation (2, 1)",
     _strided_and_dilated_float32, affects=("abort",))
+
+def _single_strided_column(case: Case) -> bool:
+    """A float32 conv2d of one input channel per group, a batch of several, stride 1 down and above 1
+    across, a kernel wider than one, and one output column (several rows)."""
+    if case.op != "conv2d" or case.dtype != numpy.float32 or case.arrays["weight"].shape[1] != 1 or case.x.ndim != 4:
+        return False
+    kernel = case.arrays["weight"].shape[2:]
+    stride = _pair(case.kwargs.get("stride", 1))
+    dilation = _pair(case.kwargs.get("dilation", 1))
+    (top, bottom), (left, right) = conv_pads(case)
+    h, w = case.x.shape[2] + top + bottom, case.x.shape[3] + left + right
+    h_out = (h - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+    w_out = (w - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+    return case.x.shape[0] > 1 and stride[0] == 1 and stride[1] > 1 and kernel[1] > 1 and w_out == 1 and h_out > 1
+
+
+TF_CONV_SINGLE_COLUMN = KnownDefect(
+    "tf.nn.conv2d in float32 on the CPU returns wrong outputs, some of them uninitialised memory (1e27 on one run, "
+    "0 on the next), for one input channel, a batch of two or more, strides (1, s > 1), a kernel at least two "
+    "wide and one output column: x (2, 5, 1, 1) NHWC padded to width 3, kernel (1, 3), strides (1, 2) gave "
+    "[-4, 0, -1, 0, 0, 1, 0, 4, 0, 0] for [-4, -3, ..., 5]; float64, float16, a batch of one and the "
+    "gradients are right",
+    _single_strided_column, affects=("output",))
+
+
+def _float64_depthwise_nonfinite(case: Case) -> bool:
+    """A float64 conv2d with one input channel per group (and several groups) on an input with NaN or
+    infinities."""
+    groups = case.kwargs.get("groups", 1)
+    return (case.op == "conv2d" and case.dtype == numpy.float64 and groups > 1 and case.arrays["weight"].shape[1] == 1
+            and not numpy.isfinite(case.x).all())
+
+
+def _dense_block_diagonal_output(case: Case, ours, cotangent):
+    """XLA's output: the convolution by the dense (C_out, C_in) weight that is zero off each group's
+    block, so a NaN or an infinity of any channel meets a zero weight (NaN) in every output reading its
+    position (the gradients are right)."""
+    from ..ops.convolution import conv2d
+
+    weight, groups = case.arrays["weight"], case.kwargs["groups"]
+    c_out, per_group = weight.shape[0] // groups, weight.shape[1]
+    dense = numpy.zeros((weight.shape[0], groups * per_group) + weight.shape[2:], dtype=weight.dtype)
+    for g in range(groups):  # the groups' blocks on the diagonal
+        dense[g * c_out:(g + 1) * c_out, g * per_group:(g + 1) * per_group] = weight[g * c_out:(g + 1) * c_out]
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("groups", "convention")}
+    with numpy.errstate(all="ignore"):
+        values = conv2d(case.arrays["x"], dense, case.arrays["bias"], **kwargs)
+    return ours._replace(values=values)
+
+
+JAX_DEPTHWISE_FLOAT64 = KnownDefect(
+    "lax.conv_general_dilated with feature_group_count = C_in in float64 (a depthwise convolution) computes, on the "
+    "CPU, the dense convolution whose weight is zero outside each group's block: a NaN or an infinity in one channel "
+    "makes every other group's output at the positions that read it NaN (0 * inf); float32, and groups of several "
+    "channels, are right, and so are the gradients",
+    _float64_depthwise_nonfinite, affects=("output",), model=_dense_block_diagonal_output)
+
+def _grouped_nonfinite_gradient(case: Case) -> bool:
+    return case.op == "conv2d" and case.kwargs.get("groups", 1) > 1 and case.input_class == "nonfinite_gradient"
+
+
+JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
+    "jax.vjp of lax.conv_general_dilated with feature_group_count > 1 sends a NaN or an infinity of the upstream "
+    "gradient into other groups on the CPU: in float64 to every input channel's gradient when each group has one "
+    "output channel (C 3, groups 3: NaN in 4, 4, 4 positions of the three channels for 4, 0, 0), in float32 to the "
+    "weight gradient of the matching output channel of every group (C_out 6, groups 3: 4, 0, 4, 0, 4, 0 NaN for "
+    "4, 0, 0, 0, 0, 0); finite gradients are right",
+    _grouped_nonfinite_gradient, affects=("grad_x", "grad_weight"))
+
 
 # --------------------------------------------------------------------------------------------------
 # ONNX Runtime 1.32
@@ -351,7 +423,7 @@ ORT_RESIZE_ROWS_SPREAD = KnownDefect(
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
-                   TF_FRACTIONAL_NONFINITE),
-    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT),
+                   TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
+    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
     "onnxruntime": (ORT_RESIZE_ROWS_SPREAD,),
 }

@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple, pool_geometry
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
 from . import defects as known
 from .artefacts import (
     EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
@@ -189,12 +190,14 @@ def _map_coordinates(case: Case) -> str:
 
 
 def _conv(case: Case) -> str:
+    """``lax.conv_general_dilated`` with explicit ``(low, high)`` pads ("same"/"valid" resolved as
+    PyTorch resolves them) and the groups as ``feature_group_count``."""
     kw = case.kwargs
     stride = as_int_tuple(kw["stride"], 2, "stride", "conv2d")
-    padding = tuple((p, p) for p in as_int_tuple(kw["padding"], 2, "padding", "conv2d"))
+    padding = conv_pads(case)
     dilation = as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")
     call = (f"lambda x, weight, bias: lax.conv_general_dilated(x, weight, {stride!r}, {padding!r}, rhs_dilation={dilation!r}, "
-            "dimension_numbers=('NCHW', 'OIHW', 'NCHW')) + bias[None, :, None, None]")
+            f"dimension_numbers=('NCHW', 'OIHW', 'NCHW'), feature_group_count={kw.get('groups', 1)}) + bias[None, :, None, None]")
     return _vjp(case, call)
 
 
@@ -488,8 +491,15 @@ CONV_PADDING_GRADIENT = ("non-finite upstream gradients with padding: JAX's weig
                          "padding by the upstream gradient, PyTorch's (which poolref follows) does (0 * inf = NaN)")
 
 
+CONV_PADDING_MODES = "lax.conv_general_dilated pads with zeros only (no padding_mode)"
+
+
+def _conv_express(case: Case):
+    return CONV_PADDING_MODES if case.kwargs.get("padding_mode", "zeros") != "zeros" else None
+
+
 def _conv_model(case: Case):
-    if case.input_class == "nonfinite_gradient" and any(as_int_tuple(case.kwargs["padding"], 2, "padding", case.op)):
+    if case.input_class == "nonfinite_gradient" and any(p for pair in conv_pads(case) for p in pair):
         return CONV_PADDING_GRADIENT
     return None
 
@@ -588,8 +598,10 @@ def _mappings() -> list[Mapping]:
                 model=_map_coordinates_model, skips=("NaN and infinities with border or reflection padding: " + MAP_READS,
                                                      MAP_GRID_GRADIENT),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
-        Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS),
-                defects=(known.JAX_CONV_ABORT,), model=_conv_model, skips=(CONV_PADDING_GRADIENT,)),
+        Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS, padding_modes=("zeros",)),
+                defects=(known.JAX_CONV_ABORT, known.JAX_DEPTHWISE_FLOAT64, known.JAX_GROUPED_NONFINITE_GRADIENT), express=_conv_express, model=_conv_model,
+                notes="groups as feature_group_count; padding='same'/'valid' as explicit pads.",
+                skips=(CONV_PADDING_GRADIENT, "padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES)),
     ]
     composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
     mappings += [

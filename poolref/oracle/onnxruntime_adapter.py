@@ -37,6 +37,7 @@ import numpy
 
 from .._geometry import as_int_tuple, unpool_output_shape
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
 from . import defects as known
 from . import onnx_compositions as compositions
 from .artefacts import refuse
@@ -260,13 +261,30 @@ def _grid_sample(case: Case) -> str:
                       f'y, = run_node(node, {{"X": x, "grid": grid}}, {{"Y": x.dtype}}{opset})'])
 
 
+#: torch.nn.Conv2d's padding modes as ONNX Pad's modes (checked equal to torch.nn.functional.pad on
+#: ONNX Runtime 1.32, NaN copied, pads up to the length for wrap: reflect refuses a pad >= the length
+#: as PyTorch does).
+ONNX_PAD_MODES = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
 def _conv(case: Case) -> str:
+    """``Conv`` with explicit pads (``[top, left, bottom, right]``, "same"/"valid" resolved as PyTorch
+    resolves them) and the ``group`` attribute; with a ``padding_mode`` other than zeros, a ``Pad``
+    node of that mode (reflect, edge, wrap) first and a ``Conv`` without pads."""
     kw = case.kwargs
-    (pt, pl) = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
-    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[pt, pl, pt, pl],
-                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")))
-    return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
-                      'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    (top, bottom), (left, right) = conv_pads(case)
+    attributes = dict(strides=list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), pads=[top, left, bottom, right],
+                      dilations=list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")), group=kw.get("groups", 1))
+    padding_mode = kw.get("padding_mode", "zeros")
+    if padding_mode == "zeros":
+        return "\n".join([node_source("Conv", ["X", "W", "B"], ["Y"], attributes),
+                          'y, = run_node(node, {"X": x, "W": weight, "B": bias}, {"Y": x.dtype})'])
+    attributes["pads"] = [0, 0, 0, 0]
+    return compositions.graph_source([
+        ("Constant", [], ["pads"], dict(value_ints=[0, 0, top, left, 0, 0, bottom, right])),  # ONNX: all begins, then all ends
+        ("Pad", ["X", "pads"], ["padded"], dict(mode=ONNX_PAD_MODES[padding_mode])),
+        ("Conv", ["padded", "W", "B"], ["Y"], attributes),
+    ], '{"X": x, "W": weight, "B": bias}')
 
 
 def _deform_conv(case: Case) -> str:
@@ -379,6 +397,16 @@ RESIZE_CUBIC_COPY = ("NaN and infinities in a cubic resize whose size does not c
 RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
                           "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
                           "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
+
+
+CONV_WRAP_EMPTY = ("an empty batch with padding_mode='circular': ONNX Runtime 1.32's Pad refuses mode='wrap' on an "
+                   "input with a zero-length axis ('Unexpected mode of 3'), whatever the pads")
+
+
+def _conv_express(case: Case):
+    if case.kwargs.get("padding_mode") == "circular" and case.x.size == 0:
+        return CONV_WRAP_EMPTY
+    return None
 
 
 def _no_area(case: Case):
@@ -521,7 +549,10 @@ def _mappings() -> list[Mapping]:
         Mapping("grid_sample", "onnx GridSample", _grid_sample,
                 space=dict(dtypes=FLOAT32, modes=("bilinear", "nearest", "bicubic"), ndims=(2, 3)), gradients=False,
                 model=_grid_sample_model, skips=("NaN and infinities with border or reflection padding: " + GRID_ZERO_WEIGHTS,)),
-        Mapping("conv2d", "onnx Conv", _conv, space=dict(dtypes=FLOAT32), gradients=False),
+        Mapping("conv2d", "onnx Conv (Pad, Conv for padding_mode)", _conv, space=dict(dtypes=("float32", "float16")), gradients=False,
+                express=_conv_express, skips=(CONV_WRAP_EMPTY,),
+                notes="groups as the group attribute; padding='same'/'valid' as explicit pads; padding_mode "
+                      "reflect, replicate, circular as a Pad node of mode reflect, edge, wrap before the Conv."),
         Mapping("deform_conv2d", "onnx DeformConv", _deform_conv, space=dict(dtypes=("float64", "float32", "float16")), gradients=False,
                 model=_deform_conv_model,
                 notes="Groups and offset groups as attributes; torchvision's bilinear rule otherwise (checked on points "

@@ -40,6 +40,7 @@ import numpy
 
 from .._geometry import as_int_tuple
 from ..cases.case import Case, resize_scales, resize_size, window_of
+from ..cases.learned import conv_pads
 from ..cases.values import smooth_values
 from . import defects as known
 from .artefacts import (
@@ -200,16 +201,27 @@ def _resize(case: Case) -> str:
     return _taped(case, call)
 
 
+#: torch.nn.Conv2d's padding modes that tf.pad has (its modes are CONSTANT, REFLECT and SYMMETRIC:
+#: REFLECT is PyTorch's reflect, SYMMETRIC repeats the edge cell, which no PyTorch mode does).
+TF_PAD_MODES = {"zeros": "CONSTANT", "reflect": "REFLECT"}
+
+
 def _conv(case: Case) -> str:
+    """``tf.pad`` (zeros or reflect; "same"/"valid" resolved as PyTorch resolves them), then
+    ``tf.nn.conv2d`` with ``padding="VALID"``: TensorFlow 2.21's CPU gradient refuses explicit pads with
+    groups or dilations ("Gradients for grouped convolutions are not supported on CPU", "do not yet
+    support dilation rates larger than 1") and takes both with VALID in float32 (not in float16 or
+    float64). The groups are implied by the filter's input depth, C_in / groups, as in PyTorch."""
     kw = case.kwargs
-    padding = as_int_tuple(kw["padding"], 2, "padding", "conv2d")
-    pads = [[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]]
+    pads = [[0, 0]] + [list(pair) for pair in conv_pads(case)] + [[0, 0]]
+    mode = TF_PAD_MODES[kw.get("padding_mode", "zeros")]
     stride, dilation = list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d"))
     return "\n".join([
         f"x_t, filters_t, bias_t = tf.constant({_last('x')}), tf.constant(weight.transpose(2, 3, 1, 0)), tf.constant(bias)",
         "with tf.GradientTape() as tape:",
         "    tape.watch([x_t, filters_t, bias_t])",
-        f"    y_t = tf.nn.conv2d(x_t, filters_t, strides={stride}, padding={pads!r}, dilations={dilation}) + bias_t",
+        f"    padded_t = tf.pad(x_t, {pads!r}, mode={mode!r})",
+        f"    y_t = tf.nn.conv2d(padded_t, filters_t, strides={stride}, padding='VALID', dilations={dilation}) + bias_t",
         f"grads = tape.gradient(y_t, [x_t, filters_t, bias_t], output_gradients=tf.constant({_last('cotangent')}))",
         f"y = {_first('y_t.numpy()')}",
         f"grad_x, grad_weight, grad_bias = {_first('grads[0].numpy()')}, grads[1].numpy().transpose(3, 2, 0, 1), grads[2].numpy()",
@@ -427,9 +439,22 @@ def _resize_model(case: Case):
     return None
 
 
+CONV_PADDING_MODES = ("padding_mode replicate, circular: tf.pad has no such mode (CONSTANT, REFLECT and SYMMETRIC, "
+                      "which repeats the edge cell)")
+
+
+CONV_GROUPS_DILATION = ("groups or dilation > 1 in float16 and float64: TensorFlow 2.21's CPU gradient has them in "
+                        "float32 only (Conv2DBackpropInput: 'Gradients for grouped convolutions are not supported on "
+                        "CPU', 'Current CPU implementations do not yet support dilation rates larger than 1')")
+
+
 def _conv_express(case: Case):
-    if any(d > 1 for d in as_int_tuple(case.kwargs["dilation"], 2, "dilation", "conv2d")):
-        return "TensorFlow's CPU conv2d has no gradient for dilations > 1 (Conv2DBackpropInput refuses them)"
+    if case.kwargs.get("padding_mode", "zeros") not in TF_PAD_MODES:
+        return CONV_PADDING_MODES
+    grouped = case.kwargs.get("groups", 1) > 1
+    dilated = any(d > 1 for d in as_int_tuple(case.kwargs["dilation"], 2, "dilation", "conv2d"))
+    if (grouped or dilated) and case.dtype != numpy.float32:
+        return CONV_GROUPS_DILATION
     return None
 
 
@@ -583,8 +608,12 @@ def _mappings() -> list[Mapping]:
                 notes="Any sizes: TensorFlow's area resize weighs each pixel by the fraction of it a bin covers "
                       "(convention='tensorflow').",
                 skips=("gradients: TensorFlow registers none for ResizeArea",)),
-        Mapping("conv2d", "tf.nn.conv2d (+ bias)", _conv, space=dict(dtypes=FLOATS, empty=CONV_EMPTY), express=_conv_express,
-                skips=("dilation > 1: no CPU gradient in TensorFlow", "empty batches: " + CONV_EMPTY)),
+        Mapping("conv2d", "tf.pad + tf.nn.conv2d (+ bias)", _conv,
+                space=dict(dtypes=FLOATS, empty=CONV_EMPTY, padding_modes=("zeros", "reflect")), express=_conv_express,
+                defects=(known.TF_CONV_SINGLE_COLUMN,),
+                notes="Padded by tf.pad (CONSTANT, or REFLECT for padding_mode='reflect'), then conv2d with VALID "
+                      "padding, which has CPU gradients for groups and dilations in float32 (explicit pads have neither).",
+                skips=("empty batches: " + CONV_EMPTY, CONV_PADDING_MODES, CONV_GROUPS_DILATION)),
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [

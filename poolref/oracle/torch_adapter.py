@@ -175,6 +175,20 @@ def _composition(function: str, tensors=("x",), drop=(), keyword_tensors=()):
     return code
 
 
+def _conv2d(case: Case) -> str:
+    """``F.conv2d`` with poolref's arguments; with a ``padding_mode``, which ``F.conv2d`` lacks, the
+    forward of a ``torch.nn.Conv2d`` of that mode run with the case's weights
+    (``torch.func.functional_call``): its own padding rule (``F.pad``, "same" split as it splits it)."""
+    padding_mode = case.kwargs.get("padding_mode", "zeros")
+    if padding_mode == "zeros":
+        return _same_call("F.conv2d")(case)
+    c_out, c_per_group, kh, kw = case.arrays["weight"].shape
+    layer_kwargs = format_kwargs(case.kwargs, drop=("convention",))
+    layer = f"layer = torch.nn.Conv2d({case.x.shape[-3]}, {c_out}, {(kh, kw)!r}, {layer_kwargs}, dtype=torch.{case.x.dtype.name})"
+    call = 'torch.func.functional_call(layer, {"weight": weight_t, "bias": bias_t}, (x_t,))'
+    return "\n".join([layer, _source(case, call)])
+
+
 def _fractional(case: Case) -> str:
     keywords = format_kwargs(case.kwargs)
     return _source(case, f"F.{case.op}(x_t, {keywords}, _random_samples=random_samples_t)")
@@ -272,7 +286,9 @@ def _mappings() -> list[Mapping]:
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
                 defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT)),
-        Mapping("conv2d", "torch.nn.functional.conv2d", _same_call("F.conv2d"), space=dict(POOLING)),
+        Mapping("conv2d", "torch.nn.functional.conv2d (torch.nn.Conv2d for padding_mode)", _conv2d, space=dict(POOLING),
+                notes="groups and padding='same'/'valid' as F.conv2d takes them; a padding_mode other than zeros "
+                      "through torch.nn.Conv2d's forward with the case's weights (F.pad, then F.conv2d)."),
     ]
     mappings += _compositions() + _blur_pools()
     if HAS_TORCHVISION:

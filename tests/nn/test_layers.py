@@ -42,6 +42,10 @@ def run_both(ours, theirs, x, seed=0):
         ((1, 2, 3), dict(stride=(1, 2), padding=(2, 0), dilation=(1, 2), bias=False), (2, 1, 6, 9)),
         ((2, 3, 3), dict(padding="same"), (2, 2, 5, 5)),
         ((2, 3, 3), dict(stride=2), (2, 6, 6)),  # unbatched
+        ((4, 6, 3), dict(padding=1, groups=2, padding_mode="reflect"), (2, 4, 5, 6)),
+        ((3, 6, (2, 3)), dict(padding="same", dilation=(3, 1), groups=3, padding_mode="replicate"), (2, 3, 7, 5)),
+        ((4, 4, 3), dict(stride=2, padding=(2, 1), groups=4, bias=False, padding_mode="circular"), (4, 6, 5)),
+        ((2, 4, 4), dict(padding="same", padding_mode="reflect"), (1, 2, 6, 6)),  # odd total: more after
     ],
 )
 def test_conv2d_layer_matches_torch(args, kwargs, x_shape):
@@ -94,13 +98,15 @@ def test_small_cnn_matches_torch_sequential():
 
 
 # ----- initialisation -----
-@pytest.mark.parametrize("make, fan_in", [(lambda rng: Conv2d(8, 64, 3, rng=rng), 72), (lambda rng: Linear(50, 200, rng=rng), 50)])
+@pytest.mark.parametrize("make, fan_in", [(lambda rng: Conv2d(8, 64, 3, rng=rng), 72), (lambda rng: Linear(50, 200, rng=rng), 50),
+                                          (lambda rng: Conv2d(8, 64, 3, groups=4, rng=rng), 18)])
 def test_init_follows_torch_kaiming_uniform_bound(make, fan_in):
     torch = torch_or_skip()
     bound = 1 / math.sqrt(fan_in)
     layer = make(0)
     torch.manual_seed(0)
-    torch_layer = torch.nn.Conv2d(8, 64, 3) if fan_in == 72 else torch.nn.Linear(50, 200)
+    torch_layer = {72: lambda: torch.nn.Conv2d(8, 64, 3), 50: lambda: torch.nn.Linear(50, 200),
+                   18: lambda: torch.nn.Conv2d(8, 64, 3, groups=4)}[fan_in]()
     for ours, theirs in ((layer.weight.data, torch_layer.weight), (layer.bias.data, torch_layer.bias)):
         theirs = theirs.detach().numpy()
         assert ours.dtype == theirs.dtype == numpy.float32 and ours.shape == theirs.shape
@@ -133,6 +139,12 @@ def test_init_is_reproducible_from_a_seed_or_a_generator():
         (lambda: Conv2d(2, 3, 0), ["kernel_size", "0"]),
         (lambda: Linear(3, -1), ["out_features", "-1"]),
         (lambda: Linear(2.5, 1), ["in_features", "2.5"]),
+        (lambda: Conv2d(4, 6, 3, groups=0), ["groups", "0"]),
+        (lambda: Conv2d(4, 6, 3, groups=3), ["in_channels", "groups", "in_channels=4", "groups=3"]),
+        (lambda: Conv2d(4, 6, 3, groups=4), ["out_channels", "groups", "out_channels=6", "groups=4"]),
+        (lambda: Conv2d(4, 6, 3, padding="same", stride=2), ["padding='same'", "stride", "2"]),
+        (lambda: Conv2d(4, 6, 3, padding="full"), ["padding", "'full'"]),
+        (lambda: Conv2d(4, 6, 3, padding_mode="mirror"), ["padding_mode", "'mirror'"]),
     ],
 )
 def test_layer_arguments_are_checked(make, words):

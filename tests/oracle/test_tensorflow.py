@@ -19,7 +19,7 @@ def test_every_tensorflow_mapping_passes():
     assert report.passed, report.table()
     calls = {r.call for r in report.results}
     assert {"tf.nn.max_pool_with_argmax(include_batch_in_index=True)", "tf.image.crop_and_resize",
-            "tf.nn.fractional_max_pool (ratio 2)", "tf.nn.conv2d (+ bias)"} <= calls
+            "tf.nn.fractional_max_pool (ratio 2)", "tf.pad + tf.nn.conv2d (+ bias)"} <= calls
 
 
 def test_a_planted_gradient_bug_is_caught(monkeypatch):

@@ -1,46 +1,23 @@
 r"""Spatial pyramid pooling (He et al. 2014, SPPnet): a fixed-length vector from any input size.
 
 Each pyramid level is an existing pooling op (adaptive, or windowed with SPPnet's windows), so its
-forward and backward are that op's; this module adds only the concatenation of the levels, whose
-backward is the split.
+forward and backward are that op's; this module adds only the concatenation of the levels
+(:data:`poolref.autograd.arithmetic.concat`, whose backward is the split).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import NamedTuple
 
-import numpy
-
-from ..._backend import array_module
 from ..._checks import check_element_count, check_pool_input
 from ..._geometry import pool_geometry
-from ...autograd.function import apply, define_function
+from ...autograd.arithmetic import concat
+from ...autograd.function import apply
 from ..adaptive import ADAPTIVE_AVG_POOL, ADAPTIVE_MAX_POOL
 from ..window import AVG_POOL, MAX_POOL
 
 __all__ = ["spatial_pyramid_pool2d"]
-
-
-class ConcatSaved(NamedTuple):
-    sizes: tuple  # length of each part along the last axis
-
-
-def _concat_forward(*parts):
-    xp = array_module(*parts)
-    return xp.concatenate(parts, axis=-1), ConcatSaved(tuple(p.shape[-1] for p in parts))
-
-
-# forward   y = [y_1, y_2, ...]   (the parts concatenated along the last axis)
-# backward  grad_l = g[..., e_l : e_l + size_l]   (e_l: the length of the parts before part l; the
-#           split, the adjoint of a concatenation)
-def _concat_backward(saved: ConcatSaved, grad):
-    edges = numpy.cumsum((0,) + saved.sizes)
-    return tuple(grad[..., a:b] for a, b in zip(edges[:-1], edges[1:]))
-
-
-SPP_CONCAT = define_function("spp_concat", _concat_forward, _concat_backward)
 
 
 def _sppnet_geometry(spatial, n, op):
@@ -130,4 +107,4 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, binning="adaptive
         if isinstance(pooled, tuple):  # adaptive max returns (values, indices)
             pooled = pooled[0]
         parts.append(pooled.reshape(lead + (-1,)))  # (N, C*n*n): channel, then bin row, bin column
-    return apply(SPP_CONCAT, *parts)
+    return apply(concat, *parts, axis=-1)  # backward: the split of the gradient into the levels
