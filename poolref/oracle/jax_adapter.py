@@ -39,10 +39,12 @@ from .._geometry import as_int_tuple, pool_geometry
 from ..cases.case import Case, resize_scales, resize_size, window_of
 from ..cases.learned import conv_pads
 from . import defects as known
+from . import jax_compositions as compositions
 from .artefacts import (
     EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
     refuse,
 )
+from .jax_compositions import vjp_source
 from .mapping import Mapping
 
 __all__ = ["NAME", "MODULES", "IMPORTS", "MAPPINGS", "UNCOVERED", "DEFAULT_CASES", "version"]
@@ -73,28 +75,8 @@ def version() -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Source code templates: jax.vjp in float64
+# The native rows' checks: jax.vjp in float64 (vjp_source; the compositions: poolref.oracle.jax_compositions)
 # --------------------------------------------------------------------------------------------------
-def _vjp(case: Case, function: str, gradients: bool = True) -> str:
-    """``function`` is a lambda of the differentiable inputs; run it under jax.vjp in float64."""
-    names = case.grad_inputs
-    arrays = ", ".join(f"jnp.asarray({name})" for name in names)
-    if not gradients:
-        return "\n".join(["with jax.enable_x64(True):", f"    y = np.asarray(({function})({arrays}))"])
-    grads = ", ".join(f"grad_{name}" for name in names)
-    return "\n".join([
-        "@jax.jit  # one compiled program for the forward and the backward",
-        "def forward_and_backward(primals, cotangent):",
-        f"    y, pullback = jax.vjp({function}, *primals)",
-        "    return y, pullback(cotangent.astype(y.dtype))",
-        "",
-        "with jax.enable_x64(True):",
-        f"    y_j, grads_j = forward_and_backward(({arrays},), jnp.asarray(cotangent))",
-        f"    {grads}, = (np.asarray(g) for g in grads_j)",
-        "    y = np.asarray(y_j)",
-    ])
-
-
 def _window(case: Case):
     return tuple(window_of(case))  # (n, kernel, stride, dilation)
 
@@ -120,13 +102,13 @@ def _reduce_window(case: Case, kind: str) -> str:
                  window_dilation=ones + dilation)
     arguments = ", ".join(f"{k}={v!r}" for k, v in shape.items())
     if kind == "max":
-        return _vjp(case, f"lambda x: lax.reduce_window(x, -jnp.inf, lax.max, {arguments})")
+        return vjp_source(case, f"lambda x: lax.reduce_window(x, -jnp.inf, lax.max, {arguments})")
     window_sum = f"lax.reduce_window(x, 0.0, lax.add, {arguments})"
     if case.kwargs["count_include_pad"]:
         divisor = str(math.prod(kernel))  # every tap counts, padding included
     else:
         divisor = f"lax.reduce_window(jnp.ones_like(x), 0.0, lax.add, {arguments})"  # the taps inside the input
-    return _vjp(case, f"lambda x: {window_sum} / {divisor}")
+    return vjp_source(case, f"lambda x: {window_sum} / {divisor}")
 
 
 def _flax_pool(case: Case, kind: str) -> str:
@@ -138,13 +120,13 @@ def _flax_pool(case: Case, kind: str) -> str:
     else:
         call = (f"flax.linen.avg_pool(jnp.moveaxis(x, 1, -1), {kernel!r}, strides={stride!r}, padding={padding!r}, "
                 f"count_include_pad={bool(case.kwargs['count_include_pad'])})")
-    return _vjp(case, f"lambda x: jnp.moveaxis({call}, -1, 1)")
+    return vjp_source(case, f"lambda x: jnp.moveaxis({call}, -1, 1)")
 
 
 def _global(case: Case) -> str:
     axes = tuple(range(2, case.x.ndim))
     reduce = "jnp.mean" if case.op == "global_avg_pool" else "jnp.max"
-    return _vjp(case, f"lambda x: {reduce}(x, axis={axes!r}, keepdims=True)")
+    return vjp_source(case, f"lambda x: {reduce}(x, axis={axes!r}, keepdims=True)")
 
 
 RESIZE_METHODS = {"nearest-exact": "nearest", "linear": "linear", "bilinear": "linear", "trilinear": "linear", "bicubic": "cubic",
@@ -158,7 +140,7 @@ def _resize(case: Case) -> str:
     antialias = case.kwargs.get("antialias")
     antialias = True if antialias is None else bool(antialias)
     shape = tuple(case.x.shape[:2]) + size
-    return _vjp(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
+    return vjp_source(case, f"lambda x: jax.image.resize(x, {shape!r}, method={method!r}, antialias={antialias})")
 
 
 MAP_MODES = {  # (padding_mode, align_corners) -> map_coordinates mode
@@ -186,7 +168,7 @@ def _map_coordinates(case: Case) -> str:
         "over_batch = jax.vmap(over_channels, in_axes=(0, 0))",
     ]
     function = "over_batch" if "grid" in case.grad_inputs else "lambda x: over_batch(x, jnp.asarray(grid))"
-    return "\n".join(lines) + "\n" + _vjp(case, function)
+    return "\n".join(lines) + "\n" + vjp_source(case, function)
 
 
 def _conv(case: Case) -> str:
@@ -198,190 +180,7 @@ def _conv(case: Case) -> str:
     dilation = as_int_tuple(kw["dilation"], 2, "dilation", "conv2d")
     call = (f"lambda x, weight, bias: lax.conv_general_dilated(x, weight, {stride!r}, {padding!r}, rhs_dilation={dilation!r}, "
             f"dimension_numbers=('NCHW', 'OIHW', 'NCHW'), feature_group_count={kw.get('groups', 1)}) + bias[None, :, None, None]")
-    return _vjp(case, call)
-
-
-# --------------------------------------------------------------------------------------------------
-# Compositions: the ops JAX lacks, from jnp, lax.reduce_window and map_coordinates
-# --------------------------------------------------------------------------------------------------
-def _spatial_axes(case: Case) -> tuple:
-    return tuple(range(2, case.x.ndim))
-
-
-def _taps(case: Case) -> str:
-    """``taps(x)``: (N, C, kh*kw, H_out, W_out), tap (i, j) of every unpadded window, by strided
-    slicing (a gather: an infinity in one tap cannot leak into another, as a patches convolution's
-    0 * inf would)."""
-    kw = case.kwargs
-    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
-    spans = [s * ((L - k) // s) + 1 for L, k, s in zip(case.x.shape[-2:], kernel, stride)]
-    return "\n".join([
-        "def taps(x):  # (N, C, kh*kw, H_out, W_out): tap (i, j) of every window",
-        f"    return jnp.stack([x[:, :, i:i + {spans[0]}:{stride[0]}, j:j + {spans[1]}:{stride[1]}]",
-        f"                      for i in range({kernel[0]}) for j in range({kernel[1]})], axis=2)",
-    ])
-
-
-def _gem(case: Case) -> str:
-    axes, eps = _spatial_axes(case), case.kwargs.get("eps", 1e-6)
-    return "\n".join([
-        "def gem(x, p):  # the plane's largest clamped value factored out: no power overflows",
-        "    # max(x, eps), the gradient passing where x >= eps (torch.clamp's rule, GeM's definition): none to a NaN",
-        f"    z = jnp.where(x >= {eps!r}, x, lax.stop_gradient(jnp.maximum(x, {eps!r})))",
-        f"    largest = lax.stop_gradient(jnp.max(z, axis={axes!r}, keepdims=True))  # y does not depend on it",
-        "    scale = jnp.where(jnp.isfinite(largest), largest, 1.0)  # an infinite maximum is not factored out",
-        f"    return scale * jnp.mean((z / scale) ** p, axis={axes!r}, keepdims=True) ** (1 / p)",
-        "",
-        _vjp(case, "gem"),
-    ])
-
-
-def _lse(case: Case) -> str:
-    axes, r = _spatial_axes(case), case.kwargs["r"]
-    return "\n".join([
-        "def lse(x):  # max + log1p(mean(expm1(r (x - max)))) / r: no overflow, and the digits of tiny r x kept",
-        f"    largest = lax.stop_gradient(jnp.max(x, axis={axes!r}, keepdims=True))",
-        "    shift = jnp.where(jnp.isfinite(largest), largest, 0.0)  # as logsumexp: an infinite maximum is not subtracted",
-        f"    return shift + jnp.log1p(jnp.mean(jnp.expm1({r!r} * (x - shift)), axis={axes!r}, keepdims=True)) / {r!r}",
-        "",
-        _vjp(case, "lse"),
-    ])
-
-
-def _soft_pool(case: Case) -> str:
-    return "\n".join([
-        _taps(case),
-        "",
-        "def soft_pool(x):  # the softmax-weighted mean of each window",
-        "    t = taps(x)",
-        "    return jnp.sum(jax.nn.softmax(t, axis=2) * t, axis=2)",
-        "",
-        _vjp(case, "soft_pool"),
-    ])
-
-
-def _stochastic_expectation(case: Case) -> str:
-    return "\n".join([
-        _taps(case),
-        "",
-        "def expectation(x):  # sum(a^2) / sum(a) per window (0 where it sums to 0), the maximum factored out",
-        "    t = taps(x)",
-        "    largest = lax.stop_gradient(jnp.max(t, axis=2, keepdims=True))",
-        "    scale = jnp.where(largest > 0, largest, 1.0)",
-        "    ratios = t / scale",
-        "    total, squares = jnp.sum(ratios, axis=2), jnp.sum(ratios * ratios, axis=2)",
-        "    nonzero = total > 0",
-        "    return jnp.where(nonzero, scale[:, :, 0] * squares / jnp.where(nonzero, total, 1.0), 0.0)",
-        "",
-        _vjp(case, "expectation"),
-    ])
-
-
-def _mixed(case: Case) -> str:
-    kw = case.kwargs
-    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
-    padding = as_int_tuple(kw.get("padding", 0), 2, "padding", case.op)
-    window = (f"(1, 1) + {kernel!r}, (1, 1) + {stride!r}, ((0, 0), (0, 0)) + {tuple((p, p) for p in padding)!r}")
-    lam = kw["lam"]
-    terms = []
-    if lam > 0:  # a term of weight 0 is left out, as the definition says (no 0 * inf)
-        terms.append(f"{lam!r} * lax.reduce_window(x, -jnp.inf, lax.max, {window})")
-    if lam < 1:  # PyTorch's count_include_pad=True: every tap of the window counts, padding included
-        terms.append(f"{1 - lam!r} * lax.reduce_window(x, 0.0, lax.add, {window}) / {math.prod(kernel)}")
-    return _vjp(case, "lambda x: " + " + ".join(terms))
-
-
-def _blur_pool(case: Case) -> str:
-    """kornia's blur pools: Pascal's row, normalised, as a convolution of every channel on its own (the
-    channels folded into the batch) with (k - 1) // 2 zeros before and k // 2 after; for max-blur
-    pooling a stride-1 max first.
-
-    Not ``feature_group_count=C``: XLA's CPU grouped convolution multiplies each channel by the zero
-    weights linking it to the others, so a NaN or an infinity in one channel makes NaN in every other
-    (forward and gradient, JAX 0.10), which is no part of the blur pools' definition.
-    """
-    kw = case.kwargs
-    k, s = kw["kernel_size"], kw.get("stride", 2)
-    row = [float(math.comb(k - 1, i)) for i in range(k)]
-    pads = ((k - 1) // 2, k // 2)
-    lines = [
-        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
-        "kernel = np.outer(row, row)[None, None]  # (1, 1, k, k)",
-        "",
-        "def blur(x):  # (N, C, H, W): every channel filtered on its own, as a batch of one-channel planes",
-        "    planes = x.reshape((x.shape[0] * x.shape[1], 1) + x.shape[2:])",
-        f"    y = lax.conv_general_dilated(planes, jnp.asarray(kernel, x.dtype), {(s, s)!r}, {(pads, pads)!r},",
-        "                                 dimension_numbers=('NCHW', 'OIHW', 'NCHW'))",
-        "    return y.reshape(x.shape[:2] + y.shape[2:])",
-        "",
-    ]
-    step = "blur(batched)"
-    if case.op == "max_blur_pool2d":
-        m = kw.get("max_pool_size", 2)
-        step = f"blur(lax.reduce_window(batched, -jnp.inf, lax.max, (1, 1, {m}, {m}), (1, 1, 1, 1), 'VALID'))"
-    lines += [
-        "def pool(x):  # unbatched (C, H, W) as a batch of one",
-        "    batched = x if x.ndim == 4 else x[None]",
-        f"    y = {step}",
-        "    return y if x.ndim == 4 else y[0]",
-        "",
-        _vjp(case, "pool"),
-    ]
-    return "\n".join(lines)
-
-
-def _bilinear(case: Case) -> str:
-    kw = case.kwargs
-    eps = kw.get("eps", 1e-12)
-    lines = [
-        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
-        "    N, P = x.shape[0], math.prod(x.shape[2:])",
-        "    first = x.reshape(N, x.shape[1], P)",
-        "    other = first if not second else second[0].reshape(N, second[0].shape[1], P)",
-        "    s = jnp.einsum('ncl,ndl->ncd', first, other).reshape(N, first.shape[1] * other.shape[1]) / P",
-    ]
-    if kw["signed_sqrt"]:
-        lines.append(f"    s = jnp.sign(s) * jnp.sqrt(jnp.abs(s) + {eps!r})")
-    if kw["l2_normalize"]:
-        lines += [
-            "    squares = jnp.sum(s * s, axis=1, keepdims=True)",
-            "    nonzero = ~(squares <= 0)  # NaN too: it must reach the output",
-            "    norm = jnp.where(nonzero, jnp.sqrt(jnp.where(nonzero, squares, 1.0)), 0.0)  # no 0 / 0 at a zero row",
-            f"    s = s / jnp.maximum(norm, {eps!r})  # F.normalize's floor",
-        ]
-    lines += ["    return s", "", _vjp(case, "bilinear")]
-    return "import math\n" + "\n".join(lines)
-
-
-def _dynopool(case: Case) -> str:
-    alpha = [float(a) for a in case.arrays["alpha"]]
-    H, W = case.x.shape[-2:]
-    sizes = [max(1, int(numpy.round(L / a))) for L, a in zip((H, W), alpha)]
-    aggregate = case.kwargs["aggregate"]
-    if aggregate == "max":  # the first of tied points (docs/dynopool.rst); jnp.max's gradient would split among ties
-        reduce = "jnp.take_along_axis(points, jnp.argmax(points, axis=-1)[..., None], axis=-1)[..., 0]"
-    else:
-        reduce = "jnp.mean(points, axis=-1)"
-    return "\n".join([
-        "def queries(length, a, out_length):  # docs/dynopool.rst: u = (i + 1/4 + b/2) * L / O - 1/2, O straight-through",
-        "    continuous = length / a",
-        "    size = continuous + lax.stop_gradient(out_length - continuous)  # value O, derivative of L / alpha",
-        "    phase = (jnp.arange(out_length)[:, None] + 0.25 + jnp.array([0.0, 0.5])[None, :]).reshape(-1)",
-        "    return phase * (length / size) - 0.5",
-        "",
-        "def dynopool(x, alpha):",
-        f"    rows, cols = queries({H}, alpha[0], {sizes[0]}), queries({W}, alpha[1], {sizes[1]})  # O = max(1, round(L / alpha))",
-        "    grid = jnp.meshgrid(rows, cols, indexing='ij')",
-        "    sample = lambda image: map_coordinates(image, grid, order=1, mode='nearest')  # clamped into the image",
-        "    query = jax.vmap(jax.vmap(sample))(x)  # (N, C, 2 H_out, 2 W_out)",
-        "    N, C = x.shape[:2]",
-        f"    points = query.reshape(N, C, {sizes[0]}, 2, {sizes[1]}, 2).transpose(0, 1, 2, 4, 3, 5).reshape(N, C, {sizes[0]}, {sizes[1]}, 4)",
-        f"    return {reduce}",
-        "",
-        _vjp(case, "dynopool" if "alpha" in case.grad_inputs else "lambda x: dynopool(x, jnp.asarray(alpha))"),
-    ])
+    return vjp_source(case, call)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -524,7 +323,7 @@ MINUS_INF_PLANE = ("a plane of only -inf: its gradient is the softmax 0 / 0, NaN
 
 
 def _lse_model(case: Case):
-    if case.x.size and numpy.isneginf(case.x).all(axis=_spatial_axes(case)).any():
+    if case.x.size and numpy.isneginf(case.x).all(axis=compositions.spatial_axes(case)).any():
         return MINUS_INF_PLANE
     return not_for_nonfinite_gradients(EXPM1_CHAIN_RULE)(case)
 
@@ -605,26 +404,26 @@ def _mappings() -> list[Mapping]:
     ]
     composed = dict(kind="composition", cases=COMPOSITION_CASES, space=dict(dtypes=FLOATS))
     mappings += [
-        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
+        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", compositions.stochastic_expectation,
                 model=not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
-        Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", _mixed, model=_mixed_model,
+        Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", compositions.mixed, model=_mixed_model,
                 skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
                 **composed),
-        Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", _gem,
+        Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", compositions.gem,
                 model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
-        Mapping("soft_pool2d", "strided taps + jax.nn.softmax", _soft_pool, model=_soft_pool_model,
+        Mapping("soft_pool2d", "strided taps + jax.nn.softmax", compositions.soft_pool, model=_soft_pool_model,
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
-        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, model=_lse_model,
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", compositions.lse, model=_lse_model,
                 skips=("non-finite upstream gradients: " + EXPM1_CHAIN_RULE, MINUS_INF_PLANE), **composed),
-        Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
+        Mapping("bilinear_pool", "jnp.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", compositions.bilinear, **composed),
         Mapping("blur_pool2d", "lax.conv_general_dilated per channel, binomial kernel (kornia's blur_pool2d)",
-                _blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+                compositions.blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
         Mapping("max_blur_pool2d", "reduce_window(lax.max, stride 1) + conv_general_dilated per channel (kornia's max_blur_pool2d)",
-                _blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
-        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", _dynopool,
+                compositions.blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+        Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", compositions.dynopool,
                 model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
                 notes="The query points are computed as docs/dynopool.rst writes them; alpha's gradient is the straight-through one."),
     ]

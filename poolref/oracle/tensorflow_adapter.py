@@ -33,7 +33,6 @@ checks' code (``IMPORTS``) and by :func:`version`, so the module imports without
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy
@@ -43,11 +42,13 @@ from ..cases.case import Case, resize_scales, resize_size, window_of
 from ..cases.learned import conv_pads
 from ..cases.values import smooth_values
 from . import defects as known
+from . import tf_compositions as compositions
 from .artefacts import (
     GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients, refuse,
 )
 from .layouts import crop_boxes_to_rois
 from .mapping import Mapping
+from .tf_compositions import channels_first, channels_last, taped_source
 
 # set before TensorFlow is first imported: its C++ start-up chatter, info level and below
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -67,33 +68,9 @@ def version() -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Source code templates: channels last in, GradientTape, channels first out
+# The native rows' checks: channels last in, GradientTape, channels first out (taped_source;
+# the templates and the compositions: poolref.oracle.tf_compositions)
 # --------------------------------------------------------------------------------------------------
-def _last(name: str) -> str:
-    return f"np.moveaxis({name}, 1, -1)"
-
-
-def _first(name: str) -> str:
-    return f"np.moveaxis({name}, -1, 1)"
-
-
-def _taped(case: Case, call: str, outputs: str = "y_t", extra=(), gradients: bool = True) -> str:
-    """Watch the differentiable inputs, evaluate ``call`` and pull the cotangent back."""
-    lines = [f"x_t = tf.constant({_last('x')})"]
-    if not gradients:
-        return "\n".join(lines + [f"{outputs} = {call}", f"y = {_first('y_t.numpy()')}", *extra])
-    lines += [
-        "with tf.GradientTape() as tape:",
-        "    tape.watch(x_t)",
-        f"    {outputs} = {call}",
-        f"grad_t = tape.gradient(y_t, x_t, output_gradients=tf.constant({_last('cotangent')}))",
-        f"y = {_first('y_t.numpy()')}",
-        f"grad_x = {_first('grad_t.numpy()')}",
-        *extra,
-    ]
-    return "\n".join(lines)
-
-
 def _window(case: Case):
     n, kernel, stride, _ = window_of(case)
     return n, list(kernel), list(stride)
@@ -116,7 +93,7 @@ def _pool(function: str):
     def code(case: Case) -> str:
         n, kernel, stride = _window(case)
         padding = _tf_padding(case.kwargs.get("padding", 0), n)
-        return _taped(case, f"{function.format(n=n)}(x_t, ksize={kernel}, strides={stride}, padding={padding!r})")
+        return taped_source(case, f"{function.format(n=n)}(x_t, ksize={kernel}, strides={stride}, padding={padding!r})")
 
     return code
 
@@ -126,7 +103,7 @@ def _dilated_pool(pooling_type: str):
         n, kernel, stride = _window(case)
         dilation = list(as_int_tuple(case.kwargs.get("dilation", 1), n, "dilation", case.op))
         call = f"tf.nn.pool(x_t, window_shape={kernel}, pooling_type={pooling_type!r}, strides={stride}, padding='VALID', dilations={dilation})"
-        return _taped(case, call)
+        return taped_source(case, call)
 
     return code
 
@@ -138,10 +115,10 @@ def _argmax(include_batch: bool):
         call = (f"tf.nn.max_pool_with_argmax(x_t, ksize={kernel}, strides={stride}, padding={padding!r}, "
                 f"include_batch_in_index={include_batch})")
         extra = (
-            f"y_indices_native = {_first('argmax_t.numpy()')}",
+            f"y_indices_native = {channels_first('argmax_t.numpy()')}",
             f"y_indices = layouts.tf_argmax_to_plane(y_indices_native, x.shape, include_batch_in_index={include_batch})",
         )
-        return _taped(case, call, outputs="y_t, argmax_t", extra=extra)
+        return taped_source(case, call, outputs="y_t, argmax_t", extra=extra)
 
     return code
 
@@ -154,7 +131,7 @@ def _fractional(case: Case) -> str:
         "assert (rows_t.numpy() == np.arange(0, x.shape[2] + 1, 2)).all(), rows_t.numpy()",
         "assert (cols_t.numpy() == np.arange(0, x.shape[3] + 1, 2)).all(), cols_t.numpy()",
     )
-    return _taped(case, call, outputs="y_t, rows_t, cols_t", extra=extra)
+    return taped_source(case, call, outputs="y_t, rows_t, cols_t", extra=extra)
 
 
 def _crop_and_resize_case(rng, op, space) -> Case:
@@ -173,7 +150,7 @@ def _crop_and_resize(case: Case) -> str:
     crop = list(as_int_tuple(case.kwargs["output_size"], 2, "output_size", case.op))
     lines = [f"crop_boxes, box_indices = layouts.rois_to_crop_boxes(boxes, {tuple(crop)!r}, x.shape[2], x.shape[3])"]
     call = "tf.image.crop_and_resize(x_t, crop_boxes, box_indices, crop_size=" + repr(crop) + ")"
-    return "\n".join(lines) + "\n" + _taped(case, call)
+    return "\n".join(lines) + "\n" + taped_source(case, call)
 
 
 def _size(case: Case) -> list:
@@ -197,8 +174,8 @@ def _resize(case: Case) -> str:
     elif mode == "nearest":
         call = f"tf.compat.v1.image.resize_nearest_neighbor(x_t, {size}, align_corners=False, half_pixel_centers=False)"
     else:  # area: TensorFlow registers no gradient for ResizeArea
-        return _taped(case, f"tf.image.resize(x_t, {size}, method='area')", gradients=False)
-    return _taped(case, call)
+        return taped_source(case, f"tf.image.resize(x_t, {size}, method='area')", gradients=False)
+    return taped_source(case, call)
 
 
 #: torch.nn.Conv2d's padding modes that tf.pad has (its modes are CONSTANT, REFLECT and SYMMETRIC:
@@ -217,165 +194,21 @@ def _conv(case: Case) -> str:
     mode = TF_PAD_MODES[kw.get("padding_mode", "zeros")]
     stride, dilation = list(as_int_tuple(kw["stride"], 2, "stride", "conv2d")), list(as_int_tuple(kw["dilation"], 2, "dilation", "conv2d"))
     return "\n".join([
-        f"x_t, filters_t, bias_t = tf.constant({_last('x')}), tf.constant(weight.transpose(2, 3, 1, 0)), tf.constant(bias)",
+        f"x_t, filters_t, bias_t = tf.constant({channels_last('x')}), tf.constant(weight.transpose(2, 3, 1, 0)), tf.constant(bias)",
         "with tf.GradientTape() as tape:",
         "    tape.watch([x_t, filters_t, bias_t])",
         f"    padded_t = tf.pad(x_t, {pads!r}, mode={mode!r})",
         f"    y_t = tf.nn.conv2d(padded_t, filters_t, strides={stride}, padding='VALID', dilations={dilation}) + bias_t",
-        f"grads = tape.gradient(y_t, [x_t, filters_t, bias_t], output_gradients=tf.constant({_last('cotangent')}))",
-        f"y = {_first('y_t.numpy()')}",
-        f"grad_x, grad_weight, grad_bias = {_first('grads[0].numpy()')}, grads[1].numpy().transpose(3, 2, 0, 1), grads[2].numpy()",
+        f"grads = tape.gradient(y_t, [x_t, filters_t, bias_t], output_gradients=tf.constant({channels_last('cotangent')}))",
+        f"y = {channels_first('y_t.numpy()')}",
+        f"grad_x, grad_weight, grad_bias = {channels_first('grads[0].numpy()')}, grads[1].numpy().transpose(3, 2, 0, 1), grads[2].numpy()",
     ])
 
 
 def _global(case: Case) -> str:
     n = case.x.ndim - 2
     reduce = "tf.reduce_mean" if case.op == "global_avg_pool" else "tf.reduce_max"
-    return _taped(case, f"{reduce}(x_t, axis={list(range(1, n + 1))}, keepdims=True)")
-
-
-# --------------------------------------------------------------------------------------------------
-# Compositions: the ops TensorFlow lacks, from its own ops (channels first: no pooling kernel needed)
-# --------------------------------------------------------------------------------------------------
-def _channels_first(case: Case, definitions: list, function: str) -> str:
-    """``function(<differentiable inputs>)`` on (N, C, ...) tensors under a GradientTape, after the
-    ``definitions`` (source lines); gradients to every differentiable input (zero where unconnected)."""
-    names = list(case.grad_inputs)
-    lines = list(definitions) + [""]
-    lines += [f"{name}_t = tf.constant({name})" for name in names]
-    lines += [
-        "with tf.GradientTape() as tape:",
-        f"    tape.watch([{', '.join(f'{name}_t' for name in names)}])",
-        f"    y_t = {function}({', '.join(f'{name}_t' for name in names)})",
-        f"grads = tape.gradient(y_t, [{', '.join(f'{name}_t' for name in names)}], output_gradients=tf.constant(cotangent),",
-        "                      unconnected_gradients=tf.UnconnectedGradients.ZERO)",
-        "y = y_t.numpy()",
-    ]
-    lines += [f"grad_{name} = grads[{i}].numpy()" for i, name in enumerate(names)]
-    return "\n".join(lines)
-
-
-def _spatial_axes(case: Case) -> list:
-    return list(range(2, case.x.ndim))
-
-
-def _taps(case: Case) -> list:
-    """``taps(x)``: (N, C, kh*kw, H_out, W_out), tap (i, j) of every unpadded window, by strided slicing."""
-    kw = case.kwargs
-    kernel = as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op)
-    stride = kernel if kw.get("stride") is None else as_int_tuple(kw["stride"], 2, "stride", case.op)
-    spans = [s * ((L - k) // s) + 1 for L, k, s in zip(case.x.shape[-2:], kernel, stride)]
-    return [
-        "def taps(x):  # (N, C, kh*kw, H_out, W_out): tap (i, j) of every window",
-        f"    return tf.stack([x[:, :, i:i + {spans[0]}:{stride[0]}, j:j + {spans[1]}:{stride[1]}]",
-        f"                     for i in range({kernel[0]}) for j in range({kernel[1]})], axis=2)",
-    ]
-
-
-def _gem(case: Case) -> str:
-    axes, eps = _spatial_axes(case), case.kwargs.get("eps", 1e-6)
-    return _channels_first(case, [
-        "def gem(x, p):  # the plane's largest clamped value factored out: no power overflows",
-        f"    z = tf.maximum(x, {eps!r})  # a NaN stays NaN; the gradient passes where x >= eps",
-        f"    largest = tf.stop_gradient(tf.reduce_max(z, axis={axes!r}, keepdims=True))  # y does not depend on it",
-        "    scale = tf.where(tf.math.is_finite(largest), largest, tf.ones_like(largest))",
-        f"    return scale * tf.reduce_mean((z / scale) ** p, axis={axes!r}, keepdims=True) ** (1 / p)",
-    ], "gem")
-
-
-def _lse(case: Case) -> str:
-    axes, r = _spatial_axes(case), case.kwargs["r"]
-    return _channels_first(case, [
-        "def lse(x):  # max + log1p(mean(expm1(r (x - max)))) / r: no overflow, and the digits of tiny r x kept",
-        f"    largest = tf.stop_gradient(tf.reduce_max(x, axis={axes!r}, keepdims=True))",
-        "    shift = tf.where(tf.math.is_finite(largest), largest, tf.zeros_like(largest))  # as reduce_logsumexp",
-        f"    return shift + tf.math.log1p(tf.reduce_mean(tf.math.expm1({r!r} * (x - shift)), axis={axes!r}, keepdims=True)) / {r!r}",
-    ], "lse")
-
-
-def _soft_pool(case: Case) -> str:
-    return _channels_first(case, _taps(case) + [
-        "",
-        "def soft_pool(x):  # the softmax-weighted mean of each window",
-        "    t = taps(x)",
-        "    return tf.reduce_sum(tf.nn.softmax(t, axis=2) * t, axis=2)",
-    ], "soft_pool")
-
-
-def _stochastic_expectation(case: Case) -> str:
-    return _channels_first(case, _taps(case) + [
-        "",
-        "def expectation(x):  # sum(a^2) / sum(a) per window (0 where it sums to 0), the maximum factored out",
-        "    t = taps(x)",
-        "    largest = tf.stop_gradient(tf.reduce_max(t, axis=2, keepdims=True))",
-        "    scale = tf.where(largest > 0, largest, tf.ones_like(largest))",
-        "    ratios = t / scale",
-        "    total, squares = tf.reduce_sum(ratios, axis=2), tf.reduce_sum(ratios * ratios, axis=2)",
-        "    nonzero = total > 0",
-        "    safe = tf.where(nonzero, total, tf.ones_like(total))",
-        "    return tf.where(nonzero, scale[:, :, 0] * squares / safe, tf.zeros_like(total))",
-    ], "expectation")
-
-
-def _bilinear(case: Case) -> str:
-    kw, x = case.kwargs, case.x
-    eps = kw.get("eps", 1e-12)
-    positions = int(numpy.prod(x.shape[2:]))
-    channels_y = case.arrays["second"].shape[1] if "second" in case.arrays else x.shape[1]
-    lines = [
-        "def bilinear(x, *second):  # B = x y^T / P flattened; signed sqrt; divided by max(||s||, eps)",
-        f"    first = tf.reshape(x, [{x.shape[0]}, {x.shape[1]}, {positions}])",
-        f"    other = first if not second else tf.reshape(second[0], [{x.shape[0]}, {channels_y}, {positions}])",
-        f"    s = tf.reshape(tf.einsum('ncl,ndl->ncd', first, other), [{x.shape[0]}, {x.shape[1] * channels_y}]) / {positions}",
-    ]
-    if kw["signed_sqrt"]:
-        lines.append(f"    s = tf.sign(s) * tf.sqrt(tf.abs(s) + {eps!r})")
-    if kw["l2_normalize"]:
-        lines += [
-            "    squares = tf.reduce_sum(s * s, axis=1, keepdims=True)",
-            "    positive = tf.logical_not(squares <= 0)  # NaN too: it must reach the output",
-            "    norm = tf.where(positive, tf.sqrt(tf.where(positive, squares, tf.ones_like(squares))), tf.zeros_like(squares))",
-            f"    s = s / tf.maximum(norm, {eps!r})  # F.normalize's floor (no 0 / 0 at a zero row)",
-        ]
-    lines.append("    return s")
-    return _channels_first(case, lines, "bilinear")
-
-
-def _mixed(case: Case) -> str:
-    kw = case.kwargs
-    kernel = list(as_int_tuple(kw["kernel_size"], 2, "kernel_size", case.op))
-    stride = kernel if kw.get("stride") is None else list(as_int_tuple(kw["stride"], 2, "stride", case.op))
-    padding = as_int_tuple(kw.get("padding", 0), 2, "padding", case.op)
-    pads = [[0, 0], [padding[0]] * 2, [padding[1]] * 2, [0, 0]]
-    lam = kw["lam"]
-    terms = []
-    if lam > 0:  # a term of weight 0 is left out, as the definition says (no 0 * inf)
-        max_padding = pads if any(padding) else "VALID"
-        terms.append(f"{lam!r} * tf.nn.max_pool2d(x_t, {kernel}, {stride}, padding={max_padding!r})")
-    if lam < 1:  # zeros padded in and VALID: PyTorch's count_include_pad=True
-        terms.append(f"{1 - lam!r} * tf.nn.avg_pool2d(tf.pad(x_t, {pads!r}), {kernel}, {stride}, padding='VALID')")
-    return _taped(case, " + ".join(terms))
-
-
-def _blur_pool(case: Case) -> str:
-    """kornia's blur pools: zeros padded in ((k - 1) // 2 before, k // 2 after), then a depthwise
-    convolution with the normalised binomial kernel (Pascal's row, outer product); for max-blur
-    pooling a stride-1 max pool first."""
-    kw = case.kwargs
-    k, s = kw["kernel_size"], kw.get("stride", 2)
-    row = [float(math.comb(k - 1, i)) for i in range(k)]
-    pads = [[0, 0], [(k - 1) // 2, k // 2], [(k - 1) // 2, k // 2], [0, 0]]
-    source = "x_t"
-    if case.op == "max_blur_pool2d":
-        m = kw.get("max_pool_size", 2)
-        source = f"tf.nn.max_pool2d(x_t, {m}, 1, padding='VALID')"
-    definitions = [
-        f"row = np.array({row!r}) / {sum(row)!r}  # Pascal's row, normalised",
-        "filters = np.outer(row, row)[:, :, None, None] * np.ones((1, 1, x.shape[1], 1))  # (k, k, C, 1)",
-    ]
-    call = (f"tf.nn.depthwise_conv2d(tf.pad({source}, {pads!r}), tf.constant(filters, dtype=x_t.dtype), "
-            f"strides=[1, {s}, {s}, 1], padding='VALID')")
-    return "\n".join(definitions) + "\n" + _taped(case, call)
+    return taped_source(case, f"{reduce}(x_t, axis={list(range(1, n + 1))}, keepdims=True)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -617,25 +450,25 @@ def _mappings() -> list[Mapping]:
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
-        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", _stochastic_expectation,
+        Mapping("stochastic_pool2d", "strided taps: sum(a^2) / sum(a) per window (training=False)", compositions.stochastic_expectation,
                 model=not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
-        Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", _mixed, model=_mixed_model,
+        Mapping("mixed_pool2d", "lam * tf.nn.max_pool2d + (1 - lam) * tf.nn.avg_pool2d(tf.pad(x))", compositions.mixed, model=_mixed_model,
                 skips=(MIXED_NAN, LOWEST_PADDING),
                 **composed),
-        Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", _gem,
+        Mapping("gem_pool", "tf.maximum, ** p, tf.reduce_mean, the maximum factored out", compositions.gem,
                 model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
-        Mapping("soft_pool2d", "strided taps + tf.nn.softmax", _soft_pool, model=_soft_pool_model,
+        Mapping("soft_pool2d", "strided taps + tf.nn.softmax", compositions.soft_pool, model=_soft_pool_model,
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
-        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", _lse, **composed),
-        Mapping("blur_pool2d", "tf.pad + tf.nn.depthwise_conv2d with the binomial kernel (kornia's blur_pool2d)", _blur_pool,
+        Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", compositions.lse, **composed),
+        Mapping("blur_pool2d", "tf.pad + tf.nn.depthwise_conv2d with the binomial kernel (kornia's blur_pool2d)", compositions.blur_pool,
                 skips=("empty batches: " + DEPTHWISE_EMPTY,), **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
         Mapping("max_blur_pool2d", "tf.nn.max_pool2d(stride 1) + tf.pad + tf.nn.depthwise_conv2d (kornia's max_blur_pool2d)",
-                _blur_pool, model=refuse(**MAX_BLUR_RULES), skips=tuple(MAX_BLUR_RULES.values()) + ("empty batches: " + DEPTHWISE_EMPTY,),
+                compositions.blur_pool, model=refuse(**MAX_BLUR_RULES), skips=tuple(MAX_BLUR_RULES.values()) + ("empty batches: " + DEPTHWISE_EMPTY,),
                 **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
-        Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", _bilinear, **composed),
+        Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", compositions.bilinear, **composed),
     ]
     return mappings
 
