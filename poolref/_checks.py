@@ -127,10 +127,30 @@ def check_like_x(value, name: str, ndim: int, layout: str, x, op: str):
     return value
 
 
-def check_flag(value, name: str, op: str) -> bool:
-    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused."""
+def check_flag(value, name: str, op: str, *, none_ok: bool = False):
+    """A bool (Python or NumPy) as a Python bool; anything else, 0 and 1 included, is refused.
+
+    Every boolean flag of the public API goes through here (``ceil_mode``, ``return_indices``,
+    ``count_include_pad``, ``align_corners``, ...): a string such as ``"no"`` is truthy, and an op that
+    took it as True would silently do the opposite of what was meant. With ``none_ok``, None (the
+    API's "the default of the convention") is returned as is.
+
+    >>> check_flag(numpy.bool_(True), "ceil_mode", "max_pool2d")
+    True
+    >>> check_flag("no", "count_include_pad", "avg_pool2d")
+    Traceback (most recent call last):
+    ...
+    TypeError: avg_pool2d: count_include_pad must be a bool, got count_include_pad='no'
+    >>> check_flag(1, "antialias", "interpolate", none_ok=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: interpolate: antialias must be a bool or None, got antialias=1
+    """
+    if none_ok and value is None:
+        return None
     if not isinstance(value, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: {name} must be a bool, got {name}={value!r}")
+        wanted = "a bool or None" if none_ok else "a bool"
+        raise TypeError(f"{op}: {name} must be {wanted}, got {name}={value!r}")
     return bool(value)
 
 
@@ -152,8 +172,11 @@ def check_element_count(count, name: str, value, op: str, what: str = "the outpu
     ...
     ValueError: interpolate: scale_factor=1000000.0 asks for 1000000000000 elements in the output, more than poolref allocates for one array (2147483648)
     """
-    if count > MAX_ELEMENTS:
-        shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+    if not count <= MAX_ELEMENTS:  # NaN too: an overflowed count is no count
+        try:
+            shown = int(count) if count < 1e15 else f"{float(count):.3g}"
+        except OverflowError:  # an int too large for a float (10**400)
+            shown = f"about 10^{len(str(int(count))) - 1}"
         raise ValueError(f"{op}: {name}={value!r} asks for {shown} elements in {what}, more than poolref "
                          f"allocates for one array ({MAX_ELEMENTS})")
 

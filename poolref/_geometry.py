@@ -61,7 +61,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from ._checks import check_flag, is_int
+from ._checks import check_element_count, check_flag, is_int
 from ._taps import Taps
 
 __all__ = [
@@ -70,6 +70,8 @@ __all__ = [
     "WindowGeometry",
     "axis_windows",
     "pool_geometry",
+    "check_window_tables",
+    "check_padded_plane",
     "geometry_of_keywords",
     "adaptive_bins",
     "adaptive_taps",
@@ -459,13 +461,16 @@ def pool_geometry(
                     f"{op}: padding must be at most half of kernel_size, got padding={padding!r} "
                     f"with kernel_size={kernel_size!r}"
                 )
+    check_window_tables(spatial_shape, kernel, stride, pads, dilation, kernel_size, padding, op)
     axes = tuple(
         axis_windows(L, k, s, p, d, bool(ceil_mode)) for L, k, s, p, d in zip(spatial_shape, kernel, stride, pads, dilation)
     )
     if reduce_window:
         # lax.reduce_window: a padded axis shorter than the window gives no window (never fewer)
-        return WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes),
-                              bool(ceil_mode), convention)
+        geometry = WindowGeometry(tuple(dataclasses.replace(a, out_length=max(a.out_length, 0)) for a in axes),
+                                  bool(ceil_mode), convention)
+        check_padded_plane(geometry, spatial_shape, kernel_size, padding, op)
+        return geometry
     for axis in axes:
         if axis.out_length < 1:
             raise ValueError(
@@ -478,12 +483,40 @@ def pool_geometry(
                 f"{op}: padding is too large: with padding={padding!r}, kernel_size={kernel_size!r} and "
                 f"dilation={dilation} a window covers only padding"
             )
-    return WindowGeometry(axes, bool(ceil_mode), convention)
+    geometry = WindowGeometry(axes, bool(ceil_mode), convention)
+    check_padded_plane(geometry, spatial_shape, kernel_size, padding, op)
+    return geometry
 
 
 # --------------------------------------------------------------------------------------------------
 # Irregular windows: adaptive bins and unpooling
 # --------------------------------------------------------------------------------------------------
+def _culprit(kernel_size, padding, pads) -> tuple:
+    """The argument to name for an absurd window: the padding if there is any, else the kernel."""
+    return ("padding", padding) if any(b > 0 or e > 0 for b, e in pads) else ("kernel_size", kernel_size)
+
+
+def check_window_tables(spatial_shape, kernel, stride, pads, dilation, kernel_size, padding, op: str) -> None:
+    """Refuse, before it is built, an (O, k) table of window taps beyond MAX_ELEMENTS on some axis.
+
+    ``O <= (L + b + e + d (k - 1)) / s + 2`` bounds the windows of an axis, padding and ceil mode
+    included: a kernel or padding of 10**9 is refused here, at once.
+    """
+    name, value = _culprit(kernel_size, padding, pads)
+    for L, k, s, (b, e), d in zip(spatial_shape, kernel, stride, pads, dilation):
+        windows = (L + max(b, 0) + max(e, 0) + d * (k - 1)) // s + 2
+        check_element_count(k * windows, name, value, op, f"the window table of one axis (kernel_size={kernel_size!r})")
+
+
+def check_padded_plane(geometry, spatial_shape, kernel_size, padding, op: str) -> None:
+    """Refuse a padded copy of a plane whose padding and ceil-mode overhang add more than MAX_ELEMENTS
+    cells (every plane is padded as a whole before its windows are read). What is refused is what the
+    arguments add, not the plane itself: a huge input is the caller's to give."""
+    name, value = _culprit(kernel_size, padding, [(a.pad_begin, a.pad_end) for a in geometry.axes])
+    check_element_count(math.prod(geometry.padded_shape) - math.prod(spatial_shape), name, value, op,
+                        f"the padding and ceil-mode overhang of one plane of the input (kernel_size={kernel_size!r})")
+
+
 def geometry_of_keywords(spatial_shape, kwargs: dict, op: str) -> WindowGeometry:
     """:func:`pool_geometry` from a windowed op's keyword arguments, with the ops' defaults (stride the
     kernel, no padding, no dilation, floor mode, PyTorch's convention): how the tests and the oracle's

@@ -94,3 +94,19 @@ def test_random_generator_takes_generators_seeds_and_none():
         random_generator(-1, "op")
     with pytest.raises(TypeError, match="rng=True"):
         random_generator(True, "op")
+
+
+def test_check_flag_with_none_ok_passes_none_and_still_refuses_ints():
+    assert check_flag(None, "antialias", "op", none_ok=True) is None
+    assert check_flag(numpy.bool_(False), "antialias", "op", none_ok=True) is False
+    with pytest.raises(TypeError, match=r"op: antialias must be a bool or None, got antialias=0$"):
+        check_flag(0, "antialias", "op", none_ok=True)
+
+
+def test_check_element_count_refuses_an_overflowed_count_and_prints_huge_ones():
+    # a count computed from an overflowing box is NaN or inf: "NaN > limit" is False, and it passed
+    for count in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=f"asks for {count} elements"):
+            check_element_count(count, "boxes", 0, "op")
+    with pytest.raises(ValueError, match=r"asks for about 10\^400 elements"):  # too large for a float
+        check_element_count(10**400, "scale_factor", 1e300, "op")

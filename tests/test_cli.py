@@ -2,6 +2,7 @@
 
 import inspect
 import json
+import re
 import subprocess
 import sys
 
@@ -158,3 +159,62 @@ def test_the_progress_bar_redraws_on_a_terminal_and_logs_lines_elsewhere():
     assert terminal.getvalue().count("\r") == 4 and "[##########] 4/4" in terminal.getvalue()
     assert log.getvalue().splitlines()[0].split() == ["1/4", "torch", "max_pool2d", log.getvalue().split()[3]]
     assert len(log.getvalue().splitlines()) == 3  # a line per new label, and the last
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 15's CLI bullets that had no regression test of their own
+# --------------------------------------------------------------------------------------------------
+def test_quiet_prints_the_verdict_alone_and_no_progress_lines(capsys):
+    # "--quiet still prints progress lines"
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "2", "--in-process", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "all checks passed\n" and captured.err == ""
+
+
+def test_counts_are_singular_for_one():
+    # "1 framework ops"
+    from poolref.oracle.report import plural
+
+    assert plural(1, "framework op") == "1 framework op" and plural(2, "framework op") == "2 framework ops"
+    assert plural(1, "mismatch") == "1 mismatch" and plural(0, "mismatch") == "0 mismatches"
+    report = oracle.check("self", ops=["max_pool1d"], cases=0)
+    assert report.summary().endswith("; 1 row (1 self)") and report.summary().startswith("1 case,")
+
+
+def test_a_missing_framework_raises_module_not_found_in_the_api_with_a_pinned_install_hint(monkeypatch):
+    # oracle.check raised ValueError, and the hint was an unpinned "pip install torch" (GBs of CUDA)
+    monkeypatch.setattr(oracle, "installed", lambda name: name == "self")
+    with pytest.raises(ModuleNotFoundError, match=r"framework='torch' is not installed \(pip install torch==2\.13\.0, a CPU build"):
+        oracle.check("torch")
+    for framework, extra in (("tensorflow", "tf"), ("jax", "jax"), ("onnxruntime", "onnx")):
+        with pytest.raises(ImportError, match=re.escape(f"pip install 'poolref[{extra}]'")):
+            oracle.check(framework)
+
+
+def test_atlas_works_from_any_directory(tmp_path, monkeypatch, capsys):
+    # outside the repository it died with a FileNotFoundError traceback
+    monkeypatch.setattr("poolref.oracle.atlas.available_frameworks", lambda: ["self"])
+    monkeypatch.chdir(tmp_path)
+    assert main(["atlas"]) == 0 and capsys.readouterr().out.startswith(":orphan:")
+    assert main(["atlas", "--output", "atlas.rst"]) == 0 and (tmp_path / "atlas.rst").read_text().startswith(":orphan:")
+
+
+def test_the_json_names_the_convention_of_every_row(capsys):
+    # the JSON had "convention": "" wherever poolref's default keywords model the framework
+    pytest.importorskip("torch")
+    assert main(["check", "torch", "--ops", "max_pool1d", "--cases", "1", "--json", "-", "--in-process"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert all(row["convention"] for row in data["results"])
+
+
+def test_the_table_and_the_json_state_tolerances_and_dtypes(capsys):
+    # neither said which tolerances held or which dtypes were drawn
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "3", "--json", "-", "--in-process"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["tolerances"]["float64"] == {"rtol": 1e-10, "atol": 1e-12} and data["results"][0]["dtypes"]
+    assert main(["check", "self", "--ops", "max_pool1d", "--cases", "3", "--in-process"]) == 0
+    table = capsys.readouterr().out
+    assert "tolerances: per element" in table and "float64 rtol=1e-10 atol=1e-12" in table
+    header = next(line for line in table.splitlines() if line.startswith("cases per input class"))
+    assert "dtypes" in header and "float64" in table

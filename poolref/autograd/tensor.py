@@ -14,6 +14,7 @@ import numbers
 import numpy
 
 from .._backend import array_module, to_numpy
+from .._checks import check_flag
 from .tape import backpropagate, seed_gradient
 
 __all__ = ["Tensor"]
@@ -62,10 +63,11 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         data = array_module(data).asarray(data)
+        requires_grad = check_flag(requires_grad, "requires_grad", "Tensor")
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"requires_grad=True needs a floating dtype, but the data is {data.dtype}")
         self.data = data
-        self.requires_grad = bool(requires_grad)
+        self.requires_grad = requires_grad
         self.grad = None
         self.name = name
         self.uid = next(_uids)
@@ -197,11 +199,11 @@ class Tensor:
 
     def sum(self, axis=None, keepdims=False):
         """Sum over ``axis`` (all axes if None), like ``numpy.sum``."""
-        return _apply(_arithmetic.sum_, self, axis=axis, keepdims=keepdims)
+        return _apply(_arithmetic.sum_, self, axis=axis, keepdims=check_flag(keepdims, "keepdims", "Tensor.sum"))
 
     def mean(self, axis=None, keepdims=False):
         """Mean over ``axis`` (all axes if None), like ``numpy.mean``; nan over no elements."""
-        return _apply(_arithmetic.mean, self, axis=axis, keepdims=keepdims)
+        return _apply(_arithmetic.mean, self, axis=axis, keepdims=check_flag(keepdims, "keepdims", "Tensor.mean"))
 
     def reshape(self, *shape):
         """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one entry may be -1."""

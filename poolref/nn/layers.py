@@ -13,7 +13,7 @@ import math
 
 import numpy
 
-from .._checks import random_generator
+from .._checks import check_flag, random_generator
 from .._geometry import as_int_tuple
 from .._windows import check_padding_mode
 from ..ops.adaptive import adaptive_avg_pool2d
@@ -123,6 +123,7 @@ class Conv2d(Module):
             raise ValueError(f"{layer}: padding='same' needs stride 1, got stride={stride!r}")
         self.padding_mode = check_padding_mode(padding_mode, layer)
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        bias = check_flag(bias, "bias", layer)
         rng = _generator(rng)
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
@@ -209,7 +210,8 @@ class DeformConv2d(Module):
         self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
         if min(self.kernel_size) < 1:
             raise ValueError(f"{layer}: kernel_size must be positive, got kernel_size={kernel_size!r}")
-        self.stride, self.padding, self.dilation, self.modulated = stride, padding, dilation, bool(modulated)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.modulated, bias = check_flag(modulated, "modulated", layer), check_flag(bias, "bias", layer)
         rng = _generator(rng)
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
@@ -271,6 +273,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features", "Linear")
         self.out_features = _positive_int(out_features, "out_features", "Linear")
+        bias = check_flag(bias, "bias", "Linear")
         rng = _generator(rng)
         self.weight = Parameter(_uniform_init(rng, (self.out_features, self.in_features), self.in_features, dtype))
         self.bias = Parameter(_uniform_init(rng, (self.out_features,), self.in_features, dtype)) if bias else None
@@ -350,7 +353,9 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode, self.return_indices = dilation, ceil_mode, return_indices
+        self.dilation = dilation
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode", "MaxPool2d")
+        self.return_indices = check_flag(return_indices, "return_indices", "MaxPool2d")
 
     def forward(self, x):
         return max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, self.return_indices)
@@ -365,7 +370,9 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
         super().__init__()
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+        self.ceil_mode = check_flag(ceil_mode, "ceil_mode", "AvgPool2d")
+        self.count_include_pad = check_flag(count_include_pad, "count_include_pad", "AvgPool2d")
+        self.divisor_override = divisor_override
 
     def forward(self, x):
         return avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, self.divisor_override)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy
 
 from .._backend import array_module
+from .._checks import check_flag
 from ..autograd.tensor import Tensor
 
 __all__ = ["Parameter", "Module"]
@@ -151,8 +152,9 @@ class Module:
 
     # ----- state -----
     def train(self, mode: bool = True) -> Module:
+        mode = check_flag(mode, "mode", f"{type(self).__name__}.train")
         for module in self.modules():
-            module.training = bool(mode)
+            module.training = mode
         return self
 
     def eval(self) -> Module:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from .._backend import array_module
+from .._checks import check_flag
 from ..autograd.tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam"]
@@ -91,7 +92,7 @@ class SGD(Optimizer):
         self.momentum = _check_hyper(momentum, "momentum", "SGD")
         self.weight_decay = _check_hyper(weight_decay, "weight_decay", "SGD")
         self.dampening = _check_hyper(dampening, "dampening", "SGD", high=1.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_flag(nesterov, "nesterov", "SGD")
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum={momentum!r}, dampening={dampening!r}")
         self.momentum_buffers = [None] * len(self.params)

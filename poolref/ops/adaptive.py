@@ -21,12 +21,13 @@ end read nothing), and both ops read the input through it:
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, check_pool_input, check_positive_number
+from .._checks import accumulation_dtype, check_element_count, check_flag, check_pool_input, check_positive_number
 from .._geometry import adaptive_taps, as_int_tuple, check_convention, pool_geometry
 from .._running_max import (
     TORCH,
@@ -119,6 +120,10 @@ def _output_size(output_size, x, n, op):
     size = as_int_tuple(output_size, n, "output_size", op)
     if any(v <= 0 for v in size):
         raise ValueError(f"{op}: output_size must be positive, got output_size={output_size!r}")
+    # the bin tables and the output (N, C, O..) are sized from output_size: refuse an absurd one now
+    check_element_count(math.prod(x.shape[: x.ndim - n]) * math.prod(size), "output_size", output_size, op)
+    for O in size:
+        check_element_count(O, "output_size", output_size, op, "the bins along one axis")
     return size
 
 
@@ -245,6 +250,7 @@ ADAPTIVE_MAX_POOL = define_function("adaptive_max_pool", _adaptive_max_forward, 
 
 def _adaptive_max(x, n, op, output_size, return_indices):
     x = check_pool_input(x, n, op, integer_ok=True)
+    return_indices = check_flag(return_indices, "return_indices", op)
     values, indices = apply(ADAPTIVE_MAX_POOL, x, output_size=_output_size(output_size, x, n, op))
     return (values, indices) if return_indices else values
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, cast_back, check_flag, check_global_input, check_positive_number
+from .._checks import accumulation_dtype, cast_back, check_element_count, check_flag, check_global_input, check_positive_number
 from ..autograd.function import apply, define_function
 
 __all__ = ["bilinear_pool"]
@@ -197,4 +197,8 @@ def bilinear_pool(x, y=None, *, signed_sqrt=True, l2_normalize=True, eps=1e-12):
     signed_sqrt = check_flag(signed_sqrt, "signed_sqrt", op)
     l2_normalize = check_flag(l2_normalize, "l2_normalize", op)
     eps = check_positive_number(eps, "eps", op)
+    # the output (N, C_x * C_y) grows with the square of the channels: refuse an absurd one at once
+    channels_y = x.shape[1] if y is None else y.shape[1]
+    check_element_count(x.shape[0] * x.shape[1] * channels_y, "x.shape", tuple(x.shape), op,
+                        f"the output (N, C_x * C_y) = ({x.shape[0]}, {x.shape[1]} * {channels_y})")
     return apply(BILINEAR_POOL, x, y, signed_sqrt=signed_sqrt, l2_normalize=l2_normalize, eps=eps)

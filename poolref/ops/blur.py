@@ -28,12 +28,11 @@ own node, so its backward is max pooling's scatter.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy
 
-from .._checks import accumulation_dtype, cast_back, check_flag, check_pool_input
+from .._checks import accumulation_dtype, cast_back, check_element_count, check_flag, check_pool_input
 from .._geometry import WindowGeometry, as_int_tuple, axis_windows, pool_geometry
 from .._running_max import TORCH
 from .._windows import window_sum, window_sum_adjoint
@@ -56,7 +55,12 @@ def binomial_weights(kernel_size: int) -> tuple[float, ...]:
     (0.125, 0.375, 0.375, 0.125)
     """
     k = int(kernel_size)
-    return tuple(math.comb(k - 1, m) / 2 ** (k - 1) for m in range(k))
+    # C(k-1, m) = C(k-1, m-1) (k - m) / m, exactly, one row of Pascal's triangle in O(k) steps (a
+    # math.comb per entry takes minutes for k = 10**4), each divided by 2^(k-1) with one rounding
+    coefficients = [1]
+    for m in range(1, k):
+        coefficients.append(coefficients[-1] * (k - m) // m)
+    return tuple(c / 2 ** (k - 1) for c in coefficients)
 
 
 def blur_geometry(spatial_shape, kernel: int, stride: tuple[int, int]) -> WindowGeometry:
@@ -120,6 +124,10 @@ def _blur_arguments(x, kernel_size, stride, op: str):
     kernel = _positive_pair(kernel_size, "kernel_size", op)
     if kernel[0] != kernel[1]:
         raise ValueError(f"{op}: kernel_size must be square (kornia's binomial kernel is), got kernel_size={kernel_size!r}")
+    # every plane is padded by k - 1 cells along each axis: refuse an absurd kernel before allocating
+    H, W = x.shape[-2:]
+    check_element_count((H + kernel[0] - 1) * (W + kernel[0] - 1) - H * W, "kernel_size", kernel_size, op,
+                        "the padding of one plane of the input")
     return x, kernel[0], _positive_pair(stride, "stride", op)
 
 

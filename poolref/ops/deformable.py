@@ -36,6 +36,7 @@ from .region.boxes import (
     align_geometry,
     channels_last_table,
     check_region_arguments,
+    check_sampling_grid,
     check_sampling_ratio,
     gather_rows,
     sample_coordinates,
@@ -233,6 +234,7 @@ def deform_roi_pool(x, boxes, offset, output_size, spatial_scale=1.0, sampling_r
     op = "deform_roi_pool"
     x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
+    check_sampling_grid(rois, size, scale, ratio, 0.5, False, op)
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not math.isfinite(gamma):
         raise ValueError(f"{op}: gamma must be a finite number, got gamma={gamma!r}")
     if offset is not None:

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module, data_of, to_numpy
-from .._checks import as_array, check_pool_input, random_generator
+from .._checks import as_array, check_flag, check_pool_input, random_generator
 from .._geometry import as_int_tuple
 from .._running_max import TORCH, RunningMax
 from .._windows import gather_from_planes, scatter_to_planes
@@ -203,13 +203,14 @@ def _fractional_samples(x, n, op, random_samples, rng):
 
 def _fractional_max_pool(x, n, op, kernel_size, output_size, output_ratio, return_indices, random_samples, rng):
     x = check_pool_input(x, n, op, integer_ok=False)
+    return_indices = check_flag(return_indices, "return_indices", op)
     kernel = as_int_tuple(kernel_size, n, "kernel_size", op)
     if any(k < 1 for k in kernel):
         raise ValueError(f"{op}: kernel_size must be positive, got kernel_size={kernel_size!r}")
     size = _fractional_output_size(x, n, op, kernel, output_size, output_ratio)
     samples = _fractional_samples(x, n, op, random_samples, rng)
     return apply(
-        FRACTIONAL_MAX_POOL, x, samples=samples, kernel=kernel, output_size=size, with_indices=bool(return_indices)
+        FRACTIONAL_MAX_POOL, x, samples=samples, kernel=kernel, output_size=size, with_indices=return_indices
     )
 
 

@@ -8,8 +8,10 @@ The executable specification of SEMANTICS.md's Lp-pooling rules, on the window g
     y_o = \Big(c_o \sum_{t \in W_o} f(x_t)\Big)^{1/p},\qquad
     f(x) = x^p \ (\text{"torch"}),\quad f(x) = |x|^p \ (\text{"onnx"}, \text{"jax"}),
 
-with ``c_o`` PyTorch's rescaling of partial ceil-mode windows under "torch" and 1 otherwise. Every
-function loops over every output element and every tap; nothing is vectorised.
+with ``c_o`` PyTorch's rescaling of partial ceil-mode windows under "torch" and 1 otherwise; and,
+under "torch" only, ``p = inf`` and ``p = -inf`` as PyTorch computes them (not as limits of the
+formula): max pooling of ``|x|``, and minus max pooling of ``-|x|`` (:func:`lp_pool_inf_reference`).
+Every function loops over every output element and every tap; nothing is vectorised.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import math
 
 import numpy
 
+from .._running_max import TORCH, window_max
 from .window import _output_shape, _padded_count, _result_dtype, _taps_in_window, _window
 
-__all__ = ["lp_pool_reference", "lp_pool_backward_reference"]
+__all__ = ["lp_pool_reference", "lp_pool_backward_reference", "lp_pool_inf_reference"]
 
 LP_CONVENTIONS = ("torch", "onnx", "jax")  # "jax": the true norm of "onnx" (JAX has no Lp pooling)
 
@@ -105,6 +108,8 @@ def lp_pool_reference(x, p, kernel, stride, pad_begin, pad_end, dilation, ceil_m
     [[[3.0, 7.0, 5.0]]]
     """
     _check_lp_convention(convention)
+    if math.isinf(p):
+        return lp_pool_inf_reference(x, None, p, kernel, stride, pad_begin, pad_end, dilation, ceil_mode, convention)[0]
     x = numpy.asarray(x)
     N, C = x.shape[:2]
     spatial = x.shape[2:]
@@ -166,6 +171,8 @@ def lp_pool_backward_reference(grad_y, x, p, kernel, stride, pad_begin, pad_end,
     [[[0.6, 0.8]]]
     """
     _check_lp_convention(convention)
+    if math.isinf(p):
+        return lp_pool_inf_reference(x, grad_y, p, kernel, stride, pad_begin, pad_end, dilation, ceil_mode, convention)[1]
     grad_y = numpy.asarray(grad_y)
     x = numpy.asarray(x)
     N, C = x.shape[:2]
@@ -196,3 +203,72 @@ def lp_pool_backward_reference(grad_y, x, p, kernel, stride, pad_begin, pad_end,
                         df_dx = p64 * numpy.sign(xt) * abs(xt) ** (p64 - 1)
                     grad_x[(b, c) + position] += g * dy_dS * scale * df_dx
     return grad_x.astype(_result_dtype(grad_y.dtype))
+
+
+def lp_pool_inf_reference(x, grad_y, p, kernel, stride, pad_begin, pad_end, dilation, ceil_mode, convention="torch"):
+    r"""PyTorch's Lp pooling for ``p = inf`` and ``p = -inf``, forward and backward, by plain loops.
+
+    PyTorch 2.13's ``lp_pool{1,2,3}d`` test ``norm_type`` before their power formula and return
+    ``max_pool(|x|)`` for ``inf`` and ``-max_pool(-|x|)`` for ``-inf``: with :math:`s = \pm 1`,
+
+    .. math::
+
+        y_o = s \max_{t \in W_o} s |x_t|, \qquad
+        \frac{\partial L}{\partial x_t} = \operatorname{sgn}(x_t)\, s \sum_{o:\ t \text{ wins } W_o}
+        s \frac{\partial L}{\partial y_o}
+
+    where the winner is max pooling's (PyTorch's rule: the first of ties, the last NaN; see
+    :func:`poolref._running_max.window_max`) and :math:`\operatorname{sgn}` is ``torch.sgn``: 0 at
+    zero and at NaN, so a NaN winner passes no gradient (NaN for an infinite or NaN upstream
+    gradient). Nothing is rescaled in ceil mode: a partial window is the largest ``|x|`` it holds.
+    Only ``convention="torch"`` has it (ONNX LpPool's ``p`` is an integer).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, *spatial)
+    grad_y : ndarray, shape (N, C, *out), or None
+        The gradient with respect to the output; None for the forward only.
+    p : float
+        ``inf`` or ``-inf``.
+    kernel, stride, pad_begin, pad_end, dilation, ceil_mode
+        As in :func:`lp_pool_reference`.
+    convention : "torch"
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, *out), dtype of ``x``
+    grad_x : ndarray, shape of ``x``, or None when ``grad_y`` is None
+
+    Examples
+    --------
+    >>> x = numpy.array([[[-3., 1., 2., -2., 0.5]]])
+    >>> y, g = lp_pool_inf_reference(x, numpy.ones((1, 1, 3)), numpy.inf, (2,), (2,), (0,), (0,), (1,), True)
+    >>> y.tolist(), g.tolist()  # the last window holds 0.5 only (no rescaling); ties go to the first
+    ([[[3.0, 2.0, 0.5]]], [[[-1.0, 0.0, 1.0, -0.0, 1.0]]])
+    """
+    if convention != "torch" or not math.isinf(p):
+        raise ValueError(f"lp_pool_inf_reference: PyTorch's p = +-inf under convention='torch' only, got p={p!r}, convention={convention!r}")
+    sign = 1.0 if p > 0 else -1.0
+    x = numpy.asarray(x)
+    N, C = x.shape[:2]
+    spatial = x.shape[2:]
+    out_shape = _output_shape(spatial, kernel, stride, pad_begin, pad_end, dilation, ceil_mode)
+    y = numpy.empty((N, C) + out_shape, dtype=x.dtype)
+    scattered = numpy.zeros(x.shape, dtype=numpy.float64)  # sum of s g_o over the windows t wins
+    for b, c in itertools.product(range(N), range(C)):
+        for out_pos in itertools.product(*[range(O) for O in out_shape]):
+            taps = [(sign * abs(x[(b, c) + position]), position) if inside else (None, None)
+                    for position, inside in _taps_in_window(_window(out_pos, spatial, kernel, stride, pad_begin, dilation))]
+            best, winner = window_max(TORCH, taps, x.dtype)
+            y[(b, c) + out_pos] = sign * best
+            if grad_y is not None and winner is not None:
+                scattered[(b, c) + winner] += sign * numpy.float64(grad_y[(b, c) + out_pos])
+    if grad_y is None:
+        return y, None
+    grad_x = numpy.zeros(x.shape, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore"):
+        for t in itertools.product(*[range(L) for L in x.shape]):
+            value = numpy.float64(x[t])
+            sgn = 1.0 if value > 0 else (-1.0 if value < 0 else 0.0)  # torch.sgn: 0 at 0 and at NaN
+            grad_x[t] = (sign * scattered[t]) * sgn
+    return y, grad_x.astype(_result_dtype(numpy.asarray(grad_y).dtype))

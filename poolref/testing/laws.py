@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy
 
 from .._backend import to_numpy
+from .._checks import check_flag
 from .._geometry import as_int_tuple, pool_geometry
 from ..ops.blur import binomial_weights, blur_geometry
 
@@ -140,6 +141,8 @@ def assert_matches(actual, expected, *, rtol=1e-7, atol=0.0, equal_nan=True, zer
                 10         11
                 14         15
     """
+    equal_nan = check_flag(equal_nan, "equal_nan", "assert_matches")
+    zero_sign = check_flag(zero_sign, "zero_sign", "assert_matches")
     actual, expected = to_numpy(actual), to_numpy(expected)
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {actual.shape} != expected {expected.shape}")

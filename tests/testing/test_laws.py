@@ -42,3 +42,13 @@ def test_assert_matches_reports_the_first_mismatch():
     with pytest.raises(AssertionError, match="indices"):
         assert_matches(numpy.array([1, 2]), numpy.array([1, 3]), what="indices")
     assert_matches(numpy.array([numpy.nan, 1.0]), numpy.array([numpy.nan, 1.0]))
+
+
+def test_assert_matches_prints_plain_numbers_the_position_and_the_tolerance():
+    # the message printed numpy reprs, "np.float64(0.1267...)"
+    for dtype in (numpy.float64, numpy.float32, numpy.float16):
+        with pytest.raises(AssertionError) as info:
+            assert_matches(numpy.array([[2.0, 0.1267]], dtype=dtype), numpy.array([[2.0, 0.1268]], dtype=dtype), rtol=1e-9)
+        message = str(info.value)
+        assert "np." not in message and "float64(" not in message and "float32(" not in message
+        assert "first at index (0, 1): got 0.126" in message and "(rtol=1e-09, atol=0.0)" in message

@@ -51,7 +51,7 @@ import numpy
 
 from ... import kernels
 from ..._backend import array_module, data_of, is_cupy_array, to_numpy
-from ..._checks import accumulation_dtype, check_element_count, check_pool_input
+from ..._checks import accumulation_dtype, check_element_count, check_flag, check_pool_input
 from ...autograd.function import apply, define_function
 from ...autograd.tensor import Tensor
 from .arrays import _backward_arrays, _forward_in_blocks
@@ -270,6 +270,7 @@ def dynopool2d(x, alpha, *, aggregate="max", return_size=False):
                         "the query points")
     if aggregate not in AGGREGATES:
         raise ValueError(f"{op}: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")
+    return_size = check_flag(return_size, "return_size", op)
     y = apply(DYNOPOOL, x, alpha, aggregate=aggregate)
     if not return_size:
         return y

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module, to_numpy
-from ..._checks import accumulation_dtype, check_pool_input, check_positive_number
+from ..._checks import accumulation_dtype, check_element_count, check_pool_input, check_positive_number
 from ..._geometry import as_int_tuple
 from ..._sampling_torchvision import AxisTaps, bilinear_axis, select_boxes
 from ...autograd.tensor import Tensor
@@ -37,6 +37,7 @@ __all__ = [
     "check_sampling_ratio",
     "check_roi_convention",
     "check_region_arguments",
+    "check_sampling_grid",
     "boxes_to_rois",
     "AlignGeometry",
     "align_geometry",
@@ -86,19 +87,55 @@ def check_roi_convention(convention, op: str) -> str:
     return convention
 
 
-def check_region_arguments(x, boxes, output_size, spatial_scale, op: str):
+def check_region_arguments(x, boxes, output_size, spatial_scale, op: str, *, position_sensitive: bool = False):
     """The checks every region op starts with; returns ``(x, rois, (ph, pw), spatial_scale)``.
 
     ``x`` must be a float (N, C, H, W) array or Tensor, ``output_size`` positive, ``spatial_scale``
     finite and > 0, and ``boxes`` well formed; they become a (K, 5) ``rois`` array in the
-    accumulation dtype on x's device.
+    accumulation dtype on x's device. The output, (K, C, ph, pw) (position-sensitive: C / (ph pw)
+    channels), must fit in :data:`~poolref._checks.MAX_ELEMENTS`: an absurd ``output_size`` is
+    refused before anything is allocated.
     """
     x = check_region_input(x, op)
     size = check_output_size(output_size, op)
     scale = check_positive_number(spatial_scale, "spatial_scale", op)
     data = x.data if isinstance(x, Tensor) else x
     rois = boxes_to_rois(boxes, x.shape[0], op, accumulation_dtype(x.dtype), array_module(data))
+    channels = max(x.shape[1] // (size[0] * size[1]), 1) if position_sensitive else x.shape[1]
+    check_element_count(rois.shape[0] * channels * size[0] * size[1], "output_size", output_size, op,
+                        f"the output ({rois.shape[0]} box(es), {channels} channel(s), {size[0]} x {size[1]} bins)")
     return x, rois, size, scale
+
+
+def check_sampling_grid(rois, output_size, spatial_scale, sampling_ratio: int, offset: float, min_size: bool, op: str):
+    r"""Refuse, before anything is allocated, an align op whose sampling grid is absurdly large.
+
+    Every bin of box ``k`` reads ``4 g_h g_w`` input pixels (four bilinear corners of each of its
+    ``g_h x g_w`` samples), and the align ops hold all of them at once (a sparse matrix of
+    ``4 ph pw sum_k g_h g_w`` entries). ``g = sampling_ratio`` if positive, else ``ceil(roi / bins)``
+    per box (adaptive): a box of side 1e5 would ask for 4e10 reads, a 3e9 one for 4e16. The count is
+    computed from the same geometry as :func:`align_geometry` (in floating point, where an absurd box
+    cannot overflow an integer) and refused with a ValueError naming ``sampling_ratio`` or the box.
+    """
+    ph, pw = output_size
+    K = rois.shape[0]
+    if K == 0:
+        return
+    if sampling_ratio > 0:
+        check_element_count(4 * ph * pw * K * sampling_ratio**2, "sampling_ratio", sampling_ratio, op,
+                            f"the sampling grid ({sampling_ratio} x {sampling_ratio} points in each of the {ph} x {pw} bins of {K} box(es))")
+        return
+    *_, bin_h, bin_w = _box_extent(rois, output_size, spatial_scale, offset, min_size)
+    with numpy.errstate(invalid="ignore", over="ignore"):  # an overflowing box: inf or NaN, refused below
+        grid_h = numpy.maximum(numpy.ceil(to_numpy(bin_h).astype(numpy.float64)), 0)  # (K,)
+        grid_w = numpy.maximum(numpy.ceil(to_numpy(bin_w).astype(numpy.float64)), 0)
+        per_box = 4.0 * ph * pw * grid_h * grid_w  # (K,) reads
+    per_box = numpy.where(numpy.isnan(per_box), numpy.inf, per_box)
+    k = int(numpy.argmax(per_box))
+    box = [float(v) for v in to_numpy(rois[k])]
+    check_element_count(float(per_box.sum()), f"boxes[{k}]", box, op,
+                        f"the sampling grid (sampling_ratio={sampling_ratio} samples ceil(roi / bins) = "
+                        f"{grid_h[k]:.6g} x {grid_w[k]:.6g} points in each of the {ph} x {pw} bins of box {k})")
 
 
 
@@ -167,7 +204,8 @@ def boxes_to_rois(boxes, num_images: int, op: str, dtype, xp):
             f"{op}: a box's batch index must be an integer in [0, {num_images}) for x with N={num_images}, "
             f"got batch index {float(index[k])!r} in box {k}"
         )
-    return xp.asarray(host, dtype=dtype)
+    with numpy.errstate(over="ignore"):  # a coordinate beyond x's dtype becomes inf: the size checks refuse it
+        return xp.asarray(host, dtype=dtype)
 
 
 # ==================================================================================================
@@ -192,18 +230,30 @@ class AlignGeometry(NamedTuple):
     grid_w: object
 
 
-def align_geometry(rois, output_size, spatial_scale, sampling_ratio, offset, min_size) -> AlignGeometry:
-    """torchvision's box geometry, evaluated in the dtype of ``rois`` in the kernel's order."""
+def _box_extent(rois, output_size, spatial_scale, offset, min_size) -> tuple:
+    """``(start_h, start_w, roi_h, roi_w, bin_h, bin_w)``: where each box starts, its size and its bins'
+    size, (K,) each, in the dtype of ``rois`` (the fields of :class:`AlignGeometry` but the grids)."""
     xp = array_module(rois)
     dtype = rois.dtype
     scale, shift = dtype.type(spatial_scale), dtype.type(offset)
     ph, pw = output_size
-    start_w, start_h = rois[:, 1] * scale - shift, rois[:, 2] * scale - shift
-    roi_w = (rois[:, 3] * scale - shift) - start_w
-    roi_h = (rois[:, 4] * scale - shift) - start_h
-    if min_size:  # torchvision: "force malformed ROIs to be 1x1" (roi_align with aligned=False only)
-        roi_w, roi_h = xp.maximum(roi_w, dtype.type(1)), xp.maximum(roi_h, dtype.type(1))
-    bin_h, bin_w = roi_h / dtype.type(ph), roi_w / dtype.type(pw)
+    with numpy.errstate(over="ignore", invalid="ignore"):  # an absurd box overflows; check_sampling_grid refuses it
+        start_w, start_h = rois[:, 1] * scale - shift, rois[:, 2] * scale - shift
+        roi_w = (rois[:, 3] * scale - shift) - start_w
+        roi_h = (rois[:, 4] * scale - shift) - start_h
+        if min_size:  # torchvision: "force malformed ROIs to be 1x1" (roi_align with aligned=False only)
+            roi_w, roi_h = xp.maximum(roi_w, dtype.type(1)), xp.maximum(roi_h, dtype.type(1))
+        bin_h, bin_w = roi_h / dtype.type(ph), roi_w / dtype.type(pw)
+    return start_h, start_w, roi_h, roi_w, bin_h, bin_w
+
+
+def align_geometry(rois, output_size, spatial_scale, sampling_ratio, offset, min_size) -> AlignGeometry:
+    """torchvision's box geometry, evaluated in the dtype of ``rois`` in the kernel's order.
+
+    The ops call :func:`check_sampling_grid` first, so that the grids cast to int64 here are sane.
+    """
+    xp = array_module(rois)
+    start_h, start_w, roi_h, roi_w, bin_h, bin_w = _box_extent(rois, output_size, spatial_scale, offset, min_size)
     if sampling_ratio > 0:
         grid_h = grid_w = xp.full(rois.shape[0], sampling_ratio, dtype=numpy.int64)
     else:  # ceil(roi / bins), per box; <= 0 for an empty or inverted box

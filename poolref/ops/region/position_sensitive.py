@@ -22,6 +22,7 @@ from .boxes import (
     align_axes,
     align_geometry,
     check_region_arguments,
+    check_sampling_grid,
     check_sampling_ratio,
     pool_bin_cells,
     pool_bins,
@@ -149,7 +150,7 @@ def ps_roi_pool(x, boxes, output_size, spatial_scale=1.0):
              [36., 53.]]]])
     """
     op = "ps_roi_pool"
-    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op, position_sensitive=True)
     _check_ps_channels(x, size, op)
     return apply(PS_ROI_POOL, x, rois, output_size=size, spatial_scale=scale)
 
@@ -259,7 +260,8 @@ def ps_roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
              [36., 53.]]]])
     """
     op = "ps_roi_align"
-    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
+    x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op, position_sensitive=True)
     ratio = check_sampling_ratio(sampling_ratio, op)
     _check_ps_channels(x, size, op)
+    check_sampling_grid(rois, size, scale, ratio, 0.5, False, op)
     return apply(PS_ROI_ALIGN, x, rois, output_size=size, spatial_scale=scale, sampling_ratio=ratio)

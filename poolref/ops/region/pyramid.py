@@ -7,9 +7,10 @@ forward and backward are that op's; this module adds only the concatenation of t
 
 from __future__ import annotations
 
+import math
 import numbers
 
-from ..._checks import check_pool_input
+from ..._checks import check_element_count, check_pool_input
 from ..._geometry import pool_geometry
 from ...autograd.arithmetic import concat
 from ...autograd.function import apply
@@ -88,6 +89,8 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, binning="adaptive
             or any(isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0 for n in levels)):
         raise ValueError(f"{op}: levels must be a non-empty sequence of positive ints, got levels={levels!r}")
     x = check_pool_input(x, 2, op, integer_ok=mode == "max")
+    # the output (N, C * sum(l*l)) is sized from levels: refuse an absurd one before allocating
+    check_element_count(math.prod(x.shape[:-2]) * sum(int(v) ** 2 for v in levels), "levels", levels, op)
     lead = tuple(x.shape[:-3])  # (N,) or ()
     spatial = tuple(x.shape[-2:])
     parts = []

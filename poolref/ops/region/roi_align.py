@@ -33,6 +33,7 @@ from .boxes import (
     channels_last_table,
     check_region_arguments,
     check_roi_convention,
+    check_sampling_grid,
     check_sampling_ratio,
     gather_rows,
 )
@@ -259,6 +260,7 @@ def roi_align(x, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, align
     x, rois, size, scale = check_region_arguments(x, boxes, output_size, spatial_scale, op)
     ratio = check_sampling_ratio(sampling_ratio, op)
     aligned = check_flag(aligned, "aligned", op)
+    check_sampling_grid(rois, size, scale, ratio, 0.5 if aligned else 0.0, not aligned, op)
     check_roi_convention(convention, op)
     if not isinstance(mode, str) or mode not in ("avg", "max"):
         raise ValueError(f"{op}: mode must be 'avg' or 'max', got mode={mode!r}")

@@ -2,7 +2,7 @@ r"""Argument checks shared by ``grid_sample`` and ``interpolate``."""
 
 from __future__ import annotations
 
-import numpy
+from ..._checks import check_flag
 
 
 def check_choice(value, name: str, allowed, op: str) -> str:
@@ -12,7 +12,5 @@ def check_choice(value, name: str, allowed, op: str) -> str:
 
 
 def check_align_corners(align_corners, op: str) -> bool:
-    if not isinstance(align_corners, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: align_corners must be True or False, got align_corners={align_corners!r}")
-    return bool(align_corners)
+    return check_flag(align_corners, "align_corners", op)
 

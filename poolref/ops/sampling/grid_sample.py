@@ -3,13 +3,14 @@ r"""``grid_sample``: bilinear and nearest sampling of ``x`` at the points of a g
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy
 
 from ... import _sampling_weights as weights
 from ..._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
-from ..._checks import accumulation_dtype, check_pool_input
+from ..._checks import accumulation_dtype, check_element_count, check_pool_input
 from ...autograd.function import apply, define_function
 from ...autograd.tensor import Tensor
 from .checks import check_align_corners, check_choice
@@ -375,6 +376,9 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
         )
     if numpy.dtype(grid.dtype) != numpy.dtype(x.dtype):
         raise TypeError(f"{op}: grid must have the dtype of x ({numpy.dtype(x.dtype)}), got grid with dtype {numpy.dtype(grid.dtype)}")
+    # the output (N, C, *out) is C times the grid's points: refuse an absurd one before allocating
+    check_element_count(x.shape[1] * math.prod(grid.shape[:-1]), "grid.shape", tuple(grid.shape), op,
+                        f"the output ({x.shape[1]} channels at each grid point)")
     check_choice(mode, "mode", GRID_MODES, op)
     if volumetric and mode == "bicubic":
         raise ValueError(f"{op}: mode='bicubic' samples 4-D input only (as PyTorch), got x with shape {tuple(x.shape)}")

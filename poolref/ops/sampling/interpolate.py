@@ -10,7 +10,7 @@ import numpy
 
 from ... import _sampling_weights as weights
 from ..._backend import array_module
-from ..._checks import accumulation_dtype, check_pool_input, is_int, is_real
+from ..._checks import accumulation_dtype, as_array, check_element_count, check_flag, check_pool_input, is_int, is_real
 from ..._geometry import check_convention
 from ...autograd.function import apply, define_function
 from ..adaptive import ADAPTIVE_AVG_POOL
@@ -190,6 +190,12 @@ def _interpolate_backward(saved: InterpolateSaved, grad_y):
 INTERPOLATE = define_function("interpolate", _interpolate_forward, _interpolate_backward)
 
 
+# interpolate, like PyTorch's, has no unbatched form: said in every shape error, since an unbatched
+# (C, H, W) image is read as a batch of 1-D signals (N, C, L) and fails only at the size
+_BATCHED = ("; interpolate's x is always batched, (N, C, *spatial), as in PyTorch: "
+            "a 3-D x is (N, C, L), so an unbatched (C, H, W) image needs a batch axis, x[None]")
+
+
 def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
     """Resolve ``size`` / ``scale_factor`` into (output size, scale factors or Nones), PyTorch's way."""
     spatial = tuple(x.shape[x.ndim - n:])
@@ -197,14 +203,13 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
         raise ValueError(f"{op}: give only one of size and scale_factor, got size={size!r} and scale_factor={scale_factor!r}")
     if size is None and scale_factor is None:
         raise ValueError(f"{op}: give size or scale_factor, got size=None and scale_factor=None")
-    if recompute_scale_factor is not None and not isinstance(recompute_scale_factor, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: recompute_scale_factor must be None, True or False, got recompute_scale_factor={recompute_scale_factor!r}")
+    recompute_scale_factor = check_flag(recompute_scale_factor, "recompute_scale_factor", op, none_ok=True)
     if size is not None:
         if recompute_scale_factor:
             raise ValueError(f"{op}: recompute_scale_factor is not meaningful with an explicit size, got size={size!r} and recompute_scale_factor=True")
         if isinstance(size, (tuple, list)):
             if len(size) != n:
-                raise ValueError(f"{op}: size must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got size={size!r}")
+                raise ValueError(f"{op}: size must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got size={size!r}{_BATCHED}")
             if not all(is_int(v) for v in size):
                 raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
             out = tuple(int(v) for v in size)
@@ -214,10 +219,11 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
             raise TypeError(f"{op}: size must be an int or a sequence of {n} ints, got size={size!r}")
         if any(v < 1 for v in out):
             raise ValueError(f"{op}: size must be positive, got size={size!r}")
+        _check_output_count(x, out, "size", size, op)
         return out, (None,) * n
     if isinstance(scale_factor, (tuple, list)):
         if len(scale_factor) != n:
-            raise ValueError(f"{op}: scale_factor must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got scale_factor={scale_factor!r}")
+            raise ValueError(f"{op}: scale_factor must have one entry per spatial dimension ({n} for x with shape {tuple(x.shape)}), got scale_factor={scale_factor!r}{_BATCHED}")
         factors = tuple(scale_factor)
     else:
         factors = (scale_factor,) * n
@@ -232,7 +238,15 @@ def _output_size(x, n, size, scale_factor, recompute_scale_factor, op):
             f"{op}: scale_factor={scale_factor!r} gives an empty output for x with shape {tuple(x.shape)} "
             f"(output size floor(L * scale_factor) = {out})"
         )
+    _check_output_count(x, out, "scale_factor", scale_factor, op)
     return out, ((None,) * n if recompute_scale_factor else factors)
+
+
+def _check_output_count(x, out, name, value, op):
+    """Refuse an output (N, C, *out) beyond MAX_ELEMENTS at once (PyTorch refuses it at allocation)."""
+    batch = math.prod(x.shape[: x.ndim - len(out)])
+    shown = tuple(v if v < 10**15 else float(v) for v in out)  # 1e300 rather than 301 digits
+    check_element_count(batch * math.prod(out), name, value, op, f"the output (spatial size {shown})")
 
 
 RESIZE_CONVENTIONS = ("torch", "tensorflow", "jax")
@@ -392,21 +406,19 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     """
     op = "interpolate"
     convention = check_convention(convention, op, RESIZE_CONVENTIONS)
-    if antialias is not None and not isinstance(antialias, (bool, numpy.bool_)):
-        raise TypeError(f"{op}: antialias must be True, False or None (the convention's default), got antialias={antialias!r}")
-    antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else bool(antialias)
+    antialias = check_flag(antialias, "antialias", op, none_ok=True)  # None: the convention's default
+    antialias = DEFAULT_ANTIALIAS[convention] if antialias is None else antialias
     check_choice(mode, "mode", INTERPOLATE_MODES, op)
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
-        x = numpy.asarray(x)
+    x = as_array(x, "x", op)
     if mode in INTERPOLATING_MODES:
         n = INTERPOLATING_MODES[mode]
         if x.ndim != n + 2:
             layout = ("(N, C, L)", "(N, C, H, W)", "(N, C, D, H, W)")[n - 1]
-            raise ValueError(f"{op}: mode={mode!r} needs x of shape {layout}, got x with shape {tuple(x.shape)}")
+            raise ValueError(f"{op}: mode={mode!r} needs x of shape {layout}, got x with shape {tuple(x.shape)}{_BATCHED}")
         align_corners = False if align_corners is None else check_align_corners(align_corners, op)
     else:
         if x.ndim not in (3, 4, 5):
-            raise ValueError(f"{op}: x must have shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}")
+            raise ValueError(f"{op}: x must have shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got x with shape {tuple(x.shape)}{_BATCHED}")
         n = x.ndim - 2
         if align_corners is not None and convention != "tensorflow":
             raise ValueError(

@@ -9,18 +9,20 @@ chain rule's factors.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy
 
 from ..._backend import array_module, batch_blocks
-from ..._checks import accumulation_dtype, check_pool_input, check_positive_number
+from ..._checks import accumulation_dtype, cast_back, check_flag, check_pool_input, check_positive_number, is_real
 from ..._geometry import WindowGeometry, check_convention, pool_geometry
 from ..._windows import as_planes, window_sum, window_sum_adjoint, window_sum_plane_bytes
 from ...autograd.function import apply, define_function
+from .max import MAX_POOL
 
 __all__ = [
-    "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d", "AVG_POOL", "LP_POOL",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "lp_pool1d", "lp_pool2d", "lp_pool3d", "AVG_POOL", "LP_POOL", "LP_POOL_INF",
 ]
 
 
@@ -74,6 +76,7 @@ AVG_POOL = define_function("avg_pool", _avg_pool_forward, _avg_pool_backward)
 
 def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override, dilation, convention):
     x = check_pool_input(x, n, op, integer_ok=False)
+    count_include_pad = check_flag(count_include_pad, "count_include_pad", op)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
     if divisor_override is not None:
         if convention == "jax":
@@ -86,7 +89,7 @@ def _avg_pool(x, n, op, kernel_size, stride, padding, ceil_mode, count_include_p
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor_override must not be zero, got divisor_override={divisor_override!r}")
     # TensorFlow never counts padding in an average (SAME padding is not data)
-    count_padding = bool(count_include_pad) and convention != "tensorflow"
+    count_padding = count_include_pad and convention != "tensorflow"
     return apply(AVG_POOL, x, geometry=geometry, count_padding=count_padding, divisor_override=divisor_override)
 
 
@@ -279,11 +282,66 @@ def _contiguous(x, dtype):
 LP_POOL = define_function("lp_pool", _lp_pool_forward, _lp_pool_backward)
 
 
+# --------------------------------------------------------------------------------------------------
+# norm_type = +-inf: PyTorch's max pooling of |x|
+# --------------------------------------------------------------------------------------------------
+class LpPoolInfSaved(NamedTuple):
+    max_pool: object  # max pooling's record (MaxPoolSaved) of s |x|, its dtype the accumulation dtype
+    slope: object  # (.., L..) sgn(x): +1, -1, or 0 where x is 0 or NaN (PyTorch's abs backward)
+    sign: int  # s: +1 for norm_type = inf, -1 for -inf
+    dtype: numpy.dtype
+
+
+def _lp_pool_inf_forward(x, *, sign: int, geometry: WindowGeometry):
+    # PyTorch 2.13 does not take the limit of its power formula: lp_pool{1,2,3}d test norm_type first,
+    # and return max_pool(|x|) for inf and -max_pool(-|x|) (the smallest |x|) for -inf, with
+    # max pooling's rules (ties to the first, a NaN wins) and its padding (none in PyTorch).
+    xp = array_module(x)
+    magnitudes = xp.abs(x) if sign > 0 else -xp.abs(x)  # s |x|, (.., L..)
+    maxima, max_saved = MAX_POOL.forward(magnitudes, geometry=geometry, with_indices=False)
+    y = maxima if sign > 0 else -maxima
+    # sgn(x) as torch.sgn: 0 at 0 (either sign) and at NaN, so a NaN winner passes no gradient
+    slope = xp.where(x > 0, 1, xp.where(x < 0, -1, 0)).astype(accumulation_dtype(x.dtype))
+    accumulate = accumulation_dtype(x.dtype)
+    return y, LpPoolInfSaved(max_saved._replace(dtype=accumulate), slope, sign, x.dtype)
+
+
+# forward   y_o = s max_{i in W_o} s |x_i|                       (s = +1: inf, s = -1: -inf)
+# backward  dL/dx_i = sgn(x_i) s sum_{o: i wins W_o} s dL/dy_o   (max pooling's scatter, through s|x|)
+# The factors are applied in PyTorch's order (neg, max pooling's scatter, neg, abs), so that the
+# signed zeros agree too: a cell that wins nothing gets (s * 0) * sgn(x), e.g. -0.0 for a negative x.
+def _lp_pool_inf_backward(saved: LpPoolInfSaved, grad_y):
+    s = saved.sign
+    g = grad_y.astype(saved.slope.dtype, copy=False)
+    (scattered,) = MAX_POOL.backward(saved.max_pool, g if s > 0 else -g)  # (.., L..)
+    if s < 0:
+        scattered = -scattered
+    with numpy.errstate(invalid="ignore"):  # an infinite g at a zero or NaN winner: inf * 0 = NaN, as in PyTorch
+        return (cast_back(scattered * saved.slope, saved.dtype),)
+
+
+LP_POOL_INF = define_function("lp_pool_inf", _lp_pool_inf_forward, _lp_pool_inf_backward)
+
+
+def _check_norm_type(norm_type, convention: str, op: str) -> float:
+    """A finite ``p > 0``; or, under ``"torch"``, ``inf`` or ``-inf``, which PyTorch 2.13 accepts."""
+    if is_real(norm_type) and math.isinf(norm_type):
+        if convention != "torch":
+            raise ValueError(
+                f"{op}: norm_type={norm_type!r} is PyTorch's max pooling of |x| (convention='torch'); "
+                f"convention={convention!r} has no infinite norm (ONNX LpPool's p is an integer), got norm_type={norm_type!r}"
+            )
+        return float(norm_type)
+    return check_positive_number(norm_type, "norm_type", op)
+
+
 def _lp_pool(x, n, op, norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention):
     x = check_pool_input(x, n, op, integer_ok=False)
-    p = check_positive_number(norm_type, "norm_type", op)
     check_convention(convention, op, allowed=LP_CONVENTIONS)
+    p = _check_norm_type(norm_type, convention, op)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
+    if math.isinf(p):
+        return apply(LP_POOL_INF, x, sign=1 if p > 0 else -1, geometry=geometry)
     return apply(LP_POOL, x, p=p, geometry=geometry, convention=convention)
 
 
@@ -320,7 +378,8 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     x : array or Tensor, shape (N, C, H, W) or (C, H, W)
         Floating-point input.
     norm_type : float
-        The power ``p > 0``; ``p = 1`` is sum pooling, large ``p`` tends to max pooling.
+        The power ``p > 0``; ``p = 1`` is sum pooling, large ``p`` tends to max pooling. Under
+        ``convention="torch"`` also ``inf`` and ``-inf``, as PyTorch 2.13 computes them (see Notes).
     kernel_size, stride, ceil_mode, padding, dilation
         As for :func:`avg_pool2d` (PyTorch has no padding or dilation for Lp pooling; poolref
         generalises its formula, ONNX has both).
@@ -349,11 +408,26 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
               \frac{y_o}{S_o} \frac{\prod k}{D_o} x_i^{p-1}
               \quad\text{(onnx: } \frac{y_o}{S_o} \operatorname{sign}(x_i) |x_i|^{p-1}\text{)}
 
+    ``norm_type=inf`` and ``-inf`` (``convention="torch"`` only): PyTorch 2.13 does not take the limit
+    of its formula but tests ``norm_type`` first and returns ``max_pool(|x|)`` for ``inf`` and
+    ``-max_pool(-|x|)``, the smallest magnitude, for ``-inf``; poolref does the same. With
+    :math:`s = \pm 1`,
+
+    .. math:: y_o = s \max_{i \in W_o} s |x_i|, \qquad
+              \frac{\partial L}{\partial x_i} = \operatorname{sgn}(x_i)\, s
+              \sum_{o \,:\, i \text{ wins } W_o} s \frac{\partial L}{\partial y_o}
+
+    with max pooling's rules (ties to the first in scan order, a NaN wins), no rescaling of a partial
+    ceil-mode window, and ``torch.sgn``'s zero at 0 and at NaN (a NaN winner passes no gradient);
+    the factors are applied in PyTorch's order, so even the signs of zero gradients agree. ONNX's
+    ``LpPool`` has an integer ``p``, and JAX and TensorFlow no Lp pooling: other conventions refuse it.
     Examples
     --------
     >>> import numpy as np, poolref
     >>> poolref.lp_pool2d(np.array([[[3., 4.], [0., 0.]]]), 2, 2)
     array([[[5.]]])
+    >>> poolref.lp_pool2d(np.array([[[3., -4.], [0., 0.]]]), np.inf, 2)  # PyTorch's max of |x|
+    array([[[4.]]])
     """
     return _lp_pool(x, 2, "lp_pool2d", norm_type, kernel_size, stride, ceil_mode, padding, dilation, convention)
 

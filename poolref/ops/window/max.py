@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module, batch_blocks
-from ..._checks import accumulation_dtype, check_pool_input
+from ..._checks import accumulation_dtype, check_flag, check_pool_input
 from ..._geometry import WindowGeometry, pool_geometry
 from ..._running_max import (
     TORCH,
@@ -118,9 +118,10 @@ MAX_POOL = define_function("max_pool", _max_pool_forward, _max_pool_backward)
 
 def _max_pool(x, n, op, kernel_size, stride, padding, dilation, ceil_mode, return_indices, convention):
     x = check_pool_input(x, n, op, integer_ok=True)
+    return_indices = check_flag(return_indices, "return_indices", op)
     geometry = pool_geometry(x.shape[-n:], kernel_size, stride, padding, dilation, ceil_mode, convention, op)
-    rule = max_pool_rule(convention, with_indices=bool(return_indices))
-    return apply(MAX_POOL, x, geometry=geometry, with_indices=bool(return_indices), rule=rule)
+    rule = max_pool_rule(convention, with_indices=return_indices)
+    return apply(MAX_POOL, x, geometry=geometry, with_indices=return_indices, rule=rule)
 
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy
 
 from ..._backend import array_module
-from ..._checks import check_pool_input
+from ..._checks import check_element_count, check_pool_input
 from ..._geometry import as_int_tuple, resolve_padding, unpool_output_shape
 from ..._windows import gather_from_planes, plane_layout
 from ...autograd.function import apply, define_function
@@ -61,6 +61,9 @@ def _max_unpool(x, indices, n, op, kernel_size, stride, padding, output_size):
         if any(v <= 0 for v in value):
             raise ValueError(f"{op}: {name} must be positive, got {name}={value}")
     out_spatial = unpool_output_shape(tuple(x.shape[-n:]), kernel, strides, pads, output_size, op)
+    # the output (N, C, *out_spatial) is sized from the arguments: refuse an absurd one before allocating
+    name, value = ("output_size", output_size) if output_size is not None else (("stride", stride) if stride is not None else ("kernel_size", kernel_size))
+    check_element_count(math.prod(x.shape[:-n]) * math.prod(out_spatial), name, value, op, f"the output (spatial size {out_spatial})")
     raw = indices.data if hasattr(indices, "requires_grad") else indices
     plane_size = math.prod(out_spatial)
     if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= plane_size):
