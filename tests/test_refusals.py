@@ -160,6 +160,8 @@ ABSURD = [
     ("blur_pool2d kernel 1e6", lambda: poolref.blur_pool2d(X8, 10**6), "kernel_size=1000000"),  # ran for minutes
     ("bilinear_pool of 10**5 channels", lambda: poolref.bilinear_pool(numpy.zeros((1, 10**5, 1))), r"x\.shape=\(1, 100000, 1\)"),  # 80 GB
     ("dynopool2d alpha 1e-300", lambda: poolref.dynopool2d(X8, numpy.array([1e-300, 2.0])), r"alpha=\(1e-300, 2\.0\)"),
+    ("conv2d padding 1e5", lambda: poolref.conv2d(X8, numpy.ones((1, X8.shape[1], 3, 3)), padding=10**5), "padding=100000"),  # MemoryError, 596 GiB
+    ("conv2d padding 1e9", lambda: poolref.conv2d(X8, numpy.ones((1, X8.shape[1], 3, 3)), padding=10**9), "padding=1000000000"),
 ]
 
 

@@ -28,7 +28,7 @@ import numpy
 
 from .._backend import array_module
 from .._checks import accumulation_dtype, cast_back, check_like_x, check_pool_input, is_int
-from .._geometry import WindowGeometry, as_int_tuple, axis_windows, resolve_padding
+from .._geometry import WindowGeometry, as_int_tuple, axis_windows, check_padded_plane, check_window_tables, resolve_padding
 from .._windows import check_padding_mode, check_pads_fit_mode, pad_with_mode, pad_with_mode_adjoint
 from ..autograd.function import apply, define_function
 
@@ -147,6 +147,7 @@ def _conv2d_geometry(x_shape, weight_shape, stride, padding, dilation, op: str) 
         raise ValueError(f"{op}: padding={padding!r} needs stride 1, got stride={stride}")
     spatial = tuple(x_shape[-2:])
     pads = resolve_padding(padding, spatial, kernel, stride, dilation, op)
+    check_window_tables(spatial, kernel, stride, pads, dilation, kernel, padding, op)  # absurd padding: refused at once
     axes = tuple(
         axis_windows(L, k, s, p, d, ceil_mode=False) for L, k, s, p, d in zip(spatial, kernel, stride, pads, dilation)
     )
@@ -159,7 +160,9 @@ def _conv2d_geometry(x_shape, weight_shape, stride, padding, dilation, op: str) 
                 f"and dilation={dilation} spans {span}, but x with shape {tuple(x_shape)} and "
                 f"padding={padding!r} is {padded}"
             )
-    return WindowGeometry(axes)
+    geometry = WindowGeometry(axes)
+    check_padded_plane(geometry, spatial, kernel, padding, op)
+    return geometry
 
 
 def _check_groups(groups, x_shape, weight_shape, op: str) -> int:

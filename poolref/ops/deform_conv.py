@@ -12,7 +12,7 @@ bilinear: for each of the four corners of every sampling point (a loop over four
 over pixels, batch or channels) the corner's channels are gathered and weighed, giving the column
 matrix of samples ``(N, C, kh kw, H_out W_out)``; the mask multiplies it; one matrix product per
 group of channels with the weights does the multiply-adds. The bilinear rule, its corners, their
-weights and their slopes come from :func:`poolref._sampling_weights.zero_padded_bilinear`, the one
+weights and their slopes come from :func:`poolref._sampling_torchvision.zero_padded_bilinear`, the one
 home of sampling weights. The plain-loop reference in :mod:`poolref.reference.deform_conv` is the
 specification it is tested against.
 """
@@ -288,7 +288,7 @@ def deform_conv2d(x, offset, weight, bias=None, stride=1, padding=0, dilation=1,
     :math:`q` of the point with weights :math:`(1 - t_y)(1 - t_x), (1 - t_y) t_x, t_y (1 - t_x),
     t_y t_x`, a corner outside the image reading 0, and a point outside
     :math:`(-1, H) \times (-1, W)` reading nothing (exactly 0, even next to a NaN); :math:`m = 1`
-    without a mask (:func:`poolref._sampling_weights.zero_padded_bilinear`).
+    without a mask (:func:`poolref._sampling_torchvision.zero_padded_bilinear`).
 
     Backward, with :math:`g = \partial L / \partial \mathrm{out}` and the columns' gradient
     :math:`\gamma_{n,c,t,h,w} = \sum_o W_{o,c,t}\, g_{n,o,h,w}` (over the outputs of the group):

@@ -6,7 +6,7 @@ through the derivative of bilinear interpolation: moving a sampling point by :ma
 :math:`x` changes its value by :math:`\delta \sum_q x_q\, \partial w_q / \partial x`.
 
 The box geometry is RoI Align's (:mod:`poolref.ops.region.boxes`), the bilinear rule torchvision's
-(:func:`poolref._sampling_weights.bilinear_axis`, :func:`poolref._sampling_weights.bilinear_taps`)
+(:func:`poolref._sampling_torchvision.bilinear_axis`, :func:`poolref._sampling_torchvision.bilinear_taps`)
 and the weights a sparse matrix (:func:`poolref.ops.region.sampling_matrix.sampling_matrix`); only
 the sampling coordinates differ: with a shift per bin they depend on both bin indices, (K, ph, pw, g)
 instead of RoI Align's separable (K, ph, g) and (K, pw, g).

@@ -24,9 +24,9 @@ How the array code is organised (no loop over boxes, bins or channels):
 
 * the geometry of every box (where its bins start, how large they are, how many sampling points a bin
   has) is a handful of (K,) arrays, and the sampling coordinates of every bin are (K, ph, pw, g)
-  arrays, read with torchvision's bilinear rule (:func:`poolref._sampling_weights.bilinear_axis`);
+  arrays, read with torchvision's bilinear rule (:func:`poolref._sampling_torchvision.bilinear_axis`);
 * a loop over the few *taps* (a sampling point and one of its four bilinear corners,
-  :func:`poolref._sampling_weights.bilinear_taps`, or one cell of a RoI-pool bin) handles that tap
+  :func:`poolref._sampling_torchvision.bilinear_taps`, or one cell of a RoI-pool bin) handles that tap
   for every box and bin at once; the input is read channels-last, ``x[b, :, h, w]`` as one row of a
   table, so that every read takes a whole row of channels;
 * the averaging align ops are linear in ``x``: the taps fill a sparse matrix once, in the forward,

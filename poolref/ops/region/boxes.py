@@ -7,8 +7,8 @@ kinds of bins exist, and each kind's geometry is computed here once, for every b
 * the *align* ops (RoI Align, position-sensitive RoI Align, deformable RoI pooling) sample points at
   real coordinates: :class:`AlignGeometry` per box, :func:`sample_coordinates` along one axis, and
   :func:`align_axes`, which reads them with torchvision's bilinear rule
-  (:func:`poolref._sampling_weights.bilinear_axis`; the four corners of every point are
-  :func:`poolref._sampling_weights.bilinear_taps`);
+  (:func:`poolref._sampling_torchvision.bilinear_axis`; the four corners of every point are
+  :func:`poolref._sampling_torchvision.bilinear_taps`);
 * the *pool* ops (RoI pool, position-sensitive RoI pool) cover integer cells: :class:`PoolBins` and
   :func:`pool_bin_cells`.
 
@@ -268,7 +268,7 @@ def sample_coordinates(start, bin_size, grid, bins: int, shift=None):
     ``c[k, i, s] = (start_k + shift) + i * bin_k + ((s + 0.5) * bin_k) / grid_k`` (torchvision's
     order of operations). ``shift`` (K, bins, bins') moves every bin separately (deformable pooling);
     the result then has a bin axis for each spatial axis: (K, bins, bins', G). Entries with
-    ``s >= grid_k`` are meaningless; :func:`~poolref._sampling_weights.bilinear_axis` masks them.
+    ``s >= grid_k`` are meaningless; :func:`~poolref._sampling_torchvision.bilinear_axis` masks them.
     """
     xp = array_module(start)
     dtype = start.dtype

@@ -11,7 +11,7 @@ input. The two modes are two algorithms, so they are two forward/backward pairs:
 
 :func:`roi_align` checks the arguments and picks the pair. The box geometry and the sampling points
 are :mod:`poolref.ops.region.boxes`'; the bilinear rule is
-:func:`poolref._sampling_weights.bilinear_axis`.
+:func:`poolref._sampling_torchvision.bilinear_axis`.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def sampling_matrix(ay: AxisTaps, ax: AxisTaps, geometry: AlignGeometry, width: 
     Parameters
     ----------
     ay, ax : AxisTaps
-        As for :func:`~poolref._sampling_weights.bilinear_taps`: every bin's sampling points and
+        As for :func:`~poolref._sampling_torchvision.bilinear_taps`: every bin's sampling points and
         their corners.
     geometry : AlignGeometry
         Its ``grid_h``, ``grid_w`` say how many samples each box's bins have.
