@@ -40,6 +40,7 @@ from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
 from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass, blur_pool_window_mass
 from ..cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
+from ..cases.learned import conv_pads
 from .compare import compare_arrays
 from .engine import poolref_function, poolref_refusal, run_poolref
 from .report import Failure, OpResult, Report
@@ -223,10 +224,12 @@ def _reference(case: Case, cotangent):
         return y, None, {"x": grad_x, "alpha": grad_alpha}
     if op == "conv2d":
         w, b = case.arrays["weight"], case.arrays["bias"]
-        pads = tuple(kw["padding"])
-        geometry = (tuple(kw["stride"]), pads, pads, tuple(kw["dilation"]))
-        y = convolution_ref.conv2d_reference(x, w, b, *geometry)
-        grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True)
+        pads = conv_pads(case)  # (begin, end) per axis, "same"/"valid" resolved
+        geometry = (as_int_tuple(kw.get("stride", 1), 2, "stride", op), tuple(p[0] for p in pads), tuple(p[1] for p in pads),
+                    as_int_tuple(kw.get("dilation", 1), 2, "dilation", op))
+        options = dict(groups=kw.get("groups", 1), padding_mode=kw.get("padding_mode", "zeros"))
+        y = convolution_ref.conv2d_reference(x, w, b, *geometry, **options)
+        grad_x, grad_w, grad_b = convolution_ref.conv2d_backward_reference(cotangent, x, w, *geometry, has_bias=True, **options)
         return y, None, {"x": grad_x, "weight": grad_w, "bias": grad_b}
     if op in ("blur_pool2d", "max_blur_pool2d"):
         k, stride = kw["kernel_size"], as_int_tuple(kw.get("stride", 2), 2, "stride", op)

@@ -46,3 +46,15 @@ def test_dynopool_alpha_gets_the_straight_through_gradient_not_finite_difference
     _, pullback = vjp(poolref_function(case), case.x, case.arrays["alpha"])
     _, _, grads = reference(case, cotangent)
     numpy.testing.assert_allclose(pullback(cotangent)[1], grads["alpha"], rtol=1e-10, atol=1e-12)
+
+
+def test_the_self_check_of_conv2d_follows_groups_padding_strings_and_padding_modes():
+    # the loop reference was called with zero padding and one group whatever the case said: 13 of
+    # `poolref check`'s 20 conv2d cases failed once the cases drew groups and padding modes
+    report = oracle.check("self", ops=["conv2d"], cases=20, seed=0)
+    assert report.passed, report.table()
+    from poolref.cases import generate_plan
+
+    plan = generate_plan("conv2d", 20, 0)
+    kinds = {(c.kwargs.get("groups", 1) > 1, c.kwargs.get("padding_mode", "zeros") != "zeros") for c in plan.cases}
+    assert {(True, False), (False, True)} <= kinds  # the drawn cases do exercise both
