@@ -119,3 +119,23 @@ if __name__ == "__main__":
     long = too_long_modules()
     print("\n".join(long) if long else f"no module over {MAX_MODULE_LINES} lines")
     sys.exit(1 if problems or long else 0)
+
+
+SECTION = re.compile(r"\s*(Parameters|Returns|Yields|Raises|Notes|Examples|See Also|References|Attributes)\s*")
+
+
+def headings_without_a_blank_line_above() -> list[str]:
+    """numpydoc section headings (a name over a dashed line) glued to the paragraph above: numpydoc then
+    reads the heading as text, and a doctest's ``|x|`` below it as an undefined substitution (the docs
+    build fails)."""
+    glued = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        lines = path.read_text().split("\n")
+        for i in range(1, len(lines) - 1):
+            if SECTION.fullmatch(lines[i]) and re.fullmatch(r"\s*-{3,}\s*", lines[i + 1]) and lines[i - 1].strip():
+                glued.append(f"{path.relative_to(PACKAGE.parent)}:{i + 1} {lines[i].strip()}")
+    return glued
+
+
+def test_every_docstring_section_heading_has_a_blank_line_above():
+    assert not headings_without_a_blank_line_above(), headings_without_a_blank_line_above()

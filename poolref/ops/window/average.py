@@ -421,6 +421,7 @@ def lp_pool2d(x, norm_type, kernel_size, stride=None, ceil_mode=False, *, paddin
     ceil-mode window, and ``torch.sgn``'s zero at 0 and at NaN (a NaN winner passes no gradient);
     the factors are applied in PyTorch's order, so even the signs of zero gradients agree. ONNX's
     ``LpPool`` has an integer ``p``, and JAX and TensorFlow no Lp pooling: other conventions refuse it.
+
     Examples
     --------
     >>> import numpy as np, poolref
