@@ -158,3 +158,36 @@ def test_bad_input_names_the_argument(call, error, words):
     with pytest.raises(error) as info:
         call()
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float32])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_batch_norm_equals_its_loop_reference_forward_and_backward(training, dtype, layout):
+    from poolref.reference.normalization import batch_norm_backward_reference, batch_norm_reference
+
+    rng = numpy.random.default_rng(7)
+    x = rng.normal(1.0, 2.0, (3, 2, 4, 5)).astype(dtype)
+    if layout == "transposed":
+        x = numpy.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # same values, a view
+    weight, bias = rng.normal(1, 0.3, 2).astype(dtype), rng.normal(0, 0.3, 2).astype(dtype)
+    mean, var = rng.normal(0, 1, 2).astype(dtype), rng.uniform(0.5, 2, 2).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    y, pullback = vjp(lambda t, w, b: batch_norm(t, mean.copy(), var.copy(), w, b, training=training), x, weight, bias)
+    tol = 1e-12 if dtype == numpy.float64 else 2e-5
+    assert_matches(y, batch_norm_reference(x, mean, var, weight, bias, training), rtol=tol, atol=tol)
+    got = pullback(g)
+    want = batch_norm_backward_reference(g, x, mean, var, weight, training)
+    for name, a, b in zip(("x", "weight", "bias"), got, want):
+        assert_matches(a, b, rtol=tol, atol=tol * 10, what=f"gradient to {name}")
+
+
+def test_batch_norm_reference_keeps_a_nan_in_its_own_channel():
+    from poolref.reference.normalization import batch_norm_reference
+
+    x = numpy.random.default_rng(8).standard_normal((2, 2, 3, 3))
+    x[0, 1, 1, 1] = numpy.nan
+    y = batch_norm(x, numpy.zeros(2), numpy.ones(2), training=True)
+    want = batch_norm_reference(x, numpy.zeros(2), numpy.ones(2), training=True)
+    assert numpy.isnan(want[:, 1]).all() and numpy.isfinite(want[:, 0]).all()
+    assert_matches(y, want, rtol=1e-12, atol=1e-12)
