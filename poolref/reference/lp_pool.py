@@ -262,7 +262,8 @@ def lp_pool_inf_reference(x, grad_y, p, kernel, stride, pad_begin, pad_end, dila
             best, winner = window_max(TORCH, taps, x.dtype)
             y[(b, c) + out_pos] = sign * best
             if grad_y is not None and winner is not None:
-                scattered[(b, c) + winner] += sign * numpy.float64(grad_y[(b, c) + out_pos])
+                with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) is NaN, as it should be
+                    scattered[(b, c) + winner] += sign * numpy.float64(grad_y[(b, c) + out_pos])
     if grad_y is None:
         return y, None
     grad_x = numpy.zeros(x.shape, dtype=numpy.float64)

@@ -160,3 +160,15 @@ def test_lp_pool_inf_matches_torch(data):
     yt, grad_t = _torch_lp(x, g, p, n, kw)
     assert_matches(y, yt, rtol=0, zero_sign=p > 0)  # -inf: -max_pool(-|x|) flips a NaN's sign bit only
     assert_matches(pullback(g)[0], grad_t, rtol=0, zero_sign=True, what="gradient")
+
+
+def test_lp_pool_inf_reference_adds_opposite_infinite_gradients_to_nan_without_a_warning():
+    # regression (a hypothesis example): two windows with the same winner and upstream gradients +inf
+    # and -inf; the loop reference's scatter warned "invalid value encountered in scalar add",
+    # which the test run turns into an error
+    from poolref.reference.lp_pool import lp_pool_inf_reference
+
+    x = numpy.array([[[1.0, 5.0, 2.0]]])
+    g = numpy.array([[[numpy.inf, -numpy.inf]]])
+    _, grad = lp_pool_inf_reference(x, g, numpy.inf, (2,), (1,), (0,), (0,), (1,), False)
+    assert numpy.isnan(grad[0, 0, 1]) and grad[0, 0, 0] == 0 and grad[0, 0, 2] == 0
