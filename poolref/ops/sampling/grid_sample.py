@@ -220,20 +220,25 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
         return grad_x, _bicubic_grid_gradient(saved, block, g_points, scratch).reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
     wx, wy = block.fractions
     slope_x, slope_y = block.slopes
-    columns = block.sampling.indices.astype(numpy.intp, copy=False)  # (N*P*4,) cells read: tl, tr, bl, br
-    corners = take_rows(block.image, columns, scratch.empty("corners", (N * P * 4, C), accumulate)).reshape(N * P, 4, C)
-    tl, tr, bl, br = corners[:, 0], corners[:, 1], corners[:, 2], corners[:, 3]  # (N*P, C) each
+    corners = block.sampling.indices.reshape(N * P, 4)  # (N*P, 4) cells read: tl, tr, bl, br
+    # The differences of PyTorch's form are differences of neighbouring pixels: tr - tl and br - bl
+    # are steps to the right from tl and bl, bl - tl and br - tr steps down from tl and tr. So take
+    # the image of every pixel's step to the right (and then down) once; then, per channel,
+    #   along_x[p] = (1 - wy) * step_right[tl] + wy * step_right[bl]
+    # is a sparse product with two weights a row (a speed trick: the same subtractions and products
+    # in the same order, but one pass over the image instead of four over the points' corners).
     grad_grid = xp.empty((N * P, 2), dtype=saved.grid_dtype)
+    if N * P == 0:  # no points (an empty block): nothing to differentiate
+        return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
     with numpy.errstate(invalid="ignore", over="ignore"):  # inf - inf, 0 * inf: NaN, as in PyTorch
-        # along_x = (tr - tl) * (1 - wy) + (br - bl) * wy, and along_y likewise, computed in place
-        # (a speed trick: the same operations in the same order, in two reused buffers, not six new)
-        along_x = _weighted_difference(tr, tl, 1 - wy, out=scratch.empty("along", (N * P, C), accumulate))
-        other = _weighted_difference(br, bl, wy, out=scratch.empty("other", (N * P, C), accumulate))
-        along_x += other
-        grad_grid[:, 0] = xp.einsum("pc,pc->p", along_x, g_points) * slope_x
-        along_y, other = _weighted_difference(bl, tl, 1 - wx, out=along_x), _weighted_difference(br, tr, wx, out=other)
-        along_y += other
-        grad_grid[:, 1] = xp.einsum("pc,pc->p", along_y, g_points) * slope_y
+        for axis, (step, weight, near, far, slope) in enumerate((
+                (1, wy, corners[:, 0], corners[:, 2], slope_x),  # along x: steps right from tl and bl
+                (W + 2 * FRAME, wx, corners[:, 0], corners[:, 1], slope_y))):  # along y: down from tl and tr
+            steps = scratch.empty("steps", (block.image.shape[0] - step, C), accumulate)
+            xp.subtract(block.image[step:], block.image[:-step], out=steps)  # steps[q] = image[q + step] - image[q]
+            mix = sparse_rows(xp.stack((1 - weight, weight), axis=1), xp.stack((near, far), axis=1), steps.shape[0], 2)
+            along = mix @ steps  # (N*P, C)
+            grad_grid[:, axis] = xp.einsum("pc,pc->p", along, g_points) * slope
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
 
 
@@ -252,13 +257,6 @@ def _bicubic_grid_gradient(saved: GridSampleSaved, block: GridSampleBlock, g_poi
         for axis, (derivative, slope) in enumerate(zip(block.fractions, block.slopes)):
             grad_grid[:, axis] = xp.einsum("pkc,pk->p", terms, derivative) * slope
     return grad_grid
-
-
-def _weighted_difference(a, b, weight, out=None):
-    """``(a - b) * weight[:, None]`` for (P, C) ``a`` and ``b`` and (P,) ``weight``, into ``out`` if given."""
-    xp = array_module(a)
-    difference = xp.subtract(a, b, out=out)
-    return xp.multiply(difference, weight[:, None], out=difference)
 
 
 GRID_SAMPLE = define_function("grid_sample", _grid_sample_forward, _grid_sample_backward)
