@@ -200,23 +200,42 @@ def as_planes(x, n: int):
     return x.reshape((plane_layout(x.shape, n)[0],) + tuple(x.shape[x.ndim - n:]))
 
 
+def _positions_in_planes(indices, shape, n: int, xp):
+    """Positions in the flattened array of ``shape`` (.., *spatial) of in-plane indices (.., O..).
+
+    ``indices``' leading dims are those of ``shape`` or 1, an index then shared by every plane along
+    that dim (one index per sample for all its channels, say). Returns ``(positions, flat)``:
+    positions (.., O) with the leading dims of ``shape`` (index plus the start of its plane, so an
+    index of -1 gives a position before its plane), and ``flat``, the indices as (.., O).
+    """
+    lead = tuple(shape[: len(shape) - n])
+    planes, plane_size = plane_layout(shape, n)
+    flat = indices.reshape(tuple(indices.shape[: len(lead)]) + (-1,))
+    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape(lead + (1,))
+    return offsets + flat, flat
+
+
 def gather_from_planes(source, indices, n: int, fill=0):
     """Read ``source`` (.., L..) at each flat in-plane index of ``indices`` (.., O..); ``fill`` where -1.
 
     The forward of every max-type op reads its output here (``y_o = x[index_o]``); its adjoint is
-    :func:`scatter_to_planes`.
+    :func:`scatter_to_planes`. ``indices``' leading dims match ``source``'s or are 1 (an index shared
+    by those planes: ``grid_sample``'s nearest pixel, the same for every channel of a sample). The
+    result has ``source``'s leading dims and ``indices``' trailing ones.
     """
     xp = array_module(source)
-    planes, plane_size = plane_layout(source.shape, n)
-    if indices.size == 0:
-        return xp.zeros(indices.shape, dtype=source.dtype)
-    offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
-    flat = indices.reshape(planes, -1)
-    if int(flat.min()) >= 0:  # every window has a winner
-        return xp.take(xp.ravel(source), flat + offsets).reshape(indices.shape)
-    found = flat >= 0
-    read = xp.take(xp.ravel(source), xp.where(found, flat + offsets, 0))
-    return xp.where(found, read, xp.asarray(fill, dtype=source.dtype)).reshape(indices.shape)
+    lead = tuple(source.shape[: source.ndim - n])
+    out_shape = lead + tuple(indices.shape[len(lead):])
+    if indices.size == 0 or source.size == 0:
+        return xp.zeros(out_shape, dtype=source.dtype)
+    positions, flat = _positions_in_planes(indices, source.shape, n, xp)
+    if int(flat.min()) >= 0:  # every entry has an element
+        return xp.take(xp.ravel(source), positions).reshape(out_shape)
+    # a missing entry reads any element (positions clamped in place: a second array of positions
+    # would cost more in fresh memory pages than the clamp) ..
+    read = xp.take(xp.ravel(source), xp.maximum(positions, 0, out=positions))
+    xp.copyto(read, xp.asarray(fill, dtype=source.dtype), where=flat < 0)  # .. then overwritten, never computed with
+    return read.reshape(out_shape)
 
 
 def scatter_to_planes(values, indices, in_shape, n: int, out=None):
@@ -225,7 +244,8 @@ def scatter_to_planes(values, indices, in_shape, n: int, out=None):
     The backward of every max-type op: ``grad_x[index_o] += grad_y[o]``, overlapping windows
     accumulating in order (in float32 for float16 values), an index of -1 sending its value nowhere.
     Entries are added, never multiplied by a mask, so an infinite or NaN entry reaches its own
-    element and no other.
+    element and no other. ``indices``' leading dims match ``in_shape``'s or are 1, as for
+    :func:`gather_from_planes`.
 
     ``out``, if given, is a contiguous array of ``in_shape`` in the accumulation dtype holding zeros:
     the values are added into it and it is returned (one block of a larger gradient, see
@@ -233,19 +253,24 @@ def scatter_to_planes(values, indices, in_shape, n: int, out=None):
     """
     xp = array_module(values)
     planes, plane_size = plane_layout(in_shape, n)
-    total = xp.zeros(planes * plane_size, dtype=accumulation_dtype(values.dtype)) if out is None else out.reshape(-1)
-    if indices.size:
-        offsets = (xp.arange(planes, dtype=numpy.int64) * plane_size).reshape((planes, 1))
-        flat = indices.reshape(planes, -1)
+    size = planes * plane_size
+    # a new total has one spare element past the end, where the entries without an element (-1) go
+    total = xp.zeros(size + 1, dtype=accumulation_dtype(values.dtype)) if out is None else out.reshape(-1)
+    if indices.size and values.size:
+        positions, flat = _positions_in_planes(indices, tuple(in_shape), n, xp)
+        values = values.reshape(positions.shape)
         with numpy.errstate(invalid="ignore", over="ignore"):  # inf + (-inf) at a shared argmax: NaN
-            if int(flat.min()) >= 0:  # every window has a winner
-                xp.add.at(total, (flat + offsets).ravel(), values.reshape(-1))
+            if int(flat.min()) >= 0:  # every entry has an element
+                xp.add.at(total, positions.reshape(-1), values.reshape(-1))
+            elif out is None:  # the entries without one are added to the spare element
+                xp.copyto(positions, size, where=flat < 0)
+                xp.add.at(total, positions.reshape(-1), values.reshape(-1))
             else:  # only the entries with an element are added
-                found = flat >= 0
-                xp.add.at(total, (flat + offsets)[found], values.reshape(planes, -1)[found])
+                found = xp.broadcast_to(flat >= 0, positions.shape)
+                xp.add.at(total, positions[found], values[found])
     if out is not None:
         return out
-    return total.astype(values.dtype, copy=False).reshape(in_shape)
+    return total[:size].astype(values.dtype, copy=False).reshape(in_shape)
 
 
 # ==================================================================================================

@@ -13,8 +13,8 @@ blend of the four pixels around ``i`` (pixels outside the image read 0) or the n
 
 For a fixed grid, sampling is linear in ``x``: every output point is a weighted sum of a few pixels.
 So the forward builds that linear map once as a sparse matrix ``S`` with one row per output point
-and one column per pixel, row ``p`` holding point ``p``'s four bilinear weights (or a single 1 for
-nearest) in the columns of the pixels it reads, and computes ``y = S @ image``, where ``image`` is a
+and one column per pixel, row ``p`` holding point ``p``'s four bilinear weights (sixteen bicubic)
+in the columns of the pixels it reads, and computes ``y = S @ image``, where ``image`` is a
 channels-last copy of ``x`` (one row of channels per pixel) inside a zero frame, so that no corner
 needs a bounds test. The backward to ``x`` is then the transpose of the same matrix,
 ``grad_image = S.T @ grad_y``: this is the adjoint relationship ``<grad_y, S x> = <S.T grad_y, x>``
@@ -22,6 +22,10 @@ that every linear op's backward obeys, and written out it is a scatter-add of ea
 times its weights, into the pixels it read (zero weights included: 0 * inf is NaN there, as in
 PyTorch). The gradient to the grid is the derivative of the bilinear weights, written as PyTorch
 writes it (differences of neighbouring pixels), times the derivative of the coordinate map.
+Nearest sampling is the same map with a single 1 per row, so it needs no matrix: each point reads
+one pixel, the same in every channel, and the forward is a gather from each plane of ``x`` as it is
+(channels first, no copy) and the backward its adjoint, a scatter-add (the helpers every max-type
+op uses, :func:`poolref._windows.gather_from_planes` and :func:`~poolref._windows.scatter_to_planes`).
 
 ``interpolate`` resizes to a given size. Every mode is separable: along each spatial axis, output
 ``o`` reads a few input positions with weights (one for nearest, two for linear, a window for

@@ -11,6 +11,7 @@ import numpy
 from ... import _sampling_weights as weights
 from ..._backend import Scratch, array_module, batch_blocks, sparse_rows, take_rows
 from ..._checks import accumulation_dtype, check_element_count, check_pool_input
+from ..._windows import gather_from_planes, scatter_to_planes
 from ...autograd.function import apply, define_function
 from ...autograd.tensor import Tensor
 from .checks import check_align_corners, check_choice
@@ -110,11 +111,6 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
     if mode == "bicubic":
         columns, corner_weights, derivatives = _bicubic_taps(ix, iy, H, W, padding_mode, align_corners, xp)
         columns = _image_rows(columns, plane, xp).reshape(N * P, 16)
-    elif mode == "nearest":
-        # PyTorch rounds half to even (nearbyint), as rint does
-        cells = _cells(xp.rint(ix), xp.rint(iy), H, W, xp)
-        columns = _image_rows(cells, plane, xp).reshape(N * P, 1)  # the one pixel each point reads
-        corner_weights = xp.ones((N * P, 1), dtype=accumulate)
     else:
         left, _, wx = weights.linear_point_taps(ix, xp)
         top, _, wy = weights.linear_point_taps(iy, xp)
@@ -132,11 +128,7 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
     # for float16 input); zero weights stay stored, so a NaN or infinite corner makes the point NaN
     # even at weight 0, as PyTorch's weighted sum does.
     sampling = sparse_rows(corner_weights, columns, N * plane, columns.shape[1])  # (N*P, N*plane)
-    if mode == "nearest":
-        # a single 1 per row: S @ image is a plain gather of rows, which take does faster
-        y = xp.take(image, columns[:, 0], axis=0)  # (N*P, C)
-        block = GridSampleBlock(slice(None), sampling, None, (), ())
-    elif mode == "bicubic":
+    if mode == "bicubic":
         y = sampling @ image  # (N*P, C)
         block = GridSampleBlock(slice(None), sampling, image, derivatives, (slope_x.reshape(-1), slope_y.reshape(-1)))
     else:
@@ -169,9 +161,9 @@ def _bicubic_taps(ix, iy, H: int, W: int, padding_mode: str, align_corners: bool
 
 
 # forward  y[n, c, p] = sum_q S_n[p, q] x[n, c, q]  (S_n: each point p's bilinear or bicubic weights at
-#          (ix, iy) = unnormalize(grid[n, p]), or one 1 at its nearest pixel; 0 off the image)
+#          (ix, iy) = unnormalize(grid[n, p]); 0 off the image)
 # backward grad_x[n, c, q] = sum_p S_n[p, q] g[n, c, p]   (the transpose: a scatter-add)
-#          grad_grid[n, p] = sum_c g[n, c, p] (dy/dix, dy/diy) * d(ix, iy)/dgrid   (0 for nearest)
+#          grad_grid[n, p] = sum_c g[n, c, p] (dy/dix, dy/diy) * d(ix, iy)/dgrid
 def _grid_sample_backward(saved: GridSampleSaved, grad_y):
     # Block by block of samples, as the forward (each block's gradients are those of its samples).
     xp = array_module(grad_y)
@@ -204,15 +196,13 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
     framed = grad_image.reshape(N, H + 2 * FRAME, W + 2 * FRAME, C)
     grad_x = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
-    # d/dgrid: zero for nearest (piecewise constant). For bilinear, differentiate the weights: with
+    # d/dgrid: for bilinear, differentiate the weights: with
     # v the corner values (0 off the image) and g the gradient, summed over channels,
     #   d/dix = sum_c g_c [(v_tr - v_tl)(1 - wy) + (v_br - v_bl) wy]_c,
     #   d/diy = sum_c g_c [(v_bl - v_tl)(1 - wx) + (v_br - v_tr) wx]_c,
     # in PyTorch's form (differences of neighbours, not four separate products: where the two agree
     # mathematically, only this form gives exactly 0, and so exactly PyTorch's NaN for an infinite
     # gradient times it); then times the slope d ix/d gx of the coordinate map.
-    if saved.mode == "nearest":
-        return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
     if saved.mode == "bicubic":
         # bicubic: y = sum_k w_k v_k over the 16 taps, so d/dix = sum_c g_c sum_k (d w_k/d ix) v_k,c
         # (a tap off the image reads 0), times the slope of the unnormalization alone: the padding
@@ -259,6 +249,70 @@ def _bicubic_grid_gradient(saved: GridSampleSaved, block: GridSampleBlock, g_poi
     return grad_grid
 
 
+# ==================================================================================================
+# grid_sample, nearest: a gather of one pixel per point, and its adjoint, a scatter
+# ==================================================================================================
+class GridSampleNearestSaved(NamedTuple):
+    x_shape: tuple
+    x_dtype: numpy.dtype
+    grid_dtype: numpy.dtype
+    pixels: object  # (N, 1, H_out, W_out) in-plane index row * W + col read by each point, -1: none
+
+
+def _nearest_pixels(grid, H: int, W: int, padding_mode: str, align_corners: bool):
+    """The pixel each point of ``grid`` (N, H_out, W_out, 2) reads: (N, 1, H_out, W_out) in-plane
+    indices ``row * W + col``, -1 where the point lies off the image (it reads the zero padding).
+
+    The index is one per sample and point, shared by the sample's channels (the leading 1).
+    """
+    xp = array_module(grid)
+    accumulate = accumulation_dtype(grid.dtype)
+    ix, _ = _source_coordinate(grid[..., 0].astype(accumulate), W, padding_mode, align_corners, xp)
+    iy, _ = _source_coordinate(grid[..., 1].astype(accumulate), H, padding_mode, align_corners, xp)
+    col, row = xp.rint(ix), xp.rint(iy)  # PyTorch rounds half to even (nearbyint), as rint does
+    inside = (col >= 0) & (col <= W - 1) & (row >= 0) & (row <= H - 1)  # always, unless padding is zeros
+    # clipped before the conversion, so that a point far off the image converts safely
+    pixel = xp.clip(row, 0, H - 1).astype(numpy.intp) * W + xp.clip(col, 0, W - 1).astype(numpy.intp)
+    return xp.where(inside, pixel, -1)[:, None]
+
+
+def _nearest_sample_bytes(x_shape, grid_shape, dtype) -> int:
+    """About how many bytes nearest sampling touches per sample (for batch_blocks): the image, and
+    per point and channel its value and its 8-byte position."""
+    _, C, H, W = x_shape
+    return C * (numpy.dtype(dtype).itemsize * (H * W + grid_shape[1] * grid_shape[2]) + 8 * grid_shape[1] * grid_shape[2])
+
+
+def _grid_sample_nearest_forward(x, grid, *, padding_mode: str, align_corners: bool):
+    # Channels-first throughout: y[n, c, p] = x[n, c, pixel[n, p]] is a gather from each plane of x
+    # (poolref._windows.gather_from_planes), 0 where the point reads the padding. Values are read,
+    # never computed, so y is exact in every dtype. Cut into cache-sized blocks of samples (a speed
+    # trick that changes no value).
+    xp = array_module(x, grid)
+    N, C, H, W = x.shape
+    _, H_out, W_out, _ = grid.shape
+    pixels = _nearest_pixels(grid, H, W, padding_mode, align_corners)  # (N, 1, H_out, W_out)
+    y = xp.empty((N, C, H_out, W_out), dtype=x.dtype)
+    for samples in batch_blocks(N, _nearest_sample_bytes(x.shape, grid.shape, x.dtype), like=x):
+        y[samples] = gather_from_planes(x[samples], pixels[samples], 2)
+    return y, GridSampleNearestSaved(x.shape, x.dtype, grid.dtype, pixels)
+
+
+# forward  y[n, c, p] = x[n, c, pixel[n, p]]   (0 where the point lies off the image)
+# backward grad_x[n, c, q] = sum over the points p with pixel[n, p] = q of g[n, c, p]   (the adjoint
+#          of the gather: a scatter-add, in the order of the points, in float32 for float16)
+#          grad_grid = 0   (y is piecewise constant in the grid)
+def _grid_sample_nearest_backward(saved: GridSampleNearestSaved, grad_y):
+    xp = array_module(grad_y)
+    N, C, H, W = saved.x_shape
+    grad_x = xp.empty(saved.x_shape, dtype=saved.x_dtype)
+    for samples in batch_blocks(N, _nearest_sample_bytes(saved.x_shape, grad_y.shape[:1] + grad_y.shape[2:], saved.x_dtype), like=grad_y):
+        block_shape = (samples.stop - samples.start, C, H, W)
+        grad_x[samples] = scatter_to_planes(grad_y[samples], saved.pixels[samples], block_shape, 2)
+    return grad_x, xp.zeros(grad_y.shape[:1] + grad_y.shape[2:] + (2,), dtype=saved.grid_dtype)
+
+
+GRID_SAMPLE_NEAREST = define_function("grid_sample_nearest", _grid_sample_nearest_forward, _grid_sample_nearest_backward)
 GRID_SAMPLE = define_function("grid_sample", _grid_sample_forward, _grid_sample_backward)
 
 
@@ -387,5 +441,8 @@ def grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=Fa
     if grid_data.size and not bool(xp.isfinite(grid_data).all()):
         bad = int((~xp.isfinite(grid_data)).sum())
         raise ValueError(f"{op}: grid must be finite, got grid with {bad} NaN or infinite values")
-    function = GRID_SAMPLE_3D if volumetric else GRID_SAMPLE
-    return apply(function, x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    if volumetric:
+        return apply(GRID_SAMPLE_3D, x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+    if mode == "nearest":
+        return apply(GRID_SAMPLE_NEAREST, x, grid, padding_mode=padding_mode, align_corners=align_corners)
+    return apply(GRID_SAMPLE, x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners)
