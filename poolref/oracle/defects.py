@@ -36,9 +36,11 @@ TensorFlow 2.21:
 * ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient:
   ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25, 0.9167, 0.9167,
   0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is right).
-* ``tf.nn.fractional_max_pool``'s gradient raises on NaN and infinities (``FractionalMaxPoolGrad``
-  re-runs the forward and finds ``tensor_out_dup is not the same as tensor_out``, NaN being unequal
-  to itself).
+* ``tf.nn.fractional_max_pool`` ignores NaN and starts from the lowest finite value, as
+  ``tf.nn.max_pool`` does, and routes its gradient like ``max_pool_with_argmax`` (first element, then
+  a strictly greater one); its gradient raises where that routing's maximum is not the output
+  (``FractionalMaxPoolGrad`` re-runs the forward and finds ``tensor_out_dup is not the same as
+  tensor_out``: a NaN first in its window, a window of only -inf).
 """
 
 from __future__ import annotations
@@ -147,10 +149,26 @@ TF_AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
     "k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is [1/3, 1, 1, 2/3]",
     _same_window_longer_than_input, affects=("grad_x",))
 
+def _fractional_like_tf_max_pool(case: Case, ours, cotangent):
+    """TensorFlow's FractionalMaxPool on the regular windows the oracle draws (ratio 2, kernel 2):
+    the forward takes each window's running ``cwiseMax`` from the lowest finite value, which drops
+    a NaN (``std::max`` keeps its first argument), as ``tf.nn.max_pool`` does; the gradient, where it
+    does not raise, goes to the window's first element, then to a strictly greater one, as
+    ``max_pool_with_argmax``'s. Both are poolref's ``max_pool2d(convention="tensorflow")``."""
+    from .engine import run_poolref
+
+    pool = Case("max_pool2d", {"x": case.x}, dict(kernel_size=2, stride=2, convention="tensorflow"))
+    values = run_poolref(pool, gradients=False)[0].values
+    argmax = pool.replace(kwargs={**pool.kwargs, "return_indices": True})
+    return ours._replace(values=values, grads={**ours.grads, "x": run_poolref(argmax, cotangent=cotangent)[0].grads["x"]})
+
+
 TF_FRACTIONAL_NONFINITE = KnownDefect(
-    "tf.nn.fractional_max_pool's gradient raises on NaN and infinities (FractionalMaxPoolGrad re-runs the forward "
-    "and finds 'tensor_out_dup is not the same as tensor_out': NaN is unequal to itself)",
-    _nonfinite, affects=("raises",))
+    "tf.nn.fractional_max_pool ignores NaN and starts from the lowest finite value (as tf.nn.max_pool), and routes "
+    "its gradient to a window's first element, then to a strictly greater one; its gradient raises where that "
+    "routing's maximum is not the output (FractionalMaxPoolGrad re-runs the forward and finds 'tensor_out_dup is "
+    "not the same as tensor_out': a NaN first in its window, a window of only -inf)",
+    _nonfinite, affects=("raises",), model=_fractional_like_tf_max_pool)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,6 +60,29 @@ def test_max_pooling_ignores_nan():
     assert tf.nn.max_pool2d(_nhwc(only_nan), 2, 1, "VALID").numpy().item() == -numpy.finfo(numpy.float64).max
 
 
+def test_fractional_max_pooling_ignores_nan_and_routes_like_argmax_or_raises():
+    # ratio 2 on even sizes: windows (0, 1) and (2, 3) of each row, as max_pool2d(2, 2)
+    def fractional(x, g):
+        x_t = _nhwc(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_t)
+            y_t = tf.nn.fractional_max_pool(x_t, [1.0, 2.0, 2.0, 1.0], pseudo_random=True, overlapping=False, seed=1)[0]
+        grad = tape.gradient(y_t, x_t, output_gradients=_nhwc(g))
+        return numpy.moveaxis(y_t.numpy(), -1, 1), numpy.moveaxis(grad.numpy(), -1, 1)
+
+    x = numpy.array([[[[1.0, 5.0], [numpy.nan, 2.0]]]], dtype=numpy.float32)  # the NaN is not first
+    y, grad = fractional(x, numpy.ones((1, 1, 1, 1), dtype=numpy.float32))
+    assert y.item() == 5.0 and grad.tolist() == [[[[0.0, 1.0], [0.0, 0.0]]]]
+    numpy.testing.assert_array_equal(y, poolref.max_pool2d(x, 2, 2, convention="tensorflow"))
+    # a NaN first in its window: the gradient's re-run forward keeps it, unlike the forward
+    first = numpy.array([[[[numpy.nan, 5.0], [1.0, 2.0]]]], dtype=numpy.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="tensor_out_dup is not the same as tensor_out"):
+        fractional(first, numpy.ones((1, 1, 1, 1), dtype=numpy.float32))
+    # and the oracle's model of it holds on random NaN and infinite cases (it failed them before)
+    report = oracle.check("tensorflow", ops=["fractional_max_pool2d"], cases=100, seed=4)
+    assert report.passed, report.table()
+
+
 def test_same_averages_never_count_padding():
     x = numpy.arange(1.0, 10.0).reshape(1, 1, 3, 3)
     y = numpy.moveaxis(tf.nn.avg_pool2d(_nhwc(x), 2, 1, "SAME").numpy(), -1, 1)
