@@ -25,7 +25,7 @@ import math
 
 import numpy
 
-from ._backend import array_module
+from ._backend import array_module, take_rows
 from ._checks import accumulation_dtype, cast_back
 from ._geometry import WindowGeometry
 
@@ -229,12 +229,11 @@ def gather_from_planes(source, indices, n: int, fill=0):
     if indices.size == 0 or source.size == 0:
         return xp.zeros(out_shape, dtype=source.dtype)
     positions, flat = _positions_in_planes(indices, source.shape, n, xp)
-    if int(flat.min()) >= 0:  # every entry has an element
-        return xp.take(xp.ravel(source), positions).reshape(out_shape)
-    # a missing entry reads any element (positions clamped in place: a second array of positions
-    # would cost more in fresh memory pages than the clamp) ..
-    read = xp.take(xp.ravel(source), xp.maximum(positions, 0, out=positions))
-    xp.copyto(read, xp.asarray(fill, dtype=source.dtype), where=flat < 0)  # .. then overwritten, never computed with
+    # a missing entry's position lies just before its plane: take_rows reads some element there
+    # (clipped, or wrapped on CuPy) ..
+    read = take_rows(xp.ravel(source), positions, xp.empty(positions.shape, dtype=source.dtype))
+    if int(flat.min()) < 0:  # .. which is then overwritten: filled, never computed with
+        xp.copyto(read, xp.asarray(fill, dtype=source.dtype), where=flat < 0)
     return read.reshape(out_shape)
 
 

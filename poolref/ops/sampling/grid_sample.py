@@ -39,7 +39,6 @@ class GridSampleBlock(NamedTuple):
 
     samples: slice  # which samples of the batch
     sampling: object  # sparse (B*P, B*(H+4)*(W+4)): row p holds point p's weights at the pixels it reads
-    image: object  # (B*(H+4)*(W+4), C) framed channels-last copy of x (for the grid gradient)
     fractions: tuple  # bilinear: (wx, wy), (B*P,) fractional parts of the coordinates;
     #                   bicubic: (d S/d ix, d S/d iy), (B*P, 16) derivatives of each point's 16 weights
     slopes: tuple  # (d ix/d gx, d iy/d gy), each (B*P,) (bilinear and bicubic)
@@ -47,6 +46,7 @@ class GridSampleBlock(NamedTuple):
 
 class GridSampleSaved(NamedTuple):
     mode: str
+    x: object  # (N, C, H, W) the input: the backward frames each block of it again (for the grid gradient)
     x_shape: tuple
     x_dtype: numpy.dtype
     grid_dtype: numpy.dtype
@@ -68,6 +68,27 @@ def _sample_bytes(x_shape, grid_shape, dtype) -> int:
     return numpy.dtype(dtype).itemsize * C * (2 * (H + 2 * FRAME) * (W + 2 * FRAME) + 8 * points)
 
 
+def _framed_image(x, accumulate, scratch: Scratch):
+    """The block ``x`` (B, C, H, W) channels-last, one row of channels per pixel, in a zero frame of
+    FRAME pixels: (B, H + 4, W + 4, C) in the accumulation dtype, in ``scratch``'s buffer "framed".
+
+    Only one block's copy exists at a time: the forward frames each block in turn into the same
+    buffer, and the backward frames it again from x where it needs the pixel values (a speed trick:
+    a framed copy of the whole batch kept from the forward to the backward would be one more array
+    larger than the caches, made of fresh memory pages on every call).
+    """
+    B, C, H, W = x.shape
+    framed = scratch.empty("framed", (B, H + 2 * FRAME, W + 2 * FRAME, C), accumulate)
+    # the buffer is reused, so the frame is written each time: the rows above and below, then the
+    # columns left and right
+    framed[:, :FRAME] = 0
+    framed[:, FRAME + H:] = 0
+    framed[:, FRAME:FRAME + H, :FRAME] = 0
+    framed[:, FRAME:FRAME + H, FRAME + W:] = 0
+    _copy_to_channels_last(x, framed, (slice(FRAME, FRAME + H), slice(FRAME, FRAME + W)), scratch=scratch)
+    return framed
+
+
 def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners: bool):
     # Each sample is sampled on its own: the samples go through in cache-sized blocks (a speed
     # trick, poolref._backend.batch_blocks), each block its own sparse matrix, which changes no value.
@@ -76,17 +97,13 @@ def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners
     _, H_out, W_out, _ = grid.shape
     accumulate = accumulation_dtype(x.dtype)
     out = xp.empty((N, C, H_out, W_out), dtype=x.dtype)
-    # the image channels-last, one row of channels per pixel, in a zero frame: (N, H + 4, W + 4, C),
-    # filled block by block (allocated once: each block keeps its part for the backward)
-    framed = xp.zeros((N, H + 2 * FRAME, W + 2 * FRAME, C), dtype=accumulate)
-    interior = (slice(FRAME, FRAME + H), slice(FRAME, FRAME + W))
     blocks = []
-    scratch = Scratch(xp)  # the blocks' temporary buffer, allocated once
+    scratch = Scratch(xp)  # the blocks' temporary buffers (their framed image), allocated once
     for samples in batch_blocks(N, _sample_bytes(x.shape, grid.shape, accumulate), like=x):
-        _copy_to_channels_last(x[samples], framed[samples], interior, scratch=scratch)
-        out[samples], block = _grid_sample_block(framed[samples], grid[samples], mode, padding_mode, align_corners)
+        framed = _framed_image(x[samples], accumulate, scratch)  # (B, H + 4, W + 4, C)
+        out[samples], block = _grid_sample_block(framed, grid[samples], mode, padding_mode, align_corners)
         blocks.append(block._replace(samples=samples))
-    return out, GridSampleSaved(mode, x.shape, x.dtype, grid.dtype, tuple(blocks))
+    return out, GridSampleSaved(mode, x, x.shape, x.dtype, grid.dtype, tuple(blocks))
 
 
 def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners: bool):
@@ -130,10 +147,10 @@ def _grid_sample_block(framed, grid, mode: str, padding_mode: str, align_corners
     sampling = sparse_rows(corner_weights, columns, N * plane, columns.shape[1])  # (N*P, N*plane)
     if mode == "bicubic":
         y = sampling @ image  # (N*P, C)
-        block = GridSampleBlock(slice(None), sampling, image, derivatives, (slope_x.reshape(-1), slope_y.reshape(-1)))
+        block = GridSampleBlock(slice(None), sampling, derivatives, (slope_x.reshape(-1), slope_y.reshape(-1)))
     else:
         y = sampling @ image  # (N*P, C)
-        block = GridSampleBlock(slice(None), sampling, image, (wx, wy), (slope_x.reshape(-1), slope_y.reshape(-1)))
+        block = GridSampleBlock(slice(None), sampling, (wx, wy), (slope_x.reshape(-1), slope_y.reshape(-1)))
     return y.reshape(N, H_out, W_out, C).transpose(0, 3, 1, 2), block  # back to channels-first
 
 
@@ -193,8 +210,8 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
     # point hands its gradient, times each weight, to the pixel it read with that weight (pixel q
     # sums column q of S times g). Accumulated in the accumulation dtype; the frame is cut off.
     grad_image = block.sampling.T @ g_points  # (N*plane, C)
-    framed = grad_image.reshape(N, H + 2 * FRAME, W + 2 * FRAME, C)
-    grad_x = framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)  # (N, C, H, W) view
+    grad_framed = grad_image.reshape(N, H + 2 * FRAME, W + 2 * FRAME, C)
+    grad_x = grad_framed[:, FRAME:FRAME + H, FRAME:FRAME + W, :].transpose(0, 3, 1, 2)  # (N, C, H, W) view
 
     # d/dgrid: for bilinear, differentiate the weights: with
     # v the corner values (0 off the image) and g the gradient, summed over channels,
@@ -203,11 +220,14 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
     # in PyTorch's form (differences of neighbours, not four separate products: where the two agree
     # mathematically, only this form gives exactly 0, and so exactly PyTorch's NaN for an infinite
     # gradient times it); then times the slope d ix/d gx of the coordinate map.
+    # the pixel values the points read: the block's framed image again, as the forward built it
+    plane = (H + 2 * FRAME) * (W + 2 * FRAME)
+    image = _framed_image(saved.x[block.samples], accumulate, scratch).reshape(N * plane, C)  # (N*plane, C)
     if saved.mode == "bicubic":
         # bicubic: y = sum_k w_k v_k over the 16 taps, so d/dix = sum_c g_c sum_k (d w_k/d ix) v_k,c
         # (a tap off the image reads 0), times the slope of the unnormalization alone: the padding
         # moved the taps, not the point, and PyTorch's gradient does not see it
-        return grad_x, _bicubic_grid_gradient(saved, block, g_points, scratch).reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
+        return grad_x, _bicubic_grid_gradient(saved, block, image, g_points, scratch).reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
     wx, wy = block.fractions
     slope_x, slope_y = block.slopes
     corners = block.sampling.indices.reshape(N * P, 4)  # (N*P, 4) cells read: tl, tr, bl, br
@@ -224,20 +244,20 @@ def _grid_sample_block_backward(saved: GridSampleSaved, block: GridSampleBlock, 
         for axis, (step, weight, near, far, slope) in enumerate((
                 (1, wy, corners[:, 0], corners[:, 2], slope_x),  # along x: steps right from tl and bl
                 (W + 2 * FRAME, wx, corners[:, 0], corners[:, 1], slope_y))):  # along y: down from tl and tr
-            steps = scratch.empty("steps", (block.image.shape[0] - step, C), accumulate)
-            xp.subtract(block.image[step:], block.image[:-step], out=steps)  # steps[q] = image[q + step] - image[q]
+            steps = scratch.empty("steps", (image.shape[0] - step, C), accumulate)
+            xp.subtract(image[step:], image[:-step], out=steps)  # steps[q] = image[q + step] - image[q]
             mix = sparse_rows(xp.stack((1 - weight, weight), axis=1), xp.stack((near, far), axis=1), steps.shape[0], 2)
             along = mix @ steps  # (N*P, C)
             grad_grid[:, axis] = xp.einsum("pc,pc->p", along, g_points) * slope
     return grad_x, grad_grid.reshape(grad_y.shape[:1] + grad_y.shape[2:] + (2,))
 
 
-def _bicubic_grid_gradient(saved: GridSampleSaved, block: GridSampleBlock, g_points, scratch: Scratch):
-    """d/dgrid of bicubic sampling for one block of points: (N*P, 2)."""
+def _bicubic_grid_gradient(saved: GridSampleSaved, block: GridSampleBlock, image, g_points, scratch: Scratch):
+    """d/dgrid of bicubic sampling for one block of points, given its framed image (N*plane, C): (N*P, 2)."""
     xp = array_module(g_points)
     points, C = g_points.shape
     columns = block.sampling.indices.astype(numpy.intp, copy=False)  # (P*16,) cells read
-    taps = take_rows(block.image, columns, scratch.empty("corners", (points * 16, C), g_points.dtype)).reshape(points, 16, C)
+    taps = take_rows(image, columns, scratch.empty("corners", (points * 16, C), g_points.dtype)).reshape(points, 16, C)
     grad_grid = xp.empty((points, 2), dtype=saved.grid_dtype)
     with numpy.errstate(invalid="ignore", over="ignore"):  # 0 * inf, inf - inf: NaN, as in PyTorch
         # PyTorch adds up the terms v_kc g_c (d w_k/d i) one by one over taps and channels: each value
