@@ -46,6 +46,10 @@ def test_resample_sums_exactly_the_read_taps_signed_zeros_included(L, O, seed):
         source = x if table.length == L else mixed_zeros(rng, (table.length,))
         got = resample(source[None, :], table, 1)[0]
         assert signed(got) == signed(sum_by_loop(source, table))
+        # along a leading axis too (the taps are then gathered, and filled, a whole row at a time)
+        down_the_columns = resample(numpy.stack([source, source[::-1]], axis=1), table, 0)
+        assert signed(down_the_columns[:, 0]) == signed(sum_by_loop(source, table))
+        assert signed(down_the_columns[:, 1]) == signed(sum_by_loop(source[::-1], table))
 
 
 def test_resample_unread_taps_add_nothing_not_even_a_positive_zero():
