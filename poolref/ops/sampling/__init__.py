@@ -41,7 +41,7 @@ volumetric form; ``grid_coordinates.py`` where the points read),
 """
 
 # the functions' forward/backward pairs, and the interpolation plan the oracle reads
-from .grid_sample import GRID_SAMPLE, grid_sample  # noqa: F401
+from .grid_sample import GRID_SAMPLE, GRID_SAMPLE_NEAREST, grid_sample  # noqa: F401
 from .interpolate import INTERPOLATE, interpolate, resize_plan  # noqa: F401
 
 __all__ = ["grid_sample", "interpolate"]

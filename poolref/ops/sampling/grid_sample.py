@@ -92,6 +92,8 @@ def _framed_image(x, accumulate, scratch: Scratch):
 def _grid_sample_forward(x, grid, *, mode: str, padding_mode: str, align_corners: bool):
     # Each sample is sampled on its own: the samples go through in cache-sized blocks (a speed
     # trick, poolref._backend.batch_blocks), each block its own sparse matrix, which changes no value.
+    if mode not in ("bilinear", "bicubic"):  # nearest sampling is a Function of its own, below
+        raise ValueError(f"grid_sample: GRID_SAMPLE samples 'bilinear' or 'bicubic' (nearest: GRID_SAMPLE_NEAREST), got mode={mode!r}")
     xp = array_module(x, grid)
     N, C, H, W = x.shape
     _, H_out, W_out, _ = grid.shape
