@@ -537,7 +537,7 @@ def _mappings() -> list[Mapping]:
         Mapping("roi_align", "onnx RoiAlign", _roi_align, onnx_convention,
                 dict(dtypes=("float64", "float32"), modes=("avg", "max"), sampling_ratios=(0, 1, 2, 3), ordered_boxes=True),
                 gradients=False, express=_roi_align_express,
-                notes="half_pixel = aligned=True; max mode = the max of the four weighted corners.",
+                notes="half_pixel = aligned=True; max mode = the max of the four weighted corners of each sample, then over the samples.",
                 skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes: ONNX Runtime fails on them")),
         Mapping("roi_pool", "onnx MaxRoiPool", _roi_pool, onnx_convention, dict(dtypes=FLOAT32), gradients=False,
                 skips=("float64: not registered in ONNX Runtime",)),

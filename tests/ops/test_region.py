@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import poolref
-from helpers import layouts, plant_nonfinite, to_torch, torch_or_skip
+from helpers import NAN_FIRST_CORNER_BOX, NAN_FIRST_CORNER_X, layouts, plant_nonfinite, to_torch, torch_or_skip
 from poolref.autograd import adjoint_test, gradcheck, vjp
 from poolref.reference import adaptive as adaptive_ref
 from poolref.reference import region as ref
@@ -120,6 +120,21 @@ def test_roi_align_onnx_max_takes_the_largest_weighted_corner():
     boxes = numpy.array([[0, 1.3, 0.7, 6.1, 8.2]])
     want = ref.roi_align_reference(RAMP, boxes, (3, 3), 1.0, -1, False, "avg")
     assert_matches(poolref.roi_align(RAMP, boxes, 3, convention="onnx"), want, rtol=1e-12)
+
+
+def test_roi_align_onnx_max_folds_each_point_then_the_points():
+    kw = dict(output_size=(2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True, mode="max", convention="onnx")
+    y = poolref.roi_align(NAN_FIRST_CORNER_X, NAN_FIRST_CORNER_BOX, **kw)
+    assert y[0, 0, 0, 1] == 0.37716615000907855  # the third point's best corner; the fourth starts with NaN
+    want = ref.roi_align_reference(NAN_FIRST_CORNER_X, NAN_FIRST_CORNER_BOX, (2, 2), 1.0, 2, True, "max")
+    numpy.testing.assert_array_equal(y, want)
+    # the gradient goes to that corner alone
+    g = numpy.zeros_like(y)
+    g[0, 0, 0, 1] = 1.0
+    grad = vjp(lambda t: poolref.roi_align(t, NAN_FIRST_CORNER_BOX, **kw), NAN_FIRST_CORNER_X)[1](g)[0]
+    want = ref.roi_align_backward_reference(g, NAN_FIRST_CORNER_X, NAN_FIRST_CORNER_BOX, (2, 2), 1.0, 2, True, "max")
+    numpy.testing.assert_array_equal(grad, want)
+    assert numpy.count_nonzero(grad) == 1
 
 
 def test_roi_align_onnx_max_ties_go_to_the_first_sample():

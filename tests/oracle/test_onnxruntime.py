@@ -65,6 +65,17 @@ def test_max_pool_keeps_a_nan_only_when_it_comes_first():
         assert i.item() == index
 
 
+def test_roi_align_max_folds_each_sampling_point_then_the_points():
+    from helpers import NAN_FIRST_CORNER_BOX as boxes, NAN_FIRST_CORNER_X as x
+
+    node = helper.make_node("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], mode="max", output_height=2,
+                            output_width=2, sampling_ratio=2, spatial_scale=1.0, coordinate_transformation_mode="half_pixel")
+    y, = run_node(node, {"X": x, "rois": numpy.ascontiguousarray(boxes[:, 1:]), "batch_indices": boxes[:, 0].astype(numpy.int64)},
+                  {"Y": x.dtype})
+    assert y[0, 0, 0, 1] == 0.37716615000907855
+    numpy.testing.assert_array_equal(y, poolref.roi_align(x, boxes, (2, 2), 1.0, 2, True, mode="max", convention="onnx"))
+
+
 def test_same_padding_goes_negative_when_the_stride_exceeds_the_window():
     x = numpy.array([[[0.0, 1.0, 2.0]]])
     y, i = _max_pool(x, kernel_shape=[1], strides=[3], auto_pad="SAME_UPPER")

@@ -119,9 +119,11 @@ class RoiAlignMaxSaved(NamedTuple):
 
 
 def _roi_align_max_forward(x, rois, *, output_size, spatial_scale, sampling_ratio, aligned):
-    # Fold the weighted corners tap by tap with ORT's std::max(best, v), the "onnx" running max of
-    # poolref._running_max: each bin's first weighted corner is taken whatever it holds, a later one
-    # when it is greater (first of ties; a NaN survives only as the first)
+    # ONNX Runtime's two nested std::max folds (a < b ? b : a, the "onnx" running max of
+    # poolref._running_max): each sampling point's value is the fold of its four weighted corners,
+    # max(max(max(w1 v1, w2 v2), w3 v3), w4 v4), and the bin's the fold of its points' values. Each
+    # fold takes its first operand whatever it holds and a later one when it is greater (first of
+    # ties; a NaN survives only as the first), so a NaN first corner hides the rest of its point.
     xp = array_module(x)
     N, C, H, W = x.shape
     ph, pw = output_size
@@ -134,21 +136,28 @@ def _roi_align_max_forward(x, rois, *, output_size, spatial_scale, sampling_rati
         value = gather_rows(table, rows)  # (K', ph, pw, C)
         with numpy.errstate(invalid="ignore"):  # 0 * inf is NaN here, as in the kernels
             value *= tap.weight[..., None]
-        best = select_boxes(out, tap.boxes, None)
-        chosen = select_boxes(winner, tap.boxes, None)
-        take = (chosen < 0) | ONNX.takes(value, best)
-        best = xp.where(take, value, best)
-        chosen = xp.where(take, tap.number, chosen)
-        if tap.boxes is None:
-            out, winner = best, chosen
+        corner = tap.number % 4  # the taps of a point come in ORT's order w1 .. w4
+        if corner == 0:  # a new point: its first weighted corner, whatever it holds
+            point_value, point_tap = value, xp.full(value.shape, tap.number, dtype=numpy.int32)
         else:
-            out[tap.boxes], winner[tap.boxes] = best, chosen
+            take = ONNX.takes(value, point_value)
+            point_value, point_tap = xp.where(take, value, point_value), xp.where(take, tap.number, point_tap)
+        if corner == 3:  # the point's value joins its bin's fold
+            best = select_boxes(out, tap.boxes, None)
+            chosen = select_boxes(winner, tap.boxes, None)
+            take = (chosen < 0) | ONNX.takes(point_value, best)
+            best = xp.where(take, point_value, best)
+            chosen = xp.where(take, point_tap, chosen)
+            if tap.boxes is None:
+                out, winner = best, chosen
+            else:
+                out[tap.boxes], winner[tap.boxes] = best, chosen
     y = xp.ascontiguousarray(xp.moveaxis(out, -1, 1)).astype(x.dtype, copy=False)  # (K, C, ph, pw)
     return y, RoiAlignMaxSaved(geometry, ay, ax, winner, x.shape, x.dtype)
 
 
-# forward   y[k, c, i, j] = max_{s, q} w[s, q] x[b_k, c, p[s, q]]   (the largest weighted corner;
-#           (s*, q*) = winner[k, i, j, c], the tap that gave it)
+# forward   y[k, c, i, j] = max_s max_q w[s, q] x[b_k, c, p[s, q]]   (the largest weighted corner,
+#           folded per point s, then over the points; (s*, q*) = winner[k, i, j, c], the tap that gave it)
 # backward  grad_x[b_k, c, p[s*, q*]] += w[s*, q*] g[k, c, i, j]   (nothing to the other corners)
 # Speed: the taps are replayed, and each one scatters the gradients of the bins it won, a row of
 # channels per bin, with a RowScatter (one bincount per tap) into a channels-last table.

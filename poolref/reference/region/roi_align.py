@@ -42,8 +42,9 @@ def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=
     ``g_w = sampling_ratio`` if positive else ``ceil(roi_w / pw)``; the samples of bin ``(i, j)`` are
     ``y = start_h + i * bin_h + (iy + .5) * bin_h / g_h`` and likewise for ``x``, each read with
     :func:`bilinear_corners`. Avg: ``y = sum_samples sum_corners w v / max(g_h g_w, 1)``. Max (ONNX):
-    ``val = max_corners (w v)`` per sample, then the maximum over the samples, folded with
-    ``std::max`` (``a < b ? b : a``: the first of ties; a NaN survives only as the very first operand);
+    ``val = max_corners (w v)`` per sample, then the maximum over the samples, each folded with
+    ``std::max`` (``a < b ? b : a``: the first of ties; a NaN survives only as the very first operand
+    of its fold, so a NaN first corner hides the rest of its sample);
     a bin without samples outputs 0. As in the CPU kernels of torchvision and ONNX Runtime, a sample
     outside the image reads pixel (0, 0) with weight 0, so a NaN or infinity there reaches such bins.
 
@@ -72,12 +73,22 @@ def roi_align_reference(x, rois, output_size, spatial_scale=1.0, sampling_ratio=
                 total = sum(w * float(x[b, c, h, ww]) for py, px in points for h, ww, w in weighted_corners(py, px, H, W))
                 y[k, c, i, j] = total / max(gh * gw, 1)
             else:
-                # ONNX Runtime's std::max fold, the "onnx" running max: the first weighted corner,
-                # then any greater one
-                weighted = [w * float(x[b, c, h, ww]) for py, px in points for h, ww, w in weighted_corners(py, px, H, W)]
-                best, _ = window_max(ONNX, list(zip(weighted, itertools.count())), numpy.float64)
-                y[k, c, i, j] = best if weighted else 0.0  # a bin without samples outputs 0
+                best, _ = _onnx_max_of_points(x[b, c], points)
+                y[k, c, i, j] = best if points else 0.0  # a bin without samples outputs 0
     return y.astype(result_dtype(x.dtype))
+
+
+def _onnx_max_of_points(plane, points):
+    """ONNX Runtime's max mode over one bin of one channel: ``(value, (h, w, weight))`` of the chosen
+    weighted corner, or ``(None, None)`` without points. Two folds with ``std::max``: the four
+    weighted corners of each point, then the points' values."""
+    H, W = plane.shape
+    folded = []
+    for py, px in points:
+        corners = weighted_corners(py, px, H, W)
+        value, where = window_max(ONNX, [(w * float(plane[h, ww]), (h, ww, w)) for h, ww, w in corners], numpy.float64)
+        folded.append((value, where))
+    return window_max(ONNX, folded, numpy.float64) if folded else (None, None)
 
 
 @ieee
@@ -86,7 +97,8 @@ def roi_align_backward_reference(grad_y, x, rois, output_size, spatial_scale=1.0
 
     Avg: every corner of every sample receives ``g * w / (g_h g_w)`` (samples outside the image send
     nothing). Max: the whole ``g * w`` goes to the one weighted corner the forward chose (the first
-    maximum in scan order, samples row by row, corners in order).
+    maximum of the first maximal sample, samples row by row, corners in order, each fold as in
+    :func:`roi_align_reference`).
 
     >>> g = roi_align_backward_reference(numpy.ones((1, 1, 1, 1)), numpy.zeros((1, 1, 2, 2)), numpy.array([[0, 0, 0, 2, 2]]), (1, 1), 1.0, 1, True)
     >>> g[0, 0].tolist()
@@ -108,8 +120,7 @@ def roi_align_backward_reference(grad_y, x, rois, output_size, spatial_scale=1.0
                     for h, ww, w in bilinear_corners(py, px, H, W):
                         grad_x[b, c, h, ww] += g * w / (gh * gw)
             else:
-                corners = [(h, ww, w) for py, px in points for h, ww, w in weighted_corners(py, px, H, W)]
-                _, where = window_max(ONNX, [(w * float(x[b, c, h, ww]), (h, ww, w)) for h, ww, w in corners], numpy.float64)
+                _, where = _onnx_max_of_points(x[b, c], points)
                 if where is not None:
                     grad_x[b, c, where[0], where[1]] += g * where[2]
     return grad_x.astype(result_dtype(numpy.asarray(grad_y).dtype))
