@@ -543,7 +543,7 @@ def _mappings() -> list[Mapping]:
                 skips=("float64: not registered in ONNX Runtime",)),
         Mapping("interpolate", "onnx Resize", _resize,
                 space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear", "bicubic")),
-                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD,),
+                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD, known.ORT_RESIZE_COORDINATES),
                 skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32,
                        RESIZE_CUBIC_COPY, "antialias=True: " + RESIZE_CUBIC_ANTIALIAS)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample,

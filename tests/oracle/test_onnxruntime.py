@@ -76,6 +76,31 @@ def test_roi_align_max_folds_each_sampling_point_then_the_points():
     numpy.testing.assert_array_equal(y, poolref.roi_align(x, boxes, (2, 2), 1.0, 2, True, mode="max", convention="onnx"))
 
 
+def test_linear_resize_model_is_onnxruntimes_coordinates_and_corner_sum():
+    # ORT_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 in float32 and the 2^n corners weighted by products
+    # (3 -> 9 puts output 1 on pixel 0 exactly, weight 0 on pixel 1, where PyTorch's weight is 1.5e-8,
+    # so infinities meet other zero weights). The model must be ORT to the bit, NaN included.
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import ORT_RESIZE_COORDINATES
+    from poolref.oracle.engine import Results
+
+    rng = numpy.random.default_rng(5)
+    node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
+    for trial in range(60):
+        n = 2 + trial % 2
+        shape = (1, 2) + tuple(int(v) for v in rng.integers(1, 6, n))
+        size = tuple(int(v) for v in rng.integers(1, 10, n))
+        x = rng.standard_normal(shape).astype(numpy.float32)
+        x[rng.random(shape) < 0.3] = numpy.inf
+        x[rng.random(shape) < 0.2] = -numpy.inf
+        case = Case("interpolate", {"x": x}, dict(size=size, mode=("bilinear", "trilinear")[n - 2], align_corners=False))
+        assert ORT_RESIZE_COORDINATES.applies(case) == (not numpy.isfinite(x).all())
+        y, = run_node(node, {"X": x, "sizes": numpy.array(list(shape[:2]) + list(size), dtype=numpy.int64)}, {"Y": x.dtype})
+        model = ORT_RESIZE_COORDINATES.model(case, Results(None, None, {}), None).values
+        numpy.testing.assert_array_equal(y, model)
+    assert oracle.check("onnxruntime", ops=["interpolate"], cases=40, seed=13).passed  # failed before the model
+
+
 def test_same_padding_goes_negative_when_the_stride_exceeds_the_window():
     x = numpy.array([[[0.0, 1.0, 2.0]]])
     y, i = _max_pool(x, kernel_shape=[1], strides=[3], auto_pad="SAME_UPPER")
