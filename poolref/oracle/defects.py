@@ -19,6 +19,8 @@ PyTorch 2.13:
   antialiased ``bicubic`` does the same.
 * ``interpolate(mode="bicubic")`` resamples every axis, but its backward copies the gradient when no
   spatial size changes, also with a scale factor that keeps the size but not the scale (1.1 on 4).
+* ``adaptive_max_pool1d/2d/3d`` accumulate a float16 gradient in float16, one upstream entry after
+  the other (poolref sums in float32 and rounds once): a few ulps apart where outputs share winners.
 
 TensorFlow 2.21:
 
@@ -53,6 +55,8 @@ ONNX Runtime 1.32 (the module's own section lists them with their evidence):
 
 from __future__ import annotations
 
+import math
+
 import numpy
 
 from .._geometry import pool_geometry
@@ -61,7 +65,8 @@ from ..cases.learned import conv_pads
 from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ALL"]
+           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES",
+           "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -315,6 +320,35 @@ def _gradient_copied(case: Case, ours, cotangent):
     return ours._replace(grads={**ours.grads, "x": numpy.asarray(cotangent).astype(case.dtype)})
 
 
+def _adaptive_max_float16(case: Case) -> bool:
+    return case.op.startswith("adaptive_max_pool") and case.dtype == numpy.float16
+
+
+def _float16_sequential_scatter(case: Case, ours, cotangent):
+    """PyTorch's CPU adaptive max pooling backward for float16: each upstream entry is added to its
+    winner's gradient in float16, one after the other in output order (every sum rounds)."""
+    from .engine import run_poolref
+
+    with_indices = case.replace(kwargs={**case.kwargs, "return_indices": True})
+    indices = numpy.asarray(run_poolref(with_indices, gradients=False)[0].indices)
+    n = int(case.op[-2])
+    x = case.x
+    planes, plane = math.prod(x.shape[: x.ndim - n]), math.prod(x.shape[x.ndim - n:])
+    flat = indices.reshape(planes, -1) + numpy.arange(planes).reshape(planes, 1) * plane
+    grad = numpy.zeros(planes * plane, dtype=numpy.float16)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        numpy.add.at(grad, flat.ravel(), numpy.asarray(cotangent, dtype=numpy.float16).ravel())
+    return ours._replace(grads={**ours.grads, "x": grad.reshape(x.shape)})
+
+
+TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
+    "adaptive_max_pool1d/2d/3d's float16 gradient is accumulated in float16 on the CPU, one upstream entry after "
+    "the other in output order, where poolref sums in float32 and rounds once: where many outputs share a winner "
+    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (0.1240 against "
+    "0.1292 on a (1, 1, 4, 3, 1) input pooled to (5, 4, 5))",
+    _adaptive_max_float16, model=_float16_sequential_scatter)
+
+
 TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
     "interpolate(mode='bicubic') resamples every axis in its forward, but its backward copies the gradient when no "
     "spatial size changes, also where the resampling is not a copy: scale_factor=(1.0, 1.1) on arange(4.) of shape "
@@ -506,7 +540,8 @@ ORT_RESIZE_COORDINATES = KnownDefect(
 
 #: Every known defect, for the docs.
 ALL = {
-    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT),
+    "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
+              TORCH_HALF_ADAPTIVE_MAX_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
     "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),

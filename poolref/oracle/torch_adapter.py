@@ -232,6 +232,16 @@ POOLING = dict(dtypes=ALL_FLOATS, unbatched=True)
 UNCOVERED = {}
 
 
+ANTIALIAS_FLOAT16 = ("torch's CPU antialiased interpolate has no float16 kernel (NotImplementedError: "
+                     "compute_index_ranges_weights not implemented for 'Half'; torch 2.13)")
+
+
+def _interpolate_express(case: Case):
+    if case.kwargs.get("antialias") and case.dtype.name == "float16":
+        return ANTIALIAS_FLOAT16
+    return None
+
+
 def _mappings() -> list[Mapping]:
     mappings = []
     for n in (1, 2, 3):
@@ -266,6 +276,7 @@ def _mappings() -> list[Mapping]:
             mappings.append(Mapping(
                 f"adaptive_{kind}_pool{n}d", f"torch.nn.functional.adaptive_{kind}_pool{n}d",
                 _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(POOLING),
+                defects=(known.TORCH_HALF_ADAPTIVE_MAX_GRADIENT,) if kind == "max" else (),
             ))
     mappings += [
         Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),
@@ -285,6 +296,7 @@ def _mappings() -> list[Mapping]:
                 model=refuse(float16=GRID_SAMPLE_FLOAT16), skips=("float16: " + GRID_SAMPLE_FLOAT16,)),
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
+                express=_interpolate_express, skips=("float16 with antialias=True: " + ANTIALIAS_FLOAT16,),
                 defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT)),
         Mapping("conv2d", "torch.nn.functional.conv2d (torch.nn.Conv2d for padding_mode)", _conv2d, space=dict(POOLING),
                 notes="groups and padding='same'/'valid' as F.conv2d takes them; a padding_mode other than zeros "

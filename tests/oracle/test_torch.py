@@ -209,3 +209,30 @@ def test_blur_pool_compositions_pass_where_kornia_is_missing(monkeypatch):
         assert mapping.kind == "composition" and "import kornia" not in mapping.code(plan.cases[0])
         result = engine.check_mapping("torch", torch_adapter.IMPORTS, mapping, plan, seed=2)
         assert result.passed and "unbatched" in plan.counts, [f.problems for f in result.failures]
+
+
+# --------------------------------------------------------------------------------------------------
+# What PyTorch does, as the adapter's known deviations declare it (torch 2.13, CPU)
+# --------------------------------------------------------------------------------------------------
+def test_adaptive_max_pool_float16_gradient_is_a_float16_sequential_scatter():
+    # TORCH_HALF_ADAPTIVE_MAX_GRADIENT's model must be PyTorch's gradient to the bit, where float32
+    # accumulation (poolref's) is not
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import TORCH_HALF_ADAPTIVE_MAX_GRADIENT
+    from poolref.oracle.engine import run_poolref
+
+    rng = numpy.random.default_rng(2)
+    differs = 0
+    for trial in range(30):
+        n = 1 + trial % 3
+        x = (rng.standard_normal((1, 2) + (3,) * n) * 4).astype(numpy.float16)
+        size = tuple(int(v) for v in rng.integers(4, 8, n))
+        case = Case(f"adaptive_max_pool{n}d", {"x": x}, dict(output_size=size))
+        ours, g = run_poolref(case)
+        t = torch.from_numpy(x).requires_grad_()
+        getattr(torch.nn.functional, case.op)(t, size).backward(torch.from_numpy(g))
+        model = TORCH_HALF_ADAPTIVE_MAX_GRADIENT.model(case, ours, g).grads["x"]
+        numpy.testing.assert_array_equal(model, t.grad.numpy())
+        differs += not numpy.array_equal(ours.grads["x"], t.grad.numpy())
+    assert differs > 0  # the cases do show the float16 accumulation
+    assert oracle.check("torch", ops=["adaptive_max_pool3d"], cases=40, seed=12).passed  # failed before the model
