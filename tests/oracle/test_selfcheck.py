@@ -58,3 +58,9 @@ def test_the_self_check_of_conv2d_follows_groups_padding_strings_and_padding_mod
     plan = generate_plan("conv2d", 20, 0)
     kinds = {(c.kwargs.get("groups", 1) > 1, c.kwargs.get("padding_mode", "zeros") != "zeros") for c in plan.cases}
     assert {(True, False), (False, True)} <= kinds  # the drawn cases do exercise both
+
+
+def test_no_gradcheck_where_the_output_is_nan_by_definition():
+    # torchvision's ps_roi_align divides an inverted box's empty bins by a count of 0: NaN from finite
+    # input, with no derivative to check; the self-check gradchecked it and failed (seed 14)
+    assert oracle.check("self", ops=["ps_roi_align"], cases=40, seed=14).passed
