@@ -49,7 +49,10 @@ def avg_pool_window_mass(
     )
     valid = geometry.divisor(count_padding=False)
     count_padding = bool(count_include_pad) and convention != "tensorflow"
-    return valid / geometry.divisor(count_padding, divisor_override)
+    divisor = geometry.divisor(count_padding, divisor_override)
+    # a window wholly in the padding (JAX's 'same' with dilation can place one) reaches no input
+    # element: its mass is 0, not 0 / 0 (its output is NaN, and no gradient leaves it)
+    return numpy.divide(valid, divisor, out=numpy.zeros(numpy.shape(valid)), where=numpy.asarray(valid) > 0)
 
 
 def blur_pool_window_mass(spatial_shape, kernel_size, stride=2, *, max_pool_size=None):

@@ -52,3 +52,14 @@ def test_assert_matches_prints_plain_numbers_the_position_and_the_tolerance():
         message = str(info.value)
         assert "np." not in message and "float64(" not in message and "float32(" not in message
         assert "first at index (0, 1): got 0.126" in message and "(rtol=1e-09, atol=0.0)" in message
+
+
+def test_a_window_wholly_in_the_padding_has_mass_zero_and_the_law_holds():
+    # JAX's 'same' padding with dilation 2 on a length-1 axis puts both taps in the padding: the
+    # output is 0 / 0 (NaN) and no gradient reaches the input, so the window's mass is 0, not NaN
+    kwargs = dict(kernel_size=(2, 1), stride=(1, 1), padding="same", dilation=(2, 1), count_include_pad=False, convention="jax")
+    mass = avg_pool_window_mass((1, 3), **kwargs)
+    assert mass.tolist() == [[0.0, 0.0, 0.0]]
+    x = numpy.arange(3.0).reshape(1, 1, 1, 3)
+    assert numpy.isnan(poolref.avg_pool2d(x, **kwargs)).all()
+    assert_conserves_gradient(lambda t: poolref.avg_pool2d(t, **kwargs), x, window_mass=mass)
