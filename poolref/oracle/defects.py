@@ -44,6 +44,12 @@ TensorFlow 2.21:
   (``FractionalMaxPoolGrad`` re-runs the forward and finds ``tensor_out_dup is not the same as
   tensor_out``: a NaN first in its window, a window of only -inf).
 
+JAX 0.10 (CPU, under ``jax.jit``):
+
+* ``jnp.max`` shares its gradient among tied maxima and gives +0 of tied zeros (-0 only when all are);
+* the gradient of ``lax.reduce_window(lax.add)`` along an axis of length 1 whose dilated window lies
+  wholly in the padding reaches the lone element anyway (eagerly it does not).
+
 ONNX Runtime 1.32 (the module's own section lists them with their evidence):
 
 * linear ``Resize`` of a 3-D tensor spreads a NaN or an infinity from one row into another;
@@ -66,7 +72,7 @@ from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES",
-           "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "ALL"]
+           "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -120,7 +126,7 @@ TF_MAX_POOL3D_NEAR_TIES = KnownDefect(
 def _reduce_max(case: Case, ours, cotangent, last_zero: bool = True, nan_gradient: float = numpy.nan):
     """``tf.reduce_max`` (``jnp.max`` with ``last_zero=False``) over the spatial axes: the maximum,
     and its gradient ``(x == y) / count(x == y) * g``. Of tied zeros TensorFlow keeps the last's sign,
-    JAX gives +0. A plane whose maximum is NaN gets ``nan_gradient`` everywhere (TensorFlow: 0/0 =
+    JAX gives +0 unless all of them are -0. A plane whose maximum is NaN gets ``nan_gradient`` everywhere (TensorFlow: 0/0 =
     NaN; JAX under ``jax.jit``, as the oracle runs it: 0, although eagerly it is NaN)."""
     n = case.x.ndim - (2 if case.batched else 1)
     axes = tuple(range(case.x.ndim - n, case.x.ndim))
@@ -132,8 +138,9 @@ def _reduce_max(case: Case, ours, cotangent, last_zero: bool = True, nan_gradien
         last = flat.shape[-1] - 1 - numpy.argmax((flat == y.reshape(flat.shape[:-1] + (1,)))[..., ::-1], axis=-1)
         if last_zero:
             y = numpy.where(y == 0, numpy.take_along_axis(flat, last[..., None], axis=-1).reshape(y.shape), y)
-        else:
-            y = numpy.where(y == 0, 0.0, y)
+        else:  # JAX: +0 if any of the tied zeros is +0, -0 only when all are -0 (max(-0, -0))
+            positive_zero = ((flat == 0) & ~numpy.signbit(flat)).any(axis=-1).reshape(y.shape)
+            y = numpy.where(y == 0, numpy.where(positive_zero, 0.0, -0.0), y)
         selected = (x == y).astype(numpy.float64)
         grad = selected / selected.sum(axis=axes, keepdims=True) * cotangent.astype(numpy.float64)
         grad = numpy.where(numpy.isnan(y), nan_gradient, grad)
@@ -368,10 +375,31 @@ TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
 # --------------------------------------------------------------------------------------------------
 JAX_REDUCE_MAX = KnownDefect(
     "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), multiplies "
-    "the upstream gradient by 0 elsewhere (0 * inf = NaN), gives +0 of tied zeros, and where the maximum is NaN a "
+    "the upstream gradient by 0 elsewhere (0 * inf = NaN), gives +0 of tied zeros (-0 only when all are -0), and where the maximum is NaN a "
     "gradient of 0 under jax.jit (NaN when run eagerly)",
     lambda case: True, affects=("output", "grad_x"),  # modelled exactly: it hides nothing
     model=lambda case, ours, cotangent: _reduce_max(case, ours, cotangent, last_zero=False, nan_gradient=0.0))
+
+
+def _dilated_window_on_a_length_one_axis(case: Case) -> bool:
+    """An avg pooling case with an axis of length 1 whose dilated window (kernel > 1) lies wholly in
+    the padding: no tap reads the axis's only element."""
+    if not case.op.startswith("avg_pool"):
+        return False
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    geometry = pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                             kw.get("dilation", 1), kw.get("ceil_mode", False), "jax", case.op)
+    return any(axis.length == 1 and axis.kernel > 1 and axis.dilation > 1 and not axis.inside().any()
+               for axis in geometry.axes)
+
+
+JAX_REDUCE_WINDOW_LENGTH_ONE = KnownDefect(
+    "under jax.jit (as the oracle runs it), the gradient of lax.reduce_window(lax.add) along an axis of length 1, "
+    "with a dilated window of 2 taps wholly in the 'same' padding, hands the window's upstream gradient to the lone "
+    "element, which the window never reads (eagerly: 0, as the derivative is): x of shape (1, 1, 1), window (1, 2, "
+    "1), dilation (1, 2, 1), upstream -1.8 gives -1.8; averaging then divides by the window's count of 0 (-inf)",
+    _dilated_window_on_a_length_one_axis, affects=("grad_x",))
 
 
 def _strided_and_dilated_float32(case: Case) -> bool:
@@ -544,6 +572,6 @@ ALL = {
               TORCH_HALF_ADAPTIVE_MAX_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
-    "jax": (JAX_REDUCE_MAX, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
+    "jax": (JAX_REDUCE_MAX, JAX_REDUCE_WINDOW_LENGTH_ONE, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
     "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES),
 }

@@ -368,7 +368,7 @@ def _mappings() -> list[Mapping]:
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", "jax.lax.reduce_window(lax.add) / count", lambda case: _reduce_window(case, "avg"),
-            jax_convention, dict(JAX_WINDOW, dtypes=FLOATS), express=_window_express,
+            jax_convention, dict(JAX_WINDOW, dtypes=FLOATS), express=_window_express, defects=(known.JAX_REDUCE_WINDOW_LENGTH_ONE,),
             notes="Divided by the window size (padding counted) or by a window sum of ones (not counted), as "
                   "flax.linen.avg_pool does; windows wholly in padding and negative pads included (convention='jax').",
             skips=("ceil mode, divisor_override",),

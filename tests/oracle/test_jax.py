@@ -91,3 +91,34 @@ def test_a_default_run_gives_the_compositions_fewer_cases():
 def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
     composed = [m for m in oracle.load_adapter("jax").MAPPINGS if m.kind == "composition"]
     assert composed and reproducers_run("jax", kind="composition") == len(composed)
+
+
+def test_jnp_max_of_tied_zeros_is_minus_zero_only_when_all_are():
+    # JAX_REDUCE_MAX's model: +0 of tied zeros unless every one is -0 (it gave +0 always; seed 16)
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import JAX_REDUCE_MAX
+    from poolref.oracle.engine import run_poolref
+
+    for values in ([-1.0, -0.0, 0.0], [-0.0, -0.0], [0.0, -0.0], [-0.0, -1.0]):
+        x = numpy.array(values).reshape(1, 1, 1, -1)
+        want = numpy.asarray(jax.jit(lambda t: jnp.max(t, axis=(2, 3), keepdims=True))(x))
+        case = Case("global_max_pool", {"x": x}, {})
+        ours, g = run_poolref(case)
+        got = JAX_REDUCE_MAX.model(case, ours, g).values
+        assert got.item() == want.item() and numpy.signbit(got).item() == numpy.signbit(want).item(), values
+    assert oracle.check("jax", ops=["global_max_pool"], cases=40, seed=16).passed
+
+
+def test_jitted_reduce_window_gradient_reaches_an_element_its_window_never_reads():
+    # JAX_REDUCE_WINDOW_LENGTH_ONE: an axis of length 1, window 2 with dilation 2 in 'same' padding
+
+    def window_sum(t):
+        return lax.reduce_window(t, 0.0, lax.add, window_dimensions=(1, 2, 1), window_strides=(1, 1, 2),
+                                 padding="SAME", window_dilation=(1, 2, 1))
+
+    x = jax.numpy.asarray(numpy.array([[[-0.68]]], dtype=numpy.float32))
+    upstream = jax.numpy.asarray(numpy.array([[[-1.8]]], dtype=numpy.float32))
+    eager = jax.vjp(window_sum, x)[1](upstream)[0]
+    jitted = jax.jit(lambda t, c: jax.vjp(window_sum, t)[1](c)[0])(x, upstream)
+    assert float(eager.ravel()[0]) == 0.0 and float(jitted.ravel()[0]) == numpy.float32(-1.8)
+    assert oracle.check("jax", ops=["avg_pool2d"], cases=40, seed=16).passed
