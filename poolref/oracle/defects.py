@@ -72,7 +72,8 @@ from .mapping import KnownDefect
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES",
-           "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE", "ALL"]
+           "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
+           "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -356,6 +357,48 @@ TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
     _adaptive_max_float16, model=_float16_sequential_scatter)
 
 
+def _float32_conv_nonfinite_gradient(case: Case) -> bool:
+    return (case.op == "conv2d" and case.dtype == numpy.float32 and case.input_class == "nonfinite_gradient"
+            and case.kwargs.get("padding_mode", "zeros") == "zeros" and case.kwargs.get("groups", 1) == 1)
+
+
+def _weight_gradient_without_padding(case: Case, ours, cotangent):
+    """PyTorch's float32 CPU conv2d weight gradient: ``sum g * x`` over the taps that read a real
+    input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
+    kw = case.kwargs
+    x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
+    groups = kw.get("groups", 1)
+    stride, dilation = _pair(kw.get("stride", 1)), _pair(kw.get("dilation", 1))
+    pads = conv_pads(case)
+    padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
+    real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
+    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
+    h_out, w_out = g.shape[2:]
+    c_out, c_per_group, kh, kw_ = weight.shape
+    out_per_group = c_out // groups
+    grad = numpy.zeros(weight.shape, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for i in range(kh):  # the kernel's taps: a handful
+            for j in range(kw_):
+                rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
+                cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
+                for group in range(groups):
+                    inputs = slice(group * c_per_group, (group + 1) * c_per_group)
+                    outputs = slice(group * out_per_group, (group + 1) * out_per_group)
+                    terms = g[:, outputs, None] * padded[:, None, inputs, rows, cols]  # (N, O_g, C_g, H_out, W_out)
+                    terms = numpy.where(real[:, None, inputs, rows, cols], terms, 0.0)
+                    grad[outputs, :, i, j] = terms.sum(axis=(0, 3, 4))
+    return ours._replace(grads={**ours.grads, "weight": grad.astype(weight.dtype)})
+
+
+TORCH_CONV_FLOAT32_PADDING_GRADIENT = KnownDefect(
+    "conv2d's weight gradient in float32 on the CPU (one group) leaves out the zero padding: a non-finite upstream gradient "
+    "over a tap that reads padding adds nothing there, where float64 (and poolref, for every dtype) multiplies "
+    "the padding's 0 (0 * inf = NaN): x (2, 1, 8, 3), weight (1, 1, 3, 3), stride (1, 2), padding 1, dilation 2 "
+    "gives 0.0 at the six taps that only read padding, float64 NaN",
+    _float32_conv_nonfinite_gradient, model=_weight_gradient_without_padding)
+
+
 TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
     "interpolate(mode='bicubic') resamples every axis in its forward, but its backward copies the gradient when no "
     "spatial size changes, also where the resampling is not a copy: scale_factor=(1.0, 1.1) on arange(4.) of shape "
@@ -569,7 +612,7 @@ ORT_RESIZE_COORDINATES = KnownDefect(
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
-              TORCH_HALF_ADAPTIVE_MAX_GRADIENT),
+              TORCH_HALF_ADAPTIVE_MAX_GRADIENT, TORCH_CONV_FLOAT32_PADDING_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
     "jax": (JAX_REDUCE_MAX, JAX_REDUCE_WINDOW_LENGTH_ONE, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),

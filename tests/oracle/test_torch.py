@@ -236,3 +236,34 @@ def test_adaptive_max_pool_float16_gradient_is_a_float16_sequential_scatter():
         differs += not numpy.array_equal(ours.grads["x"], t.grad.numpy())
     assert differs > 0  # the cases do show the float16 accumulation
     assert oracle.check("torch", ops=["adaptive_max_pool3d"], cases=40, seed=12).passed  # failed before the model
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's own note on a case
+def test_float32_conv2d_weight_gradient_leaves_out_the_padding():
+    # TORCH_CONV_FLOAT32_PADDING_GRADIENT: the model must be PyTorch's float32 weight gradient, NaN and
+    # infinities included, where float64 multiplies the padding's zeros (NaN); found at seed 17
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import TORCH_CONV_FLOAT32_PADDING_GRADIENT
+    from poolref.oracle.engine import run_poolref
+
+    rng = numpy.random.default_rng(3)
+    for trial in range(20):
+        groups = 1  # (grouped float32 convolutions spread a NaN across groups: not modelled)
+        x = rng.standard_normal((2, 2 * groups, 6, 5)).astype(numpy.float32)
+        weight = rng.standard_normal((2 * groups, 2, 3, 3)).astype(numpy.float32)
+        kwargs = dict(stride=(1 + trial % 2, 1), padding=(1, 2), dilation=(1, 1 + trial % 3), groups=groups)
+        case = Case("conv2d", {"x": x, "weight": weight}, kwargs, positional=("x", "weight"), grad_inputs=("x", "weight"),
+                    input_class="nonfinite_gradient")
+        ours, g = run_poolref(case)
+        g = g.copy()
+        g.reshape(-1)[rng.choice(g.size, 2, replace=False)] = [numpy.inf, -numpy.inf]
+        ours, _ = run_poolref(case, cotangent=g)
+        t_x, t_w = torch.from_numpy(x).requires_grad_(), torch.from_numpy(weight).requires_grad_()
+        torch.nn.functional.conv2d(t_x, t_w, None, **kwargs).backward(torch.from_numpy(g))
+        model = TORCH_CONV_FLOAT32_PADDING_GRADIENT.model(case, ours, g).grads["weight"]
+        got = t_w.grad.numpy()
+        assert numpy.array_equal(numpy.isnan(model), numpy.isnan(got))
+        finite = numpy.isfinite(got)
+        assert numpy.array_equal(model[~finite & ~numpy.isnan(got)], got[~finite & ~numpy.isnan(got)])
+        numpy.testing.assert_allclose(model[finite], got[finite], rtol=1e-4, atol=1e-4)
+    assert oracle.check("torch", ops=["conv2d"], cases=40, seed=17).passed
