@@ -69,6 +69,7 @@ from .._geometry import pool_geometry
 from ..cases.case import Case
 from ..cases.learned import conv_pads
 from .mapping import KnownDefect
+from .ort_resize import ort_linear_resize
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES",
@@ -550,51 +551,6 @@ ORT_RESIZE_ROWS_SPREAD = KnownDefect(
     _linear_resize_of_several_rows, affects=("output",))
 
 
-def _ort_linear_axis(length: int, out_length: int, scale):
-    """ONNX Runtime's linear taps along one axis (``SetupUpsampleBilinear``, half_pixel), in float32:
-    ``c = (o + 0.5) / s - 0.5`` with ``s = out/in`` (or the given scale), clamped to ``[0, L - 1]``;
-    ``i1 = int(c)``, ``i2 = min(i1 + 1, L - 1)``, weights ``d1 = |c - i1|`` (of ``i2``) and
-    ``d2 = |c - i2|`` (of ``i1``), both 0.5 where ``i1 = i2``."""
-    f32 = numpy.float32
-    s = f32(out_length) / f32(length) if scale is None else f32(scale)
-    coord = (numpy.arange(out_length, dtype=f32) + f32(0.5)) / s - f32(0.5)
-    coord = numpy.maximum(f32(0), numpy.minimum(coord, f32(length - 1)))
-    i1 = numpy.minimum(coord.astype(numpy.int64), length - 1)
-    i2 = numpy.minimum(i1 + 1, length - 1)
-    d1, d2 = numpy.abs(coord - i1.astype(f32)), numpy.abs(coord - i2.astype(f32))
-    same = i1 == i2
-    d1[same], d2[same] = f32(0.5), f32(0.5)
-    return i1, i2, d1, d2
-
-
-def _ort_linear_resize(case: Case, ours, cotangent):
-    """ONNX Runtime's bilinear / trilinear Resize (half_pixel): every output sums all 2^n corners,
-    each weighted by the product of its axes' weights (x fastest: X11, X21, X12, X22 in 2-D)."""
-    import itertools
-
-    from ..cases.case import resize_scales, resize_size
-
-    x = case.x
-    n = x.ndim - 2
-    if tuple(resize_size(case)) == tuple(x.shape[2:]):  # nothing to resize: a copy
-        return ours._replace(values=x.copy())
-    scales = resize_scales(case) or (None,) * n
-    axes = [_ort_linear_axis(L, O, s) for L, O, s in zip(x.shape[2:], resize_size(case), scales)]
-    out = None
-    with numpy.errstate(invalid="ignore", over="ignore"):
-        for corner in itertools.product((0, 1), repeat=n):  # axis 0 slowest, the last (x) fastest
-            index = numpy.ix_(*[axis[0] if high == 0 else axis[1] for axis, high in zip(axes, corner)])
-            weight = None
-            for d in reversed(range(n)):  # dx * dy (* dz), left to right
-                shape = [1] * n
-                shape[d] = -1
-                w = (axes[d][3] if corner[d] == 0 else axes[d][2]).reshape(shape)
-                weight = w if weight is None else weight * w
-            term = weight * x[(slice(None), slice(None)) + index]
-            out = term if out is None else out + term
-    return ours._replace(values=out.astype(x.dtype))
-
-
 def _linear_resize_2d_3d_nonfinite(case: Case) -> bool:
     return (case.x.ndim in (4, 5) and case.kwargs.get("mode") in ("bilinear", "trilinear") and _nonfinite(case)
             and not case.kwargs.get("align_corners"))
@@ -606,7 +562,7 @@ ORT_RESIZE_COORDINATES = KnownDefect(
     "on pixel 1) where PyTorch gives pixel 1 a weight of 1.5e-8; and it sums every corner with the product of its "
     "axes' weights. Finite outputs agree to rounding; with an infinity, a weight of exactly 0 makes NaN where "
     "PyTorch's is -inf (and the other way round)",
-    _linear_resize_2d_3d_nonfinite, affects=("output",), model=_ort_linear_resize)
+    _linear_resize_2d_3d_nonfinite, affects=("output",), model=ort_linear_resize)
 
 
 #: Every known defect, for the docs.
