@@ -245,7 +245,7 @@ def spatial_pyramid_by_pooling(torch, x, levels=(1, 2, 4), mode="max", binning="
         else:
             kernel, stride = (-(-H // n), -(-W // n)), (H // n, W // n)
             pooled = (F.max_pool2d if mode == "max" else F.avg_pool2d)(x, kernel, stride)
-        parts.append(pooled.reshape(lead + (-1,)))
+        parts.append(pooled.flatten(start_dim=len(lead)))  # (.., C*n*n); an empty batch too
     return torch.cat(parts, dim=-1)
 
 

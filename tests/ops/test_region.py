@@ -770,3 +770,14 @@ def test_inverted_and_outside_boxes_are_accepted():
     for op in (poolref.roi_align, poolref.roi_pool, poolref.ps_roi_pool):
         assert numpy.isfinite(op(x, boxes, 2)).all()
     assert math.isnan(poolref.ps_roi_align(x, boxes, 2)[2, 0, 0, 0])  # 0 / 0, as torchvision
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("binning", ["adaptive", "sppnet"])
+def test_spatial_pyramid_pool_of_an_empty_batch(mode, binning):
+    # the flattening used reshape(N, -1), which an empty batch cannot resolve (a numpy error leaked
+    # out, found by the oracle's empty input class)
+    x = numpy.zeros((0, 3, 8, 8))
+    y, pullback = vjp(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 4), mode=mode, binning=binning), x)
+    assert y.shape == (0, 3 * (1 + 4 + 16))
+    assert pullback(numpy.zeros(y.shape))[0].shape == x.shape

@@ -106,5 +106,7 @@ def spatial_pyramid_pool2d(x, levels=(1, 2, 4), mode="max", *, binning="adaptive
                 pooled = apply(AVG_POOL, x, geometry=geometry, count_padding=True, divisor_override=None)
         if isinstance(pooled, tuple):  # adaptive max returns (values, indices)
             pooled = pooled[0]
-        parts.append(pooled.reshape(lead + (-1,)))  # (N, C*n*n): channel, then bin row, bin column
+        # (N, C*n*n): channel, then bin row, bin column (the length spelled out, not -1, which an
+        # empty batch cannot resolve)
+        parts.append(pooled.reshape(lead + (math.prod(pooled.shape[len(lead):]),)))
     return apply(concat, *parts, axis=-1)  # backward: the split of the gradient into the levels
