@@ -258,6 +258,11 @@ TEXTBOOK_EXPONENTIALS = ("soft_pool2d", "lse_pool")
 
 def _reference_refusal(case: Case):
     """Why the loop reference cannot compute ``case`` (None where it can)."""
+    if case.op == "gem_pool" and case.input_class == "nonfinite_gradient" and _some_plane_constant(case):
+        return ("an infinite upstream gradient on a plane whose clamped values are all equal: there dy/dp is exactly 0 "
+                "(y does not depend on p), which the op's form (y/p) sum w log(z/y) gives (0 * inf = NaN), but the loop "
+                "reference's first derivation, -log(m)/p^2 + (sum z^p log z)/(S p m), leaves its rounding (1e-17), "
+                "which the infinity turns into +-inf")
     if case.op not in TEXTBOOK_EXPONENTIALS:
         return None
     if case.input_class == "magnitude" and case.scale > 1:
@@ -270,6 +275,14 @@ def _reference_refusal(case: Case):
     except (ArithmeticError, ValueError) as error:  # Python floats raise where IEEE arithmetic gives inf or NaN
         return f"the loop reference's textbook formula cannot compute it in Python floats ({type(error).__name__}: {error})"
     return None
+
+
+def _some_plane_constant(case: Case) -> bool:
+    """Whether some (n, c) plane of a GeM case holds one value after the clamp at eps."""
+    n = case.x.ndim - (2 if case.batched else 1)
+    z = numpy.maximum(numpy.asarray(case.x, dtype=numpy.float64), case.kwargs.get("eps", 1e-6))
+    planes = z.reshape(z.shape[: z.ndim - n] + (-1,))
+    return bool((planes == planes[..., :1]).all(axis=-1).any())
 
 
 def _float64(a):

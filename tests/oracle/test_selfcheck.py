@@ -64,3 +64,17 @@ def test_no_gradcheck_where_the_output_is_nan_by_definition():
     # torchvision's ps_roi_align divides an inverted box's empty bins by a count of 0: NaN from finite
     # input, with no derivative to check; the self-check gradchecked it and failed (seed 14)
     assert oracle.check("self", ops=["ps_roi_align"], cases=40, seed=14).passed
+
+
+def test_gem_dp_on_a_constant_plane_under_an_infinite_gradient_is_refused_with_its_reason():
+    # dy/dp is exactly 0 there: the op gives 0 * inf = NaN, the first-derivation loop reference its
+    # rounding times inf (seed 20 compared them); such a case is now drawn again, for its reason
+    from poolref.cases.case import Case
+    from poolref.oracle.selfcheck import _reference_refusal
+
+    one = Case("gem_pool", {"x": numpy.full((1, 1, 1), 0.7, dtype=numpy.float32), "p": numpy.array(3.0, dtype=numpy.float32)},
+               {"eps": 0.05}, positional=("x", "p"), grad_inputs=("x", "p"), input_class="nonfinite_gradient")
+    assert "dy/dp is exactly 0" in _reference_refusal(one)
+    varied = one.replace(arrays={**one.arrays, "x": numpy.array([[[0.7, 0.2]]], dtype=numpy.float32)})
+    assert _reference_refusal(varied) is None
+    assert oracle.check("self", ops=["gem_pool"], cases=40, seed=20).passed
