@@ -122,3 +122,16 @@ def test_jitted_reduce_window_gradient_reaches_an_element_its_window_never_reads
     jitted = jax.jit(lambda t, c: jax.vjp(window_sum, t)[1](c)[0])(x, upstream)
     assert float(eager.ravel()[0]) == 0.0 and float(jitted.ravel()[0]) == numpy.float32(-1.8)
     assert oracle.check("jax", ops=["avg_pool2d"], cases=40, seed=16).passed
+
+
+def test_the_conv_abort_defect_covers_float64_without_groups():
+    # seed 21: jax.vjp of conv_general_dilated aborted the worker on a float64 case with one group
+    # (XLA's algebraic simplifier); the defect now names every strided and dilated case (an abort is
+    # all it excuses: a case that runs is still compared)
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import JAX_CONV_ABORT
+
+    x, w = numpy.zeros((1, 1, 7, 6)), numpy.zeros((1, 1, 3, 2))
+    case = Case("conv2d", {"x": x, "weight": w}, dict(stride=(2, 2), padding=(0, 1), dilation=(2, 1)), positional=("x", "weight"))
+    assert JAX_CONV_ABORT.applies(case) and JAX_CONV_ABORT.affects == ("abort",)
+    assert not JAX_CONV_ABORT.applies(case.replace(kwargs=dict(stride=(2, 2), padding=(0, 1))))
