@@ -181,8 +181,7 @@ def _fractional_like_tf_max_pool(case: Case, ours, cotangent):
 
     pool = Case("max_pool2d", {"x": case.x}, dict(kernel_size=2, stride=2, convention="tensorflow"))
     values = run_poolref(pool, gradients=False)[0].values
-    argmax = pool.replace(kwargs={**pool.kwargs, "return_indices": True})
-    return ours._replace(values=values, grads={**ours.grads, "x": run_poolref(argmax, cotangent=cotangent)[0].grads["x"]})
+    return _routed_like_argmax(pool, ours._replace(values=values), cotangent)
 
 
 TF_FRACTIONAL_NONFINITE = KnownDefect(
@@ -366,29 +365,23 @@ def _float32_conv_nonfinite_gradient(case: Case) -> bool:
 def _weight_gradient_without_padding(case: Case, ours, cotangent):
     """PyTorch's float32 CPU conv2d weight gradient: ``sum g * x`` over the taps that read a real
     input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
-    kw = case.kwargs
+    kw = case.kwargs  # one group (the defect's cases)
     x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
-    groups = kw.get("groups", 1)
     stride, dilation = _pair(kw.get("stride", 1)), _pair(kw.get("dilation", 1))
     pads = conv_pads(case)
     padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
     real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
     g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
     h_out, w_out = g.shape[2:]
-    c_out, c_per_group, kh, kw_ = weight.shape
-    out_per_group = c_out // groups
+    kh, kw_ = weight.shape[2:]
     grad = numpy.zeros(weight.shape, dtype=numpy.float64)
     with numpy.errstate(invalid="ignore", over="ignore"):
         for i in range(kh):  # the kernel's taps: a handful
             for j in range(kw_):
                 rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
                 cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
-                for group in range(groups):
-                    inputs = slice(group * c_per_group, (group + 1) * c_per_group)
-                    outputs = slice(group * out_per_group, (group + 1) * out_per_group)
-                    terms = g[:, outputs, None] * padded[:, None, inputs, rows, cols]  # (N, O_g, C_g, H_out, W_out)
-                    terms = numpy.where(real[:, None, inputs, rows, cols], terms, 0.0)
-                    grad[outputs, :, i, j] = terms.sum(axis=(0, 3, 4))
+                terms = g[:, :, None] * padded[:, None, :, rows, cols]  # (N, C_out, C_in, H_out, W_out)
+                grad[:, :, i, j] = numpy.where(real[:, None, :, rows, cols], terms, 0.0).sum(axis=(0, 3, 4))
     return ours._replace(grads={**ours.grads, "weight": grad.astype(weight.dtype)})
 
 
