@@ -38,7 +38,7 @@ __all__ = [
     "Case", "Window", "View", "VIEWS", "OPS", "PUBLIC_OPS", "WORKED", "INPUT_CLASSES", "CLASS_LABELS", "ClassNotApplicable",
     "Plan", "distinct_values", "smooth_values", "draw_case", "generate_cases", "generate_plan", "worked_examples",
     "with_indices", "window_of", "apply_view", "make_view", "materialise", "MAX_TYPE_OPS", "CONVENTION_SPACES",
-    "LINEAR_MODE", "WINDOWED_DEFAULTS",
+    "LINEAR_MODE", "WINDOWED_DEFAULTS", "VALUE_ARRAYS", "gradient_scale",
 ]
 
 #: Every op the oracle can draw cases for, in the order of the API.
@@ -104,7 +104,24 @@ BATCH_ARRAYS = ("x", "indices", "random_samples", "grid", "second", "mask")
 BOX_ARRAYS = ("boxes", "offset")
 #: Arrays whose values the classes replace; the others (grids, boxes, samples, weights) keep theirs.
 VALUE_ARRAYS = ("x", "second")
+#: Arrays added to the output (a convolution's bias): their gradient sums upstream entries only.
+ADDITIVE_ARRAYS = ("bias",)
 ATTEMPTS = 40  # draws per class before it is declared impossible for the op and framework
+
+
+def gradient_scale(case: Case, name: str) -> float:
+    """The magnitude of the gradient to input ``name``, which scales the comparison's absolute tolerance.
+
+    The upstream gradient is of order one. A value array is scaled by the case's magnitude ``s``
+    together with the weights it meets, so the gradient to it is of order one; an array added to the
+    output (a bias) gets a sum of upstream entries, of order one too; every other input (a weight, a
+    grid, an exponent) meets the values in a product, so its gradient is of order ``s``.
+
+    >>> case = Case("conv2d", {}, {}, scale=1e-22)
+    >>> gradient_scale(case, "x"), gradient_scale(case, "bias"), gradient_scale(case, "weight")
+    (1.0, 1.0, 1e-22)
+    """
+    return 1.0 if name in VALUE_ARRAYS + ADDITIVE_ARRAYS else case.scale
 
 
 class ClassNotApplicable(ValueError):

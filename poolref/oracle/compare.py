@@ -14,7 +14,9 @@ Two float arrays agree when, element by element,
 
    with ``rtol`` and ``atol`` those of the *less precise* of the two dtypes (:data:`TOLERANCES`),
    and ``s`` the magnitude of the case's inputs as the case declares it (1 for inputs of order one,
-   :math:`10^{e}` for the extreme-magnitude cases). The absolute part covers the cancellation of a
+   :math:`10^{e}` for the extreme-magnitude cases; for a gradient, the magnitude of that gradient:
+   1 for the gradients to the values and to a bias, ``s`` for the others, see
+   :func:`poolref.cases.gradient_scale`). The absolute part covers the cancellation of a
    sum of terms of order ``s``; it is never derived from the results, so a small wrong value next to
    a large right one is still wrong.
 

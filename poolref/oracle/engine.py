@@ -21,7 +21,7 @@ from typing import NamedTuple, Optional
 
 import numpy
 
-from ..cases import MAX_TYPE_OPS, VALUE_ARRAYS, VIEWS, Case, Plan, generate_plan, materialise, with_indices, worked_examples
+from ..cases import MAX_TYPE_OPS, VIEWS, Case, Plan, generate_plan, gradient_scale, materialise, with_indices, worked_examples
 from .compare import compare_arrays
 from .mapping import Mapping, array_literal, format_kwargs
 from .report import DEFAULTS, Failure, OpResult
@@ -154,10 +154,8 @@ def compare_case(mapping: Mapping, case: Case, ours: Results, theirs: Results) -
         comparisons.append(("indices", compare_arrays(theirs.indices, ours.indices, "indices", exact=True)))
     if mapping.gradients:
         for name in ours.grads:
-            # the gradient to an input scaled with x is of order one; to any other input, of order x
-            scale = 1.0 if name in VALUE_ARRAYS else case.scale
             comparisons.append((f"grad_{name}", compare_arrays(theirs.grads.get(name), ours.grads[name], f"gradient to {name}",
-                                                               scale=scale, gradient=True)))
+                                                               scale=gradient_scale(case, name), gradient=True)))
     return comparisons
 
 

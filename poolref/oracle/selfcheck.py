@@ -39,7 +39,7 @@ from ..reference import sampling as sampling_ref
 from ..reference import stochastic as stochastic_ref
 from ..reference import window as window_ref
 from ..testing.laws import assert_conserves_gradient, avg_pool_window_mass, blur_pool_window_mass
-from ..cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, VALUE_ARRAYS, Case, generate_plan, with_indices, worked_examples
+from ..cases import BATCH_ARRAYS, MAX_TYPE_OPS, OPS, PUBLIC_OPS, Case, generate_plan, gradient_scale, with_indices, worked_examples
 from ..cases.learned import conv_pads
 from .compare import compare_arrays
 from .engine import poolref_function, poolref_refusal, run_poolref
@@ -340,7 +340,7 @@ def _check_case(result: OpResult, case: Case, index: int, seed: int, finite_diff
         comparisons.append(compare_arrays(ours.indices, indices, "indices", exact=True, expected="loop reference"))
     gradient_comparisons = [
         compare_arrays(ours.grads[name], grads[name], f"gradient to {name}", expected="loop reference",
-                       scale=1.0 if name in VALUE_ARRAYS else case.scale, gradient=True)
+                       scale=gradient_scale(case, name), gradient=True)
         for name in ours.grads
     ]
     problems += [c.problem for c in comparisons + gradient_comparisons if not c.ok]

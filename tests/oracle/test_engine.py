@@ -213,3 +213,25 @@ def test_a_run_over_uncovered_ops_alone_checks_nothing_and_never_passes():
     if not report.checked:
         assert report.cases == 0 and report.verdict == "nothing checked" and not report.passed
         assert "NOTHING CHECKED" in report.verdict_line()
+
+
+def test_each_gradient_is_compared_at_its_own_magnitude():
+    # A magnitude case scales x by s = 1e-22. The gradient to x and to a bias (a sum of upstream
+    # entries) are of order one, the gradient to the weight of order s: each absolute tolerance
+    # follows. Seed 32 of conv2d found a float32 bias gradient 7e-7 off (another summation order)
+    # compared at atol 2e-27.
+    s = 1e-22
+    case = Case("conv2d", {"x": numpy.ones((1, 1, 2, 2), numpy.float32) * s}, {}, input_class="magnitude", scale=s)
+    mapping = Mapping("conv2d", "standin.conv2d", lambda case: "", space={})
+    ours = engine.Results(numpy.zeros(1, numpy.float32), None, {
+        "x": numpy.float32([0.5]), "bias": numpy.float32([-0.002044]), "weight": numpy.float32([3 * s])})
+
+    def verdicts(x, bias, weight):
+        theirs = engine.Results(ours.values, None, {"x": numpy.float32([x]), "bias": numpy.float32([bias]),
+                                                    "weight": numpy.float32([weight])})
+        return {name: comparison.ok for name, comparison in engine.compare_case(mapping, case, ours, theirs)}
+
+    assert verdicts(0.5 + 7e-7, -0.002044 + 7e-7, 3 * s) == {
+        "output": True, "grad_x": True, "grad_bias": True, "grad_weight": True}
+    assert verdicts(0.5, -0.002044 + 1e-4, 3 * s)["grad_bias"] is False  # a wrong bias gradient still fails
+    assert verdicts(0.5, -0.002044, 3 * s + 1e-25)["grad_weight"] is False  # the weight's tolerance stays at s
