@@ -359,37 +359,42 @@ TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
 
 def _float32_conv_nonfinite_gradient(case: Case) -> bool:
     return (case.op == "conv2d" and case.dtype == numpy.float32 and case.input_class == "nonfinite_gradient"
-            and case.kwargs.get("padding_mode", "zeros") == "zeros" and case.kwargs.get("groups", 1) == 1)
+            and case.kwargs.get("padding_mode", "zeros") == "zeros")
 
 
 def _weight_gradient_without_padding(case: Case, ours, cotangent):
-    """PyTorch's float32 CPU conv2d weight gradient: ``sum g * x`` over the taps that read a real
-    input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
-    kw = case.kwargs  # one group (the defect's cases)
+    """PyTorch's float32 CPU conv2d weight gradient where oneDNN computes it: ``sum g * x`` over the
+    taps that read a real input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
+    groups = case.kwargs.get("groups", 1)
     x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
-    stride, dilation = _pair(kw.get("stride", 1)), _pair(kw.get("dilation", 1))
+    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
+    if x.ndim == 3:  # unbatched: a batch of one
+        x, g = x[None], g[None]
+    stride, dilation = _pair(case.kwargs.get("stride", 1)), _pair(case.kwargs.get("dilation", 1))
     pads = conv_pads(case)
     padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
     real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
-    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
-    h_out, w_out = g.shape[2:]
-    kh, kw_ = weight.shape[2:]
-    grad = numpy.zeros(weight.shape, dtype=numpy.float64)
+    n, (c_out, c_in_per_group, kh, kw), (h_out, w_out) = len(x), weight.shape, g.shape[2:]
+    # the channels by group: g (N, G, C_out/G, 1, H_out, W_out) meets x (N, G, 1, C_in/G, ., .)
+    g = g.reshape(n, groups, c_out // groups, 1, h_out, w_out)
+    grad = numpy.zeros((groups, c_out // groups, c_in_per_group, kh, kw), dtype=numpy.float64)
     with numpy.errstate(invalid="ignore", over="ignore"):
         for i in range(kh):  # the kernel's taps: a handful
-            for j in range(kw_):
+            for j in range(kw):
                 rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
                 cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
-                terms = g[:, :, None] * padded[:, None, :, rows, cols]  # (N, C_out, C_in, H_out, W_out)
-                grad[:, :, i, j] = numpy.where(real[:, None, :, rows, cols], terms, 0.0).sum(axis=(0, 3, 4))
-    return ours._replace(grads={**ours.grads, "weight": grad.astype(weight.dtype)})
+                tap = padded[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                reads_x = real[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                grad[..., i, j] = numpy.where(reads_x, g * tap, 0.0).sum(axis=(0, 4, 5))
+    return ours._replace(grads={**ours.grads, "weight": grad.reshape(weight.shape).astype(weight.dtype)})
 
 
 TORCH_CONV_FLOAT32_PADDING_GRADIENT = KnownDefect(
-    "conv2d's weight gradient in float32 on the CPU (one group) leaves out the zero padding: a non-finite upstream gradient "
-    "over a tap that reads padding adds nothing there, where float64 (and poolref, for every dtype) multiplies "
-    "the padding's 0 (0 * inf = NaN): x (2, 1, 8, 3), weight (1, 1, 3, 3), stride (1, 2), padding 1, dilation 2 "
-    "gives 0.0 at the six taps that only read padding, float64 NaN",
+    "conv2d's weight gradient in float32 on the CPU, where oneDNN computes it (which kernel depends on the groups, "
+    "channels, dilation and the machine), leaves out the zero padding: a non-finite upstream gradient over a tap "
+    "that reads padding adds nothing there, where float64 (and poolref, for every dtype) multiplies the padding's 0 "
+    "(0 * inf = NaN): x (2, 1, 8, 3), weight (1, 1, 3, 3), stride (1, 2), padding 1, dilation 2 gives 0.0 at the "
+    "six taps that only read padding, float64 NaN; other float32 cases multiply the 0 as float64 does",
     _float32_conv_nonfinite_gradient, model=_weight_gradient_without_padding)
 
 
