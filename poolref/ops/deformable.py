@@ -128,7 +128,7 @@ def _deform_roi_pool_backward(saved: DeformSaved, grad_y):
     g[...] = xp.moveaxis(grad_y, 1, -1)
     g /= saved.count[:, None, None, None]
     with numpy.errstate(invalid="ignore"):
-        grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
+        grad_table = saved.matrix.transpose_times(g.reshape(math.prod(g.shape[:3]), C))  # (N*H*W, C)
     grad_x = cast_back(xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1)), saved.dtype)
     if not saved.has_offset:
         return grad_x, None, None

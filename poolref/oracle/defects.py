@@ -136,7 +136,7 @@ def _reduce_max(case: Case, ours, cotangent, last_zero: bool = True, nan_gradien
     with numpy.errstate(invalid="ignore", divide="ignore"):
         y = numpy.max(x, axis=axes, keepdims=True)  # NaN propagates
         # of tied maxima the value is the LAST's (it shows for zeros: [-0., 0.] gives 0., [0., -0.] gives -0.)
-        flat = x.reshape(x.shape[:x.ndim - n] + (-1,))
+        flat = x.reshape(x.shape[:x.ndim - n] + (math.prod(x.shape[x.ndim - n:]),))  # not -1: a batch may be empty
         last = flat.shape[-1] - 1 - numpy.argmax((flat == y.reshape(flat.shape[:-1] + (1,)))[..., ::-1], axis=-1)
         if last_zero:
             y = numpy.where(y == 0, numpy.take_along_axis(flat, last[..., None], axis=-1).reshape(y.shape), y)

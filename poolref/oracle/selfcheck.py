@@ -281,7 +281,7 @@ def _some_plane_constant(case: Case) -> bool:
     """Whether some (n, c) plane of a GeM case holds one value after the clamp at eps."""
     n = case.x.ndim - (2 if case.batched else 1)
     z = numpy.maximum(numpy.asarray(case.x, dtype=numpy.float64), case.kwargs.get("eps", 1e-6))
-    planes = z.reshape(z.shape[: z.ndim - n] + (-1,))
+    planes = z.reshape(z.shape[: z.ndim - n] + (math.prod(z.shape[z.ndim - n:]),))  # not -1: a batch may be empty
     return bool((planes == planes[..., :1]).all(axis=-1).any())
 
 

@@ -781,3 +781,16 @@ def test_spatial_pyramid_pool_of_an_empty_batch(mode, binning):
     y, pullback = vjp(lambda t: poolref.spatial_pyramid_pool2d(t, (1, 2, 4), mode=mode, binning=binning), x)
     assert y.shape == (0, 3 * (1 + 4 + 16))
     assert pullback(numpy.zeros(y.shape))[0].shape == x.shape
+
+
+@pytest.mark.parametrize("op", ["roi_pool", "roi_align", "ps_roi_pool", "ps_roi_align", "deform_roi_pool"])
+def test_region_ops_of_zero_channels(op):
+    # x with no channels (C = 0 is a multiple of ph * pw, so the position-sensitive ops take it too):
+    # an empty result and an empty gradient; ps_roi_align's reshape(-1, 0) leaked numpy's "cannot
+    # reshape array of size 0" (found by a fuzz of the public API)
+    x = numpy.zeros((1, 0, 6, 6))
+    boxes = numpy.array([[0, 1, 1, 3, 3.0], [0, 0, 0, 5, 4]])
+    extra = {"offset": None} if op == "deform_roi_pool" else {}
+    y, pullback = vjp(lambda t: getattr(poolref, op)(t, boxes, output_size=2, **extra), x)
+    assert y.shape == (2, 0, 2, 2)
+    assert pullback(numpy.zeros(y.shape))[0].shape == x.shape

@@ -182,7 +182,7 @@ def _ps_roi_align_forward(x, rois, *, output_size, spatial_scale, sampling_ratio
     # this kernel reads nothing for a sample outside the image: exactly 0, even next to a NaN
     matrix = sampling_matrix(ay, ax, geometry, W, first, bins, N * H * W * bins, read_outside=False)
     with numpy.errstate(invalid="ignore"):  # 0 * inf: NaN, as in the kernel
-        total = matrix.times(table.reshape(-1, c_out)).reshape(K, ph, pw, c_out)
+        total = matrix.times(table.reshape(N * H * W * bins, c_out)).reshape(K, ph, pw, c_out)  # sizes spelled out: c_out may be 0
     count = (geometry.grid_h * geometry.grid_w).astype(accumulate)
     with numpy.errstate(invalid="ignore", divide="ignore"):
         total /= count[:, None, None, None]  # no samples: torchvision's 0 / 0 = NaN
@@ -204,7 +204,7 @@ def _ps_roi_align_backward(saved: PsRoiAlignSaved, grad_y):
     g[...] = xp.moveaxis(grad_y, 1, -1)
     g /= count[:, None, None, None]
     with numpy.errstate(invalid="ignore"):
-        grad_table = saved.matrix.transpose_times(g.reshape(-1, c_out))  # (N*H*W*ph*pw, c_out)
+        grad_table = saved.matrix.transpose_times(g.reshape(K * ph * pw, c_out))  # (N*H*W*ph*pw, c_out)
     grad_x = xp.empty(saved.x_shape, dtype=saved.dtype)
     with numpy.errstate(over="ignore"):  # a gradient beyond float16's range is inf (see cast_back)
         grad_x.reshape(N, c_out, ph * pw, H, W)[...] = grad_table.reshape(N, H, W, ph * pw, c_out).transpose(0, 4, 3, 1, 2)

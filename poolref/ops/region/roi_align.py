@@ -16,6 +16,8 @@ are :mod:`poolref.ops.region.boxes`'; the bilinear rule is
 
 from __future__ import annotations
 
+import math
+
 from typing import NamedTuple
 
 import numpy
@@ -98,7 +100,7 @@ def _roi_align_avg_backward(saved: RoiAlignAvgSaved, grad_y):
     g[...] = xp.moveaxis(grad_y, 1, -1)
     g /= saved.count[:, None, None, None]
     with numpy.errstate(invalid="ignore"):
-        grad_table = saved.matrix.transpose_times(g.reshape(-1, C))  # (N*H*W, C)
+        grad_table = saved.matrix.transpose_times(g.reshape(math.prod(g.shape[:3]), C))  # (N*H*W, C)
     grad_x = xp.ascontiguousarray(xp.moveaxis(grad_table.reshape(N, H, W, C), -1, 1))
     return cast_back(grad_x, saved.dtype), None
 
