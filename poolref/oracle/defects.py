@@ -69,10 +69,10 @@ from .._geometry import pool_geometry
 from ..cases.case import Case
 from ..cases.learned import conv_pads
 from .mapping import KnownDefect
-from .ort_resize import ort_linear_resize
+from .ort_resize import ort_cubic_resize, ort_linear_resize
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES",
+           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
            "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
            "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "ALL"]
 
@@ -534,19 +534,19 @@ JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
 # --------------------------------------------------------------------------------------------------
 # ONNX Runtime 1.32
 # --------------------------------------------------------------------------------------------------
-def _linear_resize_of_several_rows(case: Case) -> bool:
-    from ..cases.case import resize_size
-
-    return (case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case)
-            and case.x.shape[0] * case.x.shape[1] > 1 and resize_size(case)[0] != case.x.shape[2])
+def _linear_resize_of_rows(case: Case) -> bool:
+    return case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case) and not case.kwargs.get("align_corners")
 
 
 ORT_RESIZE_ROWS_SPREAD = KnownDefect(
-    "Resize (mode='linear') of a 3-D tensor (N, C, L) spreads a NaN or an infinity from one (n, c) row into "
-    "another: [[0, 1, 2, 3], [4, 5, 6, nan]] resized to length 10 gives NaN at positions 6-9 of the finite first "
-    "row too (each row alone, and PyTorch, give 2.1, 2.5, 2.9, 3.0 there); no rule of the rows' own values "
-    "reproduces which outputs it poisons, so a case it can touch has its output excused",
-    _linear_resize_of_several_rows, affects=("output",))
+    "Resize (mode='linear') of a 3-D tensor (N, C, L) resizes it as one volume of depth N and height C, whose "
+    "unchanged axes still take two taps each: every (n, c) row reads the next row with weight 0, so a NaN or an "
+    "infinity spreads into the row above ([[0, 1, 2, 3], [4, 5, 6, nan]] resized to length 10 gives NaN at "
+    "positions 6-9 of the finite first row, where PyTorch gives 2.1, 2.5, 2.9, 3.0), and a length-1 axis reads "
+    "its pixel twice with weight 0.5 (inf where PyTorch's 1 * inf + 0 * inf is NaN); along L, the coordinates "
+    "of ORT_RESIZE_COORDINATES; where the length does not change it copies (PyTorch reads the next pixel with "
+    "weight 0: NaN beside an infinity)",
+    _linear_resize_of_rows, affects=("output",), model=ort_linear_resize)
 
 
 def _linear_resize_2d_3d_nonfinite(case: Case) -> bool:
@@ -563,6 +563,23 @@ ORT_RESIZE_COORDINATES = KnownDefect(
     _linear_resize_2d_3d_nonfinite, affects=("output",), model=ort_linear_resize)
 
 
+def _cubic_resize_nonfinite_or_same_size(case: Case) -> bool:
+    from ..cases.case import resize_size
+
+    return (case.x.ndim == 4 and case.kwargs.get("mode") == "bicubic" and not case.kwargs.get("align_corners")
+            and (_nonfinite(case) or tuple(resize_size(case)) == tuple(case.x.shape[2:])))
+
+
+ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
+    "Resize (mode='cubic', half_pixel) copies its input where no size changes, also where a scale says otherwise "
+    "(PyTorch resamples: scale_factor 1.25 on a length of 2); elsewhere it takes its source coordinates as "
+    "(o + 0.5) / s - 0.5 in float32 (s = out/in), and o itself where s is 1, where PyTorch multiplies by 1/s: 7 -> 1 "
+    "puts the output at 2.9999998 (taps 1 to 4) where PyTorch's is exactly 3 (taps 2 to 5, the outer three with "
+    "weight 0). Finite outputs agree to rounding; with a NaN or an infinity, the taps read and the weights of exactly 0 "
+    "differ (0 * inf = NaN)",
+    _cubic_resize_nonfinite_or_same_size, affects=("output",), model=ort_cubic_resize)
+
+
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
@@ -570,5 +587,5 @@ ALL = {
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
     "jax": (JAX_REDUCE_MAX, JAX_REDUCE_WINDOW_LENGTH_ONE, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
-    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES),
+    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES, ORT_CUBIC_RESIZE_COORDINATES),
 }

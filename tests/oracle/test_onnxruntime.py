@@ -81,24 +81,73 @@ def test_linear_resize_model_is_onnxruntimes_coordinates_and_corner_sum():
     # (3 -> 9 puts output 1 on pixel 0 exactly, weight 0 on pixel 1, where PyTorch's weight is 1.5e-8,
     # so infinities meet other zero weights). The model must be ORT to the bit, NaN included.
     from poolref.cases.case import Case
-    from poolref.oracle.defects import ORT_RESIZE_COORDINATES
+    from poolref.oracle.defects import ORT_RESIZE_COORDINATES, ORT_RESIZE_ROWS_SPREAD
     from poolref.oracle.engine import Results
 
     rng = numpy.random.default_rng(5)
     node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
-    for trial in range(60):
-        n = 2 + trial % 2
-        shape = (1, 2) + tuple(int(v) for v in rng.integers(1, 6, n))
-        size = tuple(int(v) for v in rng.integers(1, 10, n))
+    scaled = helper.make_node("Resize", ["X", "", "scales"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
+    for trial in range(90):
+        n = 1 + trial % 3
+        shape = tuple(int(v) for v in rng.integers(1, 4, 2)) + tuple(int(v) for v in rng.integers(1, 6, n))
         x = rng.standard_normal(shape).astype(numpy.float32)
         x[rng.random(shape) < 0.3] = numpy.inf
         x[rng.random(shape) < 0.2] = -numpy.inf
-        case = Case("interpolate", {"x": x}, dict(size=size, mode=("bilinear", "trilinear")[n - 2], align_corners=False))
-        assert ORT_RESIZE_COORDINATES.applies(case) == (not numpy.isfinite(x).all())
-        y, = run_node(node, {"X": x, "sizes": numpy.array(list(shape[:2]) + list(size), dtype=numpy.int64)}, {"Y": x.dtype})
-        model = ORT_RESIZE_COORDINATES.model(case, Results(None, None, {}), None).values
+        mode = ("linear", "bilinear", "trilinear")[n - 1]
+        if trial % 2:  # through scales, which the coordinates then use
+            factors = tuple(float(f) for f in rng.choice([0.5, 0.75, 1.25, 1.5, 2.0, 3.0], n))
+            if any(int(L * f) < 1 for L, f in zip(shape[2:], factors)):
+                continue
+            kwargs = dict(scale_factor=factors, mode=mode, align_corners=False)
+            y, = run_node(scaled, {"X": x, "scales": numpy.array([1, 1, *factors], dtype=numpy.float32)}, {"Y": x.dtype})
+        else:
+            kwargs = dict(size=tuple(int(v) for v in rng.integers(1, 10, n)), mode=mode, align_corners=False)
+            y, = run_node(node, {"X": x, "sizes": numpy.array(list(shape[:2]) + list(kwargs["size"]), dtype=numpy.int64)},
+                          {"Y": x.dtype})
+        case = Case("interpolate", {"x": x}, kwargs)
+        defect = ORT_RESIZE_ROWS_SPREAD if n == 1 else ORT_RESIZE_COORDINATES
+        assert defect.applies(case) == (not numpy.isfinite(x).all())
+        model = defect.model(case, Results(None, None, {}), None).values
         numpy.testing.assert_array_equal(y, model)
     assert oracle.check("onnxruntime", ops=["interpolate"], cases=40, seed=13).passed  # failed before the model
+
+
+def test_cubic_resize_model_is_onnxruntimes_coordinates_and_copy():
+    # ORT_CUBIC_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 in float32 (o where s is 1), Keys' coefficients
+    # in float32, rows of four pixels then four rows, and a copy where no size changes (7 -> 1 reads
+    # taps 1-4 where PyTorch reads 2-5; found at seed 23). The model must be ORT to the bit.
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import ORT_CUBIC_RESIZE_COORDINATES
+    from poolref.oracle.engine import Results
+
+    attributes = dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="half_pixel")
+    node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], **attributes)
+    scaled = helper.make_node("Resize", ["X", "", "scales"], ["Y"], **attributes)
+    rng = numpy.random.default_rng(6)
+    differs = 0
+    for trial in range(120):
+        shape = (1, 2) + tuple(int(v) for v in rng.integers(1, 9, 2))
+        x = rng.standard_normal(shape).astype(numpy.float32)
+        if trial % 3:
+            x[rng.random(shape) < 0.15] = (numpy.nan, numpy.inf)[trial % 3 - 1]
+            x[rng.random(shape) < 0.1] = -numpy.inf
+        if trial % 2:  # scales 1.25 on a length of 2 keep the size: ONNX Runtime copies
+            factors = tuple(float(f) for f in rng.choice([0.5, 1.0, 1.25, 1.5, 2.0, 3.0], 2))
+            if any(int(L * f) < 1 for L, f in zip(shape[2:], factors)):
+                continue
+            kwargs = dict(scale_factor=factors, mode="bicubic", align_corners=False)
+            y, = run_node(scaled, {"X": x, "scales": numpy.array([1, 1, *factors], dtype=numpy.float32)}, {"Y": x.dtype})
+        else:
+            kwargs = dict(size=tuple(int(v) for v in rng.integers(1, 12, 2)), mode="bicubic", align_corners=False)
+            y, = run_node(node, {"X": x, "sizes": numpy.array([1, 2, *kwargs["size"]], dtype=numpy.int64)}, {"Y": x.dtype})
+        case = Case("interpolate", {"x": x}, kwargs)
+        assert ORT_CUBIC_RESIZE_COORDINATES.applies(case) == (not numpy.isfinite(x).all() or y.shape == x.shape)
+        model = ORT_CUBIC_RESIZE_COORDINATES.model(case, Results(None, None, {}), None).values
+        numpy.testing.assert_array_equal(y, model)
+        ours = poolref.interpolate(x, **kwargs)
+        differs += not numpy.array_equal(numpy.isnan(ours), numpy.isnan(y))
+    assert differs > 0  # the cases show ONNX Runtime's own NaN pattern
+    assert oracle.check("onnxruntime", ops=["interpolate"], cases=40, seed=23).passed  # failed before the model
 
 
 def test_same_padding_goes_negative_when_the_stride_exceeds_the_window():
@@ -161,9 +210,11 @@ def _linear_resize(x, length):
 
 def test_onnxruntime_linear_resize_spreads_a_nan_into_other_rows_a_known_defect():
     # found at `poolref check onnxruntime --ops interpolate --cases 60 --seed 3`: a NaN in the second row
-    # poisons the first, which each row resized alone (and poolref, and PyTorch) keep finite
+    # poisons the first, which each row resized alone (and poolref, and PyTorch) keep finite; the
+    # model (the rows as one volume) reproduces it
     from poolref.cases.case import Case
     from poolref.oracle import defects
+    from poolref.oracle.engine import Results
 
     x = numpy.array([[[0.0, 1, 2, 3], [4, 5, 6, numpy.nan]]], dtype=numpy.float32)
     together = _linear_resize(x, 10)
@@ -173,6 +224,15 @@ def test_onnxruntime_linear_resize_spreads_a_nan_into_other_rows_a_known_defect(
     assert numpy.isnan(together[0, 0, 6:]).all()  # ONNX Runtime 1.32: the defect is still there
     case = Case("interpolate", {"x": x}, {"size": (10,), "mode": "linear", "align_corners": False})
     assert defects.ORT_RESIZE_ROWS_SPREAD.applies(case)
-    # a finite case, a single row or an unchanged length cannot show it: those stay compared
-    for x_other, size in ((numpy.nan_to_num(x), 10), (x[:, 1:], 10), (x, 4)):
-        assert not defects.ORT_RESIZE_ROWS_SPREAD.applies(Case("interpolate", {"x": x_other}, {"size": (size,), "mode": "linear"}))
+    numpy.testing.assert_array_equal(defects.ORT_RESIZE_ROWS_SPREAD.model(case, Results(None, None, {}), None).values, together)
+    # a single infinite pixel: ONNX Runtime reads it twice with 0.5 (inf), PyTorch once with 1 and 0 (NaN)
+    # (found at --cases 400 --seed 1)
+    one = numpy.array([[[numpy.inf]]], dtype=numpy.float32)
+    assert numpy.isinf(_linear_resize(one, 8)).all() and numpy.isnan(poolref.interpolate(one, size=8, mode="linear")).any()
+    # an unchanged length is a copy (PyTorch reads the next pixel with weight 0: NaN beside an infinity;
+    # found at --cases 400 --seed 6)
+    same = Case("interpolate", {"x": x}, {"size": (4,), "mode": "linear", "align_corners": False})
+    numpy.testing.assert_array_equal(_linear_resize(x, 4), x)
+    numpy.testing.assert_array_equal(defects.ORT_RESIZE_ROWS_SPREAD.model(same, Results(None, None, {}), None).values, x)
+    # a finite case cannot show it: it stays compared
+    assert not defects.ORT_RESIZE_ROWS_SPREAD.applies(Case("interpolate", {"x": numpy.nan_to_num(x)}, {"size": (10,), "mode": "linear"}))
