@@ -535,7 +535,7 @@ JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
 # ONNX Runtime 1.32
 # --------------------------------------------------------------------------------------------------
 def _linear_resize_of_rows(case: Case) -> bool:
-    return case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case) and not case.kwargs.get("align_corners")
+    return case.x.ndim == 3 and case.kwargs.get("mode") == "linear" and _nonfinite(case)
 
 
 ORT_RESIZE_ROWS_SPREAD = KnownDefect(
@@ -550,14 +550,14 @@ ORT_RESIZE_ROWS_SPREAD = KnownDefect(
 
 
 def _linear_resize_2d_3d_nonfinite(case: Case) -> bool:
-    return (case.x.ndim in (4, 5) and case.kwargs.get("mode") in ("bilinear", "trilinear") and _nonfinite(case)
-            and not case.kwargs.get("align_corners"))
+    return case.x.ndim in (4, 5) and case.kwargs.get("mode") in ("bilinear", "trilinear") and _nonfinite(case)
 
 
 ORT_RESIZE_COORDINATES = KnownDefect(
-    "Resize (mode='linear', half_pixel) of 4-D and 5-D tensors takes its source coordinates as (o + 0.5) / s - 0.5 "
+    "Resize (mode='linear') of 4-D and 5-D tensors takes its source coordinates as (o + 0.5) / s - 0.5 "
     "in float32 (s = out/in), where PyTorch multiplies by 1/s: 3 -> 9 puts output 1 exactly on pixel 0 (weight 0 "
-    "on pixel 1) where PyTorch gives pixel 1 a weight of 1.5e-8; and it sums every corner with the product of its "
+    "on pixel 1) where PyTorch gives pixel 1 a weight of 1.5e-8 (with align_corners, o * (L - 1) / (O - 1) in "
+    "float32, where PyTorch's is in float64: a coordinate just short of a pixel reads the next one); and it sums every corner with the product of its "
     "axes' weights. Finite outputs agree to rounding; with an infinity, a weight of exactly 0 makes NaN where "
     "PyTorch's is -inf (and the other way round)",
     _linear_resize_2d_3d_nonfinite, affects=("output",), model=ort_linear_resize)
@@ -566,16 +566,16 @@ ORT_RESIZE_COORDINATES = KnownDefect(
 def _cubic_resize_nonfinite_or_same_size(case: Case) -> bool:
     from ..cases.case import resize_size
 
-    return (case.x.ndim == 4 and case.kwargs.get("mode") == "bicubic" and not case.kwargs.get("align_corners")
+    return (case.x.ndim == 4 and case.kwargs.get("mode") == "bicubic"
             and (_nonfinite(case) or tuple(resize_size(case)) == tuple(case.x.shape[2:])))
 
 
 ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
     "Resize (mode='cubic', half_pixel) copies its input where no size changes, also where a scale says otherwise "
     "(PyTorch resamples: scale_factor 1.25 on a length of 2); elsewhere it takes its source coordinates as "
-    "(o + 0.5) / s - 0.5 in float32 (s = out/in), and o itself where s is 1, where PyTorch multiplies by 1/s: 7 -> 1 "
+    "(o + 0.5) / s - 0.5 in float32 (s = out/in), where PyTorch multiplies by 1/s: 7 -> 1 "
     "puts the output at 2.9999998 (taps 1 to 4) where PyTorch's is exactly 3 (taps 2 to 5, the outer three with "
-    "weight 0). Finite outputs agree to rounding; with a NaN or an infinity, the taps read and the weights of exactly 0 "
+    "weight 0); with align_corners, o * (L - 1) / (O - 1) in float32. Finite outputs agree to rounding; with a NaN or an infinity, the taps read and the weights of exactly 0 "
     "differ (0 * inf = NaN)",
     _cubic_resize_nonfinite_or_same_size, affects=("output",), model=ort_cubic_resize)
 

@@ -365,12 +365,6 @@ DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool'
                  "weighs): NaN and infinities differ there")
 
 
-def _resize_model(case: Case):
-    if case.input_class in ("nan", "inf") and case.kwargs.get("align_corners"):
-        return RESIZE_ALIGNED_FLOAT32
-    return None
-
-
 def _grid_sample_model(case: Case):
     if case.input_class in ("nan", "inf") and case.kwargs["padding_mode"] != "zeros":
         return GRID_ZERO_WEIGHTS
@@ -389,9 +383,6 @@ def _unpool_express(case: Case):
 
 RESIZE_CUBIC_ANTIALIAS = ("ONNX Runtime's antialiased cubic Resize is not PyTorch's antialiased bicubic (checked: 0.092 apart "
                           "on a 9 x 8 -> 4 x 3 resize with cubic_coeff_a=-0.5, 0.094 with -0.75); the row draws no antialias")
-RESIZE_ALIGNED_FLOAT32 = ("NaN and infinities with align_corners=True: ONNX Runtime computes the aligned coordinates "
-                          "in float32, so where PyTorch's coordinate is an exact pixel, its may fall just short and "
-                          "read the next pixel with a weight of about 0 (a NaN or an infinity there differs)")
 
 
 CONV_WRAP_EMPTY = ("an empty batch with padding_mode='circular': ONNX Runtime 1.32's Pad refuses mode='wrap' on an "
@@ -538,9 +529,9 @@ def _mappings() -> list[Mapping]:
                 skips=("float64: not registered in ONNX Runtime",)),
         Mapping("interpolate", "onnx Resize", _resize,
                 space=dict(dtypes=FLOAT32, modes=("nearest", "nearest-exact", "linear", "bicubic")),
-                gradients=False, express=_no_area, model=_resize_model, defects=(known.ORT_RESIZE_ROWS_SPREAD, known.ORT_RESIZE_COORDINATES,
+                gradients=False, express=_no_area, defects=(known.ORT_RESIZE_ROWS_SPREAD, known.ORT_RESIZE_COORDINATES,
                                                                      known.ORT_CUBIC_RESIZE_COORDINATES),
-                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime", RESIZE_ALIGNED_FLOAT32,
+                skips=("mode='area': Resize has none", "float64: not registered in ONNX Runtime",
                        "antialias=True: " + RESIZE_CUBIC_ANTIALIAS)),
         Mapping("grid_sample", "onnx GridSample", _grid_sample,
                 space=dict(dtypes=FLOAT32, modes=("bilinear", "nearest", "bicubic"), ndims=(2, 3)), gradients=False,

@@ -1,5 +1,5 @@
 r"""ONNX Runtime's linear ``Resize`` of 3-D, 4-D and 5-D tensors and its cubic ``Resize`` of 4-D
-tensors (half_pixel), as its CPU kernels compute them.
+tensors (half_pixel and align_corners), as its CPU kernels compute them.
 
 The oracle's models of :data:`poolref.oracle.defects.ORT_RESIZE_ROWS_SPREAD`,
 :data:`poolref.oracle.defects.ORT_RESIZE_COORDINATES` and
@@ -17,17 +17,29 @@ import numpy
 
 from ..cases.case import Case, resize_scales, resize_size
 
-__all__ = ["linear_axis", "ort_linear_resize", "cubic_axis", "ort_cubic_resize"]
+__all__ = ["source_coordinates", "linear_axis", "ort_linear_resize", "cubic_axis", "ort_cubic_resize"]
 
 
-def linear_axis(length: int, out_length: int, scale):
-    """ONNX Runtime's linear taps along one axis (``SetupUpsampleBilinear``, half_pixel), in float32:
-    ``c = (o + 0.5) / s - 0.5`` with ``s = out/in`` (or the given scale), clamped to ``[0, L - 1]``;
-    ``i1 = int(c)``, ``i2 = min(i1 + 1, L - 1)``, weights ``d1 = |c - i1|`` (of ``i2``) and
-    ``d2 = |c - i2|`` (of ``i1``), both 0.5 where ``i1 = i2``."""
+def source_coordinates(length: int, out_length: int, scale, align_corners: bool = False):
+    """ONNX Runtime's source coordinate of each output along one axis, in float32:
+    ``(o + 0.5) / s - 0.5`` (half_pixel, ``s = out/in`` or the given scale) or ``o * (L - 1) / (O - 1)``
+    (align_corners; 0 for an output of length 1). Where ``s`` is 1 the cubic kernel takes ``o`` itself,
+    which both formulas give exactly."""
     f32 = numpy.float32
     s = f32(out_length) / f32(length) if scale is None else f32(scale)
-    coord = (numpy.arange(out_length, dtype=f32) + f32(0.5)) / s - f32(0.5)
+    o = numpy.arange(out_length, dtype=f32)
+    if align_corners:
+        return o * f32(length - 1) / f32(out_length - 1) if out_length > 1 else numpy.zeros(1, dtype=f32)
+    return (o + f32(0.5)) / s - f32(0.5)
+
+
+def linear_axis(length: int, out_length: int, scale, align_corners: bool = False):
+    """ONNX Runtime's linear taps along one axis (``SetupUpsampleBilinear``), in float32: the
+    :func:`source_coordinates` ``c`` clamped to ``[0, L - 1]``; ``i1 = int(c)``,
+    ``i2 = min(i1 + 1, L - 1)``, weights ``d1 = |c - i1|`` (of ``i2``) and ``d2 = |c - i2|`` (of
+    ``i1``), both 0.5 where ``i1 = i2``."""
+    f32 = numpy.float32
+    coord = source_coordinates(length, out_length, scale, align_corners)
     coord = numpy.maximum(f32(0), numpy.minimum(coord, f32(length - 1)))
     i1 = numpy.minimum(coord.astype(numpy.int64), length - 1)
     i2 = numpy.minimum(i1 + 1, length - 1)
@@ -38,7 +50,7 @@ def linear_axis(length: int, out_length: int, scale):
 
 
 def ort_linear_resize(case: Case, ours, cotangent):
-    """ONNX Runtime's linear Resize (half_pixel): every output sums all 2^n corners, each weighted by
+    """ONNX Runtime's linear Resize (half_pixel or align_corners): every output sums all 2^n corners, each weighted by
     the product of its axes' weights (x fastest: X11, X21, X12, X22 in 2-D).
 
     A 3-D tensor (N, C, L) is resized as one volume of depth N and height C, whose unchanged axes
@@ -48,15 +60,16 @@ def ort_linear_resize(case: Case, ours, cotangent):
     if sizes == tuple(x.shape[2:]):  # nothing to resize: a copy
         return ours._replace(values=x.copy())
     scales = tuple(resize_scales(case) or (None,) * (x.ndim - 2))
+    aligned = bool(case.kwargs.get("align_corners"))
     if x.ndim == 3:  # (N, C, L) as a volume (1, 1, N, C, L) with scales (1, 1, s)
-        return ours._replace(values=_linear_volume(x[None, None], x.shape[:2] + sizes, (None, None) + scales)[0, 0])
-    return ours._replace(values=_linear_volume(x, sizes, scales))
+        return ours._replace(values=_linear_volume(x[None, None], x.shape[:2] + sizes, (None, None) + scales, aligned)[0, 0])
+    return ours._replace(values=_linear_volume(x, sizes, scales, aligned))
 
 
-def _linear_volume(x, sizes: tuple, scales: tuple):
+def _linear_volume(x, sizes: tuple, scales: tuple, align_corners: bool):
     """ONNX Runtime's bilinear / trilinear sum over the spatial axes of ``x`` (N, C, *spatial)."""
     n = x.ndim - 2
-    axes = [linear_axis(L, O, s) for L, O, s in zip(x.shape[2:], sizes, scales)]
+    axes = [linear_axis(L, O, s, align_corners) for L, O, s in zip(x.shape[2:], sizes, scales)]
     out = None
     with numpy.errstate(invalid="ignore", over="ignore"):
         for corner in itertools.product((0, 1), repeat=n):  # axis 0 slowest, the last (x) fastest
@@ -72,18 +85,16 @@ def _linear_volume(x, sizes: tuple, scales: tuple):
     return out.astype(x.dtype)
 
 
-def cubic_axis(length: int, out_length: int, scale, a: float = -0.75):
-    """ONNX Runtime's cubic taps along one axis (``ResizeBiCubic``, half_pixel, exclude_outside=0), in
-    float32: ``c = (o + 0.5) / s - 0.5`` with ``s = out/in`` (or the given scale), but ``c = o`` where
-    ``s`` is 1; the four taps ``floor(c) - 1 .. floor(c) + 2`` clamped to the axis, with Keys'
-    coefficients of ``f = c - floor(c)`` (``GetCubicCoeffs``, each a float32 expression).
+def cubic_axis(length: int, out_length: int, scale, align_corners: bool = False, a: float = -0.75):
+    """ONNX Runtime's cubic taps along one axis (``ResizeBiCubic``, exclude_outside=0), in float32: of
+    the :func:`source_coordinates` ``c``, the four taps ``floor(c) - 1 .. floor(c) + 2`` clamped to
+    the axis, with Keys' coefficients of ``f = c - floor(c)`` (``GetCubicCoeffs``, each a float32
+    expression).
 
     Returns ``taps (O, 4)`` and ``coefficients (O, 4)``.
     """
     f32 = numpy.float32
-    s = f32(out_length) / f32(length) if scale is None else f32(scale)
-    o = numpy.arange(out_length, dtype=f32)
-    coord = o if s == f32(1) else (o + f32(0.5)) / s - f32(0.5)
+    coord = source_coordinates(length, out_length, scale, align_corners)
     first = numpy.floor(coord)
     f = numpy.abs(coord - first)
     a = f32(a)
@@ -100,14 +111,15 @@ def cubic_axis(length: int, out_length: int, scale, a: float = -0.75):
 
 
 def ort_cubic_resize(case: Case, ours, cotangent):
-    """ONNX Runtime's bicubic Resize (half_pixel, a = -0.75, exclude_outside=0): a copy where no size
+    """ONNX Runtime's bicubic Resize (half_pixel or align_corners, a = -0.75, exclude_outside=0): a copy where no size
     changes; else each output sums its four rows in order, each row the sum of its four pixels in
     order, ``row = sum_j (cx_j / 1) * x`` and ``y = sum_i row_i * cy_i / 1``, all in float32."""
     x = case.x
     if tuple(resize_size(case)) == tuple(x.shape[2:]):  # nothing to resize: a copy
         return ours._replace(values=x.copy())
     scales = resize_scales(case) or (None, None)
-    (rows, row_weights), (cols, col_weights) = (cubic_axis(L, O, s) for L, O, s in zip(x.shape[2:], resize_size(case), scales))
+    aligned = bool(case.kwargs.get("align_corners"))
+    (rows, row_weights), (cols, col_weights) = (cubic_axis(L, O, s, aligned) for L, O, s in zip(x.shape[2:], resize_size(case), scales))
     f32 = numpy.float32
     data = x.astype(f32)
     out = numpy.zeros(x.shape[:2] + (rows.shape[0], cols.shape[0]), dtype=f32)

@@ -76,34 +76,46 @@ def test_roi_align_max_folds_each_sampling_point_then_the_points():
     numpy.testing.assert_array_equal(y, poolref.roi_align(x, boxes, (2, 2), 1.0, 2, True, mode="max", convention="onnx"))
 
 
+def _resize_case(rng, trial, x, mode, factors):
+    """An interpolate case through ``scale_factor`` (odd trials; None where a factor leaves no output)
+    or ``size``, half the time with align_corners, and ONNX Runtime's Resize of it."""
+    n = x.ndim - 2
+    aligned = trial % 4 >= 2
+    if trial % 2:  # through scales, which half_pixel coordinates then use
+        scales = tuple(float(f) for f in rng.choice(factors, n))
+        if any(int(L * f) < 1 for L, f in zip(x.shape[2:], scales)):
+            return None, None
+        kwargs, inputs = dict(scale_factor=scales), ["X", "", "scales"]
+        feed = {"X": x, "scales": numpy.array([1, 1, *scales], dtype=numpy.float32)}
+    else:
+        kwargs, inputs = dict(size=tuple(int(v) for v in rng.integers(1, 10, n))), ["X", "", "", "sizes"]
+        feed = {"X": x, "sizes": numpy.array(list(x.shape[:2]) + list(kwargs["size"]), dtype=numpy.int64)}
+    attributes = dict(mode="linear") if mode != "bicubic" else dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0)
+    node = helper.make_node("Resize", inputs, ["Y"], coordinate_transformation_mode=("half_pixel", "align_corners")[aligned],
+                            **attributes)
+    y, = run_node(node, feed, {"Y": x.dtype})
+    return dict(kwargs, mode=mode, align_corners=aligned), y
+
+
 def test_linear_resize_model_is_onnxruntimes_coordinates_and_corner_sum():
-    # ORT_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 in float32 and the 2^n corners weighted by products
-    # (3 -> 9 puts output 1 on pixel 0 exactly, weight 0 on pixel 1, where PyTorch's weight is 1.5e-8,
-    # so infinities meet other zero weights). The model must be ORT to the bit, NaN included.
+    # ORT_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 (align_corners: o (L - 1) / (O - 1)) in float32 and
+    # the 2^n corners weighted by products (3 -> 9 puts output 1 on pixel 0 exactly, weight 0 on pixel 1,
+    # where PyTorch's weight is 1.5e-8, so infinities meet other zero weights); ORT_RESIZE_ROWS_SPREAD:
+    # (N, C, L) as one volume. The model must be ORT to the bit, NaN included.
     from poolref.cases.case import Case
     from poolref.oracle.defects import ORT_RESIZE_COORDINATES, ORT_RESIZE_ROWS_SPREAD
     from poolref.oracle.engine import Results
 
     rng = numpy.random.default_rng(5)
-    node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
-    scaled = helper.make_node("Resize", ["X", "", "scales"], ["Y"], mode="linear", coordinate_transformation_mode="half_pixel")
-    for trial in range(90):
+    for trial in range(120):
         n = 1 + trial % 3
         shape = tuple(int(v) for v in rng.integers(1, 4, 2)) + tuple(int(v) for v in rng.integers(1, 6, n))
         x = rng.standard_normal(shape).astype(numpy.float32)
         x[rng.random(shape) < 0.3] = numpy.inf
         x[rng.random(shape) < 0.2] = -numpy.inf
-        mode = ("linear", "bilinear", "trilinear")[n - 1]
-        if trial % 2:  # through scales, which the coordinates then use
-            factors = tuple(float(f) for f in rng.choice([0.5, 0.75, 1.25, 1.5, 2.0, 3.0], n))
-            if any(int(L * f) < 1 for L, f in zip(shape[2:], factors)):
-                continue
-            kwargs = dict(scale_factor=factors, mode=mode, align_corners=False)
-            y, = run_node(scaled, {"X": x, "scales": numpy.array([1, 1, *factors], dtype=numpy.float32)}, {"Y": x.dtype})
-        else:
-            kwargs = dict(size=tuple(int(v) for v in rng.integers(1, 10, n)), mode=mode, align_corners=False)
-            y, = run_node(node, {"X": x, "sizes": numpy.array(list(shape[:2]) + list(kwargs["size"]), dtype=numpy.int64)},
-                          {"Y": x.dtype})
+        kwargs, y = _resize_case(rng, trial, x, ("linear", "bilinear", "trilinear")[n - 1], [0.5, 0.75, 1.25, 1.5, 2.0, 3.0])
+        if kwargs is None:
+            continue
         case = Case("interpolate", {"x": x}, kwargs)
         defect = ORT_RESIZE_ROWS_SPREAD if n == 1 else ORT_RESIZE_COORDINATES
         assert defect.applies(case) == (not numpy.isfinite(x).all())
@@ -113,33 +125,26 @@ def test_linear_resize_model_is_onnxruntimes_coordinates_and_corner_sum():
 
 
 def test_cubic_resize_model_is_onnxruntimes_coordinates_and_copy():
-    # ORT_CUBIC_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 in float32 (o where s is 1), Keys' coefficients
-    # in float32, rows of four pixels then four rows, and a copy where no size changes (7 -> 1 reads
-    # taps 1-4 where PyTorch reads 2-5; found at seed 23). The model must be ORT to the bit.
+    # ORT_CUBIC_RESIZE_COORDINATES: (o + 0.5) / s - 0.5 (align_corners: o (L - 1) / (O - 1)) in float32,
+    # Keys' coefficients in float32, rows of four pixels then four rows, and a copy
+    # where no size changes (7 -> 1 reads taps 1-4 where PyTorch reads 2-5; found at seed 23). The
+    # model must be ORT to the bit.
     from poolref.cases.case import Case
     from poolref.oracle.defects import ORT_CUBIC_RESIZE_COORDINATES
     from poolref.oracle.engine import Results
 
-    attributes = dict(mode="cubic", cubic_coeff_a=-0.75, exclude_outside=0, coordinate_transformation_mode="half_pixel")
-    node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], **attributes)
-    scaled = helper.make_node("Resize", ["X", "", "scales"], ["Y"], **attributes)
     rng = numpy.random.default_rng(6)
     differs = 0
-    for trial in range(120):
+    for trial in range(160):
         shape = (1, 2) + tuple(int(v) for v in rng.integers(1, 9, 2))
         x = rng.standard_normal(shape).astype(numpy.float32)
         if trial % 3:
             x[rng.random(shape) < 0.15] = (numpy.nan, numpy.inf)[trial % 3 - 1]
             x[rng.random(shape) < 0.1] = -numpy.inf
-        if trial % 2:  # scales 1.25 on a length of 2 keep the size: ONNX Runtime copies
-            factors = tuple(float(f) for f in rng.choice([0.5, 1.0, 1.25, 1.5, 2.0, 3.0], 2))
-            if any(int(L * f) < 1 for L, f in zip(shape[2:], factors)):
-                continue
-            kwargs = dict(scale_factor=factors, mode="bicubic", align_corners=False)
-            y, = run_node(scaled, {"X": x, "scales": numpy.array([1, 1, *factors], dtype=numpy.float32)}, {"Y": x.dtype})
-        else:
-            kwargs = dict(size=tuple(int(v) for v in rng.integers(1, 12, 2)), mode="bicubic", align_corners=False)
-            y, = run_node(node, {"X": x, "sizes": numpy.array([1, 2, *kwargs["size"]], dtype=numpy.int64)}, {"Y": x.dtype})
+        # scales of 1.25 on a length of 2 keep the size: ONNX Runtime copies
+        kwargs, y = _resize_case(rng, trial, x, "bicubic", [0.5, 1.0, 1.25, 1.5, 2.0, 3.0])
+        if kwargs is None:
+            continue
         case = Case("interpolate", {"x": x}, kwargs)
         assert ORT_CUBIC_RESIZE_COORDINATES.applies(case) == (not numpy.isfinite(x).all() or y.shape == x.shape)
         model = ORT_CUBIC_RESIZE_COORDINATES.model(case, Results(None, None, {}), None).values
