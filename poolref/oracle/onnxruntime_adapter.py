@@ -355,9 +355,10 @@ def _max_pool_model(case: Case):
     return _window_model(case)
 
 
-MLAS_MAX = ("ONNX Runtime's float32 GlobalMaxPool (MLAS) ignores NaN and starts from the lowest finite value "
-            "(-FLT_MAX for a plane of only -inf); poolref's global_max_pool follows PyTorch and has no convention "
-            "to model it")
+MLAS_MAX = ("ONNX Runtime's float32 GlobalMaxPool (MLAS) starts from the lowest finite value (a plane of only -inf "
+            "gives -FLT_MAX) and keeps or drops a NaN by its place in the SIMD lanes (ones with a NaN at index 3 of "
+            "4 or 7 of 8 give NaN, at any other index 1; three NaN give -FLT_MAX, four NaN); poolref's "
+            "global_max_pool follows PyTorch and has no convention to model it")
 GRID_ZERO_WEIGHTS = ("at a clamped coordinate (border and reflection padding) ONNX Runtime's GridSample does not read "
                      "the neighbour of weight 0, which PyTorch and poolref read and multiply (0 * inf = NaN): a NaN "
                      "or an infinity there differs")

@@ -1,6 +1,8 @@
 """The ONNX Runtime adapter: every mapping passes, a planted bug is caught, and the differences the
 adapter declares (and the atlas shows) are what ONNX Runtime really does."""
 
+import math
+
 import numpy
 import pytest
 
@@ -241,3 +243,23 @@ def test_onnxruntime_linear_resize_spreads_a_nan_into_other_rows_a_known_defect(
     numpy.testing.assert_array_equal(defects.ORT_RESIZE_ROWS_SPREAD.model(same, Results(None, None, {}), None).values, x)
     # a finite case cannot show it: it stays compared
     assert not defects.ORT_RESIZE_ROWS_SPREAD.applies(Case("interpolate", {"x": numpy.nan_to_num(x)}, {"size": (10,), "mode": "linear"}))
+
+
+def test_global_max_pool_nan_depends_on_the_simd_lane_as_the_refusal_says():
+    # MLAS_MAX, the reason the row draws no NaN or infinities: a NaN is kept or dropped by its place
+    # (not "always ignored", as the reason said before it was measured), and -inf planes give -FLT_MAX
+    node = helper.make_node("GlobalMaxPool", ["X"], ["Y"])
+
+    def global_max(values):
+        x = numpy.array(values, dtype=numpy.float32).reshape(1, 1, -1)
+        return float(run_node(node, {"X": x}, {"Y": x.dtype})[0].ravel()[0])
+
+    for length, kept in ((4, 3), (8, 7)):
+        for k in range(length):
+            ones = [1.0] * length
+            ones[k] = numpy.nan
+            assert math.isnan(global_max(ones)) == (k == kept), (length, k)
+    assert global_max([-numpy.inf] * 8) == -numpy.finfo(numpy.float32).max
+    assert global_max([numpy.nan] * 3) == -numpy.finfo(numpy.float32).max
+    assert math.isnan(global_max([numpy.nan] * 4))
+    assert "SIMD lanes" in onnxruntime_adapter.MLAS_MAX
