@@ -12,7 +12,7 @@ from ._backend import is_cupy_array
 
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
            "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count", "check_like_x", "check_positive_int",
-           "check_parameter_size"]
+           "check_parameter_size", "check_axis", "check_axes"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -230,6 +230,38 @@ def check_parameter_size(shape: tuple, what: str, op: str, **arguments) -> None:
         given = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
         raise ValueError(f"{op}: {given} ask for {count} elements in a {what} of shape {tuple(shape)}, more than poolref "
                          f"allocates for one array ({MAX_ELEMENTS})")
+
+
+def check_axis(axis, ndim: int, name: str, op: str, of: str = "x") -> int:
+    """An int axis of an array ``of`` with ``ndim`` axes (a negative one counts from the end), as an
+    int in ``[0, ndim)``.
+
+    >>> check_axis(-1, 4, "end_dim", "Flatten")
+    3
+    >>> check_axis(4, 4, "start_dim", "Flatten")
+    Traceback (most recent call last):
+    ...
+    ValueError: Flatten: start_dim=4 is not an axis of x with 4 axes
+    """
+    if not is_int(axis):
+        raise TypeError(f"{op}: {name} must be an int (an axis), got {name}={axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: {name}={axis} is not an axis of {of} with {ndim} axes")
+    return int(axis) % ndim
+
+
+def check_axes(axis, ndim: int, name: str, op: str, of: str = "x"):
+    """None (every axis), an axis, or a tuple of distinct axes, as numpy's reductions take them."""
+    if axis is None:
+        return None
+    if isinstance(axis, tuple):
+        axes = tuple(check_axis(a, ndim, name, op, of) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{op}: {name}={axis!r} repeats an axis")
+        return axes
+    if not is_int(axis):
+        raise TypeError(f"{op}: {name} must be None, an int or a tuple of ints (axes), got {name}={axis!r}")
+    return check_axis(axis, ndim, name, op, of)
 
 
 def check_positive_number(value, name: str, op: str) -> float:

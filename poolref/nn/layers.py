@@ -13,7 +13,7 @@ import math
 
 import numpy
 
-from .._checks import check_flag, check_parameter_size, check_positive_int, is_int, random_generator
+from .._checks import check_axis, check_flag, check_parameter_size, check_positive_int, is_int, random_generator
 from .._geometry import as_int_tuple
 from .._windows import check_padding_mode
 from ..ops.adaptive import adaptive_avg_pool2d
@@ -333,15 +333,12 @@ class Flatten(Module):
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
         for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
-            if not is_int(value):
+            if not is_int(value):  # its range is checked against x's axes, at the call
                 raise TypeError(f"Flatten: {name} must be an int (an axis), got {name}={value!r}")
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x):
-        for name, axis in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
-            if not -x.ndim <= axis < x.ndim:
-                raise ValueError(f"Flatten: {name}={axis} is not an axis of x with {x.ndim} axes")
-        start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
+        start, end = check_axis(self.start_dim, x.ndim, "start_dim", "Flatten"), check_axis(self.end_dim, x.ndim, "end_dim", "Flatten")
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} for x with {x.ndim} axes")
         shape = tuple(x.shape[:start]) + (math.prod(x.shape[start:end + 1]),) + tuple(x.shape[end + 1:])
