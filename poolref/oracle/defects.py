@@ -74,7 +74,7 @@ from .ort_resize import ort_cubic_resize, ort_linear_resize
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
            "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
-           "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "ALL"]
+           "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_NEAREST_SHORTCUT_GRADIENT", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -326,6 +326,46 @@ def _bicubic_backward_copies(case: Case) -> bool:
 def _gradient_copied(case: Case, ours, cotangent):
     """PyTorch's bicubic backward when no size changes: the upstream gradient, copied."""
     return ours._replace(grads={**ours.grads, "x": numpy.asarray(cotangent).astype(case.dtype)})
+
+
+def _nearest_forward_without_shortcuts(case: Case) -> bool:
+    """1-D or 3-D ``nearest`` through a scale factor, where the shortcuts (a copy at O = L, o // 2 at
+    O = 2L) read other pixels than the scale: PyTorch's forward reads by the scale, its backward by
+    the shortcuts."""
+    from .._sampling_weights import nearest_indices
+    from ..cases.case import resize_scales, resize_size
+
+    if case.op != "interpolate" or case.kwargs.get("mode") != "nearest":
+        return False
+    sizes, scales = resize_size(case), resize_scales(case)
+    if len(sizes) == 2 or scales is None:
+        return False
+    return any(not numpy.array_equal(nearest_indices(L, O, s), nearest_indices(L, O, s, shortcuts=False))
+               for L, O, s in zip(case.x.shape[-len(sizes):], sizes, scales))
+
+
+def _gradient_by_the_shortcuts(case: Case, ours, cotangent):
+    """PyTorch's nearest backward: each upstream entry added to the pixel the shortcut rule names."""
+    from .._sampling_weights import nearest_indices
+    from ..cases.case import resize_scales, resize_size
+
+    sizes, scales = resize_size(case), resize_scales(case)
+    grad = numpy.asarray(cotangent, dtype=numpy.float64)
+    first = grad.ndim - len(sizes)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for axis, (L, O, s) in enumerate(zip(case.x.shape[first:], sizes, scales)):
+            summed = numpy.zeros(grad.shape[:first + axis] + (L,) + grad.shape[first + axis + 1:])
+            numpy.add.at(summed, (slice(None),) * (first + axis) + (nearest_indices(L, O, s),), grad)
+            grad = summed
+    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
+
+
+TORCH_NEAREST_SHORTCUT_GRADIENT = KnownDefect(
+    "interpolate(mode='nearest') of 1-D and 3-D inputs through a scale factor reads by the scale in its forward, but "
+    "its backward (in every dimension, as the 2-D forward) copies where the length does not change and reads o // 2 "
+    "where it doubles: scale_factor=2.2 on arange(4.) gives [0, 0, 0, 1, 1, 2, 2, 3] and, for an upstream "
+    "[1, ..., 8], the gradient [3, 7, 11, 15] of [0, 0, 1, 1, 2, 2, 3, 3] (the forward's adjoint: [6, 9, 13, 8])",
+    _nearest_forward_without_shortcuts, model=_gradient_by_the_shortcuts)
 
 
 def _adaptive_max_float16(case: Case) -> bool:
@@ -583,6 +623,7 @@ ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
+              TORCH_NEAREST_SHORTCUT_GRADIENT,
               TORCH_HALF_ADAPTIVE_MAX_GRADIENT, TORCH_CONV_FLOAT32_PADDING_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),

@@ -297,7 +297,8 @@ def _mappings() -> list[Mapping]:
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
                 express=_interpolate_express, skips=("float16 with antialias=True: " + ANTIALIAS_FLOAT16,),
-                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT)),
+                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT,
+                         known.TORCH_NEAREST_SHORTCUT_GRADIENT)),
         Mapping("conv2d", "torch.nn.functional.conv2d (torch.nn.Conv2d for padding_mode)", _conv2d, space=dict(POOLING),
                 defects=(known.TORCH_CONV_FLOAT32_PADDING_GRADIENT,),
                 notes="groups and padding='same'/'valid' as F.conv2d takes them; a padding_mode other than zeros "
