@@ -333,7 +333,8 @@ FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('Pooling r
 CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, across then down, even on a pixel (t = 0): an infinite a "
              "gives NaN whatever b, so an infinity among the pixels a crop point reads makes it NaN unless it is the "
              "bottom-right one alone, strictly between pixels ([[1, 2], [3, inf]] cropped to 3 x 3 gives [[1, 1.5, 2], "
-             "[2, inf, nan], [3, nan, nan]]); torchvision's RoI Align, which poolref models, weighs the pixels: inf there")
+             "[2, inf, nan], [3, nan, nan]]); torchvision's RoI Align, which poolref models, weighs the pixels, 0 * inf "
+             "included ([[inf, 1], [1, 1]] gives inf where crop_and_resize gives NaN)")
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: tf.nn.max_pool/avg_pool have none of them (tf.nn.pool has dilation, "
                 "with VALID and stride 1 only: its own rows)",)
 

@@ -267,12 +267,12 @@ def test_crop_and_resize_interpolates_infinities_to_nan_unless_alone_at_the_bott
     numpy.testing.assert_array_equal(_crop(first, [0, 0, 1, 1], (3, 3)), [[NAN, NAN, 1], [NAN, NAN, 1], [1, 1, 1]])
     for a, b in ((-INF, -INF), (INF, INF), (-INF, INF)):  # two infinities across one row read twice (in_y = 0.5)
         assert numpy.isnan(_crop(numpy.array([[a, b], [a, b]], numpy.float32), [0, 0, 1, 1], (1, 3))).all()
-    # torchvision's RoI Align, which poolref models, weighs the pixels: the infinity survives
+    # torchvision's RoI Align, which poolref models, weighs the pixels (0 * inf included): inf where TF has NaN
     from poolref.oracle.layouts import crop_boxes_to_rois
 
     rois = crop_boxes_to_rois([[0.0, 0.0, 1.0, 1.0]], [0], (3, 3), 2, 2).astype(numpy.float32)
-    ours = poolref.roi_align(corner[None, None], rois, (3, 3), 1.0, 1, True)[0, 0]
-    assert ours[1, 1] == INF and ours[2, 2] == INF
+    ours = poolref.roi_align(first[None, None], rois, (3, 3), 1.0, 1, True)[0, 0]
+    numpy.testing.assert_array_equal(ours, [[INF, INF, 1], [INF, INF, 1], [1, 1, 1]])
 
 
 def test_crop_and_resize_returns_extrapolation_value_outside_the_image_and_computes_in_float32():
