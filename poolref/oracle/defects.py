@@ -35,9 +35,10 @@ TensorFlow 2.21:
 * ``tf.reduce_max``'s gradient is shared evenly among tied maxima, multiplies the upstream gradient
   by 0 elsewhere (``0 * inf = NaN``), and is NaN everywhere when the maximum is NaN; of tied maxima
   its value is the last's, which shows for zeros (``[0., -0.]`` gives ``-0.``).
-* ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient:
-  ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25, 0.9167, 0.9167,
-  0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is right).
+* ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient in
+  float64 and float16: ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25,
+  0.9167, 0.9167, 0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is
+  right; float32 runs on oneDNN and is right).
 * ``tf.nn.fractional_max_pool`` ignores NaN and starts from the lowest finite value, as
   ``tf.nn.max_pool`` does, and routes its gradient like ``max_pool_with_argmax`` (first element, then
   a strictly greater one); its gradient raises where that routing's maximum is not the output
@@ -167,8 +168,10 @@ def _same_window_longer_than_input(case: Case) -> bool:
 
 
 TF_AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
-    "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient: x = [1, 2, 3, 4], "
-    "k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is [1/3, 1, 1, 2/3]",
+    "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient in float64 and float16 "
+    "(AvgPoolGrad spreads a window that starts in the padding over min(L, k) cells, not the k - pad it covers): "
+    "x = [1, 2, 3, 4], k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is "
+    "[1/3, 1, 1, 2/3]; float32, which runs on oneDNN by default, is right",
     _same_window_longer_than_input, affects=("grad_x",))
 
 def _fractional_like_tf_max_pool(case: Case, ours, cotangent):
@@ -518,11 +521,11 @@ def _single_strided_column(case: Case) -> bool:
 
 
 TF_CONV_SINGLE_COLUMN = KnownDefect(
-    "tf.nn.conv2d in float32 on the CPU returns wrong outputs, some of them uninitialised memory (1e27 on one run, "
-    "0 on the next), for one input channel, a batch of two or more, strides (1, s > 1), a kernel at least two "
-    "wide and one output column: x (2, 5, 1, 1) NHWC padded to width 3, kernel (1, 3), strides (1, 2) gave "
-    "[-4, 0, -1, 0, 0, 1, 0, 4, 0, 0] for [-4, -3, ..., 5]; float64, float16, a batch of one and the "
-    "gradients are right",
+    "tf.nn.conv2d in float32 on the CPU (oneDNN, TensorFlow's default on x86) returns wrong outputs, some of them "
+    "uninitialised memory (0, 2.6e-36, -1.3e7 on different runs), for one input channel, a batch of two or more, strides "
+    "(1, s > 1), a kernel at least two wide and one output column: x (2, 5, 1, 1) NHWC padded to width 3, kernel "
+    "(1, 3) of ones, strides (1, 2) gave [-4, 0, -1, 0, 0, 1, 0, 4, 0, 0] for [-4, -3, ..., 5]; float64, float16, a "
+    "batch of one, the gradients and TF_ENABLE_ONEDNN_OPTS=0 are right",
     _single_strided_column, affects=("output",))
 
 
