@@ -276,3 +276,134 @@ def test_float32_conv2d_weight_gradient_leaves_out_the_padding():
     assert modelled[False] > 0 and modelled[True] > 0  # the cases show the defect, grouped and not
     assert oracle.check("torch", ops=["conv2d"], cases=40, seed=17).passed  # failed before the model
     assert oracle.check("torch", ops=["conv2d"], cases=300, seed=50).passed  # failed before groups were modelled
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter's reasons and the known defects' texts, each held to torch 2.13 (CPU) as it states them
+# --------------------------------------------------------------------------------------------------
+def _raises(call, error=Exception, match=None):
+    """The exception ``call()`` raises (the test fails if it returns)."""
+    with pytest.raises(error, match=match) as caught:
+        call()
+    return caught.value
+
+
+def test_pooling_takes_symmetric_int_padding_at_most_half_the_kernel_and_dilation_for_max_only():
+    # _window_express's reasons: no SAME/VALID, no (begin, end) pairs, no dilation or padding where
+    # PyTorch has none, no divisor_override in 1-D, padding at most half the (dilated) kernel
+    x = torch.zeros(1, 1, 4, 4)
+    _raises(lambda: F.max_pool2d(x, 3, 1, "same"), TypeError, "must be tuple of ints, not str")
+    _raises(lambda: F.avg_pool2d(x, 3, 1, "valid"), TypeError, "must be tuple of ints, not str")
+    _raises(lambda: F.max_pool2d(x, 3, 1, ((1, 0), (1, 0))), TypeError, "found element of type tuple")
+    _raises(lambda: F.avg_pool2d(x, 3, 1, 0, dilation=2), TypeError, "unexpected keyword argument 'dilation'")
+    _raises(lambda: F.lp_pool2d(x, 2.0, 3, 1, dilation=2), TypeError, "unexpected keyword argument 'dilation'")
+    _raises(lambda: F.lp_pool2d(x, 2.0, 3, 1, padding=1), TypeError, "unexpected keyword argument 'padding'")
+    _raises(lambda: F.avg_pool1d(x[0], 2, divisor_override=3), TypeError, "unexpected keyword argument 'divisor_override'")
+    _raises(lambda: F.max_pool2d(x, 3, 1, 2), RuntimeError, "pad should be at most half of effective kernel size")
+    # half the kernel itself, not the dilated one (whose half, 2.5, the first check allows)
+    _raises(lambda: F.max_pool2d(x, 3, 1, 2, dilation=2), RuntimeError, "pad should be smaller than or equal to half of kernel size")
+    assert F.max_pool2d(x, 3, 1, 1, dilation=2).shape == (1, 1, 2, 2)
+    assert F.avg_pool2d(x, 3, 1, 1, divisor_override=3).shape == (1, 1, 4, 4)
+
+
+def test_avg_pool3d_alone_refuses_inputs_smaller_than_the_kernel():
+    # avg_pool3d's (and lp_pool3d's) skip: kernel 3 on a 2-long axis is refused even with padding 1,
+    # which makes room for it; avg_pool1d/2d and max_pool3d take the same input
+    for shape in ((2, 2, 2), (2, 4, 4)):
+        x = torch.zeros((1, 1) + shape)
+        _raises(lambda: F.avg_pool3d(x, 3, 1, 1), RuntimeError, "smaller than kernel size")
+        _raises(lambda: F.lp_pool3d(x, 2.0, 3, 1), RuntimeError, "smaller than kernel size")
+        assert F.max_pool3d(x, 3, 1, 1).shape == (1, 1) + shape
+    assert F.avg_pool1d(torch.zeros(1, 1, 2), 3, 1, 1).shape == (1, 1, 2)
+    assert F.avg_pool2d(torch.zeros(1, 1, 2, 2), 3, 1, 1).shape == (1, 1, 2, 2)
+
+
+def test_lp_pool_formula_has_no_absolute_value():
+    # the Lp skip "negative random inputs": x^p with no |x|, so odd and fractional p go signed or NaN
+    x = torch.tensor([[[-1.0, -2.0, 3.0, -4.0]]], dtype=torch.float64)
+    assert F.lp_pool1d(x, 1.0, 2, 2).tolist() == [[[-3.0, -1.0]]]
+    assert F.lp_pool1d(x, 2.0, 2, 2).tolist() == [[[math.sqrt(5.0), 5.0]]]
+    assert torch.isnan(F.lp_pool1d(x, 3.0, 2, 2)).all() and torch.isnan(F.lp_pool1d(x, 1.5, 2, 2)).all()
+
+
+def test_max_unpool_declares_repeated_indices_nondeterministic():
+    # max_unpool's skip "the order of writes is unspecified": torch says so itself (MaxUnpool's note;
+    # under torch.use_deterministic_algorithms its CPU kernel raises)
+    values, indices = torch.tensor([[[1.0, 2.0, 3.0, 4.0]]]), torch.tensor([[[0, 0, 1, 0]]])
+    assert "nondeterministically when the input indices has repeat values" in torch.nn.MaxUnpool1d.__doc__
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        _raises(lambda: F.max_unpool1d(values, indices, 2), RuntimeError, "does not have a deterministic implementation")
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def test_cpu_kernels_take_the_dtypes_and_layouts_the_adapter_declares():
+    # the comment above POOLING: float16 everywhere but avg_pool3d/lp_pool3d; integers in max_pool2d/3d,
+    # in max_pool1d with indices only, never in adaptive pooling; unbatched input not in interpolate or grid_sample
+    def x(n, dtype):
+        return torch.ones((1, 1) + (4,) * n, dtype=dtype)
+
+    for n in (1, 2, 3):
+        for name in (f"max_pool{n}d", f"adaptive_max_pool{n}d", f"adaptive_avg_pool{n}d") + ((f"avg_pool{n}d",) if n < 3 else ()):
+            assert getattr(F, name)(x(n, torch.float16), 2).dtype == torch.float16
+        for dtype in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            assert F.max_pool1d(x(1, dtype), 2, return_indices=True)[0].dtype == dtype
+            if n > 1:
+                assert getattr(F, f"max_pool{n}d")(x(n, dtype), 2).dtype == dtype
+            _raises(lambda: getattr(F, f"adaptive_max_pool{n}d")(x(n, dtype), 2), NotImplementedError)
+    _raises(lambda: F.avg_pool3d(x(3, torch.float16), 2), NotImplementedError, "'Half'")
+    _raises(lambda: F.lp_pool3d(x(3, torch.float16), 2.0, 2), NotImplementedError, "'Half'")
+    _raises(lambda: F.max_pool1d(x(1, torch.int64), 2), NotImplementedError, "max_pool1d_impl")
+    assert F.max_pool2d(torch.ones(1, 4, 4), 2).shape == (1, 2, 2) and F.conv2d(torch.ones(1, 4, 4), torch.ones(1, 1, 2, 2)).shape == (1, 3, 3)
+    _raises(lambda: F.interpolate(torch.ones(1, 4, 4), size=(2, 2), mode="bilinear"), ValueError)
+    _raises(lambda: F.grid_sample(torch.ones(1, 4, 4), torch.zeros(2, 2, 2), align_corners=False), RuntimeError)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_antialiased_interpolate_has_no_float16_kernel(mode):
+    # ANTIALIAS_FLOAT16: the forward raises where a size changes, the backward always
+    x = torch.rand(1, 1, 4, 4, dtype=torch.float16, requires_grad=True)
+    _raises(lambda: F.interpolate(x, size=(3, 3), mode=mode, antialias=True), NotImplementedError,
+            "compute_index_ranges_weights\" not implemented for 'Half'")
+    y = F.interpolate(x, size=(4, 4), mode=mode, antialias=True)  # no size changes: the forward runs
+    _raises(lambda: y.backward(torch.ones_like(y)), NotImplementedError, f"upsample_{mode}2d_aa_backward_cpu\" not implemented for 'Half'")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # grid_sample's note on align_corners
+def test_grid_sample_computes_float16_coordinates_in_float16():
+    # GRID_SAMPLE_FLOAT16: with align_corners the coordinate of grid g on 3 columns is g + 1, and
+    # 1.250732421875 rounds to 1.2509765625 in float16, moving the output by a quarter of a unit
+    from poolref.cases import draw_case
+    from poolref.oracle import torch_adapter
+
+    x, grid = torch.tensor([[[[0.0, 0.0, 1000.0]]]]), torch.tensor([[[[0.25 + 3 * 2.0**-12, 0.0]]]])
+    got = {dtype: F.grid_sample(x.to(dtype), grid.to(dtype), align_corners=True).item() for dtype in (torch.float16, torch.float32)}
+    assert got == {torch.float16: 251.0, torch.float32: 250.732421875}
+    # over the oracle's own float16 draws: 1.8e-2 from float64 on the same inputs, float32 within 9.3e-4
+    mapping = next(m for m in torch_adapter.MAPPINGS if m.op == "grid_sample")
+    rng = numpy.random.default_rng(0)
+    worst = {torch.float16: 0.0, torch.float32: 0.0}
+    for _ in range(300):
+        case = draw_case(rng, "grid_sample", mapping.space, "float16")
+        if case.kwargs["mode"] == "nearest" or not case.x.size:
+            continue
+        x, grid = torch.from_numpy(case.x), torch.from_numpy(case.arrays["grid"])
+        exact = F.grid_sample(x.double(), grid.double(), **case.kwargs)
+        for dtype in worst:
+            y = F.grid_sample(x.to(dtype), grid.to(dtype), **case.kwargs).half().double()
+            worst[dtype] = max(worst[dtype], (y - exact).abs().max().item())
+    assert 1.7e-2 < worst[torch.float16] < 1.9e-2 and 9e-4 < worst[torch.float32] < 9.5e-4, worst
+
+
+def test_grid_sample_multiplies_a_neighbour_of_weight_zero():
+    # DYNOPOOL_READS: at an exact pixel coordinate bilinear grid_sample still reads the next pixel, with
+    # weight 0: an infinity there gives NaN, and an infinite upstream gradient sends it 0 * inf = NaN
+    for value in (math.inf, math.nan):
+        x = torch.tensor([[[[1.0, value, 3.0]]]], dtype=torch.float64, requires_grad=True)
+        grid = torch.tensor([[[[-1.0, 0.0], [0.0, 0.0]]]], dtype=torch.float64)  # columns 0 and 1 exactly
+        y = F.grid_sample(x, grid, align_corners=True, padding_mode="border")
+        y.backward(torch.tensor([[[[math.inf, 1.0]]]], dtype=torch.float64))
+        assert math.isnan(y[0, 0, 0, 0].item())  # 1 * 1 + 0 * value
+        assert math.isinf(x.grad[0, 0, 0, 0].item()) and math.isnan(x.grad[0, 0, 0, 1].item()) and x.grad[0, 0, 0, 2].item() == 0.0
