@@ -407,3 +407,110 @@ def test_grid_sample_multiplies_a_neighbour_of_weight_zero():
         y.backward(torch.tensor([[[[math.inf, 1.0]]]], dtype=torch.float64))
         assert math.isnan(y[0, 0, 0, 0].item())  # 1 * 1 + 0 * value
         assert math.isinf(x.grad[0, 0, 0, 0].item()) and math.isnan(x.grad[0, 0, 0, 1].item()) and x.grad[0, 0, 0, 2].item() == 0.0
+
+
+def _float16_draws(op, seed, count):
+    """The oracle's first ``count`` float16 cases of a composition, drawn as ``poolref check`` draws them."""
+    from poolref.cases import draw_case
+    from poolref.oracle import torch_adapter
+
+    mapping = next(m for m in torch_adapter.MAPPINGS if m.op == op)
+    rng = numpy.random.default_rng(seed)
+    return [draw_case(rng, op, mapping.space, "float16") for _ in range(count)]
+
+
+def _both_outputs(case):
+    """poolref's output of a float16 case and its torch composition's."""
+    from poolref.oracle.engine import run_poolref
+    from poolref.testing import torch_compositions
+
+    function = getattr(torch_compositions, _COMPOSITIONS[case.op])
+    return run_poolref(case, gradients=False)[0].values, function(torch, torch.from_numpy(case.x), **case.kwargs).numpy()
+
+
+_COMPOSITIONS = {"mixed_pool2d": "mixed_by_max_and_avg_pool", "lse_pool": "lse_by_expm1_log1p"}
+
+
+def test_mixed_pool_composition_rounds_each_term_to_float16():
+    # MIXED_FLOAT16: the composition is, bit for bit, round(round(lam * max) + round((1 - lam) * avg)),
+    # each product taken in float32 from torch's own float16 max and average; poolref rounds once
+    from poolref.testing.torch_compositions import mixed_by_max_and_avg_pool
+
+    rng = numpy.random.default_rng(5)
+    for _ in range(40):
+        x = torch.from_numpy((rng.standard_normal((1, 2, 6, 5)) * 8).astype(numpy.float16))
+        lam = float(rng.uniform(0.05, 0.95))
+        got = mixed_by_max_and_avg_pool(torch, x, 3, 2, 1, lam=lam).numpy()
+        biggest, mean = F.max_pool2d(x, 3, 2, 1).float().numpy(), F.avg_pool2d(x, 3, 2, 1).float().numpy()
+        terms = (numpy.float32(lam) * biggest).astype(numpy.float16), (numpy.float32(1 - lam) * mean).astype(numpy.float16)
+        numpy.testing.assert_array_equal(got, (terms[0].astype(numpy.float32) + terms[1]).astype(numpy.float16))
+    # the numbers the reason gives, from the oracle's draws (seed 2): 1 ulp of 33.2, and where the terms cancel
+    draws = _float16_draws("mixed_pool2d", 2, 342)
+    ours, theirs = _both_outputs(draws[232])
+    gap = numpy.abs(ours.astype(numpy.float64) - theirs)
+    spot = numpy.unravel_index(numpy.argmax(gap), gap.shape)
+    assert (ours[spot], theirs[spot], gap[spot]) == (numpy.float16(33.2), numpy.float16(33.16), 2.0**-5)  # 1 ulp
+    ours, theirs = _both_outputs(draws[341])
+    assert numpy.float16(0.00293) in theirs[ours == numpy.float16(0.0025)]  # 17 % apart
+
+
+def test_lse_pool_composition_in_float16_is_up_to_2e3_from_poolref():
+    # LSE_FLOAT16: over 432 draws of seed 0, 0.2725 against poolref's 0.2705 (8 ulps) at most
+    worst = (0.0,)
+    for case in _float16_draws("lse_pool", 0, 432):
+        ours, theirs = _both_outputs(case)
+        if ours.size:
+            gap = numpy.abs(ours.astype(numpy.float64) - theirs)
+            spot = numpy.unravel_index(numpy.argmax(gap), gap.shape)
+            worst = max(worst, (gap[spot], ours[spot], theirs[spot]))
+    assert worst == (0.001953125, numpy.float16(0.2705), numpy.float16(0.2725)), worst
+
+
+def test_kornia_blur_pools_refuse_unbatched_input_unless_channels_equal_height():
+    # KORNIA_UNBATCHED: max_blur_pool2d checks the shape; blur_pool2d reads (B, C, H, W) from it and
+    # runs F.conv2d with C groups, which fails unless the unbatched input's C equals its H
+    kornia_filters = pytest.importorskip("kornia.filters")
+    x = torch.rand(2, 6, 6, dtype=torch.float64)
+    _raises(lambda: kornia_filters.max_blur_pool2d(x, 3), Exception, "expected 4 dimensions, got 3")
+    _raises(lambda: kornia_filters.blur_pool2d(x, 3), RuntimeError, "expected input.* to have 6 channels, but got 2")
+    square = torch.rand(6, 6, 6, dtype=torch.float64)
+    assert torch.equal(kornia_filters.blur_pool2d(square, 3), kornia_filters.blur_pool2d(square[None], 3)[0])
+    _raises(lambda: kornia_filters.max_blur_pool2d(square, 3), Exception, "expected 4 dimensions, got 3")
+
+
+def test_compositions_chain_rules_make_nan_where_the_reasons_say():
+    # the chain-rule reasons (poolref.oracle.artefacts) as torch's autograd runs the compositions
+    from poolref.testing import torch_compositions as composed
+
+    def pullback(y, *inputs, upstream=math.inf):
+        y.backward(torch.full_like(y, upstream))
+        return [t.grad for t in inputs]
+
+    def leaf(values):
+        return torch.tensor(values, dtype=torch.float64, requires_grad=True)
+
+    x = leaf([[[[0.0, 1.0], [2.0, 3.0]]]])  # SOFTMAX_CHAIN_RULE: NaN for every tap
+    assert torch.isnan(pullback(composed.soft_pool_by_unfold(torch, x, 2), x)[0]).all()
+    for value in (math.inf, -math.inf):  # SOFTPOOL_LIMITS: inf - inf, 0 * -inf
+        assert torch.isnan(composed.soft_pool_by_unfold(torch, torch.tensor([[[[0.0, 1.0], [2.0, value]]]]), 2)).all()
+    x, p = leaf([[[1.0, 2.0, 3.0]]]), leaf(3.0)  # GEM_CHAIN_RULE: d/dp is NaN, x's gradient is not
+    grad_x, grad_p = pullback(composed.gem_by_pow_mean(torch, x, p), x, p)
+    assert torch.isnan(grad_p) and torch.isinf(grad_x).all()
+    for dtype, zero_below, positive_at in ((torch.float32, -16.7, -16.6), (torch.float64, -36.8, -36.7)):  # EXPM1_CHAIN_RULE
+        derivative = {}
+        for t in (zero_below, positive_at):
+            a = torch.tensor(t, dtype=dtype, requires_grad=True)
+            torch.expm1(a).backward()
+            derivative[t] = a.grad.item()
+        assert derivative[zero_below] == 0.0 and derivative[positive_at] > 0.0, derivative
+    x = leaf([[[0.0, -40.0]]])
+    assert math.isnan(pullback(composed.lse_by_expm1_log1p(torch, x), x)[0][0, 0, 1].item())
+    x = leaf([[[[1.0, 2.0], [3.0, 4.0]]]])  # STOCHASTIC_CHAIN_RULE: inf - inf
+    assert torch.isnan(pullback(composed.stochastic_expectation_by_unfold(torch, x, 2), x)[0]).all()
+    # DEFORM_CONV_CHAIN_RULE: the offset's gradient is NaN where the slopes (1 along w, 3 along h) are finite
+    x, offset = leaf(numpy.arange(9.0).reshape(1, 1, 3, 3).tolist()), leaf(numpy.full((1, 2, 3, 3), 0.3).tolist())
+    y = composed.deform_conv2d_by_gather(torch, x, offset, torch.ones(1, 1, 1, 1, dtype=torch.float64))
+    upstream = torch.ones_like(y)
+    upstream[0, 0, 1, 1] = math.inf
+    y.backward(upstream)
+    assert torch.isnan(offset.grad[0, :, 1, 1]).all() and torch.isfinite(offset.grad[0, :, 0, 0]).all()
