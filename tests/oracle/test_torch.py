@@ -514,3 +514,116 @@ def test_compositions_chain_rules_make_nan_where_the_reasons_say():
     upstream[0, 0, 1, 1] = math.inf
     y.backward(upstream)
     assert torch.isnan(offset.grad[0, :, 1, 1]).all() and torch.isfinite(offset.grad[0, :, 0, 0]).all()
+
+
+def test_lp_pool_at_p_one_sends_zero_from_a_nan_window_as_sign_of_nan_is_zero():
+    # TORCH_LP_POOL[0]: relu's backward at NaN passes the gradient; sign(NaN) = 0 is what stops it
+    x = torch.tensor([[[1.0, math.nan, 2.0, 3.0]]], dtype=torch.float64, requires_grad=True)
+    y = F.lp_pool1d(x, 1.0, 2, 2)
+    y.backward(torch.ones_like(y))
+    assert x.grad.tolist() == [[[0.0, 0.0, 1.0, 1.0]]]
+    assert torch.sign(torch.tensor(math.nan)).item() == 0.0
+    a = torch.tensor([math.nan], requires_grad=True)
+    torch.relu(a).backward(torch.ones(1))
+    assert a.grad.item() == 1.0
+    x.grad = None
+    F.lp_pool1d(x, 1.0, 2, 2).backward(torch.tensor([[[math.inf, 1.0]]], dtype=torch.float64))
+    assert torch.isnan(x.grad[..., :2]).all()  # 0 * inf: the model's 0 holds for finite upstream gradients only
+
+
+def test_lp_pool_gives_an_unread_nonfinite_cell_a_nan_gradient_above_p_one():
+    # TORCH_LP_POOL[1]: kernel 2, stride 2 on 5 cells leaves the last unread; its true gradient is 0
+    def unread_gradient(p, value):
+        x = torch.tensor([[[1.0, 2.0, 3.0, 4.0, value]]], dtype=torch.float64, requires_grad=True)
+        y = F.lp_pool1d(x, p, 2, 2)
+        y.backward(torch.ones_like(y))
+        return x.grad[0, 0, 4].item()
+
+    for value in (math.nan, math.inf, -math.inf):
+        assert unread_gradient(1.0, value) == 0.0
+        assert all(math.isnan(unread_gradient(p, value)) for p in (1.5, 2.0, 3.0))
+    assert unread_gradient(0.5, math.inf) == 0.0 and math.isnan(unread_gradient(0.5, -math.inf))  # p < 1: not drawn
+
+
+@pytest.mark.parametrize("mode, copied", [("bilinear", 0.98514851), ("bicubic", 0.98973816)])
+def test_antialiased_interpolate_copies_an_axis_but_resamples_its_gradient(mode, copied):
+    # TORCH_ANTIALIAS_COPIED_AXIS: the sizes stay (1, 2), the forward copies, the backward does not
+    x = torch.tensor([[[[1.0, 2.0]]]], dtype=torch.float64, requires_grad=True)
+    y = F.interpolate(x, scale_factor=(1.0, 1.01), mode=mode, antialias=True)
+    y.backward(torch.ones_like(y))
+    assert y.tolist() == [[[[1.0, 2.0]]]]
+    assert x.grad[0, 0, 0, 1].item() == pytest.approx(copied, abs=1e-8)
+
+
+def test_bicubic_backward_copies_the_gradient_when_no_size_changes():
+    # TORCH_BICUBIC_COPIED_GRADIENT: scale 1.1 on 4 columns keeps the size but resamples
+    x = torch.arange(4.0, dtype=torch.float64).reshape(1, 1, 1, 4).requires_grad_()
+    y = F.interpolate(x, scale_factor=(1.0, 1.1), mode="bicubic")
+    y.backward(torch.tensor([[[[0.0, 1.0, 0.0, 0.0]]]], dtype=torch.float64))
+    numpy.testing.assert_allclose(y.detach().numpy().ravel(), [-0.031, 0.809, 1.725, 2.753], atol=5e-4)
+    assert x.grad.tolist() == [[[[0.0, 1.0, 0.0, 0.0]]]]
+
+
+def test_antialiased_resize_to_width_one_writes_its_first_row_everywhere():
+    # TORCH_ANTIALIAS_WIDTH_ONE, bilinear and bicubic alike; with width 2 each row is its own
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import TORCH_ANTIALIAS_WIDTH_ONE
+    from poolref.oracle.engine import run_poolref
+
+    column = torch.arange(6.0, dtype=torch.float64).reshape(1, 1, 6, 1)
+    for mode, rows in (("bilinear", [1.25, 3.75]), ("bicubic", [1.1315789, 3.8684211])):
+        width_one = F.interpolate(column, size=(2, 1), mode=mode, antialias=True).numpy().ravel()
+        width_two = F.interpolate(column.repeat(1, 1, 1, 2), size=(2, 2), mode=mode, antialias=True).numpy()[0, 0, :, 0]
+        numpy.testing.assert_allclose(width_one, [rows[0], rows[0]], rtol=1e-7)
+        numpy.testing.assert_allclose(width_two, rows, rtol=1e-7)
+    # the model (first row everywhere, the gradient poolref's) is torch's answer on random cases of both modes
+    rng = numpy.random.default_rng(0)
+    checked = 0
+    for trial in range(24):
+        height, out_height = (int(v) for v in rng.integers(2, 9, 2))
+        if height == out_height:
+            continue
+        x = rng.standard_normal((1, 2, height, int(rng.integers(1, 5))))
+        case = Case("interpolate", {"x": x}, dict(size=(out_height, 1), mode=("bilinear", "bicubic")[trial % 2],
+                                                   antialias=True, align_corners=bool(trial // 2 % 2)))
+        assert TORCH_ANTIALIAS_WIDTH_ONE.applies(case)
+        ours, g = run_poolref(case)
+        model = TORCH_ANTIALIAS_WIDTH_ONE.model(case, ours, g)
+        t = torch.from_numpy(x).requires_grad_()
+        y = F.interpolate(t, **case.kwargs)
+        y.backward(torch.from_numpy(g))
+        numpy.testing.assert_allclose(y.detach().numpy(), model.values, rtol=1e-10, atol=1e-12)
+        numpy.testing.assert_allclose(t.grad.numpy(), ours.grads["x"], rtol=1e-10, atol=1e-12)
+        checked += 1
+    assert checked > 15
+
+
+def test_adaptive_max_pool_float16_gradient_rounds_after_each_upstream_entry():
+    # TORCH_HALF_ADAPTIVE_MAX_GRADIENT's example: four outputs share the one input; 2048 + 1 is 2048 in float16
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import run_poolref
+
+    upstream = numpy.array([[[2048.0, 1.0, 1.0, 1.0]]], dtype=numpy.float16)
+    x = torch.ones(1, 1, 1, dtype=torch.float16, requires_grad=True)
+    F.adaptive_max_pool1d(x, 4).backward(torch.from_numpy(upstream))
+    ours, _ = run_poolref(Case("adaptive_max_pool1d", {"x": numpy.ones((1, 1, 1), numpy.float16)}, dict(output_size=4)),
+                          cotangent=upstream)
+    assert (x.grad.item(), ours.grads["x"].item()) == (2048.0, 2052.0)
+
+
+def test_float32_conv2d_weight_gradient_example_leaves_out_the_padding():
+    # TORCH_CONV_FLOAT32_PADDING_GRADIENT's example (this machine's oneDNN kernel): the weight's columns 0
+    # and 2 read only padding (dilation 2 on 3 columns), so float64 multiplies an infinite upstream by the
+    # padding's 0 there (NaN), float32 leaves those six taps at 0.0
+    rng = numpy.random.default_rng(0)
+    x, weight = rng.standard_normal((2, 1, 8, 3)), rng.standard_normal((1, 1, 3, 3))
+    grads = {}
+    for dtype in (torch.float32, torch.float64):
+        t_x, t_w = torch.tensor(x, dtype=dtype, requires_grad=True), torch.tensor(weight, dtype=dtype, requires_grad=True)
+        y = F.conv2d(t_x, t_w, None, stride=(1, 2), padding=1, dilation=2)
+        upstream = torch.ones_like(y)
+        upstream[0, 0, 2, 0] = math.inf
+        y.backward(upstream)
+        grads[dtype] = t_w.grad[0, 0]
+    assert grads[torch.float32][:, 0::2].tolist() == [[0.0, 0.0]] * 3 and torch.isnan(grads[torch.float64][:, 0::2]).all()
+    assert grads[torch.float32][:, 1].tolist() == grads[torch.float64][:, 1].tolist() == [-math.inf] * 3
