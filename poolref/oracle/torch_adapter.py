@@ -329,7 +329,8 @@ MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and 
 LSE_FLOAT16 = ("the composition rounds x - max, r (x - max), expm1, the mean, log1p and the division by r to float16 in "
                "turn, where poolref computes in float32 and rounds once: up to 2.0e-3 apart in 2,000 draws (0.2725 "
                "against 0.2705; 1.7e-3 at -0.130, 14 ulps)")
-GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16 (grid "
+GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16, and in "
+                       "bilinear mode its weights and their sum too (grid "
                        "0.250732421875 on [0, 0, 1000], align_corners=True: the coordinate 1.2507 rounds to 1.2510 and the "
                        "output is 251.0, float32's 250.73): errors up to 1.8e-2 against float64 on the same half inputs "
                        "(300 draws, |x| <= 2), where float32 rounded to float16 is within 9.3e-4")
