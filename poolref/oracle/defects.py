@@ -9,11 +9,12 @@ difference fails (:class:`poolref.oracle.mapping.KnownDefect`). The docs' atlas 
 
 PyTorch 2.13:
 
-* Lp pooling's gradient is that of its composition ``relu(avg_pool(x^p) * k)^(1/p)``: with
-  ``norm_type=1`` a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), and an
-  input cell no window reads gets NaN where it holds NaN or an infinity (``0 * p x^(p-1)``).
-* ``interpolate(mode="bilinear", antialias=True)`` with an output width of 1 and a height that changes
-  writes its first output row into every row; and it copies an axis whose size does not change, but
+* Lp pooling's gradient is that of its composition ``(sign(S) * relu(|S|) * k)^(1/p)``,
+  ``S = avg_pool(x^p)``: with ``norm_type=1`` a window whose sum is NaN sends ``0 * g`` back
+  (``torch.sign(NaN)`` is 0), and an input cell no window reads gets NaN where it holds NaN or an
+  infinity and ``p > 1`` (``0 * p x^(p-1)``).
+* ``interpolate(mode="bilinear" or "bicubic", antialias=True)`` with an output width of 1 and a height
+  that changes writes its first output row into every row; and it copies an axis whose size does not change, but
   its backward resamples that axis with the scale factor's weights (not a copy where the factor is
   not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985);
   antialiased ``bicubic`` does the same.
@@ -234,14 +235,17 @@ def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
 
 
 def _lp_pool_defects() -> tuple:
-    """PyTorch's Lp pooling is ``relu``-wrapped ``avg_pool(x^p) * k`` to the 1/p: its gradient is that
+    """PyTorch's Lp pooling is ``sign(S) * relu(|S|) * k`` to the 1/p, ``S = avg_pool(x^p)``: its gradient is that
     composition's, which differs from the derivative in two places (found by the oracle, modelled
     exactly, so that they excuse nothing else)."""
     return (
-        KnownDefect("with norm_type=1, a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), "
-                    "where the sum's derivative is 1", _nan_window_at_p_one, model=_no_gradient_from_nan_windows),
+        KnownDefect("with norm_type=1, a window whose sum is NaN sends 0 * g back, where the sum's derivative is 1: "
+                    "torch.sign(NaN) is 0, so sign(S) * relu(|S|) passes nothing ([1, nan, 2, 3], kernel 2, gives the "
+                    "gradient [0, 0, 1, 1]; an infinite g gives NaN)", _nan_window_at_p_one,
+                    model=_no_gradient_from_nan_windows),
         KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
-                    "norm_type != 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there",
+                    "norm_type > 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there (the norm "
+                    "types drawn are 1, 1.5, 2 and 3; with p < 1 a +inf there gets 0, as (+inf)^(p-1) is 0)",
                     _unread_nonfinite,
                     model=_nan_unread_cells),
     )
@@ -252,7 +256,7 @@ TORCH_LP_POOL = _lp_pool_defects()
 
 def _antialias_width_one(case: Case) -> bool:
     kw = case.kwargs
-    if not (kw.get("antialias") and kw.get("mode") == "bilinear" and kw.get("size") is not None):
+    if not (kw.get("antialias") and kw.get("mode") in ("bilinear", "bicubic") and kw.get("size") is not None):
         return False
     size = (kw["size"],) * 2 if isinstance(kw["size"], int) else tuple(kw["size"])
     return size[-1] == 1 and size[-2] != case.x.shape[-2]
@@ -303,7 +307,7 @@ def _every_axis_resampled(case: Case, ours, cotangent):
 TORCH_ANTIALIAS_COPIED_AXIS = KnownDefect(
     "interpolate(mode='bilinear', antialias=True) copies an axis whose size does not change, but its backward "
     "resamples that axis with the weights of the scale factor: with scale_factor=(1.0, 1.01) on a (1, 2) input the "
-    "gradient of the copied x[..., 1] is 0.985, not 1",
+    "gradient of the copied x[..., 1] under an upstream of ones is 0.985, not 1 (antialiased bicubic: 0.990)",
     _resamples_a_copied_axis, model=_every_axis_resampled)
 
 
@@ -395,8 +399,9 @@ def _float16_sequential_scatter(case: Case, ours, cotangent):
 TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
     "adaptive_max_pool1d/2d/3d's float16 gradient is accumulated in float16 on the CPU, one upstream entry after "
     "the other in output order, where poolref sums in float32 and rounds once: where many outputs share a winner "
-    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (0.1240 against "
-    "0.1292 on a (1, 1, 4, 3, 1) input pooled to (5, 4, 5))",
+    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (a (1, 1, 1) input "
+    "pooled to 4 with upstream [2048, 1, 1, 1] gets 2048, each 2048 + 1 rounding back to 2048; poolref 2052, the "
+    "sum 2051 rounded once)",
     _adaptive_max_float16, model=_float16_sequential_scatter)
 
 
@@ -449,9 +454,10 @@ TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
 
 
 TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
-    "interpolate(mode='bilinear', antialias=True) on the CPU, with an output width of 1 and a height that changes, "
-    "writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize is "
-    "[1.25, 3.75] (as PyTorch gives for any other width); the gradient is right",
+    "interpolate(mode='bilinear' or 'bicubic', antialias=True) on the CPU, with an output width of 1 and a height that "
+    "changes, writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize "
+    "is [1.25, 3.75] (as PyTorch gives for any other width); bicubic [1.1316, 1.1316], not [1.1316, 3.8684]; the "
+    "gradient is right",
     _antialias_width_one, affects=("output",), model=_first_row_everywhere)
 
 
