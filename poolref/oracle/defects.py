@@ -357,14 +357,15 @@ def _gradient_by_the_shortcuts(case: Case, ours, cotangent):
     from ..cases.case import resize_scales, resize_size
 
     sizes, scales = resize_size(case), resize_scales(case)
-    grad = numpy.asarray(cotangent, dtype=numpy.float64)
-    first = grad.ndim - len(sizes)
-    with numpy.errstate(invalid="ignore", over="ignore"):
-        for axis, (L, O, s) in enumerate(zip(case.x.shape[first:], sizes, scales)):
-            summed = numpy.zeros(grad.shape[:first + axis] + (L,) + grad.shape[first + axis + 1:])
-            numpy.add.at(summed, (slice(None),) * (first + axis) + (nearest_indices(L, O, s),), grad)
-            grad = summed
-    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
+    spatial = case.x.shape[case.x.ndim - len(sizes):]
+    # the input cell each output reads, as a flat index into its plane, in output order
+    axes = numpy.ix_(*(nearest_indices(L, O, s) for L, O, s in zip(spatial, sizes, scales)))
+    cells = numpy.ravel_multi_index(numpy.broadcast_arrays(*axes), spatial).ravel()
+    planes = math.prod(case.x.shape[:case.x.ndim - len(sizes)])
+    grad = numpy.zeros((planes, math.prod(spatial)))
+    with numpy.errstate(invalid="ignore", over="ignore"):  # one upstream entry after the other
+        numpy.add.at(grad, (slice(None), cells), numpy.asarray(cotangent, dtype=numpy.float64).reshape(planes, -1))
+    return ours._replace(grads={**ours.grads, "x": grad.reshape(case.x.shape).astype(case.dtype)})
 
 
 TORCH_NEAREST_SHORTCUT_GRADIENT = KnownDefect(

@@ -627,3 +627,37 @@ def test_float32_conv2d_weight_gradient_example_leaves_out_the_padding():
         grads[dtype] = t_w.grad[0, 0]
     assert grads[torch.float32][:, 0::2].tolist() == [[0.0, 0.0]] * 3 and torch.isnan(grads[torch.float64][:, 0::2]).all()
     assert grads[torch.float32][:, 1].tolist() == grads[torch.float64][:, 1].tolist() == [-math.inf] * 3
+
+
+def test_nearest_backward_takes_the_shortcuts_its_1d_and_3d_forward_does_not():
+    # TORCH_NEAREST_SHORTCUT_GRADIENT: PyTorch's 1-D and 3-D nearest forward reads by the scale (as
+    # poolref does), its backward by the shortcuts (a copy at O = L, o // 2 at O = 2L); the model must
+    # be PyTorch's gradient to the bit, NaN and infinities included, and apply only where they differ
+    from poolref.cases.case import Case
+    from poolref.oracle.compare import compare_arrays
+    from poolref.oracle.defects import TORCH_NEAREST_SHORTCUT_GRADIENT as defect
+    from poolref.oracle.engine import run_poolref
+
+    rng = numpy.random.default_rng(8)
+    modelled = 0
+    for trial in range(60):
+        n = (1, 3)[trial % 2]
+        shape = (1, 2) + tuple(int(v) for v in rng.integers(2, 6, n))
+        factors = tuple(float(rng.choice([1.1, 1.3, 2.2, 2.4, 1.7])) for _ in range(n))
+        x = rng.standard_normal(shape)
+        case = Case("interpolate", {"x": x}, dict(scale_factor=factors, mode="nearest"), input_class="nonfinite_gradient")
+        ours, g = run_poolref(case)
+        g = g.copy()
+        g.reshape(-1)[rng.choice(g.size, 2, replace=False)] = [numpy.inf, numpy.nan]
+        ours, _ = run_poolref(case, cotangent=g)
+        t = torch.from_numpy(x).requires_grad_()
+        y = torch.nn.functional.interpolate(t, scale_factor=factors, mode="nearest")
+        numpy.testing.assert_array_equal(y.detach().numpy(), ours.values)  # the forwards agree
+        y.backward(torch.from_numpy(g))
+        got = t.grad.numpy()
+        expected = defect.model(case, ours, g).grads["x"] if defect.applies(case) else ours.grads["x"]
+        modelled += defect.applies(case)
+        assert compare_arrays(got, expected, "gradient", gradient=True).ok  # NaN, inf exactly; 1e-10 relative
+    assert modelled > 10
+    two_d = Case("interpolate", {"x": numpy.zeros((1, 1, 4, 4))}, dict(scale_factor=(2.2, 1.1), mode="nearest"))
+    assert not defect.applies(two_d)  # the 2-D forward takes the shortcuts too
