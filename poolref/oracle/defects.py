@@ -158,22 +158,59 @@ TF_REDUCE_MAX = KnownDefect(
     lambda case: True, affects=("output", "grad_x"), model=_reduce_max)  # modelled exactly: it hides nothing
 
 
-def _same_window_longer_than_input(case: Case) -> bool:
+def _spatial_windows(case: Case) -> tuple:
+    """A pooling case's spatial lengths, kernel and stride, each a tuple over the spatial axes."""
     kw = case.kwargs
-    if not (isinstance(kw.get("padding"), str) and kw["padding"].lower() in ("same", "same_upper")):
-        return False
     n = case.x.ndim - (2 if case.batched else 1)
     kernel = kw["kernel_size"]
     kernel = (kernel,) * n if isinstance(kernel, int) else tuple(kernel)
-    return any(k > L for k, L in zip(kernel, case.x.shape[-n:]))
+    stride = kw.get("stride") or kernel
+    return case.x.shape[-n:], kernel, (stride,) * n if isinstance(stride, int) else tuple(stride)
+
+
+def _same_window_longer_than_input(case: Case) -> bool:
+    padding = case.kwargs.get("padding")
+    if not (isinstance(padding, str) and padding.lower() in ("same", "same_upper")):
+        return False
+    spatial, kernel, _ = _spatial_windows(case)
+    return any(k > L for k, L in zip(kernel, spatial))
+
+
+def _avg_pool_grad_like_eigen(case: Case, ours, cotangent):
+    """TensorFlow's AvgPoolGrad (Eigen, which float64 and float16 run), per axis: window ``i`` starts
+    at ``b = i s`` with ``size = k``; where ``b < pad`` it covers ``k + b - pad`` cells from 0, else
+    ``k`` from ``b - pad``; and where ``b + k > L`` (``b`` as moved) it covers ``min(L - b, k)``,
+    which overrides the first cut. Each upstream entry is spread evenly over its window's cells."""
+    spatial, kernel, stride = _spatial_windows(case)
+    n = len(spatial)
+    grad = numpy.asarray(cotangent, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for axis, (L, k, s) in enumerate(zip(spatial, kernel, stride)):
+            at = grad.ndim - n + axis  # this axis in grad
+            pad = max((-(-L // s) - 1) * s + k - L, 0) // 2  # SAME: half the total, the rest after
+            begin = numpy.arange(grad.shape[at]) * s
+            starts_in_padding = begin < pad
+            size = numpy.where(starts_in_padding, k + begin - pad, k)
+            begin = numpy.where(starts_in_padding, 0, begin - pad)
+            size = numpy.where(begin + k > L, numpy.minimum(L - begin, k), size)
+            share = grad / size.reshape((-1,) + (1,) * (grad.ndim - at - 1))
+            spread = numpy.zeros(grad.shape[:at] + (L,) + grad.shape[at + 1:])
+            for tap in range(k):  # the window's cells, one offset at a time
+                covered = tap < size
+                numpy.add.at(spread, (slice(None),) * at + ((begin + tap)[covered],), numpy.compress(covered, share, axis=at))
+            grad = spread
+    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
 
 
 TF_AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
     "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient in float64 and float16 "
     "(AvgPoolGrad spreads a window that starts in the padding over min(L, k) cells, not the k - pad it covers): "
     "x = [1, 2, 3, 4], k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is "
-    "[1/3, 1, 1, 2/3]; float32, which runs on oneDNN by default, is right",
-    _same_window_longer_than_input, affects=("grad_x",))
+    "[1/3, 1, 1, 2/3]; float32, which runs on oneDNN by default, is right. Modelled: Eigen cuts a window that "
+    "starts in the padding to k + b - pad cells, then one that runs past the end to min(L - b, k), the second "
+    "cut overriding the first",
+    _same_window_longer_than_input, affects=("grad_x",), model=_avg_pool_grad_like_eigen)
+
 
 def _fractional_like_tf_max_pool(case: Case, ours, cotangent):
     """TensorFlow's FractionalMaxPool on the regular windows the oracle draws (ratio 2, kernel 2):

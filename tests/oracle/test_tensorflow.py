@@ -426,3 +426,32 @@ def test_the_compositions_chain_rules_give_nan_where_the_reasons_say():
         tape.watch(a)
         y = tf.reduce_sum(a * a) / tf.reduce_sum(a)
     assert numpy.isnan(tape.gradient(y, a, output_gradients=tf.constant(INF)).numpy()).all()
+
+
+def test_avg_pool_same_gradient_model_is_eigens_window_rule():
+    # TF_AVG_POOL_SAME_LONG_WINDOW's model (it excused every such gradient before): Eigen's windows,
+    # cut at the padding, then at the end of the input with min(L - b, k); held to TensorFlow on random
+    # float64 and float16 cases, an infinite upstream entry included
+    from poolref.cases.case import Case
+    from poolref.oracle.compare import compare_arrays
+    from poolref.oracle.defects import TF_AVG_POOL_SAME_LONG_WINDOW
+    from poolref.oracle.engine import Results
+
+    rng = numpy.random.default_rng(2)
+    wrong = 0
+    for trial in range(60):
+        n = 1 + trial % 2
+        lengths, kernel, stride = (tuple(int(v) for v in rng.integers(1, high, n)) for high in (7, 8, 5))
+        dtype = (numpy.float64, numpy.float16)[trial % 3 == 0]
+        x = rng.standard_normal((2,) + lengths + (3,)).astype(dtype)  # channels last, as TensorFlow takes it
+        pool = lambda t: tf.nn.avg_pool(t, list(kernel), list(stride), "SAME")  # noqa: E731,B023
+        upstream = rng.standard_normal(pool(x).shape).astype(dtype)
+        upstream.reshape(-1)[0] = (1.0, INF)[trial % 4 == 0]
+        got = numpy.moveaxis(_taped(pool, x, upstream)[1], -1, 1)
+        case = Case(f"avg_pool{n}d", {"x": numpy.moveaxis(x, -1, 1)}, dict(kernel_size=kernel, stride=stride, padding="same"))
+        model = TF_AVG_POOL_SAME_LONG_WINDOW.model(case, Results(None, None, {}), numpy.moveaxis(upstream, -1, 1)).grads["x"]
+        assert compare_arrays(got, model, "gradient", gradient=True).ok, (lengths, kernel, stride, dtype)
+        true = poolref.vjp(lambda t: poolref.avg_pool1d(t, kernel, stride, "same", convention="tensorflow") if n == 1 else  # noqa: B023
+                           poolref.avg_pool2d(t, kernel, stride, "same", convention="tensorflow"), numpy.moveaxis(x, -1, 1))[1]
+        wrong += not compare_arrays(got, true(numpy.moveaxis(upstream, -1, 1))[0], "gradient", gradient=True).ok
+    assert wrong > 0  # the cases show the defect
