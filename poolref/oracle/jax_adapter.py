@@ -35,7 +35,7 @@ import math
 
 import numpy
 
-from .._geometry import as_int_tuple, pool_geometry
+from .._geometry import as_int_tuple
 from ..cases.case import Case, resize_scales, resize_size, window_of
 from ..cases.learned import conv_pads
 from . import defects as known
@@ -204,17 +204,9 @@ def _aborts(case: Case) -> bool:
     return negative and all(k == 1 for k in kernel) and all(s == 1 for s in stride)
 
 
-def _output_is_empty(case: Case) -> bool:
-    n = case.x.ndim - (2 if case.batched else 1)
-    kw = case.kwargs
-    geometry = pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
-                             kw.get("dilation", 1), False, "jax", case.op)
-    return 0 in geometry.out_shape
-
-
 def _max_express(case: Case):
     """reduce_window's max: jax.vjp has no gradient for window dilation (select_and_gather:
-    NotImplementedError), a negative pad or an empty output (TypeError)."""
+    NotImplementedError) or a negative pad (TypeError from a slice); an empty output has one (zeros)."""
     reason = _window_express(case)
     if reason:
         return reason
@@ -224,8 +216,6 @@ def _max_express(case: Case):
     padding = case.kwargs.get("padding", 0)
     if isinstance(padding, tuple) and any(b < 0 or e < 0 for b, e in _jax_padding(padding, n)):
         return "JAX has no gradient for a max reduce_window with a negative pad (TypeError)"
-    if _output_is_empty(case):
-        return "JAX has no gradient for a max reduce_window whose output is empty (TypeError)"
     return None
 
 
@@ -364,7 +354,7 @@ def _mappings() -> list[Mapping]:
             notes="convention='jax': the values are the IEEE maximum (NaN propagates, +0 above -0), the gradient goes "
                   "where select_and_scatter_add sends it (docs/conventions.rst).",
             skips=("ceil mode: reduce_window has none",
-                   "dilation, negative pads, empty outputs: JAX has no gradient of a max reduce_window there"),
+                   "dilation, negative pads: JAX has no gradient of a max reduce_window there"),
         ))
         mappings.append(Mapping(
             f"avg_pool{n}d", "jax.lax.reduce_window(lax.add) / count", lambda case: _reduce_window(case, "avg"),

@@ -402,3 +402,20 @@ def test_flax_pooling_has_no_dilation():
 
     for pool in (flax_linen.max_pool, flax_linen.avg_pool):
         assert not any("dilation" in name for name in inspect.signature(pool).parameters)
+
+
+def test_max_pooling_with_an_empty_output_is_checked_not_refused():
+    # the adapter refused empty outputs ("JAX has no gradient ... (TypeError)"); JAX has one (zeros)
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import evaluate
+
+    adapter = oracle.load_adapter("jax")
+    calls = {m.call for m in adapter.MAPPINGS if m.op == "max_pool2d"}
+    assert "jax.lax.reduce_window(lax.max, -inf)" in calls
+    case = Case("max_pool2d", {"x": numpy.arange(40.0).reshape(2, 1, 4, 5)},
+                dict(kernel_size=(7, 2), stride=(1, 1), padding=((1, 1), (0, 0)), convention="jax"))
+    for mapping in (m for m in adapter.MAPPINGS if m.op == "max_pool2d"):
+        assert mapping.refusal(case) is None, mapping.call
+        outcome, _ = evaluate(adapter.IMPORTS, mapping, case, 0, 0)
+        assert not outcome.error and outcome.theirs.values.shape == (2, 1, 0, 4)
+        assert all(c.ok for _, c in outcome.comparisons), mapping.call
