@@ -230,7 +230,8 @@ def _flax_express(case: Case):
 
 def _resize_express(case: Case):
     if resize_scales(case) is not None:
-        return "jax.image.resize takes an output shape, and maps coordinates by in/out, not by a scale factor"
+        return ("jax.image.resize takes an output shape, and maps coordinates by in/out, not by a scale factor "
+                "(jax.image.scale_and_translate takes one; not mapped here)")
     return None
 
 

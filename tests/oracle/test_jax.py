@@ -419,3 +419,87 @@ def test_max_pooling_with_an_empty_output_is_checked_not_refused():
         outcome, _ = evaluate(adapter.IMPORTS, mapping, case, 0, 0)
         assert not outcome.error and outcome.theirs.values.shape == (2, 1, 0, 4)
         assert all(c.ok for _, c in outcome.comparisons), mapping.call
+
+
+def test_resize_has_no_legacy_nearest_and_no_scale_factor_but_scale_and_translate_has_one():
+    # the interpolate row's reasons: jax.image.resize's "nearest" is nearest-exact, not the legacy
+    # nearest; it maps by in/out (a scale factor's 1/s differs), while scale_and_translate takes s
+    x = numpy.random.default_rng(0).normal(size=(1, 1, 7))
+    with jax.enable_x64(True):
+        for size in (3, 4, 5, 10, 12):
+            nearest = numpy.asarray(jax.image.resize(jnp.asarray(x), (1, 1, size), "nearest"))
+            assert numpy.array_equal(nearest, poolref.interpolate(x, size=size, mode="nearest-exact"))
+            assert not numpy.array_equal(nearest, poolref.interpolate(x, size=size, mode="nearest"))
+        for factor in (0.45, 0.7, 1.3, 1.7, 2.5):
+            ours = poolref.interpolate(x, scale_factor=factor, mode="linear", align_corners=False)
+            shape = (1, 1, int(7 * factor))
+            resized = numpy.asarray(jax.image.resize(jnp.asarray(x), shape, "linear", antialias=False))
+            scaled = numpy.asarray(jax.image.scale_and_translate(jnp.asarray(x), shape, (2,), jnp.array([factor]), jnp.array([0.0]),
+                                                                 "linear", antialias=False))
+            assert numpy.abs(resized - ours).max() > 0.05
+            numpy.testing.assert_allclose(scaled, ours, rtol=0, atol=1e-15)
+
+
+def test_map_coordinates_reads_other_neighbours_at_a_clamped_coordinate_and_weighs_a_zero():
+    # MAP_READS: left of [1, inf, 3] with border padding grid_sample (and poolref) clamp to pixel 0 and
+    # read pixel 1 with weight 0 (0 * inf = NaN); map_coordinates reads pixel 0 twice (1.0).
+    # DYNOPOOL_BORDER: at the integer coordinate 1 of [1, 2, inf] map_coordinates reads pixel 2 with
+    # weight 0 (NaN)
+    from jax.scipy.ndimage import map_coordinates
+
+    def sample(row, column):
+        with jax.enable_x64(True):
+            image = jnp.asarray(numpy.array([row]))
+            return float(map_coordinates(image, [jnp.array([0.0]), jnp.array([column])], order=1, mode="nearest")[0])
+
+    assert sample([1.0, numpy.inf, 3.0], -0.6) == 1.0
+    grid = numpy.array([[[[-1.6, -1.0]]]])  # align_corners=True: column -0.6
+    ours = poolref.grid_sample(numpy.array([[[[1.0, numpy.inf, 3.0]]]]), grid, padding_mode="border", align_corners=True)
+    assert numpy.isnan(ours).all()
+    assert numpy.isnan(sample([1.0, 2.0, numpy.inf], 1.0))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_compositions_chain_rules_make_nan_where_the_ops_derivative_is_infinite():
+    # SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, GEM_CHAIN_RULE, run through the
+    # adapter's own compositions: NaN where poolref has +-inf (or a limit)
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import run_framework, run_poolref
+
+    adapter = oracle.load_adapter("jax")
+
+    def both(case, cotangent):
+        mapping = next(m for m in adapter.MAPPINGS if m.op == case.op)
+        ours, cotangent = run_poolref(case, cotangent=cotangent)
+        return ours, run_framework(adapter.IMPORTS, mapping, case, cotangent)
+
+    x = numpy.arange(16.0).reshape(1, 1, 4, 4) / 8
+    upstream = numpy.ones((1, 1, 2, 2))
+    upstream[0, 0, 0, 0] = numpy.inf  # the window of x[0, 0, :2, :2]
+    for op, kwargs, values in (("soft_pool2d", {"kernel_size": 2}, x), ("stochastic_pool2d", {"kernel_size": 2, "training": False}, x + 0.1)):
+        ours, theirs = both(Case(op, {"x": values}, kwargs), upstream)
+        window = (0, 0, slice(0, 2), slice(0, 2))
+        assert numpy.isinf(ours.grads["x"][window]).all() and numpy.isnan(theirs.grads["x"][window]).all(), op
+        numpy.testing.assert_allclose(theirs.grads["x"][0, 0, 2:], ours.grads["x"][0, 0, 2:], rtol=1e-12)  # finite windows agree
+    limits = x.copy()
+    limits[0, 0, 0, 0], limits[0, 0, 0, 2] = numpy.inf, -numpy.inf
+    ours, theirs = both(Case("soft_pool2d", {"x": limits}, {"kernel_size": 2}), numpy.ones((1, 1, 2, 2)))
+    assert ours.values[0, 0, 0, 0] == numpy.inf and numpy.isfinite(ours.values[0, 0, 0, 1])  # +inf wins, -inf drops out
+    assert numpy.isnan(theirs.values[0, 0, 0]).all()
+    gem = Case("gem_pool", {"x": numpy.array([[[[0.5, 1.0], [2.0, 1.5]]]]), "p": numpy.array(3.0)}, {}, grad_inputs=("x", "p"))
+    for sign in (1, -1):
+        ours, theirs = both(gem, numpy.full((1, 1, 1, 1), sign * numpy.inf))
+        assert ours.grads["p"] == sign * numpy.inf and numpy.isnan(theirs.grads["p"])
+
+
+def test_jax_and_flax_have_none_of_the_uncovered_ops():
+    # UNCOVERED: no Lp, adaptive, fractional or unpooling, no RoI or deformable ops in JAX 0.10.2 or Flax
+    flax_linen = pytest.importorskip("flax.linen")
+    import jax.image
+    import jax.nn
+    import jax.scipy.ndimage
+
+    words = ("lp_pool", "adaptive", "unpool", "fractional", "roi", "deform", "pyramid")
+    for module in (jax.nn, lax, jax.image, jax.scipy.ndimage, jnp, flax_linen):
+        assert not [name for name in dir(module) if any(word in name.lower() for word in words)], module.__name__
+    assert {"avg_pool", "max_pool", "pool"} <= set(dir(flax_linen))  # the search does find what is there
