@@ -11,7 +11,8 @@ import numpy
 from ._backend import is_cupy_array
 
 __all__ = ["check_pool_input", "accumulation_dtype", "cast_back", "check_positive_number", "is_int", "is_real", "as_array", "random_generator",
-           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count", "check_like_x"]
+           "check_flag", "check_global_input", "MAX_ELEMENTS", "check_element_count", "check_like_x", "check_positive_int",
+           "check_parameter_size", "check_axis", "check_axes"]
 
 FLOAT_DTYPES = (numpy.float16, numpy.float32, numpy.float64)
 
@@ -200,6 +201,67 @@ def cast_back(values, dtype):
     """
     with numpy.errstate(over="ignore"):
         return values.astype(dtype, copy=False)
+
+
+def check_positive_int(value, name: str, op: str) -> int:
+    """A Python or NumPy integer >= 1 (a channel or feature count), as a Python int.
+
+    >>> check_positive_int(0, "in_channels", "Conv2d")
+    Traceback (most recent call last):
+    ...
+    ValueError: Conv2d: in_channels must be a positive int, got in_channels=0
+    """
+    if not is_int(value) or value < 1:
+        raise ValueError(f"{op}: {name} must be a positive int, got {name}={value!r}")
+    return int(value)
+
+
+def check_parameter_size(shape: tuple, what: str, op: str, **arguments) -> None:
+    """Refuse a parameter of ``shape`` larger than :data:`MAX_ELEMENTS` before it is allocated, naming
+    the ``arguments`` that size it.
+
+    >>> check_parameter_size((10**12, 2), "weight", "Linear", in_features=2, out_features=10**12)
+    Traceback (most recent call last):
+    ...
+    ValueError: Linear: in_features=2, out_features=1000000000000 ask for 2000000000000 elements in a weight of shape (1000000000000, 2), more than poolref allocates for one array (2147483648)
+    """
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        given = ", ".join(f"{name}={value!r}" for name, value in arguments.items())
+        raise ValueError(f"{op}: {given} ask for {count} elements in a {what} of shape {tuple(shape)}, more than poolref "
+                         f"allocates for one array ({MAX_ELEMENTS})")
+
+
+def check_axis(axis, ndim: int, name: str, op: str, of: str = "x") -> int:
+    """An int axis of an array ``of`` with ``ndim`` axes (a negative one counts from the end), as an
+    int in ``[0, ndim)``.
+
+    >>> check_axis(-1, 4, "end_dim", "Flatten")
+    3
+    >>> check_axis(4, 4, "start_dim", "Flatten")
+    Traceback (most recent call last):
+    ...
+    ValueError: Flatten: start_dim=4 is not an axis of x with 4 axes
+    """
+    if not is_int(axis):
+        raise TypeError(f"{op}: {name} must be an int (an axis), got {name}={axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: {name}={axis} is not an axis of {of} with {ndim} axes")
+    return int(axis) % ndim
+
+
+def check_axes(axis, ndim: int, name: str, op: str, of: str = "x"):
+    """None (every axis), an axis, or a tuple of distinct axes, as numpy's reductions take them."""
+    if axis is None:
+        return None
+    if isinstance(axis, tuple):
+        axes = tuple(check_axis(a, ndim, name, op, of) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{op}: {name}={axis!r} repeats an axis")
+        return axes
+    if not is_int(axis):
+        raise TypeError(f"{op}: {name} must be None, an int or a tuple of ints (axes), got {name}={axis!r}")
+    return check_axis(axis, ndim, name, op, of)
 
 
 def check_positive_number(value, name: str, op: str) -> float:

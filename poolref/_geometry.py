@@ -502,9 +502,11 @@ def check_window_tables(spatial_shape, kernel, stride, pads, dilation, kernel_si
     ``O <= (L + b + e + d (k - 1)) / s + 2`` bounds the windows of an axis, padding and ceil mode
     included: a kernel or padding of 10**9 is refused here, at once.
     """
-    name, value = _culprit(kernel_size, padding, pads)
     for L, k, s, (b, e), d in zip(spatial_shape, kernel, stride, pads, dilation):
         windows = (L + max(b, 0) + max(e, 0) + d * (k - 1)) // s + 2
+        # name what makes the table large: the dilated span where it outgrows the padding, else _culprit's
+        name, value = (("dilation", tuple(dilation)) if (d - 1) * (k - 1) > max(b, 0) + max(e, 0) + k
+                       else _culprit(kernel_size, padding, pads))
         check_element_count(k * windows, name, value, op, f"the window table of one axis (kernel_size={kernel_size!r})")
 
 

@@ -81,7 +81,7 @@ F64 = numpy.float64
 # ==================================================================================================
 # PyTorch (ATen's upsample kernels, CPU)
 # ==================================================================================================
-def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool = False):
+def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool = False, shortcuts: bool = True):
     r"""Input position read by each output of PyTorch's ``nearest`` / ``nearest-exact`` resizing.
 
     Parameters
@@ -93,6 +93,9 @@ def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool
         ``1/scale_factor`` rather than ``L/O``.
     exact : bool
         ``nearest-exact`` (pixel centres) instead of ``nearest`` (left edges).
+    shortcuts : bool
+        ``nearest``'s two shortcuts (below): PyTorch 2.13 takes them in its 2-D forward and in every
+        backward, not in its 1-D and 3-D forwards.
 
     Returns
     -------
@@ -106,18 +109,21 @@ def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool
     the product too (for ``nearest-exact`` the product in float64, rounded to float32 before the
     floor), whatever the dtype of the data (``nearest_idx``, the rule of its backward and of its 2-D
     forward); we do the same, so indices agree with PyTorch's even where float32 rounding moves them
-    (``L = 14, O = 46``: output 23 reads 6, not 7). ``nearest`` also copies when ``O = L`` and reads
-    :math:`\lfloor o/2 \rfloor` when ``O = 2L``, even if a scale factor was given.
+    (``L = 14, O = 46``: output 23 reads 6, not 7). With ``shortcuts``, ``nearest`` also copies when
+    ``O = L`` and reads :math:`\lfloor o/2 \rfloor` when ``O = 2L``, even if a scale factor was given
+    (they differ from the rule only then: ``scale_factor=2.2`` on a length of 4).
 
     Examples
     --------
     >>> nearest_indices(3, 5).tolist(), nearest_indices(3, 5, exact=True).tolist()
     ([0, 0, 1, 1, 2], [0, 0, 1, 2, 2])
+    >>> nearest_indices(4, 8, 2.2).tolist(), nearest_indices(4, 8, 2.2, shortcuts=False).tolist()
+    ([0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 0, 1, 1, 2, 2, 3])
     """
     o = numpy.arange(out_length)
-    if not exact and out_length == length:
+    if shortcuts and not exact and out_length == length:
         return o
-    if not exact and out_length == 2 * length:
+    if shortcuts and not exact and out_length == 2 * length:
         return o // 2
     if scale_factor is not None:
         scale = F32(1.0 / scale_factor)
@@ -130,13 +136,13 @@ def nearest_indices(length: int, out_length: int, scale_factor=None, exact: bool
     return numpy.minimum(numpy.floor(source).astype(numpy.int64), length - 1)
 
 
-def torch_nearest(length: int, out_length: int, scale_factor=None, exact: bool = False) -> Taps:
+def torch_nearest(length: int, out_length: int, scale_factor=None, exact: bool = False, shortcuts: bool = True) -> Taps:
     """PyTorch's ``nearest`` / ``nearest-exact``: one tap of weight 1 (:func:`nearest_indices`).
 
     >>> torch_nearest(2, 3).index.tolist()
     [[0], [0], [1]]
     """
-    return Taps.one_each(length, nearest_indices(length, out_length, scale_factor, exact))
+    return Taps.one_each(length, nearest_indices(length, out_length, scale_factor, exact, shortcuts))
 
 
 def _compute_dtype(dtype) -> type:

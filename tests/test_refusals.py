@@ -54,6 +54,9 @@ FLAGS = [
     ("DeformConv2d.bias", lambda v: nn.DeformConv2d(2, 2, 3, bias=v, rng=0), False),
     ("DeformConv2d.modulated", lambda v: nn.DeformConv2d(2, 2, 3, modulated=v, rng=0), False),
     ("Linear.bias", lambda v: nn.Linear(2, 2, bias=v, rng=0), False),
+    ("ShapeAdaptor.residual", lambda v: nn.ShapeAdaptor(residual=v), False),  # was bool(residual): "no" was True
+    ("BatchNorm2d.affine", lambda v: nn.BatchNorm2d(2, affine=v), False),
+    ("BatchNorm2d.track_running_stats", lambda v: nn.BatchNorm2d(2, track_running_stats=v), False),
     ("Linear.train.mode", lambda v: nn.Linear(2, 2, rng=0).train(v), False),
     ("SGD.nesterov", lambda v: nn.SGD(nn.Linear(2, 2, rng=0).parameters(), 0.1, momentum=0.9, nesterov=v), False),
     ("Tensor.requires_grad", lambda v: poolref.Tensor(numpy.ones(2), requires_grad=v), False),
@@ -91,9 +94,10 @@ def test_every_boolean_parameter_of_the_public_api_is_in_the_flag_table():
 
     names = {name.split(".")[-1] for name in FLAG_IDS}
     missing = []
-    for public in poolref.__all__:
-        function = getattr(poolref, public)
-        if not inspect.isfunction(function):
+    callables = [(public, getattr(poolref, public)) for public in poolref.__all__]
+    callables += [(public, getattr(nn, public)) for public in nn.__all__ if inspect.isclass(getattr(nn, public))]  # layers
+    for public, function in callables:
+        if not (inspect.isfunction(function) or inspect.isclass(function)):
             continue
         for parameter in inspect.signature(function).parameters.values():
             if isinstance(parameter.default, bool) and not any(row.startswith(f"{public}.{parameter.name}") for row in FLAG_IDS):
@@ -162,6 +166,9 @@ ABSURD = [
     ("dynopool2d alpha 1e-300", lambda: poolref.dynopool2d(X8, numpy.array([1e-300, 2.0])), r"alpha=\(1e-300, 2\.0\)"),
     ("conv2d padding 1e5", lambda: poolref.conv2d(X8, numpy.ones((1, X8.shape[1], 3, 3)), padding=10**5), "padding=100000"),  # MemoryError, 596 GiB
     ("conv2d padding 1e9", lambda: poolref.conv2d(X8, numpy.ones((1, X8.shape[1], 3, 3)), padding=10**9), "padding=1000000000"),
+    # the dilated span is what grows: named dilation (was: kernel_size=2, which is not to blame)
+    ("max_pool2d dilation 1e12", lambda: poolref.max_pool2d(X8, 2, dilation=10**12), r"dilation=\(1000000000000, 1000000000000\)"),
+    ("conv2d dilation 1e12", lambda: poolref.conv2d(X8, numpy.ones((1, X8.shape[1], 3, 3)), dilation=10**12), "dilation="),
 ]
 
 
@@ -172,6 +179,51 @@ def test_an_absurd_size_is_refused_at_once_naming_the_argument_and_the_size(call
     with pytest.raises(ValueError, match=rf"{argument}.* asks for (?:about )?\S+ elements in .*more than poolref allocates for one array \({MAX_ELEMENTS}\)"):
         call()
     assert time.perf_counter() - start < 0.5
+
+
+# Layers whose parameters would be absurd (each raised MemoryError while drawing the weights, or
+# numpy's "array is too big"): (id, construction, the arguments the message must name)
+ABSURD_LAYERS = [
+    ("Conv2d out_channels 1e12", lambda: nn.Conv2d(2, 10**12, 3, rng=0), "in_channels=2, out_channels=1000000000000, kernel_size=3"),
+    ("Conv2d in_channels 1e12", lambda: nn.Conv2d(10**12, 3, 3, rng=0), "in_channels=1000000000000"),
+    ("Conv2d kernel_size 1e12", lambda: nn.Conv2d(2, 3, 10**12, rng=0), "kernel_size=1000000000000"),
+    ("DeformConv2d out_channels 1e12", lambda: nn.DeformConv2d(2, 10**12, 3, rng=0), "out_channels=1000000000000"),
+    ("Linear in_features 1e12", lambda: nn.Linear(10**12, 2, rng=0), "in_features=1000000000000, out_features=2"),
+    ("ASPP in_channels 1e12", lambda: nn.ASPP(10**12, 3, rng=0), "in_channels=1000000000000"),
+    ("BatchNorm2d num_features 1e12", lambda: nn.BatchNorm2d(10**12), "num_features=1000000000000"),
+]
+
+
+@pytest.mark.parametrize("call, arguments", [row[1:] for row in ABSURD_LAYERS], ids=[row[0] for row in ABSURD_LAYERS])
+def test_an_absurd_layer_is_refused_before_its_weights_are_drawn(call, arguments):
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"{re.escape(arguments)}.* ask for \d+ elements in a weight of shape .*more than "
+                                         rf"poolref allocates for one array \({MAX_ELEMENTS}\)"):
+        call()
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("call, error, words", [
+    # Flatten's axes: checked when it is built (a float axis failed in a slice, None in a modulo), and
+    # an axis beyond x's is refused (5 % 4 flattened axis 1 without a word)
+    (lambda: nn.Flatten(1.5), TypeError, "Flatten: start_dim must be an int (an axis), got start_dim=1.5"),
+    (lambda: nn.Flatten(1, None), TypeError, "end_dim must be an int (an axis), got end_dim=None"),
+    (lambda: nn.Flatten(5)(numpy.zeros((2, 3, 4, 5))), ValueError, "Flatten: start_dim=5 is not an axis of x with 4 axes"),
+    # DynOPool: float('a') leaked "could not convert string to float"
+    (lambda: nn.DynOPool("ab"), ValueError, "DynOPool: init_alpha must be two finite numbers > 0, got init_alpha='ab'"),
+    (lambda: nn.DynOPool((1j, 2)), ValueError, "init_alpha=(1j, 2)"),
+    # ShapeAdaptor: a branch that is not callable failed at the first forward ("'int' object is not
+    # callable"); True passed as a scale or an alpha
+    (lambda: nn.ShapeAdaptor(low=3, r1=0.25), TypeError, "ShapeAdaptor: low must be a callable branch"),
+    (lambda: nn.ShapeAdaptor(high="identity", r2=2.0), TypeError, "high='identity'"),
+    (lambda: nn.ShapeAdaptor(init_alpha=True), ValueError, "init_alpha must be a finite number, got init_alpha=True"),
+    (lambda: nn.ShapeAdaptor(r2=True), ValueError, "got r1=0.5, r2=True"),
+], ids=["Flatten float", "Flatten None", "Flatten axis 5 of 4", "DynOPool string", "DynOPool complex",
+        "ShapeAdaptor low", "ShapeAdaptor high", "ShapeAdaptor alpha True", "ShapeAdaptor r2 True"])
+def test_layer_arguments_are_checked_when_the_layer_is_built(call, error, words):
+    with pytest.raises(error) as info:
+        call()
+    assert words in str(info.value)
 
 
 def test_a_sampling_grid_at_the_limit_is_allowed_and_one_more_is_refused():

@@ -9,12 +9,13 @@ made). Operators (``+ - * / @ **``, ``sum``, ``reshape``, indexing, ...) each ap
 from __future__ import annotations
 
 import itertools
+import math
 import numbers
 
 import numpy
 
 from .._backend import array_module, to_numpy
-from .._checks import check_flag
+from .._checks import check_axes, check_axis, check_flag, is_int
 from .tape import backpropagate, seed_gradient
 
 __all__ = ["Tensor"]
@@ -199,20 +200,40 @@ class Tensor:
 
     def sum(self, axis=None, keepdims=False):
         """Sum over ``axis`` (all axes if None), like ``numpy.sum``."""
+        axis = check_axes(axis, self.ndim, "axis", "Tensor.sum", "the tensor")
         return _apply(_arithmetic.sum_, self, axis=axis, keepdims=check_flag(keepdims, "keepdims", "Tensor.sum"))
 
     def mean(self, axis=None, keepdims=False):
         """Mean over ``axis`` (all axes if None), like ``numpy.mean``; nan over no elements."""
+        axis = check_axes(axis, self.ndim, "axis", "Tensor.mean", "the tensor")
         return _apply(_arithmetic.mean, self, axis=axis, keepdims=check_flag(keepdims, "keepdims", "Tensor.mean"))
 
     def reshape(self, *shape):
         """``t.reshape(2, 3)`` or ``t.reshape((2, 3))``; one entry may be -1."""
         shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if not all(is_int(n) for n in shape):
+            raise TypeError(f"Tensor.reshape: shape must be ints, got shape={shape!r}")
+        known = [n for n in shape if n != -1]
+        if any(n < 0 for n in known) or len(known) < len(shape) - 1:
+            raise ValueError(f"Tensor.reshape: shape must be sizes >= 0 with at most one -1, got shape={shape!r}")
+        size = math.prod(known)
+        if len(known) == len(shape):
+            fits = size == self.size
+        else:  # the -1 takes what the others leave: they must divide the size (and be no 0, as in numpy)
+            fits = size != 0 and self.size % size == 0
+        if not fits:
+            raise ValueError(f"Tensor.reshape: shape={shape!r} does not hold the tensor's {self.size} elements "
+                             f"(shape {self.shape})")
         return _apply(_arithmetic.reshape, self, shape=shape)
 
     def transpose(self, *axes):
         """Permute the axes (reverse them if none are given), like ``numpy.transpose``."""
         axes = tuple(axes[0]) if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        if axes:
+            permutation = tuple(check_axis(a, self.ndim, "axes", "Tensor.transpose", "the tensor") for a in axes)
+            if sorted(permutation) != list(range(self.ndim)):
+                raise ValueError(f"Tensor.transpose: axes must order all {self.ndim} axes of the tensor once each, "
+                                 f"got axes={axes!r}")
         return _apply(_arithmetic.transpose, self, axes=axes or None)
 
     @property

@@ -62,8 +62,11 @@ class DynOPool(Module):
 
     def __init__(self, init_alpha=(2.0, 2.0), aggregate="max", *, dtype=numpy.float64):
         super().__init__()
-        alpha = numpy.asarray(init_alpha, dtype=dtype)
-        if alpha.shape != (2,) or not numpy.all(numpy.isfinite(alpha)) or not numpy.all(alpha > 0):
+        try:
+            alpha = numpy.asarray(init_alpha, dtype=dtype)
+        except (TypeError, ValueError):  # not numbers ('a', 1j, an object)
+            alpha = None
+        if alpha is None or alpha.shape != (2,) or not numpy.all(numpy.isfinite(alpha)) or not numpy.all(alpha > 0):
             raise ValueError(f"DynOPool: init_alpha must be two finite numbers > 0, got init_alpha={init_alpha!r}")
         if aggregate not in ("max", "avg"):
             raise ValueError(f"DynOPool: aggregate must be 'max' or 'avg', got aggregate={aggregate!r}")

@@ -13,7 +13,7 @@ import math
 
 import numpy
 
-from .._checks import check_flag, random_generator
+from .._checks import check_axis, check_flag, check_parameter_size, check_positive_int, is_int, random_generator
 from .._geometry import as_int_tuple
 from .._windows import check_padding_mode
 from ..ops.adaptive import adaptive_avg_pool2d
@@ -32,12 +32,6 @@ def _generator(rng) -> numpy.random.Generator:
     if isinstance(rng, numpy.random.Generator):
         return rng
     return numpy.random.default_rng(rng)
-
-
-def _positive_int(value, name: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {name}={value!r}")
-    return int(value)
 
 
 def _check_divisible(layer: str, divisor: int, divisor_name: str, **counts) -> None:
@@ -109,9 +103,9 @@ class Conv2d(Module):
                  padding_mode="zeros", *, rng=None, dtype=numpy.float32):
         super().__init__()
         layer = "Conv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", layer)
-        self.out_channels = _positive_int(out_channels, "out_channels", layer)
-        self.groups = _positive_int(groups, "groups", layer)
+        self.in_channels = check_positive_int(in_channels, "in_channels", layer)
+        self.out_channels = check_positive_int(out_channels, "out_channels", layer)
+        self.groups = check_positive_int(groups, "groups", layer)
         _check_divisible(layer, self.groups, "groups", in_channels=self.in_channels, out_channels=self.out_channels)
         self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
         if min(self.kernel_size) < 1:
@@ -127,6 +121,7 @@ class Conv2d(Module):
         rng = _generator(rng)
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        check_parameter_size(shape, "weight", layer, in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
         self.weight = Parameter(_uniform_init(rng, shape, fan_in, dtype))
         self.bias = Parameter(_uniform_init(rng, (self.out_channels,), fan_in, dtype)) if bias else None
 
@@ -201,10 +196,10 @@ class DeformConv2d(Module):
                  bias=True, modulated=False, *, rng=None, dtype=numpy.float32):
         super().__init__()
         layer = "DeformConv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", layer)
-        self.out_channels = _positive_int(out_channels, "out_channels", layer)
-        self.groups = _positive_int(groups, "groups", layer)
-        self.offset_groups = _positive_int(offset_groups, "offset_groups", layer)
+        self.in_channels = check_positive_int(in_channels, "in_channels", layer)
+        self.out_channels = check_positive_int(out_channels, "out_channels", layer)
+        self.groups = check_positive_int(groups, "groups", layer)
+        self.offset_groups = check_positive_int(offset_groups, "offset_groups", layer)
         _check_divisible(layer, self.groups, "groups", in_channels=self.in_channels, out_channels=self.out_channels)
         _check_divisible(layer, self.offset_groups, "offset_groups", in_channels=self.in_channels)
         self.kernel_size = as_int_tuple(kernel_size, 2, "kernel_size", layer)
@@ -215,6 +210,7 @@ class DeformConv2d(Module):
         rng = _generator(rng)
         fan_in = self.in_channels // self.groups * math.prod(self.kernel_size)
         shape = (self.out_channels, self.in_channels // self.groups) + self.kernel_size
+        check_parameter_size(shape, "weight", layer, in_channels=in_channels, out_channels=out_channels, kernel_size=kernel_size)
         self.weight = Parameter(_uniform_init(rng, shape, fan_in, dtype))
         self.bias = Parameter(_uniform_init(rng, (self.out_channels,), fan_in, dtype)) if bias else None
         taps = math.prod(self.kernel_size)
@@ -271,11 +267,13 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=numpy.float32):
         super().__init__()
-        self.in_features = _positive_int(in_features, "in_features", "Linear")
-        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.in_features = check_positive_int(in_features, "in_features", "Linear")
+        self.out_features = check_positive_int(out_features, "out_features", "Linear")
         bias = check_flag(bias, "bias", "Linear")
         rng = _generator(rng)
-        self.weight = Parameter(_uniform_init(rng, (self.out_features, self.in_features), self.in_features, dtype))
+        shape = (self.out_features, self.in_features)
+        check_parameter_size(shape, "weight", "Linear", in_features=in_features, out_features=out_features)
+        self.weight = Parameter(_uniform_init(rng, shape, self.in_features, dtype))
         self.bias = Parameter(_uniform_init(rng, (self.out_features,), self.in_features, dtype)) if bias else None
 
     def forward(self, x):
@@ -334,10 +332,13 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if not is_int(value):  # its range is checked against x's axes, at the call
+                raise TypeError(f"Flatten: {name} must be an int (an axis), got {name}={value!r}")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def forward(self, x):
-        start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
+        start, end = check_axis(self.start_dim, x.ndim, "start_dim", "Flatten"), check_axis(self.end_dim, x.ndim, "end_dim", "Flatten")
         if start > end:
             raise ValueError(f"Flatten: start_dim={self.start_dim} comes after end_dim={self.end_dim} for x with {x.ndim} axes")
         shape = tuple(x.shape[:start]) + (math.prod(x.shape[start:end + 1]),) + tuple(x.shape[end + 1:])

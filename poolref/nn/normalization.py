@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
-from .._checks import accumulation_dtype, as_array, cast_back, check_flag, check_like_x, is_real
+from .._checks import accumulation_dtype, as_array, cast_back, check_flag, check_like_x, check_parameter_size, check_positive_int, is_real
 from ..autograd.function import apply, define_function
 from .module import Module, Parameter
 
@@ -225,9 +225,8 @@ class BatchNorm2d(Module):
                  dtype=numpy.float32):
         super().__init__()
         layer = "BatchNorm2d"
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, numpy.integer)) or num_features < 1:
-            raise ValueError(f"{layer}: num_features must be a positive int, got num_features={num_features!r}")
-        self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
+        self.num_features, self.eps, self.momentum = check_positive_int(num_features, "num_features", layer), eps, momentum
+        check_parameter_size((self.num_features,), "weight", layer, num_features=num_features)
         self.affine = check_flag(affine, "affine", layer)
         self.track_running_stats = check_flag(track_running_stats, "track_running_stats", layer)
         self.weight = Parameter(numpy.ones(self.num_features, dtype)) if self.affine else None

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy
 
 from .._backend import array_module
+from .._checks import check_flag, is_real
 from ..autograd.function import apply, define_function
 from ..ops.sampling import interpolate
 from ..ops.window import max_pool2d
@@ -180,10 +181,14 @@ class ShapeAdaptor(Module):
     def __init__(self, init_alpha=0.0, r1=0.5, r2=1.0, *, low=None, high=None, structure="local",
                  residual=False, dtype=numpy.float64):
         super().__init__()
-        if not (isinstance(init_alpha, (int, float, numpy.floating, numpy.integer)) and math.isfinite(init_alpha)):
+        if not (is_real(init_alpha) and math.isfinite(init_alpha)):
             raise ValueError(f"ShapeAdaptor: init_alpha must be a finite number, got init_alpha={init_alpha!r}")
-        if not (isinstance(r1, (int, float)) and isinstance(r2, (int, float)) and 0 < r1 < r2):
+        if not (is_real(r1) and is_real(r2) and 0 < r1 < r2):
             raise ValueError(f"ShapeAdaptor: the scales must satisfy 0 < r1 < r2, got r1={r1!r}, r2={r2!r}")
+        for name, branch in (("low", low), ("high", high)):
+            if branch is not None and not callable(branch):
+                raise TypeError(f"ShapeAdaptor: {name} must be a callable branch (a function or a Module) or None, "
+                                f"got {name}={branch!r}")
         if structure not in STRUCTURES:
             raise ValueError(f"ShapeAdaptor: structure must be 'local' or 'global', got structure={structure!r}")
         if low is None and r1 != 0.5:
@@ -195,7 +200,7 @@ class ShapeAdaptor(Module):
         self.low = _halve_by_max_pool if low is None else low
         self.high = _identity if high is None else high
         self.structure = structure
-        self.residual = bool(residual)
+        self.residual = check_flag(residual, "residual", "ShapeAdaptor")
         self.size = None
         self.true_scale = None
 

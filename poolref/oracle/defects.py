@@ -9,11 +9,12 @@ difference fails (:class:`poolref.oracle.mapping.KnownDefect`). The docs' atlas 
 
 PyTorch 2.13:
 
-* Lp pooling's gradient is that of its composition ``relu(avg_pool(x^p) * k)^(1/p)``: with
-  ``norm_type=1`` a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), and an
-  input cell no window reads gets NaN where it holds NaN or an infinity (``0 * p x^(p-1)``).
-* ``interpolate(mode="bilinear", antialias=True)`` with an output width of 1 and a height that changes
-  writes its first output row into every row; and it copies an axis whose size does not change, but
+* Lp pooling's gradient is that of its composition ``(sign(S) * relu(|S|) * k)^(1/p)``,
+  ``S = avg_pool(x^p)``: with ``norm_type=1`` a window whose sum is NaN sends ``0 * g`` back
+  (``torch.sign(NaN)`` is 0), and an input cell no window reads gets NaN where it holds NaN or an
+  infinity and ``p > 1`` (``0 * p x^(p-1)``).
+* ``interpolate(mode="bilinear" or "bicubic", antialias=True)`` with an output width of 1 and a height
+  that changes writes its first output row into every row; and it copies an axis whose size does not change, but
   its backward resamples that axis with the scale factor's weights (not a copy where the factor is
   not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985);
   antialiased ``bicubic`` does the same.
@@ -35,9 +36,10 @@ TensorFlow 2.21:
 * ``tf.reduce_max``'s gradient is shared evenly among tied maxima, multiplies the upstream gradient
   by 0 elsewhere (``0 * inf = NaN``), and is NaN everywhere when the maximum is NaN; of tied maxima
   its value is the last's, which shows for zeros (``[0., -0.]`` gives ``-0.``).
-* ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient:
-  ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25, 0.9167, 0.9167,
-  0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is right).
+* ``tf.nn.avg_pool`` with SAME padding and a window longer than the input sends the wrong gradient in
+  float64 and float16: ``x = [1, 2, 3, 4]``, ``k = 5``, ``s = 3``, upstream ``[1, 2]`` gives ``[0.25,
+  0.9167, 0.9167, 0.9167]``; the true derivative is ``[1/3, 1, 1, 2/3]`` (the forward, ``[2, 3]``, is
+  right; float32 runs on oneDNN and is right).
 * ``tf.nn.fractional_max_pool`` ignores NaN and starts from the lowest finite value, as
   ``tf.nn.max_pool`` does, and routes its gradient like ``max_pool_with_argmax`` (first element, then
   a strictly greater one); its gradient raises where that routing's maximum is not the output
@@ -74,7 +76,7 @@ from .ort_resize import ort_cubic_resize, ort_linear_resize
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
            "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
-           "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "ALL"]
+           "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_NEAREST_SHORTCUT_GRADIENT", "ALL"]
 
 
 def _nonfinite(case: Case) -> bool:
@@ -156,20 +158,59 @@ TF_REDUCE_MAX = KnownDefect(
     lambda case: True, affects=("output", "grad_x"), model=_reduce_max)  # modelled exactly: it hides nothing
 
 
-def _same_window_longer_than_input(case: Case) -> bool:
+def _spatial_windows(case: Case) -> tuple:
+    """A pooling case's spatial lengths, kernel and stride, each a tuple over the spatial axes."""
     kw = case.kwargs
-    if not (isinstance(kw.get("padding"), str) and kw["padding"].lower() in ("same", "same_upper")):
-        return False
     n = case.x.ndim - (2 if case.batched else 1)
     kernel = kw["kernel_size"]
     kernel = (kernel,) * n if isinstance(kernel, int) else tuple(kernel)
-    return any(k > L for k, L in zip(kernel, case.x.shape[-n:]))
+    stride = kw.get("stride") or kernel
+    return case.x.shape[-n:], kernel, (stride,) * n if isinstance(stride, int) else tuple(stride)
+
+
+def _same_window_longer_than_input(case: Case) -> bool:
+    padding = case.kwargs.get("padding")
+    if not (isinstance(padding, str) and padding.lower() in ("same", "same_upper")):
+        return False
+    spatial, kernel, _ = _spatial_windows(case)
+    return any(k > L for k, L in zip(kernel, spatial))
+
+
+def _avg_pool_grad_like_eigen(case: Case, ours, cotangent):
+    """TensorFlow's AvgPoolGrad (Eigen, which float64 and float16 run), per axis: window ``i`` starts
+    at ``b = i s`` with ``size = k``; where ``b < pad`` it covers ``k + b - pad`` cells from 0, else
+    ``k`` from ``b - pad``; and where ``b + k > L`` (``b`` as moved) it covers ``min(L - b, k)``,
+    which overrides the first cut. Each upstream entry is spread evenly over its window's cells."""
+    spatial, kernel, stride = _spatial_windows(case)
+    n = len(spatial)
+    grad = numpy.asarray(cotangent, dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for axis, (L, k, s) in enumerate(zip(spatial, kernel, stride)):
+            at = grad.ndim - n + axis  # this axis in grad
+            pad = max((-(-L // s) - 1) * s + k - L, 0) // 2  # SAME: half the total, the rest after
+            begin = numpy.arange(grad.shape[at]) * s
+            starts_in_padding = begin < pad
+            size = numpy.where(starts_in_padding, k + begin - pad, k)
+            begin = numpy.where(starts_in_padding, 0, begin - pad)
+            size = numpy.where(begin + k > L, numpy.minimum(L - begin, k), size)
+            share = grad / size.reshape((-1,) + (1,) * (grad.ndim - at - 1))
+            spread = numpy.zeros(grad.shape[:at] + (L,) + grad.shape[at + 1:])
+            for tap in range(k):  # the window's cells, one offset at a time
+                covered = tap < size
+                numpy.add.at(spread, (slice(None),) * at + ((begin + tap)[covered],), numpy.compress(covered, share, axis=at))
+            grad = spread
+    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
 
 
 TF_AVG_POOL_SAME_LONG_WINDOW = KnownDefect(
-    "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient: x = [1, 2, 3, 4], "
-    "k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is [1/3, 1, 1, 2/3]",
-    _same_window_longer_than_input, affects=("grad_x",))
+    "tf.nn.avg_pool with SAME padding and a window longer than the input sends the wrong gradient in float64 and float16 "
+    "(AvgPoolGrad spreads a window that starts in the padding over min(L, k) cells, not the k - pad it covers): "
+    "x = [1, 2, 3, 4], k = 5, s = 3, upstream [1, 2] gives [0.25, 0.9167, 0.9167, 0.9167], the derivative is "
+    "[1/3, 1, 1, 2/3]; float32, which runs on oneDNN by default, is right. Modelled: Eigen cuts a window that "
+    "starts in the padding to k + b - pad cells, then one that runs past the end to min(L - b, k), the second "
+    "cut overriding the first",
+    _same_window_longer_than_input, affects=("grad_x",), model=_avg_pool_grad_like_eigen)
+
 
 def _fractional_like_tf_max_pool(case: Case, ours, cotangent):
     """TensorFlow's FractionalMaxPool on the regular windows the oracle draws (ratio 2, kernel 2):
@@ -231,14 +272,17 @@ def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
 
 
 def _lp_pool_defects() -> tuple:
-    """PyTorch's Lp pooling is ``relu``-wrapped ``avg_pool(x^p) * k`` to the 1/p: its gradient is that
+    """PyTorch's Lp pooling is ``sign(S) * relu(|S|) * k`` to the 1/p, ``S = avg_pool(x^p)``: its gradient is that
     composition's, which differs from the derivative in two places (found by the oracle, modelled
     exactly, so that they excuse nothing else)."""
     return (
-        KnownDefect("with norm_type=1, a window whose sum is NaN sends no gradient (relu's backward at NaN is 0), "
-                    "where the sum's derivative is 1", _nan_window_at_p_one, model=_no_gradient_from_nan_windows),
+        KnownDefect("with norm_type=1, a window whose sum is NaN sends 0 * g back, where the sum's derivative is 1: "
+                    "torch.sign(NaN) is 0, so sign(S) * relu(|S|) passes nothing ([1, nan, 2, 3], kernel 2, gives the "
+                    "gradient [0, 0, 1, 1]; an infinite g gives NaN)", _nan_window_at_p_one,
+                    model=_no_gradient_from_nan_windows),
         KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
-                    "norm_type != 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there",
+                    "norm_type > 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there (the norm "
+                    "types drawn are 1, 1.5, 2 and 3; with p < 1 a +inf there gets 0, as (+inf)^(p-1) is 0)",
                     _unread_nonfinite,
                     model=_nan_unread_cells),
     )
@@ -249,7 +293,7 @@ TORCH_LP_POOL = _lp_pool_defects()
 
 def _antialias_width_one(case: Case) -> bool:
     kw = case.kwargs
-    if not (kw.get("antialias") and kw.get("mode") == "bilinear" and kw.get("size") is not None):
+    if not (kw.get("antialias") and kw.get("mode") in ("bilinear", "bicubic") and kw.get("size") is not None):
         return False
     size = (kw["size"],) * 2 if isinstance(kw["size"], int) else tuple(kw["size"])
     return size[-1] == 1 and size[-2] != case.x.shape[-2]
@@ -300,7 +344,7 @@ def _every_axis_resampled(case: Case, ours, cotangent):
 TORCH_ANTIALIAS_COPIED_AXIS = KnownDefect(
     "interpolate(mode='bilinear', antialias=True) copies an axis whose size does not change, but its backward "
     "resamples that axis with the weights of the scale factor: with scale_factor=(1.0, 1.01) on a (1, 2) input the "
-    "gradient of the copied x[..., 1] is 0.985, not 1",
+    "gradient of the copied x[..., 1] under an upstream of ones is 0.985, not 1 (antialiased bicubic: 0.990)",
     _resamples_a_copied_axis, model=_every_axis_resampled)
 
 
@@ -328,6 +372,47 @@ def _gradient_copied(case: Case, ours, cotangent):
     return ours._replace(grads={**ours.grads, "x": numpy.asarray(cotangent).astype(case.dtype)})
 
 
+def _nearest_forward_without_shortcuts(case: Case) -> bool:
+    """1-D or 3-D ``nearest`` through a scale factor, where the shortcuts (a copy at O = L, o // 2 at
+    O = 2L) read other pixels than the scale: PyTorch's forward reads by the scale, its backward by
+    the shortcuts."""
+    from .._sampling_weights import nearest_indices
+    from ..cases.case import resize_scales, resize_size
+
+    if case.op != "interpolate" or case.kwargs.get("mode") != "nearest":
+        return False
+    sizes, scales = resize_size(case), resize_scales(case)
+    if len(sizes) == 2 or scales is None:
+        return False
+    return any(not numpy.array_equal(nearest_indices(L, O, s), nearest_indices(L, O, s, shortcuts=False))
+               for L, O, s in zip(case.x.shape[-len(sizes):], sizes, scales))
+
+
+def _gradient_by_the_shortcuts(case: Case, ours, cotangent):
+    """PyTorch's nearest backward: each upstream entry added to the pixel the shortcut rule names."""
+    from .._sampling_weights import nearest_indices
+    from ..cases.case import resize_scales, resize_size
+
+    sizes, scales = resize_size(case), resize_scales(case)
+    spatial = case.x.shape[case.x.ndim - len(sizes):]
+    # the input cell each output reads, as a flat index into its plane, in output order
+    axes = numpy.ix_(*(nearest_indices(L, O, s) for L, O, s in zip(spatial, sizes, scales)))
+    cells = numpy.ravel_multi_index(numpy.broadcast_arrays(*axes), spatial).ravel()
+    planes = math.prod(case.x.shape[:case.x.ndim - len(sizes)])
+    grad = numpy.zeros((planes, math.prod(spatial)))
+    with numpy.errstate(invalid="ignore", over="ignore"):  # one upstream entry after the other
+        numpy.add.at(grad, (slice(None), cells), numpy.asarray(cotangent, dtype=numpy.float64).reshape(planes, -1))
+    return ours._replace(grads={**ours.grads, "x": grad.reshape(case.x.shape).astype(case.dtype)})
+
+
+TORCH_NEAREST_SHORTCUT_GRADIENT = KnownDefect(
+    "interpolate(mode='nearest') of 1-D and 3-D inputs through a scale factor reads by the scale in its forward, but "
+    "its backward (in every dimension, as the 2-D forward) copies where the length does not change and reads o // 2 "
+    "where it doubles: scale_factor=2.2 on arange(4.) gives [0, 0, 0, 1, 1, 2, 2, 3] and, for an upstream "
+    "[1, ..., 8], the gradient [3, 7, 11, 15] of [0, 0, 1, 1, 2, 2, 3, 3] (the forward's adjoint: [6, 9, 13, 8])",
+    _nearest_forward_without_shortcuts, model=_gradient_by_the_shortcuts)
+
+
 def _adaptive_max_float16(case: Case) -> bool:
     return case.op.startswith("adaptive_max_pool") and case.dtype == numpy.float16
 
@@ -352,8 +437,9 @@ def _float16_sequential_scatter(case: Case, ours, cotangent):
 TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
     "adaptive_max_pool1d/2d/3d's float16 gradient is accumulated in float16 on the CPU, one upstream entry after "
     "the other in output order, where poolref sums in float32 and rounds once: where many outputs share a winner "
-    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (0.1240 against "
-    "0.1292 on a (1, 1, 4, 3, 1) input pooled to (5, 4, 5))",
+    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (a (1, 1, 1) input "
+    "pooled to 4 with upstream [2048, 1, 1, 1] gets 2048, each 2048 + 1 rounding back to 2048; poolref 2052, the "
+    "sum 2051 rounded once)",
     _adaptive_max_float16, model=_float16_sequential_scatter)
 
 
@@ -406,9 +492,10 @@ TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
 
 
 TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
-    "interpolate(mode='bilinear', antialias=True) on the CPU, with an output width of 1 and a height that changes, "
-    "writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize is "
-    "[1.25, 3.75] (as PyTorch gives for any other width); the gradient is right",
+    "interpolate(mode='bilinear' or 'bicubic', antialias=True) on the CPU, with an output width of 1 and a height that "
+    "changes, writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize "
+    "is [1.25, 3.75] (as PyTorch gives for any other width); bicubic [1.1316, 1.1316], not [1.1316, 3.8684]; the "
+    "gradient is right",
     _antialias_width_one, affects=("output",), model=_first_row_everywhere)
 
 
@@ -482,11 +569,11 @@ def _single_strided_column(case: Case) -> bool:
 
 
 TF_CONV_SINGLE_COLUMN = KnownDefect(
-    "tf.nn.conv2d in float32 on the CPU returns wrong outputs, some of them uninitialised memory (1e27 on one run, "
-    "0 on the next), for one input channel, a batch of two or more, strides (1, s > 1), a kernel at least two "
-    "wide and one output column: x (2, 5, 1, 1) NHWC padded to width 3, kernel (1, 3), strides (1, 2) gave "
-    "[-4, 0, -1, 0, 0, 1, 0, 4, 0, 0] for [-4, -3, ..., 5]; float64, float16, a batch of one and the "
-    "gradients are right",
+    "tf.nn.conv2d in float32 on the CPU (oneDNN, TensorFlow's default on x86) returns wrong outputs, some of them "
+    "uninitialised memory (0, 2.6e-36, -1.3e7 on different runs), for one input channel, a batch of two or more, strides "
+    "(1, s > 1), a kernel at least two wide and one output column: x (2, 5, 1, 1) NHWC padded to width 3, kernel "
+    "(1, 3) of ones, strides (1, 2) gave [-4, 0, -1, 0, 0, 1, 0, 4, 0, 0] for [-4, -3, ..., 5]; float64, float16, a "
+    "batch of one, the gradients and TF_ENABLE_ONEDNN_OPTS=0 are right",
     _single_strided_column, affects=("output",))
 
 
@@ -588,6 +675,7 @@ ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
+              TORCH_NEAREST_SHORTCUT_GRADIENT,
               TORCH_HALF_ADAPTIVE_MAX_GRADIENT, TORCH_CONV_FLOAT32_PADDING_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),

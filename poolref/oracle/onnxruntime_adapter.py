@@ -338,14 +338,19 @@ def _window_model(case: Case):
     padding = case.kwargs.get("padding", 0)
     if isinstance(padding, str) and padding.lower().startswith("same"):
         kernel, stride, dilation = _geometry(case)
-        if any(d > 1 for d in dilation):
+        if any(d > 1 and k > 1 for k, d in zip(kernel, dilation)):  # a window of 1 is the same dilated or not
             return ("auto_pad SAME with dilations: ONNX Runtime 1.32 computes the padding from the undilated "
                     "kernel (a smaller output than ONNX's formula); poolref follows the formula")
+        lower = padding.lower() == "same_lower"
         for L, k, s, d in zip(case.x.shape[2:], kernel, stride, dilation):
-            if (-(-L // s) - 1) * s + d * (k - 1) + 1 - L < 0:
+            total = (-(-L // s) - 1) * s + d * (k - 1) + 1 - L
+            # ONNX Runtime's padding before the input, total/2 (SAME_LOWER (total + 1)/2) rounded toward 0 as
+            # C++ divides: a total of -1 (SAME_LOWER -1 and -2) leaves it 0 and the windows where poolref's are
+            if total < 0 and int((total + lower) / 2) != 0:
                 return ("auto_pad SAME where the stride exceeds the window: ONNX's total padding "
-                        "(O - 1)*s + k - L is negative and ONNX Runtime shifts the windows into the input; "
-                        "poolref clamps it at 0, as TensorFlow does")
+                        "(O - 1)*s + k - L is negative and ONNX Runtime shifts the windows into the input by "
+                        "-total/2 (SAME_LOWER -(total + 1)/2), rounded toward 0; poolref clamps it at 0, as "
+                        "TensorFlow does")
     return None
 
 
@@ -359,9 +364,12 @@ MLAS_MAX = ("ONNX Runtime's float32 GlobalMaxPool (MLAS) starts from the lowest 
             "gives -FLT_MAX) and keeps or drops a NaN by its place in the SIMD lanes (ones with a NaN at index 3 of "
             "4 or 7 of 8 give NaN, at any other index 1; three NaN give -FLT_MAX, four NaN); poolref's "
             "global_max_pool follows PyTorch and has no convention to model it")
-GRID_ZERO_WEIGHTS = ("at a clamped coordinate (border and reflection padding) ONNX Runtime's GridSample does not read "
-                     "the neighbour of weight 0, which PyTorch and poolref read and multiply (0 * inf = NaN): a NaN "
-                     "or an infinity there differs")
+GRID_ZERO_WEIGHTS = ("ONNX Runtime's GridSample does not clamp (border) or reflect (reflection) the sampling coordinate, "
+                     "as PyTorch and poolref do, but the index of each of its taps: beyond the first pixel it reads that "
+                     "pixel twice where PyTorch reads it and its neighbour with weight 0 (0 * inf = NaN), and on the last "
+                     "pixel it reads that pixel again as the next tap, with weight 0 (checked: a 2 x 2 plane [[1, inf], "
+                     "[1, inf]] at grid point (-1, -0.5) gives 1, PyTorch NaN; a 1 x 1 plane holding inf gives NaN, "
+                     "PyTorch inf): a NaN or an infinity near the edge differs")
 DYNOPOOL_GRID = ("GridSample's reads of neighbours of weight 0 are not DynOPool's (which reads only the pixels it "
                  "weighs): NaN and infinities differ there")
 
@@ -382,8 +390,9 @@ def _unpool_express(case: Case):
     return None
 
 
-RESIZE_CUBIC_ANTIALIAS = ("ONNX Runtime's antialiased cubic Resize is not PyTorch's antialiased bicubic (checked: 0.092 apart "
-                          "on a 9 x 8 -> 4 x 3 resize with cubic_coeff_a=-0.5, 0.094 with -0.75); the row draws no antialias")
+RESIZE_CUBIC_ANTIALIAS = ("ONNX Runtime's antialiased Resize is not PyTorch's antialiased interpolate, cubic or linear "
+                          "(checked: on a 9 x 8 -> 4 x 3 resize of standard normal numbers (numpy seed 0), cubic 0.073 "
+                          "apart with cubic_coeff_a=-0.5, 0.070 with -0.75, linear 0.131 apart); the row draws no antialias")
 
 
 CONV_WRAP_EMPTY = ("an empty batch with padding_mode='circular': ONNX Runtime 1.32's Pad refuses mode='wrap' on an "
@@ -401,7 +410,9 @@ def _no_area(case: Case):
         return "ONNX Resize has no area mode"
     scales = resize_scales(case)
     if scales is not None and any(float(numpy.float32(s)) != s for s in scales):
-        return "ONNX Resize's scales are float32: a factor float32 cannot hold exactly maps coordinates differently"
+        return ("ONNX Resize's scales are float32, and ONNX Runtime divides by them: a factor float32 cannot hold exactly "
+                "can move a source pixel (checked: scale_factor=2.3, nearest, on a length of 31 reads pixel 30 at output 69, "
+                "PyTorch pixel 29)")
     return None
 
 
@@ -409,8 +420,10 @@ def _roi_align_express(case: Case):
     if case.kwargs["sampling_ratio"] < 0:
         return "ONNX RoiAlign's sampling_ratio is >= 0 (0 means adaptive)"
     boxes = case.arrays["boxes"]
-    if ((boxes[:, 3] < boxes[:, 1]) | (boxes[:, 4] < boxes[:, 2])).any():
-        return "ONNX Runtime fails on a box inverted along an axis (x2 < x1 or y2 < y1)"
+    if case.kwargs["sampling_ratio"] == 0 and case.kwargs["aligned"] and ((boxes[:, 3] < boxes[:, 1]) | (boxes[:, 4] < boxes[:, 2])).any():
+        return ("ONNX Runtime fails (SafeInt 'Integer overflow') on a box inverted along one axis by a bin or more "
+                "with the adaptive sampling_ratio 0 and half_pixel, where its grid ceil(size / bins) is negative "
+                "(a fixed ratio, or output_half_pixel's sizes of at least 1, give poolref's values)")
     return None
 
 
@@ -422,16 +435,16 @@ DEFORM_CONV_PIXEL_ZERO = ("ONNX Runtime reads pixel (0, 0) of the plane with wei
                           "point at (-0.5, 0) next to an infinite pixel (0, 0) gives NaN)")
 DEFORM_CONV_FLOAT16 = ("ONNX Runtime computes a float16 DeformConv's sampling points in float32 from the float16 offsets, "
                        "where torchvision (and poolref) round them to float16 (checked: ONNX Runtime's float16 output equals "
-                       "poolref's on float32 copies, rounded to float16, and differs from it by up to 2e-2 on the float16 "
-                       "inputs)")
+                       "poolref's on float32 copies, rounded to float16, bit for bit on 30 random cases, and differs from it "
+                       "by up to 1.2e-2 on the float16 inputs)")
 WINDOW_SKIPS = (
     "a pad >= the kernel size: ONNX Runtime refuses it",
-    "auto_pad SAME with dilations > 1: ONNX Runtime 1.32 derives the padding from the undilated kernel",
+    "auto_pad SAME with dilations > 1 (kernel > 1): ONNX Runtime 1.32 derives the padding from the undilated kernel",
     "auto_pad SAME with a stride larger than the window: ONNX's padding formula goes negative and "
-    "ONNX Runtime shifts the windows; poolref clamps the padding at 0",
+    "ONNX Runtime shifts the windows (not where -total/2 rounds to 0); poolref clamps the padding at 0",
 )
 
-SQUARES = ("magnitudes: a^2 overflows float32 from a = 2e19 and is subnormal below 1e-19, in AveragePool(a^2); "
+SQUARES = ("magnitudes: a^2 overflows float32 from |a| = 1.85e19 and is subnormal below 1.08e-19, in AveragePool(a^2); "
            "an artefact of the composition (poolref must factor out each window's maximum, as the PyTorch check does)")
 LOG_COUNT = ("magnitudes below 1: ReduceLogSumExp(r x) is about log S + r mean(x), and subtracting log S loses every "
              "digit of r x below log S's ulp; ONNX has no expm1 or log1p to keep them (the PyTorch check does)")
@@ -449,8 +462,9 @@ MIXED_NAN = ("NaN: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), ONNX
              "comes first in its window")
 MAX_BLUR_NAN = ("NaN: ONNX's MaxPool keeps a NaN only when it comes first in its window, kornia's max_pool2d (which "
                 "poolref's max_blur_pool2d follows) always")
-ZERO_SIGN_MLAS = ("signed zeros: ONNX Runtime's float32 GlobalMaxPool (MLAS) returns either of a tied -0.0 and +0.0; "
-                  "poolref's global_max_pool returns the first, as PyTorch")
+ZERO_SIGN_MLAS = ("signed zeros: ONNX Runtime's float32 GlobalMaxPool (MLAS) returns the tied zero its SIMD lanes keep: "
+                  "of a plane of zeros, the one at index 4 * (L // 4) - 1 (3 of 4 to 7, 7 of 8 to 11), and the first "
+                  "where L < 4; poolref's global_max_pool returns the first, as PyTorch")
 
 
 def _mixed_model(case: Case):
@@ -525,7 +539,7 @@ def _mappings() -> list[Mapping]:
                 dict(dtypes=("float64", "float32"), modes=("avg", "max"), sampling_ratios=(0, 1, 2, 3), ordered_boxes=True),
                 gradients=False, express=_roi_align_express,
                 notes="half_pixel = aligned=True; max mode = the max of the four weighted corners of each sample, then over the samples.",
-                skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes: ONNX Runtime fails on them")),
+                skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes with the adaptive sampling_ratio 0 and aligned=True: ONNX Runtime fails on them")),
         Mapping("roi_pool", "onnx MaxRoiPool", _roi_pool, onnx_convention, dict(dtypes=FLOAT32), gradients=False,
                 skips=("float64: not registered in ONNX Runtime",)),
         Mapping("interpolate", "onnx Resize", _resize,

@@ -267,8 +267,9 @@ def _area_express(case: Case):
 
 
 def _resize_model(case: Case):
-    if case.kwargs.get("antialias") and case.kwargs.get("mode") == "bilinear" and case.input_class == "float16":
-        return "tf.image.resize's antialiased bilinear has a gradient for float32 only"
+    if case.kwargs.get("antialias") and case.kwargs.get("mode") in ("bilinear", "bicubic") and case.dtype != numpy.float32:
+        return ("tf.image.resize's antialiased kernels have a gradient for float32 only (ScaleAndTranslateGrad: float16 "
+                "and float64 raise InvalidArgumentError)")
     return None
 
 
@@ -282,6 +283,10 @@ CONV_GROUPS_DILATION = ("groups or dilation > 1 in float16 and float64: TensorFl
 
 
 def _conv_express(case: Case):
+    if case.input_class == "empty" and case.dtype == numpy.float32:
+        return CONV_EMPTY
+    if case.input_class == "empty" and case.kwargs.get("padding_mode") == "reflect":
+        return REFLECT_EMPTY
     if case.kwargs.get("padding_mode", "zeros") not in TF_PAD_MODES:
         return CONV_PADDING_MODES
     grouped = case.kwargs.get("groups", 1) > 1
@@ -318,17 +323,25 @@ def _crop_model(case: Case):
 FLOATS = ("float64", "float32")
 TF_WINDOW = dict(convention="tensorflow", padding=("same", "valid"), ceil_mode=False, dilation=False,
                  count_include_pad=(False,), divisor_override=False, return_indices=False)
-CONV_EMPTY = "tf.nn.conv2d's gradient refuses an empty batch (Conv2DCustomBackpropInput: InvalidArgumentError)"
-ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError)"
-FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('pooling ratio is higher than input dimension size')"
-CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, which is NaN for two infinities of one sign "
-             "(torchvision's RoI Align, which poolref models, weighs them: -inf)")
-WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: TensorFlow's pooling has none of them",)
+CONV_EMPTY = ("tf.nn.conv2d in float32 (oneDNN, TensorFlow's default on x86) returns an empty batch in the input's shape, "
+              "channels included: (0, 7, 8, 2) for kernel (3, 3, 2, 3), stride 2, VALID, not (0, 3, 3, 3), so the bias "
+              "does not broadcast; float64 and float16 are right, outputs and gradients")
+REFLECT_EMPTY = ("tf.pad(mode='REFLECT') refuses an empty batch: MirrorPad wants every pad smaller than its axis, the "
+                 "batch axis's 0 included ('paddings must be less than the dimension size: 0, 0 not less than 0')")
+ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError: 'tensor_in must not be empty')"
+FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('Pooling ratio is higher than input dimension size')"
+CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, across then down, even on a pixel (t = 0): an infinite a "
+             "gives NaN whatever b, so an infinity among the pixels a crop point reads makes it NaN unless it is the "
+             "bottom-right one alone, strictly between pixels ([[1, 2], [3, inf]] cropped to 3 x 3 gives [[1, 1.5, 2], "
+             "[2, inf, nan], [3, nan, nan]]); torchvision's RoI Align, which poolref models, weighs the pixels, 0 * inf "
+             "included ([[inf, 1], [1, 1]] gives inf where crop_and_resize gives NaN)")
+WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: tf.nn.max_pool/avg_pool have none of them (tf.nn.pool has dilation, "
+                "with VALID and stride 1 only: its own rows)",)
 
 
 LOWEST_PADDING = ("-inf with lam > 0: tf.nn.max_pool2d starts from the lowest finite float (its padding reads as it "
-                  "too), so a window of only -inf gives -1.8e308 where PyTorch's max, which poolref's mixed_pool2d "
-                  "takes, gives -inf")
+                  "too), so a window of only -inf gives -1.8e308 (float64; -3.4e38 in float32) where PyTorch's max, "
+                  "which poolref's mixed_pool2d takes, gives -inf")
 
 
 def _mixed_model(case: Case):
@@ -340,13 +353,22 @@ def _mixed_model(case: Case):
 
 
 MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (a NaN wins), tf.nn.max_pool2d ignores NaN")
-DEPTHWISE_EMPTY = ("tf.nn.depthwise_conv2d (and tf.nn.conv2d) returns an empty batch in the input's spatial shape: "
-                   "(0, 4, 7, 1) with stride 2, VALID, gives (0, 4, 7, 1), not (0, 2, 4, 1)")
+DEPTHWISE_EMPTY = ("tf.nn.depthwise_conv2d (and tf.nn.conv2d) in float32 (oneDNN, TensorFlow's default on x86) returns "
+                   "an empty batch in the input's shape: (0, 4, 7, 1) with a 1 x 1 kernel, stride 2, VALID, gives "
+                   "(0, 4, 7, 1), not (0, 2, 4, 1); float64 is right")
+
+
+def _depthwise_empty(case: Case):
+    return DEPTHWISE_EMPTY if case.input_class == "empty" and case.dtype == numpy.float32 else None
 MAX_BLUR_RULES = {
     "nan": "NaN: tf.nn.max_pool2d ignores NaN, kornia's max_pool2d (which poolref's max_blur_pool2d follows) propagates it",
-    "inf": ("-inf: tf.nn.max_pool2d starts from the lowest finite float, so a window of only -inf gives -1.8e308 where "
-            "kornia's max_pool2d gives -inf"),
+    "inf": ("-inf: tf.nn.max_pool2d starts from the lowest finite float, so a window of only -inf gives -1.8e308 "
+            "(float64; -3.4e38 in float32) where kornia's max_pool2d gives -inf"),
 }
+
+
+def _max_blur_model(case: Case):
+    return refuse(**MAX_BLUR_RULES)(case) or _depthwise_empty(case)
 
 
 def _soft_pool_model(case: Case):
@@ -442,11 +464,12 @@ def _mappings() -> list[Mapping]:
                       "(convention='tensorflow').",
                 skips=("gradients: TensorFlow registers none for ResizeArea",)),
         Mapping("conv2d", "tf.pad + tf.nn.conv2d (+ bias)", _conv,
-                space=dict(dtypes=FLOATS, empty=CONV_EMPTY, padding_modes=("zeros", "reflect")), express=_conv_express,
+                space=dict(dtypes=FLOATS, padding_modes=("zeros", "reflect")), express=_conv_express,
                 defects=(known.TF_CONV_SINGLE_COLUMN,),
                 notes="Padded by tf.pad (CONSTANT, or REFLECT for padding_mode='reflect'), then conv2d with VALID "
                       "padding, which has CPU gradients for groups and dilations in float32 (explicit pads have neither).",
-                skips=("empty batches: " + CONV_EMPTY, CONV_PADDING_MODES, CONV_GROUPS_DILATION)),
+                skips=("empty batches in float32: " + CONV_EMPTY, "empty batches, padding_mode reflect: " + REFLECT_EMPTY,
+                       CONV_PADDING_MODES, CONV_GROUPS_DILATION)),
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))
     mappings += [
@@ -464,10 +487,10 @@ def _mappings() -> list[Mapping]:
                 skips=("non-finite upstream gradients: " + SOFTMAX_CHAIN_RULE, "infinities: " + SOFTPOOL_LIMITS), **composed),
         Mapping("lse_pool", "max + log1p(mean(expm1(r (x - max)))) / r", compositions.lse, **composed),
         Mapping("blur_pool2d", "tf.pad + tf.nn.depthwise_conv2d with the binomial kernel (kornia's blur_pool2d)", compositions.blur_pool,
-                skips=("empty batches: " + DEPTHWISE_EMPTY,), **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
+                model=_depthwise_empty, skips=("empty batches in float32: " + DEPTHWISE_EMPTY,), **composed),
         Mapping("max_blur_pool2d", "tf.nn.max_pool2d(stride 1) + tf.pad + tf.nn.depthwise_conv2d (kornia's max_blur_pool2d)",
-                compositions.blur_pool, model=refuse(**MAX_BLUR_RULES), skips=tuple(MAX_BLUR_RULES.values()) + ("empty batches: " + DEPTHWISE_EMPTY,),
-                **dict(composed, space=dict(dtypes=FLOATS, empty=DEPTHWISE_EMPTY))),
+                compositions.blur_pool, model=_max_blur_model,
+                skips=tuple(MAX_BLUR_RULES.values()) + ("empty batches in float32: " + DEPTHWISE_EMPTY,), **composed),
         Mapping("bilinear_pool", "tf.einsum, sign * sqrt(|B| + eps), / max(||s||, eps)", compositions.bilinear, **composed),
     ]
     return mappings

@@ -223,17 +223,21 @@ def _window_express(case: Case):
 BOTH_FLOATS = ("float64", "float32")
 ALL_FLOATS = ("float64", "float32", "float16")
 INTEGERS = ("int64", "int32", "int16", "int8", "uint8")
-#: What torch's CPU kernels take besides float32/64 (checked with torch 2.13): float16 everywhere but
-#: in avg_pool3d (and lp_pool3d, which calls it); integers in max pooling only; unbatched input in
-#: pooling and conv2d, not in interpolate or grid_sample.
+#: What torch's CPU kernels take besides float32/64 (checked with torch 2.13, tests/oracle/test_torch.py):
+#: float16 everywhere but in avg_pool3d (and lp_pool3d, which calls it); all five integer dtypes in
+#: max_pool2d/3d, and in max_pool1d with return_indices=True only (without it: "max_pool1d_impl" not
+#: implemented for 'Long'; every integer case drawn returns indices); no integers in adaptive pooling;
+#: int64 in avg_pool1d/2d/3d, which no mapping draws; unbatched input in pooling and conv2d, not in
+#: interpolate or grid_sample.
 POOLING = dict(dtypes=ALL_FLOATS, unbatched=True)
 
 #: Public ops with no torch function; compositions and torchvision rows are added where they exist.
 UNCOVERED = {}
 
 
-ANTIALIAS_FLOAT16 = ("torch's CPU antialiased interpolate has no float16 kernel (NotImplementedError: "
-                     "compute_index_ranges_weights not implemented for 'Half'; torch 2.13)")
+ANTIALIAS_FLOAT16 = ('torch\'s CPU antialiased interpolate has no float16 kernel: its backward raises (NotImplementedError: '
+                     '"upsample_bilinear2d_aa_backward_cpu" not implemented for \'Half\', bicubic likewise), and its forward '
+                     'too where a size changes ("compute_index_ranges_weights" not implemented for \'Half\'); torch 2.13')
 
 
 def _interpolate_express(case: Case):
@@ -255,7 +259,9 @@ def _mappings() -> list[Mapping]:
             space=dict(POOLING, dtypes=ALL_FLOATS if n < 3 else BOTH_FLOATS, divisor_override=n > 1, input_at_least_kernel=n == 3),
             express=_window_express,
             notes="PyTorch's own semantics, divisor rule included (SEMANTICS.md 3).",
-            skips=("avg_pool3d: inputs smaller than the kernel (PyTorch's avg_pool3d alone refuses them)",) if n == 3 else (),
+            skips=("avg_pool3d: inputs smaller than the kernel in some axis (PyTorch's avg_pool3d alone refuses them, padding "
+                   "or not: 'input image (T: 2 H: 2 W: 2) smaller than kernel size' with kernel 3 and padding 1, which "
+                   "avg_pool1d/2d and max_pool3d take)",) if n == 3 else (),
         ))
         mappings.append(Mapping(
             f"lp_pool{n}d", f"torch.nn.functional.lp_pool{n}d", _lp_pool, defects=known.TORCH_LP_POOL,
@@ -297,7 +303,8 @@ def _mappings() -> list[Mapping]:
         Mapping("interpolate", "torch.nn.functional.interpolate", _same_call("F.interpolate"),
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
                 express=_interpolate_express, skips=("float16 with antialias=True: " + ANTIALIAS_FLOAT16,),
-                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT)),
+                defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT,
+                         known.TORCH_NEAREST_SHORTCUT_GRADIENT)),
         Mapping("conv2d", "torch.nn.functional.conv2d (torch.nn.Conv2d for padding_mode)", _conv2d, space=dict(POOLING),
                 defects=(known.TORCH_CONV_FLOAT32_PADDING_GRADIENT,),
                 notes="groups and padding='same'/'valid' as F.conv2d takes them; a padding_mode other than zeros "
@@ -317,16 +324,22 @@ def _mappings() -> list[Mapping]:
 
 DYNOPOOL_READS = ("grid_sample reads a neighbour of bilinear weight 0 and multiplies it (0 * inf = NaN) and sends it a "
                   "gradient; DynOPool reads only the pixels it weighs (docs/dynopool.rst), so NaN and infinities differ there")
-MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and their sum to float16 (a few ulps), "
-                 "where poolref rounds once")
+MIXED_FLOAT16 = ("the composition rounds each of lam * max, (1 - lam) * avg and their sum to float16, where poolref "
+                 "rounds once: a few ulps of the terms (3.1e-2 at 33.2, 1 ulp), many of a result where they cancel "
+                 "(2.9e-3 against 2.5e-3)")
 LSE_FLOAT16 = ("the composition rounds x - max, r (x - max), expm1, the mean, log1p and the division by r to float16 in "
-               "turn, where poolref computes in float32 and rounds once: up to 1.8e-3 apart at -0.149 (15 ulps)")
-GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16: errors up to "
-                       "about 1e-2 that the same function in float32 does not make (checked: 6.2e-3 against float64 on "
-                       "the same half inputs)")
+               "turn, where poolref computes in float32 and rounds once: up to 2.0e-3 apart in 2,000 draws (0.2725 "
+               "against 0.2705; 1.7e-3 at -0.130, 14 ulps)")
+GRID_SAMPLE_FLOAT16 = ("torch's CPU grid_sample computes the source coordinates of a float16 input in float16, and in "
+                       "bilinear mode its weights and their sum too (grid "
+                       "0.250732421875 on [0, 0, 1000], align_corners=True: the coordinate 1.2507 rounds to 1.2510 and the "
+                       "output is 251.0, float32's 250.73): errors up to 1.8e-2 against float64 on the same half inputs "
+                       "(300 draws, |x| <= 2), where float32 rounded to float16 is within 9.3e-4")
 
 
-KORNIA_UNBATCHED = "kornia's blur pools take (B, C, H, W) only (an unbatched input raises)"
+KORNIA_UNBATCHED = ("kornia's blur pools take (B, C, H, W) only: max_blur_pool2d raises on an unbatched input (ShapeError), "
+                    "blur_pool2d raises unless its channel count happens to equal its height (then F.conv2d runs it as "
+                    "unbatched; kornia 0.9)")
 
 
 def _blur_pools() -> list[Mapping]:

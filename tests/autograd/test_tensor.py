@@ -176,3 +176,35 @@ def test_define_function_registers_and_refuses_duplicates():
     assert {"add", "mul", "matmul", "sum", "mean", "getitem"} <= set(REGISTRY)
     with pytest.raises(ValueError, match="'add'"):
         define_function("add", lambda a: (a, None), lambda s, g: (g,))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    # each leaked numpy's own words before ("'float' object cannot be interpreted as an integer",
+    # "axes don't match array", "tuple.index(x): x not in tuple", "integer won't fit into a C int")
+    (lambda t: t.sum(axis=1.0), TypeError, "Tensor.sum: axis must be None, an int or a tuple of ints (axes), got axis=1.0"),
+    (lambda t: t.sum(axis=10**12), ValueError, "Tensor.sum: axis=1000000000000 is not an axis of the tensor with 2 axes"),
+    (lambda t: t.sum(axis=(0, -2)), ValueError, "Tensor.sum: axis=(0, -2) repeats an axis"),
+    (lambda t: t.mean(axis=True), TypeError, "Tensor.mean: axis must be None, an int or a tuple of ints (axes), got axis=True"),
+    (lambda t: t.mean(axis=2), ValueError, "axis=2 is not an axis of the tensor with 2 axes"),
+    (lambda t: t.reshape(2.5, 2), TypeError, "Tensor.reshape: shape must be ints, got shape=(2.5, 2)"),
+    (lambda t: t.reshape(-1, -1), ValueError, "shape must be sizes >= 0 with at most one -1, got shape=(-1, -1)"),
+    (lambda t: t.reshape(4, -1), ValueError, "Tensor.reshape: shape=(4, -1) does not hold the tensor's 6 elements (shape (2, 3))"),
+    (lambda t: t.reshape((7,)), ValueError, "shape=(7,) does not hold"),
+    (lambda t: t.transpose(0, 0), ValueError, "Tensor.transpose: axes must order all 2 axes of the tensor once each, got axes=(0, 0)"),
+    (lambda t: t.transpose(0, 2), ValueError, "Tensor.transpose: axes=2 is not an axis of the tensor with 2 axes"),
+    (lambda t: t.transpose("a", 0), TypeError, "Tensor.transpose: axes must be an int (an axis), got axes='a'"),
+])
+def test_tensor_axes_and_shapes_are_checked_naming_the_argument(call, error, words):
+    with pytest.raises(error) as info:
+        call(Tensor(np.ones((2, 3)), requires_grad=True))
+    assert words in str(info.value)
+
+
+def test_tensor_axes_and_shapes_numpy_takes_still_work():
+    t = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert t.reshape(-1).shape == (6,) and t.reshape(3, -1).shape == (3, 2) and t.reshape((6,)).shape == (6,)
+    assert t.transpose().shape == t.transpose(-1, 0).shape == t.T.shape == (3, 2)
+    assert float(t.sum(axis=(0, -1)).data) == 15.0 and t.mean(axis=np.int64(-1)).shape == (2,)
+    assert Tensor(np.ones((0, 3))).reshape(-1, 3).shape == (0, 3)  # numpy resolves -1 to 0 here
+    t.sum(axis=-1).sum().backward()
+    np.testing.assert_array_equal(t.grad, np.ones((2, 3)))

@@ -262,24 +262,47 @@ def test_nearest_indices_follow_torchs_float32_arithmetic():
     assert nearest_indices(4, 4, scale_factor=1.1).tolist() == [0, 1, 2, 3]
     assert nearest_indices(4, 8, scale_factor=2.1).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert nearest_indices(4, 4, scale_factor=1.24, exact=True).tolist() == [0, 1, 2, 2]  # no shortcut
+    # without the shortcuts (PyTorch's 1-D and 3-D forwards): the scale's own reads
+    assert nearest_indices(4, 4, scale_factor=1.1, shortcuts=False).tolist() == [0, 0, 1, 2]
+    assert nearest_indices(4, 8, scale_factor=2.2, shortcuts=False).tolist() == [0, 0, 0, 1, 1, 2, 2, 3]
+    assert [ref.nearest_source_index(o, 4, 8, 2.2, shortcuts=False) for o in range(8)] == [0, 0, 0, 1, 1, 2, 2, 3]
 
 
-def test_torch_nearest_1d_forward_is_not_the_adjoint_of_its_backward():
-    """PyTorch's 1-D and 3-D nearest forward computes indices in float64 without the O = L / O = 2L
-    shortcuts, while its backward (and its 2-D forward) uses float32 and the shortcuts; poolref follows
-    the backward, so its forward and backward are adjoint. Pinned here so that a change is noticed."""
+def test_torch_nearest_1d_and_3d_forward_reads_by_the_scale_and_poolref_follows_it():
+    """PyTorch's 1-D and 3-D nearest forward reads by the scale, without the O = L / O = 2L shortcuts
+    that its 2-D forward and its backward (in every dimension) take. poolref's forward is PyTorch's
+    forward in each dimension, and its gradient that forward's adjoint; PyTorch's 1-D and 3-D
+    gradient is then a known defect (TORCH_NEAREST_SHORTCUT_GRADIENT). Before, poolref followed the
+    backward and so gave other outputs than PyTorch (found by a review of the oracle's claims)."""
     torch = torch_or_skip()
-    x = numpy.arange(4.0).reshape(1, 1, 4)
-    xt = to_torch(x, requires_grad=True)
-    yt = torch.nn.functional.interpolate(xt, scale_factor=1.1)
-    assert yt.detach().numpy()[0, 0].tolist() == [0, 0, 1, 2]  # floor(o / 1.1): no shortcut
-    yt.backward(to_torch(numpy.array([[[1.0, 10.0, 100.0, 1000.0]]])))
-    assert xt.grad.numpy()[0, 0].tolist() == [1, 10, 100, 1000]  # the backward copies
-    y, pullback = vjp(lambda t: poolref.interpolate(t, scale_factor=1.1), x)
-    assert y[0, 0].tolist() == [0, 1, 2, 3] and pullback(numpy.array([[[1.0, 10.0, 100.0, 1000.0]]]))[0][0, 0].tolist() == [1, 10, 100, 1000]
-    # the 2-D forward takes the shortcut, as poolref does
+    g = numpy.array([[[1.0, 10.0, 100.0, 1000.0]]])
+    for shape in ((1, 1, 4), (1, 1, 4, 1, 1)):
+        x = numpy.arange(4.0).reshape(shape)
+        factors = (1.1,) + (1.0,) * (len(shape) - 3)
+        xt = to_torch(x, requires_grad=True)
+        yt = torch.nn.functional.interpolate(xt, scale_factor=factors)
+        assert yt.detach().numpy().ravel().tolist() == [0, 0, 1, 2]  # floor(o / 1.1): no shortcut
+        yt.backward(to_torch(g.reshape(yt.shape)))
+        assert xt.grad.numpy().ravel().tolist() == [1, 10, 100, 1000]  # the backward copies
+        y, pullback = vjp(lambda t: poolref.interpolate(t, scale_factor=factors), x)
+        assert y.ravel().tolist() == [0, 0, 1, 2]
+        assert pullback(g.reshape(y.shape))[0].ravel().tolist() == [11, 100, 1000, 0]  # the forward's adjoint
+    # doubling: floor(o / 2.2) in 1-D and 3-D, o // 2 in 2-D, as PyTorch's forwards read
+    x = numpy.arange(4.0)
+    for shape, want in (((1, 1, 4), [0, 0, 0, 1, 1, 2, 2, 3]), ((1, 1, 4, 1), [0, 0, 1, 1, 2, 2, 3, 3]),
+                        ((1, 1, 4, 1, 1), [0, 0, 0, 1, 1, 2, 2, 3])):
+        factors = (2.2,) + (1.0,) * (len(shape) - 3)
+        got = poolref.interpolate(x.reshape(shape), scale_factor=factors, mode="nearest")
+        assert got.ravel().tolist() == want
+        assert ref.interpolate_reference(x.reshape(shape), got.shape[2:], "nearest", scale_factors=factors).ravel().tolist() == want
+        g = numpy.arange(1.0, 9.0).reshape(got.shape)
+        assert_matches(vjp(lambda t: poolref.interpolate(t, scale_factor=factors, mode="nearest"), x.reshape(shape))[1](g)[0],
+                       ref.interpolate_backward_reference(g, shape, "nearest", scale_factors=factors), rtol=0, atol=0)
+        assert torch.nn.functional.interpolate(to_torch(x.reshape(shape)), scale_factor=factors).numpy().ravel().tolist() == want
+    # the 2-D forward takes the copy shortcut too, as poolref does
     y2 = torch.nn.functional.interpolate(to_torch(numpy.arange(4.0).reshape(1, 1, 4, 1)), scale_factor=(1.1, 1.0))
     assert y2.numpy()[0, 0, :, 0].tolist() == [0, 1, 2, 3]
+    assert poolref.interpolate(numpy.arange(4.0).reshape(1, 1, 4, 1), scale_factor=(1.1, 1.0))[0, 0, :, 0].tolist() == [0, 1, 2, 3]
 
 
 # ---------------------------------------------------------------------------------------------------

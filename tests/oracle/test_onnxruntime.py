@@ -263,3 +263,347 @@ def test_global_max_pool_nan_depends_on_the_simd_lane_as_the_refusal_says():
     assert global_max([numpy.nan] * 3) == -numpy.finfo(numpy.float32).max
     assert math.isnan(global_max([numpy.nan] * 4))
     assert "SIMD lanes" in onnxruntime_adapter.MLAS_MAX
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter's stated reasons (what it refuses or excuses, and why), each held to ONNX Runtime 1.32
+# --------------------------------------------------------------------------------------------------
+def _run_or_error(node, feeds, outputs, opset=onnxruntime_adapter.OPSET):
+    """ONNX Runtime's outputs, or the text of the error it raised."""
+    try:
+        return run_node(node, feeds, outputs, opset)
+    except Exception as error:  # onnxruntime's own exception types (Fail, NotImplemented, ...)
+        return str(error)
+
+
+def _window_case(op, x, **kwargs):
+    from poolref.cases.case import Case
+
+    return Case(op, {"x": x}, kwargs)
+
+
+@pytest.mark.parametrize("op_type", ["MaxPool", "AveragePool", "LpPool"])
+def test_onnxruntime_refuses_a_pad_as_large_as_the_undilated_kernel(op_type):
+    x = numpy.arange(6, dtype=numpy.float32).reshape(1, 1, 6)
+    for pads, dilations in (([2, 0], [1]), ([0, 2], [1]), ([2, 2], [2])):  # pad = k = 2 (dilated: 3)
+        node = helper.make_node(op_type, ["X"], ["Y"], kernel_shape=[2], pads=pads, dilations=dilations)
+        assert "Pad should be smaller than kernel" in _run_or_error(node, {"X": x}, {"Y": x.dtype}), (pads, dilations)
+    node = helper.make_node(op_type, ["X"], ["Y"], kernel_shape=[2], pads=[1, 1], dilations=[2])
+    assert _run_or_error(node, {"X": x}, {"Y": x.dtype})[0].shape == (1, 1, 6)  # pad k - 1 runs
+    refusal = onnxruntime_adapter._window_express
+    assert "smaller than the (undilated) kernel" in refusal(_window_case("max_pool1d", x, kernel_size=2, padding=((2, 0),)))
+    assert refusal(_window_case("max_pool1d", x, kernel_size=2, padding=1, dilation=2)) is None
+
+
+def test_onnxruntime_registers_no_float64_average_pool_lp_pool_max_roi_pool_or_resize():
+    x = numpy.arange(16.0).reshape(1, 1, 4, 4)
+    nodes = {
+        "AveragePool": (helper.make_node("AveragePool", ["X"], ["Y"], kernel_shape=[2, 2]), {}),
+        "LpPool": (helper.make_node("LpPool", ["X"], ["Y"], kernel_shape=[2, 2]), {}),
+        "MaxRoiPool": (helper.make_node("MaxRoiPool", ["X", "rois"], ["Y"], pooled_shape=[1, 1]),
+                       {"rois": numpy.array([[0, 0, 0, 3, 3.0]])}),
+        "Resize": (helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], mode="linear"),
+                   {"sizes": numpy.array([1, 1, 2, 2], dtype=numpy.int64)}),
+    }
+    for op_type, (node, extra) in nodes.items():
+        error = _run_or_error(node, {"X": x, **extra}, {"Y": numpy.float64})
+        assert isinstance(error, str) and f"Could not find an implementation for {op_type}" in error, op_type
+        single = {name: (a.astype(numpy.float32) if a.dtype == numpy.float64 else a) for name, a in extra.items()}
+        assert run_node(node, {"X": x.astype(numpy.float32), **single}, {"Y": numpy.float32})[0].size  # float32 runs
+
+
+def _same_pool(op_type, x, kernel, stride, auto_pad, dilation=1):
+    attributes = dict(kernel_shape=[kernel], strides=[stride], auto_pad=auto_pad, dilations=[dilation])
+    outputs = {"Y": x.dtype, "I": numpy.int64} if op_type == "MaxPool" else {"Y": x.dtype}
+    if op_type == "AveragePool":
+        attributes["count_include_pad"] = 0
+    return run_node(helper.make_node(op_type, ["X"], list(outputs), **attributes), {"X": x}, outputs)[0]
+
+
+def _poolref_same(op_type, x, kernel, stride, auto_pad, dilation=1):
+    padding = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower"}[auto_pad]
+    if op_type == "MaxPool":
+        return poolref.max_pool1d(x, kernel, stride, padding, dilation, convention="onnx")
+    if op_type == "AveragePool":
+        return poolref.avg_pool1d(x, kernel, stride, padding, count_include_pad=False, dilation=dilation, convention="onnx")
+    return poolref.lp_pool1d(x, 2, kernel, stride, padding=padding, dilation=dilation, convention="onnx")
+
+
+def test_same_padding_shifts_the_windows_only_where_half_the_negative_total_rounds_away_from_zero():
+    # the refusal's rule, for the three pools: ONNX Runtime puts total/2 (SAME_LOWER (total + 1)/2), as C++
+    # divides (toward 0), before the input; where that is 0 (a total of -1, SAME_LOWER also -2) its
+    # windows are poolref's and the case is checked, elsewhere they move into the input and it is refused
+    rng = numpy.random.default_rng(0)
+    seen = {"shifted": 0, "in place": 0}
+    for L in range(1, 10):
+        for kernel in (1, 2, 3):
+            for stride in range(kernel + 1, 7):
+                total = (-(-L // stride) - 1) * stride + kernel - L
+                if total >= 0:
+                    continue
+                x = rng.standard_normal((1, 2, L)).astype(numpy.float32)
+                for auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                    head = int((total + (auto_pad == "SAME_LOWER")) / 2)
+                    padding = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower"}[auto_pad]
+                    reason = onnxruntime_adapter._window_model(
+                        _window_case("max_pool1d", x, kernel_size=kernel, stride=stride, padding=padding))
+                    assert (reason is not None) == (head != 0), (L, kernel, stride, auto_pad)
+                    for op_type in ("MaxPool", "AveragePool", "LpPool"):
+                        theirs, ours = _same_pool(op_type, x, kernel, stride, auto_pad), _poolref_same(op_type, x, kernel, stride, auto_pad)
+                        if head == 0:
+                            numpy.testing.assert_allclose(theirs, ours, rtol=1e-6, err_msg=str((op_type, L, kernel, stride, auto_pad)))
+                        elif op_type == "AveragePool":  # the means of other elements
+                            assert theirs.shape == ours.shape and not numpy.allclose(theirs, ours), (L, kernel, stride, auto_pad)
+                    seen["in place" if head == 0 else "shifted"] += 1
+    assert min(seen.values()) > 20, seen
+    atlas = _window_case("max_pool1d", numpy.zeros((1, 1, 3)), kernel_size=1, stride=3, padding="same")  # total -2
+    assert "shifts the windows into the input" in onnxruntime_adapter._window_model(atlas)
+
+
+def test_same_padding_with_dilation_pads_for_the_undilated_kernel_in_every_pool():
+    # ONNX Runtime's total padding is (O - 1)*s + k - L, with k undilated; its output is shorter than
+    # ONNX's formula's (refused) except for a window of 1, which dilation does not change (checked)
+    x = numpy.arange(5.0, dtype=numpy.float32).reshape(1, 1, 5)
+    for op_type in ("MaxPool", "AveragePool", "LpPool"):
+        theirs = _same_pool(op_type, x, 2, 2, "SAME_UPPER", dilation=2)
+        assert theirs.shape == (1, 1, 2) and _poolref_same(op_type, x, 2, 2, "SAME_UPPER", 2).shape == (1, 1, 3), op_type
+        numpy.testing.assert_array_equal(_same_pool(op_type, x, 1, 2, "SAME_UPPER", dilation=3),
+                                         _poolref_same(op_type, x, 1, 2, "SAME_UPPER", 3))
+    model = onnxruntime_adapter._window_model
+    assert "undilated" in model(_window_case("avg_pool1d", x, kernel_size=2, stride=2, padding="same", dilation=2))
+    assert model(_window_case("avg_pool1d", x, kernel_size=1, stride=2, padding="same", dilation=3)) is None
+
+
+def test_max_unpool_requires_a_positive_default_length_even_with_output_shape():
+    x, indices = numpy.ones((1, 1, 1), numpy.float32), numpy.zeros((1, 1, 1), numpy.int64)
+    shape = numpy.array([1, 1, 3], numpy.int64)
+    for kernel, default in ((2, 0), (3, 1)):  # (L - 1)*s - 2p + k with L = 1, s = 1, p = 1
+        node = helper.make_node("MaxUnpool", ["X", "I", "output_shape"], ["Y"], kernel_shape=[kernel], strides=[1], pads=[1, 1])
+        result = _run_or_error(node, {"X": x, "I": indices, "output_shape": shape}, {"Y": numpy.float32})
+        if default > 0:
+            assert result[0].ravel().tolist() == [1.0, 0.0, 0.0]
+        else:
+            assert "Computed output dimension is not positive" in result
+    from poolref.cases.case import Case
+
+    case = Case("max_unpool1d", {"x": x, "indices": indices}, dict(kernel_size=2, stride=1, padding=1, output_size=(3,)))
+    assert "default output length" in onnxruntime_adapter._unpool_express(case)
+
+
+def _global_max(values):
+    node = helper.make_node("GlobalMaxPool", ["X"], ["Y"])
+    x = numpy.array(values, dtype=numpy.float32).reshape(1, 1, -1)
+    return run_node(node, {"X": x}, {"Y": x.dtype})[0].item()
+
+
+def test_global_max_pool_keeps_the_tied_zero_of_its_last_simd_lane():
+    # ZERO_SIGN_MLAS: of a plane of zeros, the sign at index 4 * (L // 4) - 1 decides (the first where L < 4);
+    # PyTorch's rule, poolref's, takes the first
+    for length in range(1, 13):
+        decides = 4 * (length // 4) - 1 if length >= 4 else 0
+        for k in range(length):
+            zeros = [0.0] * length
+            zeros[k] = -0.0
+            assert math.copysign(1, _global_max(zeros)) == (-1 if k == decides else 1), (length, k)
+    first = numpy.array([[[-0.0, 0.0, 0.0, 0.0]]], dtype=numpy.float32)
+    assert math.copysign(1, _global_max(first.ravel())) == 1 and numpy.signbit(poolref.global_max_pool(first)).all()
+    assert "4 * (L // 4) - 1" in onnxruntime_adapter.ZERO_SIGN_MLAS
+
+
+def _grid_sample(x, point, padding_mode):
+    node = helper.make_node("GridSample", ["X", "grid"], ["Y"], mode="bilinear", padding_mode=padding_mode, align_corners=0)
+    grid = numpy.array(point, dtype=numpy.float32).reshape(1, 1, 1, 2)
+    return run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype})[0].item(), poolref.grid_sample(
+        x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False).item()
+
+
+@pytest.mark.parametrize("padding_mode", ["border", "reflection"])
+def test_grid_sample_clamps_each_tap_not_the_coordinate(padding_mode):
+    # GRID_ZERO_WEIGHTS: beyond the first pixel ONNX Runtime reads it twice (PyTorch: it, and its
+    # neighbour with weight 0); on the last pixel it reads it again as the next tap, with weight 0
+    edge = numpy.array([[[[1.0, numpy.inf], [1.0, numpy.inf]]]], dtype=numpy.float32)
+    theirs, ours = _grid_sample(edge, (-1.0, -0.5), padding_mode)  # x = -0.5, y = 0: PyTorch clamps x to 0
+    assert theirs == 1.0 and math.isnan(ours)
+    single = numpy.array([[[[numpy.inf]]]], dtype=numpy.float32)
+    theirs, ours = _grid_sample(single, (0.0, 0.0), padding_mode)
+    assert math.isnan(theirs) and ours == numpy.inf
+    # with zeros padding both read the same taps (compared)
+    assert _grid_sample(single, (0.0, 0.0), "zeros") == (numpy.inf, numpy.inf)
+    assert "index of each of its taps" in onnxruntime_adapter.GRID_ZERO_WEIGHTS
+
+
+def test_grid_sample_reads_a_neighbour_of_weight_zero_that_dynopool_does_not():
+    # DYNOPOOL_GRID: alpha = 2 puts DynOPool's query points on the pixels (u = 2i + a); GridSample reads
+    # the next pixel with weight 0 there, DynOPool reads only the pixels it weighs
+    import onnx
+
+    from poolref.cases.case import Case
+    from poolref.oracle import onnx_compositions
+
+    x = numpy.zeros((1, 1, 4, 4), dtype=numpy.float32)
+    x[0, 0, 0, 1] = numpy.inf
+    alpha = numpy.array([2.0, 2.0])
+    scope = {"np": numpy, "onnx": onnx, "run_node": run_node, "x": x, "alpha": alpha}
+    exec(onnx_compositions.dynopool(Case("dynopool2d", {"x": x, "alpha": alpha}, {"aggregate": "max"})), scope)
+    ours = poolref.dynopool2d(x, alpha)
+    assert numpy.isnan(scope["y"][0, 0, 0, 0]) and ours[0, 0, 0, 0] == numpy.inf  # query (0, 0) read (0, 1) with weight 0
+    numpy.testing.assert_array_equal(scope["y"][0, 0, 1], ours[0, 0, 1])  # the finite row agrees
+
+
+def test_resize_antialias_is_not_pytorchs_cubic_or_linear():
+    # RESIZE_CUBIC_ANTIALIAS' numbers (poolref's antialias is PyTorch's, held equal in tests/oracle/test_torch.py)
+    x = numpy.random.default_rng(0).standard_normal((1, 1, 9, 8)).astype(numpy.float32)
+    sizes = numpy.array([1, 1, 4, 3], dtype=numpy.int64)
+
+    def apart(ours, **attributes):
+        node = helper.make_node("Resize", ["X", "", "", "sizes"], ["Y"], antialias=1, coordinate_transformation_mode="half_pixel", **attributes)
+        y, = run_node(node, {"X": x, "sizes": sizes}, {"Y": x.dtype})
+        return float(numpy.abs(y - poolref.interpolate(x, size=(4, 3), mode=ours, antialias=True)).max())
+
+    assert apart("bicubic", mode="cubic", cubic_coeff_a=-0.5) == pytest.approx(0.073, abs=5e-4)
+    assert apart("bicubic", mode="cubic", cubic_coeff_a=-0.75) == pytest.approx(0.070, abs=5e-4)
+    assert apart("bilinear", mode="linear") == pytest.approx(0.131, abs=5e-4)
+    assert "0.073" in onnxruntime_adapter.RESIZE_CUBIC_ANTIALIAS and "linear 0.131" in onnxruntime_adapter.RESIZE_CUBIC_ANTIALIAS
+
+
+def test_resize_divides_by_a_float32_scale_that_moves_a_nearest_pixel():
+    # _no_area's reason: 69 / float32(2.3) is 30.0 in float32, where PyTorch's 69 * float32(1 / 2.3) is 29.999998
+    x = numpy.arange(31, dtype=numpy.float32).reshape(1, 1, 31)
+    node = helper.make_node("Resize", ["X", "", "scales"], ["Y"], mode="nearest", coordinate_transformation_mode="asymmetric",
+                            nearest_mode="floor")
+    y, = run_node(node, {"X": x, "scales": numpy.array([1, 1, 2.3], dtype=numpy.float32)}, {"Y": x.dtype})
+    ours = poolref.interpolate(x, scale_factor=2.3, mode="nearest")
+    assert y.shape == ours.shape == (1, 1, 71)
+    assert y[0, 0, 69] == 30 and ours[0, 0, 69] == 29
+    assert numpy.flatnonzero(y != ours).tolist() == [69]
+    case = _window_case("interpolate", x, scale_factor=2.3, mode="nearest")
+    assert "output 69" in onnxruntime_adapter._no_area(case)
+    assert onnxruntime_adapter._no_area(_window_case("interpolate", x, scale_factor=2.25, mode="nearest")) is None
+
+
+def test_pad_wrap_refuses_an_input_with_a_zero_length_axis():
+    # CONV_WRAP_EMPTY: whatever the pads, on an empty batch or no channels; reflect runs, and wrap on data
+    from onnx import helper as make
+
+    def pad(shape, mode, pads):
+        nodes = [make.make_node("Constant", [], ["pads"], value_ints=pads), make.make_node("Pad", ["X", "pads"], ["Y"], mode=mode)]
+        try:
+            return onnxruntime_adapter.run_graph(nodes, {"X": numpy.zeros(shape, numpy.float32)}, {"Y": numpy.float32})[0].shape
+        except Exception as error:
+            return str(error)
+
+    for shape in ((0, 2, 4, 4), (1, 0, 4, 4)):
+        for pads in ([0, 0, 1, 1, 0, 0, 1, 1], [0] * 8):
+            assert "Unexpected mode of 3" in pad(shape, "wrap", pads), (shape, pads)
+        assert pad(shape, "reflect", [0, 0, 1, 1, 0, 0, 1, 1]) == shape[:2] + (6, 6)
+    assert pad((1, 2, 4, 4), "wrap", [0, 0, 1, 1, 0, 0, 1, 1]) == (1, 2, 6, 6)
+
+
+def _roi_align_ort(x, box, sampling_ratio, aligned, mode="avg"):
+    node = helper.make_node("RoiAlign", ["X", "rois", "batch_indices"], ["Y"], mode=mode, output_height=2, output_width=2,
+                            sampling_ratio=sampling_ratio, spatial_scale=1.0,
+                            coordinate_transformation_mode="half_pixel" if aligned else "output_half_pixel")
+    return _run_or_error(node, {"X": x, "rois": numpy.array([box], numpy.float32), "batch_indices": numpy.zeros(1, numpy.int64)},
+                         {"Y": x.dtype})
+
+
+def test_roi_align_fails_on_an_inverted_box_only_with_the_adaptive_ratio_and_half_pixel():
+    # _roi_align_express: sampling_ratio < 0 is refused by ONNX Runtime; an inverted box fails only where the
+    # adaptive grid ceil(size / bins) goes negative (half_pixel), and is poolref's otherwise
+    from poolref.cases.case import Case
+
+    x = numpy.arange(16, dtype=numpy.float32).reshape(1, 1, 4, 4)
+    assert "Sampling ratio should be >=0" in _roi_align_ort(x, [0, 0, 3, 3], -1, True)
+    inverted = [3.0, 0.0, 0.5, 3.0]  # x2 < x1 by 2.5 (more than a bin of 2 columns)
+    assert "Integer overflow" in _roi_align_ort(x, inverted, 0, True)
+    boxes = numpy.array([[0.0] + inverted])
+    for ratio, aligned in ((0, False), (1, True), (2, True), (2, False)):
+        for mode in ("avg", "max"):
+            y, = _roi_align_ort(x, inverted, ratio, aligned, mode)
+            numpy.testing.assert_allclose(y, poolref.roi_align(x, boxes, 2, 1.0, ratio, aligned, mode=mode, convention="onnx"),
+                                          rtol=1e-6, err_msg=str((ratio, aligned, mode)))
+        case = Case("roi_align", {"x": x, "boxes": boxes}, dict(output_size=2, spatial_scale=1.0, sampling_ratio=ratio, aligned=aligned))
+        assert onnxruntime_adapter._roi_align_express(case) is None
+    case = Case("roi_align", {"x": x, "boxes": boxes}, dict(output_size=2, spatial_scale=1.0, sampling_ratio=0, aligned=True))
+    assert "Integer overflow" in onnxruntime_adapter._roi_align_express(case)
+
+
+def _deform_conv_ort(x, offset, weight):
+    node = helper.make_node("DeformConv", ["X", "W", "offset"], ["Y"], kernel_shape=list(weight.shape[2:]))
+    return run_node(node, {"X": x, "W": weight, "offset": offset}, {"Y": x.dtype})[0]
+
+
+def test_deform_conv_reads_pixel_zero_with_weight_zero_outside_the_image():
+    # DEFORM_CONV_PIXEL_ZERO's two checks, and a point far outside (four reads of pixel (0, 0))
+    weight = numpy.ones((1, 1, 1, 1), numpy.float32)
+
+    def both(x, dy, dx):
+        offset = numpy.empty((1, 2) + x.shape[2:], numpy.float32)
+        offset[:, 0], offset[:, 1] = dy, dx
+        return _deform_conv_ort(x, offset, weight)[0, 0, 0, 0], poolref.deform_conv2d(x, offset, weight)[0, 0, 0, 0]
+
+    theirs, ours = both(numpy.full((1, 1, 1, 1), numpy.inf, numpy.float32), 0.0, 0.0)
+    assert numpy.isnan(theirs) and ours == numpy.inf
+    corner = numpy.array([[[[numpy.inf, 1.0], [1.0, 1.0]]]], numpy.float32)
+    theirs, ours = both(corner, -0.5, 0.0)
+    assert numpy.isnan(theirs) and ours == numpy.inf
+    theirs, ours = both(corner, -5.0, -5.0)
+    assert numpy.isnan(theirs) and ours == 0.0
+    assert numpy.isfinite(both(numpy.nan_to_num(corner, posinf=7.0), -5.0, -5.0)).all()
+
+
+def test_deform_conv_float16_samples_at_float32_points():
+    # DEFORM_CONV_FLOAT16: ONNX Runtime's float16 output is poolref's on float32 copies, rounded, bit for bit;
+    # poolref's float16 rule (torchvision's) is up to 1.2e-2 from it
+    rng = numpy.random.default_rng(0)
+    worst = 0.0
+    for _ in range(30):
+        x = rng.standard_normal((1, 2, 5, 5)).astype(numpy.float16)
+        weight = rng.standard_normal((2, 2, 3, 3)).astype(numpy.float16)
+        offset = (rng.standard_normal((1, 18, 3, 3)) * 1.3).astype(numpy.float16)
+        y = _deform_conv_ort(x, offset, weight)
+        wide = poolref.deform_conv2d(*(a.astype(numpy.float32) for a in (x, offset, weight)))
+        numpy.testing.assert_array_equal(y, wide.astype(numpy.float16))
+        worst = max(worst, float(numpy.abs(y.astype(numpy.float32) - poolref.deform_conv2d(x, offset, weight)).max()))
+    assert 5e-3 < worst <= 1.2e-2
+
+
+def test_squares_overflow_and_go_subnormal_where_the_reason_says():
+    # SQUARES: ONNX Runtime's float32 Mul, a * a: inf from 1.85e19, subnormal below 1.08e-19
+    from poolref.oracle.onnxruntime_adapter import run_graph
+
+    a = numpy.array([1.84e19, 1.85e19, 1.09e-19, 1.08e-19], numpy.float32)
+    squares, = run_graph([helper.make_node("Mul", ["X", "X"], ["Y"])], {"X": a}, {"Y": numpy.float32})
+    tiny = numpy.finfo(numpy.float32).tiny
+    assert numpy.isfinite(squares[0]) and numpy.isinf(squares[1])
+    assert squares[2] >= tiny and 0 < squares[3] < tiny
+    assert "1.85e19" in onnxruntime_adapter.SQUARES and "1.08e-19" in onnxruntime_adapter.SQUARES
+
+
+def test_lse_composition_keeps_no_digit_of_r_x_below_the_ulp_of_log_s():
+    # LOG_COUNT: (ReduceLogSumExp(r x) - log S) / r of a 4 x 4 plane of magnitude 1e-9 rounds to
+    # log S's ulp (2^-22 for log 16) and loses the whole of r mean(x)
+    import onnx
+
+    from poolref.cases.case import Case
+    from poolref.oracle import onnx_compositions
+
+    x = (numpy.random.default_rng(0).standard_normal((2, 3, 4, 4)) * 1e-9).astype(numpy.float32)
+    scope = {"np": numpy, "onnx": onnx, "run_graph": onnxruntime_adapter.run_graph, "x": x}
+    exec(onnx_compositions.lse(Case("lse_pool", {"x": x}, {"r": 1.0})), scope)
+    ours = poolref.lse_pool(x, 1.0)  # |values| up to 5e-10, below half of ulp(log 16) = 2^-22
+    assert (ours != 0).all() and numpy.abs(ours).max() < 2.0**-23
+    assert (scope["y"] == 0).all()  # every digit lost
+
+
+def test_onnx_has_none_of_the_ops_the_adapter_says_it_lacks():
+    # the scope statements of UNCOVERED and of the reasons ("ONNX has no ..."), against onnx's own schemas
+    import onnx
+
+    names = {schema.name.lower() for schema in onnx.defs.get_all_schemas()}
+    assert {"roialign", "maxroipool", "globallppool", "gridsample", "deformconv"} <= names
+    for missing in ("adaptive", "fractional", "psroi", "im2col", "unfold", "expm1", "log1p", "softpool"):
+        assert not any(missing in name for name in names), missing
+    assert "area" not in onnx.defs.get_schema("Resize").attributes["mode"].description
+    assert onnx.defs.get_schema("LpPool").attributes["p"].type == onnx.defs.OpSchema.AttrType.INT
+    assert "offset" not in {i.name.lower() for i in onnx.defs.get_schema("RoiAlign").inputs}

@@ -133,3 +133,325 @@ def test_explicit_max_pool_padding_reads_as_the_lowest_float_not_minus_infinity(
 def test_every_composition_has_a_reproducer_that_runs(reproducers_run):
     composed = [m for m in oracle.load_adapter("tensorflow").MAPPINGS if m.kind == "composition"]
     assert composed and reproducers_run("tensorflow", kind="composition") == len(composed)
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter's reasons (skips, refusals, known defects), each held to TensorFlow 2.21 on the CPU
+# --------------------------------------------------------------------------------------------------
+import os  # noqa: E402
+
+NAN, INF = numpy.nan, numpy.inf
+#: float32 convolutions run on oneDNN unless TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's default on x86)
+ONEDNN = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+needs_onednn = pytest.mark.skipif(not ONEDNN, reason="the float32 behaviour stated is oneDNN's (TF_ENABLE_ONEDNN_OPTS=0)")
+
+
+def _taped(function, x, upstream=None):
+    """(output, gradient) of ``function`` at the NHWC array ``x`` (the gradient of sum(y) without ``upstream``)."""
+    x_t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x_t)
+        y_t = function(x_t)
+    grad = tape.gradient(y_t, x_t, output_gradients=None if upstream is None else tf.constant(upstream))
+    return y_t.numpy(), None if grad is None else grad.numpy()
+
+
+def test_tf_nn_pool_takes_dilations_with_valid_padding_and_stride_one_only():
+    x = tf.constant(numpy.arange(49.0).reshape(1, 7, 7, 1))
+    y = tf.nn.pool(x, [2, 2], "MAX", strides=[1, 1], padding="VALID", dilations=[2, 2]).numpy()
+    numpy.testing.assert_array_equal(numpy.moveaxis(y, -1, 1), poolref.max_pool2d(numpy.moveaxis(x.numpy(), -1, 1), 2, 1, dilation=2))
+    for kind in ("MAX", "AVG"):
+        with pytest.raises(ValueError, match="'SAME' padding is not implemented for `dilation_rate` > 1"):
+            tf.nn.pool(x, [2, 2], kind, strides=[1, 1], padding="SAME", dilations=[2, 2])
+        with pytest.raises(ValueError, match="`strides > 1` not supported in conjunction with `dilation_rate > 1`"):
+            tf.nn.pool(x, [2, 2], kind, strides=[2, 2], padding="VALID", dilations=[2, 2])
+    with pytest.raises(TypeError, match="dilations"):  # tf.nn.max_pool/avg_pool have no dilation at all
+        tf.nn.max_pool2d(x, 2, 1, "VALID", dilations=2)
+
+
+def test_only_max_pool1d_and_2d_take_explicit_padding_each_pad_smaller_than_the_window():
+    x2, x3 = tf.constant(numpy.ones((1, 5, 5, 1))), tf.constant(numpy.ones((1, 4, 4, 4, 1), numpy.float32))
+    explicit2, explicit3 = [[0, 0], [1, 1], [1, 1], [0, 0]], [[0, 0], [1, 1], [1, 1], [1, 1], [0, 0]]
+    for call in (lambda: tf.nn.avg_pool2d(x2, 2, 1, explicit2), lambda: tf.nn.avg_pool1d(x2[0], 2, 1, explicit2[1:]),
+                 lambda: tf.nn.max_pool3d(x3, 2, 1, explicit3), lambda: tf.nn.avg_pool3d(x3, 2, 1, explicit3),
+                 lambda: tf.nn.max_pool_with_argmax(x2, 2, 1, explicit2)):
+        with pytest.raises(TypeError, match="Expected string for argument 'padding'"):
+            call()
+    assert tf.nn.max_pool2d(x2, 2, 1, [[0, 0], [1, 0], [0, 0], [0, 0]]).shape == (1, 5, 4, 1)  # pad 1 < window 2
+    assert tf.nn.max_pool1d(x2[0], 3, 1, [[0, 0], [0, 2], [0, 0]]).shape == (5, 5, 1)  # NWC; pad 2 < window 3
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Top padding 2 needs to be smaller than the window size 2"):
+        tf.nn.max_pool2d(x2, 2, 1, [[0, 0], [2, 0], [0, 0], [0, 0]])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Right padding 3 needs to be smaller than the window size 3"):
+        tf.nn.max_pool1d(x2[0], 3, 1, [[0, 0], [0, 3], [0, 0]])
+
+
+@pytest.mark.parametrize("dtype", [numpy.float64, numpy.float16])
+@pytest.mark.parametrize("pool", ["max_pool3d", "avg_pool3d"])
+def test_3d_pools_are_float32_only_on_the_cpu(pool, dtype):
+    x = tf.constant(numpy.ones((1, 4, 4, 4, 1), dtype))
+    with pytest.raises((tf.errors.InvalidArgumentError, tf.errors.NotFoundError)):
+        getattr(tf.nn, pool)(x, 2, 2, "VALID")
+    assert getattr(tf.nn, pool)(tf.cast(x, tf.float32), 2, 2, "VALID").shape == (1, 2, 2, 2, 1)
+
+
+def test_max_pool_with_argmax_and_fractional_max_pool_refuse_an_empty_batch():
+    empty = tf.constant(numpy.ones((0, 4, 4, 1)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="tensor_in must not be empty"):
+        tf.nn.max_pool_with_argmax(empty, 2, 2, "VALID")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Pooling ratio is higher than input dimension size"):
+        tf.nn.fractional_max_pool(empty, [1.0, 2.0, 2.0, 1.0], pseudo_random=True, seed=1)
+
+
+@needs_onednn
+def test_float32_conv2d_and_depthwise_conv2d_return_an_empty_batch_in_the_input_shape():
+    def shapes(dtype):
+        x = numpy.ones((0, 7, 8, 2), dtype)
+        conv = tf.nn.conv2d(x, numpy.ones((3, 3, 2, 3), dtype), [1, 2, 2, 1], "VALID").shape
+        depthwise = tf.nn.depthwise_conv2d(numpy.ones((0, 4, 7, 1), dtype), numpy.ones((1, 1, 1, 1), dtype), [1, 2, 2, 1], "VALID").shape
+        return tuple(conv), tuple(depthwise)
+
+    assert shapes(numpy.float32) == ((0, 7, 8, 2), (0, 4, 7, 1))  # the input's shape, channels included
+    assert shapes(numpy.float64) == ((0, 3, 3, 3), (0, 2, 4, 1))
+    # float64: the adapter's conv2d (tf.pad, VALID, + bias) runs with an empty batch, gradients included
+    x, w, b = (tf.constant(numpy.ones(shape)) for shape in ((0, 5, 6, 2), (3, 3, 2, 3), (3,)))
+    with tf.GradientTape() as tape:
+        tape.watch([x, w, b])
+        y = tf.nn.conv2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), w, [1, 2, 2, 1], "VALID") + b
+    grads = tape.gradient(y, [x, w, b], output_gradients=tf.zeros(y.shape, tf.float64))
+    assert y.shape == (0, 3, 3, 3) and [g.shape for g in grads] == [(0, 5, 6, 2), (3, 3, 2, 3), (3,)]
+    assert not grads[1].numpy().any() and not grads[2].numpy().any()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="paddings must be less than the dimension size: 0, 0 not less than 0"):
+        tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")  # REFLECT: any dtype
+    # and the oracle now compares float64 empty batches of these rows (it refused every empty batch)
+    report = oracle.check("tensorflow", ops=["conv2d", "blur_pool2d", "max_blur_pool2d"], cases=12, seed=2)
+    assert report.passed, report.table()
+    assert all(r.counts.get("empty") for r in report.results), report.table()
+
+
+def test_conv2d_gradients_take_groups_and_dilation_only_in_float32_with_valid_padding():
+    x = numpy.random.default_rng(0).normal(size=(1, 6, 6, 4))
+
+    def input_gradient(dtype, groups, dilation, padding):
+        filters = tf.constant(numpy.ones((2, 2, 4 // groups, 4), dtype))
+        return _taped(lambda t: tf.nn.conv2d(t, filters, 1, padding, dilations=dilation), x.astype(dtype))[1]
+
+    assert input_gradient(numpy.float32, 2, 1, "VALID").shape == input_gradient(numpy.float32, 1, 2, "VALID").shape == x.shape
+    explicit = [[0, 0], [1, 1], [1, 1], [0, 0]]
+    for dtype, padding in ((numpy.float64, "VALID"), (numpy.float16, "VALID"), (numpy.float32, explicit)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Gradients for grouped convolutions are not supported on CPU"):
+            input_gradient(dtype, 2, 1, padding)
+        with pytest.raises(tf.errors.InvalidArgumentError, match="do not yet support dilation rates larger than 1"):
+            input_gradient(dtype, 1, 2, padding)
+
+
+def test_tf_pad_has_no_replicate_or_circular_mode_and_symmetric_repeats_the_edge_cell():
+    line = tf.constant([1.0, 2.0, 3.0])
+    assert tf.pad(line, [[2, 2]], "SYMMETRIC").numpy().tolist() == [2.0, 1.0, 1.0, 2.0, 3.0, 3.0, 2.0]
+    assert tf.pad(line, [[2, 2]], "REFLECT").numpy().tolist() == [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0]  # PyTorch's reflect
+    for mode in ("REPLICATE", "CIRCULAR"):
+        with pytest.raises(ValueError, match='one of "CONSTANT", "REFLECT", or "SYMMETRIC"'):
+            tf.pad(line, [[1, 1]], mode)
+
+
+def _crop(image, box, crop_size, **kwargs):
+    """crop_and_resize of one (H, W) plane by one normalised box [y1, x1, y2, x2]: (h, w)."""
+    y = tf.image.crop_and_resize(image[None, :, :, None], numpy.array([box], numpy.float32), [0], crop_size, **kwargs)
+    return y.numpy()[0, :, :, 0]
+
+
+def test_crop_and_resize_interpolates_infinities_to_nan_unless_alone_at_the_bottom_right():
+    # points 0, 0.5, 1 on both axes: a + (b - a) t across, then down, also at t = 0 (one pixel read)
+    corner = numpy.array([[1.0, 2.0], [3.0, INF]], numpy.float32)
+    numpy.testing.assert_array_equal(_crop(corner, [0, 0, 1, 1], (3, 3)), [[1, 1.5, 2], [2, INF, NAN], [3, NAN, NAN]])
+    first = numpy.array([[INF, 1.0], [1.0, 1.0]], numpy.float32)  # an infinite a: NaN even on its own pixel
+    numpy.testing.assert_array_equal(_crop(first, [0, 0, 1, 1], (3, 3)), [[NAN, NAN, 1], [NAN, NAN, 1], [1, 1, 1]])
+    for a, b in ((-INF, -INF), (INF, INF), (-INF, INF)):  # two infinities across one row read twice (in_y = 0.5)
+        assert numpy.isnan(_crop(numpy.array([[a, b], [a, b]], numpy.float32), [0, 0, 1, 1], (1, 3))).all()
+    # torchvision's RoI Align, which poolref models, weighs the pixels (0 * inf included): inf where TF has NaN
+    from poolref.oracle.layouts import crop_boxes_to_rois
+
+    rois = crop_boxes_to_rois([[0.0, 0.0, 1.0, 1.0]], [0], (3, 3), 2, 2).astype(numpy.float32)
+    ours = poolref.roi_align(first[None, None], rois, (3, 3), 1.0, 1, True)[0, 0]
+    numpy.testing.assert_array_equal(ours, [[INF, INF, 1], [INF, INF, 1], [1, 1, 1]])
+
+
+def test_crop_and_resize_returns_extrapolation_value_outside_the_image_and_computes_in_float32():
+    plane = numpy.array([[1.0, 2.0], [3.0, 4.0]], numpy.float32)
+    box = [0.0, -0.5, 1.0, 1.0]  # x points -0.5, 0, 0.5, 1: the first is outside the image
+    numpy.testing.assert_array_equal(_crop(plane, box, (2, 4)), [[0, 1, 1.5, 2], [0, 3, 3.5, 4]])
+    assert _crop(plane, box, (2, 4), extrapolation_value=7.0)[:, 0].tolist() == [7.0, 7.0]
+    from poolref.oracle.layouts import crop_boxes_to_rois
+
+    rois = crop_boxes_to_rois([box], [0], (2, 4), 2, 2).astype(numpy.float32)
+    assert poolref.roi_align(plane[None, None], rois, (2, 4), 1.0, 1, True)[0, 0, :, 0].tolist() == [1.0, 3.0]  # the border
+    assert tf.image.crop_and_resize(numpy.ones((1, 2, 2, 1)), [[0.0, 0.0, 1.0, 1.0]], [0], (2, 2)).dtype == tf.float32
+
+
+@pytest.mark.parametrize("method", ["bilinear", "bicubic", "lanczos3"])
+def test_antialiased_resize_has_a_gradient_for_float32_only(method):
+    x = numpy.ones((1, 4, 5, 1))
+    resize = lambda t: tf.image.resize(t, (3, 2), method=method, antialias=True)  # noqa: E731
+    assert _taped(resize, x.astype(numpy.float32))[1].shape == x.shape
+    for dtype in (numpy.float16, numpy.float64):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="ScaleAndTranslateGrad"):
+            _taped(resize, x.astype(dtype))
+    with pytest.raises(ValueError, match="must have either 3 or 4 dimensions"):  # 2-D images only
+        tf.image.resize(numpy.ones((1, 2, 4, 5, 1), numpy.float32), (3, 2))
+
+
+def test_reduce_max_shares_tied_gradients_multiplies_inf_by_zero_and_keeps_the_last_zero():
+    reduce_max = lambda t: tf.reduce_max(t, axis=[0], keepdims=True)  # noqa: E731
+    one = numpy.ones(1)
+    assert _taped(reduce_max, numpy.array([1.0, 3.0, 3.0, 2.0]), one)[1].tolist() == [0.0, 0.5, 0.5, 0.0]
+    y, grad = _taped(reduce_max, numpy.array([1.0, 3.0]), numpy.array([INF]))
+    assert y.tolist() == [3.0] and numpy.isnan(grad[0]) and grad[1] == INF  # 0 * inf
+    y, grad = _taped(reduce_max, numpy.array([1.0, NAN, 2.0]), one)
+    assert numpy.isnan(y).all() and numpy.isnan(grad).all()
+    for dtype in (numpy.float32, numpy.float64):
+        last = lambda *values: numpy.signbit(tf.reduce_max(numpy.array(values, dtype)).numpy())  # noqa: E731
+        assert last(0.0, -0.0) and not last(-0.0, 0.0) and last(*[0.0, -0.0] * 9)
+
+
+def test_avg_pool_same_gradient_spreads_a_long_window_over_the_whole_input_but_in_float32():
+    x, upstream = numpy.arange(1.0, 5.0).reshape(1, 4, 1), numpy.array([1.0, 2.0]).reshape(1, 2, 1)
+    pool = lambda t: tf.nn.avg_pool1d(t, 5, 3, "SAME")  # noqa: E731
+    for dtype, rtol in ((numpy.float64, 1e-12), (numpy.float16, 1e-3)):
+        y, grad = _taped(pool, x.astype(dtype), upstream.astype(dtype))
+        assert y.ravel().tolist() == [2.0, 3.0]
+        numpy.testing.assert_allclose(grad.ravel(), [0.25, 11 / 12, 11 / 12, 11 / 12], rtol=rtol)  # window 0 over 4 cells
+    true = poolref.vjp(lambda t: poolref.avg_pool1d(t, 5, 3, "same", convention="tensorflow"), x.reshape(1, 1, 4))[1]
+    numpy.testing.assert_allclose(true(upstream.reshape(1, 1, 2))[0].ravel(), [1 / 3, 1, 1, 2 / 3], rtol=1e-12)
+    if ONEDNN:
+        numpy.testing.assert_allclose(_taped(pool, x.astype(numpy.float32), upstream.astype(numpy.float32))[1].ravel(),
+                                      [1 / 3, 1, 1, 2 / 3], rtol=1e-6)
+    # a window longer than the input whose cut-down size happens to be the whole input is right (k 3, L 2)
+    assert _taped(lambda t: tf.nn.avg_pool1d(t, 3, 1, "SAME"), numpy.array([[[1.0], [2.0]]]), upstream)[1].ravel().tolist() == [1.5, 1.5]
+
+
+def test_fractional_max_pool_floors_only_minus_inf_and_nan_windows_and_their_gradient_raises():
+    pool = lambda t: tf.nn.fractional_max_pool(t, [1.0, 2.0, 2.0, 1.0], pseudo_random=True, overlapping=False, seed=1)[0]  # noqa: E731
+    for value in (-INF, NAN):
+        window = numpy.full((1, 2, 2, 1), value, numpy.float32)
+        assert pool(window).numpy().item() == -numpy.finfo(numpy.float32).max
+        with pytest.raises(tf.errors.InvalidArgumentError, match="tensor_out_dup is not the same as tensor_out"):
+            _taped(pool, window)
+    # one finite element: it wins and takes the gradient
+    assert _taped(pool, numpy.array([-INF, 1, -INF, -INF], numpy.float32).reshape(1, 2, 2, 1))[1].ravel().tolist() == [0, 1, 0, 0]
+
+
+def test_fractional_max_pool_is_2d_and_regular_only_for_ratio_two_on_even_sizes():
+    rows = lambda L, ratio, seed, **kw: tf.nn.fractional_max_pool(  # noqa: E731
+        numpy.ones((1, L, L, 1), numpy.float32), [1.0, ratio, ratio, 1.0], seed=seed, **kw)[1].numpy().tolist()
+    for seed in (1, 5, 123):
+        for L in (4, 6, 8):
+            assert rows(L, 2.0, seed, pseudo_random=True) == rows(L, 2.0, seed, pseudo_random=False) == list(range(0, L + 1, 2))
+    assert rows(9, 1.5, 1, pseudo_random=True) == [0, 2, 4, 5, 7, 8, 9]  # windows of 2 and 1 cells, by the seed
+    assert rows(9, 1.5, 2, pseudo_random=True) == [0, 2, 3, 5, 6, 8, 9]
+    with pytest.raises(ValueError, match="pooling_ratio should be of length 1, 2 or 4"):
+        tf.nn.fractional_max_pool(numpy.ones((1, 4, 4, 4, 1), numpy.float32), [1.0, 2.0, 2.0, 2.0, 1.0], seed=1)
+
+
+def test_max_pool3d_gradient_reaches_every_element_within_1e5_of_a_finite_maximum():
+    def gradient(values):
+        pool = lambda t: tf.nn.max_pool3d(t, (1, 1, 2), (1, 1, 2), "VALID")  # noqa: E731
+        return _taped(pool, numpy.array(values, numpy.float32).reshape(1, 1, 1, 2, 1))[1].ravel().tolist()
+
+    assert gradient([1.0, 1.000005]) == [1.0, 1.0] and gradient([100.0, 100.00001]) == [1.0, 1.0]  # 7.6e-6 apart
+    assert gradient([1.0, 1.00001]) == [0.0, 1.0]  # 1.001e-5 apart: an absolute threshold
+    assert gradient([INF, 1.0]) == gradient([INF, INF]) == gradient([-INF, -INF]) == [0.0, 0.0]  # inf - inf is NaN
+    assert gradient([NAN, 1.0]) == [0.0, 1.0]
+
+
+def test_max_pools_route_like_argmax_and_floor_at_the_dtype_lowest_float():
+    # tf.nn.max_pool1d and tf.nn.pool's dilated MAX, as tf.nn.max_pool2d (tests/test_running_max.py)
+    dilated = lambda t: tf.nn.pool(t, [2], "MAX", strides=[1], padding="VALID", dilations=[2])  # noqa: E731
+    plain = lambda t: tf.nn.max_pool1d(t, 2, 2, "VALID")  # noqa: E731
+    for pool, values in ((dilated, [NAN, 5.0, 1.0]), (plain, [NAN, 1.0])):
+        y, grad = _taped(pool, numpy.array(values).reshape(1, -1, 1))
+        assert y.ravel()[0] == 1.0 and grad.ravel()[0] == 1.0 and not grad.ravel()[1:].any()  # the NaN's
+        y, grad = _taped(pool, numpy.array([-INF] * len(values)).reshape(1, -1, 1))
+        assert y.ravel()[0] == -1.7976931348623157e308 and grad.ravel()[0] == 1.0
+    floor32 = tf.nn.max_pool2d(numpy.full((1, 1, 2, 1), -INF, numpy.float32), (1, 2), 1, "VALID").numpy().item()
+    assert floor32 == -numpy.finfo(numpy.float32).max == numpy.float32(-3.4028235e38)
+
+
+@needs_onednn
+def test_float32_conv2d_of_one_strided_column_returns_garbage():
+    x = numpy.arange(-4.0, 6.0).reshape(2, 5, 1, 1)  # NHWC, padded to width 3 below
+
+    def conv(dtype, batch=2):
+        padded = tf.pad(x[:batch].astype(dtype), [[0, 0], [0, 0], [1, 1], [0, 0]])
+        return tf.nn.conv2d(padded, numpy.ones((1, 3, 1, 1), dtype), strides=[1, 1, 2, 1], padding="VALID").numpy().ravel()
+
+    wrong = conv(numpy.float32)
+    assert wrong[[0, 2, 5, 7]].tolist() == [-4.0, -1.0, 1.0, 4.0]  # x[0], x[3], x[5], x[8], misplaced
+    assert not numpy.array_equal(wrong, x.ravel())
+    for dtype in (numpy.float64, numpy.float16):
+        assert conv(dtype).tolist() == x.ravel().tolist()
+    assert conv(numpy.float32, batch=1).tolist() == x.ravel()[:5].tolist()
+    assert _taped(lambda t: tf.nn.conv2d(tf.pad(t, [[0, 0], [0, 0], [1, 1], [0, 0]]), numpy.ones((1, 3, 1, 1), numpy.float32),
+                                         strides=[1, 1, 2, 1], padding="VALID"), x.astype(numpy.float32))[1].ravel().tolist() == [1.0] * 10
+
+
+def test_tensorflow_has_no_op_for_the_uncovered_ops():
+    ops = [name.lower() for name in dir(tf.raw_ops)]
+    for missing in ("unpool", "adaptive", "lppool", "roipool", "roialign", "psroi", "gridsample", "resampler", "deform",
+                    "mapcoordinates", "fractionalmaxpool3d"):
+        assert not [name for name in ops if missing in name], missing
+    assert {"fractionalmaxpool", "cropandresize", "maxpool3d"} <= set(ops)  # the search finds what exists
+
+
+def test_the_compositions_chain_rules_give_nan_where_the_reasons_say():
+    # SoftPool: softmax's backward subtracts the upstream infinity from itself in every tap
+    taps = tf.constant([1.0, 2.0, 3.0])
+    with tf.GradientTape() as tape:
+        tape.watch(taps)
+        y = tf.reduce_sum(tf.nn.softmax(taps) * taps)
+    assert numpy.isnan(tape.gradient(y, taps, output_gradients=tf.constant(INF)).numpy()).all()
+    # SoftPool's limits: a +inf maximum minus itself, a -inf times its weight 0; poolref takes the limits
+    for window, limit in (([INF, 1.0], INF), ([-INF, 1.0], 1.0)):
+        assert numpy.isnan(tf.reduce_sum(tf.nn.softmax(window) * window).numpy())
+        assert poolref.soft_pool2d(numpy.array(window).reshape(1, 1, 1, 2), (1, 2)).item() == limit
+    # GeM: d(r^p)/dp = r^p log r is 0 for the largest element (r = 1): inf * 0 in dy/dp
+    x, p = tf.constant([0.5, 2.0]), tf.constant(3.0)
+    with tf.GradientTape() as tape:
+        tape.watch([x, p])
+        largest = tf.stop_gradient(tf.reduce_max(x))
+        y = largest * tf.reduce_mean((x / largest) ** p) ** (1 / p)
+    grad_x, grad_p = tape.gradient(y, [x, p], output_gradients=tf.constant(INF))
+    assert numpy.isnan(grad_p.numpy()) and (grad_x.numpy() == INF).all()
+    # stochastic pooling's expectation Q / S: g 2a / S - g Q / S^2 is inf - inf
+    a = tf.constant([1.0, 2.0, 3.0])
+    with tf.GradientTape() as tape:
+        tape.watch(a)
+        y = tf.reduce_sum(a * a) / tf.reduce_sum(a)
+    assert numpy.isnan(tape.gradient(y, a, output_gradients=tf.constant(INF)).numpy()).all()
+
+
+def test_avg_pool_same_gradient_model_is_eigens_window_rule():
+    # TF_AVG_POOL_SAME_LONG_WINDOW's model (it excused every such gradient before): Eigen's windows,
+    # cut at the padding, then at the end of the input with min(L - b, k); held to TensorFlow on random
+    # float64 and float16 cases, an infinite upstream entry included
+    from poolref.cases.case import Case
+    from poolref.oracle.compare import compare_arrays
+    from poolref.oracle.defects import TF_AVG_POOL_SAME_LONG_WINDOW
+    from poolref.oracle.engine import Results
+
+    rng = numpy.random.default_rng(2)
+    wrong = 0
+    for trial in range(60):
+        n = 1 + trial % 2
+        lengths, kernel, stride = (tuple(int(v) for v in rng.integers(1, high, n)) for high in (7, 8, 5))
+        dtype = (numpy.float64, numpy.float16)[trial % 3 == 0]
+        x = rng.standard_normal((2,) + lengths + (3,)).astype(dtype)  # channels last, as TensorFlow takes it
+        pool = lambda t: tf.nn.avg_pool(t, list(kernel), list(stride), "SAME")  # noqa: E731,B023
+        upstream = rng.standard_normal(pool(x).shape).astype(dtype)
+        upstream.reshape(-1)[0] = (1.0, INF)[trial % 4 == 0]
+        got = numpy.moveaxis(_taped(pool, x, upstream)[1], -1, 1)
+        case = Case(f"avg_pool{n}d", {"x": numpy.moveaxis(x, -1, 1)}, dict(kernel_size=kernel, stride=stride, padding="same"))
+        model = TF_AVG_POOL_SAME_LONG_WINDOW.model(case, Results(None, None, {}), numpy.moveaxis(upstream, -1, 1)).grads["x"]
+        assert compare_arrays(got, model, "gradient", gradient=True).ok, (lengths, kernel, stride, dtype)
+        true = poolref.vjp(lambda t: poolref.avg_pool1d(t, kernel, stride, "same", convention="tensorflow") if n == 1 else  # noqa: B023
+                           poolref.avg_pool2d(t, kernel, stride, "same", convention="tensorflow"), numpy.moveaxis(x, -1, 1))[1]
+        wrong += not compare_arrays(got, true(numpy.moveaxis(upstream, -1, 1))[0], "gradient", gradient=True).ok
+    assert wrong > 0  # the cases show the defect

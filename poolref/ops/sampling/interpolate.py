@@ -78,7 +78,11 @@ def resize_plan(in_shape, out_shape, mode: str, align_corners: bool, antialias: 
     if convention == "torch":
         for L, O, s in zip(in_shape, out_shape, scale_factors):
             if mode in ("nearest", "nearest-exact"):
-                taps = weights.torch_nearest(L, O, s, exact=mode == "nearest-exact")
+                # the forward's rule: PyTorch's 2-D kernel takes nearest's shortcuts (a copy at O = L,
+                # o // 2 at O = 2L, whatever the scale factor), its 1-D and 3-D kernels do not; its
+                # backward takes them in every dimension, so that in 1-D and 3-D it is not the
+                # forward's adjoint (poolref.oracle.defects): poolref's is
+                taps = weights.torch_nearest(L, O, s, exact=mode == "nearest-exact", shortcuts=n == 2)
                 plans.append(_transposed(None if _is_identity(taps) else taps))
             elif mode == "area":
                 raise ValueError("resize_plan: PyTorch's area mode is adaptive average pooling (ADAPTIVE_AVG_POOL), not a resize")

@@ -28,7 +28,7 @@ __all__ = ["resize_taps", "interpolate_reference", "interpolate_backward_referen
 
 
 def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antialias=False, convention="torch",
-                dtype=numpy.float64):
+                dtype=numpy.float64, shortcuts=True):
     r"""The ``(input position, weight)`` pairs output ``o`` reads along one axis, ``L`` -> ``O``, in the
     forward of ``interpolate``.
 
@@ -45,6 +45,9 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
     convention : {"torch", "tensorflow", "jax"}
     dtype : numpy dtype
         The data's dtype (PyTorch computes float64 data's coordinates in float64).
+    shortcuts : bool
+        PyTorch's nearest shortcuts (:func:`nearest_source_index`): its 2-D resize takes them, its 1-D
+        and 3-D resizes do not.
 
     Returns
     -------
@@ -62,7 +65,7 @@ def resize_taps(o, L, O, mode, align_corners=False, scale_factor=None, *, antial
     linear = mode not in ("nearest", "nearest-exact", "area")
     if convention == "torch":
         if mode in ("nearest", "nearest-exact"):
-            return [(nearest_source_index(o, L, O, scale_factor, exact=mode == "nearest-exact"), 1.0)]
+            return [(nearest_source_index(o, L, O, scale_factor, exact=mode == "nearest-exact", shortcuts=shortcuts), 1.0)]
         if mode == "area":
             return adaptive_bin_taps(o, L, O)
         cubic = mode == "bicubic"
@@ -101,10 +104,12 @@ def _weighs_as_copy(L, O, align_corners, scale_factor, dtype, mode="bilinear", a
     return True
 
 
-def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, convention, dtype, same_size=False):
+def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, convention, dtype, same_size=False,
+                    shortcuts=True):
     """What the gradient of input position ``i`` reads along one axis: ``[(o, w), ...]``, in the order
     ``(o, tap)`` in which a scatter-add over the outputs accumulates. ``same_size``: no spatial size
-    of the image changes."""
+    of the image changes; ``shortcuts``: as for :func:`resize_taps` (the forward's, whose transpose
+    poolref's gradient is; PyTorch's 1-D and 3-D backwards take them, a known defect)."""
     if convention == "tensorflow" and mode in ("bilinear", "bicubic") and antialias:
         return tf_antialias_gradient_taps(i, L, O, cubic=mode == "bicubic")
     reads = []
@@ -126,7 +131,7 @@ def _backward_reads(i, L, O, mode, align_corners, scale_factor, antialias, conve
             taps = [(o, 1.0)]
         else:
             taps = resize_taps(o, L, O, mode, align_corners, scale_factor, antialias=antialias,
-                               convention=convention, dtype=dtype)
+                               convention=convention, dtype=dtype, shortcuts=shortcuts)
         reads += [(o, w) for position, w in taps if position == i]
     return reads
 
@@ -186,7 +191,8 @@ def interpolate_reference(x, output_size, mode="nearest", align_corners=False, s
                     y[(b, c) + out_pos] = rows[0] + (rows[1] - rows[0]) * ty
                 continue
             per_axis = [
-                resize_taps(o, L, O, mode, align_corners, s, antialias=antialias, convention=convention, dtype=dtype)
+                resize_taps(o, L, O, mode, align_corners, s, antialias=antialias, convention=convention, dtype=dtype,
+                            shortcuts=len(spatial) == 2)
                 for o, L, O, s in zip(out_pos, spatial, output_size, scale_factors)
             ]
             taps = [(tuple(i for i, _ in combination), math.prod(w for _, w in combination))
@@ -243,7 +249,8 @@ def interpolate_backward_reference(grad_y, input_shape, mode="nearest", align_co
     scale_factors = tuple(scale_factors) if scale_factors is not None else (None,) * len(spatial)
     grad_x = numpy.zeros(input_shape)
     same_size = tuple(spatial) == tuple(output_size)
-    reads = [[_backward_reads(i, L, O, mode, align_corners, s, antialias, convention, dtype, same_size) for i in range(L)]
+    reads = [[_backward_reads(i, L, O, mode, align_corners, s, antialias, convention, dtype, same_size, len(input_shape) == 4)
+              for i in range(L)]
              for L, O, s in zip(spatial, output_size, scale_factors)]
     with numpy.errstate(invalid="ignore", over="ignore"):
         for in_pos in itertools.product(*[range(L) for L in spatial]):

@@ -35,7 +35,7 @@ def _compute(dtype):
     return numpy.float64 if numpy.dtype(dtype) == numpy.float64 else numpy.float32
 
 
-def nearest_source_index(o, L, O, scale_factor=None, exact=False):
+def nearest_source_index(o, L, O, scale_factor=None, exact=False, shortcuts=True):
     r"""Input position read by output ``o`` of nearest (or nearest-exact) resizing from ``L`` to ``O``.
 
     Parameters
@@ -48,6 +48,9 @@ def nearest_source_index(o, L, O, scale_factor=None, exact=False):
         The user's scale factor when one was given: the scale is then ``1/scale_factor``, else ``L/O``.
     exact : bool
         ``nearest-exact`` (reads at pixel centres) instead of ``nearest``.
+    shortcuts : bool
+        Whether ``nearest`` takes the two shortcuts below (PyTorch's 2-D forward does, its 1-D and
+        3-D forwards do not).
 
     Returns
     -------
@@ -58,8 +61,8 @@ def nearest_source_index(o, L, O, scale_factor=None, exact=False):
     PyTorch's rule, in its arithmetic: the scale :math:`s` is a float32;
     ``nearest`` reads :math:`\min(\lfloor o \cdot s \rfloor, L - 1)` with the product in float32,
     ``nearest-exact`` :math:`\min(\lfloor (o + 1/2)\, s \rfloor, L - 1)` with the product in float64
-    rounded to float32. ``nearest`` copies when :math:`O = L` and reads :math:`\lfloor o/2 \rfloor`
-    when :math:`O = 2L`, whatever the scale factor.
+    rounded to float32. With ``shortcuts``, ``nearest`` copies when :math:`O = L` and reads
+    :math:`\lfloor o/2 \rfloor` when :math:`O = 2L`, whatever the scale factor.
 
     Examples
     --------
@@ -68,9 +71,9 @@ def nearest_source_index(o, L, O, scale_factor=None, exact=False):
     >>> [nearest_source_index(o, 3, 5, exact=True) for o in range(5)]
     [0, 0, 1, 2, 2]
     """
-    if not exact and O == L:
+    if shortcuts and not exact and O == L:
         return o
-    if not exact and O == 2 * L:
+    if shortcuts and not exact and O == 2 * L:
         return o // 2
     scale = F32(1.0 / scale_factor) if scale_factor is not None else F32(L) / F32(O)
     if exact:
