@@ -40,7 +40,8 @@ def reflected_tap(index, length: int, align_corners: bool, dtype):
     reflected off ``-1/2`` and ``L - 1/2`` (align_corners: ``0`` and ``L - 1``) until it lies between,
     ``n = int(d / range)`` whole ranges ``d`` past the edge, the rest ``r = d - n * range`` measured
     from that edge (``n`` even) or the other (``n`` odd). With align_corners and ``L = 1`` the range
-    is 0 and ONNX Runtime divides by it: :func:`ort_grid_sample` refuses that axis."""
+    is 0 and ONNX Runtime divides by it (undefined in C++): the oracle refuses those cases
+    (``GRID_REFLECT_ZERO_RANGE`` in :mod:`poolref.oracle.onnxruntime_adapter`)."""
     t = numpy.dtype(dtype).type
     low, high = (t(0), t(length - 1)) if align_corners else (t(-0.5), t(length - 0.5))
     span = high - low
@@ -105,8 +106,8 @@ def ort_grid_sample(case: Case, ours, cotangent):
     x, grid = case.x, case.arrays["grid"].astype(case.x.dtype)
     kw = case.kwargs
     n = x.ndim - 2
-    axes = [linear_taps(grid[..., n - 1 - d], x.shape[2 + d], kw["padding_mode"], bool(kw["align_corners"]))
-            for d in range(n)]  # the first spatial axis (z or y) first
     with numpy.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        axes = [linear_taps(grid[..., n - 1 - d], x.shape[2 + d], kw["padding_mode"], bool(kw["align_corners"]))
+                for d in range(n)]  # the first spatial axis (z or y) first
         values = _interpolate(x, [taps for taps, _ in axes], [weights for _, weights in axes], ())
     return ours._replace(values=values.astype(x.dtype))

@@ -749,3 +749,33 @@ def test_grid_sample_nearest_and_bicubic_pad_each_tap_as_pytorch_does(mode):
         theirs = _ort_grid_sample(case.x, case.arrays["grid"], **kw)
         ours = poolref.grid_sample(case.x, case.arrays["grid"], **kw)
         numpy.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5)  # NaN and infinities exactly
+
+
+def test_grid_sample_reflection_of_a_length_one_aligned_axis_is_refused_as_measured(monkeypatch):
+    # GRID_REFLECT_ZERO_RANGE's measurements: the reflection divides by L - 1 = 0 (undefined in C++);
+    # ONNX Runtime 1.32 then behaves as if that tap (of weight 0) read the axis' only pixel, and its
+    # bicubic agrees with poolref. Refused all the same: it is no rule, and another build may differ.
+    from poolref.cases.case import Case
+    from poolref.oracle import ort_grid_sample
+    from poolref.oracle.engine import Results
+
+    def only_pixel(index, length, align_corners, dtype):
+        if align_corners and length == 1:
+            return numpy.zeros_like(index)
+        return ort_grid_sample.reflected_tap(index, length, align_corners, dtype)
+
+    monkeypatch.setitem(ort_grid_sample.TAP_PADDING, "reflection", only_pixel)
+    rng = numpy.random.default_rng(4)
+    for trial in range(60):
+        shape = (2, 3) + ((1, int(rng.integers(1, 6))) if trial % 2 else (int(rng.integers(1, 6)), 1))
+        x = rng.standard_normal(shape).astype(numpy.float32)
+        x[rng.random(shape) < 0.2] = (numpy.nan, numpy.inf)[trial // 2 % 2]
+        grid = rng.uniform(-1.25, 1.25, (2, 3, 4, 2)).astype(numpy.float32)
+        kwargs = dict(mode="bilinear", padding_mode="reflection", align_corners=True)
+        case = Case("grid_sample", {"x": x, "grid": grid}, kwargs, input_class=("nan", "inf")[trial // 2 % 2])
+        assert onnxruntime_adapter._grid_sample_model(case) == onnxruntime_adapter.GRID_REFLECT_ZERO_RANGE
+        model = ort_grid_sample.ort_grid_sample(case, Results(None, None, {}), None).values
+        numpy.testing.assert_array_equal(model, _ort_grid_sample(x, grid, **kwargs))
+        cubic = dict(kwargs, mode="bicubic")
+        numpy.testing.assert_allclose(_ort_grid_sample(x, grid, **cubic), poolref.grid_sample(x, grid, **cubic), rtol=1e-4, atol=1e-5)
+    assert "int(1 / 0.0), undefined behaviour in C++" in onnxruntime_adapter.GRID_REFLECT_ZERO_RANGE
