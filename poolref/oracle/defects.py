@@ -73,7 +73,7 @@ from .._geometry import pool_geometry
 from ..cases.case import Case
 from ..cases.learned import conv_pads
 from .mapping import KnownDefect
-from .ort_grid_sample import ort_grid_sample
+from .ort_grid_sample import ort_grid_sample, shows_tap_padding
 from .ort_resize import ort_cubic_resize, ort_linear_resize
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
@@ -671,17 +671,6 @@ ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
     _cubic_resize_nonfinite_or_same_size, affects=("output",), model=ort_cubic_resize)
 
 
-def _grid_sample_tap_padding(case: Case) -> bool:
-    """Linear GridSample (2 or 3 spatial axes) with border or reflection padding of an input holding NaN or
-    an infinity, on a finite grid; not reflection with align_corners on an axis of length 1, where ONNX
-    Runtime's reflection divides by zero (the adapter refuses those cases)."""
-    kw = case.kwargs
-    if kw.get("mode") != "bilinear" or kw.get("padding_mode") not in ("border", "reflection"):
-        return False
-    undefined = kw["padding_mode"] == "reflection" and kw["align_corners"] and 1 in case.x.shape[2:]
-    return _nonfinite(case) and bool(numpy.isfinite(case.arrays["grid"]).all()) and not undefined
-
-
 ORT_GRID_SAMPLE_TAP_PADDING = KnownDefect(
     "GridSample (mode='bilinear', 4-D and 5-D input) with padding_mode='border' or 'reflection' does not clamp or "
     "reflect the sampling point c = ((g + 1) * L - 1) / 2 (align_corners: (g + 1) / 2 * (L - 1)), as PyTorch does: "
@@ -692,7 +681,7 @@ ORT_GRID_SAMPLE_TAP_PADDING = KnownDefect(
     "the x taps -1 and 0 both read column 0 with weights 0.5 and 0.5, so 1; PyTorch clamps x to 0 and reads "
     "1 * 1 + 0 * inf = NaN. A 1 x 1 plane [[inf]] at (0, 0): taps 0 and 1 both read the inf, 1 * inf + 0 * inf "
     "= NaN; PyTorch inf. Finite outputs agree to rounding",
-    _grid_sample_tap_padding, affects=("output",), model=ort_grid_sample)
+    shows_tap_padding, affects=("output",), model=ort_grid_sample)
 
 
 #: Every known defect, for the docs.

@@ -17,7 +17,7 @@ import numpy
 
 from ..cases.case import Case
 
-__all__ = ["source_coordinate", "clamped_tap", "reflected_tap", "linear_taps", "ort_grid_sample"]
+__all__ = ["source_coordinate", "clamped_tap", "reflected_tap", "linear_taps", "ort_grid_sample", "shows_tap_padding"]
 
 
 def source_coordinate(g, length: int, align_corners: bool):
@@ -97,6 +97,19 @@ def _interpolate(x, taps, weights, chosen: tuple):
     high = _interpolate(x, taps, weights, chosen + (taps[axis][1],))
     weight_low, weight_high = (w[:, None] for w in weights[axis])  # (N, 1, *out): the same for every channel
     return weight_low * low + weight_high * high
+
+
+def shows_tap_padding(case: Case) -> bool:
+    """Where ONNX Runtime's rule shows: linear GridSample (2 or 3 spatial axes) with border or reflection
+    padding of an input holding NaN or an infinity (finite inputs agree to rounding and are compared), on
+    a finite grid; not reflection with align_corners on an axis of length 1, where the reflection divides
+    by zero (refused)."""
+    kw = case.kwargs
+    if kw.get("mode") != "bilinear" or kw.get("padding_mode") not in ("border", "reflection"):
+        return False
+    undefined = kw["padding_mode"] == "reflection" and kw["align_corners"] and 1 in case.x.shape[2:]
+    nonfinite = case.x.dtype.kind == "f" and not numpy.isfinite(case.x).all()
+    return nonfinite and bool(numpy.isfinite(case.arrays["grid"]).all()) and not undefined
 
 
 def ort_grid_sample(case: Case, ours, cotangent):
