@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 
 from . import oracle
@@ -104,6 +105,12 @@ def _check(check, args) -> int:
         check.error(f"--cases must be at least 0, got {args.cases}")
     if args.jobs is not None and args.jobs < 1:
         check.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.seed < 0:  # numpy's seeds are non-negative
+        check.error(f"--seed must be at least 0, got {args.seed}")
+    if args.json not in (None, "-"):  # found out before the run, not after it
+        folder = os.path.dirname(os.path.abspath(args.json))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(args.json):
+            check.error(f"--json {args.json}: cannot write there (no such folder, no permission, or a folder)")
     # with --json -, standard output holds the JSON alone and the words go to standard error
     say = (lambda *a, **k: print(*a, **k, file=sys.stderr)) if args.json == "-" else print
     if installed == ["self"] and not args.frameworks and not args.quiet:

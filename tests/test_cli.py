@@ -33,8 +33,11 @@ def test_self_check_passes_and_writes_json(tmp_path, capsys):
 
 
 def test_usage_errors_exit_2_with_the_subcommand_usage(capsys):
+    # a negative seed leaked numpy's "expected non-negative integer" as a traceback, and --json into a
+    # missing folder a FileNotFoundError after the whole run: both are refused before it
     for argv in (["check", "caffe"], ["check", "self", "--ops", "fancy_pool"], ["check", "--cases", "-1"],
-                 ["check", "--seed", "x"], ["check", "--jobs", "0"]):
+                 ["check", "--seed", "x"], ["check", "--jobs", "0"], ["check", "--seed", "-5"],
+                 ["check", "--json", "/nonexistent-folder/report.json"], ["check", "--json", "."]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 2

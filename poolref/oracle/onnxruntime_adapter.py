@@ -540,7 +540,7 @@ def _mappings() -> list[Mapping]:
         Mapping("global_lp_pool", "onnx GlobalLpPool", _global, onnx_convention,
                 dict(dtypes=FLOAT32, norm_types=(1.0, 2.0, 3.0)), gradients=False),
         Mapping("roi_align", "onnx RoiAlign", _roi_align, onnx_convention,
-                dict(dtypes=("float64", "float32"), modes=("avg", "max"), sampling_ratios=(0, 1, 2, 3), ordered_boxes=True),
+                dict(dtypes=("float64", "float32"), modes=("avg", "max"), sampling_ratios=(0, 1, 2, 3)),
                 gradients=False, express=_roi_align_express,
                 notes="half_pixel = aligned=True; max mode = the max of the four weighted corners of each sample, then over the samples.",
                 skips=("sampling_ratio < 0: ONNX uses 0 for adaptive", "inverted boxes with the adaptive sampling_ratio 0 and aligned=True: ONNX Runtime fails on them")),

@@ -612,6 +612,20 @@ def test_onnx_has_none_of_the_ops_the_adapter_says_it_lacks():
     assert "offset" not in {i.name.lower() for i in onnx.defs.get_schema("RoiAlign").inputs}
 
 
+def test_roi_align_row_draws_inverted_boxes_except_where_onnxruntime_fails_on_them():
+    # the row drew ordered boxes only; ONNX Runtime fails on an inverted box only with the adaptive
+    # ratio 0 and half_pixel (the express reason), and gives poolref's values elsewhere
+    from poolref.oracle import engine
+
+    mapping = next(m for m in onnxruntime_adapter.MAPPINGS if m.op == "roi_align")
+    cases = [case for case in engine.plan_cases(mapping, 200, 1).cases if "boxes" in case.arrays]
+    inverted = [case for case in cases
+                if ((case.arrays["boxes"][:, 3] < case.arrays["boxes"][:, 1]) | (case.arrays["boxes"][:, 4] < case.arrays["boxes"][:, 2])).any()]
+    assert len(inverted) > 10
+    assert not any(case.kwargs["sampling_ratio"] == 0 and case.kwargs["aligned"] for case in inverted)
+    assert oracle.check("onnxruntime", ops=["roi_align"], cases=200, seed=1).passed
+
+
 def _ort_grid_sample(x, grid, mode, padding_mode, align_corners):
     """ONNX Runtime's GridSample of 4-D input (opset 19) or 5-D input (opset 20, modes linear, cubic)."""
     volumetric = x.ndim == 5
