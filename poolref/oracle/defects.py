@@ -45,6 +45,11 @@ TensorFlow 2.21:
   a strictly greater one); its gradient raises where that routing's maximum is not the output
   (``FractionalMaxPoolGrad`` re-runs the forward and finds ``tensor_out_dup is not the same as
   tensor_out``: a NaN first in its window, a window of only -inf).
+* ``tf.image.crop_and_resize`` interpolates as ``a + (b - a) t`` (across, then down) and reads a point on a
+  pixel row alone, where RoI Align sums the four pixels times their weights, 0 * inf included:
+  ``[[1, 2], [3, inf]]`` cropped to 3 x 3 gives ``[[1, 1.5, 2], [2, inf, nan], [3, nan, nan]]`` (poolref NaN
+  but at the centre), and its gradient adds the ``0 * g`` of a point on a pixel to that pixel, not to the
+  next row (:mod:`poolref.oracle.tf_crop_and_resize`).
 
 JAX 0.10 (CPU, under ``jax.jit``):
 
@@ -75,9 +80,10 @@ from ..cases.learned import conv_pads
 from .mapping import KnownDefect
 from .ort_grid_sample import ort_grid_sample, shows_tap_padding
 from .ort_resize import ort_cubic_resize, ort_linear_resize
+from .tf_crop_and_resize import tf_crop_model
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
-           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
+           "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "TF_CROP_AND_RESIZE_LERP", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
            "ORT_GRID_SAMPLE_TAP_PADDING",
            "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
            "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_NEAREST_SHORTCUT_GRADIENT", "ALL"]
@@ -235,6 +241,26 @@ TF_FRACTIONAL_NONFINITE = KnownDefect(
     "routing's maximum is not the output (FractionalMaxPoolGrad re-runs the forward and finds 'tensor_out_dup is "
     "not the same as tensor_out': a NaN first in its window, a window of only -inf)",
     _nonfinite, affects=("raises",), model=_fractional_like_tf_max_pool)
+
+
+def _crop_and_resize_nonfinite(case: Case) -> bool:
+    """A crop_and_resize case with a NaN or an infinity in the image or in the upstream gradient."""
+    return case.op == "roi_align" and (_nonfinite(case) or case.input_class == "nonfinite_gradient")
+
+
+TF_CROP_AND_RESIZE_LERP = KnownDefect(
+    "tf.image.crop_and_resize interpolates in float32 as a + (b - a) t, across (top = tl + (tr - tl) t_x, bottom = "
+    "bl + (br - bl) t_x) then down (top + (bottom - top) t_y), and a point on a pixel row or column reads that row or "
+    "column alone (floor = ceil); torchvision's RoI Align, which poolref follows, sums the four pixels times their "
+    "weights, the next row or column with weight 0 on a pixel (0 * inf = NaN). An infinite a gives NaN whatever b "
+    "(inf - inf, inf + -inf), an infinity read with t = 0 nothing: [[1, 2], [3, inf]] cropped to 3 x 3 (points 0, "
+    "0.5, 1 each way) gives [[1, 1.5, 2], [2, inf, nan], [3, nan, nan]], poolref [[nan, nan, nan], [nan, inf, nan], "
+    "[nan, nan, nan]]. Its image gradient adds (1 - t_x) dtop, t_x dtop, (1 - t_x) dbottom, t_x dbottom, with dtop = "
+    "(1 - t_y) g and dbottom = t_y g, to tl, tr, bl, br: on a pixel all to that pixel, so an upstream inf at the point "
+    "(0, 0) of a 2 x 2 image cropped to 3 x 3 gives [[nan, 0], [0, 0]] (inf + 0 * inf), poolref [[inf, nan], "
+    "[nan, nan]]. Modelled: both kernels, with the points p = a1 (L - 1) + i (a2 - a1)(L - 1)/(c - 1) (the centre "
+    "0.5 (a1 + a2)(L - 1) when c = 1), all in float32",
+    _crop_and_resize_nonfinite, affects=("output", "grad_x"), model=tf_crop_model)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -690,7 +716,7 @@ ALL = {
               TORCH_NEAREST_SHORTCUT_GRADIENT,
               TORCH_HALF_ADAPTIVE_MAX_GRADIENT, TORCH_CONV_FLOAT32_PADDING_GRADIENT),
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
-                   TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN),
+                   TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN, TF_CROP_AND_RESIZE_LERP),
     "jax": (JAX_REDUCE_MAX, JAX_REDUCE_WINDOW_LENGTH_ONE, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
     "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES, ORT_CUBIC_RESIZE_COORDINATES,
                     ORT_GRID_SAMPLE_TAP_PADDING),

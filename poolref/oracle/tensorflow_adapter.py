@@ -15,7 +15,9 @@ TensorFlow is channels-last (NWC, NHWC, NDHWC): each check moves the channel axi
 * ``fractional_max_pool`` only where its windows are regular (pooling ratio 2 on even sizes, not
   overlapping), which ``fractional_max_pool2d`` reproduces with kernel 2 (any samples);
 * ``crop_and_resize`` = ``roi_align(aligned=True, sampling_ratio=1)`` of converted boxes, where every
-  crop point lies inside the image (:func:`poolref.oracle.layouts.crop_boxes_to_rois`);
+  crop point lies inside the image (:func:`poolref.oracle.layouts.crop_boxes_to_rois`); with a NaN or
+  an infinity (image or upstream gradient) TensorFlow's own interpolation, modelled exactly
+  (:mod:`poolref.oracle.tf_crop_and_resize`);
 * ``tf.image.resize``: ``bilinear`` = ``interpolate(mode="bilinear", align_corners=False)``,
   ``nearest`` = ``"nearest-exact"``, ``area`` = ``"area"`` where the sizes divide evenly;
   ``tf.compat.v1.image.resize_bilinear(align_corners=True)`` and ``resize_nearest_neighbor`` (legacy
@@ -304,10 +306,8 @@ def _crop_express(case: Case):
 
 
 def _crop_model(case: Case):
-    """Every crop point inside the image, where crop_and_resize and RoI Align interpolate alike; and
-    no infinities (crop_and_resize's lerp makes NaN of two of one sign)."""
-    if case.input_class == "inf":
-        return CROP_LERP
+    """Every crop point inside the image, where crop_and_resize and RoI Align sample alike (a NaN or an
+    infinity, which the two interpolations treat differently, is TF_CROP_AND_RESIZE_LERP's, modelled)."""
     ph, pw = as_int_tuple(case.kwargs["output_size"], 2, "output_size", case.op)
     H, W = case.x.shape[2:]
     boxes = case.arrays["boxes"].astype(numpy.float64)
@@ -315,8 +315,7 @@ def _crop_model(case: Case):
         step = (boxes[:, high] - boxes[:, low]) / c
         points = boxes[:, low, None] - 0.5 + (numpy.arange(c) + 0.5) * step[:, None]
         if L < 2 or (points < 0).any() or (points > L - 1).any():
-            return ("a crop point outside the image: crop_and_resize returns extrapolation_value there, "
-                    "RoI Align interpolates toward the border")
+            return "a crop point outside the image: " + CROP_OUTSIDE
     return None
 
 
@@ -330,11 +329,7 @@ REFLECT_EMPTY = ("tf.pad(mode='REFLECT') refuses an empty batch: MirrorPad wants
                  "batch axis's 0 included ('paddings must be less than the dimension size: 0, 0 not less than 0')")
 ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError: 'tensor_in must not be empty')"
 FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('Pooling ratio is higher than input dimension size')"
-CROP_LERP = ("crop_and_resize interpolates as a + (b - a) t, across then down, even on a pixel (t = 0): an infinite a "
-             "gives NaN whatever b, so an infinity among the pixels a crop point reads makes it NaN unless it is the "
-             "bottom-right one alone, strictly between pixels ([[1, 2], [3, inf]] cropped to 3 x 3 gives [[1, 1.5, 2], "
-             "[2, inf, nan], [3, nan, nan]]); torchvision's RoI Align, which poolref models, weighs the pixels, 0 * inf "
-             "included ([[inf, 1], [1, 1]] gives inf where crop_and_resize gives NaN)")
+CROP_OUTSIDE = "crop_and_resize returns extrapolation_value there, RoI Align interpolates toward the border"
 WINDOW_SKIPS = ("ceil mode, SAME_LOWER, dilation: tf.nn.max_pool/avg_pool have none of them (tf.nn.pool has dilation, "
                 "with VALID and stride 1 only: its own rows)",)
 
@@ -445,10 +440,10 @@ def _mappings() -> list[Mapping]:
                 skips=("pooling ratios other than 2, overlapping=True: TensorFlow's random interval sequences are "
                        "not PyTorch's fixed-size windows, which poolref models", "empty batches: " + FRACTIONAL_EMPTY)),
         Mapping("roi_align", "tf.image.crop_and_resize", _crop_and_resize, space=dict(dtypes=("float32",), generator=_crop_and_resize_case),
-                express=_crop_express, model=_crop_model, notes="Boxes converted to pixels; equal to roi_align(aligned=True, sampling_ratio=1).",
-                skips=("crop points outside the image: crop_and_resize returns extrapolation_value there, RoI Align "
-                       "interpolates toward the border", "float64: crop_and_resize computes in float32",
-                       "infinities: " + CROP_LERP)),
+                express=_crop_express, model=_crop_model, defects=(known.TF_CROP_AND_RESIZE_LERP,),
+                notes="Boxes converted to pixels; equal to roi_align(aligned=True, sampling_ratio=1) on finite values.",
+                skips=("crop points outside the image: " + CROP_OUTSIDE,
+                       "float64: crop_and_resize computes in float32")),
         Mapping("interpolate", "tf.image.resize / tf.compat.v1.image.resize_*", _resize, tf_convention,
                 space=dict(dtypes=("float32",), ndims=(2,), modes=("nearest", "nearest-exact", "linear", "bicubic"), antialias=(False, True)),
                 express=_resize_express, model=_resize_model, skips=("lanczos, gaussian, mitchellcubic: poolref has no such mode",),

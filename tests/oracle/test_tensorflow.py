@@ -455,3 +455,181 @@ def test_avg_pool_same_gradient_model_is_eigens_window_rule():
                            poolref.avg_pool2d(t, kernel, stride, "same", convention="tensorflow"), numpy.moveaxis(x, -1, 1))[1]
         wrong += not compare_arrays(got, true(numpy.moveaxis(upstream, -1, 1))[0], "gradient", gradient=True).ok
     assert wrong > 0  # the cases show the defect
+
+
+# --------------------------------------------------------------------------------------------------
+# TF_CROP_AND_RESIZE_LERP: crop_and_resize's own interpolation, modelled (poolref.oracle.tf_crop_and_resize)
+# --------------------------------------------------------------------------------------------------
+def _crop_case(rng, boxes_kind: str):
+    """A roi_align case the crop_and_resize row checks: the row's own generator, or boxes on pixel
+    rows and columns (normalised k / (L - 1): crop points with t = 0), or boxes reaching outside."""
+    from poolref.cases.case import Case
+    from poolref.cases.values import smooth_values
+    from poolref.oracle.layouts import crop_boxes_to_rois
+    from poolref.oracle.tensorflow_adapter import _crop_and_resize_case
+
+    if boxes_kind == "generator":
+        return _crop_and_resize_case(rng, "roi_align", {"dtypes": ("float32",)})
+    N, C, H, W = int(rng.integers(1, 3)), int(rng.integers(1, 4)), *(int(v) for v in rng.integers(2, 8, 2))
+    crop, K = tuple(int(v) for v in rng.integers(1, 5, 2)), int(rng.integers(1, 4))
+    if boxes_kind == "pixels":
+        ys, xs = rng.integers(0, H, (K, 2)) / (H - 1), rng.integers(0, W, (K, 2)) / (W - 1)
+        normalised = numpy.stack([ys[:, 0], xs[:, 0], ys[:, 1], xs[:, 1]], axis=1)
+    else:  # "outside"
+        normalised = rng.uniform(-0.6, 1.6, (K, 4))
+    boxes = crop_boxes_to_rois(normalised, rng.integers(0, N, K), crop, H, W).astype(numpy.float32)
+    kwargs = dict(output_size=crop, spatial_scale=1.0, sampling_ratio=1, aligned=True)
+    return Case("roi_align", {"x": smooth_values(rng, (N, C, H, W), numpy.float32), "boxes": boxes}, kwargs,
+                positional=("x", "boxes"))
+
+
+def _sprinkle_nonfinite(rng, a):
+    """``a`` with about 15% +inf, 10% -inf and 5% NaN."""
+    u = rng.uniform(size=a.shape)
+    return numpy.where(u < 0.15, INF, numpy.where(u < 0.25, -INF, numpy.where(u < 0.3, NAN, a))).astype(a.dtype)
+
+
+def _bits_equal(a, b) -> bool:
+    """Equal float32 arrays: NaN where NaN, every other value and zero sign the same."""
+    a, b = numpy.asarray(a), numpy.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    nan = numpy.isnan(a)
+    return bool((nan == numpy.isnan(b)).all() and (a[~nan] == b[~nan]).all()
+                and (numpy.signbit(a[~nan]) == numpy.signbit(b[~nan])).all())
+
+
+def _crop_model_mismatches(trials: int = 96, seed: int = 5) -> tuple:
+    """``(model wrong, poolref different)``: of ``trials`` random crop_and_resize cases (boxes of
+    every kind, NaN and +-inf in the image, the upstream gradient or both), how many outputs or
+    gradients TF_CROP_AND_RESIZE_LERP's model gets wrong, bit for bit, and how many poolref's differ."""
+    from poolref.oracle import engine
+    from poolref.oracle.defects import TF_CROP_AND_RESIZE_LERP
+    from poolref.oracle.tensorflow_adapter import IMPORTS, MAPPINGS
+
+    mapping = next(m for m in MAPPINGS if m.call == "tf.image.crop_and_resize")
+    rng = numpy.random.default_rng(seed)
+    wrong = different = 0
+    for trial in range(trials):
+        case = _crop_case(rng, ("generator", "pixels", "outside")[trial % 3])
+        if trial % 4 != 1:  # 0, 2, 3: the image; 1, 3: the upstream gradient
+            case = case.replace(arrays={**case.arrays, "x": _sprinkle_nonfinite(rng, case.x)})
+        ours, cotangent = engine.run_poolref(case, seed, trial)
+        if trial % 2 == 1:
+            cotangent = _sprinkle_nonfinite(rng, cotangent)
+            ours, cotangent = engine.run_poolref(case, seed, trial, cotangent=cotangent)
+        theirs = engine.run_framework(IMPORTS, mapping, case, cotangent)
+        model = TF_CROP_AND_RESIZE_LERP.model(case, ours, cotangent)
+        wrong += not (_bits_equal(theirs.values, model.values) and _bits_equal(theirs.grads["x"], model.grads["x"]))
+        different += not (_bits_equal(theirs.values, ours.values) and _bits_equal(theirs.grads["x"], ours.grads["x"]))
+    return wrong, different
+
+
+def test_crop_and_resize_model_is_tensorflows_kernel_bit_for_bit():
+    wrong, different = _crop_model_mismatches()
+    assert wrong == 0
+    assert different > 30  # poolref's RoI Align differs on many of them: the cases show the defect
+
+
+@pytest.mark.parametrize("mutant", ["next_pixel", "down_then_across", "weighted_sum", "zero_weight_skipped"])
+def test_a_mutant_of_the_crop_and_resize_model_fails(monkeypatch, mutant):
+    from poolref.oracle import tf_crop_and_resize as crop
+
+    one = numpy.float32(1)
+    if mutant == "next_pixel":  # torchvision's neighbours: the next row and column, also on a pixel
+        taps = crop.crop_taps
+
+        def next_pixel(points, length):
+            low, _, lerp, inside = taps(points, length)
+            return low, numpy.minimum(low + 1, length - 1), lerp, inside
+
+        monkeypatch.setattr(crop, "crop_taps", next_pixel)
+    elif mutant == "down_then_across":  # the same lerps, down first
+        monkeypatch.setattr(crop, "interpolate", lambda tl, tr, bl, br, t_x, t_y: (
+            lambda left, right: left + (right - left) * t_x)(tl + (bl - tl) * t_y, tr + (br - tr) * t_y))
+    elif mutant == "weighted_sum":  # RoI Align's weighted sum of the four pixels
+        monkeypatch.setattr(crop, "interpolate", lambda tl, tr, bl, br, t_x, t_y: (
+            (one - t_y) * (one - t_x) * tl + (one - t_y) * t_x * tr + t_y * (one - t_x) * bl + t_y * t_x * br))
+    else:  # a gradient that skips the shares of weight 0 (TensorFlow adds 0 * g, NaN for an infinite g)
+        shares = crop.point_shares
+
+        def skipping(g, t_x, t_y):
+            return [numpy.where(weight == 0, numpy.float32(0), share) for weight, share in
+                    zip(((one - t_y) * (one - t_x), (one - t_y) * t_x, t_y * (one - t_x), t_y * t_x), shares(g, t_x, t_y))]
+
+        monkeypatch.setattr(crop, "point_shares", skipping)
+    assert _crop_model_mismatches(trials=48)[0] > 0
+
+
+def _crop_3x3_of_2x2(plane, upstream=None):
+    """(TensorFlow, TF_CROP_AND_RESIZE_LERP's model, poolref) outputs, and gradients for ``upstream``,
+    of the 3 x 3 crop of a whole 2 x 2 plane: crop points 0, 0.5, 1 each way."""
+    from poolref.cases.case import Case
+    from poolref.oracle import engine
+    from poolref.oracle.defects import TF_CROP_AND_RESIZE_LERP
+    from poolref.oracle.layouts import crop_boxes_to_rois
+    from poolref.oracle.tensorflow_adapter import IMPORTS, MAPPINGS
+
+    mapping = next(m for m in MAPPINGS if m.call == "tf.image.crop_and_resize")
+    rois = crop_boxes_to_rois([[0.0, 0.0, 1.0, 1.0]], [0], (3, 3), 2, 2).astype(numpy.float32)
+    case = Case("roi_align", {"x": numpy.array(plane, numpy.float32)[None, None], "boxes": rois},
+                dict(output_size=(3, 3), spatial_scale=1.0, sampling_ratio=1, aligned=True), positional=("x", "boxes"))
+    upstream = numpy.ones((1, 1, 3, 3), numpy.float32) if upstream is None else numpy.array(upstream, numpy.float32)[None, None]
+    ours, _ = engine.run_poolref(case, cotangent=upstream)
+    theirs = engine.run_framework(IMPORTS, mapping, case, upstream)
+    model = TF_CROP_AND_RESIZE_LERP.model(case, ours, upstream)
+    return [(r.values[0, 0], r.grads["x"][0, 0]) for r in (theirs, model, ours)]
+
+
+def test_crop_and_resize_lerp_defect_text_numbers_are_tensorflows():
+    # the defect's worked example: an infinity alone at the bottom-right
+    (tf_y, _), (model_y, _), (ours_y, _) = _crop_3x3_of_2x2([[1.0, 2.0], [3.0, INF]])
+    numpy.testing.assert_array_equal(tf_y, [[1, 1.5, 2], [2, INF, NAN], [3, NAN, NAN]])
+    numpy.testing.assert_array_equal(model_y, tf_y)
+    # poolref (torchvision's weighted sum) reads pixel (1, 1) with weight 0 from every point: 0 * inf
+    numpy.testing.assert_array_equal(ours_y, [[NAN, NAN, NAN], [NAN, INF, NAN], [NAN, NAN, NAN]])
+    # an infinite upstream entry at a point on a pixel: inf + 0 * inf on that pixel, nothing on the next row
+    upstream = [[INF, 0, 0], [0, 0, 0], [0, 0, 0]]
+    (_, tf_grad), (_, model_grad), (_, ours_grad) = _crop_3x3_of_2x2([[1.0, 2.0], [3.0, 4.0]], upstream)
+    numpy.testing.assert_array_equal(tf_grad, [[NAN, 0], [0, 0]])
+    numpy.testing.assert_array_equal(model_grad, tf_grad)
+    numpy.testing.assert_array_equal(ours_grad, [[INF, NAN], [NAN, NAN]])
+
+
+def test_crop_and_resize_lerp_applies_to_nonfinite_images_and_upstream_gradients_only():
+    from poolref.oracle.defects import ALL, TF_CROP_AND_RESIZE_LERP
+    from poolref.oracle.tensorflow_adapter import MAPPINGS
+
+    mapping = next(m for m in MAPPINGS if m.call == "tf.image.crop_and_resize")
+    assert TF_CROP_AND_RESIZE_LERP in mapping.defects and TF_CROP_AND_RESIZE_LERP in ALL["tensorflow"]
+    case = _crop_case(numpy.random.default_rng(0), "generator")
+    applies = TF_CROP_AND_RESIZE_LERP.applies
+    assert not applies(case) and not applies(case.replace(input_class="signed_zero"))
+    assert applies(case.replace(input_class="nonfinite_gradient"))
+    for value in (INF, -INF, NAN):
+        x = case.x.copy()
+        x.flat[0] = value
+        assert applies(case.replace(arrays={**case.arrays, "x": x}))
+        assert mapping.refusal(case.replace(arrays={**case.arrays, "x": x}, input_class="inf")) is None  # checked now
+
+
+@pytest.mark.parametrize("seed", [0, 4])
+def test_crop_and_resize_row_passes_on_infinities_with_the_lerp_modelled(seed):
+    from poolref.oracle.defects import TF_CROP_AND_RESIZE_LERP
+
+    report = oracle.check("tensorflow", ops=["roi_align"], cases=40, seed=seed)
+    assert report.passed, report.table()
+    (row,) = [r for r in report.results if r.call == "tf.image.crop_and_resize"]
+    assert row.counts.get("inf", 0) >= 3 and row.counts.get("nonfinite_gradient", 0) >= 3
+    assert row.known  # the inf cases differ from poolref's RoI Align, as the model says
+    assert all(f.problems[0] == "known tensorflow defect: " + TF_CROP_AND_RESIZE_LERP.text for f in row.known)
+
+
+def test_crop_and_resize_row_fails_with_a_mutant_of_the_lerp_model(monkeypatch):
+    from poolref.oracle import tf_crop_and_resize as crop
+
+    one = numpy.float32(1)
+    monkeypatch.setattr(crop, "interpolate", lambda tl, tr, bl, br, t_x, t_y: (  # RoI Align's weighted sum
+        (one - t_y) * (one - t_x) * tl + (one - t_y) * t_x * tr + t_y * (one - t_x) * bl + t_y * t_x * br))
+    report = oracle.check("tensorflow", ops=["roi_align"], cases=40, seed=0)
+    assert not report.passed
