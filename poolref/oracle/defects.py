@@ -533,9 +533,10 @@ TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
 # JAX 0.10
 # --------------------------------------------------------------------------------------------------
 JAX_REDUCE_MAX = KnownDefect(
-    "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), multiplies "
-    "the upstream gradient by 0 elsewhere (0 * inf = NaN), gives +0 of tied zeros (-0 only when all are -0), and where the maximum is NaN a "
-    "gradient of 0 under jax.jit (NaN when run eagerly)",
+    "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), gives +0 of "
+    "tied zeros (-0 only when all are -0), and under jax.jit (as the oracle runs it) 0 to the other elements whatever "
+    "the upstream gradient and 0 everywhere where the maximum is NaN (eagerly it multiplies by 0: an infinite or NaN "
+    "upstream gradient gives NaN off the maximum, and a NaN maximum NaN everywhere)",
     lambda case: True, affects=("output", "grad_x"),  # modelled exactly: it hides nothing
     model=lambda case, ours, cotangent: _reduce_max(case, ours, cotangent, last_zero=False, nan_gradient=0.0))
 
@@ -573,10 +574,13 @@ def _pair(value) -> tuple:
 
 JAX_CONV_ABORT = KnownDefect(
     "jax.vjp of lax.conv_general_dilated aborts the process (XLA's algebraic simplifier: 'Check failed: ... Window "
-    "dimensions do not match RHS shape') on some float32 weight gradients with strides and dilation, e.g. x (1, 2, 4, 4), "
-    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2); in float64, e.g. x (1, 1, 7, 6), w (1, 1, 3, 2), "
-    "stride (2, 2), padding (0, 1), dilation (2, 1); and with groups, e.g. x (1, 2, 3, 4), w (2, 1, 2, 2), groups 2, "
-    "stride (1, 2), padding (0, 1), dilation (2, 1). Only an abort is excused: a case that runs is compared",
+    "dimensions do not match RHS shape') on some input gradients (the weight gradients of the same cases run) with "
+    "strides, every one seen with an output axis shorter than the kernel: in float32 with dilation, e.g. x (1, 2, 4, 4), "
+    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2), and without, e.g. x (1, 2, 5, 8), w (2, 2, 3, 2), "
+    "stride (2, 2), padding (0, 1) (not excused: the excuse covers strides with dilation); in float64, e.g. x (1, 1, 7, "
+    "6), w (1, 1, 3, 2), stride (2, 2), padding (0, 1), dilation (2, 1); with groups, e.g. x (1, 2, 3, 4), w (2, 1, 2, "
+    "2), groups 2, stride (1, 2), padding (0, 1), dilation (2, 1) in float64 (float32 runs). Only an abort is excused: "
+    "a case that runs is compared",
     _strided_and_dilated, affects=("abort",))
 
 def _single_strided_column(case: Case) -> bool:
@@ -642,9 +646,10 @@ def _grouped_nonfinite_gradient(case: Case) -> bool:
 JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
     "jax.vjp of lax.conv_general_dilated with feature_group_count > 1 sends a NaN or an infinity of the upstream "
     "gradient into other groups on the CPU: in float64 to every input channel's gradient when each group has one "
-    "output channel (C 3, groups 3: NaN in 4, 4, 4 positions of the three channels for 4, 0, 0), in float32 to the "
-    "weight gradient of the matching output channel of every group (C_out 6, groups 3: 4, 0, 4, 0, 4, 0 NaN for "
-    "4, 0, 0, 0, 0, 0); finite gradients are right",
+    "output channel, whatever its input channels (C 3, groups 3: NaN in 4, 4, 4 positions of the three channels for "
+    "4, 0, 0; C_in 6, C_out 3: 4 in all six), in float32 to the weight gradient of the matching output channel of "
+    "every group (C_out 6, groups 3: 4, 0, 4, 0, 4, 0 NaN for 4, 0, 0, 0, 0, 0), unless each group has one input and "
+    "one output channel; finite gradients are right",
     _grouped_nonfinite_gradient, affects=("grad_x", "grad_weight"))
 
 

@@ -140,9 +140,11 @@ def blur_pool(case: Case) -> str:
     channels folded into the batch) with (k - 1) // 2 zeros before and k // 2 after; for max-blur
     pooling a stride-1 max first.
 
-    Not ``feature_group_count=C``: XLA's CPU grouped convolution multiplies each channel by the zero
-    weights linking it to the others, so a NaN or an infinity in one channel makes NaN in every other
-    (forward and gradient, JAX 0.10), which is no part of the blur pools' definition.
+    Not ``feature_group_count=C``: in float64 XLA's CPU depthwise convolution multiplies each channel
+    by the zero weights linking it to the others, so a NaN or an infinity in one channel makes NaN in
+    every other (the forward, and the input gradient of a non-finite upstream gradient; JAX 0.10,
+    defects JAX_DEPTHWISE_FLOAT64 and JAX_GROUPED_NONFINITE_GRADIENT), which is no part of the blur
+    pools' definition.
     """
     kw = case.kwargs
     k, s = kw["kernel_size"], kw.get("stride", 2)

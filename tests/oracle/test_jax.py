@@ -1,6 +1,8 @@
 """The JAX adapter: every mapping passes, a planted bug is caught, and the differences the adapter
 declares (and the atlas shows) are what JAX really does."""
 
+import math
+
 import numpy
 import pytest
 
@@ -135,3 +137,369 @@ def test_the_conv_abort_defect_covers_float64_without_groups():
     case = Case("conv2d", {"x": x, "weight": w}, dict(stride=(2, 2), padding=(0, 1), dilation=(2, 1)), positional=("x", "weight"))
     assert JAX_CONV_ABORT.applies(case) and JAX_CONV_ABORT.affects == ("abort",)
     assert not JAX_CONV_ABORT.applies(case.replace(kwargs=dict(stride=(2, 2), padding=(0, 1))))
+
+
+# --------------------------------------------------------------------------------------------------
+# The adapter's reasons and the known defects' texts, each held to JAX (0.10.2, CPU)
+# --------------------------------------------------------------------------------------------------
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
+
+def _exits(source: str) -> int:
+    """The exit status of ``source`` run in a fresh interpreter (an XLA abort kills only that one)."""
+    prelude = "import jax, jax.numpy as jnp, numpy as np\nfrom jax import lax\njax.config.update('jax_enable_x64', True)\n"
+    run = subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(source)], capture_output=True, timeout=120)
+    return run.returncode
+
+
+def _jitted_vjp(function, primals, cotangent):
+    """(y, grads) of ``function`` at ``primals`` under one jax.jit, as the oracle runs it, in float64."""
+    with jax.enable_x64(True):
+        def forward_and_backward(primals, cotangent):
+            y, pullback = jax.vjp(function, *primals)
+            return y, pullback(cotangent.astype(y.dtype))
+        y, grads = jax.jit(forward_and_backward)(tuple(jnp.asarray(p) for p in primals), jnp.asarray(cotangent))
+        return numpy.asarray(y), [numpy.asarray(g) for g in grads]
+
+
+def _conv(x, weight, padding=((0, 0), (0, 0)), stride=(1, 1), dilation=(1, 1), groups=1):
+    return lax.conv_general_dilated(x, weight, stride, padding, rhs_dilation=dilation,
+                                    dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=groups)
+
+
+def test_conv_weight_gradient_leaves_out_the_padding_in_float64_and_in_some_float32_kernels():
+    # CONV_PADDING_GRADIENT: an infinite upstream entry at output (0, 0) of a padded convolution; the
+    # taps of row 0 and column 0 read only padding there (5 of 3 x 3): poolref (and PyTorch's float64)
+    # multiply the padding's 0 (NaN), JAX's float64 leaves the padding out (no NaN), its float32
+    # multiplies it in one kernel (A) and leaves it out in another (C)
+    def nan_taps(dtype, x_shape, w_shape, padding, dilation=(1, 1)):
+        x = (numpy.arange(math.prod(x_shape)).reshape(x_shape) % 5 + 1).astype(dtype)
+        weight = numpy.ones(w_shape, dtype)
+        upstream = numpy.ones(jax.eval_shape(lambda w: _conv(x, w, padding, dilation=dilation), weight).shape, dtype)
+        upstream[0, 0, 0, 0] = numpy.inf
+        _, (grad_weight,) = _jitted_vjp(lambda w: _conv(jnp.asarray(x), w, padding, dilation=dilation), (weight,), upstream)
+        ours = poolref.vjp(lambda w: poolref.conv2d(x.astype(numpy.float64), w, padding=tuple(p for p, _ in padding),
+                                                     dilation=dilation), weight.astype(numpy.float64))[1](upstream.astype(numpy.float64))[0]
+        return int(numpy.isnan(grad_weight).sum()), int(numpy.isnan(ours).sum())
+
+    assert nan_taps(numpy.float64, (1, 1, 3, 3), (1, 1, 3, 3), ((1, 1), (1, 1))) == (0, 5)
+    assert nan_taps(numpy.float64, (1, 2, 8, 2), (1, 2, 3, 2), ((2, 2), (1, 1))) == (0, 10)
+    assert nan_taps(numpy.float32, (1, 1, 3, 3), (1, 1, 3, 3), ((1, 1), (1, 1))) == (5, 5)  # A
+    assert nan_taps(numpy.float32, (1, 2, 8, 2), (1, 2, 3, 2), ((2, 2), (1, 1))) == (0, 10)  # C
+
+
+def test_conv_input_gradient_aborts_with_strides_also_without_dilation():
+    # JAX_CONV_ABORT: the input gradient (not the weight gradient) aborts the process, for the text's
+    # three examples and for a float32 case with strides and no dilation (drawn by poolref check)
+    template = """
+        x, w = jnp.ones({x}, '{dtype}'), jnp.ones({w}, '{dtype}')
+        f = lambda x, w: lax.conv_general_dilated(x, w, {stride}, {padding}, rhs_dilation={dilation},
+                                                  dimension_numbers=('NCHW', 'OIHW', 'NCHW'), feature_group_count={groups})
+        c = jnp.ones(jax.eval_shape(f, x, w).shape, '{dtype}')
+        jax.jit(lambda x, w, c: jax.vjp(lambda w: f(x, w), w)[1](c))(x, w, c)  # the weight gradient runs
+        jax.jit(lambda x, w, c: jax.vjp(lambda x: f(x, w), x)[1](c))(x, w, c)  # the input gradient aborts
+        print('ran')
+    """
+    examples = [
+        dict(dtype="float32", x=(1, 2, 4, 4), w=(1, 2, 2, 3), stride=(2, 2), padding=((1, 1), (1, 1)), dilation=(1, 2), groups=1),
+        dict(dtype="float64", x=(1, 1, 7, 6), w=(1, 1, 3, 2), stride=(2, 2), padding=((0, 0), (1, 1)), dilation=(2, 1), groups=1),
+        dict(dtype="float64", x=(1, 2, 3, 4), w=(2, 1, 2, 2), stride=(1, 2), padding=((0, 0), (1, 1)), dilation=(2, 1), groups=2),
+        dict(dtype="float32", x=(1, 2, 5, 8), w=(2, 2, 3, 2), stride=(2, 2), padding=((0, 0), (1, 1)), dilation=(1, 1), groups=1),
+    ]
+    for example in examples:
+        assert _exits(template.format(**example)) == -6, example  # SIGABRT, after the weight gradient ran
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import JAX_CONV_ABORT
+
+    undilated = Case("conv2d", {"x": numpy.ones((1, 2, 5, 8), numpy.float32), "weight": numpy.ones((2, 2, 3, 2), numpy.float32)},
+                     dict(stride=(2, 2), padding=(0, 1), dilation=(1, 1)), positional=("x", "weight"))
+    assert not JAX_CONV_ABORT.applies(undilated)  # the excuse is narrower than the defect (see the report)
+
+
+def test_grouped_conv_gradient_spreads_a_nonfinite_upstream_entry_into_other_groups():
+    # JAX_GROUPED_NONFINITE_GRADIENT: one NaN (or inf) upstream entry in output channel 0 of a 2 x 2
+    # convolution reaches 4 input cells of channel 0 and 4 weights of output channel 0; count the
+    # non-finite entries per channel of grad_x and per output channel of grad_weight
+    def spread(dtype, c_in, c_out, groups, value):
+        rng = numpy.random.default_rng(0)
+        x, weight = rng.normal(size=(1, c_in, 5, 5)).astype(dtype), rng.normal(size=(c_out, c_in // groups, 2, 2)).astype(dtype)
+        upstream = numpy.ones((1, c_out, 4, 4), dtype)
+        upstream[0, 0, 1, 1] = value
+        _, (grad_x, grad_weight) = _jitted_vjp(lambda x, w: _conv(x, w, groups=groups), (x, weight), upstream)
+        return ([int((~numpy.isfinite(grad_x[0, c])).sum()) for c in range(c_in)],
+                [int((~numpy.isfinite(grad_weight[o])).sum()) for o in range(c_out)])
+
+    for value in (numpy.nan, numpy.inf):
+        # float64, one output channel per group: every input channel (the text's C 3, groups 3)
+        assert spread(numpy.float64, 3, 3, 3, value) == ([4, 4, 4], [4, 0, 0])
+        assert spread(numpy.float64, 6, 3, 3, value) == ([4] * 6, [8, 0, 0])  # whatever the input channels
+        assert spread(numpy.float64, 3, 6, 3, value) == ([4, 0, 0], [4, 0, 0, 0, 0, 0])  # two per group: right
+        # float32: the matching output channel of every group (the text's C_out 6, groups 3) ...
+        assert spread(numpy.float32, 3, 6, 3, value) == ([4, 0, 0], [4, 0, 4, 0, 4, 0])
+        assert spread(numpy.float32, 6, 3, 3, value) == ([4, 4, 0, 0, 0, 0], [8, 8, 8])
+        # ... but not when each group has one input and one output channel
+        assert spread(numpy.float32, 3, 3, 3, value) == ([4, 0, 0], [4, 0, 0])
+
+
+def test_float64_depthwise_conv_spreads_a_nan_into_every_group_float32_does_not():
+    # JAX_DEPTHWISE_FLOAT64: a NaN at x[0, 0, 2, 2]; 2 x 2 kernels read it at 4 outputs of each
+    # output channel that reads channel 0; count non-finite outputs per output channel
+    def spread(dtype, c_in, c_out, groups):
+        rng = numpy.random.default_rng(0)
+        x, weight = rng.normal(size=(1, c_in, 5, 5)).astype(dtype), rng.normal(size=(c_out, c_in // groups, 2, 2)).astype(dtype)
+        x[0, 0, 2, 2] = numpy.nan
+        y, (grad_x, grad_weight) = _jitted_vjp(lambda x, w: _conv(x, w, groups=groups), (x, weight), numpy.ones((1, c_out, 4, 4), dtype))
+        assert numpy.isfinite(grad_x).all()  # the gradients are right
+        assert [int(numpy.isnan(grad_weight[o]).sum()) for o in range(c_out)] == [4] * (c_out // groups) + [0] * (c_out - c_out // groups)
+        return [int(numpy.isnan(y[0, o]).sum()) for o in range(c_out)]
+
+    assert spread(numpy.float64, 3, 3, 3) == [4, 4, 4]
+    assert spread(numpy.float64, 3, 6, 3) == [4] * 6
+    assert spread(numpy.float32, 3, 3, 3) == [4, 0, 0]
+    assert spread(numpy.float64, 6, 6, 3) == [4, 4, 0, 0, 0, 0]  # groups of several channels: right
+
+
+def test_jnp_max_gradient_under_jit_is_zero_off_the_maximum_whatever_the_upstream_gradient():
+    # JAX_REDUCE_MAX: ties share evenly; under jax.jit the other elements get 0 even for an infinite or
+    # NaN upstream gradient (eagerly 0 * inf = NaN); a NaN maximum gets 0 (eagerly NaN)
+    def jnp_max(t):
+        return jnp.max(t, axis=(2, 3), keepdims=True)
+
+    x = numpy.array([[[[1.0, 3.0, 3.0, 2.0]]]])
+    assert _jitted_vjp(jnp_max, (x,), numpy.ones((1, 1, 1, 1)))[1][0].ravel().tolist() == [0.0, 0.5, 0.5, 0.0]
+    x = numpy.array([[[[1.0, 3.0, 2.0]]]])
+    for upstream in (numpy.inf, numpy.nan):
+        jitted = _jitted_vjp(jnp_max, (x,), numpy.full((1, 1, 1, 1), upstream))[1][0].ravel()
+        with jax.enable_x64(True):
+            y, pullback = jax.vjp(jnp_max, jnp.asarray(x))
+            eager = numpy.asarray(pullback(jnp.full((1, 1, 1, 1), upstream))[0]).ravel()
+        assert jitted[[0, 2]].tolist() == [0.0, 0.0] and numpy.isnan(eager[[0, 2]]).all()
+    x = numpy.array([[[[1.0, numpy.nan, 2.0]]]])
+    assert _jitted_vjp(jnp_max, (x,), numpy.ones((1, 1, 1, 1)))[1][0].ravel().tolist() == [0.0, 0.0, 0.0]
+    with jax.enable_x64(True):
+        y, pullback = jax.vjp(jnp_max, jnp.asarray(x))
+        assert numpy.isnan(numpy.asarray(pullback(jnp.ones_like(y))[0])).all()
+
+
+def test_jitted_average_over_a_window_wholly_in_padding_on_a_length_one_axis_divides_by_zero():
+    # JAX_REDUCE_WINDOW_LENGTH_ONE's last clause: the count of taps inside the input is 0 there
+    def window_sum(t):
+        return lax.reduce_window(t, 0.0, lax.add, window_dimensions=(1, 2, 1), window_strides=(1, 1, 2),
+                                 padding="SAME", window_dilation=(1, 2, 1))
+
+    y, (grad,) = _jitted_vjp(lambda t: window_sum(t) / window_sum(jnp.ones_like(t)), (numpy.array([[[-0.68]]]),),
+                             numpy.array([[[-1.8]]]))
+    assert numpy.isnan(y.item()) and grad.item() == -numpy.inf
+
+
+def test_max_reduce_window_gradient_refuses_dilation_and_negative_pads_but_not_empty_outputs():
+    def max_window(**window):
+        return lambda t: lax.reduce_window(t, -jnp.inf, lax.max, **window)
+
+    x = numpy.arange(12.0).reshape(1, 1, 12)
+    with pytest.raises(NotImplementedError, match="select_and_gather"):
+        _jitted_vjp(max_window(window_dimensions=(1, 1, 2), window_strides=(1, 1, 1), padding="VALID",
+                               window_dilation=(1, 1, 2)), (x,), numpy.ones((1, 1, 10)))
+    for pads in ((-1, 0), (0, -1), (-1, 2)):
+        with pytest.raises(TypeError, match="slice"):
+            _jitted_vjp(max_window(window_dimensions=(1, 1, 2), window_strides=(1, 1, 2), padding=((0, 0), (0, 0), pads)),
+                        (x,), numpy.ones((1, 1, (12 + sum(pads)) // 2)))
+    # an empty output has a gradient: zeros (the adapter refused it as a TypeError; it checks it now)
+    y, (grad,) = _jitted_vjp(max_window(window_dimensions=(1, 1, 13), window_strides=(1, 1, 1), padding=((0, 0), (0, 0), (0, 0))),
+                             (x,), numpy.ones((1, 1, 0)))
+    assert y.shape == (1, 1, 0) and grad.tolist() == [[[0.0] * 12]]
+
+
+def test_reduce_window_of_one_cell_aborts_only_where_every_pad_crops_and_the_output_is_not_empty():
+    # the adapter's refusal of a one-cell window with unit strides and a negative pad
+    template = """
+        x = jnp.ones({shape})
+        print(lax.reduce_window(x, {init}, {op}, (1,) * x.ndim, (1,) * x.ndim, ((0, 0), (0, 0)) + {pads}))
+    """
+    def run(shape, pads, init="-jnp.inf", op="lax.max"):
+        return _exits(template.format(shape=shape, pads=pads, init=init, op=op))
+
+    assert run((1, 1, 6), ((-1, 0),)) == -6 and run((1, 1, 4, 5), ((-1, -1), (-2, -1))) == -6
+    assert run((1, 1, 6), ((0, -2),), "0.0", "lax.add") == -6  # a sum as well
+    assert run((1, 1, 6), ((-1, 1),)) == 0 and run((1, 1, 4, 5), ((-1, 0), (0, 1))) == 0  # a positive pad too
+    assert run((1, 1, 6), ((-3, -3),)) == 0  # an empty output
+
+
+def test_reduce_window_max_gives_a_minus_infinity_window_starting_in_the_padding_to_the_padding():
+    # MINUS_INF_PADDING: windows [pad, -inf], [-inf, -inf], [-inf, pad]; the first of tied taps wins,
+    # so only the window that starts in the padding loses its gradient (PyTorch: x[0], x[1], x[3])
+    x = numpy.full((1, 1, 4), -numpy.inf)
+    y, (grad,) = _jitted_vjp(lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, 2), (1, 1, 2), ((0, 0), (0, 0), (1, 1))),
+                             (x,), numpy.array([[[1.0, 2.0, 3.0]]]))
+    assert grad.tolist() == [[[0.0, 2.0, 0.0, 3.0]]]
+    _, pullback = poolref.vjp(lambda t: poolref.max_pool1d(t, 2, 2, 1), x)
+    assert pullback(numpy.array([[[1.0, 2.0, 3.0]]]))[0].tolist() == [[[1.0, 2.0, 0.0, 3.0]]]
+
+
+def test_reduce_window_max_sends_a_nan_window_to_the_first_maximum_after_its_last_nan():
+    # MAX_BLUR_NAN (and MIXED_NAN): ... or to the NaN itself when it ends the window
+    def routed(values):
+        x = numpy.array(values).reshape(1, 1, -1)
+        f = lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, len(values)), (1, 1, 1), "VALID")  # noqa: E731
+        return int(numpy.argmax(_jitted_vjp(f, (x,), numpy.ones((1, 1, 1)))[1][0].ravel()))
+
+    nan, inf = numpy.nan, numpy.inf
+    assert routed([2.0, nan, 1.0, 1.0, 0.0]) == 2 and routed([nan, 1.0, 3.0, 3.0]) == 2 and routed([nan, -inf, -inf]) == 1
+    assert routed([1.0, 3.0, nan]) == 2 and routed([nan, nan]) == 1
+    _, pullback = poolref.vjp(lambda t: poolref.max_pool1d(t, 5), numpy.array([[[2.0, nan, 1.0, nan, 0.0]]]))
+    assert pullback(numpy.ones((1, 1, 1)))[0].ravel().tolist() == [0.0, 0.0, 0.0, 1.0, 0.0]  # kornia/PyTorch: the last NaN
+
+
+def test_lse_composition_gives_a_minus_infinity_plane_nan_only_for_power_of_two_sizes():
+    # MINUS_INF_PLANE: poolref (torch.logsumexp's rule) gives NaN; JAX's derivative of the composition
+    # gives NaN where the plane holds 1, 2, 4 or 8 cells and a zero (of either sign) for 3, 5-7, 9-12
+    mapping = next(m for m in oracle.load_adapter("jax").MAPPINGS if m.op == "lse_pool")
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import run_framework, run_poolref
+
+    for dtype in (numpy.float64, numpy.float32):
+        for cells in range(1, 13):
+            x = numpy.full((1, 2, 1, cells), -numpy.inf, dtype=dtype)
+            x[0, 1] = numpy.arange(cells) / 4
+            case = Case("lse_pool", {"x": x}, {"r": 2.0})
+            ours, cotangent = run_poolref(case, cotangent=numpy.ones((1, 2, 1, 1), dtype=dtype))
+            theirs = run_framework(oracle.load_adapter("jax").IMPORTS, mapping, case, cotangent)
+            assert numpy.isnan(ours.grads["x"][0, 0]).all()
+            if cells in (1, 2, 4, 8):
+                assert numpy.isnan(theirs.grads["x"][0, 0]).all(), (dtype, cells)
+            else:
+                assert (theirs.grads["x"][0, 0] == 0).all(), (dtype, cells)
+
+
+def test_expm1_derivative_rounds_to_zero_below_minus_17_in_float32_and_minus_37_in_float64():
+    # EXPM1_CHAIN_RULE's numbers
+    for dtype, last_zero, first_positive in ((numpy.float32, -17.5, -17.0), (numpy.float64, -37.5, -37.0)):
+        with jax.enable_x64(True):
+            t = jnp.asarray(numpy.array([last_zero, first_positive], dtype=dtype))
+            slope = numpy.asarray(jax.vmap(jax.grad(jnp.expm1))(t))
+        assert slope[0] == 0 and slope[1] > 0, dtype
+
+
+def test_map_coordinates_gradient_to_the_coordinates_is_nan_for_an_infinite_upstream_gradient():
+    # MAP_GRID_GRADIENT: grid_sample's (and poolref's) coordinate gradient is +-inf there
+    from jax.scipy.ndimage import map_coordinates
+
+    image = numpy.array([[1.0, 2.0], [4.0, 8.0]])
+    for upstream in (numpy.inf, -numpy.inf):
+        _, grads = _jitted_vjp(lambda r, c: map_coordinates(jnp.asarray(image), [r, c], order=1, mode="constant"),
+                               (numpy.array([0.3]), numpy.array([0.6])), numpy.array([upstream]))
+        assert numpy.isnan(grads[0]).all() and numpy.isnan(grads[1]).all()
+    grid = numpy.array([[[[0.2, -0.4]]]])  # (x, y) in [-1, 1], align_corners=True: row 0.3, column 0.6
+    _, pullback = poolref.vjp(lambda g: poolref.grid_sample(numpy.array([[[[1.0, 2.0], [4.0, 8.0]]]]), g, align_corners=True), grid)
+    assert numpy.isinf(pullback(numpy.full((1, 1, 1, 1), numpy.inf))[0]).all()
+
+
+def test_flax_pooling_has_no_dilation():
+    flax_linen = pytest.importorskip("flax.linen")
+    import inspect
+
+    for pool in (flax_linen.max_pool, flax_linen.avg_pool):
+        assert not any("dilation" in name for name in inspect.signature(pool).parameters)
+
+
+def test_max_pooling_with_an_empty_output_is_checked_not_refused():
+    # the adapter refused empty outputs ("JAX has no gradient ... (TypeError)"); JAX has one (zeros)
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import evaluate
+
+    adapter = oracle.load_adapter("jax")
+    calls = {m.call for m in adapter.MAPPINGS if m.op == "max_pool2d"}
+    assert "jax.lax.reduce_window(lax.max, -inf)" in calls
+    case = Case("max_pool2d", {"x": numpy.arange(40.0).reshape(2, 1, 4, 5)},
+                dict(kernel_size=(7, 2), stride=(1, 1), padding=((1, 1), (0, 0)), convention="jax"))
+    for mapping in (m for m in adapter.MAPPINGS if m.op == "max_pool2d"):
+        assert mapping.refusal(case) is None, mapping.call
+        outcome, _ = evaluate(adapter.IMPORTS, mapping, case, 0, 0)
+        assert not outcome.error and outcome.theirs.values.shape == (2, 1, 0, 4)
+        assert all(c.ok for _, c in outcome.comparisons), mapping.call
+
+
+def test_resize_has_no_legacy_nearest_and_no_scale_factor_but_scale_and_translate_has_one():
+    # the interpolate row's reasons: jax.image.resize's "nearest" is nearest-exact, not the legacy
+    # nearest; it maps by in/out (a scale factor's 1/s differs), while scale_and_translate takes s
+    x = numpy.random.default_rng(0).normal(size=(1, 1, 7))
+    with jax.enable_x64(True):
+        for size in (3, 4, 5, 10, 12):
+            nearest = numpy.asarray(jax.image.resize(jnp.asarray(x), (1, 1, size), "nearest"))
+            assert numpy.array_equal(nearest, poolref.interpolate(x, size=size, mode="nearest-exact"))
+            assert not numpy.array_equal(nearest, poolref.interpolate(x, size=size, mode="nearest"))
+        for factor in (0.45, 0.7, 1.3, 1.7, 2.5):
+            ours = poolref.interpolate(x, scale_factor=factor, mode="linear", align_corners=False)
+            shape = (1, 1, int(7 * factor))
+            resized = numpy.asarray(jax.image.resize(jnp.asarray(x), shape, "linear", antialias=False))
+            scaled = numpy.asarray(jax.image.scale_and_translate(jnp.asarray(x), shape, (2,), jnp.array([factor]), jnp.array([0.0]),
+                                                                 "linear", antialias=False))
+            assert numpy.abs(resized - ours).max() > 0.05
+            numpy.testing.assert_allclose(scaled, ours, rtol=0, atol=1e-15)
+
+
+def test_map_coordinates_reads_other_neighbours_at_a_clamped_coordinate_and_weighs_a_zero():
+    # MAP_READS: left of [1, inf, 3] with border padding grid_sample (and poolref) clamp to pixel 0 and
+    # read pixel 1 with weight 0 (0 * inf = NaN); map_coordinates reads pixel 0 twice (1.0).
+    # DYNOPOOL_BORDER: at the integer coordinate 1 of [1, 2, inf] map_coordinates reads pixel 2 with
+    # weight 0 (NaN)
+    from jax.scipy.ndimage import map_coordinates
+
+    def sample(row, column):
+        with jax.enable_x64(True):
+            image = jnp.asarray(numpy.array([row]))
+            return float(map_coordinates(image, [jnp.array([0.0]), jnp.array([column])], order=1, mode="nearest")[0])
+
+    assert sample([1.0, numpy.inf, 3.0], -0.6) == 1.0
+    grid = numpy.array([[[[-1.6, -1.0]]]])  # align_corners=True: column -0.6
+    ours = poolref.grid_sample(numpy.array([[[[1.0, numpy.inf, 3.0]]]]), grid, padding_mode="border", align_corners=True)
+    assert numpy.isnan(ours).all()
+    assert numpy.isnan(sample([1.0, 2.0, numpy.inf], 1.0))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_the_compositions_chain_rules_make_nan_where_the_ops_derivative_is_infinite():
+    # SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, GEM_CHAIN_RULE, run through the
+    # adapter's own compositions: NaN where poolref has +-inf (or a limit)
+    from poolref.cases.case import Case
+    from poolref.oracle.engine import run_framework, run_poolref
+
+    adapter = oracle.load_adapter("jax")
+
+    def both(case, cotangent):
+        mapping = next(m for m in adapter.MAPPINGS if m.op == case.op)
+        ours, cotangent = run_poolref(case, cotangent=cotangent)
+        return ours, run_framework(adapter.IMPORTS, mapping, case, cotangent)
+
+    x = numpy.arange(16.0).reshape(1, 1, 4, 4) / 8
+    upstream = numpy.ones((1, 1, 2, 2))
+    upstream[0, 0, 0, 0] = numpy.inf  # the window of x[0, 0, :2, :2]
+    for op, kwargs, values in (("soft_pool2d", {"kernel_size": 2}, x), ("stochastic_pool2d", {"kernel_size": 2, "training": False}, x + 0.1)):
+        ours, theirs = both(Case(op, {"x": values}, kwargs), upstream)
+        window = (0, 0, slice(0, 2), slice(0, 2))
+        assert numpy.isinf(ours.grads["x"][window]).all() and numpy.isnan(theirs.grads["x"][window]).all(), op
+        numpy.testing.assert_allclose(theirs.grads["x"][0, 0, 2:], ours.grads["x"][0, 0, 2:], rtol=1e-12)  # finite windows agree
+    limits = x.copy()
+    limits[0, 0, 0, 0], limits[0, 0, 0, 2] = numpy.inf, -numpy.inf
+    ours, theirs = both(Case("soft_pool2d", {"x": limits}, {"kernel_size": 2}), numpy.ones((1, 1, 2, 2)))
+    assert ours.values[0, 0, 0, 0] == numpy.inf and numpy.isfinite(ours.values[0, 0, 0, 1])  # +inf wins, -inf drops out
+    assert numpy.isnan(theirs.values[0, 0, 0]).all()
+    gem = Case("gem_pool", {"x": numpy.array([[[[0.5, 1.0], [2.0, 1.5]]]]), "p": numpy.array(3.0)}, {}, grad_inputs=("x", "p"))
+    for sign in (1, -1):
+        ours, theirs = both(gem, numpy.full((1, 1, 1, 1), sign * numpy.inf))
+        assert ours.grads["p"] == sign * numpy.inf and numpy.isnan(theirs.grads["p"])
+
+
+def test_jax_and_flax_have_none_of_the_uncovered_ops():
+    # UNCOVERED: no Lp, adaptive, fractional or unpooling, no RoI or deformable ops in JAX 0.10.2 or Flax
+    flax_linen = pytest.importorskip("flax.linen")
+    import jax.image
+    import jax.nn
+    import jax.scipy.ndimage
+
+    words = ("lp_pool", "adaptive", "unpool", "fractional", "roi", "deform", "pyramid")
+    for module in (jax.nn, lax, jax.image, jax.scipy.ndimage, jnp, flax_linen):
+        assert not [name for name in dir(module) if any(word in name.lower() for word in words)], module.__name__
+    assert {"avg_pool", "max_pool", "pool"} <= set(dir(flax_linen))  # the search does find what is there
