@@ -63,7 +63,9 @@ ONNX Runtime 1.32 (the module's own section lists them with their evidence):
 * linear ``Resize`` of 4-D and 5-D tensors takes its source coordinates as ``(o + 0.5) / s - 0.5``
   in float32 (PyTorch multiplies by ``1/s``) and sums all corners with products of the axes'
   weights: finite outputs agree to rounding, but an infinity can meet a weight of exactly 0 where
-  PyTorch's is 1.5e-8 (NaN against -inf), so those cases are held to a model of ORT's own arithmetic.
+  PyTorch's is 1.5e-8 (NaN against -inf), so those cases are held to a model of ORT's own arithmetic;
+* linear ``GridSample`` with border or reflection padding clamps or reflects each tap's index, not
+  the sampling point: a NaN or an infinity beside the edge lands differently.
 """
 
 from __future__ import annotations
@@ -76,11 +78,13 @@ from .._geometry import pool_geometry
 from ..cases.case import Case
 from ..cases.learned import conv_pads
 from .mapping import KnownDefect
+from .ort_grid_sample import ort_grid_sample, shows_tap_padding
 from .ort_resize import ort_cubic_resize, ort_linear_resize
 from .tf_crop_and_resize import tf_crop_model
 
 __all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_WIDTH_ONE", "TORCH_ANTIALIAS_COPIED_AXIS", "TF_MAX_POOL_ROUTING", "TF_MAX_POOL3D_NEAR_TIES", "TF_REDUCE_MAX", "TF_AVG_POOL_SAME_LONG_WINDOW",
            "TF_FRACTIONAL_NONFINITE", "TF_CONV_SINGLE_COLUMN", "TF_CROP_AND_RESIZE_LERP", "JAX_REDUCE_MAX", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT", "ORT_RESIZE_ROWS_SPREAD", "ORT_RESIZE_COORDINATES", "ORT_CUBIC_RESIZE_COORDINATES",
+           "ORT_GRID_SAMPLE_TAP_PADDING",
            "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "JAX_REDUCE_WINDOW_LENGTH_ONE",
            "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_NEAREST_SHORTCUT_GRADIENT", "ALL"]
 
@@ -704,6 +708,19 @@ ORT_CUBIC_RESIZE_COORDINATES = KnownDefect(
     _cubic_resize_nonfinite_or_same_size, affects=("output",), model=ort_cubic_resize)
 
 
+ORT_GRID_SAMPLE_TAP_PADDING = KnownDefect(
+    "GridSample (mode='bilinear', 4-D and 5-D input) with padding_mode='border' or 'reflection' does not clamp or "
+    "reflect the sampling point c = ((g + 1) * L - 1) / 2 (align_corners: (g + 1) / 2 * (L - 1)), as PyTorch does: "
+    "along each axis it takes the taps floor(c) and floor(c) + 1, clamps (border) or reflects (reflection: off -1/2 and L - 1/2, "
+    "align_corners: off 0 and L - 1) each tap's index on its own, and weighs them with d2 = floor(c) + 1 - c and d1 = c - floor(c) from the unmoved "
+    "point, summing dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22) in float32 (3-D: dz2 * (the "
+    "sum at z1) + dz1 * (the sum at z2)). The plane [[1, inf], [1, inf]] at grid point (-1, -0.5): c = (-0.5, 0), "
+    "the x taps -1 and 0 both read column 0 with weights 0.5 and 0.5, so 1; PyTorch clamps x to 0 and reads "
+    "1 * 1 + 0 * inf = NaN. A 1 x 1 plane [[inf]] at (0, 0): taps 0 and 1 both read the inf, 1 * inf + 0 * inf "
+    "= NaN; PyTorch inf. Finite outputs agree to rounding",
+    shows_tap_padding, affects=("output",), model=ort_grid_sample)
+
+
 #: Every known defect, for the docs.
 ALL = {
     "torch": TORCH_LP_POOL + (TORCH_ANTIALIAS_WIDTH_ONE, TORCH_ANTIALIAS_COPIED_AXIS, TORCH_BICUBIC_COPIED_GRADIENT,
@@ -712,5 +729,6 @@ ALL = {
     "tensorflow": (TF_MAX_POOL_ROUTING, TF_MAX_POOL3D_NEAR_TIES, TF_REDUCE_MAX, TF_AVG_POOL_SAME_LONG_WINDOW,
                    TF_FRACTIONAL_NONFINITE, TF_CONV_SINGLE_COLUMN, TF_CROP_AND_RESIZE_LERP),
     "jax": (JAX_REDUCE_MAX, JAX_REDUCE_WINDOW_LENGTH_ONE, JAX_CONV_ABORT, JAX_DEPTHWISE_FLOAT64, JAX_GROUPED_NONFINITE_GRADIENT),
-    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES, ORT_CUBIC_RESIZE_COORDINATES),
+    "onnxruntime": (ORT_RESIZE_ROWS_SPREAD, ORT_RESIZE_COORDINATES, ORT_CUBIC_RESIZE_COORDINATES,
+                    ORT_GRID_SAMPLE_TAP_PADDING),
 }

@@ -419,8 +419,11 @@ def _grid_sample(x, point, padding_mode):
 
 @pytest.mark.parametrize("padding_mode", ["border", "reflection"])
 def test_grid_sample_clamps_each_tap_not_the_coordinate(padding_mode):
-    # GRID_ZERO_WEIGHTS: beyond the first pixel ONNX Runtime reads it twice (PyTorch: it, and its
-    # neighbour with weight 0); on the last pixel it reads it again as the next tap, with weight 0
+    # ORT_GRID_SAMPLE_TAP_PADDING's worked examples: beyond the first pixel ONNX Runtime reads it twice
+    # (PyTorch: it, and its neighbour with weight 0); on the last pixel it reads it again as the next
+    # tap, with weight 0
+    from poolref.oracle.defects import ORT_GRID_SAMPLE_TAP_PADDING
+
     edge = numpy.array([[[[1.0, numpy.inf], [1.0, numpy.inf]]]], dtype=numpy.float32)
     theirs, ours = _grid_sample(edge, (-1.0, -0.5), padding_mode)  # x = -0.5, y = 0: PyTorch clamps x to 0
     assert theirs == 1.0 and math.isnan(ours)
@@ -429,7 +432,7 @@ def test_grid_sample_clamps_each_tap_not_the_coordinate(padding_mode):
     assert math.isnan(theirs) and ours == numpy.inf
     # with zeros padding both read the same taps (compared)
     assert _grid_sample(single, (0.0, 0.0), "zeros") == (numpy.inf, numpy.inf)
-    assert "index of each of its taps" in onnxruntime_adapter.GRID_ZERO_WEIGHTS
+    assert "[[1, inf], [1, inf]] at grid point (-1, -0.5)" in ORT_GRID_SAMPLE_TAP_PADDING.text
 
 
 def test_grid_sample_reads_a_neighbour_of_weight_zero_that_dynopool_does_not():
@@ -621,3 +624,172 @@ def test_roi_align_row_draws_inverted_boxes_except_where_onnxruntime_fails_on_th
     assert len(inverted) > 10
     assert not any(case.kwargs["sampling_ratio"] == 0 and case.kwargs["aligned"] for case in inverted)
     assert oracle.check("onnxruntime", ops=["roi_align"], cases=200, seed=1).passed
+
+
+def _ort_grid_sample(x, grid, mode, padding_mode, align_corners):
+    """ONNX Runtime's GridSample of 4-D input (opset 19) or 5-D input (opset 20, modes linear, cubic)."""
+    volumetric = x.ndim == 5
+    if volumetric:
+        mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    node = helper.make_node("GridSample", ["X", "grid"], ["Y"], mode=mode, padding_mode=padding_mode,
+                            align_corners=int(align_corners))
+    return run_node(node, {"X": x, "grid": grid}, {"Y": x.dtype}, opset=20 if volumetric else 19)[0]
+
+
+def _nonfinite_grid_sample_case(rng, trial):
+    """A bilinear grid_sample case with border or reflection padding (trial's bit 0), align_corners
+    (bit 1), 2 or 3 spatial axes (bit 2), NaN, +-inf or both in x, and grid points snapped to pixels
+    and edges (-1, 0, 1) or past them (+-1.25); None where reflection with align_corners meets an axis
+    of length 1 (refused: GRID_REFLECT_ZERO_RANGE)."""
+    from poolref.cases.case import Case
+
+    padding_mode, aligned, n = ("border", "reflection")[trial % 2], bool(trial // 2 % 2), 2 + trial // 4 % 2
+    shape = tuple(int(v) for v in rng.integers(1, 3, 2)) + tuple(int(v) for v in rng.integers(1, 7 if n == 2 else 4, n))
+    if padding_mode == "reflection" and aligned and 1 in shape[2:]:
+        return None
+    x = rng.standard_normal(shape).astype(numpy.float32)
+    for value, share in ((numpy.nan, (0.2, 0.0, 0.1)), (numpy.inf, (0.0, 0.2, 0.1)), (-numpy.inf, (0.0, 0.15, 0.1))):
+        x[rng.random(shape) < share[trial // 8 % 3]] = value
+    grid = rng.uniform(-1.6, 1.6, (shape[0],) + tuple(int(v) for v in rng.integers(1, 6, n)) + (n,)).astype(numpy.float32)
+    snap = rng.random(grid.shape) < 0.3
+    grid[snap] = rng.choice(numpy.float32([-1.25, -1, -0.5, 0, 0.5, 1, 1.25]), int(snap.sum()))
+    return Case("grid_sample", {"x": x, "grid": grid}, dict(mode="bilinear", padding_mode=padding_mode, align_corners=aligned))
+
+
+def test_grid_sample_tap_padding_model_is_onnxruntimes_bit_for_bit():
+    # ORT_GRID_SAMPLE_TAP_PADDING: taps floor(c) and floor(c) + 1 of the unmoved coordinate, each index
+    # clamped or reflected on its own, float32 weights from the unmoved coordinate, and the nested sum
+    # dy2 * (dx2 * p11 + dx1 * p12) + dy1 * (dx2 * p21 + dx1 * p22) (3-D: dz2 * . + dz1 * .). The model must be
+    # ORT to the bit (the zero sign included), where poolref's NaN and infinities differ.
+    from poolref.oracle.defects import ORT_GRID_SAMPLE_TAP_PADDING
+    from poolref.oracle.engine import Results
+
+    rng = numpy.random.default_rng(11)
+    checked, differs = {}, 0
+    for trial in range(240):
+        case = _nonfinite_grid_sample_case(rng, trial)
+        if case is None:
+            continue
+        kw = case.kwargs
+        theirs = _ort_grid_sample(case.x, case.arrays["grid"], **kw)
+        assert ORT_GRID_SAMPLE_TAP_PADDING.applies(case) == (not numpy.isfinite(case.x).all())
+        model = ORT_GRID_SAMPLE_TAP_PADDING.model(case, Results(None, None, {}), None).values
+        assert model.dtype == theirs.dtype
+        numpy.testing.assert_array_equal(model, theirs)
+        numbers = ~numpy.isnan(theirs)  # (a NaN's sign bit is no part of its value)
+        numpy.testing.assert_array_equal(numpy.signbit(model[numbers]), numpy.signbit(theirs[numbers]))
+        key = (kw["padding_mode"], kw["align_corners"], case.x.ndim - 2)
+        checked[key] = checked.get(key, 0) + 1
+        ours = poolref.grid_sample(case.x, case.arrays["grid"], **kw)
+        differs += not numpy.array_equal(numpy.isnan(ours), numpy.isnan(theirs))
+    assert len(checked) == 8 and min(checked.values()) >= 10, checked  # both paddings, both align_corners, 2-D and 3-D
+    assert differs > 0  # the cases show ONNX Runtime's own NaN pattern
+
+
+def test_grid_sample_tap_padding_applies_to_bilinear_border_and_reflection_with_nonfinite_input_only():
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import ORT_GRID_SAMPLE_TAP_PADDING
+
+    x = numpy.ones((1, 1, 2, 3), dtype=numpy.float32)
+    x[0, 0, 0, 0] = numpy.nan
+    grid = numpy.zeros((1, 1, 1, 2), dtype=numpy.float32)
+
+    def applies(x=x, grid=grid, mode="bilinear", padding_mode="border", align_corners=False):
+        kwargs = dict(mode=mode, padding_mode=padding_mode, align_corners=align_corners)
+        return ORT_GRID_SAMPLE_TAP_PADDING.applies(Case("grid_sample", {"x": x, "grid": grid}, kwargs))
+
+    assert applies() and applies(padding_mode="reflection") and applies(padding_mode="reflection", align_corners=True)
+    assert applies(x=x[:, :, None], grid=numpy.zeros((1, 1, 1, 1, 3), dtype=numpy.float32))  # 3-D
+    assert not applies(padding_mode="zeros")  # the same taps as PyTorch: compared
+    assert not applies(mode="nearest") and not applies(mode="bicubic")  # PyTorch pads each tap too: compared
+    assert not applies(x=numpy.ones_like(x))  # finite: compared, to rounding
+    assert not applies(grid=numpy.full_like(grid, numpy.nan))  # floor(NaN) as an index is undefined in C++
+    # reflection with align_corners on an axis of length 1 divides by zero in ORT: refused, not modelled
+    assert applies(x=x[:, :, :1], padding_mode="border", align_corners=True)
+    assert not applies(x=x[:, :, :1], padding_mode="reflection", align_corners=True)
+    refused = Case("grid_sample", {"x": x[:, :, :1], "grid": grid}, dict(mode="bilinear", padding_mode="reflection", align_corners=True),
+                   input_class="nan")
+    assert onnxruntime_adapter._grid_sample_model(refused) == onnxruntime_adapter.GRID_REFLECT_ZERO_RANGE
+    nearest = refused.replace(kwargs=dict(refused.kwargs, mode="nearest"))  # nearest never reflects there
+    assert onnxruntime_adapter._grid_sample_model(nearest) is None
+    assert onnxruntime_adapter._grid_sample_model(refused.replace(input_class="finite")) is None
+
+
+def test_grid_sample_tap_padding_differs_from_poolref_by_the_modelled_rule():
+    # 2-D, x = [0, inf, 2, 3] at c = -0.5: ORT's taps -1 and 0 both read x[0] with weights 0.5 and 0.5,
+    # 0; PyTorch clamps the point to 0 and reads 1 * x[0] + 0 * inf = NaN. 3-D, a 1 x 1 x 1 volume
+    # holding inf at its centre: ORT's taps 0 and 1 of each axis all read the inf, with weights 1 and 0
+    # (0 * inf = NaN); PyTorch's point is on the pixel, inf.
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import ORT_GRID_SAMPLE_TAP_PADDING
+    from poolref.oracle.engine import Results
+
+    row = numpy.array([[[[0.0, numpy.inf, 2.0, 3.0]]]], dtype=numpy.float32)
+    volume = numpy.full((1, 1, 1, 1, 1), numpy.inf, dtype=numpy.float32)
+    examples = ((row, numpy.array([[[[-1.0, 0.0]]]], dtype=numpy.float32), 0.0, numpy.nan),
+                (volume, numpy.zeros((1, 1, 1, 1, 3), dtype=numpy.float32), numpy.nan, numpy.inf))
+    for x, grid, ort_value, poolref_value in examples:
+        for padding_mode in ("border", "reflection"):
+            case = Case("grid_sample", {"x": x, "grid": grid}, dict(mode="bilinear", padding_mode=padding_mode, align_corners=False))
+            theirs = _ort_grid_sample(x, grid, **case.kwargs)
+            numpy.testing.assert_array_equal(theirs.ravel(), [ort_value])
+            numpy.testing.assert_array_equal(poolref.grid_sample(x, grid, **case.kwargs).ravel(), [poolref_value])
+            assert ORT_GRID_SAMPLE_TAP_PADDING.applies(case)
+            numpy.testing.assert_array_equal(ORT_GRID_SAMPLE_TAP_PADDING.model(case, Results(None, None, {}), None).values, theirs)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 4])
+def test_grid_sample_check_passes_with_the_tap_padding_model(seed):
+    # these seeds draw NaN and infinities next to the edge with border and reflection padding (refused
+    # before the model); each must be ORT's answer to the bit or the check fails
+    from poolref.oracle.defects import ORT_GRID_SAMPLE_TAP_PADDING
+
+    report = oracle.check("onnxruntime", ops=["grid_sample"], cases=40, seed=seed)
+    assert report.passed, report.table()
+    assert report.known and all(ORT_GRID_SAMPLE_TAP_PADDING.text in k.problems[0] for k in report.known)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bicubic"])
+def test_grid_sample_nearest_and_bicubic_pad_each_tap_as_pytorch_does(mode):
+    # no defect for these modes: ORT pads each tap's index (nearest: of the rounded point), and so do
+    # PyTorch's bicubic and, for nearest, rounding the clamped or reflected point reads the same pixel;
+    # NaN and infinities land where poolref puts them (2-D and, for nearest, 3-D)
+    rng = numpy.random.default_rng(12)
+    for trial in range(64):
+        case = _nonfinite_grid_sample_case(rng, trial if mode == "nearest" else trial % 4 + trial // 8 * 8)
+        if case is None:
+            continue
+        kw = dict(case.kwargs, mode=mode)
+        theirs = _ort_grid_sample(case.x, case.arrays["grid"], **kw)
+        ours = poolref.grid_sample(case.x, case.arrays["grid"], **kw)
+        numpy.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-5)  # NaN and infinities exactly
+
+
+def test_grid_sample_reflection_of_a_length_one_aligned_axis_is_refused_as_measured(monkeypatch):
+    # GRID_REFLECT_ZERO_RANGE's measurements: the reflection divides by L - 1 = 0 (undefined in C++);
+    # ONNX Runtime 1.32 then behaves as if that tap (of weight 0) read the axis' only pixel, and its
+    # bicubic agrees with poolref. Refused all the same: it is no rule, and another build may differ.
+    from poolref.cases.case import Case
+    from poolref.oracle import ort_grid_sample
+    from poolref.oracle.engine import Results
+
+    def only_pixel(index, length, align_corners, dtype):
+        if align_corners and length == 1:
+            return numpy.zeros_like(index)
+        return ort_grid_sample.reflected_tap(index, length, align_corners, dtype)
+
+    monkeypatch.setitem(ort_grid_sample.TAP_PADDING, "reflection", only_pixel)
+    rng = numpy.random.default_rng(4)
+    for trial in range(60):
+        shape = (2, 3) + ((1, int(rng.integers(1, 6))) if trial % 2 else (int(rng.integers(1, 6)), 1))
+        x = rng.standard_normal(shape).astype(numpy.float32)
+        x[rng.random(shape) < 0.2] = (numpy.nan, numpy.inf)[trial // 2 % 2]
+        grid = rng.uniform(-1.25, 1.25, (2, 3, 4, 2)).astype(numpy.float32)
+        kwargs = dict(mode="bilinear", padding_mode="reflection", align_corners=True)
+        case = Case("grid_sample", {"x": x, "grid": grid}, kwargs, input_class=("nan", "inf")[trial // 2 % 2])
+        assert onnxruntime_adapter._grid_sample_model(case) == onnxruntime_adapter.GRID_REFLECT_ZERO_RANGE
+        model = ort_grid_sample.ort_grid_sample(case, Results(None, None, {}), None).values
+        numpy.testing.assert_array_equal(model, _ort_grid_sample(x, grid, **kwargs))
+        cubic = dict(kwargs, mode="bicubic")
+        numpy.testing.assert_allclose(_ort_grid_sample(x, grid, **cubic), poolref.grid_sample(x, grid, **cubic), rtol=1e-4, atol=1e-5)
+    assert "int(1 / 0.0), undefined behaviour in C++" in onnxruntime_adapter.GRID_REFLECT_ZERO_RANGE
