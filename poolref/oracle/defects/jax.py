@@ -1,0 +1,115 @@
+r"""JAX 0.10's known defects (CPU, under ``jax.jit`` as the oracle runs it).
+
+* ``jnp.max`` shares its gradient among tied maxima and gives +0 of tied zeros (-0 only when all are);
+* the gradient of ``lax.reduce_window(lax.add)`` along an axis of length 1 whose dilated window lies
+  wholly in the padding reaches the lone element anyway (eagerly it does not).
+
+Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from ..._geometry import pool_geometry
+from ...cases.case import Case
+from ..mapping import KnownDefect
+from .common import as_pair, reduce_max_model
+
+__all__ = ["JAX_REDUCE_MAX", "JAX_REDUCE_WINDOW_LENGTH_ONE", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT"]
+
+
+JAX_REDUCE_MAX = KnownDefect(
+    "jnp.max shares its gradient evenly among tied maxima (PyTorch, and poolref, give it to the first), gives +0 of "
+    "tied zeros (-0 only when all are -0), and under jax.jit (as the oracle runs it) 0 to the other elements whatever "
+    "the upstream gradient and 0 everywhere where the maximum is NaN (eagerly it multiplies by 0: an infinite or NaN "
+    "upstream gradient gives NaN off the maximum, and a NaN maximum NaN everywhere)",
+    lambda case: True, affects=("output", "grad_x"),  # modelled exactly: it hides nothing
+    model=lambda case, ours, cotangent: reduce_max_model(case, ours, cotangent, last_zero=False, nan_gradient=0.0,
+                                                         zero_elsewhere=True))
+
+
+def _dilated_window_on_a_length_one_axis(case: Case) -> bool:
+    """An avg pooling case with an axis of length 1 whose dilated window (kernel > 1) lies wholly in
+    the padding: no tap reads the axis's only element."""
+    if not case.op.startswith("avg_pool"):
+        return False
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    geometry = pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), kw.get("padding", 0),
+                             kw.get("dilation", 1), kw.get("ceil_mode", False), "jax", case.op)
+    return any(axis.length == 1 and axis.kernel > 1 and axis.dilation > 1 and not axis.inside().any()
+               for axis in geometry.axes)
+
+
+JAX_REDUCE_WINDOW_LENGTH_ONE = KnownDefect(
+    "under jax.jit (as the oracle runs it), the gradient of lax.reduce_window(lax.add) along an axis of length 1, "
+    "with a dilated window of 2 taps wholly in the 'same' padding, hands the window's upstream gradient to the lone "
+    "element, which the window never reads (eagerly: 0, as the derivative is): x of shape (1, 1, 1), window (1, 2, "
+    "1), dilation (1, 2, 1), upstream -1.8 gives -1.8; averaging then divides by the window's count of 0 (-inf)",
+    _dilated_window_on_a_length_one_axis, affects=("grad_x",))
+
+
+def _strided(case: Case) -> bool:
+    """Strides, dilated or not, in any dtype (aborts seen in float32, in float64, and in float64 with
+    groups); an in-process run draws none of them, a run in workers compares every one that runs."""
+    return any(s > 1 for s in as_pair(case.kwargs.get("stride", 1)))
+
+
+JAX_CONV_ABORT = KnownDefect(
+    "jax.vjp of lax.conv_general_dilated aborts the process (XLA's algebraic simplifier: 'Check failed: ... Window "
+    "dimensions do not match RHS shape') on some input gradients (the weight gradients of the same cases run) with "
+    "strides, every one seen with an output axis shorter than the kernel: in float32 with dilation, e.g. x (1, 2, 4, 4), "
+    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2), and without, e.g. x (1, 2, 5, 8), w (2, 2, 3, 2), "
+    "stride (2, 2), padding (0, 1), or x (1, 2, 4, 6), w (2, 2, 3, 2), stride (1, 2), padding (0, 1) (also in float64); in float64, e.g. x (1, 1, 7, "
+    "6), w (1, 1, 3, 2), stride (2, 2), padding (0, 1), dilation (2, 1); with groups, e.g. x (1, 2, 3, 4), w (2, 1, 2, "
+    "2), groups 2, stride (1, 2), padding (0, 1), dilation (2, 1) in float64 (float32 runs). Only an abort is excused: "
+    "a case that runs is compared",
+    _strided, affects=("abort",))
+
+
+def _float64_depthwise_nonfinite(case: Case) -> bool:
+    """A float64 conv2d with one input channel per group (and several groups) on an input with NaN or
+    infinities."""
+    groups = case.kwargs.get("groups", 1)
+    return (case.op == "conv2d" and case.dtype == numpy.float64 and groups > 1 and case.arrays["weight"].shape[1] == 1
+            and not numpy.isfinite(case.x).all())
+
+
+def _dense_block_diagonal_output(case: Case, ours, cotangent):
+    """XLA's output: the convolution by the dense (C_out, C_in) weight that is zero off each group's
+    block, so a NaN or an infinity of any channel meets a zero weight (NaN) in every output reading its
+    position (the gradients are right)."""
+    from ...ops.convolution import conv2d
+
+    weight, groups = case.arrays["weight"], case.kwargs["groups"]
+    c_out, per_group = weight.shape[0] // groups, weight.shape[1]
+    dense = numpy.zeros((weight.shape[0], groups * per_group) + weight.shape[2:], dtype=weight.dtype)
+    for g in range(groups):  # the groups' blocks on the diagonal
+        dense[g * c_out:(g + 1) * c_out, g * per_group:(g + 1) * per_group] = weight[g * c_out:(g + 1) * c_out]
+    kwargs = {k: v for k, v in case.kwargs.items() if k not in ("groups", "convention")}
+    with numpy.errstate(all="ignore"):
+        values = conv2d(case.arrays["x"], dense, case.arrays["bias"], **kwargs)
+    return ours._replace(values=values)
+
+
+JAX_DEPTHWISE_FLOAT64 = KnownDefect(
+    "lax.conv_general_dilated with feature_group_count = C_in in float64 (a depthwise convolution) computes, on the "
+    "CPU, the dense convolution whose weight is zero outside each group's block: a NaN or an infinity in one channel "
+    "makes every other group's output at the positions that read it NaN (0 * inf); float32, and groups of several "
+    "channels, are right, and so are the gradients",
+    _float64_depthwise_nonfinite, affects=("output",), model=_dense_block_diagonal_output)
+
+
+def _grouped_nonfinite_gradient(case: Case) -> bool:
+    return case.op == "conv2d" and case.kwargs.get("groups", 1) > 1 and case.input_class == "nonfinite_gradient"
+
+
+JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
+    "jax.vjp of lax.conv_general_dilated with feature_group_count > 1 sends a NaN or an infinity of the upstream "
+    "gradient into other groups on the CPU: in float64 to every input channel's gradient when each group has one "
+    "output channel, whatever its input channels (C 3, groups 3: NaN in 4, 4, 4 positions of the three channels for "
+    "4, 0, 0; C_in 6, C_out 3: 4 in all six), in float32 to the weight gradient of the matching output channel of "
+    "every group (C_out 6, groups 3: 4, 0, 4, 0, 4, 0 NaN for 4, 0, 0, 0, 0, 0), unless each group has one input and "
+    "one output channel; finite gradients are right",
+    _grouped_nonfinite_gradient, affects=("grad_x", "grad_weight"))

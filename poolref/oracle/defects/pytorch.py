@@ -1,0 +1,295 @@
+r"""PyTorch 2.13's known defects (CPU).
+
+* Lp pooling's gradient is that of its composition ``(sign(S) * relu(|S|) * k)^(1/p)``,
+  ``S = avg_pool(x^p)``: with ``norm_type=1`` a window whose sum is NaN sends ``0 * g`` back
+  (``torch.sign(NaN)`` is 0), and an input cell no window reads gets NaN where it holds NaN or an
+  infinity and ``p > 1`` (``0 * p x^(p-1)``).
+* ``interpolate(mode="bilinear" or "bicubic", antialias=True)`` with an output width of 1 and a height
+  that changes writes its first output row into every row; and it copies an axis whose size does not change, but
+  its backward resamples that axis with the scale factor's weights (not a copy where the factor is
+  not 1: ``scale_factor=(1.0, 1.01)`` on a (1, 2) input gives the copied element a gradient of 0.985);
+  antialiased ``bicubic`` does the same.
+* ``interpolate(mode="bicubic")`` resamples every axis, but its backward copies the gradient when no
+  spatial size changes, also with a scale factor that keeps the size but not the scale (1.1 on 4).
+* ``adaptive_max_pool1d/2d/3d`` accumulate a float16 gradient in float16, one upstream entry after
+  the other (poolref sums in float32 and rounds once): a few ulps apart where outputs share winners.
+
+Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from ..._geometry import pool_geometry
+from ...cases.case import Case
+from ...cases.learned import conv_pads
+from ..mapping import KnownDefect
+from .common import as_pair
+
+__all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_COPIED_AXIS", "TORCH_NEAREST_SHORTCUT_GRADIENT", "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_BICUBIC_COPIED_GRADIENT", "TORCH_ANTIALIAS_WIDTH_ONE"]
+
+
+def _lp_cells_read(case: Case):
+    """(..spatial) True where some window of an Lp pooling case reads the input cell."""
+    kw = case.kwargs
+    n = case.x.ndim - (2 if case.batched else 1)
+    if "kernel_size" not in kw:  # global Lp pooling: one window over everything
+        return numpy.ones(case.x.shape[-n:], dtype=bool)
+    return pool_geometry(case.x.shape[-n:], kw["kernel_size"], kw.get("stride"), 0, 1, kw.get("ceil_mode", False),
+                         "torch", case.op).cells_read()
+
+
+def _unread_nonfinite(case: Case) -> bool:
+    # x^(p-1) is x^0 = 1 for p = 1, NaN and infinities included: the defect needs p != 1
+    return (case.kwargs["norm_type"] != 1.0 and bool(case.x.size)
+            and bool((~numpy.isfinite(case.x[..., ~_lp_cells_read(case)])).any()))
+
+
+def _nan_unread_cells(case: Case, ours, cotangent):
+    """PyTorch's gradient with NaN at the unread cells that hold NaN or an infinity."""
+    grad = ours.grads["x"].copy()
+    grad[~numpy.isfinite(case.x) & ~_lp_cells_read(case)] = numpy.nan
+    return ours._replace(grads={**ours.grads, "x": grad})
+
+
+def _nan_window_at_p_one(case: Case) -> bool:
+    return case.kwargs["norm_type"] == 1.0 and bool(numpy.isnan(case.x).any())
+
+
+def _no_gradient_from_nan_windows(case: Case, ours, cotangent):
+    """PyTorch's gradient: poolref's pullback of an upstream gradient that is 0 on the NaN windows."""
+    from ..engine import run_poolref
+
+    silenced = numpy.where(numpy.isnan(ours.values), 0, cotangent).astype(cotangent.dtype)
+    return run_poolref(case, cotangent=silenced)[0]
+
+
+def _lp_pool_defects() -> tuple:
+    """PyTorch's Lp pooling is ``sign(S) * relu(|S|) * k`` to the 1/p, ``S = avg_pool(x^p)``: its gradient is that
+    composition's, which differs from the derivative in two places (found by the oracle, modelled
+    exactly, so that they excuse nothing else)."""
+    return (
+        KnownDefect("with norm_type=1, a window whose sum is NaN sends 0 * g back, where the sum's derivative is 1: "
+                    "torch.sign(NaN) is 0, so sign(S) * relu(|S|) passes nothing ([1, nan, 2, 3], kernel 2, gives the "
+                    "gradient [0, 0, 1, 1]; an infinite g gives NaN)", _nan_window_at_p_one,
+                    model=_no_gradient_from_nan_windows),
+        KnownDefect("an input cell that no window reads gets a NaN gradient when it holds NaN or an infinity and "
+                    "norm_type > 1 (its true gradient is 0): pow's backward multiplies 0 by p x^(p-1) there (the norm "
+                    "types drawn are 1, 1.5, 2 and 3; with p < 1 a +inf there gets 0, as (+inf)^(p-1) is 0)",
+                    _unread_nonfinite,
+                    model=_nan_unread_cells),
+    )
+
+
+TORCH_LP_POOL = _lp_pool_defects()
+
+
+def _antialias_width_one(case: Case) -> bool:
+    kw = case.kwargs
+    if not (kw.get("antialias") and kw.get("mode") in ("bilinear", "bicubic") and kw.get("size") is not None):
+        return False
+    size = (kw["size"],) * 2 if isinstance(kw["size"], int) else tuple(kw["size"])
+    return size[-1] == 1 and size[-2] != case.x.shape[-2]
+
+
+def _first_row_everywhere(case: Case, ours, cotangent):
+    """PyTorch's output: the first output row written into every row (the gradient is right)."""
+    values = numpy.broadcast_to(ours.values[..., :1, :], ours.values.shape).copy()
+    return ours._replace(values=values)
+
+
+def _resamples_a_copied_axis(case: Case) -> bool:
+    """Antialiased bilinear with an axis whose size does not change but whose table is not a copy."""
+    from ..._sampling_weights import torch_antialias
+    from ...ops.sampling.interpolate import _weighs_as_copy
+    from ...cases.case import resize_factors, resize_size
+
+    kw = case.kwargs
+    if not (kw.get("antialias") and kw.get("mode") in ("bilinear", "bicubic")):
+        return False
+    n = case.x.ndim - 2
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    cubic = kw.get("mode") == "bicubic"
+    return any(L == O and not _weighs_as_copy(torch_antialias(L, O, bool(kw.get("align_corners")), f, dtype, cubic))
+               for L, O, f in zip(case.x.shape[-n:], resize_size(case), factors))
+
+
+def _every_axis_resampled(case: Case, ours, cotangent):
+    """PyTorch's antialiased backward: every axis resampled with its table's transpose, copied ones too."""
+    from ..._sampling_weights import resample, torch_antialias
+    from ...cases.case import resize_factors, resize_size
+
+    kw = case.kwargs
+    n = case.x.ndim - 2
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    grad = cotangent.astype(numpy.float64)
+    for a in reversed(range(n)):
+        L, O = case.x.shape[2 + a], resize_size(case)[a]
+        table = torch_antialias(L, O, bool(kw.get("align_corners")), factors[a], dtype, kw.get("mode") == "bicubic")
+        grad = resample(grad, table.transpose(), 2 + a)
+    return ours._replace(grads={**ours.grads, "x": grad.astype(case.dtype)})
+
+
+TORCH_ANTIALIAS_COPIED_AXIS = KnownDefect(
+    "interpolate(mode='bilinear', antialias=True) copies an axis whose size does not change, but its backward "
+    "resamples that axis with the weights of the scale factor: with scale_factor=(1.0, 1.01) on a (1, 2) input the "
+    "gradient of the copied x[..., 1] under an upstream of ones is 0.985, not 1 (antialiased bicubic: 0.990)",
+    _resamples_a_copied_axis, model=_every_axis_resampled)
+
+
+def _bicubic_backward_copies(case: Case) -> bool:
+    """Plain bicubic, no spatial size changed, but a table that is not a copy (a scale factor other than 1)."""
+    from ..._sampling_weights import torch_cubic
+    from ...ops.sampling.interpolate import _weighs_as_copy
+    from ...cases.case import resize_factors, resize_size
+
+    kw = case.kwargs
+    if kw.get("mode") != "bicubic" or kw.get("antialias"):
+        return False
+    n = case.x.ndim - 2
+    if tuple(case.x.shape[-n:]) != tuple(resize_size(case)):
+        return False
+    factors = resize_factors(case) if not kw.get("recompute_scale_factor") else None
+    factors = factors or (None,) * n
+    dtype = numpy.float64 if case.dtype == numpy.float64 else numpy.float32
+    return any(not _weighs_as_copy(torch_cubic(L, L, bool(kw.get("align_corners")), f, dtype))
+               for L, f in zip(case.x.shape[-n:], factors))
+
+
+def _gradient_copied(case: Case, ours, cotangent):
+    """PyTorch's bicubic backward when no size changes: the upstream gradient, copied."""
+    return ours._replace(grads={**ours.grads, "x": numpy.asarray(cotangent).astype(case.dtype)})
+
+
+def _nearest_forward_without_shortcuts(case: Case) -> bool:
+    """1-D or 3-D ``nearest`` through a scale factor, where the shortcuts (a copy at O = L, o // 2 at
+    O = 2L) read other pixels than the scale: PyTorch's forward reads by the scale, its backward by
+    the shortcuts."""
+    from ..._sampling_weights import nearest_indices
+    from ...cases.case import resize_scales, resize_size
+
+    if case.op != "interpolate" or case.kwargs.get("mode") != "nearest":
+        return False
+    sizes, scales = resize_size(case), resize_scales(case)
+    if len(sizes) == 2 or scales is None:
+        return False
+    return any(not numpy.array_equal(nearest_indices(L, O, s), nearest_indices(L, O, s, shortcuts=False))
+               for L, O, s in zip(case.x.shape[-len(sizes):], sizes, scales))
+
+
+def _gradient_by_the_shortcuts(case: Case, ours, cotangent):
+    """PyTorch's nearest backward: each upstream entry added to the pixel the shortcut rule names."""
+    from ..._sampling_weights import nearest_indices
+    from ...cases.case import resize_scales, resize_size
+
+    sizes, scales = resize_size(case), resize_scales(case)
+    spatial = case.x.shape[case.x.ndim - len(sizes):]
+    # the input cell each output reads, as a flat index into its plane, in output order
+    axes = numpy.ix_(*(nearest_indices(L, O, s) for L, O, s in zip(spatial, sizes, scales)))
+    cells = numpy.ravel_multi_index(numpy.broadcast_arrays(*axes), spatial).ravel()
+    planes = math.prod(case.x.shape[:case.x.ndim - len(sizes)])
+    grad = numpy.zeros((planes, math.prod(spatial)))
+    with numpy.errstate(invalid="ignore", over="ignore"):  # one upstream entry after the other
+        numpy.add.at(grad, (slice(None), cells), numpy.asarray(cotangent, dtype=numpy.float64).reshape(planes, -1))
+    return ours._replace(grads={**ours.grads, "x": grad.reshape(case.x.shape).astype(case.dtype)})
+
+
+TORCH_NEAREST_SHORTCUT_GRADIENT = KnownDefect(
+    "interpolate(mode='nearest') of 1-D and 3-D inputs through a scale factor reads by the scale in its forward, but "
+    "its backward (in every dimension, as the 2-D forward) copies where the length does not change and reads o // 2 "
+    "where it doubles: scale_factor=2.2 on arange(4.) gives [0, 0, 0, 1, 1, 2, 2, 3] and, for an upstream "
+    "[1, ..., 8], the gradient [3, 7, 11, 15] of [0, 0, 1, 1, 2, 2, 3, 3] (the forward's adjoint: [6, 9, 13, 8])",
+    _nearest_forward_without_shortcuts, model=_gradient_by_the_shortcuts)
+
+
+def _adaptive_max_float16(case: Case) -> bool:
+    return case.op.startswith("adaptive_max_pool") and case.dtype == numpy.float16
+
+
+def _float16_sequential_scatter(case: Case, ours, cotangent):
+    """PyTorch's CPU adaptive max pooling backward for float16: each upstream entry is added to its
+    winner's gradient in float16, one after the other in output order (every sum rounds)."""
+    from ..engine import run_poolref
+
+    with_indices = case.replace(kwargs={**case.kwargs, "return_indices": True})
+    indices = numpy.asarray(run_poolref(with_indices, gradients=False)[0].indices)
+    n = int(case.op[-2])
+    x = case.x
+    planes, plane = math.prod(x.shape[: x.ndim - n]), math.prod(x.shape[x.ndim - n:])
+    flat = indices.reshape(planes, -1) + numpy.arange(planes).reshape(planes, 1) * plane
+    grad = numpy.zeros(planes * plane, dtype=numpy.float16)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        numpy.add.at(grad, flat.ravel(), numpy.asarray(cotangent, dtype=numpy.float16).ravel())
+    return ours._replace(grads={**ours.grads, "x": grad.reshape(x.shape)})
+
+
+TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
+    "adaptive_max_pool1d/2d/3d's float16 gradient is accumulated in float16 on the CPU, one upstream entry after "
+    "the other in output order, where poolref sums in float32 and rounds once: where many outputs share a winner "
+    "(an output larger than the input) the two differ by a few float16 ulps of the partial sums (a (1, 1, 1) input "
+    "pooled to 4 with upstream [2048, 1, 1, 1] gets 2048, each 2048 + 1 rounding back to 2048; poolref 2052, the "
+    "sum 2051 rounded once)",
+    _adaptive_max_float16, model=_float16_sequential_scatter)
+
+
+def _float32_conv_nonfinite_gradient(case: Case) -> bool:
+    return (case.op == "conv2d" and case.dtype == numpy.float32 and case.input_class == "nonfinite_gradient"
+            and case.kwargs.get("padding_mode", "zeros") == "zeros")
+
+
+def _weight_gradient_without_padding(case: Case, ours, cotangent):
+    """PyTorch's float32 CPU conv2d weight gradient where oneDNN computes it: ``sum g * x`` over the
+    taps that read a real input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
+    groups = case.kwargs.get("groups", 1)
+    x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
+    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
+    if x.ndim == 3:  # unbatched: a batch of one
+        x, g = x[None], g[None]
+    stride, dilation = as_pair(case.kwargs.get("stride", 1)), as_pair(case.kwargs.get("dilation", 1))
+    pads = conv_pads(case)
+    padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
+    real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
+    n, (c_out, c_in_per_group, kh, kw), (h_out, w_out) = len(x), weight.shape, g.shape[2:]
+    # the channels by group: g (N, G, C_out/G, 1, H_out, W_out) meets x (N, G, 1, C_in/G, ., .)
+    g = g.reshape(n, groups, c_out // groups, 1, h_out, w_out)
+    grad = numpy.zeros((groups, c_out // groups, c_in_per_group, kh, kw), dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for i in range(kh):  # the kernel's taps: a handful
+            for j in range(kw):
+                rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
+                cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
+                tap = padded[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                reads_x = real[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                grad[..., i, j] = numpy.where(reads_x, g * tap, 0.0).sum(axis=(0, 4, 5))
+    return ours._replace(grads={**ours.grads, "weight": grad.reshape(weight.shape).astype(weight.dtype)})
+
+
+TORCH_CONV_FLOAT32_PADDING_GRADIENT = KnownDefect(
+    "conv2d's weight gradient in float32 on the CPU, where oneDNN computes it (which kernel depends on the groups, "
+    "channels, dilation and the machine), leaves out the zero padding: a non-finite upstream gradient over a tap "
+    "that reads padding adds nothing there, where float64 (and poolref, for every dtype) multiplies the padding's 0 "
+    "(0 * inf = NaN): x (2, 1, 8, 3), weight (1, 1, 3, 3), stride (1, 2), padding 1, dilation 2 gives 0.0 at the "
+    "six taps that only read padding, float64 NaN; other float32 cases multiply the 0 as float64 does",
+    _float32_conv_nonfinite_gradient, model=_weight_gradient_without_padding)
+
+
+TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
+    "interpolate(mode='bicubic') resamples every axis in its forward, but its backward copies the gradient when no "
+    "spatial size changes, also where the resampling is not a copy: scale_factor=(1.0, 1.1) on arange(4.) of shape "
+    "(1, 1, 1, 4) gives [-0.031, 0.809, 1.725, 2.753] and the gradient [0, 1, 0, 0] for an upstream one-hot at 1",
+    _bicubic_backward_copies, model=_gradient_copied)
+
+
+TORCH_ANTIALIAS_WIDTH_ONE = KnownDefect(
+    "interpolate(mode='bilinear' or 'bicubic', antialias=True) on the CPU, with an output width of 1 and a height that "
+    "changes, writes its first output row into every row: (6, 1) -> (2, 1) of arange(6) gives [1.25, 1.25], the resize "
+    "is [1.25, 3.75] (as PyTorch gives for any other width); bicubic [1.1316, 1.1316], not [1.1316, 3.8684]; the "
+    "gradient is right",
+    _antialias_width_one, affects=("output",), model=_first_row_everywhere)
