@@ -2,7 +2,11 @@ r"""JAX 0.10's known defects (CPU, under ``jax.jit`` as the oracle runs it).
 
 * ``jnp.max`` shares its gradient among tied maxima and gives +0 of tied zeros (-0 only when all are);
 * the gradient of ``lax.reduce_window(lax.add)`` along an axis of length 1 whose dilated window lies
-  wholly in the padding reaches the lone element anyway (eagerly it does not).
+  wholly in the padding reaches the lone element anyway (eagerly it does not);
+* ``jax.vjp`` of a strided ``lax.conv_general_dilated`` can abort the process (only the abort is
+  excused: a case that runs is compared);
+* a float64 depthwise convolution, and a grouped one under a non-finite upstream gradient, mix the
+  groups (the first modelled, the second excused for the gradients only).
 
 Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
 """

@@ -1,10 +1,12 @@
 r"""ONNX Runtime 1.32's known defects (CPU).
 
-* linear ``Resize`` of a 3-D tensor spreads a NaN or an infinity from one row into another;
+* linear ``Resize`` of a 3-D tensor resizes (N, C, L) as one volume, so a NaN or an infinity spreads
+  from one row into another;
 * linear ``Resize`` of 4-D and 5-D tensors takes its source coordinates as ``(o + 0.5) / s - 0.5``
   in float32 (PyTorch multiplies by ``1/s``) and sums all corners with products of the axes'
   weights: finite outputs agree to rounding, but an infinity can meet a weight of exactly 0 where
   PyTorch's is 1.5e-8 (NaN against -inf), so those cases are held to a model of ORT's own arithmetic;
+* cubic ``Resize`` takes its coordinates the same way and copies where no size changes;
 * linear ``GridSample`` with border or reflection padding clamps or reflects each tap's index, not
   the sampling point: a NaN or an infinity beside the edge lands differently.
 

@@ -11,8 +11,11 @@ r"""PyTorch 2.13's known defects (CPU).
   antialiased ``bicubic`` does the same.
 * ``interpolate(mode="bicubic")`` resamples every axis, but its backward copies the gradient when no
   spatial size changes, also with a scale factor that keeps the size but not the scale (1.1 on 4).
+* ``interpolate(mode="nearest")`` of 1-D and 3-D inputs reads by the scale factor in its forward, but
+  its backward takes the 2-D kernel's shortcuts (a copy at O = L, o // 2 at O = 2L).
 * ``adaptive_max_pool1d/2d/3d`` accumulate a float16 gradient in float16, one upstream entry after
   the other (poolref sums in float32 and rounds once): a few ulps apart where outputs share winners.
+* ``conv2d``'s float32 weight gradient leaves out the zero padding where oneDNN computes it.
 
 Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
 """

@@ -25,6 +25,8 @@ r"""TensorFlow 2.21's known defects (CPU).
   ``[[1, 2], [3, inf]]`` cropped to 3 x 3 gives ``[[1, 1.5, 2], [2, inf, nan], [3, nan, nan]]`` (poolref NaN
   but at the centre), and its gradient adds the ``0 * g`` of a point on a pixel to that pixel, not to the
   next row (:mod:`poolref.oracle.tf_crop_and_resize`).
+* ``tf.nn.conv2d`` in float32 (oneDNN) returns garbage for a single strided column (not modelled: the
+  output is excused there).
 
 Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
 """
