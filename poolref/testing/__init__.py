@@ -5,7 +5,8 @@ r"""Helpers for users' own tests: conservation laws, assertions, and hypothesis 
   window keywords, the input window that produced it;
 * :func:`assert_conserves_gradient` checks the gradient-mass law of a pooling op: max-type ops hand
   each output's gradient to one input (``sum(grad_x) == sum(grad_y)``), averages hand on
-  ``valid / divisor`` of it (:func:`avg_pool_window_mass`);
+  ``valid / divisor`` of it (:func:`avg_pool_window_mass`), and a max-pooling window wholly in the
+  padding nothing (:func:`max_pool_window_mass`);
 * :mod:`poolref.testing.strategies` draws valid configurations and inputs (distinct values for
   max-type ops, so no argmax flips), for every convention; ``strategies.oracle_cases(op)`` draws
   exactly what ``poolref check`` runs.
@@ -46,9 +47,9 @@ The same test, with the import of torch replaced by your framework's call, is wh
 needs; ``tests/testing/test_user_example.py`` runs it as written.
 """
 
-from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass, blur_pool_window_mass
+from .laws import assert_conserves_gradient, assert_matches, avg_pool_window_mass, blur_pool_window_mass, max_pool_window_mass
 
-__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass", "strategies"]
+__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass", "max_pool_window_mass", "strategies"]
 
 
 def __getattr__(name):

@@ -22,7 +22,7 @@ from .._checks import check_flag
 from .._geometry import as_int_tuple, pool_geometry
 from ..ops.blur import binomial_weights, blur_geometry
 
-__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass"]
+__all__ = ["assert_conserves_gradient", "assert_matches", "avg_pool_window_mass", "blur_pool_window_mass", "max_pool_window_mass"]
 
 
 def avg_pool_window_mass(
@@ -55,6 +55,23 @@ def avg_pool_window_mass(
     return numpy.divide(valid, divisor, out=numpy.zeros(numpy.shape(valid)), where=numpy.asarray(valid) > 0)
 
 
+def max_pool_window_mass(spatial_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
+                         convention="torch"):
+    r"""(O..) 1 where a max-pooling window reads an input element, 0 where it lies wholly in the
+    padding (JAX's ``'same'`` with a dilation can place one there: its output is the padding's -inf and
+    its gradient reaches no input element). For finite inputs.
+
+    >>> max_pool_window_mass((1,), 2, 3, "same", 2, convention="jax").tolist()  # taps -1 and 1 of a length-1 axis
+    [0.0]
+    >>> max_pool_window_mass((4,), 2, 2).tolist()
+    [1.0, 1.0]
+    """
+    geometry = pool_geometry(
+        tuple(spatial_shape), kernel_size, stride, padding, dilation, ceil_mode, convention, "max_pool_window_mass"
+    )
+    return (numpy.asarray(geometry.divisor(count_padding=False)) > 0).astype(numpy.float64)
+
+
 def blur_pool_window_mass(spatial_shape, kernel_size, stride=2, *, max_pool_size=None):
     r"""(O_h, O_w) fraction of each blur-pooling window's gradient that reaches the input: the sum of
     the binomial weights :math:`w_i w_j` of its taps inside the input (1 away from the border).
@@ -84,7 +101,8 @@ def assert_conserves_gradient(fn, x, *, cotangent=None, window_mass=1.0, seed=0,
     r"""Assert ``sum(grad_x) == sum(cotangent * window_mass)`` for ``y = fn(x, **kwargs)``.
 
     ``cotangent`` defaults to a seeded random array shaped like ``y``; ``window_mass`` (broadcast
-    against ``y``) is 1 for max-type ops, :func:`avg_pool_window_mass` for average pooling and
+    against ``y``) is 1 for max-type ops (:func:`max_pool_window_mass` where a window can lie wholly
+    in the padding), :func:`avg_pool_window_mass` for average pooling and
     :func:`blur_pool_window_mass` for blur and max-blur pooling. The
     sums are compared in float64.
 

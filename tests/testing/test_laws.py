@@ -63,3 +63,19 @@ def test_a_window_wholly_in_the_padding_has_mass_zero_and_the_law_holds():
     x = numpy.arange(3.0).reshape(1, 1, 1, 3)
     assert numpy.isnan(poolref.avg_pool2d(x, **kwargs)).all()
     assert_conserves_gradient(lambda t: poolref.avg_pool2d(t, **kwargs), x, window_mass=mass)
+
+
+def test_a_max_pooling_window_wholly_in_the_padding_passes_no_gradient():
+    # JAX's 'same' padding with dilation 2 on a length-1 axis: both taps of every window are padding
+    # (-inf), so no gradient reaches the input; the law said 1 per window (poolref check self, seed 29)
+    from poolref.testing import max_pool_window_mass
+
+    kwargs = dict(kernel_size=(3, 2), stride=(3, 3), padding="same", dilation=(2, 2), convention="jax")
+    mass = max_pool_window_mass((4, 1), **kwargs)
+    assert mass.tolist() == [[0.0], [0.0]]
+    x = numpy.arange(12.0).reshape(3, 4, 1)  # unbatched, as the seed drew it
+    assert (poolref.max_pool2d(x, **kwargs) == -numpy.inf).all()
+    assert_conserves_gradient(lambda t: poolref.max_pool2d(t, **kwargs), x, window_mass=mass)
+    with pytest.raises(AssertionError, match="gradient is not conserved"):
+        assert_conserves_gradient(lambda t: poolref.max_pool2d(t, **kwargs), x, window_mass=1.0)
+    assert max_pool_window_mass((4, 4), 2).tolist() == [[1.0, 1.0], [1.0, 1.0]]  # PyTorch's padding never holds a window
