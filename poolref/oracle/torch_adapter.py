@@ -282,7 +282,8 @@ def _mappings() -> list[Mapping]:
             mappings.append(Mapping(
                 f"adaptive_{kind}_pool{n}d", f"torch.nn.functional.adaptive_{kind}_pool{n}d",
                 _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(POOLING),
-                defects=(known.TORCH_HALF_ADAPTIVE_MAX_GRADIENT,) if kind == "max" else (),
+                defects=((known.TORCH_HALF_ADAPTIVE_MAX_GRADIENT,) if kind == "max" else
+                         (known.TORCH_HALF_ADAPTIVE_AVG_GRADIENT,) if n == 3 else ()),
             ))
     mappings += [
         Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),
@@ -304,7 +305,7 @@ def _mappings() -> list[Mapping]:
                 space=dict(dtypes=ALL_FLOATS, modes=("nearest", "nearest-exact", "linear", "bicubic", "area"), antialias=(False, True)),
                 express=_interpolate_express, skips=("float16 with antialias=True: " + ANTIALIAS_FLOAT16,),
                 defects=(known.TORCH_ANTIALIAS_WIDTH_ONE, known.TORCH_ANTIALIAS_COPIED_AXIS, known.TORCH_BICUBIC_COPIED_GRADIENT,
-                         known.TORCH_NEAREST_SHORTCUT_GRADIENT)),
+                         known.TORCH_NEAREST_SHORTCUT_GRADIENT, known.TORCH_HALF_ADAPTIVE_AVG_GRADIENT)),
         Mapping("conv2d", "torch.nn.functional.conv2d (torch.nn.Conv2d for padding_mode)", _conv2d, space=dict(POOLING),
                 defects=(known.TORCH_CONV_FLOAT32_PADDING_GRADIENT,),
                 notes="groups and padding='same'/'valid' as F.conv2d takes them; a padding_mode other than zeros "

@@ -661,3 +661,32 @@ def test_nearest_backward_takes_the_shortcuts_its_1d_and_3d_forward_does_not():
     assert modelled > 10
     two_d = Case("interpolate", {"x": numpy.zeros((1, 1, 4, 4))}, dict(scale_factor=(2.2, 1.1), mode="nearest"))
     assert not defect.applies(two_d)  # the 2-D forward takes the shortcuts too
+
+
+def test_float16_adaptive_avg_pool3d_gradient_accumulates_in_float16():
+    # TORCH_HALF_ADAPTIVE_AVG_GRADIENT (seed 28: interpolate area, (1, 1, 2, 4, 1) -> (5, 6, 8), 0.0066
+    # apart): the model must be PyTorch's float16 gradient to the bit, batched and unbatched, through
+    # adaptive_avg_pool3d and interpolate's area mode
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import TORCH_HALF_ADAPTIVE_AVG_GRADIENT as defect
+    from poolref.oracle.engine import run_poolref
+
+    rng = numpy.random.default_rng(28)
+    differs = 0
+    for trial in range(40):
+        lead = ((1, 1), (2, 3), (3,))[trial % 3]
+        x = rng.standard_normal(lead + tuple(int(v) for v in rng.integers(1, 5, 3))).astype(numpy.float16)
+        out = tuple(int(v) for v in rng.integers(1, 9, 3))
+        area = trial % 2 == 0 and len(lead) == 2
+        case = (Case("interpolate", {"x": x}, dict(size=out, mode="area")) if area
+                else Case("adaptive_avg_pool3d", {"x": x}, dict(output_size=out)))
+        assert defect.applies(case)
+        ours, g = run_poolref(case)
+        t = torch.from_numpy(x).requires_grad_()
+        y = torch.nn.functional.interpolate(t, size=out, mode="area") if area else torch.nn.functional.adaptive_avg_pool3d(t, out)
+        y.backward(torch.from_numpy(g))
+        numpy.testing.assert_array_equal(defect.model(case, ours, g).grads["x"], t.grad.numpy())
+        differs += not numpy.array_equal(ours.grads["x"], t.grad.numpy())
+    assert differs > 10  # the cases show the float16 accumulation
+    assert not defect.applies(Case("adaptive_avg_pool2d", {"x": numpy.zeros((1, 1, 2, 2), numpy.float16)}, dict(output_size=3)))
+    assert oracle.check("torch", ops=["interpolate"], cases=40, seed=28).passed  # failed before the model

@@ -15,6 +15,8 @@ r"""PyTorch 2.13's known defects (CPU).
   its backward takes the 2-D kernel's shortcuts (a copy at O = L, o // 2 at O = 2L).
 * ``adaptive_max_pool1d/2d/3d`` accumulate a float16 gradient in float16, one upstream entry after
   the other (poolref sums in float32 and rounds once): a few ulps apart where outputs share winners.
+* ``adaptive_avg_pool3d`` (and ``interpolate``'s area mode in 3-D) accumulates a float16 gradient in
+  float16 too, each share ``g / k_T / k_H / k_W`` rounded division by division.
 * ``conv2d``'s float32 weight gradient leaves out the zero padding where oneDNN computes it.
 
 Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
@@ -32,7 +34,7 @@ from ...cases.learned import conv_pads
 from ..mapping import KnownDefect
 from .common import as_pair
 
-__all__ = ["TORCH_LP_POOL", "TORCH_ANTIALIAS_COPIED_AXIS", "TORCH_NEAREST_SHORTCUT_GRADIENT", "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_BICUBIC_COPIED_GRADIENT", "TORCH_ANTIALIAS_WIDTH_ONE"]
+__all__ = ["TORCH_HALF_ADAPTIVE_AVG_GRADIENT", "TORCH_LP_POOL", "TORCH_ANTIALIAS_COPIED_AXIS", "TORCH_NEAREST_SHORTCUT_GRADIENT", "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_BICUBIC_COPIED_GRADIENT", "TORCH_ANTIALIAS_WIDTH_ONE"]
 
 
 def _lp_cells_read(case: Case):
@@ -216,6 +218,18 @@ def _adaptive_max_float16(case: Case) -> bool:
     return case.op.startswith("adaptive_max_pool") and case.dtype == numpy.float16
 
 
+def _half_scatter(x_shape: tuple, n: int, cells, values):
+    """Add ``values`` (planes, reads) to the plane cells ``cells`` (planes, reads) of a float16 gradient
+    of ``x_shape``, one after the other in the order given: every sum rounds to float16, as
+    PyTorch's CPU backward kernels accumulate a float16 gradient."""
+    planes, plane = math.prod(x_shape[:len(x_shape) - n]), math.prod(x_shape[len(x_shape) - n:])
+    flat = numpy.asarray(cells).reshape(planes, -1) + numpy.arange(planes).reshape(planes, 1) * plane
+    grad = numpy.zeros(planes * plane, dtype=numpy.float16)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        numpy.add.at(grad, flat.ravel(), numpy.asarray(values, dtype=numpy.float16).reshape(planes, -1).ravel())
+    return grad.reshape(x_shape)
+
+
 def _float16_sequential_scatter(case: Case, ours, cotangent):
     """PyTorch's CPU adaptive max pooling backward for float16: each upstream entry is added to its
     winner's gradient in float16, one after the other in output order (every sum rounds)."""
@@ -224,13 +238,67 @@ def _float16_sequential_scatter(case: Case, ours, cotangent):
     with_indices = case.replace(kwargs={**case.kwargs, "return_indices": True})
     indices = numpy.asarray(run_poolref(with_indices, gradients=False)[0].indices)
     n = int(case.op[-2])
-    x = case.x
-    planes, plane = math.prod(x.shape[: x.ndim - n]), math.prod(x.shape[x.ndim - n:])
-    flat = indices.reshape(planes, -1) + numpy.arange(planes).reshape(planes, 1) * plane
-    grad = numpy.zeros(planes * plane, dtype=numpy.float16)
-    with numpy.errstate(invalid="ignore", over="ignore"):
-        numpy.add.at(grad, flat.ravel(), numpy.asarray(cotangent, dtype=numpy.float16).ravel())
-    return ours._replace(grads={**ours.grads, "x": grad.reshape(x.shape)})
+    return ours._replace(grads={**ours.grads, "x": _half_scatter(case.x.shape, n, indices, cotangent)})
+
+
+def _adaptive_avg_3d_float16(case: Case) -> bool:
+    from ...cases.case import resize_size
+
+    if case.dtype != numpy.float16:
+        return False
+    return case.op == "adaptive_avg_pool3d" or (case.op == "interpolate" and case.kwargs.get("mode") == "area"
+                                                 and len(resize_size(case)) == 3)
+
+
+def _float16_sequential_average(case: Case, ours, cotangent):
+    """PyTorch's CPU adaptive_avg_pool3d backward (interpolate's area mode in 3-D) for float16: per
+    output, in output order, ``delta = g / k_T / k_H / k_W`` (each division rounds to float16) is added
+    to each cell of its bin, every sum rounding to float16. Bins: ``[floor(o L / O), ceil((o + 1) L / O))``."""
+    from ...cases.case import resize_size
+
+    sizes = resize_size(case) if case.op == "interpolate" else _triple(case.kwargs["output_size"])
+    spatial = case.x.shape[-3:]
+    bins = []  # per axis, each output's first cell and the cell past its last: (O,), (O,)
+    for L, O in zip(spatial, sizes):
+        o = numpy.arange(O)
+        bins.append((o * L // O, -(-(o + 1) * L // O)))
+    lengths = [end - start for start, end in bins]  # (O,) per axis
+    g = numpy.asarray(cotangent, dtype=numpy.float16)
+    delta = g
+    for axis, k in enumerate(lengths):  # g / k_T, then / k_H, then / k_W, each rounded
+        delta = delta / k.astype(numpy.float16).reshape((-1,) + (1,) * (2 - axis))
+    # every (output, cell of its bin) read, outputs in order and cells in order within each
+    cells, values = [], []
+    span = [int(k.max()) for k in lengths]
+    for offsets in numpy.ndindex(*span):  # the bins' cells, a handful per axis
+        inside = numpy.ones(tuple(sizes), dtype=bool)
+        cell = numpy.zeros(tuple(sizes), dtype=numpy.int64)
+        for axis, ((start, _), k, t) in enumerate(zip(bins, lengths, offsets)):
+            shape = (-1,) + (1,) * (2 - axis)
+            inside &= (t < k).reshape(shape)
+            cell = cell * spatial[axis] + (start + t).reshape(shape)
+        cells.append(numpy.where(inside, cell, -1))
+        values.append(delta)
+    order = numpy.stack(cells, axis=-1)  # (O_T, O_H, O_W, reads): output-major
+    lead = g.shape[:-3]
+    reads = numpy.broadcast_to(order, lead + order.shape).reshape(lead + (-1,))
+    shares = numpy.broadcast_to(numpy.stack(values, axis=-1), lead + order.shape).reshape(lead + (-1,))
+    keep = reads[(0,) * len(lead)] >= 0 if lead else reads >= 0
+    grad = _half_scatter(case.x.shape, 3, reads[..., keep], shares[..., keep])
+    return ours._replace(grads={**ours.grads, "x": grad})
+
+
+def _triple(size) -> tuple:
+    return (size,) * 3 if isinstance(size, int) else tuple(size)
+
+
+TORCH_HALF_ADAPTIVE_AVG_GRADIENT = KnownDefect(
+    "adaptive_avg_pool3d's (and interpolate(mode='area')'s in 3-D) float16 gradient is accumulated in float16 on "
+    "the CPU: per output, in output order, g / k_T / k_H / k_W (each division rounding) is added to each cell of its "
+    "bin, every sum rounding, where poolref sums in float32 and rounds once; where the output is larger than the input "
+    "many outputs share a cell and the partial sums' roundings add up (0.0066 apart on a (1, 1, 2, 4, 1) input "
+    "resized to (5, 6, 8): -0.1354 against -0.1288; found at seed 28)",
+    _adaptive_avg_3d_float16, model=_float16_sequential_average)
 
 
 TORCH_HALF_ADAPTIVE_MAX_GRADIENT = KnownDefect(
