@@ -279,9 +279,9 @@ def _dynopool_model(case: Case):
     return None
 
 
-CONV_PADDING_GRADIENT = ("non-finite upstream gradients with padding: JAX's float64 weight gradient leaves out the zero "
-                         "padding (a NaN or an infinity over a tap that reads padding adds nothing), PyTorch's float64 (which "
-                         "poolref follows) multiplies its 0 (0 * inf = NaN); in float32 XLA's kernel decides: it leaves the "
+CONV_PADDING_GRADIENT = ("non-finite upstream gradients with padding in float32: JAX's float64 weight gradient leaves out the "
+                         "zero padding (JAX_CONV_PADDING_GRADIENT, modelled), PyTorch's float64 (which poolref follows) "
+                         "multiplies its 0 (0 * inf = NaN); in float32 XLA's kernel decides: it leaves the "
                          "padding out in some cases and multiplies it in others (of 60 random cases without groups, 7 "
                          "matched only the model without padding, 20 only poolref; float64: 19 of 40 only the model, none "
                          "only poolref); with groups, JAX_GROUPED_NONFINITE_GRADIENT's spread comes on top")
@@ -295,7 +295,8 @@ def _conv_express(case: Case):
 
 
 def _conv_model(case: Case):
-    if case.input_class == "nonfinite_gradient" and any(p for pair in conv_pads(case) for p in pair):
+    padded = any(p for pair in conv_pads(case) for p in pair)
+    if case.input_class == "nonfinite_gradient" and padded and case.dtype != numpy.float64:  # float64: modelled
         return CONV_PADDING_GRADIENT
     return None
 
@@ -396,7 +397,8 @@ def _mappings() -> list[Mapping]:
                                                      MAP_GRID_GRADIENT),
                 notes="At grid_sample's source coordinates; padding zeros/border/reflection = constant/nearest/mirror or reflect."),
         Mapping("conv2d", "jax.lax.conv_general_dilated (+ bias)", _conv, space=dict(dtypes=FLOATS, padding_modes=("zeros",)),
-                defects=(known.JAX_CONV_ABORT, known.JAX_DEPTHWISE_FLOAT64, known.JAX_GROUPED_NONFINITE_GRADIENT), express=_conv_express, model=_conv_model,
+                defects=(known.JAX_CONV_ABORT, known.JAX_DEPTHWISE_FLOAT64, known.JAX_GROUPED_NONFINITE_GRADIENT,
+                         known.JAX_CONV_PADDING_GRADIENT), express=_conv_express, model=_conv_model,
                 notes="groups as feature_group_count; padding='same'/'valid' as explicit pads.",
                 skips=(CONV_PADDING_GRADIENT, "padding_mode reflect, replicate, circular: " + CONV_PADDING_MODES)),
     ]

@@ -515,3 +515,34 @@ def test_jax_and_flax_have_none_of_the_uncovered_ops():
     for module in (jax.nn, lax, jax.image, jax.scipy.ndimage, jnp, flax_linen):
         assert not [name for name in dir(module) if any(word in name.lower() for word in words)], module.__name__
     assert {"avg_pool", "max_pool", "pool"} <= set(dir(flax_linen))  # the search does find what is there
+
+
+def test_float64_conv_weight_gradient_leaves_out_the_padding_as_modelled():
+    # JAX_CONV_PADDING_GRADIENT: the float64 weight gradient under a non-finite upstream gradient is the
+    # model without the zero padding (NaN exactly, the rest to rounding), which was a refusal before
+    from poolref.cases.case import Case
+    from poolref.oracle.compare import compare_arrays
+    from poolref.oracle.defects import JAX_CONV_PADDING_GRADIENT
+    from poolref.oracle.engine import run_poolref
+
+    rng = numpy.random.default_rng(9)
+    needed = 0
+    for trial in range(30):
+        x = rng.standard_normal((1 + trial % 2, 2, 6, 5))
+        w = rng.standard_normal((3, 2, 3, 2))
+        pads = ((1, 1), (int(rng.integers(0, 2)),) * 2)
+        stride = (1 + trial % 2, 1)  # strided cases may abort only the input gradient; this one runs
+        case = Case("conv2d", {"x": x, "weight": w}, dict(stride=stride, padding=(pads[0][0], pads[1][0])),
+                    positional=("x", "weight"), grad_inputs=("x", "weight"), input_class="nonfinite_gradient")
+        assert JAX_CONV_PADDING_GRADIENT.applies(case)
+        ours, g = run_poolref(case)
+        g = g.copy()
+        g.reshape(-1)[rng.choice(g.size, 2, replace=False)] = [numpy.inf, -numpy.inf]
+        ours, _ = run_poolref(case, cotangent=g)
+        got = _jitted_vjp(lambda w: _conv(x, w, pads, stride), (w,), g)[1][0]  # noqa: B023
+        model = JAX_CONV_PADDING_GRADIENT.model(case, ours, g).grads["weight"]
+        assert compare_arrays(got, model, "gradient to weight", gradient=True).ok, trial
+        needed += not compare_arrays(got, ours.grads["weight"], "gradient to weight", gradient=True).ok
+    assert needed > 5
+    assert not JAX_CONV_PADDING_GRADIENT.applies(case.replace(arrays={"x": x.astype(numpy.float32), "weight": w.astype(numpy.float32)}))
+    assert oracle.check("jax", ops=["conv2d"], cases=100, seed=2).passed

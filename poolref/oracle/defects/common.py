@@ -1,5 +1,6 @@
-r"""What the frameworks' defect models share: a case's non-finite input, a pair of ints, and the
-model of a reduce-max gradient that shares ties (TensorFlow's and JAX's, which differ in details)."""
+r"""What the frameworks' defect models share: a case's non-finite input, a pair of ints, the model of
+a reduce-max gradient that shares ties (TensorFlow's and JAX's, which differ in details), and a
+convolution's weight gradient without its zero padding (PyTorch's and JAX's)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import math
 import numpy
 
 from ...cases.case import Case
+from ...cases.learned import conv_pads
 
-__all__ = ["has_nonfinite", "as_pair", "reduce_max_model"]
+__all__ = ["has_nonfinite", "as_pair", "reduce_max_model", "weight_gradient_without_padding"]
 
 
 def has_nonfinite(case: Case) -> bool:
@@ -47,3 +49,31 @@ def reduce_max_model(case: Case, ours, cotangent, last_zero: bool = True, nan_gr
 
 def as_pair(value) -> tuple:
     return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def weight_gradient_without_padding(case: Case, ours, cotangent):
+    """conv2d's weight gradient without the zero padding: ``sum g * x`` over the taps that read a real
+    input cell only, a tap over the padding adding nothing (no ``g * 0``, which is NaN under an
+    infinite ``g``): PyTorch's float32 CPU gradient where oneDNN computes it, JAX's float64 one."""
+    groups = case.kwargs.get("groups", 1)
+    x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
+    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
+    if x.ndim == 3:  # unbatched: a batch of one
+        x, g = x[None], g[None]
+    stride, dilation = as_pair(case.kwargs.get("stride", 1)), as_pair(case.kwargs.get("dilation", 1))
+    pads = conv_pads(case)
+    padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
+    real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
+    n, (c_out, c_in_per_group, kh, kw), (h_out, w_out) = len(x), weight.shape, g.shape[2:]
+    # the channels by group: g (N, G, C_out/G, 1, H_out, W_out) meets x (N, G, 1, C_in/G, ., .)
+    g = g.reshape(n, groups, c_out // groups, 1, h_out, w_out)
+    grad = numpy.zeros((groups, c_out // groups, c_in_per_group, kh, kw), dtype=numpy.float64)
+    with numpy.errstate(invalid="ignore", over="ignore"):
+        for i in range(kh):  # the kernel's taps: a handful
+            for j in range(kw):
+                rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
+                cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
+                tap = padded[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                reads_x = real[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
+                grad[..., i, j] = numpy.where(reads_x, g * tap, 0.0).sum(axis=(0, 4, 5))
+    return ours._replace(grads={**ours.grads, "weight": grad.reshape(weight.shape).astype(weight.dtype)})

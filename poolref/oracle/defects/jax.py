@@ -6,7 +6,8 @@ r"""JAX 0.10's known defects (CPU, under ``jax.jit`` as the oracle runs it).
 * ``jax.vjp`` of a strided ``lax.conv_general_dilated`` can abort the process (only the abort is
   excused: a case that runs is compared);
 * a float64 depthwise convolution, and a grouped one under a non-finite upstream gradient, mix the
-  groups (the first modelled, the second excused for the gradients only).
+  groups (the first modelled, the second excused for the gradients only);
+* its float64 convolution's weight gradient leaves out the zero padding (modelled).
 
 Each is a :class:`~poolref.oracle.mapping.KnownDefect`; see :mod:`poolref.oracle.defects`.
 """
@@ -17,10 +18,11 @@ import numpy
 
 from ..._geometry import pool_geometry
 from ...cases.case import Case
+from ...cases.learned import conv_pads
 from ..mapping import KnownDefect
-from .common import as_pair, reduce_max_model
+from .common import as_pair, reduce_max_model, weight_gradient_without_padding
 
-__all__ = ["JAX_REDUCE_MAX", "JAX_REDUCE_WINDOW_LENGTH_ONE", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT"]
+__all__ = ["JAX_CONV_PADDING_GRADIENT", "JAX_REDUCE_MAX", "JAX_REDUCE_WINDOW_LENGTH_ONE", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT"]
 
 
 JAX_REDUCE_MAX = KnownDefect(
@@ -103,6 +105,20 @@ JAX_DEPTHWISE_FLOAT64 = KnownDefect(
     "makes every other group's output at the positions that read it NaN (0 * inf); float32, and groups of several "
     "channels, are right, and so are the gradients",
     _float64_depthwise_nonfinite, affects=("output",), model=_dense_block_diagonal_output)
+
+
+def _float64_padded_conv_nonfinite_gradient(case: Case) -> bool:
+    return (case.op == "conv2d" and case.dtype == numpy.float64 and case.input_class == "nonfinite_gradient"
+            and any(p for pair in conv_pads(case) for p in pair))
+
+
+JAX_CONV_PADDING_GRADIENT = KnownDefect(
+    "jax.vjp of lax.conv_general_dilated in float64 leaves the zero padding out of the weight gradient: a NaN or an "
+    "infinity of the upstream gradient over a tap that reads padding adds nothing, where PyTorch's float64 (which "
+    "poolref follows) multiplies the padding's 0 (0 * inf = NaN): a 3 x 3 kernel with padding 1 and an infinite "
+    "upstream entry at output (0, 0) gives 0 NaN, poolref 5 (float32 is refused: XLA's kernel leaves the padding out "
+    "in some cases and not in others)",
+    _float64_padded_conv_nonfinite_gradient, affects=("grad_weight",), model=weight_gradient_without_padding)
 
 
 def _grouped_nonfinite_gradient(case: Case) -> bool:

@@ -30,9 +30,8 @@ import numpy
 
 from ..._geometry import pool_geometry
 from ...cases.case import Case
-from ...cases.learned import conv_pads
 from ..mapping import KnownDefect
-from .common import as_pair
+from .common import weight_gradient_without_padding
 
 __all__ = ["TORCH_HALF_ADAPTIVE_AVG_GRADIENT", "TORCH_LP_POOL", "TORCH_ANTIALIAS_COPIED_AXIS", "TORCH_NEAREST_SHORTCUT_GRADIENT", "TORCH_HALF_ADAPTIVE_MAX_GRADIENT", "TORCH_CONV_FLOAT32_PADDING_GRADIENT", "TORCH_BICUBIC_COPIED_GRADIENT", "TORCH_ANTIALIAS_WIDTH_ONE"]
 
@@ -315,40 +314,13 @@ def _float32_conv_nonfinite_gradient(case: Case) -> bool:
             and case.kwargs.get("padding_mode", "zeros") == "zeros")
 
 
-def _weight_gradient_without_padding(case: Case, ours, cotangent):
-    """PyTorch's float32 CPU conv2d weight gradient where oneDNN computes it: ``sum g * x`` over the
-    taps that read a real input cell only; a tap over the zero padding adds nothing (no ``g * 0``)."""
-    groups = case.kwargs.get("groups", 1)
-    x, weight = case.x.astype(numpy.float64), case.arrays["weight"]
-    g = numpy.asarray(cotangent, dtype=numpy.float64)  # (N, C_out, H_out, W_out)
-    if x.ndim == 3:  # unbatched: a batch of one
-        x, g = x[None], g[None]
-    stride, dilation = as_pair(case.kwargs.get("stride", 1)), as_pair(case.kwargs.get("dilation", 1))
-    pads = conv_pads(case)
-    padded = numpy.pad(x, ((0, 0), (0, 0)) + tuple(pads))
-    real = numpy.pad(numpy.ones(x.shape, dtype=bool), ((0, 0), (0, 0)) + tuple(pads))
-    n, (c_out, c_in_per_group, kh, kw), (h_out, w_out) = len(x), weight.shape, g.shape[2:]
-    # the channels by group: g (N, G, C_out/G, 1, H_out, W_out) meets x (N, G, 1, C_in/G, ., .)
-    g = g.reshape(n, groups, c_out // groups, 1, h_out, w_out)
-    grad = numpy.zeros((groups, c_out // groups, c_in_per_group, kh, kw), dtype=numpy.float64)
-    with numpy.errstate(invalid="ignore", over="ignore"):
-        for i in range(kh):  # the kernel's taps: a handful
-            for j in range(kw):
-                rows = slice(i * dilation[0], i * dilation[0] + stride[0] * (h_out - 1) + 1, stride[0])
-                cols = slice(j * dilation[1], j * dilation[1] + stride[1] * (w_out - 1) + 1, stride[1])
-                tap = padded[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
-                reads_x = real[:, :, rows, cols].reshape(n, groups, 1, c_in_per_group, h_out, w_out)
-                grad[..., i, j] = numpy.where(reads_x, g * tap, 0.0).sum(axis=(0, 4, 5))
-    return ours._replace(grads={**ours.grads, "weight": grad.reshape(weight.shape).astype(weight.dtype)})
-
-
 TORCH_CONV_FLOAT32_PADDING_GRADIENT = KnownDefect(
     "conv2d's weight gradient in float32 on the CPU, where oneDNN computes it (which kernel depends on the groups, "
     "channels, dilation and the machine), leaves out the zero padding: a non-finite upstream gradient over a tap "
     "that reads padding adds nothing there, where float64 (and poolref, for every dtype) multiplies the padding's 0 "
     "(0 * inf = NaN): x (2, 1, 8, 3), weight (1, 1, 3, 3), stride (1, 2), padding 1, dilation 2 gives 0.0 at the "
     "six taps that only read padding, float64 NaN; other float32 cases multiply the 0 as float64 does",
-    _float32_conv_nonfinite_gradient, model=_weight_gradient_without_padding)
+    _float32_conv_nonfinite_gradient, model=weight_gradient_without_padding)
 
 
 TORCH_BICUBIC_COPIED_GRADIENT = KnownDefect(
