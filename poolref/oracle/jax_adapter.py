@@ -42,7 +42,6 @@ from . import defects as known
 from . import jax_compositions as compositions
 from .artefacts import (
     EXPM1_CHAIN_RULE, GEM_CHAIN_RULE, SOFTMAX_CHAIN_RULE, SOFTPOOL_LIMITS, STOCHASTIC_CHAIN_RULE, not_for_nonfinite_gradients,
-    refuse,
 )
 from .jax_compositions import vjp_source
 from .mapping import Mapping
@@ -240,16 +239,6 @@ JAX_WINDOW = dict(convention="jax", padding=("none", "asymmetric", "cropping", "
 FLOATS = ("float64", "float32")
 
 
-MINUS_INF_PADDING = ("a window of only -inf that starts in the padding: reduce_window's max ties with its -inf padding, "
-                     "keeps the first of tied taps and so sends the gradient to the padding, where it is dropped; PyTorch, "
-                     "which poolref models, sends it to the window's first element (a window starting inside the input "
-                     "agrees: k 2, s 2, padding 1 on four -inf, upstream [1, 2, 3] gives [0, 2, 0, 3], PyTorch [1, 2, 0, 3])")
-
-
-MIXED_NAN = ("NaN with lam > 0: poolref's mixed_pool2d takes PyTorch's max (the gradient to the last NaN), "
-             "reduce_window's gradient goes elsewhere (convention='jax')")
-
-
 MAP_READS = ("at a clamped coordinate (border and reflection padding) map_coordinates reads other neighbours than "
              "grid_sample, which PyTorch and poolref read and weigh (0 * inf = NaN): a NaN or an infinity there differs")
 
@@ -299,18 +288,6 @@ def _conv_model(case: Case):
     if case.input_class == "nonfinite_gradient" and padded and case.dtype != numpy.float64:  # float64: modelled
         return CONV_PADDING_GRADIENT
     return None
-
-
-MAX_BLUR_NAN = ("NaN: reduce_window's max sends a NaN window's gradient to the first maximum after its last NaN (to "
-                "that NaN where it ends the window), kornia's max_pool2d (which poolref follows) to the last NaN")
-
-
-def _mixed_model(case: Case):
-    if case.kwargs["lam"] == 0:
-        return None
-    if numpy.isneginf(case.x).any() and any(as_int_tuple(case.kwargs.get("padding", 0), 2, "padding", case.op)):
-        return MINUS_INF_PADDING
-    return MIXED_NAN if numpy.isnan(case.x).any() else None
 
 
 DYNOPOOL_BORDER = ("NaN and infinities (in x or the upstream gradient): map_coordinates (mode='nearest') reads the pixel "
@@ -408,9 +385,8 @@ def _mappings() -> list[Mapping]:
                 model=not_for_nonfinite_gradients(STOCHASTIC_CHAIN_RULE),
                 skips=("training=True: the samples come from poolref's random generator",
                        "non-finite upstream gradients: " + STOCHASTIC_CHAIN_RULE), **composed),
-        Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", compositions.mixed, model=_mixed_model,
-                skips=(MIXED_NAN, "-inf inputs with padding and lam > 0: " + MINUS_INF_PADDING),
-                **composed),
+        Mapping("mixed_pool2d", "lam * reduce_window(max) + (1 - lam) * reduce_window(add) / k", compositions.mixed,
+                defects=(known.JAX_MIXED_POOL_MAX_ROUTING,), **composed),
         Mapping("gem_pool", "jnp.maximum, ** p, jnp.mean, the maximum factored out", compositions.gem,
                 model=not_for_nonfinite_gradients(GEM_CHAIN_RULE), skips=("non-finite upstream gradients: " + GEM_CHAIN_RULE,),
                 **composed),
@@ -422,7 +398,7 @@ def _mappings() -> list[Mapping]:
         Mapping("blur_pool2d", "lax.conv_general_dilated per channel, binomial kernel (kornia's blur_pool2d)",
                 compositions.blur_pool, **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
         Mapping("max_blur_pool2d", "reduce_window(lax.max, stride 1) + conv_general_dilated per channel (kornia's max_blur_pool2d)",
-                compositions.blur_pool, model=refuse(nan=MAX_BLUR_NAN), skips=(MAX_BLUR_NAN,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
+                compositions.blur_pool, defects=(known.JAX_MAX_BLUR_ROUTING,), **dict(composed, space=dict(dtypes=FLOATS, unbatched=True))),
         Mapping("dynopool2d", "map_coordinates(order=1, mode='nearest') at DynOPool's query points (docs/dynopool.rst)", compositions.dynopool,
                 model=_dynopool_model, skips=(DYNOPOOL_BORDER,), **composed,
                 notes="The query points are computed as docs/dynopool.rst writes them; alpha's gradient is the straight-through one."),

@@ -22,7 +22,7 @@ from ...cases.learned import conv_pads
 from ..mapping import KnownDefect
 from .common import as_pair, reduce_max_model, weight_gradient_without_padding
 
-__all__ = ["JAX_CONV_PADDING_GRADIENT", "JAX_REDUCE_MAX", "JAX_REDUCE_WINDOW_LENGTH_ONE", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT"]
+__all__ = ["JAX_MIXED_POOL_MAX_ROUTING", "JAX_MAX_BLUR_ROUTING", "JAX_CONV_PADDING_GRADIENT", "JAX_REDUCE_MAX", "JAX_REDUCE_WINDOW_LENGTH_ONE", "JAX_CONV_ABORT", "JAX_DEPTHWISE_FLOAT64", "JAX_GROUPED_NONFINITE_GRADIENT"]
 
 
 JAX_REDUCE_MAX = KnownDefect(
@@ -133,3 +133,85 @@ JAX_GROUPED_NONFINITE_GRADIENT = KnownDefect(
     "every group (C_out 6, groups 3: 4, 0, 4, 0, 4, 0 NaN for 4, 0, 0, 0, 0, 0), unless each group has one input and "
     "one output channel; finite gradients are right",
     _grouped_nonfinite_gradient, affects=("grad_x", "grad_weight"))
+
+
+# --------------------------------------------------------------------------------------------------
+# The compositions' max: lax.reduce_window's routing (poolref's convention="jax" max), where poolref's
+# mixed and max-blur pooling follow PyTorch's (kornia's) max_pool2d
+# --------------------------------------------------------------------------------------------------
+def _with_jax_max(composed):
+    """A model from ``composed(case, x)``, the mapping's composition written with poolref ops on the
+    tape (its max with ``convention="jax"``): JAX's output, and its input gradient under the case's
+    cotangent."""
+    def model(case: Case, ours, cotangent):
+        from ...autograd import vjp
+
+        with numpy.errstate(all="ignore"):  # inf - inf and 0 * inf are NaN here as in XLA
+            values, pullback = vjp(lambda x: composed(case, x), case.x)
+            (grad,) = pullback(cotangent)
+        return ours._replace(values=values, grads={**ours.grads, "x": grad})
+    return model
+
+
+def _mixed_composition(case: Case, x):
+    """``lam * reduce_window(max) + (1 - lam) * reduce_window(add) / (k_H k_W)`` (the adapter's
+    composition): the max with reduce_window's rules, the average counting the padding as
+    poolref's mixed_pool2d does (its windows never overhang the padding, so its divisor is k_H k_W)."""
+    from ...ops.window.average import avg_pool2d
+    from ...ops.window.max import max_pool2d
+
+    kw = case.kwargs
+    lam, window = kw["lam"], (kw["kernel_size"], kw.get("stride"), kw.get("padding", 0))
+    terms = []  # a term of weight 0 is left out, in the composition as in poolref (no 0 * inf)
+    if lam > 0:
+        terms.append(lam * max_pool2d(x, *window, convention="jax"))
+    if lam < 1:
+        terms.append((1 - lam) * avg_pool2d(x, *window, count_include_pad=True))
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+def _mixed_max_differs(case: Case) -> bool:
+    """mixed_pool2d with a max part (lam > 0) on a NaN, or on a -inf with padding: where
+    reduce_window's gradient can leave PyTorch's argmax."""
+    if case.op != "mixed_pool2d" or case.kwargs["lam"] == 0 or case.x.dtype.kind != "f":
+        return False
+    padded = any(as_pair(case.kwargs.get("padding", 0)))
+    return bool(numpy.isnan(case.x).any() or (padded and numpy.isneginf(case.x).any()))
+
+
+JAX_MIXED_POOL_MAX_ROUTING = KnownDefect(
+    "mixed pooling composed as lam * lax.reduce_window(max) + (1 - lam) * reduce_window(add) / k routes the max "
+    "part's gradient as reduce_window does (poolref's max_pool2d(convention='jax')), not to PyTorch's argmax (which "
+    "poolref's mixed_pool2d takes): a window with a NaN sends it to the first maximum after its last NaN (to that NaN "
+    "where it ends the window), and a window of only -inf that starts in the -inf padding sends it to the padding "
+    "(the first of tied taps), where it is dropped. Kernel (1, 2), stride (1, 2), padding (0, 1), lam 0.5 on x = "
+    "[[-inf, -inf, -inf, -inf]] (1 x 4) with upstream [[1, 2, 3]]: both output [[-inf, -inf, -inf]], JAX's gradient "
+    "[[0.25, 1.5, 0.5, 2.25]], poolref's [[0.75, 1.5, 0.5, 2.25]] (the average part's 0.25 g per cell is the same; the "
+    "max part's 0.5 of the first window goes to the padding)",
+    _mixed_max_differs, affects=("grad_x",), model=_with_jax_max(_mixed_composition))
+
+
+def _max_blur_composition(case: Case, x):
+    """``blur(reduce_window(max, stride 1, 'VALID'))`` (the adapter's composition): the max with
+    reduce_window's rules, the blur poolref's (kornia's zero-padded binomial filter)."""
+    from ...ops.blur import blur_pool2d
+    from ...ops.window.max import max_pool2d
+
+    kw = case.kwargs
+    pooled = max_pool2d(x, kw.get("max_pool_size", 2), 1, convention="jax")  # (.., H - m + 1, W - m + 1)
+    return blur_pool2d(pooled, kw["kernel_size"], kw.get("stride", 2))
+
+
+def _max_blur_nan(case: Case) -> bool:
+    return case.op == "max_blur_pool2d" and case.x.dtype.kind == "f" and bool(numpy.isnan(case.x).any())
+
+
+JAX_MAX_BLUR_ROUTING = KnownDefect(
+    "max-blur pooling composed as a stride-1 lax.reduce_window max and a per-channel conv_general_dilated routes "
+    "the max's gradient as reduce_window does (poolref's max_pool2d(convention='jax')), not as kornia's max_pool2d "
+    "(PyTorch's, which poolref's max_blur_pool2d follows): a window with a NaN sends it to the first maximum after "
+    "its last NaN, to that NaN where it ends the window, PyTorch to the last NaN. max_pool_size 2, kernel_size 1, "
+    "stride 1 (the blur then the identity) on x = [[1, nan, 3], [nan, 2, 0]] with upstream [[1, 2]]: both output "
+    "[[nan, nan]], JAX's gradient [[0, 0, 2], [0, 1, 0]] (read row by row, each window's first maximum after its last "
+    "NaN: the 2, the 3), poolref's [[0, 2, 0], [1, 0, 0]] (each window's last NaN)",
+    _max_blur_nan, affects=("grad_x",), model=_with_jax_max(_max_blur_composition))
