@@ -340,7 +340,7 @@ def test_reduce_window_of_one_cell_aborts_only_where_every_pad_crops_and_the_out
 
 
 def test_reduce_window_max_gives_a_minus_infinity_window_starting_in_the_padding_to_the_padding():
-    # MINUS_INF_PADDING: windows [pad, -inf], [-inf, -inf], [-inf, pad]; the first of tied taps wins,
+    # (JAX_MIXED_POOL_MAX_ROUTING's -inf half) windows [pad, -inf], [-inf, -inf], [-inf, pad]; the first of tied taps wins,
     # so only the window that starts in the padding loses its gradient (PyTorch: x[0], x[1], x[3])
     x = numpy.full((1, 1, 4), -numpy.inf)
     y, (grad,) = _jitted_vjp(lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, 2), (1, 1, 2), ((0, 0), (0, 0), (1, 1))),
@@ -351,7 +351,7 @@ def test_reduce_window_max_gives_a_minus_infinity_window_starting_in_the_padding
 
 
 def test_reduce_window_max_sends_a_nan_window_to_the_first_maximum_after_its_last_nan():
-    # MAX_BLUR_NAN (and MIXED_NAN): ... or to the NaN itself when it ends the window
+    # JAX_MAX_BLUR_ROUTING (and JAX_MIXED_POOL_MAX_ROUTING's NaN half): ... or to the NaN itself when it ends the window
     def routed(values):
         x = numpy.array(values).reshape(1, 1, -1)
         f = lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, len(values)), (1, 1, 1), "VALID")  # noqa: E731
@@ -546,3 +546,137 @@ def test_float64_conv_weight_gradient_leaves_out_the_padding_as_modelled():
     assert needed > 5
     assert not JAX_CONV_PADDING_GRADIENT.applies(case.replace(arrays={"x": x.astype(numpy.float32), "weight": w.astype(numpy.float32)}))
     assert oracle.check("jax", ops=["conv2d"], cases=100, seed=2).passed
+
+
+# --------------------------------------------------------------------------------------------------
+# The compositions' max: reduce_window's routing, modelled with poolref's convention="jax" max
+# (JAX_MIXED_POOL_MAX_ROUTING, JAX_MAX_BLUR_ROUTING; both were refusals before)
+# --------------------------------------------------------------------------------------------------
+def _composition_mapping(op: str):
+    return next(m for m in oracle.load_adapter("jax").MAPPINGS if m.op == op)
+
+
+def _routing_cases(op: str, count: int, seed: int) -> list:
+    """Random cases of the classes the refusals held (NaN, infinities: -inf blocks with and without
+    padding, +inf), and ties, in float64 and float32 by turns; mixed pooling with a max part."""
+    from poolref.cases import draw_case
+
+    rng = numpy.random.default_rng(seed)
+    space = _composition_mapping(op).generation_space()
+    cases = []
+    for index in range(count):
+        case = draw_case(rng, op, space, ("nan", "inf", "nan", "ties")[index % 4])
+        dtype = (numpy.float64, numpy.float32)[index // 4 % 2]
+        kwargs = dict(case.kwargs)
+        if op == "mixed_pool2d":
+            kwargs["lam"] = kwargs["lam"] or 0.5
+        cases.append(case.replace(arrays={"x": case.x.astype(dtype)}, kwargs=kwargs))
+    return cases
+
+
+def _against_jax(op: str, cases: list, model=None):
+    """(cases where poolref differs from JAX, cases where ``model`` (the defect's by default) differs
+    from JAX, cases where poolref differs and the defect does not apply), comparing outputs and input
+    gradients as the oracle does: NaN and infinities exactly, the rest to its tolerance."""
+    from poolref.oracle.engine import compare_case, evaluate
+
+    mapping = _composition_mapping(op)
+    (defect,) = mapping.defects
+    poolref_differs = model_differs = unexplained = 0
+    for index, case in enumerate(cases):
+        outcome, cotangent = evaluate(oracle.load_adapter("jax").IMPORTS, mapping, case, 0, index)
+        assert not outcome.error, outcome.error
+        expected = (model or defect.model)(case, outcome.ours, cotangent)
+        model_differs += not all(c.ok for _, c in compare_case(mapping, case, expected, outcome.theirs))
+        poolref_differs += not outcome.ok
+        unexplained += not outcome.ok and not defect.applies(case)
+    return poolref_differs, model_differs, unexplained
+
+
+def _poolref_as_is(case, ours, cotangent):  # a mutant model: poolref's own (PyTorch's) routing
+    return ours
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_mixed_pool_model_equals_jax_where_reduce_window_routes_the_max_elsewhere():
+    # JAX_MIXED_POOL_MAX_ROUTING: 32 random cases (8 NaN and 4 -inf/+inf per dtype): the model is JAX
+    # exactly, poolref differs on some, and only where the defect applies; poolref's routing fails
+    cases = _routing_cases("mixed_pool2d", 32, seed=5)
+    poolref_differs, model_differs, unexplained = _against_jax("mixed_pool2d", cases)
+    assert model_differs == 0 and unexplained == 0 and poolref_differs >= 6, poolref_differs
+    assert _against_jax("mixed_pool2d", cases, model=_poolref_as_is)[1] == poolref_differs
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_max_blur_pool_model_equals_jax_where_reduce_window_routes_a_nan_window_elsewhere():
+    # JAX_MAX_BLUR_ROUTING: as above, unbatched cases included (the mapping draws (C, H, W) too)
+    cases = _routing_cases("max_blur_pool2d", 32, seed=6)
+    cases += [c.replace(arrays={"x": c.x[0]}) for c in cases[:8]]  # unbatched: (C, H, W)
+    poolref_differs, model_differs, unexplained = _against_jax("max_blur_pool2d", cases)
+    assert model_differs == 0 and unexplained == 0 and poolref_differs >= 6, poolref_differs
+    assert _against_jax("max_blur_pool2d", cases, model=_poolref_as_is)[1] == poolref_differs
+
+
+def test_mixed_and_max_blur_routing_defects_give_their_worked_examples():
+    # the numbers in the defects' texts, from JAX itself and from the models
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import JAX_MAX_BLUR_ROUTING, JAX_MIXED_POOL_MAX_ROUTING
+    from poolref.oracle.engine import run_poolref
+
+    inf, nan = numpy.inf, numpy.nan
+    x, g = numpy.full((1, 1, 1, 4), -inf), numpy.array([[[[1.0, 2.0, 3.0]]]])
+    window = ((1, 1, 1, 2), (1, 1, 1, 2), ((0, 0), (0, 0), (0, 0), (1, 1)))
+    y, (grad,) = _jitted_vjp(lambda t: 0.5 * lax.reduce_window(t, -jnp.inf, lax.max, *window)
+                             + 0.5 * lax.reduce_window(t, 0.0, lax.add, *window) / 2, (x,), g)
+    case = Case("mixed_pool2d", {"x": x}, dict(kernel_size=(1, 2), stride=(1, 2), padding=(0, 1), lam=0.5))
+    ours, _ = run_poolref(case, cotangent=g)
+    model = JAX_MIXED_POOL_MAX_ROUTING.model(case, ours, g)
+    assert y.ravel().tolist() == model.values.ravel().tolist() == [-inf] * 3
+    assert grad.ravel().tolist() == model.grads["x"].ravel().tolist() == [0.25, 1.5, 0.5, 2.25]
+    assert ours.grads["x"].ravel().tolist() == [0.75, 1.5, 0.5, 2.25]
+
+    x, g = numpy.array([[[[1.0, nan, 3.0], [nan, 2.0, 0.0]]]]), numpy.array([[[[1.0, 2.0]]]])
+    y, (grad,) = _jitted_vjp(lambda t: lax.reduce_window(t, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 1, 1), "VALID"), (x,), g)
+    case = Case("max_blur_pool2d", {"x": x}, dict(kernel_size=1, stride=1, max_pool_size=2))
+    ours, _ = run_poolref(case, cotangent=g)
+    model = JAX_MAX_BLUR_ROUTING.model(case, ours, g)
+    assert numpy.isnan(y).all() and numpy.isnan(model.values).all()
+    assert grad[0, 0].tolist() == model.grads["x"][0, 0].tolist() == [[0.0, 0.0, 2.0], [0.0, 1.0, 0.0]]
+    assert ours.grads["x"][0, 0].tolist() == [[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]]
+
+
+def test_mixed_and_max_blur_routing_defects_apply_where_jax_can_differ():
+    from poolref.cases.case import Case
+    from poolref.oracle.defects import JAX_MAX_BLUR_ROUTING, JAX_MIXED_POOL_MAX_ROUTING
+
+    inf, nan = numpy.inf, numpy.nan
+    finite = numpy.arange(16.0).reshape(1, 1, 4, 4)
+
+    def with_values(*values):
+        x = finite.copy()
+        x.reshape(-1)[:len(values)] = values
+        return x
+
+    def mixed(x, padding=(1, 1), lam=0.5):
+        return Case("mixed_pool2d", {"x": x}, dict(kernel_size=(2, 2), stride=None, padding=padding, lam=lam))
+
+    applies = JAX_MIXED_POOL_MAX_ROUTING.applies
+    assert applies(mixed(with_values(nan))) and applies(mixed(with_values(nan), padding=(0, 0)))
+    assert applies(mixed(with_values(-inf))) and applies(mixed(with_values(-inf), padding=(0, 1)))
+    assert applies(mixed(with_values(nan).astype(numpy.float32)[0]))  # float32, unbatched
+    assert not applies(mixed(with_values(-inf), padding=(0, 0)))  # reduce_window's first of tied -inf: PyTorch's
+    assert not applies(mixed(with_values(inf, -inf, inf), padding=(0, 0))) and not applies(mixed(with_values(inf)))
+    assert not applies(mixed(with_values(nan), lam=0.0)) and not applies(mixed(finite))  # no max part; finite values
+    blur = Case("max_blur_pool2d", {"x": with_values(nan)}, dict(kernel_size=3, stride=2, max_pool_size=2))
+    assert JAX_MAX_BLUR_ROUTING.applies(blur) and JAX_MAX_BLUR_ROUTING.applies(blur.replace(arrays={"x": blur.x[0]}))
+    assert not any(JAX_MAX_BLUR_ROUTING.applies(blur.replace(arrays={"x": with_values(*v)})) for v in ((), (inf,), (-inf, -inf)))
+    assert not JAX_MAX_BLUR_ROUTING.applies(mixed(with_values(nan))) and not applies(blur)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_oracle_checks_mixed_and_max_blur_nan_cases_against_the_routing_models():
+    # seed 4 draws NaN and -inf cases that the models explain (3 mixed, 1 max-blur); nothing refused for them
+    report = oracle.check("jax", ops=["mixed_pool2d", "max_blur_pool2d"], cases=12, seed=4)
+    assert report.passed, report.table()
+    assert all(r.known and r.counts.get("nan") and "nan" not in r.refused and "inf" not in r.refused for r in report.results)
+    assert not any(s for r in report.results for s in r.skips if "NaN" in s or "-inf" in s)
