@@ -181,8 +181,9 @@ def _resize(case: Case) -> str:
 
 
 #: torch.nn.Conv2d's padding modes that tf.pad has (its modes are CONSTANT, REFLECT and SYMMETRIC:
-#: REFLECT is PyTorch's reflect, SYMMETRIC repeats the edge cell, which no PyTorch mode does).
-TF_PAD_MODES = {"zeros": "CONSTANT", "reflect": "REFLECT"}
+#: REFLECT is PyTorch's reflect; SYMMETRIC repeats the edge cell, so a pad of at most 1 is PyTorch's
+#: replicate, which _conv_express holds it to).
+TF_PAD_MODES = {"zeros": "CONSTANT", "reflect": "REFLECT", "replicate": "SYMMETRIC"}
 
 
 def _conv(case: Case) -> str:
@@ -275,8 +276,8 @@ def _resize_model(case: Case):
     return None
 
 
-CONV_PADDING_MODES = ("padding_mode replicate, circular: tf.pad has no such mode (CONSTANT, REFLECT and SYMMETRIC, "
-                      "which repeats the edge cell)")
+CONV_PADDING_MODES = ("padding_mode circular, and replicate with a pad over 1: tf.pad has no such mode (CONSTANT, "
+                      "REFLECT and SYMMETRIC, which mirrors from the edge cell on: replicate only for pads of 0 or 1)")
 
 
 CONV_GROUPS_DILATION = ("groups or dilation > 1 in float16 and float64: TensorFlow 2.21's CPU gradient has them in "
@@ -287,9 +288,10 @@ CONV_GROUPS_DILATION = ("groups or dilation > 1 in float16 and float64: TensorFl
 def _conv_express(case: Case):
     if case.input_class == "empty" and case.dtype == numpy.float32:
         return CONV_EMPTY
-    if case.input_class == "empty" and case.kwargs.get("padding_mode") == "reflect":
+    if case.input_class == "empty" and case.kwargs.get("padding_mode") in ("reflect", "replicate"):
         return REFLECT_EMPTY
-    if case.kwargs.get("padding_mode", "zeros") not in TF_PAD_MODES:
+    mode = case.kwargs.get("padding_mode", "zeros")
+    if mode not in TF_PAD_MODES or (mode == "replicate" and max(p for pair in conv_pads(case) for p in pair) > 1):
         return CONV_PADDING_MODES
     grouped = case.kwargs.get("groups", 1) > 1
     dilated = any(d > 1 for d in as_int_tuple(case.kwargs["dilation"], 2, "dilation", "conv2d"))
@@ -326,7 +328,9 @@ CONV_EMPTY = ("tf.nn.conv2d in float32 (oneDNN, TensorFlow's default on x86) ret
               "channels included: (0, 7, 8, 2) for kernel (3, 3, 2, 3), stride 2, VALID, not (0, 3, 3, 3), so the bias "
               "does not broadcast; float64 and float16 are right, outputs and gradients")
 REFLECT_EMPTY = ("tf.pad(mode='REFLECT') refuses an empty batch: MirrorPad wants every pad smaller than its axis, the "
-                 "batch axis's 0 included ('paddings must be less than the dimension size: 0, 0 not less than 0')")
+                 "batch axis's 0 included ('paddings must be less than the dimension size: 0, 0 not less than 0'); "
+                 "mode='SYMMETRIC' (replicate) runs, but its gradient refuses it ('MirrorPadGrad: Total paddings must be "
+                 "less than the input dimension size: 0 was not less than 0')")
 ARGMAX_EMPTY = "tf.nn.max_pool_with_argmax refuses an empty batch (InvalidArgumentError: 'tensor_in must not be empty')"
 FRACTIONAL_EMPTY = "tf.nn.fractional_max_pool refuses an empty batch ('Pooling ratio is higher than input dimension size')"
 CROP_OUTSIDE = "crop_and_resize returns extrapolation_value there, RoI Align interpolates toward the border"
@@ -459,11 +463,12 @@ def _mappings() -> list[Mapping]:
                       "(convention='tensorflow').",
                 skips=("gradients: TensorFlow registers none for ResizeArea",)),
         Mapping("conv2d", "tf.pad + tf.nn.conv2d (+ bias)", _conv,
-                space=dict(dtypes=FLOATS, padding_modes=("zeros", "reflect")), express=_conv_express,
+                space=dict(dtypes=FLOATS, padding_modes=("zeros", "reflect", "replicate")), express=_conv_express,
                 defects=(known.TF_CONV_SINGLE_COLUMN,),
-                notes="Padded by tf.pad (CONSTANT, or REFLECT for padding_mode='reflect'), then conv2d with VALID "
+                notes="Padded by tf.pad (CONSTANT; REFLECT for padding_mode='reflect'; SYMMETRIC, the edge cell once, for "
+                      "'replicate' with pads of at most 1), then conv2d with VALID "
                       "padding, which has CPU gradients for groups and dilations in float32 (explicit pads have neither).",
-                skips=("empty batches in float32: " + CONV_EMPTY, "empty batches, padding_mode reflect: " + REFLECT_EMPTY,
+                skips=("empty batches in float32: " + CONV_EMPTY, "empty batches, padding_mode reflect or replicate: " + REFLECT_EMPTY,
                        CONV_PADDING_MODES, CONV_GROUPS_DILATION)),
     ]
     composed = dict(kind="composition", space=dict(dtypes=FLOATS))

@@ -251,6 +251,23 @@ def test_tf_pad_has_no_replicate_or_circular_mode_and_symmetric_repeats_the_edge
     for mode in ("REPLICATE", "CIRCULAR"):
         with pytest.raises(ValueError, match='one of "CONSTANT", "REFLECT", or "SYMMETRIC"'):
             tf.pad(line, [[1, 1]], mode)
+    # a pad of at most 1: SYMMETRIC is PyTorch's replicate, which the conv2d row now checks through it
+    assert tf.pad(line, [[1, 1]], "SYMMETRIC").numpy().tolist() == [1.0, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_conv2d_row_checks_replicate_padding_of_at_most_one_through_symmetric():
+    # the row refused replicate altogether; SYMMETRIC's gradient refuses an empty batch, as REFLECT does
+    from poolref.cases.learned import conv_pads
+    from poolref.oracle import engine
+    from poolref.oracle.tensorflow_adapter import MAPPINGS
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="0 was not less than 0"):
+        _taped(lambda t: tf.pad(t, [[0, 0], [1, 1], [1, 1], [0, 0]], "SYMMETRIC"), numpy.zeros((0, 2, 2, 1)))
+    mapping = next(m for m in MAPPINGS if m.op == "conv2d")
+    drawn = [case for case in engine.plan_cases(mapping, 300, 1).cases if case.kwargs.get("padding_mode") == "replicate"]
+    assert len(drawn) > 20 and all(case.input_class != "empty" for case in drawn)
+    assert all(max(p for pair in conv_pads(case) for p in pair) <= 1 for case in drawn)
+    assert oracle.check("tensorflow", ops=["conv2d"], cases=300, seed=1).passed
 
 
 def _crop(image, box, crop_size, **kwargs):
