@@ -65,12 +65,12 @@ def _strided(case: Case) -> bool:
 JAX_CONV_ABORT = KnownDefect(
     "jax.vjp of lax.conv_general_dilated aborts the process (XLA's algebraic simplifier: 'Check failed: ... Window "
     "dimensions do not match RHS shape') on some input gradients (the weight gradients of the same cases run) with "
-    "strides, every one seen with an output axis shorter than the kernel: in float32 with dilation, e.g. x (1, 2, 4, 4), "
-    "w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2), and without, e.g. x (1, 2, 5, 8), w (2, 2, 3, 2), "
-    "stride (2, 2), padding (0, 1), or x (1, 2, 4, 6), w (2, 2, 3, 2), stride (1, 2), padding (0, 1) (also in float64); in float64, e.g. x (1, 1, 7, "
-    "6), w (1, 1, 3, 2), stride (2, 2), padding (0, 1), dilation (2, 1); with groups, e.g. x (1, 2, 3, 4), w (2, 1, 2, "
-    "2), groups 2, stride (1, 2), padding (0, 1), dilation (2, 1) in float64 (float32 runs). Only an abort is excused: "
-    "a case that runs is compared",
+    "strides, every one seen with an output axis shorter than the kernel: in float32 with dilation, e.g. x (1, 2, 4, "
+    "4), w (1, 2, 2, 3), stride (2, 2), padding (1, 1), dilation (1, 2), and without, e.g. x (1, 2, 5, 8), w (2, 2, 3, "
+    "2), stride (2, 2), padding (0, 1), or x (1, 2, 4, 6), w (2, 2, 3, 2), stride (1, 2), padding (0, 1) (also in "
+    "float64); in float64, e.g. x (1, 1, 7, 6), w (1, 1, 3, 2), stride (2, 2), padding (0, 1), dilation (2, 1); with "
+    "groups, e.g. x (1, 2, 3, 4), w (2, 1, 2, 2), groups 2, stride (1, 2), padding (0, 1), dilation (2, 1) in float64 "
+    "(float32 runs). Only an abort is excused: a case that runs is compared",
     _strided, affects=("abort",))
 
 
