@@ -690,3 +690,18 @@ def test_float16_adaptive_avg_pool3d_gradient_accumulates_in_float16():
     assert differs > 10  # the cases show the float16 accumulation
     assert not defect.applies(Case("adaptive_avg_pool2d", {"x": numpy.zeros((1, 1, 2, 2), numpy.float16)}, dict(output_size=3)))
     assert oracle.check("torch", ops=["interpolate"], cases=40, seed=28).passed  # failed before the model
+
+
+def test_the_scatter_models_take_an_empty_batch():
+    # reshape(planes, -1) cannot resolve a batch of 0: the models spell their read counts out
+    from poolref.cases.case import Case
+    from poolref.oracle import defects
+    from poolref.oracle.engine import run_poolref
+
+    half = numpy.zeros((0, 2, 3, 3, 3), numpy.float16)
+    for defect, case in ((defects.TORCH_HALF_ADAPTIVE_AVG_GRADIENT, Case("adaptive_avg_pool3d", {"x": half}, dict(output_size=4))),
+                         (defects.TORCH_HALF_ADAPTIVE_MAX_GRADIENT, Case("adaptive_max_pool3d", {"x": half}, dict(output_size=4))),
+                         (defects.TORCH_NEAREST_SHORTCUT_GRADIENT,
+                          Case("interpolate", {"x": numpy.zeros((0, 2, 4))}, dict(scale_factor=2.2, mode="nearest")))):
+        ours, g = run_poolref(case)
+        assert defect.model(case, ours, g).grads["x"].shape == case.x.shape

@@ -201,7 +201,7 @@ def _gradient_by_the_shortcuts(case: Case, ours, cotangent):
     planes = math.prod(case.x.shape[:case.x.ndim - len(sizes)])
     grad = numpy.zeros((planes, math.prod(spatial)))
     with numpy.errstate(invalid="ignore", over="ignore"):  # one upstream entry after the other
-        numpy.add.at(grad, (slice(None), cells), numpy.asarray(cotangent, dtype=numpy.float64).reshape(planes, -1))
+        numpy.add.at(grad, (slice(None), cells), numpy.asarray(cotangent, dtype=numpy.float64).reshape(planes, cells.size))
     return ours._replace(grads={**ours.grads, "x": grad.reshape(case.x.shape).astype(case.dtype)})
 
 
@@ -222,10 +222,12 @@ def _half_scatter(x_shape: tuple, n: int, cells, values):
     of ``x_shape``, one after the other in the order given: every sum rounds to float16, as
     PyTorch's CPU backward kernels accumulate a float16 gradient."""
     planes, plane = math.prod(x_shape[:len(x_shape) - n]), math.prod(x_shape[len(x_shape) - n:])
-    flat = numpy.asarray(cells).reshape(planes, -1) + numpy.arange(planes).reshape(planes, 1) * plane
+    cells = numpy.asarray(cells)
+    reads = math.prod(cells.shape[len(x_shape) - n:])  # per plane (spelled out: a batch may be empty)
+    flat = cells.reshape(planes, reads) + numpy.arange(planes).reshape(planes, 1) * plane
     grad = numpy.zeros(planes * plane, dtype=numpy.float16)
     with numpy.errstate(invalid="ignore", over="ignore"):
-        numpy.add.at(grad, flat.ravel(), numpy.asarray(values, dtype=numpy.float16).reshape(planes, -1).ravel())
+        numpy.add.at(grad, flat.ravel(), numpy.asarray(values, dtype=numpy.float16).reshape(planes, reads).ravel())
     return grad.reshape(x_shape)
 
 
@@ -280,9 +282,9 @@ def _float16_sequential_average(case: Case, ours, cotangent):
         values.append(delta)
     order = numpy.stack(cells, axis=-1)  # (O_T, O_H, O_W, reads): output-major
     lead = g.shape[:-3]
-    reads = numpy.broadcast_to(order, lead + order.shape).reshape(lead + (-1,))
-    shares = numpy.broadcast_to(numpy.stack(values, axis=-1), lead + order.shape).reshape(lead + (-1,))
-    keep = reads[(0,) * len(lead)] >= 0 if lead else reads >= 0
+    reads = numpy.broadcast_to(order, lead + order.shape).reshape(lead + (order.size,))  # not -1: a batch may be empty
+    shares = numpy.broadcast_to(numpy.stack(values, axis=-1), lead + order.shape).reshape(lead + (order.size,))
+    keep = order.reshape(-1) >= 0  # the bins' cells, not the -1 of a shorter bin (the same in every plane)
     grad = _half_scatter(case.x.shape, 3, reads[..., keep], shares[..., keep])
     return ours._replace(grads={**ours.grads, "x": grad})
 
