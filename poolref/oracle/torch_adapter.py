@@ -282,8 +282,7 @@ def _mappings() -> list[Mapping]:
             mappings.append(Mapping(
                 f"adaptive_{kind}_pool{n}d", f"torch.nn.functional.adaptive_{kind}_pool{n}d",
                 _same_call(f"F.adaptive_{kind}_pool{n}d"), space=dict(POOLING),
-                defects=((known.TORCH_HALF_ADAPTIVE_MAX_GRADIENT,) if kind == "max" else
-                         (known.TORCH_HALF_ADAPTIVE_AVG_GRADIENT,) if n == 3 else ()),
+                defects=(known.TORCH_HALF_ADAPTIVE_MAX_GRADIENT if kind == "max" else known.TORCH_HALF_ADAPTIVE_AVG_GRADIENT,),
             ))
     mappings += [
         Mapping("global_avg_pool", "torch.Tensor.mean(keepdim=True)", _global, space=dict(POOLING)),

@@ -663,33 +663,37 @@ def test_nearest_backward_takes_the_shortcuts_its_1d_and_3d_forward_does_not():
     assert not defect.applies(two_d)  # the 2-D forward takes the shortcuts too
 
 
-def test_float16_adaptive_avg_pool3d_gradient_accumulates_in_float16():
+def test_float16_adaptive_avg_pool_gradient_accumulates_in_float16():
     # TORCH_HALF_ADAPTIVE_AVG_GRADIENT (seed 28: interpolate area, (1, 1, 2, 4, 1) -> (5, 6, 8), 0.0066
-    # apart): the model must be PyTorch's float16 gradient to the bit, batched and unbatched, through
-    # adaptive_avg_pool3d and interpolate's area mode
+    # apart; seed 37: adaptive_avg_pool2d, (1, 1, 1, 4) -> (9, 9)): the model must be PyTorch's float16
+    # gradient to the bit, in 1-D, 2-D and 3-D, batched and unbatched, through adaptive_avg_pool and
+    # interpolate's area mode
     from poolref.cases.case import Case
     from poolref.oracle.defects import TORCH_HALF_ADAPTIVE_AVG_GRADIENT as defect
     from poolref.oracle.engine import run_poolref
 
+    functional = torch.nn.functional
     rng = numpy.random.default_rng(28)
     differs = 0
-    for trial in range(40):
-        lead = ((1, 1), (2, 3), (3,))[trial % 3]
-        x = rng.standard_normal(lead + tuple(int(v) for v in rng.integers(1, 5, 3))).astype(numpy.float16)
-        out = tuple(int(v) for v in rng.integers(1, 9, 3))
+    for trial in range(60):
+        n = 1 + trial % 3
+        lead = ((1, 1), (2, 3), (3,))[(trial // 3) % 3]
+        x = rng.standard_normal(lead + tuple(int(v) for v in rng.integers(1, 5, n))).astype(numpy.float16)
+        out = tuple(int(v) for v in rng.integers(1, 9, n))
         area = trial % 2 == 0 and len(lead) == 2
         case = (Case("interpolate", {"x": x}, dict(size=out, mode="area")) if area
-                else Case("adaptive_avg_pool3d", {"x": x}, dict(output_size=out)))
+                else Case(f"adaptive_avg_pool{n}d", {"x": x}, dict(output_size=out)))
         assert defect.applies(case)
         ours, g = run_poolref(case)
         t = torch.from_numpy(x).requires_grad_()
-        y = torch.nn.functional.interpolate(t, size=out, mode="area") if area else torch.nn.functional.adaptive_avg_pool3d(t, out)
+        y = functional.interpolate(t, size=out, mode="area") if area else getattr(functional, f"adaptive_avg_pool{n}d")(t, out)
         y.backward(torch.from_numpy(g))
         numpy.testing.assert_array_equal(defect.model(case, ours, g).grads["x"], t.grad.numpy())
         differs += not numpy.array_equal(ours.grads["x"], t.grad.numpy())
-    assert differs > 10  # the cases show the float16 accumulation
-    assert not defect.applies(Case("adaptive_avg_pool2d", {"x": numpy.zeros((1, 1, 2, 2), numpy.float16)}, dict(output_size=3)))
+    assert differs > 20  # the cases show the float16 accumulation
+    assert not defect.applies(Case("adaptive_avg_pool2d", {"x": numpy.zeros((1, 1, 2, 2))}, dict(output_size=3)))  # float64
     assert oracle.check("torch", ops=["interpolate"], cases=40, seed=28).passed  # failed before the model
+    assert oracle.check("torch", ops=["adaptive_avg_pool2d"], cases=40, seed=37).passed
 
 
 def test_the_scatter_models_take_an_empty_batch():
