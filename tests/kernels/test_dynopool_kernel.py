@@ -241,7 +241,9 @@ def test_a_grad_cell_whose_threads_past_the_end_return_is_caught():
     args = (x, g, numpy.zeros(35, dtype=numpy.int8), numpy.zeros(2), t[0].low, t[0].high, t[0].t, t[0].inside, t[0].phase,
             t[1].low, t[1].high, t[1].t, t[1].inside, t[1].phase, numpy.int32(35), numpy.int32(5), numpy.int32(7),
             numpy.int32(5), numpy.int32(7), numpy.int32(0))
-    with pytest.raises(emulator.EmulatorError, match="__shfl_down_sync"):
+    # whichever the returned threads skip first stops it: the warp's shuffle or the block's barrier (the
+    # OS threads' order decides; under load CI once saw the barrier first)
+    with pytest.raises(emulator.EmulatorError, match=r"(?=.*returned from the kernel)(?=.*(__shfl_down_sync|__syncthreads\(\)))"):
         module.get_function("dynopool_grad_cell_float64")((1,), (kernels.THREADS,), args)
     # the shipped kernel, same launch: fine
     emulator.module_for(kernels.SOURCE).get_function("dynopool_grad_cell_float64")((1,), (kernels.THREADS,), args)
